@@ -1,0 +1,151 @@
+//! Kernel programs of gctrace-bpf: uprobes on the Go runtime.
+//!
+//! Each program copies the Go register-ABI argument registers (never the C ABI: Go passes
+//! arguments in RAX, RBX, RCX, ... on amd64), the return address, the current `g`, and a
+//! few configured words of target memory into a [`RawEvent`] and submits it to a ring
+//! buffer without waking user space (user space drains on a short timer; a wakeup costs
+//! more than the rest of the program). Meaning is assigned in user space.
+//!
+//! There are no uretprobes here: Go moves goroutine stacks, and a hijacked return address
+//! crashes the target. Function exits are plain uprobes placed on RET instructions.
+#![no_std]
+#![no_main]
+
+use aya_ebpf::{
+    bindings::{BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
+    helpers::{bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_ktime_get_ns, bpf_probe_read_user},
+    macros::{map, uprobe},
+    maps::{Array, PerCpuArray, RingBuf},
+    programs::ProbeContext,
+};
+use tracer_common::{counter, Config, ProbeKind, RawEvent, EVENTS_RING_BYTES, MAX_READS};
+
+#[map(name = "EVENTS")]
+static EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_RING_BYTES, 0);
+
+#[map(name = "COUNTERS")]
+static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
+
+#[map(name = "CONFIG")]
+static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
+
+/// `BPF_RB_AVAIL_DATA` for `bpf_ringbuf_query`.
+const RB_AVAIL_DATA: u64 = 0;
+
+#[uprobe]
+pub fn gc_start(ctx: ProbeContext) -> u32 {
+    emit(&ctx, ProbeKind::GcStart)
+}
+
+#[uprobe]
+pub fn stw_stop(ctx: ProbeContext) -> u32 {
+    emit(&ctx, ProbeKind::StopTheWorld)
+}
+
+#[uprobe]
+pub fn stw_start(ctx: ProbeContext) -> u32 {
+    emit(&ctx, ProbeKind::StartTheWorld)
+}
+
+#[uprobe]
+pub fn stw_start_ret(ctx: ProbeContext) -> u32 {
+    emit(&ctx, ProbeKind::StartTheWorldReturn)
+}
+
+#[inline(always)]
+fn bump(index: u32) {
+    if let Some(p) = COUNTERS.get_ptr_mut(index) {
+        // SAFETY: per-CPU slot, only this CPU writes it while the program runs
+        // (programs are not preempted on the same CPU between get and write).
+        unsafe { *p += 1 };
+    }
+}
+
+#[inline(always)]
+fn emit(ctx: &ProbeContext, kind: ProbeKind) -> u32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let Some(config) = CONFIG.get(0) else {
+        return 0;
+    };
+    if config.tgid != 0 && (pid_tgid >> 32) as u32 != config.tgid {
+        bump(counter::FOREIGN);
+        return 0;
+    }
+    bump(counter::HITS);
+
+    // Wake the reader only when the ring is filling up; otherwise it drains on its timer.
+    let flags = if EVENTS.query(RB_AVAIL_DATA) > (EVENTS_RING_BYTES / 2) as u64 {
+        BPF_RB_FORCE_WAKEUP
+    } else {
+        BPF_RB_NO_WAKEUP
+    } as u64;
+
+    let Some(mut entry) = EVENTS.reserve::<RawEvent>(0) else {
+        bump(counter::LOST);
+        return 0;
+    };
+    let ev = entry.as_mut_ptr();
+    // SAFETY: `ev` points at a reserved, exclusively owned ring-buffer slot of the right
+    // size; every field is written below before the slot is submitted.
+    unsafe {
+        (*ev).kind = kind as u32;
+        (*ev).cpu = bpf_get_smp_processor_id();
+        (*ev).ktime_ns = bpf_ktime_get_ns();
+        (*ev).pid_tgid = pid_tgid;
+        fill_regs(ctx, &mut *ev);
+        (*ev).read_ok = 0;
+        (*ev)._pad = 0;
+        let mut i = 0;
+        while i < MAX_READS {
+            (*ev).reads[i] = 0;
+            let addr = config.read_addrs[i];
+            if addr != 0 && config.read_on & kind.bit() != 0 {
+                if let Ok(v) = bpf_probe_read_user(addr as *const u64) {
+                    (*ev).reads[i] = v;
+                    (*ev).read_ok |= 1 << i;
+                }
+            }
+            i += 1;
+        }
+    }
+    entry.submit(flags);
+    0
+}
+
+#[cfg(bpf_target_arch = "x86_64")]
+#[inline(always)]
+fn fill_regs(ctx: &ProbeContext, ev: &mut RawEvent) {
+    // SAFETY: ctx.regs is the kernel-provided pt_regs of the probed user thread; the
+    // read of the return address goes through bpf_probe_read_user, which tolerates faults.
+    unsafe {
+        let r = &*ctx.regs;
+        ev.ip = r.rip;
+        ev.regs = [r.rax, r.rbx, r.rcx, r.rdi, r.rsi, r.r8];
+        ev.g = r.r14;
+        ev.ret_addr = bpf_probe_read_user(r.rsp as *const u64).unwrap_or(0);
+    }
+}
+
+#[cfg(bpf_target_arch = "aarch64")]
+#[inline(always)]
+fn fill_regs(ctx: &ProbeContext, ev: &mut RawEvent) {
+    use aya_ebpf::bindings::user_pt_regs;
+    // SAFETY: on arm64 the kernel's pt_regs begins with user_pt_regs (regs[31], sp, pc).
+    unsafe {
+        let r = &*(ctx.regs as *const user_pt_regs);
+        ev.ip = r.pc;
+        ev.regs = [r.regs[0], r.regs[1], r.regs[2], r.regs[3], r.regs[4], r.regs[5]];
+        ev.g = r.regs[28];
+        ev.ret_addr = r.regs[30];
+    }
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 4] = *b"GPL\0";

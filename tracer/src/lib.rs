@@ -1,0 +1,1 @@
+//! gctrace-bpf library
