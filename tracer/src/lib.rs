@@ -1,1 +1,20 @@
-//! gctrace-bpf library
+//! gctrace-bpf: what the garbage collector of an unmodified, running Go program is doing,
+//! seen from eBPF uprobes.
+//!
+//! Data flows one way, one module per stage:
+//! [`binary`] (which functions, return sites, offsets) → [`probes`] (load and attach the
+//! kernel programs) → [`decode`] (raw kernel events → [`events`]) → [`model`]
+//! (aggregation into [`records`]) → [`output`] (JSON, gctrace text).
+//! [`session`] wires the stages together for a live run; [`launch`] starts a command
+//! under tracing; [`cli`] is the command line.
+
+pub mod binary;
+pub mod cli;
+pub mod decode;
+pub mod events;
+pub mod launch;
+pub mod model;
+pub mod output;
+pub mod probes;
+pub mod records;
+pub mod session;
