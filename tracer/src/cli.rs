@@ -1,1 +1,86 @@
-//! (stub)
+//! The command line. Tests and users depend on this contract; keep it stable.
+
+use std::{ffi::OsString, path::PathBuf, time::Duration};
+
+use clap::Parser;
+
+use crate::output::Format;
+
+const AFTER_HELP: &str = "\
+Examples:
+  sudo gctrace-bpf --pid 1234                      attach to a running Go program
+  sudo gctrace-bpf --pid 1234 --duration 60 --format json --output gc.ndjson
+  sudo gctrace-bpf -- ./server -port 8080          start a program traced from its first instruction
+
+Output:
+  gctrace  one line per GC cycle in the layout of GODEBUG=gctrace=1 ('?' where not known)
+  json     newline-delimited JSON: a process record, then gc and stw (stop-the-world)
+           records as they complete, then a summary with pause percentiles and lost events
+
+Needs root, or CAP_BPF and CAP_PERFMON. The target is never modified or restarted; when
+gctrace-bpf exits (or is killed) every probe is removed.";
+
+/// What the garbage collector of a running Go program is doing, seen from eBPF.
+#[derive(Debug, Parser)]
+#[command(name = "gctrace-bpf", version, about, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// Attach to the running process with this (host) pid.
+    #[arg(short, long, value_name = "PID", conflicts_with = "command", required_unless_present = "command")]
+    pub pid: Option<u32>,
+
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Format::Gctrace)]
+    pub format: Format,
+
+    /// Write the output to FILE instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Detach after this many seconds (fractions allowed); the target keeps running.
+    #[arg(short, long, value_name = "SECONDS", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+
+    /// Command to start and trace from its first instruction (after `--`). It inherits
+    /// stdin, stdout, stderr and the environment; gctrace-bpf exits with its status.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number of seconds"))?;
+    if !secs.is_finite() || secs <= 0.0 || secs > 1e9 {
+        return Err(format!("'{s}' must be a positive number of seconds"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("gctrace-bpf").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn pid_or_command_is_required() {
+        assert!(parse(&[]).is_err());
+        assert!(parse(&["--pid", "1", "--", "ls"]).is_err());
+        let c = parse(&["--format", "json", "--", "ls", "-l"]).unwrap();
+        assert_eq!(c.command, vec![OsString::from("ls"), OsString::from("-l")]);
+        assert_eq!(c.format, Format::Json);
+        let c = parse(&["-p", "42", "-d", "1.5"]).unwrap();
+        assert_eq!(c.pid, Some(42));
+        assert_eq!(c.duration, Some(Duration::from_millis(1500)));
+    }
+
+    #[test]
+    fn bad_values_are_usage_errors() {
+        for args in [&["--pid", "x"][..], &["--pid", "1", "-d", "-3"], &["--pid", "1", "-f", "xml"]] {
+            let e = parse(args).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{args:?}");
+        }
+    }
+}

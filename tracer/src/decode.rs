@@ -1,1 +1,271 @@
-//! (stub)
+//! Raw kernel events → version-independent [`TraceEvent`]s.
+//!
+//! The kernel programs copy registers without interpreting them; this is where the Go
+//! register ABI of each version is applied. Decoding is a pure function of the event and
+//! a [`DecodeSpec`] (which is small and serialisable), so a recording of raw events plus
+//! its spec replays exactly like the live run.
+
+use serde::{Deserialize, Serialize};
+use tracer_common::{ProbeKind, RawEvent};
+
+use crate::events::{RuntimeSnapshot, StwReason, TraceEvent, Trigger};
+use crate::probes::{ProbePlan, ReadField, StwScheme};
+
+/// A runtime timestamp passed in a register is trusted only within this distance of the
+/// probe's own clock reading; anything else means the register did not hold what this
+/// version's ABI says, and the probe's clock is used instead.
+const MAX_CLOCK_SKEW_NS: u64 = 10_000_000_000;
+
+/// Everything needed to interpret raw events of one traced process.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecodeSpec {
+    pub scheme: StwScheme,
+    /// What read slot `i` of an event holds.
+    pub reads: Vec<ReadField>,
+    /// Run-time address range of `runtime.systemstack` (Go 1.19–1.20 only).
+    pub systemstack: Option<(u64, u64)>,
+}
+
+impl DecodeSpec {
+    /// The spec for `plan` applied to a process with load bias `bias`.
+    pub fn new(plan: &ProbePlan, bias: u64) -> DecodeSpec {
+        DecodeSpec {
+            scheme: plan.scheme,
+            reads: plan.reads.iter().map(|r| r.field).collect(),
+            systemstack: plan
+                .systemstack
+                .map(|(lo, hi)| (lo.wrapping_add(bias), hi.wrapping_add(bias))),
+        }
+    }
+}
+
+/// Stateless apart from counting what it could not use.
+pub struct Decoder {
+    spec: DecodeSpec,
+    undecodable: u64,
+}
+
+impl Decoder {
+    pub fn new(spec: DecodeSpec) -> Decoder {
+        Decoder {
+            spec,
+            undecodable: 0,
+        }
+    }
+
+    pub fn spec(&self) -> &DecodeSpec {
+        &self.spec
+    }
+
+    /// Events that carried values this decoder could not interpret.
+    pub fn undecodable(&self) -> u64 {
+        self.undecodable
+    }
+
+    /// Decode one raw event; `None` for events with no meaning on this version (counted
+    /// in [`Decoder::undecodable`] when they should have had one).
+    pub fn decode(&mut self, raw: &RawEvent) -> Option<TraceEvent> {
+        let Some(kind) = ProbeKind::from_u32(raw.kind) else {
+            self.undecodable += 1;
+            return None;
+        };
+        match kind {
+            ProbeKind::GcStart => match Trigger::from_kind(raw.regs[0]) {
+                Some(trigger) => Some(TraceEvent::GcRequested {
+                    ts_ns: raw.ktime_ns,
+                    trigger,
+                }),
+                None => {
+                    self.undecodable += 1;
+                    None
+                }
+            },
+            ProbeKind::StopTheWorld => {
+                let reason = match self.spec.scheme {
+                    // `reason stwReason` (uint8) is the first argument.
+                    StwScheme::ReasonArg => StwReason::from_code(raw.regs[0] as u8),
+                    StwScheme::CallerInferred => self.infer_reason(raw),
+                    StwScheme::WorldStop => {
+                        self.undecodable += 1;
+                        return None;
+                    }
+                };
+                Some(TraceEvent::StwBegin {
+                    ts_ns: raw.ktime_ns,
+                    reason,
+                })
+            }
+            ProbeKind::StartTheWorld => {
+                if self.spec.scheme != StwScheme::WorldStop {
+                    self.undecodable += 1;
+                    return None;
+                }
+                // startTheWorldWithSema(now int64, w worldStop): RAX = now, then the
+                // struct's fields: RBX = reason (uint8), RCX = startedStopping (Go 1.23+;
+                // `start` in 1.22, same meaning and register).
+                let reason = StwReason::from_code(raw.regs[1] as u8);
+                let ts_ns = runtime_time(raw.regs[2], raw.ktime_ns);
+                Some(TraceEvent::StwBegin { ts_ns, reason })
+            }
+            ProbeKind::StartTheWorldReturn => Some(TraceEvent::StwEnd {
+                // The int64 result (`now`, the runtime's own end of the pause) is in RAX.
+                ts_ns: runtime_time(raw.regs[0], raw.ktime_ns),
+                snapshot: self.snapshot(raw),
+            }),
+        }
+    }
+
+    fn read(&self, raw: &RawEvent, field: ReadField) -> Option<u64> {
+        let i = self.spec.reads.iter().position(|f| *f == field)?;
+        if i >= raw.reads.len() || raw.read_ok & (1 << i) == 0 {
+            return None;
+        }
+        Some(raw.reads[i])
+    }
+
+    fn snapshot(&self, raw: &RawEvent) -> RuntimeSnapshot {
+        // Each read is 8 bytes little-endian; narrower fields live in the low bytes.
+        RuntimeSnapshot {
+            gc_cycles: self.read(raw, ReadField::GcCycles).map(|v| v as u32),
+            num_gc: self.read(raw, ReadField::NumGc).map(|v| v as u32),
+            user_forced: self.read(raw, ReadField::UserForced).map(|v| v & 0xff != 0),
+            runtime_init_ns: self.read(raw, ReadField::RuntimeInit).filter(|v| *v != 0),
+            gomaxprocs: self
+                .read(raw, ReadField::Gomaxprocs)
+                .map(|v| v as u32)
+                .filter(|v| *v != 0),
+        }
+    }
+
+    /// Go 1.19–1.20 pass no reason. GC stops call stopTheWorldWithSema directly through
+    /// `systemstack` (so the return address lies in it) while other stops go through a
+    /// closure of `stopTheWorld`; sweep termination happens with `gcphase == _GCoff`,
+    /// mark termination with `_GCmark`.
+    fn infer_reason(&self, raw: &RawEvent) -> StwReason {
+        let Some((lo, hi)) = self.spec.systemstack else {
+            return StwReason::Unknown;
+        };
+        if !(lo..hi).contains(&raw.ret_addr) {
+            return StwReason::Unknown;
+        }
+        match self.read(raw, ReadField::GcPhase).map(|v| v as u32) {
+            Some(0) => StwReason::GcSweepTerm,
+            Some(_) => StwReason::GcMarkTerm,
+            None => StwReason::Unknown,
+        }
+    }
+}
+
+/// A runtime `nanotime()` value from a register, checked against the probe's clock.
+fn runtime_time(value: u64, probe_ns: u64) -> u64 {
+    if value != 0 && value.abs_diff(probe_ns) < MAX_CLOCK_SKEW_NS {
+        value
+    } else {
+        probe_ns
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(scheme: StwScheme) -> DecodeSpec {
+        DecodeSpec {
+            scheme,
+            reads: vec![ReadField::GcCycles, ReadField::NumGc, ReadField::GcPhase],
+            systemstack: Some((0x1000, 0x1100)),
+        }
+    }
+
+    fn raw(kind: ProbeKind) -> RawEvent {
+        RawEvent {
+            kind: kind as u32,
+            ktime_ns: 5_000_000_000,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn world_stop_entry_uses_runtime_start_and_reason() {
+        let mut d = Decoder::new(spec(StwScheme::WorldStop));
+        let mut e = raw(ProbeKind::StartTheWorld);
+        e.regs = [0, 2, 4_999_000_000, 0, 0, 0];
+        assert_eq!(
+            d.decode(&e),
+            Some(TraceEvent::StwBegin {
+                ts_ns: 4_999_000_000,
+                reason: StwReason::GcSweepTerm
+            })
+        );
+    }
+
+    #[test]
+    fn return_reads_now_and_snapshot() {
+        let mut d = Decoder::new(spec(StwScheme::WorldStop));
+        let mut e = raw(ProbeKind::StartTheWorldReturn);
+        e.regs[0] = 4_999_500_000;
+        e.reads[0] = 0xdead_0000_0007; // upper bytes belong to the next field
+        e.reads[1] = 6;
+        e.read_ok = 0b01; // numgc read failed
+        let Some(TraceEvent::StwEnd { ts_ns, snapshot }) = d.decode(&e) else {
+            panic!("not an StwEnd");
+        };
+        assert_eq!(ts_ns, 4_999_500_000);
+        assert_eq!(snapshot.gc_cycles, Some(7));
+        assert_eq!(snapshot.num_gc, None);
+    }
+
+    #[test]
+    fn implausible_register_time_falls_back_to_probe_clock() {
+        let mut d = Decoder::new(spec(StwScheme::WorldStop));
+        let mut e = raw(ProbeKind::StartTheWorldReturn);
+        e.regs[0] = 42;
+        let Some(TraceEvent::StwEnd { ts_ns, .. }) = d.decode(&e) else {
+            panic!("not an StwEnd");
+        };
+        assert_eq!(ts_ns, 5_000_000_000);
+    }
+
+    #[test]
+    fn old_go_reason_from_caller_and_phase() {
+        let mut d = Decoder::new(spec(StwScheme::CallerInferred));
+        let mut e = raw(ProbeKind::StopTheWorld);
+        e.ret_addr = 0x1050;
+        e.read_ok = 0b100;
+        e.reads[2] = 0;
+        let reason = |d: &mut Decoder, e: &RawEvent| match d.decode(e) {
+            Some(TraceEvent::StwBegin { reason, .. }) => reason,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(reason(&mut d, &e), StwReason::GcSweepTerm);
+        e.reads[2] = 1;
+        assert_eq!(reason(&mut d, &e), StwReason::GcMarkTerm);
+        e.ret_addr = 0x2000;
+        assert_eq!(reason(&mut d, &e), StwReason::Unknown);
+    }
+
+    #[test]
+    fn go121_reason_argument() {
+        let mut d = Decoder::new(spec(StwScheme::ReasonArg));
+        let mut e = raw(ProbeKind::StopTheWorld);
+        e.regs[0] = 7;
+        assert_eq!(
+            d.decode(&e),
+            Some(TraceEvent::StwBegin {
+                ts_ns: 5_000_000_000,
+                reason: StwReason::ReadMemStats
+            })
+        );
+    }
+
+    #[test]
+    fn garbage_is_counted_not_fatal() {
+        let mut d = Decoder::new(spec(StwScheme::WorldStop));
+        let mut e = raw(ProbeKind::GcStart);
+        e.regs[0] = 99;
+        assert_eq!(d.decode(&e), None);
+        e.kind = 1234;
+        assert_eq!(d.decode(&e), None);
+        assert_eq!(d.undecodable(), 2);
+    }
+}

@@ -18,3 +18,4 @@ pub mod output;
 pub mod probes;
 pub mod records;
 pub mod session;
+pub mod target;

@@ -1,1 +1,317 @@
-//! (stub)
+//! A live tracing session: find or start the target, analyse it, attach, then stream
+//! events through decoder → model → output until the target exits, the duration passes,
+//! or the user interrupts. Every exit path detaches the probes, drains what the kernel
+//! already delivered, and writes the summary.
+
+use std::{
+    ffi::OsString,
+    io::Write,
+    os::fd::{AsRawFd, FromRawFd, OwnedFd},
+    path::PathBuf,
+    time::Duration,
+};
+
+use anyhow::{anyhow, Context, Result};
+use aya::maps::{MapData, RingBuf};
+use tokio::{io::unix::AsyncFd, signal::unix::SignalKind, sync::oneshot};
+use tracer_common::RawEvent;
+
+use crate::{
+    binary::{process::load_bias, GoBinary},
+    decode::{DecodeSpec, Decoder},
+    launch::{self, Launched},
+    model::Model,
+    output::{sink_for, Format, Sink},
+    probes::{loader::HOST_ARCH, plan, Probes, ReadField},
+    records::{ProcessInfo, Record},
+    target,
+};
+
+/// How often the ring buffer is drained. Events are submitted without waking us (a
+/// wakeup costs the traced thread more than the rest of the probe), so this bounds the
+/// display latency; the kernel side forces a wakeup when the ring is half full.
+const DRAIN_INTERVAL: Duration = Duration::from_millis(100);
+
+/// What to trace.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// A running process.
+    Pid(u32),
+    /// A command to start, traced from its first instruction.
+    Command(Vec<OsString>),
+}
+
+#[derive(Debug, Clone)]
+pub struct TraceOptions {
+    pub target: Target,
+    pub format: Format,
+    pub output: Option<PathBuf>,
+    pub duration: Option<Duration>,
+}
+
+/// Why the event loop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    TargetExited(Option<libc::c_int>),
+    Duration,
+    Signal(SignalKind),
+}
+
+/// Run a session; returns the process exit code (the command's own in launch mode).
+pub fn run(opts: TraceOptions) -> Result<i32> {
+    target::check_privileges()?;
+
+    let mut launched: Option<Launched> = None;
+    let pid = match &opts.target {
+        Target::Pid(pid) => {
+            target::check_exists(*pid)?;
+            *pid
+        }
+        Target::Command(argv) => {
+            let child = launch::spawn_stopped(argv)?;
+            let pid = child.pid;
+            launched = Some(child);
+            pid
+        }
+    };
+
+    // Everything up to resuming the child happens on this thread (ptrace's rule).
+    let prepared = prepare(pid, &opts);
+    let prepared = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            if let Some(child) = launched.take() {
+                child.abort();
+            }
+            return Err(e);
+        }
+    };
+    if let Some(child) = launched.as_mut() {
+        child.resume().context("cannot resume the started command")?;
+    }
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the event loop")?;
+    let launched_pid = launched.as_ref().map(|c| c.pid);
+    let stop = runtime.block_on(event_loop(prepared, &opts, launched_pid))?;
+
+    match (launched_pid, stop) {
+        (Some(_), Stop::TargetExited(Some(status))) => Ok(launch::exit_code(status)),
+        (Some(pid), _) => {
+            // Detached early (duration or signal): the command keeps running; we report
+            // its exit status once it ends, as a wrapper should.
+            if let Stop::Signal(kind) = stop {
+                if kind == SignalKind::terminate() {
+                    // SAFETY: signalling our own child.
+                    unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+                }
+            }
+            let status = launch::wait_exit(pid).context("waiting for the command")?;
+            Ok(launch::exit_code(status))
+        }
+        (None, _) => Ok(0),
+    }
+}
+
+/// Analysis and attachment, done before the target runs (launch mode).
+struct Prepared {
+    pid: u32,
+    probes: Probes,
+    decoder: Decoder,
+    process: ProcessInfo,
+}
+
+fn prepare(pid: u32, opts: &TraceOptions) -> Result<Prepared> {
+    let exe = target::exe_link(pid);
+    let exe_name = target::exe_display(pid);
+    let bin = GoBinary::open(&exe).map_err(|e| anyhow!("pid {pid} ({exe_name}): {e}"))?;
+    if bin.arch() != HOST_ARCH {
+        return Err(anyhow!(
+            "pid {pid} ({exe_name}) is a {} program; this tracer runs on {}",
+            bin.arch().as_str(),
+            HOST_ARCH.as_str()
+        ));
+    }
+    let plan = plan(&bin).map_err(|e| anyhow!("pid {pid} ({exe_name}): {e}"))?;
+    for w in &plan.warnings {
+        eprintln!("gctrace-bpf: warning: {w}");
+    }
+    let bias = load_bias(pid, &bin).map_err(|e| anyhow!("pid {pid} ({exe_name}): {e}"))?;
+    let probes = Probes::attach(pid, &exe, &plan, bias)?;
+    let gomaxprocs_addr = plan
+        .reads
+        .iter()
+        .find(|r| r.field == ReadField::Gomaxprocs)
+        .map(|r| r.address.wrapping_add(bias));
+    let process = ProcessInfo {
+        pid,
+        exe: exe_name,
+        go_version: bin.go_version().raw.clone(),
+        arch: bin.arch().as_str().to_string(),
+        gomaxprocs: target::gomaxprocs(pid, gomaxprocs_addr),
+    };
+    let _ = opts;
+    Ok(Prepared {
+        pid,
+        probes,
+        decoder: Decoder::new(DecodeSpec::new(&plan, bias)),
+        process,
+    })
+}
+
+fn open_output(opts: &TraceOptions) -> Result<Box<dyn Write + Send>> {
+    Ok(match &opts.output {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout())),
+    })
+}
+
+/// Consumer side of the pipeline: raw events → decoder → model → sink.
+struct Pipeline {
+    decoder: Decoder,
+    model: Model,
+    sink: Box<dyn Sink + Send>,
+}
+
+impl Pipeline {
+    fn emit(&mut self, records: Vec<Record>) -> Result<()> {
+        for r in &records {
+            self.sink.record(r).context("cannot write output")?;
+        }
+        Ok(())
+    }
+
+    fn drain(&mut self, ring: &mut RingBuf<MapData>) -> Result<usize> {
+        let mut n = 0;
+        while let Some(item) = ring.next() {
+            n += 1;
+            if item.len() < std::mem::size_of::<RawEvent>() {
+                continue;
+            }
+            // SAFETY: the slot holds at least size_of::<RawEvent>() bytes written by the
+            // kernel program as a RawEvent; read_unaligned copes with any alignment.
+            let raw: RawEvent = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
+            drop(item);
+            if let Some(ev) = self.decoder.decode(&raw) {
+                let records = self.model.apply(&ev);
+                self.emit(records)?;
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// Register a descriptor we own with the event loop, for readability.
+fn watch<T: AsRawFd>(inner: T) -> std::io::Result<AsyncFd<T>> {
+    // SAFETY: `inner` owns its descriptor (a ring-buffer map or a pidfd) and keeps it open
+    // and unchanged until the AsyncFd, which owns `inner`, is dropped.
+    unsafe { AsyncFd::register_with_interest(inner, tokio::io::Interest::READABLE) }
+        .map_err(|e| std::io::Error::other(e.to_string()))
+}
+
+fn pidfd_open(pid: u32) -> std::io::Result<OwnedFd> {
+    // SAFETY: plain syscall with integer arguments; a non-negative result is a new fd we own.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fd was just returned by pidfd_open and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+async fn event_loop(prepared: Prepared, opts: &TraceOptions, launched: Option<u32>) -> Result<Stop> {
+    let Prepared {
+        pid,
+        mut probes,
+        decoder,
+        process,
+    } = prepared;
+    let ring = probes.take_events()?;
+    let mut ring = watch(ring).context("cannot poll the ring buffer")?;
+    let mut pipe = Pipeline {
+        decoder,
+        model: Model::new(),
+        sink: sink_for(opts.format, open_output(opts)?),
+    };
+    pipe.emit(vec![Record::Process(process)])?;
+    pipe.sink.flush()?;
+
+    // Target exit: our own child is reaped by a waiter thread (its status is the exit
+    // code); any other process is watched through a pidfd.
+    let (exit_tx, mut exit_rx) = oneshot::channel::<Option<libc::c_int>>();
+    let pidfd = match launched {
+        Some(child) => {
+            std::thread::spawn(move || {
+                let _ = exit_tx.send(launch::wait_exit(child).ok());
+            });
+            None
+        }
+        None => {
+            drop(exit_tx);
+            Some(watch(pidfd_open(pid).context("cannot watch the target process")?)?)
+        }
+    };
+    let target_gone = async {
+        match &pidfd {
+            Some(fd) => {
+                let _ = fd.readable().await;
+                None
+            }
+            None => (&mut exit_rx).await.ok().flatten(),
+        }
+    };
+    tokio::pin!(target_gone);
+
+    let mut sigint = tokio::signal::unix::signal(SignalKind::interrupt())?;
+    let mut sigterm = tokio::signal::unix::signal(SignalKind::terminate())?;
+    let deadline = async {
+        match opts.duration {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(deadline);
+    let mut tick = tokio::time::interval(DRAIN_INTERVAL);
+    let mut lost_reported = 0;
+
+    let stop = loop {
+        tokio::select! {
+            status = &mut target_gone => break Stop::TargetExited(status),
+            _ = &mut deadline => break Stop::Duration,
+            _ = sigint.recv() => break Stop::Signal(SignalKind::interrupt()),
+            _ = sigterm.recv() => break Stop::Signal(SignalKind::terminate()),
+            guard = ring.readable_mut() => {
+                let mut guard = guard?;
+                pipe.drain(guard.get_inner_mut())?;
+                guard.clear_ready();
+            }
+            _ = tick.tick() => {
+                pipe.drain(ring.get_mut())?;
+                pipe.sink.flush()?;
+                let lost = probes.counters()?.lost;
+                if lost > lost_reported {
+                    eprintln!("gctrace-bpf: {} events lost so far (ring buffer full)", lost);
+                    lost_reported = lost;
+                }
+            }
+        }
+    };
+
+    // Detach first so nothing arrives after the final drain, then account for it all.
+    let counters = probes.counters()?;
+    probes.detach();
+    pipe.drain(ring.get_mut())?;
+    let lost = counters.lost + pipe.decoder.undecodable();
+    pipe.model.set_lost_events(lost);
+    let records = pipe.model.finish();
+    pipe.emit(records)?;
+    pipe.sink.flush()?;
+    if lost > 0 {
+        eprintln!("gctrace-bpf: {lost} events lost in total");
+    }
+    Ok(stop)
+}

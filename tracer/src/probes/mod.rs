@@ -1,0 +1,8 @@
+//! Probes: which runtime functions to instrument for a given binary ([`plan`]) and the
+//! loading and attaching of the kernel programs ([`loader`]).
+
+pub mod loader;
+pub mod plan;
+
+pub use loader::{AttachError, Probes};
+pub use plan::{plan, PlanError, ProbePlan, ProbeSite, ReadField, ReadSlot, StwScheme};

@@ -1,0 +1,281 @@
+//! Which functions of the Go runtime to probe, and how, for one binary.
+//!
+//! The choice is made per Go version (signatures differ; see shared notes
+//! `go-runtime.md`) and for few hits per GC cycle: a probe hit costs microseconds, so
+//! nothing here fires per allocation. Per stop-the-world we take two hits, and only one of
+//! them falls inside the pause:
+//!
+//! | Go        | stop begins                                   | world restarted          |
+//! |-----------|-----------------------------------------------|--------------------------|
+//! | 1.22+     | `startTheWorldWithSema` entry: `worldStop` in registers (reason, startedStopping) | RET of `startTheWorldWithSema`: RAX = `now` |
+//! | 1.21      | `stopTheWorldWithSema(reason)` entry           | same RET                 |
+//! | 1.19–1.20 | `stopTheWorldWithSema()` entry; reason from the caller and `gcphase` | same RET |
+//!
+//! Cycle numbers and the forced flag are read from the runtime's own variables (`work`,
+//! `memstats`) when the world restarts, at addresses found through the symbol table and
+//! DWARF.
+
+use crate::binary::{BinaryError, Function, GoBinary, GoVersion};
+use tracer_common::{ProbeKind, MAX_READS};
+
+/// How stop-the-world events are read on this Go version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum StwScheme {
+    /// Go 1.19–1.20: no reason code; GC stops are called straight through `systemstack`
+    /// and told apart by `gcphase`.
+    CallerInferred,
+    /// Go 1.21: `stopTheWorldWithSema(reason stwReason)`.
+    ReasonArg,
+    /// Go 1.22+: `startTheWorldWithSema(now int64, w worldStop)`.
+    WorldStop,
+}
+
+/// A runtime variable read by the kernel program into one of the event's read slots.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ReadField {
+    /// `work.cycles` (uint32).
+    GcCycles,
+    /// `memstats.numgc` (uint32).
+    NumGc,
+    /// `work.userForced` (bool).
+    UserForced,
+    /// `runtimeInitTime` (int64).
+    RuntimeInit,
+    /// `gomaxprocs` (int32).
+    Gomaxprocs,
+    /// `gcphase` (uint32): 0 off, 1 mark, 2 mark termination.
+    GcPhase,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadSlot {
+    pub field: ReadField,
+    /// Link-time address; add the load bias for the running process.
+    pub address: u64,
+}
+
+/// One uprobe to attach.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProbeSite {
+    pub kind: ProbeKind,
+    pub function: String,
+    /// Link-time virtual address of the probed instruction.
+    pub address: u64,
+    /// Offset of that instruction in the ELF file (what the kernel's uprobe API takes).
+    pub file_offset: u64,
+}
+
+/// Everything the tracer will do to one binary.
+#[derive(Clone, Debug)]
+pub struct ProbePlan {
+    pub go_version: GoVersion,
+    pub scheme: StwScheme,
+    pub sites: Vec<ProbeSite>,
+    pub reads: Vec<ReadSlot>,
+    /// Link-time range of `runtime.systemstack` (for [`StwScheme::CallerInferred`]).
+    pub systemstack: Option<(u64, u64)>,
+    /// What works less well on this binary, in words for the user.
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("{version} is not supported: gctrace-bpf understands Go 1.19 to 1.27")]
+    UnsupportedVersion { version: String },
+    #[error("{function} not found in the binary; cannot trace {what}")]
+    MissingFunction {
+        function: &'static str,
+        what: &'static str,
+    },
+    #[error("{function}: {source}")]
+    Decode {
+        function: String,
+        source: BinaryError,
+    },
+    #[error("{function} has no RET instruction; refusing to guess its exits")]
+    NoReturn { function: String },
+    #[error("address {address:#x} of {function} is not in a loadable segment")]
+    NoFileOffset { function: String, address: u64 },
+}
+
+/// Oldest and newest Go minor versions whose runtime this tracer has been checked against.
+pub const SUPPORTED_MINORS: (u32, u32) = (19, 27);
+
+pub const GC_START: &str = "runtime.gcStart";
+pub const STOP_THE_WORLD: &str = "runtime.stopTheWorldWithSema";
+pub const START_THE_WORLD: &str = "runtime.startTheWorldWithSema";
+
+fn scheme_for(v: &GoVersion) -> Result<StwScheme, PlanError> {
+    if v.major != 1 || v.minor < SUPPORTED_MINORS.0 || v.minor > SUPPORTED_MINORS.1 {
+        return Err(PlanError::UnsupportedVersion {
+            version: v.raw.clone(),
+        });
+    }
+    Ok(match v.minor {
+        19 | 20 => StwScheme::CallerInferred,
+        21 => StwScheme::ReasonArg,
+        _ => StwScheme::WorldStop,
+    })
+}
+
+fn entry_site(bin: &GoBinary, kind: ProbeKind, f: &Function) -> Result<ProbeSite, PlanError> {
+    let file_offset = bin
+        .file_offset(f.address)
+        .ok_or_else(|| PlanError::NoFileOffset {
+            function: f.name.clone(),
+            address: f.address,
+        })?;
+    Ok(ProbeSite {
+        kind,
+        function: f.name.clone(),
+        address: f.address,
+        file_offset,
+    })
+}
+
+fn return_sites(bin: &GoBinary, kind: ProbeKind, f: &Function) -> Result<Vec<ProbeSite>, PlanError> {
+    let rets = bin.return_sites(f).map_err(|source| PlanError::Decode {
+        function: f.name.clone(),
+        source,
+    })?;
+    if rets.is_empty() {
+        return Err(PlanError::NoReturn {
+            function: f.name.clone(),
+        });
+    }
+    rets.into_iter()
+        .map(|address| {
+            let file_offset = bin
+                .file_offset(address)
+                .ok_or_else(|| PlanError::NoFileOffset {
+                    function: f.name.clone(),
+                    address,
+                })?;
+            Ok(ProbeSite {
+                kind,
+                function: f.name.clone(),
+                address,
+                file_offset,
+            })
+        })
+        .collect()
+}
+
+fn required(bin: &GoBinary, name: &'static str, what: &'static str) -> Result<Function, PlanError> {
+    bin.function(name).ok_or(PlanError::MissingFunction {
+        function: name,
+        what,
+    })
+}
+
+/// Decide the probes and memory reads for `bin`.
+pub fn plan(bin: &GoBinary) -> Result<ProbePlan, PlanError> {
+    let version = bin.go_version().clone();
+    let scheme = scheme_for(&version)?;
+    let mut sites = Vec::new();
+    let mut warnings = Vec::new();
+
+    let gc_start = required(bin, GC_START, "GC triggers")?;
+    sites.push(entry_site(bin, ProbeKind::GcStart, &gc_start)?);
+
+    let start = required(bin, START_THE_WORLD, "stop-the-world pauses")?;
+    match scheme {
+        StwScheme::WorldStop => sites.push(entry_site(bin, ProbeKind::StartTheWorld, &start)?),
+        StwScheme::ReasonArg | StwScheme::CallerInferred => {
+            let stop = required(bin, STOP_THE_WORLD, "stop-the-world pauses")?;
+            sites.push(entry_site(bin, ProbeKind::StopTheWorld, &stop)?);
+        }
+    }
+    sites.extend(return_sites(bin, ProbeKind::StartTheWorldReturn, &start)?);
+
+    let mut reads = Vec::new();
+    let mut want = |field: ReadField, address: Option<u64>, what: &str| match address {
+        Some(address) => reads.push(ReadSlot { field, address }),
+        None => warnings.push(format!("{what} unknown for this binary")),
+    };
+    let field = |sym: &str, ty: &str, member: &str| {
+        let base = bin.data_symbol(sym)?;
+        let off = bin.struct_field_offset(ty, member)?;
+        Some(base + off)
+    };
+    want(
+        ReadField::GcCycles,
+        field("runtime.work", "runtime.workType", "cycles"),
+        "address of work.cycles (cycle numbers are counted from attach)",
+    );
+    want(
+        ReadField::NumGc,
+        field("runtime.memstats", "runtime.mstats", "numgc"),
+        "address of memstats.numgc (a cycle is closed at the next one)",
+    );
+    want(
+        ReadField::UserForced,
+        field("runtime.work", "runtime.workType", "userForced"),
+        "address of work.userForced (forced cycles inferred from gcStart)",
+    );
+    want(
+        ReadField::RuntimeInit,
+        bin.data_symbol("runtime.runtimeInitTime"),
+        "address of runtimeInitTime (gctrace @ times unknown)",
+    );
+    want(
+        ReadField::Gomaxprocs,
+        bin.data_symbol("runtime.gomaxprocs"),
+        "address of gomaxprocs",
+    );
+    let mut systemstack = None;
+    if scheme == StwScheme::CallerInferred {
+        want(
+            ReadField::GcPhase,
+            bin.data_symbol("runtime.gcphase"),
+            "address of gcphase (GC stops cannot be told apart)",
+        );
+        systemstack = bin
+            .function("runtime.systemstack")
+            .map(|f| (f.address, f.address + f.size));
+        if systemstack.is_none() {
+            warnings.push("runtime.systemstack not found: GC stops reported as unknown".into());
+        }
+    }
+    reads.truncate(MAX_READS);
+
+    Ok(ProbePlan {
+        go_version: version,
+        scheme,
+        sites,
+        reads,
+        systemstack,
+        warnings,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(minor: u32) -> GoVersion {
+        GoVersion {
+            major: 1,
+            minor,
+            patch: 0,
+            raw: format!("go1.{minor}"),
+        }
+    }
+
+    #[test]
+    fn scheme_follows_runtime_signatures() {
+        assert_eq!(scheme_for(&v(19)).ok(), Some(StwScheme::CallerInferred));
+        assert_eq!(scheme_for(&v(20)).ok(), Some(StwScheme::CallerInferred));
+        assert_eq!(scheme_for(&v(21)).ok(), Some(StwScheme::ReasonArg));
+        assert_eq!(scheme_for(&v(22)).ok(), Some(StwScheme::WorldStop));
+        assert_eq!(scheme_for(&v(27)).ok(), Some(StwScheme::WorldStop));
+    }
+
+    #[test]
+    fn unknown_versions_are_refused() {
+        for minor in [18, 28] {
+            let err = scheme_for(&v(minor)).unwrap_err().to_string();
+            assert!(err.contains("Go 1.19 to 1.27"), "{err}");
+        }
+    }
+}

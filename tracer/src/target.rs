@@ -1,0 +1,145 @@
+//! Facts about the traced process read from /proc: does it exist, what is it, a few words
+//! of its memory, and whether we are allowed to trace it.
+
+use std::{fs, io, os::unix::fs::FileExt, path::PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error("no process with pid {0}")]
+    NoSuchProcess(u32),
+    #[error("gctrace-bpf needs root, or the capabilities {missing} (BPF programs and uprobes)")]
+    NotPrivileged { missing: String },
+}
+
+/// Whether a process with this pid exists (and is not a zombie).
+pub fn exists(pid: u32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat_state(&stat) != Some('Z'),
+        Err(_) => false,
+    }
+}
+
+/// The state letter of a /proc/PID/stat line (after the parenthesised command name).
+fn stat_state(stat: &str) -> Option<char> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().next()?.chars().next()
+}
+
+/// Fail unless the process exists.
+pub fn check_exists(pid: u32) -> Result<(), TargetError> {
+    if pid == 0 || !exists(pid) {
+        return Err(TargetError::NoSuchProcess(pid));
+    }
+    Ok(())
+}
+
+/// `/proc/PID/exe`: the binary as the process itself sees it, valid across mount
+/// namespaces (containers) where its own path may not exist on the host.
+pub fn exe_link(pid: u32) -> PathBuf {
+    PathBuf::from(format!("/proc/{pid}/exe"))
+}
+
+/// The path of the executable as the process's namespace names it, for display.
+pub fn exe_display(pid: u32) -> String {
+    fs::read_link(exe_link(pid))
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| format!("/proc/{pid}/exe"))
+}
+
+/// Read `N` bytes of the target's memory at `addr`.
+pub fn read_memory<const N: usize>(pid: u32, addr: u64) -> io::Result<[u8; N]> {
+    let f = fs::File::open(format!("/proc/{pid}/mem"))?;
+    let mut buf = [0u8; N];
+    f.read_exact_at(&mut buf, addr)?;
+    Ok(buf)
+}
+
+/// GOMAXPROCS as the target will run with it: the `gomaxprocs` variable when the runtime
+/// has set it, otherwise what the runtime will choose (GOMAXPROCS from its environment,
+/// or the CPUs it may run on).
+pub fn gomaxprocs(pid: u32, gomaxprocs_addr: Option<u64>) -> Option<u32> {
+    if let Some(addr) = gomaxprocs_addr {
+        if let Ok(b) = read_memory::<4>(pid, addr) {
+            let v = i32::from_le_bytes(b);
+            if v > 0 {
+                return Some(v as u32);
+            }
+        }
+    }
+    if let Ok(env) = fs::read(format!("/proc/{pid}/environ")) {
+        for var in env.split(|b| *b == 0) {
+            if let Some(v) = var.strip_prefix(b"GOMAXPROCS=") {
+                if let Some(n) = std::str::from_utf8(v).ok().and_then(|s| s.parse::<u32>().ok()) {
+                    if n > 0 {
+                        return Some(n);
+                    }
+                }
+            }
+        }
+    }
+    cpus_allowed(pid)
+}
+
+fn cpus_allowed(pid: u32) -> Option<u32> {
+    // SAFETY: cpu_set_t is plain data; sched_getaffinity fills it and we pass its size.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(
+            pid as libc::pid_t,
+            std::mem::size_of::<libc::cpu_set_t>(),
+            &mut set,
+        ) != 0
+        {
+            return None;
+        }
+        Some(libc::CPU_COUNT(&set) as u32)
+    }
+}
+
+const CAP_SYS_ADMIN: u32 = 21;
+const CAP_PERFMON: u32 = 38;
+const CAP_BPF: u32 = 39;
+
+/// Check that this process may load BPF programs and attach uprobes: root, or CAP_BPF and
+/// CAP_PERFMON (CAP_SYS_ADMIN also does on every kernel).
+pub fn check_privileges() -> Result<(), TargetError> {
+    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let caps = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(0);
+    let has = |c: u32| caps & (1u64 << c) != 0;
+    if has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON)) {
+        return Ok(());
+    }
+    let mut missing = Vec::new();
+    if !has(CAP_BPF) {
+        missing.push("CAP_BPF");
+    }
+    if !has(CAP_PERFMON) {
+        missing.push("CAP_PERFMON");
+    }
+    Err(TargetError::NotPrivileged {
+        missing: missing.join(" and "),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_parsing_survives_odd_command_names() {
+        assert_eq!(stat_state("12 (a) b) S 1 2"), Some('S'));
+        assert_eq!(stat_state("12 (x) Z 1"), Some('Z'));
+        assert_eq!(stat_state("garbage"), None);
+    }
+
+    #[test]
+    fn own_process_is_seen() {
+        assert!(exists(std::process::id()));
+        assert!(check_exists(0).is_err());
+        assert!(gomaxprocs(std::process::id(), None).is_some());
+    }
+}
