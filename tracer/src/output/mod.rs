@@ -1,28 +1,145 @@
-//! (temporary stub; the real outputs are being written)
-use crate::records::Record;
-use std::io::Write;
+//! Views of the model's [`Record`]s: newline-delimited JSON for programs, and the Go
+//! runtime's own `GODEBUG=gctrace=1` text for people used to reading it.
+//!
+//! Sinks write each record with a single `write_all` of whole lines, so a line is never
+//! torn when several writers share a pipe, and never buffer themselves: the caller picks
+//! the buffering (a `BufWriter` for a file, stdout's line buffering for a terminal) and
+//! calls [`Sink::flush`] when a batch of records has been written.
 
+mod gctrace;
+mod json;
+
+use std::fmt;
+use std::io::{self, Write};
+use std::str::FromStr;
+
+use crate::records::Record;
+
+pub use gctrace::{fmt_ns_as_ms, itoa_div, GctraceSink};
+pub use json::JsonSink;
+
+/// Something records can be written to.
 pub trait Sink {
-    fn record(&mut self, rec: &Record) -> std::io::Result<()>;
-    fn flush(&mut self) -> std::io::Result<()>;
+    /// Write one record (possibly nothing, if this view has no line for it).
+    fn record(&mut self, rec: &Record) -> io::Result<()>;
+    /// Push everything written so far to the underlying writer's destination.
+    fn flush(&mut self) -> io::Result<()>;
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+impl<S: Sink + ?Sized> Sink for Box<S> {
+    fn record(&mut self, rec: &Record) -> io::Result<()> {
+        (**self).record(rec)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        (**self).flush()
+    }
+}
+
+/// Output format, as chosen on the command line (`--format gctrace|json`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum Format {
+    /// The Go runtime's `GODEBUG=gctrace=1` lines; `?` where the tracer cannot know.
+    #[default]
     Gctrace,
+    /// Newline-delimited JSON, one object per record.
     Json,
 }
 
-struct Dbg(Box<dyn Write + Send>);
-impl Sink for Dbg {
-    fn record(&mut self, rec: &Record) -> std::io::Result<()> {
-        writeln!(self.0, "{rec:?}")
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.0.flush()
+impl Format {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Gctrace => "gctrace",
+            Format::Json => "json",
+        }
     }
 }
 
-pub fn sink_for(_format: Format, w: Box<dyn Write + Send>) -> Box<dyn Sink + Send> {
-    Box::new(Dbg(w))
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Unknown format name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown output format {0:?} (expected \"gctrace\" or \"json\")")]
+pub struct UnknownFormat(pub String);
+
+impl FromStr for Format {
+    type Err = UnknownFormat;
+
+    /// Same names as the command line; case-insensitive like clap's `ignore_case`.
+    fn from_str(s: &str) -> Result<Format, UnknownFormat> {
+        match s.to_ascii_lowercase().as_str() {
+            "gctrace" => Ok(Format::Gctrace),
+            "json" => Ok(Format::Json),
+            _ => Err(UnknownFormat(s.to_owned())),
+        }
+    }
+}
+
+/// The sink for `format`, writing to `w`.
+pub fn sink_for(format: Format, w: Box<dyn Write + Send>) -> Box<dyn Sink + Send> {
+    match format {
+        Format::Gctrace => Box::new(GctraceSink::new(w)),
+        Format::Json => Box::new(JsonSink::new(w)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::Summary;
+    use std::sync::{Arc, Mutex};
+
+    /// A `Write + Send` whose bytes the test can read after the sink consumed it.
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0
+                .lock()
+                .map_err(|_| io::Error::other("poisoned"))?
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn format_names() {
+        assert_eq!("json".parse::<Format>(), Ok(Format::Json));
+        assert_eq!("GCTRACE".parse::<Format>(), Ok(Format::Gctrace));
+        assert!("text".parse::<Format>().is_err());
+        assert_eq!(Format::Json.to_string(), "json");
+        use clap::ValueEnum;
+        let names: Vec<String> = Format::value_variants()
+            .iter()
+            .filter_map(|v| v.to_possible_value().map(|p| p.get_name().to_owned()))
+            .collect();
+        assert_eq!(names, ["gctrace", "json"]);
+    }
+
+    #[test]
+    fn sink_for_picks_the_format() -> io::Result<()> {
+        let summary = Record::Summary(Summary::default());
+        for (format, prefix) in [
+            (Format::Json, "{\"type\":\"summary\""),
+            (Format::Gctrace, "# "),
+        ] {
+            let buf = Shared::default();
+            let mut sink = sink_for(format, Box::new(buf.clone()));
+            sink.record(&summary)?;
+            sink.flush()?;
+            let text = String::from_utf8(buf.0.lock().map(|v| v.clone()).unwrap_or_default())
+                .unwrap_or_default();
+            assert!(text.starts_with(prefix), "{format}: {text}");
+            assert!(text.ends_with('\n'));
+        }
+        Ok(())
+    }
 }

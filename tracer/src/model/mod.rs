@@ -1,0 +1,346 @@
+//! The aggregation model: decoded [`TraceEvent`]s in, [`Record`]s out.
+//!
+//! Pure state machine: no I/O, no clock, so it is unit-tested without a kernel and cannot
+//! tell a live run from a replay. It relies on two properties of the Go runtime (1.19 to
+//! 1.27): events arrive in time order, and stop-the-world windows are serialized by
+//! `worldsema`, so a `StwBegin` is always followed by its own `StwEnd` before the next
+//! `StwBegin`.
+//!
+//! A GC cycle N, as the model sees it:
+//! 1. a "GC sweep termination" stop; at its end `work.cycles` is already N;
+//! 2. concurrent mark (non-GC stops may happen here; they are not part of the cycle);
+//! 3. one or more "GC mark termination" stops: `gcMarkDone` may stop the world, find
+//!    more work, restart it and try again. Every one of them counts toward the cycle's
+//!    pause, and the last one is the real mark termination; at its end
+//!    `memstats.numgc` has become N, which is how the model knows the cycle is complete.
+//!
+//! When the snapshot cannot tell (`num_gc` unknown for this binary), completion is
+//! decided lazily: the cycle is complete once the next cycle begins, or at the end of
+//! the trace, and its last mark-termination stop is taken as the real one.
+//!
+//! Cycle numbers come from the runtime when possible (`work.cycles`, else
+//! `memstats.numgc + 1` at sweep termination). When neither is known the model counts
+//! cycles itself; if it never learned an absolute number (the tracer attached to a
+//! running program) that numbering is relative to the attach and starts at 1, which
+//! [`Model::diagnostics`] reports.
+
+mod histogram;
+
+use crate::events::{RuntimeSnapshot, StwReason, TraceEvent, Trigger};
+use crate::records::{GcRecord, Record, StwRecord, Summary};
+use histogram::PauseHistogram;
+
+/// Oddities the model saw and coped with. None of them is a lost event: they are what a
+/// tracer attached to a running program, or a binary with unknown offsets, looks like.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Diagnostics {
+    /// `StwEnd` with no open stop (attached in the middle of a stop).
+    pub orphan_stw_ends: u64,
+    /// `StwBegin` replaced by another `StwBegin` before its end, or still open at
+    /// `finish` (its end was lost, or the trace stopped mid-stop).
+    pub dropped_stw_begins: u64,
+    /// Cycles started but never seen complete (attached mid-cycle, lost events, trace
+    /// ended during the cycle). Never reported as `Gc` records.
+    pub discarded_cycles: u64,
+    /// Mark-termination stops with no cycle in progress (attached mid-cycle); reported
+    /// as `Stw` records only.
+    pub mark_terms_without_cycle: u64,
+    /// Cycle numbers are the model's own count from 1, not the runtime's, because the
+    /// runtime's counters were unreadable. Relative to when tracing started.
+    pub relative_numbering: bool,
+}
+
+/// Where a cycle's number came from: the runtime's counters, or the model's own count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum NumberSource {
+    Runtime,
+    Counted,
+}
+
+/// The stop currently open (between `StwBegin` and `StwEnd`).
+#[derive(Clone, Copy, Debug)]
+struct OpenStop {
+    start_ns: u64,
+    reason: StwReason,
+}
+
+/// A cycle whose sweep termination was seen and which is not complete yet.
+#[derive(Clone, Debug)]
+struct CycleInProgress {
+    number: u32,
+    source: NumberSource,
+    trigger: Option<Trigger>,
+    start_ns: u64,
+    mark_start_ns: u64,
+    pause_ns: u64,
+    runtime_init_ns: Option<u64>,
+    gomaxprocs: Option<u32>,
+    /// Start and end of the last mark-termination stop seen.
+    mark_term: Option<(u64, u64)>,
+    /// The last mark-termination snapshot had no `num_gc`: complete lazily.
+    lazy: bool,
+}
+
+impl CycleInProgress {
+    fn to_record(&self) -> Option<GcRecord> {
+        let (mark_term_start, end) = self.mark_term?;
+        Some(GcRecord {
+            cycle: self.number,
+            trigger: self.trigger,
+            start_ns: self.start_ns,
+            end_ns: end,
+            sweep_term_ns: self.mark_start_ns.saturating_sub(self.start_ns),
+            mark_ns: mark_term_start.saturating_sub(self.mark_start_ns),
+            mark_term_ns: end.saturating_sub(mark_term_start),
+            pause_ns: self.pause_ns,
+            runtime_init_ns: self.runtime_init_ns,
+            gomaxprocs: self.gomaxprocs,
+            heap_start_bytes: None,
+            heap_end_bytes: None,
+            heap_live_bytes: None,
+            heap_goal_bytes: None,
+        })
+    }
+}
+
+/// `gcStart` calls seen since the current (or last) cycle started: what the next cycle's
+/// trigger was, when the runtime's `work.userForced` does not say.
+#[derive(Clone, Copy, Debug, Default)]
+struct Requests {
+    last: Option<Trigger>,
+    any_time: bool,
+}
+
+/// The aggregation state. See the module documentation.
+#[derive(Debug, Default)]
+pub struct Model {
+    open: Option<OpenStop>,
+    cycle: Option<CycleInProgress>,
+    /// Number of the last cycle started (or seen in a snapshot); basis of own counting.
+    last_cycle: Option<u32>,
+    requests: Requests,
+    pauses: PauseHistogram,
+    cycles_reported: u64,
+    lost_events: u64,
+    diag: Diagnostics,
+}
+
+impl Model {
+    pub fn new() -> Model {
+        Model::default()
+    }
+
+    /// Feed one decoded event; returns the records it completes (0..n), in order.
+    pub fn apply(&mut self, ev: &TraceEvent) -> Vec<Record> {
+        let mut out = Vec::new();
+        match *ev {
+            TraceEvent::GcRequested { trigger, .. } => {
+                self.requests.last = Some(trigger);
+                self.requests.any_time |= trigger == Trigger::Time;
+            }
+            TraceEvent::StwBegin { ts_ns, reason } => {
+                if self.open.is_some() {
+                    // Its end was lost: the runtime never overlaps stops.
+                    self.diag.dropped_stw_begins += 1;
+                }
+                if reason == StwReason::GcSweepTerm {
+                    // A new cycle is starting, so the previous one is over: complete it
+                    // if it was waiting for lazy completion, else it is incomplete.
+                    self.settle_cycle(&mut out);
+                }
+                self.open = Some(OpenStop {
+                    start_ns: ts_ns,
+                    reason,
+                });
+            }
+            TraceEvent::StwEnd { ts_ns, snapshot } => match self.open.take() {
+                None => self.diag.orphan_stw_ends += 1,
+                Some(stop) => self.close_stop(stop, ts_ns, &snapshot, &mut out),
+            },
+        }
+        out
+    }
+
+    /// Events lost so far (kernel ring-buffer drops + undecodable), set by the session
+    /// before `finish`; the model cannot see them itself.
+    pub fn set_lost_events(&mut self, n: u64) {
+        self.lost_events = n;
+    }
+
+    /// End of trace: returns any remaining complete records then exactly one
+    /// `Record::Summary`. A cycle waiting for lazy completion is reported (its last
+    /// mark termination is taken as the real one); any other cycle in progress is
+    /// incomplete and dropped.
+    pub fn finish(&mut self) -> Vec<Record> {
+        let mut out = Vec::new();
+        if self.open.take().is_some() {
+            self.diag.dropped_stw_begins += 1;
+        }
+        self.settle_cycle(&mut out);
+        out.push(Record::Summary(self.summary()));
+        out
+    }
+
+    /// Current summary (for live views).
+    pub fn summary(&self) -> Summary {
+        Summary {
+            cycles: self.cycles_reported,
+            pause_p50_ns: self.pauses.percentile(50.0),
+            pause_p99_ns: self.pauses.percentile(99.0),
+            pause_max_ns: self.pauses.max(),
+            // Allocation totals need probes this version does not have.
+            alloc_bytes: None,
+            alloc_objects: None,
+            lost_events: self.lost_events,
+        }
+    }
+
+    /// What the model saw and coped with (orphan ends, dropped cycles, ...), for logs.
+    pub fn diagnostics(&self) -> Diagnostics {
+        self.diag
+    }
+
+    /// The stop `stop` ended at `end_ns`: report it, and advance the cycle.
+    fn close_stop(
+        &mut self,
+        stop: OpenStop,
+        end_ns: u64,
+        snap: &RuntimeSnapshot,
+        out: &mut Vec<Record>,
+    ) {
+        let duration = end_ns.saturating_sub(stop.start_ns);
+        self.pauses.record(duration);
+        let cycle = match stop.reason {
+            StwReason::GcSweepTerm => Some(self.start_cycle(stop.start_ns, end_ns, snap)),
+            StwReason::GcMarkTerm => self.mark_termination(stop.start_ns, end_ns, snap),
+            _ => None,
+        };
+        out.push(Record::Stw(StwRecord {
+            reason: stop.reason,
+            start_ns: stop.start_ns,
+            duration_ns: duration,
+            cycle,
+        }));
+        // The cycle completes after its last stop is reported: records stay in time order.
+        self.complete_if_done(snap, out);
+    }
+
+    /// A sweep-termination stop ended: cycle N is in progress. Returns N.
+    fn start_cycle(&mut self, start_ns: u64, end_ns: u64, snap: &RuntimeSnapshot) -> u32 {
+        // Normally settled at the StwBegin already; this only catches a cycle that was
+        // somehow still open.
+        if self.cycle.take().is_some() {
+            self.diag.discarded_cycles += 1;
+        }
+        let (number, source) = if let Some(n) = snap.gc_cycles {
+            (n, NumberSource::Runtime)
+        } else if let Some(done) = snap.num_gc {
+            // numgc counts completed cycles; the one starting now is the next.
+            (done.wrapping_add(1), NumberSource::Runtime)
+        } else if let Some(prev) = self.last_cycle {
+            (prev.wrapping_add(1), NumberSource::Counted)
+        } else {
+            self.diag.relative_numbering = true;
+            (1, NumberSource::Counted)
+        };
+        self.last_cycle = Some(number);
+
+        let trigger = match snap.user_forced {
+            Some(true) => Some(Trigger::Forced),
+            Some(false) if self.requests.any_time => Some(Trigger::Time),
+            Some(false) => Some(Trigger::Heap),
+            None => self.requests.last,
+        };
+        self.requests = Requests::default();
+
+        self.cycle = Some(CycleInProgress {
+            number,
+            source,
+            trigger,
+            start_ns,
+            mark_start_ns: end_ns,
+            pause_ns: end_ns.saturating_sub(start_ns),
+            runtime_init_ns: snap.runtime_init_ns,
+            gomaxprocs: snap.gomaxprocs,
+            mark_term: None,
+            lazy: false,
+        });
+        number
+    }
+
+    /// A mark-termination stop ended. Returns the cycle it belongs to, if known.
+    fn mark_termination(
+        &mut self,
+        start_ns: u64,
+        end_ns: u64,
+        snap: &RuntimeSnapshot,
+    ) -> Option<u32> {
+        if let (Some(c), Some(seen)) = (&mut self.cycle, snap.gc_cycles) {
+            if seen != c.number {
+                match c.source {
+                    // Our own count was only a guess; the runtime knows better.
+                    NumberSource::Counted => c.number = seen,
+                    // Runtime says another cycle: we missed its sweep termination (lost
+                    // events). Ours cannot be completed correctly.
+                    NumberSource::Runtime => {
+                        self.cycle = None;
+                        self.diag.discarded_cycles += 1;
+                    }
+                }
+            }
+        }
+        if let Some(seen) = snap.gc_cycles {
+            self.last_cycle = Some(self.last_cycle.map_or(seen, |l| l.max(seen)));
+        }
+        let Some(c) = &mut self.cycle else {
+            // Attached mid-cycle: the stop is real, the cycle cannot be reported.
+            self.diag.mark_terms_without_cycle += 1;
+            return snap.gc_cycles;
+        };
+        c.pause_ns = c.pause_ns.saturating_add(end_ns.saturating_sub(start_ns));
+        c.mark_term = Some((start_ns, end_ns));
+        c.lazy = snap.num_gc.is_none();
+        c.runtime_init_ns = c.runtime_init_ns.or(snap.runtime_init_ns);
+        c.gomaxprocs = c.gomaxprocs.or(snap.gomaxprocs);
+        Some(c.number)
+    }
+
+    /// Report the cycle in progress if the snapshot shows `numgc` reached its number.
+    /// numgc is incremented only at the end of the real mark termination, so a restart
+    /// (numgc still N-1) keeps waiting. Greater than N also means N finished.
+    fn complete_if_done(&mut self, snap: &RuntimeSnapshot, out: &mut Vec<Record>) {
+        let done = match (&self.cycle, snap.num_gc) {
+            (Some(c), Some(numgc)) => c.mark_term.is_some() && numgc >= c.number,
+            _ => false,
+        };
+        if done {
+            if let Some(c) = self.cycle.take() {
+                self.emit(&c, out);
+            }
+        }
+    }
+
+    /// The cycle in progress can no longer receive stops: report it if lazily complete,
+    /// else count it as discarded.
+    fn settle_cycle(&mut self, out: &mut Vec<Record>) {
+        if let Some(c) = self.cycle.take() {
+            if c.lazy && c.mark_term.is_some() {
+                self.emit(&c, out);
+            } else {
+                self.diag.discarded_cycles += 1;
+            }
+        }
+    }
+
+    fn emit(&mut self, c: &CycleInProgress, out: &mut Vec<Record>) {
+        if let Some(rec) = c.to_record() {
+            self.cycles_reported += 1;
+            out.push(Record::Gc(rec));
+        } else {
+            self.diag.discarded_cycles += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,281 @@
+//! The Go runtime's `GODEBUG=gctrace=1` line, rebuilt from a [`GcRecord`].
+//!
+//! People (and their scripts) know this layout, so it is reproduced exactly, including
+//! the runtime's number formatting (`itoaDiv`, `fmtNSAsMS` in runtime/mgc.go, ported
+//! below digit for digit). What a uprobe tracer cannot know is printed as `?` in place
+//! of the number: CPU utilisation, the CPU-time breakdown, stack and globals scan sizes,
+//! and, until heap probes exist, the heap sizes.
+//!
+//! ```text
+//! gc 7 @1.234s ?%: 0.026+0.32+0.003 ms clock, ?+?/?/?+? ms cpu, ?->?->? MB, ? MB goal, ? MB stacks, ? MB globals, 8 P (forced)
+//! ```
+
+use std::io::{self, Write};
+
+use super::Sink;
+use crate::events::Trigger;
+use crate::records::{GcRecord, Record, Summary};
+
+/// Writes one gctrace line per completed cycle, and a `# ` comment line for the summary.
+pub struct GctraceSink<W: Write> {
+    w: W,
+}
+
+impl<W: Write> GctraceSink<W> {
+    pub fn new(w: W) -> GctraceSink<W> {
+        GctraceSink { w }
+    }
+
+    /// The writer back (tests, or to flush and close a file).
+    pub fn into_inner(self) -> W {
+        self.w
+    }
+}
+
+impl<W: Write> Sink for GctraceSink<W> {
+    fn record(&mut self, rec: &Record) -> io::Result<()> {
+        let line = match rec {
+            Record::Gc(g) => gc_line(g),
+            Record::Summary(s) => summary_line(s),
+            // gctrace has no line for these; JSON carries them.
+            Record::Process(_) | Record::Stw(_) => return Ok(()),
+        };
+        self.w.write_all(line.as_bytes())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.w.flush()
+    }
+}
+
+/// The runtime's `itoaDiv`: `val / 10^dec` in decimal with exactly `dec` decimals.
+/// Ported as is, quirks included (with `dec == 0` and `val < 10` the runtime prints a
+/// leading zero, e.g. "05"; `fmtNSAsMS` never asks for that).
+pub fn itoa_div(val: u64, dec: usize) -> String {
+    // u64::MAX has 20 digits; plus '.' and a leading '0' this fits like the runtime's [24]byte.
+    let mut buf = [0u8; 24];
+    let dec = dec.min(20);
+    let mut val = val;
+    let mut i = buf.len() - 1;
+    let idec = i - dec;
+    while val >= 10 || i >= idec {
+        buf[i] = b'0' + (val % 10) as u8;
+        i -= 1;
+        if i == idec {
+            buf[i] = b'.';
+            i -= 1;
+        }
+        val /= 10;
+    }
+    buf[i] = b'0' + val as u8;
+    String::from_utf8_lossy(&buf[i..]).into_owned()
+}
+
+/// The runtime's `fmtNSAsMS`: milliseconds, whole from 10 ms on, else two significant
+/// digits with at most three decimals ("0.026", "0.32", "1.2"); "0" under 1 µs.
+pub fn fmt_ns_as_ms(ns: u64) -> String {
+    if ns >= 10_000_000 {
+        return itoa_div(ns / 1_000_000, 0);
+    }
+    let mut x = ns / 1_000;
+    if x == 0 {
+        return "0".to_owned();
+    }
+    let mut dec = 3;
+    while x >= 100 {
+        x /= 10;
+        dec -= 1;
+    }
+    itoa_div(x, dec)
+}
+
+fn or_unknown(v: Option<String>) -> String {
+    v.unwrap_or_else(|| "?".to_owned())
+}
+
+/// Bytes as the runtime prints heap sizes: whole MiB, truncated (`>>20`).
+fn mb(bytes: Option<u64>) -> String {
+    or_unknown(bytes.map(|b| (b >> 20).to_string()))
+}
+
+/// One `gc N @Ts P%: ...` line, newline included.
+pub(super) fn gc_line(g: &GcRecord) -> String {
+    // Runtime: itoaDiv(uint64(tSweepTerm-runtimeInitTime)/1e6, 3): seconds, ms precision.
+    let at = or_unknown(
+        g.runtime_init_ns
+            .map(|init| itoa_div(g.start_ns.saturating_sub(init) / 1_000_000, 3)),
+    );
+    let procs = or_unknown(g.gomaxprocs.map(|p| p.to_string()));
+    let forced = if g.trigger == Some(Trigger::Forced) {
+        " (forced)"
+    } else {
+        ""
+    };
+    format!(
+        "gc {} @{}s ?%: {}+{}+{} ms clock, ?+?/?/?+? ms cpu, {}->{}->{} MB, {} MB goal, ? MB stacks, ? MB globals, {} P{}\n",
+        g.cycle,
+        at,
+        fmt_ns_as_ms(g.sweep_term_ns),
+        fmt_ns_as_ms(g.mark_ns),
+        fmt_ns_as_ms(g.mark_term_ns),
+        mb(g.heap_start_bytes),
+        mb(g.heap_end_bytes),
+        mb(g.heap_live_bytes),
+        mb(g.heap_goal_bytes),
+        procs,
+        forced,
+    )
+}
+
+/// The closing `# ` comment: cycles, pause percentiles in the same ms formatting as the
+/// clock triple, lost events. A comment so that tools parsing gctrace lines skip it.
+pub(super) fn summary_line(s: &Summary) -> String {
+    let ms = |ns: Option<u64>| or_unknown(ns.map(fmt_ns_as_ms));
+    format!(
+        "# gctrace-bpf: {} GC cycles, stop-the-world pause p50 {} ms, p99 {} ms, max {} ms, {} lost events\n",
+        s.cycles,
+        ms(s.pause_p50_ns),
+        ms(s.pause_p99_ns),
+        ms(s.pause_max_ns),
+        s.lost_events,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::StwReason;
+    use crate::records::{ProcessInfo, StwRecord};
+
+    #[test]
+    fn fmt_ns_as_ms_matches_the_runtime() {
+        // By hand from the Go code: x = ns/1e3; while x >= 100 { x /= 10; dec-- }.
+        assert_eq!(fmt_ns_as_ms(26_000), "0.026"); // x=26, dec=3
+        assert_eq!(fmt_ns_as_ms(320_000), "0.32"); // x=320 -> 32, dec=2
+        assert_eq!(fmt_ns_as_ms(3_000), "0.003"); // x=3, dec=3
+        assert_eq!(fmt_ns_as_ms(12_345_678), "12"); // >= 10 ms: whole ms
+        assert_eq!(fmt_ns_as_ms(0), "0");
+        assert_eq!(fmt_ns_as_ms(999), "0"); // x=0
+        assert_eq!(fmt_ns_as_ms(1_234_567), "1.2"); // x=1234 -> 12, dec=1
+        assert_eq!(fmt_ns_as_ms(9_999_999), "9.9"); // truncated, not rounded
+        assert_eq!(fmt_ns_as_ms(10_000_000), "10");
+        assert_eq!(fmt_ns_as_ms(100_000), "0.10"); // x=100 -> 10, dec=2: trailing 0 kept
+        assert_eq!(fmt_ns_as_ms(5_000_000), "5.0");
+        assert_eq!(fmt_ns_as_ms(99_000), "0.099");
+        assert_eq!(fmt_ns_as_ms(u64::MAX), "18446744073709");
+    }
+
+    #[test]
+    fn itoa_div_matches_the_runtime() {
+        assert_eq!(itoa_div(1_234, 3), "1.234");
+        assert_eq!(itoa_div(5, 3), "0.005");
+        assert_eq!(itoa_div(0, 3), "0.000");
+        assert_eq!(itoa_div(120_000, 3), "120.000");
+        assert_eq!(itoa_div(42, 0), "42");
+        assert_eq!(itoa_div(5, 0), "05"); // the runtime's quirk, kept
+        assert_eq!(itoa_div(u64::MAX, 3), "18446744073709551.615");
+    }
+
+    fn record() -> GcRecord {
+        GcRecord {
+            cycle: 7,
+            trigger: Some(Trigger::Heap),
+            start_ns: 1_000_000_000 + 1_234_567_890,
+            end_ns: 0,
+            sweep_term_ns: 26_000,
+            mark_ns: 320_000,
+            mark_term_ns: 3_000,
+            pause_ns: 29_000,
+            runtime_init_ns: Some(1_000_000_000),
+            gomaxprocs: Some(8),
+            heap_start_bytes: Some((4 << 20) + 12_345),
+            heap_end_bytes: Some(5 << 20),
+            heap_live_bytes: Some(1 << 19),
+            heap_goal_bytes: Some(8 << 20),
+        }
+    }
+
+    #[test]
+    fn full_line() {
+        assert_eq!(
+            gc_line(&record()),
+            "gc 7 @1.234s ?%: 0.026+0.32+0.003 ms clock, ?+?/?/?+? ms cpu, 4->5->0 MB, 8 MB goal, ? MB stacks, ? MB globals, 8 P\n"
+        );
+    }
+
+    #[test]
+    fn unknown_fields_and_forced() {
+        let g = GcRecord {
+            trigger: Some(Trigger::Forced),
+            runtime_init_ns: None,
+            gomaxprocs: None,
+            heap_start_bytes: None,
+            heap_end_bytes: None,
+            heap_live_bytes: None,
+            heap_goal_bytes: None,
+            mark_ns: 12_345_678,
+            ..record()
+        };
+        assert_eq!(
+            gc_line(&g),
+            "gc 7 @?s ?%: 0.026+12+0.003 ms clock, ?+?/?/?+? ms cpu, ?->?->? MB, ? MB goal, ? MB stacks, ? MB globals, ? P (forced)\n"
+        );
+    }
+
+    #[test]
+    fn early_cycle_timestamp() {
+        let g = GcRecord {
+            start_ns: 1_000_000_000 + 5_600_000,
+            ..record()
+        };
+        assert!(gc_line(&g).starts_with("gc 7 @0.005s ?%: "));
+    }
+
+    #[test]
+    fn summary_comment() {
+        let s = Summary {
+            cycles: 12,
+            pause_p50_ns: Some(26_000),
+            pause_p99_ns: Some(320_000),
+            pause_max_ns: Some(12_345_678),
+            alloc_bytes: None,
+            alloc_objects: None,
+            lost_events: 3,
+        };
+        assert_eq!(
+            summary_line(&s),
+            "# gctrace-bpf: 12 GC cycles, stop-the-world pause p50 0.026 ms, p99 0.32 ms, max 12 ms, 3 lost events\n"
+        );
+        assert_eq!(
+            summary_line(&Summary::default()),
+            "# gctrace-bpf: 0 GC cycles, stop-the-world pause p50 ? ms, p99 ? ms, max ? ms, 0 lost events\n"
+        );
+    }
+
+    #[test]
+    fn only_gc_and_summary_write_lines() -> io::Result<()> {
+        let mut sink = GctraceSink::new(Vec::new());
+        sink.record(&Record::Process(ProcessInfo {
+            pid: 1,
+            exe: "x".into(),
+            go_version: "go1.25.5".into(),
+            arch: "x86_64".into(),
+            gomaxprocs: Some(2),
+        }))?;
+        sink.record(&Record::Stw(StwRecord {
+            reason: StwReason::GcSweepTerm,
+            start_ns: 1,
+            duration_ns: 2,
+            cycle: Some(7),
+        }))?;
+        sink.record(&Record::Gc(record()))?;
+        sink.record(&Record::Summary(Summary::default()))?;
+        sink.flush()?;
+        let text = String::from_utf8(sink.into_inner()).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert!(lines[0].starts_with("gc 7 @1.234s"));
+        assert!(lines[1].starts_with("# "));
+        Ok(())
+    }
+}

@@ -1,0 +1,281 @@
+//! Newline-delimited JSON: one object per record, `"type"` first.
+//!
+//! Field names and order are a contract (README, tests, users' scripts): the records are
+//! mapped through the private structs below rather than by deriving `Serialize` on the
+//! records, so renaming a record field cannot silently change the output. Unknown values
+//! are `null`, never omitted, so every line of a type has the same keys.
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+use super::Sink;
+use crate::events::Trigger;
+use crate::records::{GcRecord, ProcessInfo, Record, StwRecord, Summary};
+
+/// Writes each record as one JSON line.
+pub struct JsonSink<W: Write> {
+    w: W,
+    /// Reused line buffer: one allocation for the whole run.
+    line: Vec<u8>,
+}
+
+impl<W: Write> JsonSink<W> {
+    pub fn new(w: W) -> JsonSink<W> {
+        JsonSink {
+            w,
+            line: Vec::with_capacity(512),
+        }
+    }
+
+    /// The writer back (tests, or to flush and close a file).
+    pub fn into_inner(self) -> W {
+        self.w
+    }
+}
+
+#[derive(Serialize)]
+struct ProcessJson<'a> {
+    r#type: &'static str,
+    pid: u32,
+    exe: &'a str,
+    go_version: &'a str,
+    arch: &'a str,
+    gomaxprocs: Option<u32>,
+}
+
+#[derive(Serialize)]
+struct GcJson {
+    r#type: &'static str,
+    cycle: u32,
+    trigger: Option<Trigger>,
+    start_ns: u64,
+    end_ns: u64,
+    sweep_term_ns: u64,
+    mark_ns: u64,
+    mark_term_ns: u64,
+    pause_ns: u64,
+    heap_start_bytes: Option<u64>,
+    heap_end_bytes: Option<u64>,
+    heap_live_bytes: Option<u64>,
+    heap_goal_bytes: Option<u64>,
+    gomaxprocs: Option<u32>,
+}
+
+#[derive(Serialize)]
+struct StwJson {
+    r#type: &'static str,
+    reason: &'static str,
+    start_ns: u64,
+    duration_ns: u64,
+    cycle: Option<u32>,
+}
+
+#[derive(Serialize)]
+struct SummaryJson {
+    r#type: &'static str,
+    cycles: u64,
+    pause_p50_ns: Option<u64>,
+    pause_p99_ns: Option<u64>,
+    pause_max_ns: Option<u64>,
+    alloc_bytes: Option<u64>,
+    alloc_objects: Option<u64>,
+    lost_events: u64,
+}
+
+fn process(p: &ProcessInfo) -> ProcessJson<'_> {
+    ProcessJson {
+        r#type: "process",
+        pid: p.pid,
+        exe: &p.exe,
+        go_version: &p.go_version,
+        arch: &p.arch,
+        gomaxprocs: p.gomaxprocs,
+    }
+}
+
+fn gc(g: &GcRecord) -> GcJson {
+    GcJson {
+        r#type: "gc",
+        cycle: g.cycle,
+        trigger: g.trigger,
+        start_ns: g.start_ns,
+        end_ns: g.end_ns,
+        sweep_term_ns: g.sweep_term_ns,
+        mark_ns: g.mark_ns,
+        mark_term_ns: g.mark_term_ns,
+        pause_ns: g.pause_ns,
+        heap_start_bytes: g.heap_start_bytes,
+        heap_end_bytes: g.heap_end_bytes,
+        heap_live_bytes: g.heap_live_bytes,
+        heap_goal_bytes: g.heap_goal_bytes,
+        gomaxprocs: g.gomaxprocs,
+    }
+}
+
+fn stw(s: &StwRecord) -> StwJson {
+    StwJson {
+        r#type: "stw",
+        reason: s.reason.as_str(),
+        start_ns: s.start_ns,
+        duration_ns: s.duration_ns,
+        cycle: s.cycle,
+    }
+}
+
+fn summary(s: &Summary) -> SummaryJson {
+    SummaryJson {
+        r#type: "summary",
+        cycles: s.cycles,
+        pause_p50_ns: s.pause_p50_ns,
+        pause_p99_ns: s.pause_p99_ns,
+        pause_max_ns: s.pause_max_ns,
+        alloc_bytes: s.alloc_bytes,
+        alloc_objects: s.alloc_objects,
+        lost_events: s.lost_events,
+    }
+}
+
+impl<W: Write> Sink for JsonSink<W> {
+    fn record(&mut self, rec: &Record) -> io::Result<()> {
+        self.line.clear();
+        match rec {
+            Record::Process(p) => serde_json::to_writer(&mut self.line, &process(p)),
+            Record::Gc(g) => serde_json::to_writer(&mut self.line, &gc(g)),
+            Record::Stw(s) => serde_json::to_writer(&mut self.line, &stw(s)),
+            Record::Summary(s) => serde_json::to_writer(&mut self.line, &summary(s)),
+        }
+        .map_err(io::Error::other)?;
+        self.line.push(b'\n');
+        self.w.write_all(&self.line)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.w.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::StwReason;
+
+    fn line(rec: Record) -> String {
+        let mut sink = JsonSink::new(Vec::new());
+        assert!(sink.record(&rec).is_ok());
+        String::from_utf8(sink.into_inner()).unwrap_or_default()
+    }
+
+    #[test]
+    fn process() {
+        let rec = Record::Process(ProcessInfo {
+            pid: 4242,
+            exe: "/usr/bin/my \"app\"".into(),
+            go_version: "go1.25.5".into(),
+            arch: "x86_64".into(),
+            gomaxprocs: None,
+        });
+        assert_eq!(
+            line(rec),
+            r#"{"type":"process","pid":4242,"exe":"/usr/bin/my \"app\"","go_version":"go1.25.5","arch":"x86_64","gomaxprocs":null}"#
+                .to_owned()
+                + "\n"
+        );
+    }
+
+    #[test]
+    fn gc() {
+        let rec = Record::Gc(GcRecord {
+            cycle: 3,
+            trigger: Some(Trigger::Forced),
+            start_ns: 100,
+            end_ns: 900,
+            sweep_term_ns: 26,
+            mark_ns: 700,
+            mark_term_ns: 74,
+            pause_ns: 100,
+            runtime_init_ns: Some(5),
+            gomaxprocs: Some(8),
+            heap_start_bytes: Some(4 << 20),
+            heap_end_bytes: None,
+            heap_live_bytes: None,
+            heap_goal_bytes: None,
+        });
+        assert_eq!(
+            line(rec),
+            concat!(
+                r#"{"type":"gc","cycle":3,"trigger":"forced","start_ns":100,"end_ns":900,"#,
+                r#""sweep_term_ns":26,"mark_ns":700,"mark_term_ns":74,"pause_ns":100,"#,
+                r#""heap_start_bytes":4194304,"heap_end_bytes":null,"heap_live_bytes":null,"#,
+                r#""heap_goal_bytes":null,"gomaxprocs":8}"#,
+                "\n"
+            )
+        );
+    }
+
+    #[test]
+    fn gc_unknown_trigger_is_null() {
+        let rec = Record::Gc(GcRecord {
+            cycle: 1,
+            trigger: None,
+            start_ns: 0,
+            end_ns: 0,
+            sweep_term_ns: 0,
+            mark_ns: 0,
+            mark_term_ns: 0,
+            pause_ns: 0,
+            runtime_init_ns: None,
+            gomaxprocs: None,
+            heap_start_bytes: None,
+            heap_end_bytes: None,
+            heap_live_bytes: None,
+            heap_goal_bytes: None,
+        });
+        assert!(line(rec).contains(r#""trigger":null,"#));
+    }
+
+    #[test]
+    fn stw() {
+        let gc_stop = Record::Stw(StwRecord {
+            reason: StwReason::GcSweepTerm,
+            start_ns: 100,
+            duration_ns: 26,
+            cycle: Some(3),
+        });
+        assert_eq!(
+            line(gc_stop),
+            "{\"type\":\"stw\",\"reason\":\"GC sweep termination\",\"start_ns\":100,\"duration_ns\":26,\"cycle\":3}\n"
+        );
+        let other = Record::Stw(StwRecord {
+            reason: StwReason::ReadMemStats,
+            start_ns: 1,
+            duration_ns: 2,
+            cycle: None,
+        });
+        assert_eq!(
+            line(other),
+            "{\"type\":\"stw\",\"reason\":\"read mem stats\",\"start_ns\":1,\"duration_ns\":2,\"cycle\":null}\n"
+        );
+    }
+
+    #[test]
+    fn summary() {
+        let rec = Record::Summary(Summary {
+            cycles: 12,
+            pause_p50_ns: Some(26_000),
+            pause_p99_ns: Some(320_000),
+            pause_max_ns: Some(1_200_000),
+            alloc_bytes: None,
+            alloc_objects: None,
+            lost_events: 0,
+        });
+        assert_eq!(
+            line(rec),
+            concat!(
+                r#"{"type":"summary","cycles":12,"pause_p50_ns":26000,"pause_p99_ns":320000,"#,
+                r#""pause_max_ns":1200000,"alloc_bytes":null,"alloc_objects":null,"lost_events":0}"#,
+                "\n"
+            )
+        );
+    }
+}
