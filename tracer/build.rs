@@ -32,9 +32,9 @@ fn find_bpf_linker() -> Option<PathBuf> {
     let mut dirs: Vec<PathBuf> = env::var_os("PATH")
         .map(|p| env::split_paths(&p).collect())
         .unwrap_or_default();
-    if let Some(home) = env::var_os("CARGO_HOME").or_else(|| {
-        env::var_os("HOME").map(|h| Path::new(&h).join(".cargo").into_os_string())
-    }) {
+    if let Some(home) = env::var_os("CARGO_HOME")
+        .or_else(|| env::var_os("HOME").map(|h| Path::new(&h).join(".cargo").into_os_string()))
+    {
         dirs.push(Path::new(&home).join("bin"));
     }
     dirs.into_iter()
@@ -49,7 +49,11 @@ fn main() {
     for dir in ["tracer-ebpf/src", "tracer-common/src"] {
         println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
     }
-    for file in ["tracer-ebpf/Cargo.toml", "tracer-common/Cargo.toml", "Cargo.lock"] {
+    for file in [
+        "tracer-ebpf/Cargo.toml",
+        "tracer-common/Cargo.toml",
+        "Cargo.lock",
+    ] {
         println!("cargo:rerun-if-changed={}", workspace.join(file).display());
     }
 
@@ -59,7 +63,9 @@ fn main() {
         ));
     }
     let Some(linker) = find_bpf_linker() else {
-        fail(&format!("BPF toolchain missing: bpf-linker not found; {INSTALL_HINT}"));
+        fail(&format!(
+            "BPF toolchain missing: bpf-linker not found; {INSTALL_HINT}"
+        ));
     };
     let linker_dir = linker.parent().map(Path::to_path_buf).unwrap_or_default();
     let path = env::join_paths(

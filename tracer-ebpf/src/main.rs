@@ -13,7 +13,9 @@
 
 use aya_ebpf::{
     bindings::{BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
-    helpers::{bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_ktime_get_ns, bpf_probe_read_user},
+    helpers::{
+        bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_ktime_get_ns, bpf_probe_read_user,
+    },
     macros::{map, uprobe},
     maps::{Array, PerCpuArray, RingBuf},
     programs::ProbeContext,
@@ -134,7 +136,9 @@ fn fill_regs(ctx: &ProbeContext, ev: &mut RawEvent) {
     unsafe {
         let r = &*(ctx.regs as *const user_pt_regs);
         ev.ip = r.pc;
-        ev.regs = [r.regs[0], r.regs[1], r.regs[2], r.regs[3], r.regs[4], r.regs[5]];
+        ev.regs = [
+            r.regs[0], r.regs[1], r.regs[2], r.regs[3], r.regs[4], r.regs[5],
+        ];
         ev.g = r.regs[28];
         ev.ret_addr = r.regs[30];
     }

@@ -25,7 +25,13 @@ gctrace-bpf exits (or is killed) every probe is removed.";
 #[command(name = "gctrace-bpf", version, about, after_help = AFTER_HELP)]
 pub struct Cli {
     /// Attach to the running process with this (host) pid.
-    #[arg(short, long, value_name = "PID", conflicts_with = "command", required_unless_present = "command")]
+    #[arg(
+        short,
+        long,
+        value_name = "PID",
+        conflicts_with = "command",
+        required_unless_present = "command"
+    )]
     pub pid: Option<u32>,
 
     /// Output format.
@@ -78,7 +84,11 @@ mod tests {
 
     #[test]
     fn bad_values_are_usage_errors() {
-        for args in [&["--pid", "x"][..], &["--pid", "1", "-d", "-3"], &["--pid", "1", "-f", "xml"]] {
+        for args in [
+            &["--pid", "x"][..],
+            &["--pid", "1", "-d", "-3"],
+            &["--pid", "1", "-f", "xml"],
+        ] {
             let e = parse(args).unwrap_err();
             assert_eq!(e.exit_code(), 2, "{args:?}");
         }

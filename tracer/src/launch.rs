@@ -58,7 +58,10 @@ fn is_executable(p: &Path) -> bool {
 fn cstring(s: &[u8], cmd: &str) -> Result<CString, LaunchError> {
     CString::new(s).map_err(|_| LaunchError::Start {
         cmd: cmd.to_string(),
-        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "argument contains a NUL byte"),
+        source: std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "argument contains a NUL byte",
+        ),
     })
 }
 
@@ -239,7 +242,11 @@ mod tests {
     #[test]
     fn missing_command_is_a_clear_error() {
         let err = spawn_stopped(&["/nonexistent/gctrace-test-cmd".into()]).unwrap_err();
-        assert!(err.to_string().starts_with("cannot start /nonexistent/gctrace-test-cmd"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("cannot start /nonexistent/gctrace-test-cmd"),
+            "{err}"
+        );
         let err = spawn_stopped(&["gctrace-no-such-command".into()]).unwrap_err();
         assert!(err.to_string().contains("command not found"), "{err}");
     }

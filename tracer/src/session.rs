@@ -87,7 +87,9 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
         }
     };
     if let Some(child) = launched.as_mut() {
-        child.resume().context("cannot resume the started command")?;
+        child
+            .resume()
+            .context("cannot resume the started command")?;
     }
 
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -164,7 +166,8 @@ fn prepare(pid: u32, opts: &TraceOptions) -> Result<Prepared> {
 fn open_output(opts: &TraceOptions) -> Result<Box<dyn Write + Send>> {
     Ok(match &opts.output {
         Some(path) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?,
         )),
         None => Box::new(std::io::BufWriter::new(std::io::stdout())),
     })
@@ -223,7 +226,11 @@ fn pidfd_open(pid: u32) -> std::io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
-async fn event_loop(prepared: Prepared, opts: &TraceOptions, launched: Option<u32>) -> Result<Stop> {
+async fn event_loop(
+    prepared: Prepared,
+    opts: &TraceOptions,
+    launched: Option<u32>,
+) -> Result<Stop> {
     let Prepared {
         pid,
         mut probes,
@@ -252,7 +259,9 @@ async fn event_loop(prepared: Prepared, opts: &TraceOptions, launched: Option<u3
         }
         None => {
             drop(exit_tx);
-            Some(watch(pidfd_open(pid).context("cannot watch the target process")?)?)
+            Some(watch(
+                pidfd_open(pid).context("cannot watch the target process")?,
+            )?)
         }
     };
     let target_gone = async {

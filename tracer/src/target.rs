@@ -69,7 +69,10 @@ pub fn gomaxprocs(pid: u32, gomaxprocs_addr: Option<u64>) -> Option<u32> {
     if let Ok(env) = fs::read(format!("/proc/{pid}/environ")) {
         for var in env.split(|b| *b == 0) {
             if let Some(v) = var.strip_prefix(b"GOMAXPROCS=") {
-                if let Some(n) = std::str::from_utf8(v).ok().and_then(|s| s.parse::<u32>().ok()) {
+                if let Some(n) = std::str::from_utf8(v)
+                    .ok()
+                    .and_then(|s| s.parse::<u32>().ok())
+                {
                     if n > 0 {
                         return Some(n);
                     }

@@ -23,9 +23,11 @@ use crate::binary::Arch;
 /// The kernel object for the architecture this tracer runs on (the traced program runs
 /// on the same kernel, so it has the same architecture).
 #[cfg(target_arch = "x86_64")]
-static BPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer-ebpf-x86_64.o"));
+static BPF_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer-ebpf-x86_64.o"));
 #[cfg(target_arch = "aarch64")]
-static BPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer-ebpf-aarch64.o"));
+static BPF_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer-ebpf-aarch64.o"));
 
 #[cfg(target_arch = "x86_64")]
 pub const HOST_ARCH: Arch = Arch::X86_64;
@@ -82,9 +84,16 @@ impl Probes {
     /// Load the programs, configure them for `pid`, and attach every site of `plan` to the
     /// executable at `exe` (normally `/proc/PID/exe`). `bias` is the process's load bias
     /// (0 unless PIE), added to the link-time addresses of the memory reads.
-    pub fn attach(pid: u32, exe: &Path, plan: &ProbePlan, bias: u64) -> Result<Probes, AttachError> {
+    pub fn attach(
+        pid: u32,
+        exe: &Path,
+        plan: &ProbePlan,
+        bias: u64,
+    ) -> Result<Probes, AttachError> {
         let scope_pid = NonZeroU32::new(pid).ok_or(AttachError::BadPid)?;
-        let mut ebpf = EbpfLoader::new().load(BPF_OBJECT).map_err(AttachError::Load)?;
+        let mut ebpf = EbpfLoader::new()
+            .load(BPF_OBJECT)
+            .map_err(AttachError::Load)?;
 
         let mut config = Config {
             tgid: pid,
@@ -95,7 +104,9 @@ impl Probes {
             *slot = read.address.wrapping_add(bias);
         }
         {
-            let map = ebpf.map_mut(CONFIG_MAP).ok_or(AttachError::Missing(CONFIG_MAP))?;
+            let map = ebpf
+                .map_mut(CONFIG_MAP)
+                .ok_or(AttachError::Missing(CONFIG_MAP))?;
             let mut array: Array<&mut MapData, Config> =
                 Array::try_from(map).map_err(|source| AttachError::Map {
                     name: CONFIG_MAP,

@@ -133,7 +133,11 @@ fn entry_site(bin: &GoBinary, kind: ProbeKind, f: &Function) -> Result<ProbeSite
     })
 }
 
-fn return_sites(bin: &GoBinary, kind: ProbeKind, f: &Function) -> Result<Vec<ProbeSite>, PlanError> {
+fn return_sites(
+    bin: &GoBinary,
+    kind: ProbeKind,
+    f: &Function,
+) -> Result<Vec<ProbeSite>, PlanError> {
     let rets = bin.return_sites(f).map_err(|source| PlanError::Decode {
         function: f.name.clone(),
         source,
