@@ -11,10 +11,13 @@ use tracer_common::{ProbeKind, RawEvent};
 use crate::events::{RuntimeSnapshot, StwReason, TraceEvent, Trigger};
 use crate::probes::{ProbePlan, ReadField, StwScheme};
 
-/// A runtime timestamp passed in a register is trusted only within this distance of the
-/// probe's own clock reading; anything else means the register did not hold what this
-/// version's ABI says, and the probe's clock is used instead.
-const MAX_CLOCK_SKEW_NS: u64 = 10_000_000_000;
+/// A runtime timestamp passed in a register was taken before the probe fired, so it is
+/// trusted only if it lies at most this long before the probe's own clock reading;
+/// anything else means the register did not hold what this version's ABI says, and the
+/// probe's clock is used instead. (No stop-the-world lasts a minute.)
+const MAX_AGE_NS: u64 = 60_000_000_000;
+/// Allowance for the runtime's clock read being a hair after ours (different CPUs).
+const MAX_AHEAD_NS: u64 = 1_000_000;
 
 /// Everything needed to interpret raw events of one traced process.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -134,6 +137,7 @@ impl Decoder {
                 .read(raw, ReadField::Gomaxprocs)
                 .map(|v| v as u32)
                 .filter(|v| *v != 0),
+            gc_end_ns: self.read(raw, ReadField::GcEnd).filter(|v| *v != 0),
         }
     }
 
@@ -158,7 +162,8 @@ impl Decoder {
 
 /// A runtime `nanotime()` value from a register, checked against the probe's clock.
 fn runtime_time(value: u64, probe_ns: u64) -> u64 {
-    if value != 0 && value.abs_diff(probe_ns) < MAX_CLOCK_SKEW_NS {
+    if value != 0 && value <= probe_ns + MAX_AHEAD_NS && probe_ns - value.min(probe_ns) < MAX_AGE_NS
+    {
         value
     } else {
         probe_ns
@@ -180,7 +185,7 @@ mod tests {
     fn raw(kind: ProbeKind) -> RawEvent {
         RawEvent {
             kind: kind as u32,
-            ktime_ns: 5_000_000_000,
+            ktime_ns: 500_000_000_000,
             ..Default::default()
         }
     }
@@ -189,11 +194,11 @@ mod tests {
     fn world_stop_entry_uses_runtime_start_and_reason() {
         let mut d = Decoder::new(spec(StwScheme::WorldStop));
         let mut e = raw(ProbeKind::StartTheWorld);
-        e.regs = [0, 2, 4_999_000_000, 0, 0, 0];
+        e.regs = [0, 2, 499_999_000_000, 0, 0, 0];
         assert_eq!(
             d.decode(&e),
             Some(TraceEvent::StwBegin {
-                ts_ns: 4_999_000_000,
+                ts_ns: 499_999_000_000,
                 reason: StwReason::GcSweepTerm
             })
         );
@@ -203,14 +208,14 @@ mod tests {
     fn return_reads_now_and_snapshot() {
         let mut d = Decoder::new(spec(StwScheme::WorldStop));
         let mut e = raw(ProbeKind::StartTheWorldReturn);
-        e.regs[0] = 4_999_500_000;
+        e.regs[0] = 499_999_500_000;
         e.reads[0] = 0xdead_0000_0007; // upper bytes belong to the next field
         e.reads[1] = 6;
         e.read_ok = 0b01; // numgc read failed
         let Some(TraceEvent::StwEnd { ts_ns, snapshot }) = d.decode(&e) else {
             panic!("not an StwEnd");
         };
-        assert_eq!(ts_ns, 4_999_500_000);
+        assert_eq!(ts_ns, 499_999_500_000);
         assert_eq!(snapshot.gc_cycles, Some(7));
         assert_eq!(snapshot.num_gc, None);
     }
@@ -223,7 +228,7 @@ mod tests {
         let Some(TraceEvent::StwEnd { ts_ns, .. }) = d.decode(&e) else {
             panic!("not an StwEnd");
         };
-        assert_eq!(ts_ns, 5_000_000_000);
+        assert_eq!(ts_ns, 500_000_000_000);
     }
 
     #[test]
@@ -252,7 +257,7 @@ mod tests {
         assert_eq!(
             d.decode(&e),
             Some(TraceEvent::StwBegin {
-                ts_ns: 5_000_000_000,
+                ts_ns: 500_000_000_000,
                 reason: StwReason::ReadMemStats
             })
         );

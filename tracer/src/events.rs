@@ -119,6 +119,11 @@ pub struct RuntimeSnapshot {
     pub runtime_init_ns: Option<u64>,
     /// `gomaxprocs`.
     pub gomaxprocs: Option<u32>,
+    /// `work.tEnd`: when the runtime ended the last mark termination's pause. Go before
+    /// 1.22 takes it before restarting the world (which can take a while when threads
+    /// must be created), and counts the pause up to it; 1.22+ passes it to
+    /// `startTheWorldWithSema`, so the end of the stop already equals it.
+    pub gc_end_ns: Option<u64>,
 }
 
 /// One decoded event.

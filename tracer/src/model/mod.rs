@@ -208,6 +208,13 @@ impl Model {
         snap: &RuntimeSnapshot,
         out: &mut Vec<Record>,
     ) {
+        // Before Go 1.22 the runtime ends a mark-termination pause at `work.tEnd`, taken
+        // before it restarts the world; use it when it belongs to this stop (a restarted
+        // mark termination leaves the previous cycle's value behind).
+        let end_ns = match (stop.reason, snap.gc_end_ns) {
+            (StwReason::GcMarkTerm, Some(t)) if (stop.start_ns..=end_ns).contains(&t) => t,
+            _ => end_ns,
+        };
         let duration = end_ns.saturating_sub(stop.start_ns);
         self.pauses.record(duration);
         let cycle = match stop.reason {

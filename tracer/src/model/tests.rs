@@ -10,6 +10,7 @@ fn snap(gc_cycles: u32, num_gc: u32, user_forced: bool) -> RuntimeSnapshot {
         user_forced: Some(user_forced),
         runtime_init_ns: Some(1_000),
         gomaxprocs: Some(8),
+        gc_end_ns: None,
     }
 }
 
@@ -431,4 +432,39 @@ fn finish_emits_exactly_one_summary_last() {
         1
     );
     assert!(matches!(fin.last(), Some(Record::Summary(s)) if s.lost_events == 7));
+}
+
+#[test]
+fn old_go_mark_termination_ends_at_runtime_t_end() {
+    // Go < 1.22: the runtime ends the pause at work.tEnd, before restarting the world.
+    let mut m = Model::new();
+    let mut last = snap(1, 1, false);
+    last.gc_end_ns = Some(2_600);
+    let recs = run(
+        &mut m,
+        &[
+            begin(1_000, ST),
+            end(1_100, snap(1, 0, false)),
+            begin(2_000, MT),
+            end(2_900, last),
+        ],
+    );
+    let g = gcs(&recs);
+    assert_eq!(g.len(), 1);
+    assert_eq!(g[0].end_ns, 2_600);
+    assert_eq!(g[0].mark_term_ns, 600);
+    assert_eq!(g[0].pause_ns, 100 + 600);
+    // A stale tEnd (from the previous cycle) is ignored.
+    let mut stale = snap(2, 2, false);
+    stale.gc_end_ns = Some(2_600);
+    let recs = run(
+        &mut m,
+        &[
+            begin(5_000, ST),
+            end(5_100, snap(2, 1, false)),
+            begin(6_000, MT),
+            end(6_300, stale),
+        ],
+    );
+    assert_eq!(gcs(&recs)[0].mark_term_ns, 300);
 }

@@ -45,6 +45,8 @@ pub enum ReadField {
     Gomaxprocs,
     /// `gcphase` (uint32): 0 off, 1 mark, 2 mark termination.
     GcPhase,
+    /// `work.tEnd` (int64), Go < 1.22 only.
+    GcEnd,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -227,6 +229,13 @@ pub fn plan(bin: &GoBinary) -> Result<ProbePlan, PlanError> {
         bin.data_symbol("runtime.gomaxprocs"),
         "address of gomaxprocs",
     );
+    if scheme != StwScheme::WorldStop {
+        want(
+            ReadField::GcEnd,
+            field("runtime.work", "runtime.workType", "tEnd"),
+            "address of work.tEnd (mark termination may end late by the world restart)",
+        );
+    }
     let mut systemstack = None;
     if scheme == StwScheme::CallerInferred {
         want(
