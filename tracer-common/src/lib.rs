@@ -13,7 +13,7 @@
 pub const ARG_REGS: usize = 6;
 
 /// Number of target-memory words the kernel reads on the probes that ask for them.
-pub const MAX_READS: usize = 8;
+pub const MAX_READS: usize = 32;
 
 /// Which probe produced an event. One BPF program per kind; each can be attached at
 /// several addresses (all RET instructions of a function, for instance).
@@ -28,10 +28,23 @@ pub enum ProbeKind {
     StartTheWorld = 3,
     /// A RET instruction of `runtime.startTheWorldWithSema` (the world is running again).
     StartTheWorldReturn = 4,
+    /// Not a probe: user space read target memory itself (periodic samples, e.g. the
+    /// allocation counter) and recorded it in the same shape, so recordings and the
+    /// decoder treat it like any other event.
+    UserSample = 5,
 }
 
 impl ProbeKind {
-    pub const ALL: [ProbeKind; 4] = [
+    pub const ALL: [ProbeKind; 5] = [
+        ProbeKind::GcStart,
+        ProbeKind::StopTheWorld,
+        ProbeKind::StartTheWorld,
+        ProbeKind::StartTheWorldReturn,
+        ProbeKind::UserSample,
+    ];
+
+    /// The kinds implemented by a kernel program.
+    pub const PROBES: [ProbeKind; 4] = [
         ProbeKind::GcStart,
         ProbeKind::StopTheWorld,
         ProbeKind::StartTheWorld,
@@ -49,16 +62,12 @@ impl ProbeKind {
             ProbeKind::StopTheWorld => "stw_stop",
             ProbeKind::StartTheWorld => "stw_start",
             ProbeKind::StartTheWorldReturn => "stw_start_ret",
+            ProbeKind::UserSample => "user_sample",
         }
-    }
-
-    /// Bit for this kind in [`Config::read_on`].
-    pub const fn bit(self) -> u32 {
-        1 << (self as u32)
     }
 }
 
-/// One probe hit, exactly as the kernel saw it. 168 bytes.
+/// One probe hit, exactly as the kernel saw it. 360 bytes.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RawEvent {
@@ -78,7 +87,8 @@ pub struct RawEvent {
     pub ret_addr: u64,
     /// The current goroutine (`g`): R14 on amd64, X28 on arm64.
     pub g: u64,
-    /// Words read from [`Config::read_addrs`] when this kind is in [`Config::read_on`].
+    /// Words read from [`Config::read_addrs`], for the slots [`Config::read_slots`] names
+    /// for this kind.
     pub reads: [u64; MAX_READS],
     /// Bit i set when `reads[i]` was read successfully.
     pub read_ok: u32,
@@ -91,10 +101,12 @@ pub struct RawEvent {
 pub struct Config {
     /// Only events from this process (tgid) are emitted; 0 = any.
     pub tgid: u32,
-    /// Bitmask of [`ProbeKind::bit`]: which probe kinds perform the memory reads.
-    pub read_on: u32,
+    pub _pad: u32,
     /// Absolute addresses in the target to read 8 bytes from; 0 = unused slot.
     pub read_addrs: [u64; MAX_READS],
+    /// Indexed by [`ProbeKind`] value: bit i set = read slot i on that probe. Reads cost
+    /// little next to the probe hit itself, but there is no point paying for them twice.
+    pub read_slots: [u32; 8],
 }
 
 /// Indices into the per-CPU counter array [`COUNTERS_MAP`].
@@ -134,8 +146,10 @@ mod tests {
 
     #[test]
     fn layout_is_stable() {
-        assert_eq!(core::mem::size_of::<RawEvent>(), 168);
-        assert_eq!(core::mem::size_of::<Config>(), 8 + 8 * MAX_READS);
+        assert_eq!(core::mem::size_of::<RawEvent>(), 360);
+        assert_eq!(core::mem::size_of::<Config>(), 8 + 8 * MAX_READS + 32);
+        // read_ok and read_slots are u32 bitmasks over the slots.
+        const { assert!(MAX_READS <= 32) };
     }
 
     #[test]

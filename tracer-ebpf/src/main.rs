@@ -97,11 +97,12 @@ fn emit(ctx: &ProbeContext, kind: ProbeKind) -> u32 {
         fill_regs(ctx, &mut *ev);
         (*ev).read_ok = 0;
         (*ev)._pad = 0;
+        let slots = config.read_slots[kind as usize & 7];
         let mut i = 0;
         while i < MAX_READS {
             (*ev).reads[i] = 0;
             let addr = config.read_addrs[i];
-            if addr != 0 && config.read_on & kind.bit() != 0 {
+            if addr != 0 && slots & (1 << i) != 0 {
                 if let Ok(v) = bpf_probe_read_user(addr as *const u64) {
                     (*ev).reads[i] = v;
                     (*ev).read_ok |= 1 << i;

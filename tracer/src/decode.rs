@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 use tracer_common::{ProbeKind, RawEvent};
 
-use crate::events::{RuntimeSnapshot, StwReason, TraceEvent, Trigger};
+use crate::events::{GcFigures, RuntimeSnapshot, StwReason, TraceEvent, Trigger};
 use crate::probes::{ProbePlan, ReadField, StwScheme};
 
 /// A runtime timestamp passed in a register was taken before the probe fired, so it is
@@ -115,6 +115,14 @@ impl Decoder {
                 ts_ns: runtime_time(raw.regs[0], raw.ktime_ns),
                 snapshot: self.snapshot(raw),
             }),
+            // A sample without the counter (the target exited between two samples) has
+            // nothing to say; nothing was lost.
+            ProbeKind::UserSample => self
+                .read(raw, ReadField::TotalAlloc)
+                .map(|total_bytes| TraceEvent::AllocSample {
+                    ts_ns: raw.ktime_ns,
+                    total_bytes,
+                }),
         }
     }
 
@@ -138,6 +146,45 @@ impl Decoder {
                 .map(|v| v as u32)
                 .filter(|v| *v != 0),
             gc_end_ns: self.read(raw, ReadField::GcEnd).filter(|v| *v != 0),
+            gc: self.figures(raw),
+            gogc: self
+                .read(raw, ReadField::GcPercent)
+                .map(|v| v as u32 as i32),
+            memory_limit: self.read(raw, ReadField::MemoryLimit).map(|v| v as i64),
+            total_alloc: self.read(raw, ReadField::TotalAlloc),
+        }
+    }
+
+    fn figures(&self, raw: &RawEvent) -> GcFigures {
+        let r = |f| self.read(raw, f);
+        let int32 = |f| r(f).map(|v| v as u32);
+        let background = match (
+            r(ReadField::DedicatedMarkTime),
+            r(ReadField::FractionalMarkTime),
+        ) {
+            (Some(d), Some(f)) => Some(d.wrapping_add(f)),
+            _ => None,
+        };
+        GcFigures {
+            heap0: r(ReadField::Heap0),
+            heap1: r(ReadField::Heap1),
+            heap2: r(ReadField::Heap2),
+            heap_goal: r(ReadField::HeapGoal),
+            stacks: r(ReadField::StackScan),
+            globals: r(ReadField::GlobalsScan),
+            maxprocs: int32(ReadField::MaxProcs),
+            stwprocs: int32(ReadField::StwProcs),
+            // gctrace: util := int(memstats.gc_cpu_fraction * 100)
+            cpu_percent: r(ReadField::GcCpuFraction)
+                .map(f64::from_bits)
+                .filter(|f| f.is_finite() && *f >= 0.0)
+                .map(|f| (f * 100.0) as u32),
+            assist_ns: r(ReadField::AssistTime),
+            background_ns: background,
+            idle_ns: r(ReadField::IdleMarkTime),
+            t_sweep_term: r(ReadField::TSweepTerm),
+            t_mark: r(ReadField::TMark),
+            t_mark_term: r(ReadField::TMarkTerm),
         }
     }
 

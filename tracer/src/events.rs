@@ -124,9 +124,49 @@ pub struct RuntimeSnapshot {
     /// must be created), and counts the pause up to it; 1.22+ passes it to
     /// `startTheWorldWithSema`, so the end of the stop already equals it.
     pub gc_end_ns: Option<u64>,
+    /// What gctrace prints for the cycle that just ended its mark termination; valid at
+    /// that stop's end (later stops of the same cycle carry the same values).
+    pub gc: GcFigures,
+    /// `gcController.gcPercent`: GOGC (negative = off).
+    pub gogc: Option<i32>,
+    /// `gcController.memoryLimit`: GOMEMLIMIT in bytes (`i64::MAX` = none).
+    pub memory_limit: Option<i64>,
+    /// `gcController.totalAlloc`: bytes allocated since start, counted per span.
+    pub total_alloc: Option<u64>,
+}
+
+/// The runtime's own account of the last cycle (the variables gctrace prints from).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GcFigures {
+    /// `work.heap0/1/2`: live heap at start, at mark termination, marked.
+    pub heap0: Option<u64>,
+    pub heap1: Option<u64>,
+    pub heap2: Option<u64>,
+    /// `gcController.lastHeapGoal`.
+    pub heap_goal: Option<u64>,
+    /// Scannable stack and globals bytes.
+    pub stacks: Option<u64>,
+    pub globals: Option<u64>,
+    /// `work.maxprocs`, `work.stwprocs`.
+    pub maxprocs: Option<u32>,
+    pub stwprocs: Option<u32>,
+    /// `int(memstats.gc_cpu_fraction * 100)`, gctrace's `P%`.
+    pub cpu_percent: Option<u32>,
+    /// GC CPU time by kind (ns): assist, dedicated + fractional (background), idle.
+    pub assist_ns: Option<u64>,
+    pub background_ns: Option<u64>,
+    pub idle_ns: Option<u64>,
+    /// `work.tSweepTerm`, `tMark`, `tMarkTerm` (nanotime).
+    pub t_sweep_term: Option<u64>,
+    pub t_mark: Option<u64>,
+    pub t_mark_term: Option<u64>,
 }
 
 /// One decoded event.
+///
+/// `StwEnd` is far larger than the others; events are handled one at a time and never
+/// stored in bulk, so boxing it would only add an allocation per stop.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TraceEvent {
     /// A goroutine entered `gcStart`. It may return without starting a cycle.
@@ -139,4 +179,6 @@ pub enum TraceEvent {
         ts_ns: u64,
         snapshot: RuntimeSnapshot,
     },
+    /// A periodic reading of the runtime's cumulative allocation counter.
+    AllocSample { ts_ns: u64, total_bytes: u64 },
 }

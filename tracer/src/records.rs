@@ -17,7 +17,7 @@ pub struct ProcessInfo {
 
 /// One completed GC cycle. Durations are wall clock, like gctrace's `ms clock` triple;
 /// timestamps are CLOCK_MONOTONIC nanoseconds.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct GcRecord {
     /// The runtime's own cycle number (gctrace's `gc N`).
     pub cycle: u32,
@@ -34,10 +34,49 @@ pub struct GcRecord {
     /// `nanotime()` at runtime start, for gctrace's `@Ts`; None when unknown.
     pub runtime_init_ns: Option<u64>,
     pub gomaxprocs: Option<u32>,
+    /// gctrace's `heap0->heap1->heap2 MB`: live heap at the start, at mark termination,
+    /// and marked (live after the cycle).
     pub heap_start_bytes: Option<u64>,
     pub heap_end_bytes: Option<u64>,
     pub heap_live_bytes: Option<u64>,
+    /// gctrace's `MB goal`.
     pub heap_goal_bytes: Option<u64>,
+    /// gctrace's `MB stacks` and `MB globals`: scannable stack and global bytes.
+    pub stacks_bytes: Option<u64>,
+    pub globals_bytes: Option<u64>,
+    /// GOGC in force (negative: off) and GOMEMLIMIT in bytes (`i64::MAX`: none).
+    pub gogc: Option<i32>,
+    pub memory_limit_bytes: Option<i64>,
+    /// gctrace's `P%`: GC CPU share since the program started, whole percent.
+    pub cpu_percent: Option<u32>,
+    /// gctrace's `ms cpu` figures.
+    pub cpu: Option<GcCpu>,
+}
+
+/// CPU time the cycle spent, as gctrace's `a+b/c/d+e ms cpu`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GcCpu {
+    /// Sweep termination: stop length × Ps stopped.
+    pub sweep_term_ns: u64,
+    /// Mark assists by allocating goroutines.
+    pub assist_ns: u64,
+    /// Dedicated and fractional background mark workers.
+    pub background_ns: u64,
+    /// Idle mark workers.
+    pub idle_ns: u64,
+    /// Mark termination: stop length × Ps stopped.
+    pub mark_term_ns: u64,
+}
+
+/// Allocation so far, from the runtime's own cumulative counter.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AllocRecord {
+    pub ts_ns: u64,
+    /// `gcController.totalAlloc`: bytes allocated since the program started (counted
+    /// per span, so it runs slightly ahead of MemStats.TotalAlloc between cycles).
+    pub total_bytes: u64,
+    /// Since the previous alloc record; None for the first.
+    pub rate_bytes_per_s: Option<u64>,
 }
 
 /// One stop-the-world pause, GC or not.
@@ -59,6 +98,7 @@ pub struct Summary {
     pub pause_p50_ns: Option<u64>,
     pub pause_p99_ns: Option<u64>,
     pub pause_max_ns: Option<u64>,
+    /// Bytes allocated while traced (from the start, when the command was launched).
     pub alloc_bytes: Option<u64>,
     pub alloc_objects: Option<u64>,
     /// Events the kernel could not deliver (ring buffer full) plus events the decoder
@@ -71,5 +111,6 @@ pub enum Record {
     Process(ProcessInfo),
     Gc(GcRecord),
     Stw(StwRecord),
+    Alloc(AllocRecord),
     Summary(Summary),
 }

@@ -14,7 +14,7 @@ use std::{
 use anyhow::{anyhow, Context, Result};
 use aya::maps::{MapData, RingBuf};
 use tokio::{io::unix::AsyncFd, signal::unix::SignalKind, sync::oneshot};
-use tracer_common::RawEvent;
+use tracer_common::{ProbeKind, RawEvent};
 
 use crate::{
     binary::{process::load_bias, GoBinary},
@@ -31,6 +31,10 @@ use crate::{
 /// wakeup costs the traced thread more than the rest of the probe), so this bounds the
 /// display latency; the kernel side forces a wakeup when the ring is half full.
 const DRAIN_INTERVAL: Duration = Duration::from_millis(100);
+
+/// How often user space reads the runtime's allocation counter itself (no probe: a read
+/// of /proc/PID/mem costs the target nothing).
+const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// What to trace.
 #[derive(Debug, Clone)]
@@ -119,10 +123,52 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
 
 /// Analysis and attachment, done before the target runs (launch mode).
 struct Prepared {
-    pid: u32,
     probes: Probes,
     decoder: Decoder,
     process: ProcessInfo,
+    sampler: Sampler,
+    /// Taken before the target ran (launch) or at attach: the allocation baseline.
+    first_sample: Option<RawEvent>,
+}
+
+/// Periodic reads of target memory by user space, shaped as raw events
+/// ([`ProbeKind::UserSample`]) so they are decoded, modelled and recorded like the rest.
+struct Sampler {
+    pid: u32,
+    /// (read slot index, run-time address) of the counters sampled.
+    slots: Vec<(usize, u64)>,
+}
+
+impl Sampler {
+    fn sample(&self) -> Option<RawEvent> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let mut raw = RawEvent {
+            kind: ProbeKind::UserSample as u32,
+            ktime_ns: monotonic_ns(),
+            pid_tgid: u64::from(self.pid) << 32 | u64::from(self.pid),
+            ..Default::default()
+        };
+        for &(i, addr) in &self.slots {
+            if let Ok(b) = target::read_memory::<8>(self.pid, addr) {
+                raw.reads[i] = u64::from_le_bytes(b);
+                raw.read_ok |= 1 << i;
+            }
+        }
+        (raw.read_ok != 0).then_some(raw)
+    }
+}
+
+/// CLOCK_MONOTONIC in ns: the clock of the kernel probes and of Go's nanotime().
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid timespec for clock_gettime to fill.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 fn prepare(pid: u32, opts: &TraceOptions) -> Result<Prepared> {
@@ -147,6 +193,17 @@ fn prepare(pid: u32, opts: &TraceOptions) -> Result<Prepared> {
         .iter()
         .find(|r| r.field == ReadField::Gomaxprocs)
         .map(|r| r.address.wrapping_add(bias));
+    let sampler = Sampler {
+        pid,
+        slots: plan
+            .reads
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.field == ReadField::TotalAlloc)
+            .map(|(i, r)| (i, r.address.wrapping_add(bias)))
+            .collect(),
+    };
+    let first_sample = sampler.sample();
     let process = ProcessInfo {
         pid,
         exe: exe_name,
@@ -156,10 +213,11 @@ fn prepare(pid: u32, opts: &TraceOptions) -> Result<Prepared> {
     };
     let _ = opts;
     Ok(Prepared {
-        pid,
         probes,
         decoder: Decoder::new(DecodeSpec::new(&plan, bias)),
         process,
+        sampler,
+        first_sample,
     })
 }
 
@@ -199,12 +257,17 @@ impl Pipeline {
             // kernel program as a RawEvent; read_unaligned copes with any alignment.
             let raw: RawEvent = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
             drop(item);
-            if let Some(ev) = self.decoder.decode(&raw) {
-                let records = self.model.apply(&ev);
-                self.emit(records)?;
-            }
+            self.raw(&raw)?;
         }
         Ok(n)
+    }
+
+    fn raw(&mut self, raw: &RawEvent) -> Result<()> {
+        if let Some(ev) = self.decoder.decode(raw) {
+            let records = self.model.apply(&ev);
+            self.emit(records)?;
+        }
+        Ok(())
     }
 }
 
@@ -232,11 +295,13 @@ async fn event_loop(
     launched: Option<u32>,
 ) -> Result<Stop> {
     let Prepared {
-        pid,
         mut probes,
         decoder,
         process,
+        sampler,
+        first_sample,
     } = prepared;
+    let pid = sampler.pid;
     let ring = probes.take_events()?;
     let mut ring = watch(ring).context("cannot poll the ring buffer")?;
     let mut pipe = Pipeline {
@@ -245,6 +310,9 @@ async fn event_loop(
         sink: sink_for(opts.format, open_output(opts)?),
     };
     pipe.emit(vec![Record::Process(process)])?;
+    if let Some(raw) = first_sample {
+        pipe.raw(&raw)?;
+    }
     pipe.sink.flush()?;
 
     // Target exit: our own child is reaped by a waiter thread (its status is the exit
@@ -285,6 +353,10 @@ async fn event_loop(
     };
     tokio::pin!(deadline);
     let mut tick = tokio::time::interval(DRAIN_INTERVAL);
+    let mut sample_tick = tokio::time::interval_at(
+        tokio::time::Instant::now() + SAMPLE_INTERVAL,
+        SAMPLE_INTERVAL,
+    );
     let mut lost_reported = 0;
 
     let stop = loop {
@@ -297,6 +369,13 @@ async fn event_loop(
                 let mut guard = guard?;
                 pipe.drain(guard.get_inner_mut())?;
                 guard.clear_ready();
+            }
+            _ = sample_tick.tick() => {
+                // Drain first so the sample lands after the events that preceded it.
+                pipe.drain(ring.get_mut())?;
+                if let Some(raw) = sampler.sample() {
+                    pipe.raw(&raw)?;
+                }
             }
             _ = tick.tick() => {
                 pipe.drain(ring.get_mut())?;

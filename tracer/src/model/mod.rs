@@ -26,8 +26,8 @@
 
 mod histogram;
 
-use crate::events::{RuntimeSnapshot, StwReason, TraceEvent, Trigger};
-use crate::records::{GcRecord, Record, StwRecord, Summary};
+use crate::events::{GcFigures, RuntimeSnapshot, StwReason, TraceEvent, Trigger};
+use crate::records::{AllocRecord, GcCpu, GcRecord, Record, StwRecord, Summary};
 use histogram::PauseHistogram;
 
 /// Oddities the model saw and coped with. None of them is a lost event: they are what a
@@ -79,6 +79,11 @@ struct CycleInProgress {
     mark_term: Option<(u64, u64)>,
     /// The last mark-termination snapshot had no `num_gc`: complete lazily.
     lazy: bool,
+    /// The runtime's figures as of the last mark termination.
+    figures: GcFigures,
+    gc_end_ns: Option<u64>,
+    gogc: Option<i32>,
+    memory_limit: Option<i64>,
 }
 
 impl CycleInProgress {
@@ -94,13 +99,43 @@ impl CycleInProgress {
             mark_term_ns: end.saturating_sub(mark_term_start),
             pause_ns: self.pause_ns,
             runtime_init_ns: self.runtime_init_ns,
-            gomaxprocs: self.gomaxprocs,
-            heap_start_bytes: None,
-            heap_end_bytes: None,
-            heap_live_bytes: None,
-            heap_goal_bytes: None,
+            gomaxprocs: self.figures.maxprocs.or(self.gomaxprocs),
+            heap_start_bytes: self.figures.heap0,
+            heap_end_bytes: self.figures.heap1,
+            heap_live_bytes: self.figures.heap2,
+            heap_goal_bytes: self.figures.heap_goal,
+            stacks_bytes: self.figures.stacks,
+            globals_bytes: self.figures.globals,
+            gogc: self.gogc,
+            memory_limit_bytes: self.memory_limit,
+            cpu_percent: self.figures.cpu_percent,
+            cpu: self.cpu(),
         })
     }
+
+    /// gctrace's cpu figures, from the runtime's own timestamps (as gctrace computes them).
+    fn cpu(&self) -> Option<GcCpu> {
+        let f = &self.figures;
+        let procs = u64::from(f.stwprocs?);
+        Some(GcCpu {
+            sweep_term_ns: procs * f.t_mark?.saturating_sub(f.t_sweep_term?),
+            assist_ns: f.assist_ns?,
+            background_ns: f.background_ns?,
+            idle_ns: f.idle_ns?,
+            mark_term_ns: procs * self.gc_end_ns?.saturating_sub(f.t_mark_term?),
+        })
+    }
+}
+
+/// Allocation counter readings: where the rate comes from.
+#[derive(Clone, Copy, Debug, Default)]
+struct AllocState {
+    /// First reading seen (the baseline of `Summary::alloc_bytes`).
+    first: Option<u64>,
+    /// Latest reading (from a sample or a stop's snapshot).
+    last: Option<u64>,
+    /// Latest reported sample, for the rate.
+    last_sample: Option<(u64, u64)>,
 }
 
 /// `gcStart` calls seen since the current (or last) cycle started: what the next cycle's
@@ -123,6 +158,7 @@ pub struct Model {
     cycles_reported: u64,
     lost_events: u64,
     diag: Diagnostics,
+    alloc: AllocState,
 }
 
 impl Model {
@@ -153,10 +189,29 @@ impl Model {
                     reason,
                 });
             }
-            TraceEvent::StwEnd { ts_ns, snapshot } => match self.open.take() {
-                None => self.diag.orphan_stw_ends += 1,
-                Some(stop) => self.close_stop(stop, ts_ns, &snapshot, &mut out),
-            },
+            TraceEvent::StwEnd { ts_ns, snapshot } => {
+                if let Some(total) = snapshot.total_alloc {
+                    self.alloc_reading(total);
+                }
+                match self.open.take() {
+                    None => self.diag.orphan_stw_ends += 1,
+                    Some(stop) => self.close_stop(stop, ts_ns, &snapshot, &mut out),
+                }
+            }
+            TraceEvent::AllocSample { ts_ns, total_bytes } => {
+                self.alloc_reading(total_bytes);
+                let rate = self.alloc.last_sample.and_then(|(t0, b0)| {
+                    let dt = ts_ns.checked_sub(t0).filter(|dt| *dt > 0)?;
+                    let db = total_bytes.saturating_sub(b0);
+                    Some((db as u128 * 1_000_000_000 / dt as u128) as u64)
+                });
+                self.alloc.last_sample = Some((ts_ns, total_bytes));
+                out.push(Record::Alloc(AllocRecord {
+                    ts_ns,
+                    total_bytes,
+                    rate_bytes_per_s: rate,
+                }));
+            }
         }
         out
     }
@@ -188,11 +243,19 @@ impl Model {
             pause_p50_ns: self.pauses.percentile(50.0),
             pause_p99_ns: self.pauses.percentile(99.0),
             pause_max_ns: self.pauses.max(),
-            // Allocation totals need probes this version does not have.
-            alloc_bytes: None,
+            alloc_bytes: match (self.alloc.first, self.alloc.last) {
+                (Some(first), Some(last)) => Some(last.saturating_sub(first)),
+                _ => None,
+            },
             alloc_objects: None,
             lost_events: self.lost_events,
         }
+    }
+
+    /// A reading of the cumulative allocation counter (it only grows).
+    fn alloc_reading(&mut self, total: u64) {
+        self.alloc.first.get_or_insert(total);
+        self.alloc.last = Some(self.alloc.last.map_or(total, |l| l.max(total)));
     }
 
     /// What the model saw and coped with (orphan ends, dropped cycles, ...), for logs.
@@ -271,6 +334,10 @@ impl Model {
             gomaxprocs: snap.gomaxprocs,
             mark_term: None,
             lazy: false,
+            figures: GcFigures::default(),
+            gc_end_ns: None,
+            gogc: snap.gogc,
+            memory_limit: snap.memory_limit,
         });
         number
     }
@@ -309,6 +376,10 @@ impl Model {
         c.lazy = snap.num_gc.is_none();
         c.runtime_init_ns = c.runtime_init_ns.or(snap.runtime_init_ns);
         c.gomaxprocs = c.gomaxprocs.or(snap.gomaxprocs);
+        c.figures = snap.gc;
+        c.gc_end_ns = snap.gc_end_ns;
+        c.gogc = snap.gogc.or(c.gogc);
+        c.memory_limit = snap.memory_limit.or(c.memory_limit);
         Some(c.number)
     }
 

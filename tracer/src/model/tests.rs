@@ -10,7 +10,7 @@ fn snap(gc_cycles: u32, num_gc: u32, user_forced: bool) -> RuntimeSnapshot {
         user_forced: Some(user_forced),
         runtime_init_ns: Some(1_000),
         gomaxprocs: Some(8),
-        gc_end_ns: None,
+        ..Default::default()
     }
 }
 
@@ -90,6 +90,7 @@ fn normal_cycle_reports_stops_then_cycle() {
         heap_end_bytes: None,
         heap_live_bytes: None,
         heap_goal_bytes: None,
+        ..Default::default()
     };
     assert_eq!(
         recs,

@@ -2,12 +2,12 @@
 //!
 //! People (and their scripts) know this layout, so it is reproduced exactly, including
 //! the runtime's number formatting (`itoaDiv`, `fmtNSAsMS` in runtime/mgc.go, ported
-//! below digit for digit). What a uprobe tracer cannot know is printed as `?` in place
-//! of the number: CPU utilisation, the CPU-time breakdown, stack and globals scan sizes,
-//! and, until heap probes exist, the heap sizes.
+//! below digit for digit). What the tracer could not read from this binary (no DWARF, no
+//! offsets for its Go version) is printed as `?` in place of the number.
 //!
 //! ```text
-//! gc 7 @1.234s ?%: 0.026+0.32+0.003 ms clock, ?+?/?/?+? ms cpu, ?->?->? MB, ? MB goal, ? MB stacks, ? MB globals, 8 P (forced)
+//! gc 7 @1.234s 2%: 0.026+0.32+0.003 ms clock, 0.10+0.12/0.27/0.59+0.014 ms cpu, 4->4->0 MB, 4 MB goal, 0 MB stacks, 0 MB globals, 8 P (forced)
+//! gc 7 @?s ?%: 0.026+0.32+0.003 ms clock, ?+?/?/?+? ms cpu, ?->?->? MB, ? MB goal, ? MB stacks, ? MB globals, ? P
 //! ```
 
 use std::io::{self, Write};
@@ -38,7 +38,7 @@ impl<W: Write> Sink for GctraceSink<W> {
             Record::Gc(g) => gc_line(g),
             Record::Summary(s) => summary_line(s),
             // gctrace has no line for these; JSON carries them.
-            Record::Process(_) | Record::Stw(_) => return Ok(()),
+            Record::Process(_) | Record::Stw(_) | Record::Alloc(_) => return Ok(()),
         };
         self.w.write_all(line.as_bytes())
     }
@@ -111,17 +111,33 @@ pub(super) fn gc_line(g: &GcRecord) -> String {
     } else {
         ""
     };
+    let util = or_unknown(g.cpu_percent.map(|p| p.to_string()));
+    let cpu = match g.cpu {
+        Some(c) => format!(
+            "{}+{}/{}/{}+{}",
+            fmt_ns_as_ms(c.sweep_term_ns),
+            fmt_ns_as_ms(c.assist_ns),
+            fmt_ns_as_ms(c.background_ns),
+            fmt_ns_as_ms(c.idle_ns),
+            fmt_ns_as_ms(c.mark_term_ns)
+        ),
+        None => "?+?/?/?+?".to_owned(),
+    };
     format!(
-        "gc {} @{}s ?%: {}+{}+{} ms clock, ?+?/?/?+? ms cpu, {}->{}->{} MB, {} MB goal, ? MB stacks, ? MB globals, {} P{}\n",
+        "gc {} @{}s {}%: {}+{}+{} ms clock, {} ms cpu, {}->{}->{} MB, {} MB goal, {} MB stacks, {} MB globals, {} P{}\n",
         g.cycle,
         at,
+        util,
         fmt_ns_as_ms(g.sweep_term_ns),
         fmt_ns_as_ms(g.mark_ns),
         fmt_ns_as_ms(g.mark_term_ns),
+        cpu,
         mb(g.heap_start_bytes),
         mb(g.heap_end_bytes),
         mb(g.heap_live_bytes),
         mb(g.heap_goal_bytes),
+        mb(g.stacks_bytes),
+        mb(g.globals_bytes),
         procs,
         forced,
     )
@@ -192,7 +208,29 @@ mod tests {
             heap_end_bytes: Some(5 << 20),
             heap_live_bytes: Some(1 << 19),
             heap_goal_bytes: Some(8 << 20),
+            ..Default::default()
         }
+    }
+
+    #[test]
+    fn every_field_known() {
+        let g = GcRecord {
+            stacks_bytes: Some(3 << 20),
+            globals_bytes: Some(1 << 20),
+            cpu_percent: Some(2),
+            cpu: Some(crate::records::GcCpu {
+                sweep_term_ns: 100_000,
+                assist_ns: 120_000,
+                background_ns: 270_000,
+                idle_ns: 590_000,
+                mark_term_ns: 14_000,
+            }),
+            ..record()
+        };
+        assert_eq!(
+            gc_line(&g),
+            "gc 7 @1.234s 2%: 0.026+0.32+0.003 ms clock, 0.10+0.12/0.27/0.59+0.014 ms cpu, 4->5->0 MB, 8 MB goal, 3 MB stacks, 1 MB globals, 8 P\n"
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::Sink;
 use crate::events::Trigger;
-use crate::records::{GcRecord, ProcessInfo, Record, StwRecord, Summary};
+use crate::records::{AllocRecord, GcRecord, ProcessInfo, Record, StwRecord, Summary};
 
 /// Writes each record as one JSON line.
 pub struct JsonSink<W: Write> {
@@ -60,6 +60,24 @@ struct GcJson {
     heap_live_bytes: Option<u64>,
     heap_goal_bytes: Option<u64>,
     gomaxprocs: Option<u32>,
+    stacks_bytes: Option<u64>,
+    globals_bytes: Option<u64>,
+    gogc: Option<i32>,
+    memory_limit_bytes: Option<i64>,
+    gc_cpu_percent: Option<u32>,
+    cpu_sweep_term_ns: Option<u64>,
+    cpu_assist_ns: Option<u64>,
+    cpu_background_ns: Option<u64>,
+    cpu_idle_ns: Option<u64>,
+    cpu_mark_term_ns: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct AllocJson {
+    r#type: &'static str,
+    ts_ns: u64,
+    total_bytes: u64,
+    rate_bytes_per_s: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -110,6 +128,25 @@ fn gc(g: &GcRecord) -> GcJson {
         heap_live_bytes: g.heap_live_bytes,
         heap_goal_bytes: g.heap_goal_bytes,
         gomaxprocs: g.gomaxprocs,
+        stacks_bytes: g.stacks_bytes,
+        globals_bytes: g.globals_bytes,
+        gogc: g.gogc,
+        memory_limit_bytes: g.memory_limit_bytes,
+        gc_cpu_percent: g.cpu_percent,
+        cpu_sweep_term_ns: g.cpu.map(|c| c.sweep_term_ns),
+        cpu_assist_ns: g.cpu.map(|c| c.assist_ns),
+        cpu_background_ns: g.cpu.map(|c| c.background_ns),
+        cpu_idle_ns: g.cpu.map(|c| c.idle_ns),
+        cpu_mark_term_ns: g.cpu.map(|c| c.mark_term_ns),
+    }
+}
+
+fn alloc(a: &AllocRecord) -> AllocJson {
+    AllocJson {
+        r#type: "alloc",
+        ts_ns: a.ts_ns,
+        total_bytes: a.total_bytes,
+        rate_bytes_per_s: a.rate_bytes_per_s,
     }
 }
 
@@ -143,6 +180,7 @@ impl<W: Write> Sink for JsonSink<W> {
             Record::Process(p) => serde_json::to_writer(&mut self.line, &process(p)),
             Record::Gc(g) => serde_json::to_writer(&mut self.line, &gc(g)),
             Record::Stw(s) => serde_json::to_writer(&mut self.line, &stw(s)),
+            Record::Alloc(a) => serde_json::to_writer(&mut self.line, &alloc(a)),
             Record::Summary(s) => serde_json::to_writer(&mut self.line, &summary(s)),
         }
         .map_err(io::Error::other)?;
@@ -200,6 +238,7 @@ mod tests {
             heap_end_bytes: None,
             heap_live_bytes: None,
             heap_goal_bytes: None,
+            ..Default::default()
         });
         assert_eq!(
             line(rec),
@@ -207,7 +246,7 @@ mod tests {
                 r#"{"type":"gc","cycle":3,"trigger":"forced","start_ns":100,"end_ns":900,"#,
                 r#""sweep_term_ns":26,"mark_ns":700,"mark_term_ns":74,"pause_ns":100,"#,
                 r#""heap_start_bytes":4194304,"heap_end_bytes":null,"heap_live_bytes":null,"#,
-                r#""heap_goal_bytes":null,"gomaxprocs":8}"#,
+                r#""heap_goal_bytes":null,"gomaxprocs":8,"stacks_bytes":null,"globals_bytes":null,"gogc":null,"memory_limit_bytes":null,"gc_cpu_percent":null,"cpu_sweep_term_ns":null,"cpu_assist_ns":null,"cpu_background_ns":null,"cpu_idle_ns":null,"cpu_mark_term_ns":null}"#,
                 "\n"
             )
         );
@@ -230,6 +269,7 @@ mod tests {
             heap_end_bytes: None,
             heap_live_bytes: None,
             heap_goal_bytes: None,
+            ..Default::default()
         });
         assert!(line(rec).contains(r#""trigger":null,"#));
     }

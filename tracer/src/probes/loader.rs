@@ -97,11 +97,13 @@ impl Probes {
 
         let mut config = Config {
             tgid: pid,
-            read_on: ProbeKind::StartTheWorldReturn.bit() | ProbeKind::StopTheWorld.bit(),
+            _pad: 0,
             read_addrs: [0; MAX_READS],
+            read_slots: [0; 8],
         };
-        for (slot, read) in config.read_addrs.iter_mut().zip(&plan.reads) {
-            *slot = read.address.wrapping_add(bias);
+        for (i, read) in plan.reads.iter().enumerate().take(MAX_READS) {
+            config.read_addrs[i] = read.address.wrapping_add(bias);
+            config.read_slots[read.field.read_at() as usize] |= 1 << i;
         }
         {
             let map = ebpf
@@ -119,7 +121,7 @@ impl Probes {
         }
 
         let mut attached = 0;
-        for kind in ProbeKind::ALL {
+        for kind in ProbeKind::PROBES {
             let sites: Vec<_> = plan.sites.iter().filter(|s| s.kind == kind).collect();
             if sites.is_empty() {
                 continue;
@@ -154,7 +156,7 @@ impl Probes {
     /// Remove every probe from the target now (dropping [`Probes`] does the same). Maps
     /// stay readable so the final drain and counters still work.
     pub fn detach(&mut self) {
-        for kind in ProbeKind::ALL {
+        for kind in ProbeKind::PROBES {
             let program: Option<&mut UProbe> = self
                 .ebpf
                 .program_mut(kind.program_name())

@@ -31,6 +31,7 @@ pub enum StwScheme {
 }
 
 /// A runtime variable read by the kernel program into one of the event's read slots.
+/// Every one is read when the world restarts, except [`ReadField::GcPhase`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ReadField {
     /// `work.cycles` (uint32).
@@ -43,10 +44,52 @@ pub enum ReadField {
     RuntimeInit,
     /// `gomaxprocs` (int32).
     Gomaxprocs,
-    /// `gcphase` (uint32): 0 off, 1 mark, 2 mark termination.
+    /// `gcphase` (uint32): 0 off, 1 mark, 2 mark termination. Read when the world
+    /// starts stopping (Go 1.19–1.20 only).
     GcPhase,
-    /// `work.tEnd` (int64), Go < 1.22 only.
+    /// `work.tEnd` (int64).
     GcEnd,
+    /// `work.heap0`, `heap1`, `heap2` (uint64): gctrace's heap triple.
+    Heap0,
+    Heap1,
+    Heap2,
+    /// `gcController.lastHeapGoal` (uint64).
+    HeapGoal,
+    /// `gcController.lastStackScan` (`maxStackScan` before 1.20) (uint64).
+    StackScan,
+    /// `gcController.globalsScan` (uint64).
+    GlobalsScan,
+    /// `work.maxprocs`, `work.stwprocs` (int32).
+    MaxProcs,
+    StwProcs,
+    /// `memstats.gc_cpu_fraction` (float64).
+    GcCpuFraction,
+    /// `gcController.assistTime`, `dedicatedMarkTime`, `fractionalMarkTime`,
+    /// `idleMarkTime` (int64 ns).
+    AssistTime,
+    DedicatedMarkTime,
+    FractionalMarkTime,
+    IdleMarkTime,
+    /// `work.tSweepTerm`, `tMark`, `tMarkTerm` (int64 nanotime).
+    TSweepTerm,
+    TMark,
+    TMarkTerm,
+    /// `gcController.gcPercent` (int32): GOGC, negative = off.
+    GcPercent,
+    /// `gcController.memoryLimit` (int64): GOMEMLIMIT.
+    MemoryLimit,
+    /// `gcController.totalAlloc` (uint64): cumulative bytes allocated, span granularity.
+    TotalAlloc,
+}
+
+impl ReadField {
+    /// Which event carries this field.
+    pub fn read_at(self) -> ProbeKind {
+        match self {
+            ReadField::GcPhase => ProbeKind::StopTheWorld,
+            _ => ProbeKind::StartTheWorldReturn,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -174,6 +217,139 @@ fn required(bin: &GoBinary, name: &'static str, what: &'static str) -> Result<Fu
     })
 }
 
+/// Where one runtime variable lives: `symbol` plus the DWARF offset of `member` in `ty`
+/// (`None` for a plain global), and what the user loses without it.
+struct Wanted {
+    field: ReadField,
+    address: Option<u64>,
+    without: &'static str,
+}
+
+/// The runtime variables to read, with their link-time addresses. Unknown ones become
+/// warnings; the rest of the tracer shows them as unknown.
+fn plan_reads(
+    bin: &GoBinary,
+    scheme: StwScheme,
+    warnings: &mut Vec<String>,
+) -> (Vec<ReadSlot>, Option<(u64, u64)>) {
+    let field = |sym: &str, ty: &str, member: &str| {
+        let base = bin.data_symbol(sym)?;
+        let off = bin.struct_field_offset(ty, member)?;
+        Some(base + off)
+    };
+    let work = |member: &str| field("runtime.work", "runtime.workType", member);
+    let ctl = |member: &str| field("runtime.gcController", "runtime.gcControllerState", member);
+    let stats = |member: &str| field("runtime.memstats", "runtime.mstats", member);
+    let w = |field: ReadField, address: Option<u64>, without: &'static str| Wanted {
+        field,
+        address,
+        without,
+    };
+    const STATE: &str = "gctrace figures";
+    let mut wanted = vec![
+        w(
+            ReadField::GcCycles,
+            work("cycles"),
+            "cycle numbers (counted from attach instead)",
+        ),
+        w(
+            ReadField::NumGc,
+            stats("numgc"),
+            "cycle completion (a cycle is closed at the next one)",
+        ),
+        w(
+            ReadField::UserForced,
+            work("userForced"),
+            "forced flag (inferred from gcStart)",
+        ),
+        w(
+            ReadField::RuntimeInit,
+            bin.data_symbol("runtime.runtimeInitTime"),
+            "gctrace @ times",
+        ),
+        w(
+            ReadField::Gomaxprocs,
+            bin.data_symbol("runtime.gomaxprocs"),
+            "GOMAXPROCS",
+        ),
+        w(
+            ReadField::GcEnd,
+            work("tEnd"),
+            "exact end of mark termination",
+        ),
+        // gctrace's heap, goal and cpu figures and the settings in force, read when the
+        // world restarts after mark termination, where gctrace itself reads them.
+        w(ReadField::Heap0, work("heap0"), STATE),
+        w(ReadField::Heap1, work("heap1"), STATE),
+        w(ReadField::Heap2, work("heap2"), STATE),
+        w(ReadField::HeapGoal, ctl("lastHeapGoal"), STATE),
+        w(
+            ReadField::StackScan,
+            ctl("lastStackScan").or_else(|| ctl("maxStackScan")),
+            STATE,
+        ),
+        w(ReadField::GlobalsScan, ctl("globalsScan"), STATE),
+        w(ReadField::MaxProcs, work("maxprocs"), STATE),
+        w(ReadField::StwProcs, work("stwprocs"), STATE),
+        w(ReadField::GcCpuFraction, stats("gc_cpu_fraction"), STATE),
+        w(ReadField::AssistTime, ctl("assistTime"), STATE),
+        w(
+            ReadField::DedicatedMarkTime,
+            ctl("dedicatedMarkTime"),
+            STATE,
+        ),
+        w(
+            ReadField::FractionalMarkTime,
+            ctl("fractionalMarkTime"),
+            STATE,
+        ),
+        w(ReadField::IdleMarkTime, ctl("idleMarkTime"), STATE),
+        w(ReadField::TSweepTerm, work("tSweepTerm"), STATE),
+        w(ReadField::TMark, work("tMark"), STATE),
+        w(ReadField::TMarkTerm, work("tMarkTerm"), STATE),
+        w(ReadField::GcPercent, ctl("gcPercent"), "GOGC"),
+        w(ReadField::MemoryLimit, ctl("memoryLimit"), "GOMEMLIMIT"),
+        w(ReadField::TotalAlloc, ctl("totalAlloc"), "allocation rate"),
+    ];
+    let mut systemstack = None;
+    if scheme == StwScheme::CallerInferred {
+        wanted.push(w(
+            ReadField::GcPhase,
+            bin.data_symbol("runtime.gcphase"),
+            "telling GC stops apart",
+        ));
+        systemstack = bin
+            .function("runtime.systemstack")
+            .map(|f| (f.address, f.address + f.size));
+        if systemstack.is_none() {
+            warnings.push("runtime.systemstack not found: GC stops reported as unknown".into());
+        }
+    }
+
+    let mut reads = Vec::new();
+    let mut lost: Vec<&str> = Vec::new();
+    for want in wanted {
+        match want.address {
+            Some(address) if reads.len() < MAX_READS => reads.push(ReadSlot {
+                field: want.field,
+                address,
+            }),
+            _ => {
+                if !lost.contains(&want.without) {
+                    lost.push(want.without);
+                }
+            }
+        }
+    }
+    if !lost.is_empty() {
+        warnings.push(format!(
+            "runtime variables not located in this binary; unknown: {}",
+            lost.join(", ")
+        ));
+    }
+    (reads, systemstack)
+}
+
 /// Decide the probes and memory reads for `bin`.
 pub fn plan(bin: &GoBinary) -> Result<ProbePlan, PlanError> {
     let version = bin.go_version().clone();
@@ -194,63 +370,7 @@ pub fn plan(bin: &GoBinary) -> Result<ProbePlan, PlanError> {
     }
     sites.extend(return_sites(bin, ProbeKind::StartTheWorldReturn, &start)?);
 
-    let mut reads = Vec::new();
-    let mut want = |field: ReadField, address: Option<u64>, what: &str| match address {
-        Some(address) => reads.push(ReadSlot { field, address }),
-        None => warnings.push(format!("{what} unknown for this binary")),
-    };
-    let field = |sym: &str, ty: &str, member: &str| {
-        let base = bin.data_symbol(sym)?;
-        let off = bin.struct_field_offset(ty, member)?;
-        Some(base + off)
-    };
-    want(
-        ReadField::GcCycles,
-        field("runtime.work", "runtime.workType", "cycles"),
-        "address of work.cycles (cycle numbers are counted from attach)",
-    );
-    want(
-        ReadField::NumGc,
-        field("runtime.memstats", "runtime.mstats", "numgc"),
-        "address of memstats.numgc (a cycle is closed at the next one)",
-    );
-    want(
-        ReadField::UserForced,
-        field("runtime.work", "runtime.workType", "userForced"),
-        "address of work.userForced (forced cycles inferred from gcStart)",
-    );
-    want(
-        ReadField::RuntimeInit,
-        bin.data_symbol("runtime.runtimeInitTime"),
-        "address of runtimeInitTime (gctrace @ times unknown)",
-    );
-    want(
-        ReadField::Gomaxprocs,
-        bin.data_symbol("runtime.gomaxprocs"),
-        "address of gomaxprocs",
-    );
-    if scheme != StwScheme::WorldStop {
-        want(
-            ReadField::GcEnd,
-            field("runtime.work", "runtime.workType", "tEnd"),
-            "address of work.tEnd (mark termination may end late by the world restart)",
-        );
-    }
-    let mut systemstack = None;
-    if scheme == StwScheme::CallerInferred {
-        want(
-            ReadField::GcPhase,
-            bin.data_symbol("runtime.gcphase"),
-            "address of gcphase (GC stops cannot be told apart)",
-        );
-        systemstack = bin
-            .function("runtime.systemstack")
-            .map(|f| (f.address, f.address + f.size));
-        if systemstack.is_none() {
-            warnings.push("runtime.systemstack not found: GC stops reported as unknown".into());
-        }
-    }
-    reads.truncate(MAX_READS);
+    let (reads, systemstack) = plan_reads(bin, scheme, &mut warnings);
 
     Ok(ProbePlan {
         go_version: version,
