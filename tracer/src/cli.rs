@@ -2,7 +2,7 @@
 
 use std::{ffi::OsString, path::PathBuf, time::Duration};
 
-use clap::Parser;
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::output::Format;
 
@@ -22,8 +22,57 @@ gctrace-bpf exits (or is killed) every probe is removed.";
 
 /// What the garbage collector of a running Go program is doing, seen from eBPF.
 #[derive(Debug, Parser)]
-#[command(name = "gctrace-bpf", version, about, after_help = AFTER_HELP)]
+#[command(
+    name = "gctrace-bpf",
+    version,
+    about,
+    after_help = AFTER_HELP,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
 pub struct Cli {
+    #[command(subcommand)]
+    pub subcommand: Option<Command>,
+
+    #[command(flatten)]
+    pub trace: TraceArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show what gctrace-bpf would do to a Go binary (probes, return sites, runtime
+    /// variables, gaps) without attaching to anything.
+    Inspect(InspectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The Go executable to analyse.
+    #[arg(
+        value_name = "BINARY",
+        required_unless_present = "pid",
+        conflicts_with = "pid"
+    )]
+    pub binary: Option<PathBuf>,
+
+    /// Analyse the executable of this running process (read through /proc/PID/exe).
+    #[arg(short, long, value_name = "PID")]
+    pub pid: Option<u32>,
+
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = InspectFormat::Text)]
+    pub format: InspectFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InspectFormat {
+    Text,
+    Json,
+}
+
+/// Options of a tracing run.
+#[derive(Debug, Args)]
+pub struct TraceArgs {
     /// Attach to the running process with this (host) pid.
     #[arg(
         short,
@@ -74,12 +123,31 @@ mod tests {
     fn pid_or_command_is_required() {
         assert!(parse(&[]).is_err());
         assert!(parse(&["--pid", "1", "--", "ls"]).is_err());
-        let c = parse(&["--format", "json", "--", "ls", "-l"]).unwrap();
+        let c = parse(&["--format", "json", "--", "ls", "-l"])
+            .unwrap()
+            .trace;
         assert_eq!(c.command, vec![OsString::from("ls"), OsString::from("-l")]);
         assert_eq!(c.format, Format::Json);
-        let c = parse(&["-p", "42", "-d", "1.5"]).unwrap();
+        let c = parse(&["-p", "42", "-d", "1.5"]).unwrap().trace;
         assert_eq!(c.pid, Some(42));
         assert_eq!(c.duration, Some(Duration::from_millis(1500)));
+        // A command named like a subcommand, after --, is a command.
+        let c = parse(&["--", "inspect"]).unwrap();
+        assert!(c.subcommand.is_none());
+        assert_eq!(c.trace.command, vec![OsString::from("inspect")]);
+    }
+
+    #[test]
+    fn inspect_takes_a_binary_or_a_pid() {
+        let c = parse(&["inspect", "/bin/x", "--format", "json"]).unwrap();
+        let Some(Command::Inspect(a)) = c.subcommand else {
+            panic!("not inspect");
+        };
+        assert_eq!(a.binary, Some(PathBuf::from("/bin/x")));
+        assert_eq!(a.format, InspectFormat::Json);
+        assert!(parse(&["inspect", "--pid", "3"]).is_ok());
+        assert!(parse(&["inspect"]).is_err());
+        assert!(parse(&["inspect", "/bin/x", "--pid", "3"]).is_err());
     }
 
     #[test]

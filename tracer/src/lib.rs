@@ -12,6 +12,7 @@ pub mod binary;
 pub mod cli;
 pub mod decode;
 pub mod events;
+pub mod inspect;
 pub mod launch;
 pub mod model;
 pub mod output;

@@ -3,29 +3,58 @@
 
 use std::process::ExitCode;
 
+use anyhow::{Context, Result};
 use clap::Parser;
 use tracer::{
-    cli::Cli,
-    session::{self, Target, TraceOptions},
+    cli::{Cli, Command, InspectArgs, InspectFormat},
+    inspect, session, target,
 };
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let target = match cli.pid {
-        Some(pid) => Target::Pid(pid),
-        None => Target::Command(cli.command),
+    let result = match cli.subcommand {
+        Some(Command::Inspect(args)) => run_inspect(args),
+        None => {
+            let t = cli.trace;
+            let target = match t.pid {
+                Some(pid) => session::Target::Pid(pid),
+                None => session::Target::Command(t.command),
+            };
+            session::run(session::TraceOptions {
+                target,
+                format: t.format,
+                output: t.output,
+                duration: t.duration,
+            })
+        }
     };
-    let opts = TraceOptions {
-        target,
-        format: cli.format,
-        output: cli.output,
-        duration: cli.duration,
-    };
-    match session::run(opts) {
+    match result {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => {
             eprintln!("gctrace-bpf: {e:#}");
             ExitCode::from(1)
         }
     }
+}
+
+fn run_inspect(args: InspectArgs) -> Result<i32> {
+    let path = match (args.pid, args.binary) {
+        (Some(pid), _) => {
+            target::check_exists(pid)?;
+            target::exe_link(pid)
+        }
+        (None, Some(path)) => path,
+        (None, None) => anyhow::bail!("inspect needs a BINARY or --pid PID"),
+    };
+    let report = inspect::inspect(&path)?;
+    match args.format {
+        InspectFormat::Json => {
+            println!(
+                "{}",
+                serde_json::to_string(&report).context("cannot encode the report")?
+            )
+        }
+        InspectFormat::Text => print!("{}", inspect::render_text(&path, &report)),
+    }
+    Ok(0)
 }

@@ -1,0 +1,166 @@
+//! `gctrace-bpf inspect`: what the tracer would do to a binary, without attaching.
+//!
+//! Answers "will this work on my binary, and how well?" before anyone runs the tracer
+//! against production: Go version, which runtime functions get probes and where (entry and
+//! every return site), where the runtime's variables were found, and what will be missing.
+
+use std::path::Path;
+
+use anyhow::{anyhow, Result};
+use serde::Serialize;
+
+use crate::binary::GoBinary;
+use crate::probes::{plan, ReadField};
+
+/// Functions listed by `inspect`: everything the tracer may probe, including those not
+/// attached by default (allocation entry points).
+const FUNCTIONS: [&str; 4] = [
+    "runtime.gcStart",
+    "runtime.stopTheWorldWithSema",
+    "runtime.startTheWorldWithSema",
+    "runtime.mallocgc",
+];
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub go_version: String,
+    pub arch: &'static str,
+    pub pie: bool,
+    pub stripped: bool,
+    /// Where struct field offsets come from: "dwarf", "table" or "none".
+    pub offsets_source: &'static str,
+    pub probes: Vec<ProbeReport>,
+    /// Runtime variables located (read by the probes), by name.
+    pub runtime_variables: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ProbeReport {
+    pub symbol: String,
+    pub address: String,
+    pub ret_addresses: Vec<String>,
+    /// Attached in the default mode.
+    pub attached: bool,
+}
+
+fn hex(a: u64) -> String {
+    format!("{a:#x}")
+}
+
+/// Analyse the binary at `path` (for a running process: `/proc/PID/exe`).
+pub fn inspect(path: &Path) -> Result<Report> {
+    let bin = GoBinary::open(path).map_err(|e| anyhow!("{e}"))?;
+    let mut warnings = Vec::new();
+    let plan = match plan(&bin) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            warnings.push(format!("cannot trace: {e}"));
+            None
+        }
+    };
+    let mut probes = Vec::new();
+    for name in FUNCTIONS {
+        let Some(f) = bin.function(name) else {
+            warnings.push(format!("{name} not found"));
+            continue;
+        };
+        let rets = match bin.return_sites(&f) {
+            Ok(r) => r,
+            Err(e) => {
+                warnings.push(format!("{name}: {e}"));
+                Vec::new()
+            }
+        };
+        let attached = plan
+            .as_ref()
+            .is_some_and(|p| p.sites.iter().any(|s| s.function == name));
+        probes.push(ProbeReport {
+            symbol: name.to_string(),
+            address: hex(f.address),
+            ret_addresses: rets.into_iter().map(hex).collect(),
+            attached,
+        });
+    }
+    let mut runtime_variables = Vec::new();
+    let mut offsets_source = "none";
+    if let Some(p) = &plan {
+        warnings.extend(p.warnings.iter().cloned());
+        runtime_variables = p.reads.iter().map(|r| format!("{:?}", r.field)).collect();
+        let needs_offsets = p
+            .reads
+            .iter()
+            .any(|r| matches!(r.field, ReadField::GcCycles | ReadField::Heap0));
+        if needs_offsets && bin.has_dwarf() {
+            offsets_source = "dwarf";
+        }
+    }
+    Ok(Report {
+        go_version: bin.go_version().raw.clone(),
+        arch: bin.arch().as_str(),
+        pie: bin.is_pie(),
+        stripped: bin.is_stripped(),
+        offsets_source,
+        probes,
+        runtime_variables,
+        warnings,
+    })
+}
+
+/// The human-readable form.
+pub fn render_text(path: &Path, r: &Report) -> String {
+    let mut s = String::new();
+    let yes_no = |b: bool| if b { "yes" } else { "no" };
+    s.push_str(&format!("{}\n", path.display()));
+    s.push_str(&format!(
+        "  Go {} on {}, PIE: {}, stripped: {}\n",
+        r.go_version,
+        r.arch,
+        yes_no(r.pie),
+        yes_no(r.stripped)
+    ));
+    s.push_str(&format!(
+        "  runtime struct offsets from: {}\n",
+        match r.offsets_source {
+            "dwarf" => "DWARF debug info",
+            "table" => "built-in table for this Go version",
+            _ => "nowhere (heap sizes, goal and cycle numbers unavailable)",
+        }
+    ));
+    s.push_str("  probes:\n");
+    for p in &r.probes {
+        s.push_str(&format!(
+            "    {:<34} {} entry {}, {} return site(s)\n",
+            p.symbol,
+            if p.attached {
+                "[attached]"
+            } else {
+                "[not attached by default]"
+            },
+            p.address,
+            p.ret_addresses.len()
+        ));
+    }
+    s.push_str(&format!(
+        "  runtime variables read: {}\n",
+        if r.runtime_variables.is_empty() {
+            "none".to_string()
+        } else {
+            r.runtime_variables.len().to_string()
+        }
+    ));
+    if r.warnings.is_empty() {
+        s.push_str("  verdict: everything gctrace-bpf shows is available for this binary\n");
+    } else {
+        let fatal = r.warnings.iter().any(|w| w.starts_with("cannot trace"));
+        s.push_str(if fatal {
+            "  verdict: cannot be traced\n"
+        } else {
+            "  verdict: traceable, with gaps:\n"
+        });
+        for w in &r.warnings {
+            s.push_str(&format!("    - {w}\n"));
+        }
+    }
+    s
+}
