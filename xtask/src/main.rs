@@ -1,1 +1,182 @@
-fn main() {}
+//! Build chores for gctrace-bpf: `cargo xtask setup|build|demo|test|go-toolchains|bench`.
+
+mod env;
+mod setup;
+
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+use crate::env::run;
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Build chores for gctrace-bpf")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install (idempotently) everything building and testing need: apt packages,
+    /// bpf-linker, rustfmt/clippy, the Go toolchains. Needs root.
+    Setup,
+    /// `cargo build --release -p tracer` (no setup): target/release/gctrace-bpf.
+    Build,
+    /// Setup, build, then trace the demo workload: `cargo xtask demo -- -duration 10s`.
+    Demo {
+        /// An argument for gctrace-bpf itself (repeatable), e.g. `--tracer-arg=--format=json`.
+        #[arg(long = "tracer-arg", allow_hyphen_values = true)]
+        tracer_args: Vec<String>,
+        /// Arguments for the demo workload.
+        #[arg(last = true)]
+        demo_args: Vec<String>,
+    },
+    /// What CI runs: setup, fmt, clippy, release build, then all tests including the
+    /// root-only integration tests against every Go toolchain.
+    Test,
+    /// Print the Go toolchains as GCTRACE_GO_TOOLCHAINS wants them: VERSION=PATH,...
+    GoToolchains {
+        /// One VERSION=PATH per line instead of one comma-separated line.
+        #[arg(long)]
+        lines: bool,
+    },
+    /// Benchmarks of the tracer's overhead (not implemented yet).
+    Bench,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Cmd::Setup => setup::setup(),
+        Cmd::Build => build(),
+        Cmd::Demo {
+            tracer_args,
+            demo_args,
+        } => demo(&tracer_args, &demo_args),
+        Cmd::Test => test(),
+        Cmd::GoToolchains { lines } => go_toolchains(lines),
+        Cmd::Bench => {
+            eprintln!("xtask bench: not implemented yet (tracked in its own issue)");
+            return ExitCode::FAILURE;
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("xtask: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn build() -> Result<()> {
+    run(env::cargo().args(["build", "--release", "-p", "tracer"]))
+}
+
+fn go_toolchains(lines: bool) -> Result<()> {
+    let all = env::go_toolchains()?;
+    if lines {
+        for t in &all {
+            println!("{}={}", t.version, t.go.display());
+        }
+    } else {
+        println!("{}", env::go_toolchains_env(&all));
+    }
+    Ok(())
+}
+
+fn demo(tracer_args: &[String], demo_args: &[String]) -> Result<()> {
+    use std::os::unix::process::CommandExt;
+
+    setup::setup()?;
+    build()?;
+    let go = env::newest_go()?;
+    let out_dir = env::target_dir().join("workloads");
+    std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    let demo = out_dir.join("demo");
+    run(env::go_command(&go.go)
+        .arg("build")
+        .arg("-o")
+        .arg(&demo)
+        .arg("./")
+        .current_dir(env::workspace_root().join("workloads").join("demo")))
+    .with_context(|| format!("building the demo workload with Go {}", go.version))?;
+
+    let mut tracer = Command::new(env::tracer_binary());
+    tracer
+        .args(tracer_args)
+        .arg("--")
+        .arg(&demo)
+        .args(demo_args);
+    println!("$ {}", env::describe(&tracer));
+    // Replace xtask, so Ctrl-C and the exit status are the tracer's own.
+    let err = tracer.exec();
+    Err(err).with_context(|| format!("could not run {}", env::tracer_binary().display()))
+}
+
+fn test() -> Result<()> {
+    let started = Instant::now();
+    let steps: [(&str, &dyn Fn() -> Result<()>); 5] = [
+        ("setup", &setup::setup),
+        ("fmt", &|| {
+            run(env::cargo().args(["fmt", "--all", "--", "--check"]))
+        }),
+        ("clippy", &|| {
+            run(env::cargo()
+                .args([
+                    "clippy",
+                    "-p",
+                    "tracer",
+                    "-p",
+                    "tracer-common",
+                    "-p",
+                    "xtask",
+                ])
+                .args(["--all-targets", "--", "-D", "warnings"]))
+        }),
+        ("build", &build),
+        ("tests", &|| {
+            let toolchains = env::go_toolchains_env(&env::go_toolchains()?);
+            run(env::cargo()
+                .args([
+                    "test",
+                    "--release",
+                    "-p",
+                    "tracer",
+                    "-p",
+                    "tracer-common",
+                    "-p",
+                    "xtask",
+                ])
+                .env("GCTRACE_INTEGRATION", "1")
+                .env("GCTRACE_GO_TOOLCHAINS", toolchains))
+        }),
+    ];
+    for (name, step) in steps {
+        let step_started = Instant::now();
+        println!("==> xtask test: {name}");
+        if let Err(err) = step() {
+            eprintln!("xtask: error: {err:#}");
+            println!(
+                "xtask test: FAILED at step `{name}` after {}",
+                elapsed(started)
+            );
+            // The error was printed; fail without printing it again.
+            std::process::exit(1);
+        }
+        println!("==> xtask test: {name} ok ({})", elapsed(step_started));
+    }
+    println!(
+        "xtask test: PASSED (setup, fmt, clippy, build, tests) in {}",
+        elapsed(started)
+    );
+    Ok(())
+}
+
+fn elapsed(since: Instant) -> String {
+    let secs = since.elapsed().as_secs();
+    format!("{}m{:02}s", secs / 60, secs % 60)
+}

@@ -1,0 +1,520 @@
+//! End-to-end: the real tracer against the gcload workload, built with every Go
+//! toolchain, compared with what the runtime itself reports (GODEBUG=gctrace=1 lines
+//! and MemStats). Needs root; skips unless GCTRACE_INTEGRATION=1 (`cargo xtask test`).
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Command;
+use std::thread;
+use std::time::Duration;
+
+use common::{ChildGuard, GcRec, MemStats, MsRange, Toolchain};
+
+/// Generous bound for one traced run (start-up symbol reading and eBPF loading
+/// included); the workload itself runs a few seconds.
+const RUN_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// One test per Go release series, so a failure names the version. The exact patch
+/// versions and paths come from GCTRACE_GO_TOOLCHAINS (xtask's toolchain list);
+/// `every_configured_toolchain_has_a_test` keeps this list in step with it.
+macro_rules! per_toolchain {
+    ($($name:ident => $series:literal),* $(,)?) => {
+        const TESTED_SERIES: &[&str] = &[$($series),*];
+
+        mod gc_cycles_match_runtime_all_versions {
+            $(
+                #[test]
+                fn $name() {
+                    super::gc_cycles_match_runtime($series);
+                }
+            )*
+        }
+    };
+}
+
+per_toolchain! {
+    go1_19 => "1.19",
+    go1_21 => "1.21",
+    go1_22 => "1.22",
+    go1_23 => "1.23",
+    go1_24 => "1.24",
+    go1_25 => "1.25",
+    go1_26 => "1.26",
+    go1_27 => "1.27",
+}
+
+#[test]
+fn harness_parsers() {
+    common::self_test_parsers();
+}
+
+#[test]
+fn every_configured_toolchain_has_a_test() {
+    if !common::integration_enabled() {
+        return;
+    }
+    for t in common::toolchains() {
+        assert!(
+            TESTED_SERIES.contains(&t.series().as_str()),
+            "Go {} is configured but has no gc_cycles_match_runtime_all_versions test; \
+             add it to per_toolchain! in {}",
+            t.version,
+            file!()
+        );
+    }
+}
+
+/// |measured - expected| within `abs_ns + pct% of expected`.
+fn within(measured: u64, expected: u64, abs_ns: u64, pct: u64) -> bool {
+    measured.abs_diff(expected) <= abs_ns + expected * pct / 100
+}
+
+/// gctrace's value range widened by 60 µs + 15 %.
+fn clock_ok(range: MsRange, measured: u64) -> bool {
+    range.distance(measured) <= 60_000 + range.hi_ns * 15 / 100
+}
+
+fn gc_cycles_match_runtime(series: &str) {
+    if !common::integration_enabled() {
+        return;
+    }
+    let toolchain = common::toolchain(series);
+    let gcload = common::build_gcload(&toolchain);
+    let go_version = toolchain.go_version();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = tmp.path().join("trace.ndjson");
+    let memstats_path = tmp.path().join("memstats.json");
+
+    let _exclusive = common::exclusive();
+    let mut cmd = Command::new(common::tracer_bin());
+    cmd.env("GODEBUG", "gctrace=1")
+        .args(["--format", "json", "--output"])
+        .arg(&out)
+        .arg("--")
+        .arg(&gcload)
+        .args(["-duration", "3s", "-forced", "5", "-readmemstats", "20"])
+        .arg("-memstats-out")
+        .arg(&memstats_path);
+    let run = common::run(&mut cmd, tmp.path(), "traced", RUN_TIMEOUT);
+
+    let diag = |trace_text: &str| {
+        format!(
+            "Go {go_version}, command {cmd:?}\n{}--- trace (first 20 lines) ---\n{}",
+            common::diagnostics(&run.stdout, &run.stderr),
+            trace_text.lines().take(20).collect::<Vec<_>>().join("\n")
+        )
+    };
+    let trace_text = std::fs::read_to_string(&out).unwrap_or_default();
+    assert!(
+        run.status.success(),
+        "traced run failed: {}\n{}",
+        run.status,
+        diag(&trace_text)
+    );
+    let done_line = "gcload done: goroutines=4 forced=5 readmemstats=20";
+    assert!(
+        run.stdout.lines().any(|l| l == done_line),
+        "workload stdout lacks {done_line:?}\n{}",
+        diag(&trace_text)
+    );
+
+    let memstats = MemStats::read(&memstats_path);
+    let gctrace = common::parse_gctrace(&run.stderr);
+    let trace = common::parse_trace(&trace_text);
+    let mut failures: Vec<String> = Vec::new();
+
+    if !trace.errors.is_empty() {
+        failures.push(format!(
+            "malformed trace lines:\n  {}",
+            trace.errors.join("\n  ")
+        ));
+    }
+    if gctrace.is_empty() {
+        failures.push("no gctrace lines on stderr: was GODEBUG passed to the workload?".into());
+    }
+
+    // The process record.
+    match (&trace.first_type, &trace.process) {
+        (Some(t), Some(p)) if t == "process" => {
+            if p.go_version.as_deref() != Some(go_version.as_str()) {
+                failures.push(format!(
+                    "process.go_version is {:?}, `go version` says {go_version:?}",
+                    p.go_version
+                ));
+            }
+            if p.arch.as_deref() != Some(std::env::consts::ARCH) {
+                failures.push(format!(
+                    "process.arch is {:?}, expected {:?}",
+                    p.arch,
+                    std::env::consts::ARCH
+                ));
+            }
+        }
+        (first, _) => failures.push(format!("first record is {first:?}, not \"process\"")),
+    }
+
+    // Every cycle gctrace printed is reported, once.
+    let mut by_cycle: BTreeMap<u32, &GcRec> = BTreeMap::new();
+    for rec in &trace.gc {
+        if by_cycle.insert(rec.cycle, rec).is_some() {
+            failures.push(format!("cycle {} reported more than once", rec.cycle));
+        }
+    }
+    let missing: Vec<u32> = gctrace
+        .keys()
+        .copied()
+        .filter(|c| !by_cycle.contains_key(c))
+        .collect();
+    if !missing.is_empty() {
+        failures.push(format!(
+            "{} of {} cycles gctrace printed have no gc record: {missing:?}",
+            missing.len(),
+            gctrace.len()
+        ));
+    }
+
+    // Forced cycles agree.
+    let forced_json: BTreeSet<u32> = trace
+        .gc
+        .iter()
+        .filter(|r| r.trigger.as_deref() == Some("forced"))
+        .map(|r| r.cycle)
+        .collect();
+    let forced_gctrace: BTreeSet<u32> = gctrace
+        .values()
+        .filter(|l| l.forced)
+        .map(|l| l.cycle)
+        .collect();
+    if forced_json != forced_gctrace {
+        failures.push(format!(
+            "forced cycles differ: trace says {forced_json:?}, gctrace says {forced_gctrace:?}"
+        ));
+    }
+
+    // ReadMemStats stops the world each time.
+    let rms_reason = if toolchain.minor() >= 21 {
+        "read mem stats"
+    } else {
+        // Go 1.19 has no stop-the-world reason codes.
+        "unknown"
+    };
+    let rms = trace.stw.iter().filter(|s| s.reason == rms_reason).count() as u64;
+    if rms < memstats.read_mem_stats_calls {
+        let mut reasons: BTreeMap<&str, usize> = BTreeMap::new();
+        for s in &trace.stw {
+            *reasons.entry(s.reason.as_str()).or_default() += 1;
+        }
+        failures.push(format!(
+            "{rms} stw records with reason {rms_reason:?}, but the workload called \
+             ReadMemStats {} times; stw reasons seen: {reasons:?}",
+            memstats.read_mem_stats_calls
+        ));
+    }
+
+    // Phase durations and pauses, cycle by cycle.
+    let mut table = String::new();
+    let mut matched = 0usize;
+    let mut bad_cycles = 0usize;
+    for (cycle, line) in &gctrace {
+        let Some(rec) = by_cycle.get(cycle) else {
+            continue;
+        };
+        matched += 1;
+        let mut bad = Vec::new();
+        let phases = [
+            ("sweep_term_ns", rec.sweep_term_ns, line.clock[0]),
+            ("mark_ns", rec.mark_ns, line.clock[1]),
+            ("mark_term_ns", rec.mark_term_ns, line.clock[2]),
+        ];
+        for (name, measured, range) in phases {
+            if !clock_ok(range, measured) {
+                bad.push(format!(
+                    "{cycle:>6} | {name:<14} | {measured:>12} | {:>10} | {:>10} | gctrace {range}",
+                    range.distance(measured),
+                    60_000 + range.hi_ns * 15 / 100
+                ));
+            }
+        }
+        if let Some(pause) = memstats.pause_of(*cycle) {
+            if !within(rec.pause_ns, pause, 50_000, 10) {
+                bad.push(format!(
+                    "{cycle:>6} | {:<14} | {:>12} | {:>10} | {:>10} | MemStats.PauseNs {pause}",
+                    "pause_ns",
+                    rec.pause_ns,
+                    rec.pause_ns.abs_diff(pause),
+                    50_000 + pause / 10
+                ));
+            }
+        }
+        if !bad.is_empty() {
+            bad_cycles += 1;
+            for row in bad {
+                let _ = writeln!(table, "{row}");
+            }
+        }
+    }
+    // At least 95 % of the matched cycles must agree on every measure.
+    if matched > 0 && (matched - bad_cycles) * 100 < matched * 95 {
+        failures.push(format!(
+            "{bad_cycles} of {matched} cycles disagree with the runtime (more than 5 %):\n \
+             cycle | field          |  tracer ns  |   off ns   | allowed ns | runtime\n{table}"
+        ));
+    } else if bad_cycles > 0 {
+        println!("tolerated disagreements ({bad_cycles} of {matched} cycles):\n{table}");
+    }
+
+    // The summary closes the output.
+    match &trace.summary {
+        Some(s) => {
+            if s.cycles < matched as u64 {
+                failures.push(format!(
+                    "summary.cycles is {} but {matched} cycles were matched",
+                    s.cycles
+                ));
+            }
+            if s.lost_events != 0 {
+                failures.push(format!("summary.lost_events is {}", s.lost_events));
+            }
+            if trace.last_type.as_deref() != Some("summary") {
+                failures.push(format!(
+                    "last record is {:?}, not the summary",
+                    trace.last_type
+                ));
+            }
+        }
+        None => failures.push("no summary record".into()),
+    }
+
+    assert!(
+        failures.is_empty(),
+        "Go {go_version}: {} problem(s); gctrace printed {} cycles (NumGC {}), trace has {} gc \
+         and {} stw records:\n- {}\n{}",
+        failures.len(),
+        gctrace.len(),
+        memstats.num_gc,
+        trace.gc.len(),
+        trace.stw.len(),
+        failures.join("\n- "),
+        diag(&trace_text)
+    );
+    println!(
+        "Go {go_version}: {matched} cycles matched ({bad_cycles} tolerated), {} stw records",
+        trace.stw.len()
+    );
+}
+
+mod attach_by_pid_reports_cycles_in_window {
+    #[test]
+    fn newest() {
+        if !crate::common::integration_enabled() {
+            return;
+        }
+        super::attach_by_pid(&crate::common::newest_toolchain());
+    }
+
+    #[test]
+    fn go1_19() {
+        if !crate::common::integration_enabled() {
+            return;
+        }
+        super::attach_by_pid(&crate::common::toolchain("1.19"));
+    }
+}
+
+/// Runs gcload -forever untraced for a moment and stops it: its stdout is what a
+/// traced run must print too.
+fn untraced_forever_stdout(gcload: &Path, dir: &Path) -> String {
+    let mut child = ChildGuard::spawn(
+        Command::new(gcload).arg("-forever"),
+        dir,
+        "untraced-forever",
+    );
+    thread::sleep(Duration::from_millis(500));
+    child.signal(libc::SIGTERM);
+    let status = child.wait_timeout(Duration::from_secs(30));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "untraced gcload -forever did not exit 0 on SIGTERM: {status:?}\n{}",
+        common::diagnostics(&child.stdout_text(), &child.stderr_text())
+    );
+    child.stdout_text()
+}
+
+fn attach_by_pid(toolchain: &Toolchain) {
+    let gcload = common::build_gcload(toolchain);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let expected_stdout = untraced_forever_stdout(&gcload, tmp.path());
+    let out = tmp.path().join("trace.ndjson");
+
+    let _exclusive = common::exclusive();
+    let mut workload = ChildGuard::spawn(
+        Command::new(&gcload)
+            .env("GODEBUG", "gctrace=1")
+            .arg("-forever"),
+        tmp.path(),
+        "workload",
+    );
+    thread::sleep(Duration::from_secs(1));
+    assert!(
+        workload.try_wait().is_none(),
+        "gcload -forever exited before the attach: {:?}",
+        workload.try_wait()
+    );
+    let mut cmd = Command::new(common::tracer_bin());
+    cmd.arg("--pid")
+        .arg(workload.pid().to_string())
+        .args(["--format", "json", "--output"])
+        .arg(&out)
+        .args(["--duration", "3"]);
+    let run = common::run(&mut cmd, tmp.path(), "tracer", RUN_TIMEOUT);
+    let trace_text = std::fs::read_to_string(&out).unwrap_or_default();
+    let tracer_diag = format!(
+        "Go {}, command {cmd:?}\n--- tracer ---\n{}--- trace (first 20 lines) ---\n{}",
+        toolchain.version,
+        common::diagnostics(&run.stdout, &run.stderr),
+        trace_text.lines().take(20).collect::<Vec<_>>().join("\n")
+    );
+    assert!(
+        run.status.success(),
+        "gctrace-bpf --pid failed: {}\n{tracer_diag}",
+        run.status
+    );
+
+    // Detaching must leave the workload running, and unharmed.
+    let alive_after_detach = workload.try_wait();
+    assert!(
+        alive_after_detach.is_none(),
+        "the workload died while or after being traced: {alive_after_detach:?}\n{tracer_diag}\n\
+         --- workload ---\n{}",
+        common::diagnostics(&workload.stdout_text(), &workload.stderr_text())
+    );
+    // Let it run a few more cycles untraced, then stop it.
+    thread::sleep(Duration::from_millis(300));
+    workload.signal(libc::SIGTERM);
+    let status = workload.wait_timeout(Duration::from_secs(30));
+    let workload_diag = common::diagnostics(&workload.stdout_text(), &workload.stderr_text());
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "the workload did not exit 0 on SIGTERM after the tracer detached: {status:?}\n\
+         {workload_diag}"
+    );
+    assert_eq!(
+        workload.stdout_text(),
+        expected_stdout,
+        "the traced workload's stdout differs from an untraced run's"
+    );
+
+    let trace = common::parse_trace(&trace_text);
+    let gctrace = common::parse_gctrace(&workload.stderr_text());
+    let mut failures: Vec<String> = Vec::new();
+    if !trace.errors.is_empty() {
+        failures.push(format!(
+            "malformed trace lines:\n  {}",
+            trace.errors.join("\n  ")
+        ));
+    }
+    match &trace.process {
+        Some(p) if trace.first_type.as_deref() == Some("process") => {
+            if p.pid != Some(u64::from(workload.pid())) {
+                failures.push(format!(
+                    "process.pid is {:?}, the workload is {}",
+                    p.pid,
+                    workload.pid()
+                ));
+            }
+        }
+        _ => failures.push(format!(
+            "first record is {:?}, not \"process\"",
+            trace.first_type
+        )),
+    }
+    let cycles: Vec<u32> = trace.gc.iter().map(|r| r.cycle).collect();
+    let unique: BTreeSet<u32> = cycles.iter().copied().collect();
+    if unique.len() != cycles.len() {
+        failures.push(format!("cycles reported more than once: {cycles:?}"));
+    }
+    if unique.len() < 2 {
+        failures.push(format!(
+            "only {} cycles reported in a 3 s window (gctrace printed {})",
+            unique.len(),
+            gctrace.len()
+        ));
+    }
+    if let (Some(&first), Some(&last)) = (unique.first(), unique.last()) {
+        // Every cycle the runtime completed inside the window is there: no gaps between
+        // the first and the last one reported.
+        let gaps: Vec<u32> = (first..=last).filter(|c| !unique.contains(c)).collect();
+        if !gaps.is_empty() {
+            failures.push(format!(
+                "cycles {first}..={last} were reported with gaps: {gaps:?} missing"
+            ));
+        }
+        // And they are real cycles, numbered as the runtime numbers them.
+        let unknown: Vec<u32> = unique
+            .iter()
+            .copied()
+            .filter(|c| !gctrace.contains_key(c))
+            .collect();
+        if !unknown.is_empty() {
+            failures.push(format!(
+                "reported cycles gctrace never printed: {unknown:?} (gctrace printed {:?}..={:?})",
+                gctrace.keys().next(),
+                gctrace.keys().next_back()
+            ));
+        }
+        // The window's timestamps are ordered like its cycle numbers.
+        let mut by_cycle = trace.gc.clone();
+        by_cycle.sort_by_key(|r| r.cycle);
+        if by_cycle
+            .windows(2)
+            .any(|w| w[1].start_ns < w[0].end_ns || w[0].end_ns < w[0].start_ns)
+        {
+            failures.push("gc records' timestamps do not follow their cycle order".into());
+        }
+    }
+    match &trace.summary {
+        Some(s) if s.lost_events != 0 => {
+            failures.push(format!("summary.lost_events is {}", s.lost_events))
+        }
+        Some(_) => {}
+        None => failures.push("no summary record".into()),
+    }
+    assert!(
+        failures.is_empty(),
+        "attach to Go {}: {} problem(s):\n- {}\n{tracer_diag}\n--- workload ---\n{workload_diag}",
+        toolchain.version,
+        failures.len(),
+        failures.join("\n- ")
+    );
+}
+
+#[test]
+fn launch_mode_propagates_exit_status() {
+    if !common::integration_enabled() {
+        return;
+    }
+    let toolchain = common::newest_toolchain();
+    let gcload = common::build_gcload(&toolchain);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut cmd = Command::new(common::tracer_bin());
+    cmd.arg("--")
+        .arg(&gcload)
+        .args(["-duration", "200ms", "-exit-code", "3"]);
+    let run = common::run(&mut cmd, tmp.path(), "traced", RUN_TIMEOUT);
+    assert_eq!(
+        run.status.code(),
+        Some(3),
+        "gctrace-bpf should exit with the workload's status 3, got {}\n{}",
+        run.status,
+        common::diagnostics(&run.stdout, &run.stderr)
+    );
+    assert!(
+        run.stdout
+            .contains("gcload done: goroutines=4 forced=0 readmemstats=0"),
+        "the workload's stdout did not come through\n{}",
+        common::diagnostics(&run.stdout, &run.stderr)
+    );
+}

