@@ -117,12 +117,13 @@ impl Decoder {
             }),
             // A sample without the counter (the target exited between two samples) has
             // nothing to say; nothing was lost.
-            ProbeKind::UserSample => self
-                .read(raw, ReadField::TotalAlloc)
-                .map(|total_bytes| TraceEvent::AllocSample {
-                    ts_ns: raw.ktime_ns,
-                    total_bytes,
-                }),
+            ProbeKind::UserSample => {
+                self.read(raw, ReadField::TotalAlloc)
+                    .map(|total_bytes| TraceEvent::AllocSample {
+                        ts_ns: raw.ktime_ns,
+                        total_bytes,
+                    })
+            }
         }
     }
 
