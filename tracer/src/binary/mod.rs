@@ -1,13 +1,41 @@
-//! Binary analysis of Go executables (stub: being written).
-use std::path::Path;
+//! Binary analysis of Go executables: which Go version built them, where the runtime's
+//! functions and globals are, where every function returns, and the layout of the runtime
+//! structures the kernel programs read.
+//!
+//! Everything here works on the file alone (no process needed) except [`process`], which
+//! relates a running process's address space to the file. Addresses returned by
+//! [`GoBinary`] are always *link-time* virtual addresses (as in the ELF file); add
+//! [`process::load_bias`] to get a runtime address and use [`GoBinary::file_offset`] for
+//! the kernel's uprobe API.
+//!
+//! Malformed input never panics: every read goes through bounds-checked accessors and
+//! failures come back as [`BinaryError`] (or `None` where a lookup simply has no answer).
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+mod buildinfo;
+mod dwarf;
+mod elf;
+mod pclntab;
+pub mod process;
+mod returns;
+mod symbols;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use elf::{ElfInfo, LoadSegment};
+use symbols::FunctionTable;
+
+/// CPU architecture of the traced program; only the two the kernel programs support.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Arch {
     X86_64,
     Aarch64,
 }
 
 impl Arch {
+    /// The name used in messages and records ("x86_64", "aarch64"), matching `uname -m`.
     pub fn as_str(self) -> &'static str {
         match self {
             Arch::X86_64 => "x86_64",
@@ -16,71 +44,316 @@ impl Arch {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+impl fmt::Display for Arch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Go toolchain version that built a binary, as recorded in its build info.
+///
+/// Field order matters: the derived `Ord` compares `major`, `minor`, `patch` first, so
+/// version gates can be written as `v >= &GoVersion::new(1, 26, 0)`-style comparisons on the
+/// numeric parts. Pre-releases ("go1.27rc1") have patch 0.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct GoVersion {
     pub major: u32,
     pub minor: u32,
     pub patch: u32,
+    /// Exactly as stored in the binary, e.g. "go1.25.5".
     pub raw: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+impl GoVersion {
+    /// Parses a Go version string such as "go1.25.5", "go1.27rc1" or
+    /// "go1.22.0 X:nocoverageredesign" (experiment suffixes are kept in `raw` only).
+    /// Development builds ("devel go1.24-abcdef …") parse by their base version.
+    pub fn parse(raw: &str) -> Option<GoVersion> {
+        let s = raw.trim();
+        let s = s.strip_prefix("devel ").unwrap_or(s);
+        let rest = s.strip_prefix("go")?;
+        let (major, rest) = take_number(rest)?;
+        let rest = rest.strip_prefix('.')?;
+        let (minor, rest) = take_number(rest)?;
+        let patch = rest
+            .strip_prefix('.')
+            .and_then(take_number)
+            .map_or(0, |(p, _)| p);
+        Some(GoVersion {
+            major,
+            minor,
+            patch,
+            raw: raw.to_string(),
+        })
+    }
+
+    /// True when this version is at least `major.minor`.
+    pub fn at_least(&self, major: u32, minor: u32) -> bool {
+        (self.major, self.minor) >= (major, minor)
+    }
+}
+
+/// Splits a leading decimal number off `s`.
+fn take_number(s: &str) -> Option<(u32, &str)> {
+    let end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    if end == 0 {
+        return None;
+    }
+    let n = s.get(..end)?.parse().ok()?;
+    Some((n, s.get(end..)?))
+}
+
+impl fmt::Display for GoVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.raw)
+    }
+}
+
+/// A function of the program: its symbol name and link-time extent.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Function {
     pub name: String,
+    /// Link-time virtual address of the first instruction.
     pub address: u64,
+    /// Size in bytes. From `.symtab` this is the exact size; from `.gopclntab` it runs to
+    /// the next function and so may include alignment padding.
     pub size: u64,
 }
 
+impl Function {
+    /// One past the last byte of the function.
+    pub fn end(&self) -> u64 {
+        self.address.saturating_add(self.size)
+    }
+}
+
+/// Why a binary cannot be analysed. Messages are one line, name the file and are meant to be
+/// shown to the user as they are.
 #[derive(Debug, thiserror::Error)]
 pub enum BinaryError {
-    #[error("{0}")]
-    Other(String),
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not an ELF executable")]
+    NotElf { path: PathBuf },
+    #[error("{path} is not a Go program (no Go build info)")]
+    NotGo { path: PathBuf },
+    #[error(
+        "{path} is built for {arch}; only x86_64 and aarch64 (64-bit little-endian) are supported"
+    )]
+    UnsupportedArch { path: PathBuf, arch: String },
+    #[error("{path}: unsupported Go build info: {detail}")]
+    UnsupportedBuildInfo { path: PathBuf, detail: String },
+    #[error("{path}: cannot decode {what}: {detail}")]
+    Decode {
+        path: PathBuf,
+        what: &'static str,
+        detail: String,
+    },
+    #[error("process {pid}: {detail}")]
+    Process { pid: u32, detail: String },
 }
 
-pub struct GoBinary {}
+/// An analysed Go executable. Cheap queries after [`GoBinary::open`]; DWARF is parsed on the
+/// first [`GoBinary::struct_field_offset`] call only.
+pub struct GoBinary {
+    path: PathBuf,
+    data: Vec<u8>,
+    arch: Arch,
+    version: GoVersion,
+    pie: bool,
+    stripped: bool,
+    has_dwarf: bool,
+    segments: Vec<LoadSegment>,
+    functions: FunctionTable,
+    data_symbols: HashMap<String, u64>,
+    /// `None` inside means "tried and failed" (the failure was logged once).
+    dwarf: OnceLock<Option<dwarf::DwarfIndex>>,
+}
+
+impl fmt::Debug for GoBinary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GoBinary")
+            .field("path", &self.path)
+            .field("arch", &self.arch)
+            .field("version", &self.version.raw)
+            .field("pie", &self.pie)
+            .field("stripped", &self.stripped)
+            .field("has_dwarf", &self.has_dwarf)
+            .field("functions", &self.functions.len())
+            .finish_non_exhaustive()
+    }
+}
 
 impl GoBinary {
-    pub fn open(_path: &Path) -> Result<GoBinary, BinaryError> {
-        Err(BinaryError::Other("stub".into()))
+    /// Reads and analyses the executable at `path`. For a running process pass
+    /// [`process::exe_path`], not the path the process thinks it has.
+    pub fn open(path: &Path) -> Result<GoBinary, BinaryError> {
+        let data = std::fs::read(path).map_err(|source| BinaryError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        GoBinary::parse(data, path)
     }
-    pub fn arch(&self) -> Arch {
-        Arch::X86_64
-    }
-    pub fn go_version(&self) -> &GoVersion {
-        unimplemented!()
-    }
-    pub fn is_pie(&self) -> bool {
-        false
-    }
-    pub fn is_stripped(&self) -> bool {
-        false
-    }
-    pub fn has_dwarf(&self) -> bool {
-        false
-    }
-    pub fn function(&self, _name: &str) -> Option<Function> {
-        None
-    }
-    pub fn function_at(&self, _addr: u64) -> Option<Function> {
-        None
-    }
-    pub fn data_symbol(&self, _name: &str) -> Option<u64> {
-        None
-    }
-    pub fn return_sites(&self, _f: &Function) -> Result<Vec<u64>, BinaryError> {
-        Ok(vec![])
-    }
-    pub fn file_offset(&self, _vaddr: u64) -> Option<u64> {
-        None
-    }
-    pub fn struct_field_offset(&self, _struct_name: &str, _field: &str) -> Option<u64> {
-        None
-    }
-}
 
-pub mod process {
-    use super::{BinaryError, GoBinary};
-    pub fn load_bias(_pid: u32, _bin: &GoBinary) -> Result<u64, BinaryError> {
-        Ok(0)
+    /// Analyses an executable already in memory; `path_for_messages` only names it in errors.
+    pub fn parse(data: Vec<u8>, path_for_messages: &Path) -> Result<GoBinary, BinaryError> {
+        let path = path_for_messages.to_path_buf();
+        let info = ElfInfo::parse(&data, &path)?;
+        let version = buildinfo::find_version(&data, &info, &path)?;
+        let (functions, data_symbols) = if info.stripped {
+            let funcs = pclntab::functions(&data, &info, &version, &path)?;
+            (FunctionTable::new(funcs), HashMap::new())
+        } else {
+            let syms = symbols::read_symtab(&data, &path)?;
+            (FunctionTable::new(syms.functions), syms.objects)
+        };
+        Ok(GoBinary {
+            path,
+            arch: info.arch,
+            version,
+            pie: info.pie,
+            stripped: info.stripped,
+            has_dwarf: info.has_dwarf,
+            segments: info.segments,
+            functions,
+            data_symbols,
+            dwarf: OnceLock::new(),
+            data,
+        })
+    }
+
+    /// The path this binary was opened from (for messages).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn arch(&self) -> Arch {
+        self.arch
+    }
+
+    pub fn go_version(&self) -> &GoVersion {
+        &self.version
+    }
+
+    /// Position-independent (ELF type ET_DYN): the load bias of a process is then non-zero.
+    pub fn is_pie(&self) -> bool {
+        self.pie
+    }
+
+    /// No `.symtab`: functions come from `.gopclntab` and globals are unknown.
+    pub fn is_stripped(&self) -> bool {
+        self.stripped
+    }
+
+    /// Has `.debug_info` (possibly compressed), so struct layouts can be read.
+    pub fn has_dwarf(&self) -> bool {
+        self.has_dwarf
+    }
+
+    /// The function with exactly this (Go symbol) name.
+    pub fn function(&self, name: &str) -> Option<Function> {
+        self.functions.by_name(name).cloned()
+    }
+
+    /// The function whose extent contains the link-time address `addr` (binary search).
+    pub fn function_at(&self, addr: u64) -> Option<Function> {
+        self.functions.containing(addr).cloned()
+    }
+
+    /// All functions whose name starts with `prefix`, in address order.
+    pub fn functions_with_prefix(&self, prefix: &str) -> Vec<Function> {
+        self.functions.with_prefix(prefix)
+    }
+
+    /// Link-time address of a global variable (ELF STT_OBJECT); `None` for stripped binaries.
+    pub fn data_symbol(&self, name: &str) -> Option<u64> {
+        self.data_symbols.get(name).copied()
+    }
+
+    /// Link-time addresses of every return instruction of `f`, found by decoding it linearly
+    /// from its first byte so that each address is an instruction boundary (a uprobe placed
+    /// anywhere else would corrupt the program). Fails rather than guess when the bytes
+    /// do not decode cleanly.
+    pub fn return_sites(&self, f: &Function) -> Result<Vec<u64>, BinaryError> {
+        let bytes = self.code_bytes(f)?;
+        returns::return_sites(self.arch, bytes, f).map_err(|detail| BinaryError::Decode {
+            path: self.path.clone(),
+            what: "machine code",
+            detail,
+        })
+    }
+
+    /// The bytes of `f` as stored in the file.
+    fn code_bytes(&self, f: &Function) -> Result<&[u8], BinaryError> {
+        let err = |detail: String| BinaryError::Decode {
+            path: self.path.clone(),
+            what: "machine code",
+            detail,
+        };
+        let seg = self
+            .segments
+            .iter()
+            .find(|s| s.contains_file_range(f.address, f.size))
+            .ok_or_else(|| {
+                err(format!(
+                    "{} [{:#x}, {:#x}) is not inside one loadable segment of the file",
+                    f.name,
+                    f.address,
+                    f.end()
+                ))
+            })?;
+        if !seg.executable {
+            return Err(err(format!(
+                "{} at {:#x} is not in an executable segment",
+                f.name, f.address
+            )));
+        }
+        let start = seg.file_offset_of(f.address).unwrap_or(u64::MAX);
+        let range = usize::try_from(start)
+            .ok()
+            .zip(usize::try_from(f.size).ok())
+            .and_then(|(s, n)| Some(s..s.checked_add(n)?));
+        range
+            .and_then(|r| self.data.get(r))
+            .ok_or_else(|| err(format!("{} lies beyond the end of the file", f.name)))
+    }
+
+    /// File offset of a link-time address, via the PT_LOAD segment whose file-backed part
+    /// contains it. This is the offset the kernel's uprobe API takes.
+    pub fn file_offset(&self, vaddr: u64) -> Option<u64> {
+        self.segments.iter().find_map(|s| s.file_offset_of(vaddr))
+    }
+
+    /// Byte offset of `field` inside the struct type `struct_name` (e.g.
+    /// `("runtime.workType", "cycles")`), from DWARF. `field` may be a dotted path through
+    /// nested struct members ("a.b"). `None` if there is no DWARF, or no such struct/field.
+    pub fn struct_field_offset(&self, struct_name: &str, field: &str) -> Option<u64> {
+        self.dwarf_index()?.field_offset(struct_name, field)
+    }
+
+    fn dwarf_index(&self) -> Option<&dwarf::DwarfIndex> {
+        self.dwarf
+            .get_or_init(|| {
+                if !self.has_dwarf {
+                    return None;
+                }
+                match dwarf::DwarfIndex::build(&self.data) {
+                    Ok(index) => Some(index),
+                    Err(e) => {
+                        log::warn!("{}: cannot read DWARF: {e}", self.path.display());
+                        None
+                    }
+                }
+            })
+            .as_ref()
+    }
+
+    /// The PT_LOAD segments (used by [`process::load_bias`]).
+    fn load_segments(&self) -> &[LoadSegment] {
+        &self.segments
     }
 }
