@@ -318,8 +318,10 @@ fn plan_reads(
             bin.data_symbol("runtime.gcphase"),
             "telling GC stops apart",
         ));
+        // An assembly function: `.abi0` in the symbol table, plain in pclntab.
         systemstack = bin
             .function("runtime.systemstack")
+            .or_else(|| bin.function("runtime.systemstack.abi0"))
             .map(|f| (f.address, f.address + f.size));
         if systemstack.is_none() {
             warnings.push("runtime.systemstack not found: GC stops reported as unknown".into());
