@@ -52,6 +52,30 @@ enum Variant {
     Plain,
     Stripped,
     Pie,
+    /// cgo + external linker, PIE: `.text` no longer starts at `runtime.text`, and Go ≤ 1.25
+    /// has no `.gopclntab` section. amd64 only, and only when a C compiler is installed.
+    ExternalPie,
+    ExternalPieStripped,
+}
+
+impl Variant {
+    fn stripped(self) -> bool {
+        matches!(self, Variant::Stripped | Variant::ExternalPieStripped)
+    }
+    fn pie(self) -> bool {
+        matches!(
+            self,
+            Variant::Pie | Variant::ExternalPie | Variant::ExternalPieStripped
+        )
+    }
+    /// The unstripped build with the same code layout.
+    fn unstripped(self) -> Variant {
+        match self {
+            Variant::Stripped => Variant::Plain,
+            Variant::ExternalPieStripped => Variant::ExternalPie,
+            v => v,
+        }
+    }
 }
 
 struct Toolchain {
@@ -132,11 +156,23 @@ fn fixtures() -> &'static Fixtures {
             .unwrap();
 
         let toolchains = toolchains();
+        let have_cc = Command::new("cc").arg("--version").output().is_ok();
+        if !have_cc {
+            eprintln!("skipping externally linked builds (no C compiler)");
+        }
         let mut builds = Vec::new();
         for (ti, tc) in toolchains.iter().enumerate() {
             for goarch in ["amd64", "arm64"] {
-                for variant in [Variant::Plain, Variant::Stripped, Variant::Pie] {
-                    if variant == Variant::Pie && goarch != "amd64" {
+                for variant in [
+                    Variant::Plain,
+                    Variant::Stripped,
+                    Variant::Pie,
+                    Variant::ExternalPie,
+                    Variant::ExternalPieStripped,
+                ] {
+                    let external =
+                        matches!(variant, Variant::ExternalPie | Variant::ExternalPieStripped);
+                    if (variant.pie() && goarch != "amd64") || (external && !have_cc) {
                         continue;
                     }
                     let path = dir.join(format!("hello-{}-{goarch}-{variant:?}", tc.version));
@@ -153,6 +189,14 @@ fn fixtures() -> &'static Fixtures {
                             }
                             Variant::Pie => {
                                 c.arg("-buildmode=pie");
+                            }
+                            Variant::ExternalPie => {
+                                c.env("CGO_ENABLED", "1")
+                                    .args(["-buildmode=pie", "-ldflags=-linkmode=external"]);
+                            }
+                            Variant::ExternalPieStripped => {
+                                c.env("CGO_ENABLED", "1")
+                                    .args(["-buildmode=pie", "-ldflags=-linkmode=external -s -w"]);
                             }
                         }
                         c.arg("-o").arg(&path).arg(".");
@@ -271,21 +315,16 @@ fn version_arch_and_kind() {
             Arch::Aarch64
         };
         assert_eq!(bin.arch(), expected, "{}", b.path.display());
-        assert_eq!(
-            bin.is_pie(),
-            b.variant == Variant::Pie,
-            "{}",
-            b.path.display()
-        );
+        assert_eq!(bin.is_pie(), b.variant.pie(), "{}", b.path.display());
         assert_eq!(
             bin.is_stripped(),
-            b.variant == Variant::Stripped,
+            b.variant.stripped(),
             "{}",
             b.path.display()
         );
         assert_eq!(
             bin.has_dwarf(),
-            b.variant != Variant::Stripped,
+            !b.variant.stripped(),
             "{}",
             b.path.display()
         );
@@ -296,7 +335,7 @@ fn version_arch_and_kind() {
 #[test]
 fn functions_and_returns_match_objdump() {
     let fx = fixtures();
-    for b in fx.builds.iter().filter(|b| b.variant != Variant::Stripped) {
+    for b in fx.builds.iter().filter(|b| !b.variant.stripped()) {
         let tc = &fx.toolchains[b.toolchain];
         let bin = open(b);
         let data = std::fs::read(&b.path).unwrap();
@@ -342,12 +381,14 @@ fn functions_and_returns_match_objdump() {
 #[test]
 fn stripped_builds_use_pclntab() {
     let fx = fixtures();
-    for s in fx.builds.iter().filter(|b| b.variant == Variant::Stripped) {
+    for s in fx.builds.iter().filter(|b| b.variant.stripped()) {
         let plain = fx
             .builds
             .iter()
             .find(|b| {
-                b.toolchain == s.toolchain && b.goarch == s.goarch && b.variant == Variant::Plain
+                b.toolchain == s.toolchain
+                    && b.goarch == s.goarch
+                    && b.variant == s.variant.unstripped()
             })
             .unwrap();
         let tc = &fx.toolchains[s.toolchain];
@@ -391,7 +432,7 @@ fn stripped_builds_use_pclntab() {
 #[test]
 fn struct_offsets_from_dwarf() {
     let fx = fixtures();
-    for b in fx.builds.iter().filter(|b| b.variant != Variant::Stripped) {
+    for b in fx.builds.iter().filter(|b| !b.variant.stripped()) {
         let bin = open(b);
         let what = b.path.display();
         let cycles = bin.struct_field_offset("runtime.workType", "cycles");
@@ -448,12 +489,7 @@ fn not_go_and_malformed_inputs_fail_cleanly() {
 
     // Truncations and corruptions of real binaries must give errors or answers, never panic.
     let fx = fixtures();
-    for b in fx
-        .builds
-        .iter()
-        .filter(|b| b.variant == Variant::Stripped)
-        .take(4)
-    {
+    for b in fx.builds.iter().filter(|b| b.variant.stripped()).take(4) {
         let data = std::fs::read(&b.path).unwrap();
         for len in [
             0,

@@ -51,13 +51,8 @@ pub(crate) fn functions(
         what: "function table (.gopclntab)",
         detail,
     };
-    let sect = info
-        .section(".gopclntab")
-        .or_else(|| info.section(".data.rel.ro.gopclntab"))
-        .ok_or_else(|| err("binary has neither .symtab nor .gopclntab".into()))?;
-    let tab = info
-        .section_data(data, sect)
-        .ok_or_else(|| err("section lies outside the file".into()))?;
+    let (tab, tab_addr) = locate(data, info)
+        .ok_or_else(|| err("binary has neither .symtab nor a recognisable .gopclntab".into()))?;
     let header = Header::parse(tab).map_err(err)?;
     let relocs = RelativeRelocs::read(data, info.pie);
 
@@ -70,7 +65,7 @@ pub(crate) fn functions(
     let end_off = word(2 * header.nfunc).ok_or_else(|| err("functab is truncated".into()))?;
     let first_off = word(0).ok_or_else(|| err("functab is truncated".into()))?;
 
-    let text_start = text_start_candidates(data, info, version, &header, sect.addr, &relocs)
+    let text_start = text_start_candidates(data, info, version, &header, tab_addr, &relocs)
         .into_iter()
         .find(|&t| {
             let (Some(lo), Some(hi)) = (t.checked_add(first_off), t.checked_add(end_off)) else {
@@ -85,6 +80,7 @@ pub(crate) fn functions(
         .ok_or_else(|| err("cannot determine the start of the text".into()))?;
 
     let mut funcs = Vec::with_capacity(usize::try_from(header.nfunc).unwrap_or(0));
+    let mut kinds = Vec::with_capacity(funcs.capacity());
     for i in 0..header.nfunc {
         let (Some(start), Some(funcoff), Some(next)) =
             (word(2 * i), word(2 * i + 1), word(2 * i + 2))
@@ -96,17 +92,115 @@ pub(crate) fn functions(
         let size = next
             .checked_sub(start)
             .ok_or_else(|| err(format!("functab is not sorted at entry {i}")))?;
+        kinds.push(func_kind(tab, &header, funcoff));
         funcs.push(Function {
             name,
-            address: text_start + start,
+            address: text_start.wrapping_add(start),
             size,
         });
     }
+    name_abi0_twins(&mut funcs, &kinds);
     Ok(funcs)
+}
+
+/// What `_func.funcID` / `_func.flag` say about a function, for telling ABI twins apart.
+#[derive(Clone, Copy, Debug, Default)]
+struct FuncKind {
+    /// Written in assembly (FuncFlagAsm): assembly functions use ABI0.
+    asm: bool,
+    /// Any special funcID, notably FuncIDWrapper for compiler-generated ABI wrappers.
+    special: bool,
+}
+
+/// FuncFlagAsm = 1 << 2 (TopFrame, SPWrite, Asm) in Go 1.19 through 1.27.
+const FUNC_FLAG_ASM: u8 = 1 << 2;
+
+fn func_kind(tab: &[u8], header: &Header, funcoff: u64) -> FuncKind {
+    // funcID and flag follow nine u32s, plus startLine since Go 1.20.
+    let id_off: usize = if header.magic == MAGIC_GO118 { 36 } else { 40 };
+    let bytes = usize::try_from(funcoff)
+        .ok()
+        .and_then(|f| header.pcln_offset.checked_add(f)?.checked_add(id_off))
+        .and_then(|o| tab.get(o..o.checked_add(2)?));
+    match bytes {
+        Some([id, flag]) => FuncKind {
+            asm: flag & FUNC_FLAG_ASM != 0,
+            special: *id != 0,
+        },
+        _ => FuncKind::default(),
+    }
+}
+
+/// A function called across the ABI boundary exists twice, under one name in
+/// `.gopclntab`: the implementation and a compiler-generated wrapper. `.symtab` calls the
+/// ABI0 one "NAME.abi0"; do the same so `function(NAME)` is the ABIInternal entry Go
+/// code calls, whichever way the table was read. The ABI0 twin is the assembly one if
+/// there is one (an asm function with a Go-ABI wrapper), else the wrapper (a Go function
+/// with an ABI0 wrapper for assembly callers). Undecidable pairs keep their names.
+fn name_abi0_twins(funcs: &mut [Function], kinds: &[FuncKind]) {
+    let mut by_name: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, f) in funcs.iter().enumerate() {
+        by_name.entry(f.name.as_str()).or_default().push(i);
+    }
+    let mut renames = Vec::new();
+    for idx in by_name.values() {
+        let [a, b] = idx[..] else { continue };
+        let (Some(ka), Some(kb)) = (kinds.get(a), kinds.get(b)) else {
+            continue;
+        };
+        let abi0 = match (ka.asm, kb.asm, ka.special, kb.special) {
+            (true, false, _, _) => a,
+            (false, true, _, _) => b,
+            (false, false, true, false) => a,
+            (false, false, false, true) => b,
+            _ => continue,
+        };
+        renames.push(abi0);
+    }
+    for i in renames {
+        if let Some(f) = funcs.get_mut(i) {
+            f.name.push_str(".abi0");
+        }
+    }
+}
+
+/// The pclntab bytes (from its header to the end of the section or segment) and its
+/// link-time address. Go ≤ 1.25 linked externally as PIE has no `.gopclntab` section (the
+/// table sits inside `.data.rel.ro`); there we look for a valid header at 8-byte-aligned
+/// positions of the non-executable segments.
+fn locate<'d>(data: &'d [u8], info: &ElfInfo) -> Option<(&'d [u8], u64)> {
+    for name in [".gopclntab", ".data.rel.ro.gopclntab"] {
+        if let Some(sect) = info.section(name) {
+            return Some((info.section_data(data, sect)?, sect.addr));
+        }
+    }
+    for seg in info.segments.iter().filter(|s| !s.executable) {
+        let start = usize::try_from(seg.offset).ok()?;
+        let end = start.checked_add(usize::try_from(seg.filesz).ok()?)?;
+        let bytes = data.get(start..end)?;
+        // vaddr ≡ offset (mod page), so 8-byte alignment in memory is alignment in the file.
+        let mut off = (8 - start % 8) % 8;
+        while let Some(window) = bytes.get(off..) {
+            if window.len() < 64 {
+                break;
+            }
+            let magic = read_uint(window, 0, 4);
+            if (magic == Some(MAGIC_GO118) || magic == Some(MAGIC_GO120))
+                && window.get(4..6) == Some(&[0, 0])
+                && window.get(7) == Some(&8)
+                && Header::parse(window).is_ok()
+            {
+                return Some((window, seg.vaddr.checked_add(u64::try_from(off).ok()?)?));
+            }
+            off = off.checked_add(8)?;
+        }
+    }
+    None
 }
 
 /// The parsed `pcHeader` (offsets converted to `usize` and bounds-checked lazily).
 struct Header {
+    magic: u64,
     nfunc: u64,
     text_start_slot: u64,
     funcname_offset: usize,
@@ -135,6 +229,7 @@ impl Header {
             return Err(format!("implausible function count {nfunc}"));
         }
         Ok(Header {
+            magic,
             nfunc,
             text_start_slot: word(2)?,
             funcname_offset: to_usize(word(3)?)?,
