@@ -51,6 +51,10 @@ pub struct GcRecord {
     pub cpu_percent: Option<u32>,
     /// gctrace's `ms cpu` figures.
     pub cpu: Option<GcCpu>,
+    /// The runtime's own phase timestamps for this cycle (`work.tSweepTerm`, `tMark`,
+    /// `tMarkTerm`, `tEnd`), when readable. The JSON timings are measured by the probes;
+    /// the gctrace view prints these so its lines equal the runtime's.
+    pub runtime_clock: Option<[u64; 4]>,
 }
 
 /// CPU time the cycle spent, as gctrace's `a+b/c/d+e ms cpu`.

@@ -110,7 +110,18 @@ impl CycleInProgress {
             memory_limit_bytes: self.memory_limit,
             cpu_percent: self.figures.cpu_percent,
             cpu: self.cpu(),
+            runtime_clock: self.runtime_clock(),
         })
+    }
+
+    /// The runtime's timestamps, if they are this cycle's: in order, and starting within
+    /// a few milliseconds of the measured start (a stale `work` would be a cycle older).
+    fn runtime_clock(&self) -> Option<[u64; 4]> {
+        const NEAR_NS: u64 = 5_000_000;
+        let f = &self.figures;
+        let clock = [f.t_sweep_term?, f.t_mark?, f.t_mark_term?, self.gc_end_ns?];
+        let ordered = clock.windows(2).all(|w| w[0] <= w[1]);
+        (ordered && clock[0].abs_diff(self.start_ns) < NEAR_NS).then_some(clock)
     }
 
     /// gctrace's cpu figures, from the runtime's own timestamps (as gctrace computes them).

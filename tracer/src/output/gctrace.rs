@@ -100,10 +100,16 @@ fn mb(bytes: Option<u64>) -> String {
 
 /// One `gc N @Ts P%: ...` line, newline included.
 pub(super) fn gc_line(g: &GcRecord) -> String {
+    // The runtime's own timestamps when known, so the line equals the runtime's; else
+    // the probes' measurements.
+    let (start, clock) = match g.runtime_clock {
+        Some([st, m, mt, end]) => (st, [m - st, mt - m, end - mt]),
+        None => (g.start_ns, [g.sweep_term_ns, g.mark_ns, g.mark_term_ns]),
+    };
     // Runtime: itoaDiv(uint64(tSweepTerm-runtimeInitTime)/1e6, 3): seconds, ms precision.
     let at = or_unknown(
         g.runtime_init_ns
-            .map(|init| itoa_div(g.start_ns.saturating_sub(init) / 1_000_000, 3)),
+            .map(|init| itoa_div(start.saturating_sub(init) / 1_000_000, 3)),
     );
     let procs = or_unknown(g.gomaxprocs.map(|p| p.to_string()));
     let forced = if g.trigger == Some(Trigger::Forced) {
@@ -128,9 +134,9 @@ pub(super) fn gc_line(g: &GcRecord) -> String {
         g.cycle,
         at,
         util,
-        fmt_ns_as_ms(g.sweep_term_ns),
-        fmt_ns_as_ms(g.mark_ns),
-        fmt_ns_as_ms(g.mark_term_ns),
+        fmt_ns_as_ms(clock[0]),
+        fmt_ns_as_ms(clock[1]),
+        fmt_ns_as_ms(clock[2]),
         cpu,
         mb(g.heap_start_bytes),
         mb(g.heap_end_bytes),
@@ -231,6 +237,21 @@ mod tests {
             gc_line(&g),
             "gc 7 @1.234s 2%: 0.026+0.32+0.003 ms clock, 0.10+0.12/0.27/0.59+0.014 ms cpu, 4->5->0 MB, 8 MB goal, 3 MB stacks, 1 MB globals, 8 P\n"
         );
+    }
+
+    #[test]
+    fn runtime_clock_wins_over_measured_timings() {
+        let base = 1_000_000_000;
+        let g = GcRecord {
+            runtime_clock: Some([
+                base + 2_000_000_000,
+                base + 2_000_050_000,
+                base + 2_000_450_000,
+                base + 2_000_457_000,
+            ]),
+            ..record()
+        };
+        assert!(gc_line(&g).starts_with("gc 7 @2.000s ?%: 0.050+0.40+0.007 ms clock, "));
     }
 
     #[test]
