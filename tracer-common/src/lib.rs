@@ -32,23 +32,29 @@ pub enum ProbeKind {
     /// allocation counter) and recorded it in the same shape, so recordings and the
     /// decoder treat it like any other event.
     UserSample = 5,
+    /// Entry of an allocation function (`mallocgc`, or a size-specialised one the
+    /// compiler calls directly in Go 1.27). Aggregated in kernel maps, never sent as
+    /// events: it fires millions of times a second.
+    Alloc = 6,
 }
 
 impl ProbeKind {
-    pub const ALL: [ProbeKind; 5] = [
+    pub const ALL: [ProbeKind; 6] = [
         ProbeKind::GcStart,
         ProbeKind::StopTheWorld,
         ProbeKind::StartTheWorld,
         ProbeKind::StartTheWorldReturn,
         ProbeKind::UserSample,
+        ProbeKind::Alloc,
     ];
 
     /// The kinds implemented by a kernel program.
-    pub const PROBES: [ProbeKind; 4] = [
+    pub const PROBES: [ProbeKind; 5] = [
         ProbeKind::GcStart,
         ProbeKind::StopTheWorld,
         ProbeKind::StartTheWorld,
         ProbeKind::StartTheWorldReturn,
+        ProbeKind::Alloc,
     ];
 
     pub fn from_u32(v: u32) -> Option<ProbeKind> {
@@ -63,6 +69,7 @@ impl ProbeKind {
             ProbeKind::StartTheWorld => "stw_start",
             ProbeKind::StartTheWorldReturn => "stw_start_ret",
             ProbeKind::UserSample => "user_sample",
+            ProbeKind::Alloc => "alloc",
         }
     }
 }
@@ -107,6 +114,52 @@ pub struct Config {
     /// Indexed by [`ProbeKind`] value: bit i set = read slot i on that probe. Reads cost
     /// little next to the probe hit itself, but there is no point paying for them twice.
     pub read_slots: [u32; 8],
+    /// Run-time address range of `runtime.mallocgc`: an allocation probe whose caller is
+    /// in it is not counted (mallocgc itself was, Go 1.27 calls a size-specialised
+    /// function from inside it).
+    pub malloc_lo: u64,
+    pub malloc_hi: u64,
+    /// [`alloc_flags`] bits.
+    pub alloc_flags: u32,
+    pub _pad2: u32,
+}
+
+/// Bits of [`Config::alloc_flags`].
+pub mod alloc_flags {
+    /// Walk the user stack (frame pointers) and count per call site and type.
+    pub const SITES: u32 = 1;
+}
+
+/// Key of [`ALLOC_SIZES_MAP`]: what the runtime needs to count an allocation as it does
+/// (the type decides tiny vs not, the size the size class).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct AllocSizeKey {
+    /// `*_type` argument (run-time address; 0 for untyped allocations).
+    pub typ: u64,
+    /// Requested size in bytes.
+    pub size: u64,
+}
+
+/// Key of [`ALLOC_SITES_MAP`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct AllocSiteKey {
+    pub typ: u64,
+    /// The direct caller (return address at the probed entry): the frame-pointer walk
+    /// cannot see it because the probed function has not pushed its frame yet.
+    pub ret_addr: u64,
+    /// Id in [`STACKS_MAP`] of the rest of the user stack; negative if it could not be taken.
+    pub stack_id: i64,
+}
+
+/// Value of [`ALLOC_SITES_MAP`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AllocSiteValue {
+    pub count: u64,
+    /// Requested bytes (not rounded to the size class).
+    pub bytes: u64,
 }
 
 /// Indices into the per-CPU counter array [`COUNTERS_MAP`].
@@ -117,8 +170,16 @@ pub mod counter {
     pub const HITS: u32 = 1;
     /// Probe hits from other processes mapping the same binary (filtered out).
     pub const FOREIGN: u32 = 2;
+    /// Allocations counted.
+    pub const ALLOCS: u32 = 3;
+    /// Allocations not counted because an aggregation map was full.
+    pub const ALLOCS_DROPPED: u32 = 4;
+    /// Bytes (requested) of those allocations.
+    pub const ALLOC_BYTES_DROPPED: u32 = 5;
+    /// Allocation probe hits whose caller was mallocgc (counted there already).
+    pub const ALLOCS_NESTED: u32 = 6;
     /// Number of counters.
-    pub const COUNT: u32 = 3;
+    pub const COUNT: u32 = 7;
 }
 
 /// Ring buffer carrying [`RawEvent`]s to user space.
@@ -127,6 +188,16 @@ pub const EVENTS_MAP: &str = "EVENTS";
 pub const COUNTERS_MAP: &str = "COUNTERS";
 /// Array of one [`Config`].
 pub const CONFIG_MAP: &str = "CONFIG";
+/// Per-CPU hash of [`AllocSizeKey`] → count.
+pub const ALLOC_SIZES_MAP: &str = "ALLOC_SIZES";
+/// Per-CPU hash of [`AllocSiteKey`] → [`AllocSiteValue`].
+pub const ALLOC_SITES_MAP: &str = "ALLOC_SITES";
+/// Stack traces of allocation sites (user stacks, frame pointers).
+pub const STACKS_MAP: &str = "STACKS";
+/// Capacity of the allocation maps; past it allocations are counted as dropped.
+pub const ALLOC_SIZES_ENTRIES: u32 = 1 << 16;
+pub const ALLOC_SITES_ENTRIES: u32 = 1 << 15;
+pub const STACKS_ENTRIES: u32 = 1 << 14;
 /// Ring buffer size in bytes (power of two, multiple of the page size).
 pub const EVENTS_RING_BYTES: u32 = 1 << 20;
 
@@ -137,6 +208,12 @@ mod pod {
     unsafe impl aya::Pod for super::RawEvent {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::Config {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::AllocSizeKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::AllocSiteKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::AllocSiteValue {}
 }
 
 #[cfg(test)]
@@ -147,7 +224,8 @@ mod tests {
     #[test]
     fn layout_is_stable() {
         assert_eq!(core::mem::size_of::<RawEvent>(), 360);
-        assert_eq!(core::mem::size_of::<Config>(), 8 + 8 * MAX_READS + 32);
+        assert_eq!(core::mem::size_of::<Config>(), 8 + 8 * MAX_READS + 32 + 24);
+        assert_eq!(core::mem::size_of::<AllocSiteKey>(), 24);
         // read_ok and read_slots are u32 bitmasks over the slots.
         const { assert!(MAX_READS <= 32) };
     }

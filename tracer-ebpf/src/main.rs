@@ -17,10 +17,13 @@ use aya_ebpf::{
         bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_ktime_get_ns, bpf_probe_read_user,
     },
     macros::{map, uprobe},
-    maps::{Array, PerCpuArray, RingBuf},
-    programs::ProbeContext,
+    maps::{Array, PerCpuArray, PerCpuHashMap, RingBuf, StackTrace},
+    programs::{tracing::StackIdContext, ProbeContext},
 };
-use tracer_common::{counter, Config, ProbeKind, RawEvent, EVENTS_RING_BYTES, MAX_READS};
+use tracer_common::{
+    alloc_flags, counter, AllocSiteKey, AllocSiteValue, AllocSizeKey, Config, ProbeKind, RawEvent,
+    ALLOC_SITES_ENTRIES, ALLOC_SIZES_ENTRIES, EVENTS_RING_BYTES, MAX_READS, STACKS_ENTRIES,
+};
 
 #[map(name = "EVENTS")]
 static EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_RING_BYTES, 0);
@@ -30,6 +33,20 @@ static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT
 
 #[map(name = "CONFIG")]
 static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
+
+#[map(name = "ALLOC_SIZES")]
+static ALLOC_SIZES: PerCpuHashMap<AllocSizeKey, u64> =
+    PerCpuHashMap::with_max_entries(ALLOC_SIZES_ENTRIES, 0);
+
+#[map(name = "ALLOC_SITES")]
+static ALLOC_SITES: PerCpuHashMap<AllocSiteKey, AllocSiteValue> =
+    PerCpuHashMap::with_max_entries(ALLOC_SITES_ENTRIES, 0);
+
+#[map(name = "STACKS")]
+static STACKS: StackTrace = StackTrace::with_max_entries(STACKS_ENTRIES, 0);
+
+/// `BPF_F_USER_STACK` for `bpf_get_stackid`.
+const USER_STACK: u64 = 256;
 
 /// `BPF_RB_AVAIL_DATA` for `bpf_ringbuf_query`.
 const RB_AVAIL_DATA: u64 = 0;
@@ -54,12 +71,81 @@ pub fn stw_start_ret(ctx: ProbeContext) -> u32 {
     emit(&ctx, ProbeKind::StartTheWorldReturn)
 }
 
+/// Allocation entry: `mallocgc(size uintptr, typ *_type, needzero bool)` and the Go 1.27
+/// size-specialised functions with the same signature. Counted in per-CPU maps; user space
+/// reads them on its own schedule. Nothing goes through the ring buffer.
+#[uprobe]
+pub fn alloc(ctx: ProbeContext) -> u32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let Some(config) = CONFIG.get(0) else {
+        return 0;
+    };
+    if config.tgid != 0 && (pid_tgid >> 32) as u32 != config.tgid {
+        bump(counter::FOREIGN);
+        return 0;
+    }
+    let mut ev = RawEvent::default();
+    fill_regs(&ctx, &mut ev);
+    if ev.ret_addr >= config.malloc_lo && ev.ret_addr < config.malloc_hi {
+        bump(counter::ALLOCS_NESTED);
+        return 0;
+    }
+    let (size, typ) = (ev.regs[0], ev.regs[1]);
+    let key = AllocSizeKey { typ, size };
+    let counted = match ALLOC_SIZES.get_ptr_mut(key) {
+        // SAFETY: per-CPU value of this CPU; no other writer while the program runs.
+        Some(p) => unsafe {
+            *p += 1;
+            true
+        },
+        None => ALLOC_SIZES.insert(key, 1u64, 0).is_ok(),
+    };
+    if !counted {
+        add(counter::ALLOCS_DROPPED, 1);
+        add(counter::ALLOC_BYTES_DROPPED, size);
+        return 0;
+    }
+    bump(counter::ALLOCS);
+    if config.alloc_flags & alloc_flags::SITES != 0 {
+        // The kernel walks the user frame pointers with fault-tolerant reads.
+        let stack_id = ctx.get_stackid(&STACKS, USER_STACK).unwrap_or(-1);
+        let site = AllocSiteKey {
+            typ,
+            ret_addr: ev.ret_addr,
+            stack_id,
+        };
+        match ALLOC_SITES.get_ptr_mut(site) {
+            // SAFETY: per-CPU value of this CPU.
+            Some(p) => unsafe {
+                (*p).count += 1;
+                (*p).bytes += size;
+            },
+            None => {
+                let _ = ALLOC_SITES.insert(
+                    site,
+                    AllocSiteValue {
+                        count: 1,
+                        bytes: size,
+                    },
+                    0,
+                );
+            }
+        }
+    }
+    0
+}
+
 #[inline(always)]
 fn bump(index: u32) {
+    add(index, 1)
+}
+
+#[inline(always)]
+fn add(index: u32, n: u64) {
     if let Some(p) = COUNTERS.get_ptr_mut(index) {
         // SAFETY: per-CPU slot, only this CPU writes it while the program runs
         // (programs are not preempted on the same CPU between get and write).
-        unsafe { *p += 1 };
+        unsafe { *p += n };
     }
 }
 

@@ -4,6 +4,7 @@ use std::{ffi::OsString, path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::alloc::AllocMode;
 use crate::output::Format;
 
 const AFTER_HELP: &str = "\
@@ -91,6 +92,17 @@ pub struct TraceArgs {
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 
+    /// Allocation tracing: `rate` reads the runtime's own allocation counter (no probes,
+    /// no cost); `sample` attaches allocation probes in short bursts to name the top
+    /// allocation sites and types within --overhead-budget; `exact` counts every
+    /// allocation (one probe hit each: slows allocation-heavy programs many times over).
+    #[arg(long, value_enum, default_value_t = AllocMode::Rate, value_name = "MODE")]
+    pub allocs: AllocMode,
+
+    /// With --allocs sample: how much the probes may slow the target, in percent.
+    #[arg(long, default_value_t = 2.0, value_name = "PERCENT", value_parser = parse_percent)]
+    pub overhead_budget: f64,
+
     /// Detach after this many seconds (fractions allowed); the target keeps running.
     #[arg(short, long, value_name = "SECONDS", value_parser = parse_duration)]
     pub duration: Option<Duration>,
@@ -99,6 +111,16 @@ pub struct TraceArgs {
     /// stdin, stdout, stderr and the environment; gctrace-bpf exits with its status.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<OsString>,
+}
+
+fn parse_percent(s: &str) -> Result<f64, String> {
+    let p: f64 = s
+        .parse()
+        .map_err(|_| format!("'{s}' is not a percentage"))?;
+    if !(p > 0.0 && p <= 100.0) {
+        return Err(format!("'{s}' must be between 0 and 100"));
+    }
+    Ok(p)
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

@@ -115,6 +115,11 @@ impl Decoder {
                 ts_ns: runtime_time(raw.regs[0], raw.ktime_ns),
                 snapshot: self.snapshot(raw),
             }),
+            // Allocation probes aggregate in kernel maps and never emit events.
+            ProbeKind::Alloc => {
+                self.undecodable += 1;
+                None
+            }
             // A sample without the counter (the target exited between two samples) has
             // nothing to say; nothing was lost.
             ProbeKind::UserSample => {

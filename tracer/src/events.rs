@@ -167,7 +167,7 @@ pub struct GcFigures {
 /// `StwEnd` is far larger than the others; events are handled one at a time and never
 /// stored in bulk, so boxing it would only add an allocation per stop.
 #[allow(clippy::large_enum_variant)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum TraceEvent {
     /// A goroutine entered `gcStart`. It may return without starting a cycle.
     GcRequested { ts_ns: u64, trigger: Trigger },
@@ -181,4 +181,53 @@ pub enum TraceEvent {
     },
     /// A periodic reading of the runtime's cumulative allocation counter.
     AllocSample { ts_ns: u64, total_bytes: u64 },
+    /// Allocations counted by the allocation probes since the previous batch.
+    Allocs(Box<AllocBatch>),
+}
+
+/// Allocations seen by the allocation probes over one interval, already resolved to
+/// type names and call sites, counted as the runtime counts them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AllocBatch {
+    pub ts_ns: u64,
+    /// Counts in this batch are multiplied by this to estimate all allocations (1 when
+    /// every allocation was counted; > 1 in sampled mode).
+    pub scale: f64,
+    /// How much of the interval the allocation probes were attached (1 = all of it).
+    pub coverage: f64,
+    pub objects: u64,
+    /// Size-class-rounded bytes (what MemStats.TotalAlloc counts).
+    pub bytes: u64,
+    /// Allocations the kernel could not count (its maps were full).
+    pub dropped_objects: u64,
+    pub by_type: Vec<AllocStat>,
+    pub by_site: Vec<SiteStat>,
+    /// (size-class byte size, or the page-rounded size for large objects; objects).
+    pub by_class: Vec<(u64, u64)>,
+}
+
+/// Allocations of one type.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AllocStat {
+    pub name: String,
+    pub objects: u64,
+    pub bytes: u64,
+}
+
+/// Allocations from one call site (and type).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SiteStat {
+    /// Innermost first: the allocating function's caller chain, runtime frames removed.
+    pub frames: Vec<Frame>,
+    pub type_name: String,
+    pub objects: u64,
+    pub bytes: u64,
+}
+
+/// One stack frame, symbolized.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Frame {
+    pub function: String,
+    pub file: String,
+    pub line: u32,
 }

@@ -8,6 +8,7 @@
 //! [`session`] wires the stages together for a live run; [`launch`] starts a command
 //! under tracing; [`cli`] is the command line.
 
+pub mod alloc;
 pub mod binary;
 pub mod cli;
 pub mod decode;

@@ -22,6 +22,8 @@ fn main() -> ExitCode {
             };
             session::run(session::TraceOptions {
                 target,
+                allocs: t.allocs,
+                overhead_budget: t.overhead_budget,
                 format: t.format,
                 output: t.output,
                 duration: t.duration,

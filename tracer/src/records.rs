@@ -1,7 +1,7 @@
 //! What the model reports: the records every view (JSON, gctrace text, later the TUI and
 //! recordings) is built from. Field names follow the JSON contract in the README.
 
-use crate::events::{StwReason, Trigger};
+use crate::events::{AllocStat, SiteStat, StwReason, Trigger};
 
 /// The traced process; first record of every run.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -81,6 +81,8 @@ pub struct AllocRecord {
     pub total_bytes: u64,
     /// Since the previous alloc record; None for the first.
     pub rate_bytes_per_s: Option<u64>,
+    /// Objects allocated while traced, when the allocation probes count them.
+    pub alloc_objects: Option<u64>,
 }
 
 /// One stop-the-world pause, GC or not.
@@ -110,11 +112,45 @@ pub struct Summary {
     pub lost_events: u64,
 }
 
+/// Periodic snapshot: allocations by type and size class since tracing began.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AllocTypesRecord {
+    pub ts_ns: u64,
+    /// Every allocation was counted (`--allocs exact`); otherwise estimates.
+    pub exact: bool,
+    pub objects: u64,
+    /// Size-class-rounded bytes, as MemStats.TotalAlloc counts.
+    pub bytes: u64,
+    /// Allocations the kernel could not count (maps full); not in the figures.
+    pub dropped_objects: u64,
+    /// Top types by bytes.
+    pub types: Vec<AllocStat>,
+    pub size_classes: Vec<SizeClassStat>,
+}
+
+/// One size class (or page-rounded large size) and what was allocated in it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SizeClassStat {
+    pub size: u64,
+    pub objects: u64,
+    pub bytes: u64,
+}
+
+/// Periodic snapshot: top allocation sites (call stack and type) by bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AllocSitesRecord {
+    pub ts_ns: u64,
+    pub exact: bool,
+    pub sites: Vec<SiteStat>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Record {
     Process(ProcessInfo),
     Gc(GcRecord),
     Stw(StwRecord),
     Alloc(AllocRecord),
+    AllocTypes(AllocTypesRecord),
+    AllocSites(AllocSitesRecord),
     Summary(Summary),
 }

@@ -17,12 +17,14 @@ use tokio::{io::unix::AsyncFd, signal::unix::SignalKind, sync::oneshot};
 use tracer_common::{ProbeKind, RawEvent};
 
 use crate::{
+    alloc::{AllocMode, LiveAllocs},
     binary::{process::load_bias, GoBinary},
     decode::{DecodeSpec, Decoder},
+    events::TraceEvent,
     launch::{self, Launched},
     model::Model,
     output::{sink_for, Format, Sink},
-    probes::{loader::HOST_ARCH, plan, Probes, ReadField},
+    probes::{loader::HOST_ARCH, plan, plan_allocs, Probes, ReadField},
     records::{ProcessInfo, Record},
     target,
 };
@@ -48,6 +50,9 @@ pub enum Target {
 #[derive(Debug, Clone)]
 pub struct TraceOptions {
     pub target: Target,
+    pub allocs: AllocMode,
+    /// Sampled allocation tracing may slow the target by at most this many percent.
+    pub overhead_budget: f64,
     pub format: Format,
     pub output: Option<PathBuf>,
     pub duration: Option<Duration>,
@@ -129,6 +134,8 @@ struct Prepared {
     sampler: Sampler,
     /// Taken before the target ran (launch) or at attach: the allocation baseline.
     first_sample: Option<RawEvent>,
+    /// Allocation probes, unless `--allocs rate`.
+    allocs: Option<LiveAllocs>,
 }
 
 /// Periodic reads of target memory by user space, shaped as raw events
@@ -187,7 +194,17 @@ fn prepare(pid: u32, opts: &TraceOptions) -> Result<Prepared> {
         eprintln!("gctrace-bpf: warning: {w}");
     }
     let bias = load_bias(pid, &bin).map_err(|e| anyhow!("pid {pid} ({exe_name}): {e}"))?;
-    let probes = Probes::attach(pid, &exe, &plan, bias)?;
+    let alloc_plan = match opts.allocs {
+        AllocMode::Rate => None,
+        _ => Some(plan_allocs(&bin).map_err(|e| anyhow!("pid {pid} ({exe_name}): {e}"))?),
+    };
+    let mut probes = Probes::attach(
+        pid,
+        &exe,
+        &plan,
+        bias,
+        alloc_plan.as_ref().map(|p| (p, true)),
+    )?;
     let gomaxprocs_addr = plan
         .reads
         .iter()
@@ -211,13 +228,34 @@ fn prepare(pid: u32, opts: &TraceOptions) -> Result<Prepared> {
         arch: bin.arch().as_str().to_string(),
         gomaxprocs: target::gomaxprocs(pid, gomaxprocs_addr),
     };
-    let _ = opts;
+    let allocs = match alloc_plan {
+        None => None,
+        Some(alloc_plan) => {
+            let cost = if opts.allocs == AllocMode::Sample {
+                probes.measure_hit_cost()?
+            } else {
+                Duration::ZERO
+            };
+            let mut live = LiveAllocs::new(
+                opts.allocs,
+                alloc_plan,
+                bin,
+                pid,
+                bias,
+                opts.overhead_budget,
+                cost,
+            );
+            live.start(&mut probes)?;
+            Some(live)
+        }
+    };
     Ok(Prepared {
         probes,
         decoder: Decoder::new(DecodeSpec::new(&plan, bias)),
         process,
         sampler,
         first_sample,
+        allocs,
     })
 }
 
@@ -264,10 +302,14 @@ impl Pipeline {
 
     fn raw(&mut self, raw: &RawEvent) -> Result<()> {
         if let Some(ev) = self.decoder.decode(raw) {
-            let records = self.model.apply(&ev);
-            self.emit(records)?;
+            self.event(ev)?;
         }
         Ok(())
+    }
+
+    fn event(&mut self, ev: TraceEvent) -> Result<()> {
+        let records = self.model.apply(&ev);
+        self.emit(records)
     }
 }
 
@@ -300,6 +342,7 @@ async fn event_loop(
         process,
         sampler,
         first_sample,
+        mut allocs,
     } = prepared;
     let pid = sampler.pid;
     let ring = probes.take_events()?;
@@ -376,8 +419,16 @@ async fn event_loop(
                 if let Some(raw) = sampler.sample() {
                     pipe.raw(&raw)?;
                 }
+                if let Some(a) = allocs.as_mut() {
+                    if let Some(batch) = a.batch(&probes, monotonic_ns())? {
+                        pipe.event(TraceEvent::Allocs(Box::new(batch)))?;
+                    }
+                }
             }
             _ = tick.tick() => {
+                if let Some(a) = allocs.as_mut() {
+                    a.steer(&mut probes)?;
+                }
                 pipe.drain(ring.get_mut())?;
                 pipe.sink.flush()?;
                 let lost = probes.counters()?.lost;
@@ -393,6 +444,18 @@ async fn event_loop(
     let counters = probes.counters()?;
     probes.detach();
     pipe.drain(ring.get_mut())?;
+    if let Some(a) = allocs.as_mut() {
+        if let Some(batch) = a.batch(&probes, monotonic_ns())? {
+            pipe.event(TraceEvent::Allocs(Box::new(batch)))?;
+        }
+        let c = probes.counters()?;
+        if c.allocs_dropped > 0 {
+            eprintln!(
+                "gctrace-bpf: {} allocations ({} bytes) not counted: allocation maps full",
+                c.allocs_dropped, c.alloc_bytes_dropped
+            );
+        }
+    }
     let lost = counters.lost + pipe.decoder.undecodable();
     pipe.model.set_lost_events(lost);
     let records = pipe.model.finish();

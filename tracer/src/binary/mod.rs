@@ -17,6 +17,7 @@ mod elf;
 mod pclntab;
 pub mod process;
 mod returns;
+mod stubs;
 mod symbols;
 
 use std::collections::HashMap;

@@ -24,7 +24,10 @@
 //! running program) that numbering is relative to the attach and starts at 1, which
 //! [`Model::diagnostics`] reports.
 
+mod allocs;
 mod histogram;
+
+pub use allocs::AllocModel;
 
 use crate::events::{GcFigures, RuntimeSnapshot, StwReason, TraceEvent, Trigger};
 use crate::records::{AllocRecord, GcCpu, GcRecord, Record, StwRecord, Summary};
@@ -170,6 +173,7 @@ pub struct Model {
     lost_events: u64,
     diag: Diagnostics,
     alloc: AllocState,
+    allocs: AllocModel,
 }
 
 impl Model {
@@ -180,12 +184,18 @@ impl Model {
     /// Feed one decoded event; returns the records it completes (0..n), in order.
     pub fn apply(&mut self, ev: &TraceEvent) -> Vec<Record> {
         let mut out = Vec::new();
-        match *ev {
-            TraceEvent::GcRequested { trigger, .. } => {
+        match ev {
+            &TraceEvent::GcRequested { trigger, .. } => {
                 self.requests.last = Some(trigger);
                 self.requests.any_time |= trigger == Trigger::Time;
             }
-            TraceEvent::StwBegin { ts_ns, reason } => {
+            TraceEvent::Allocs(batch) => {
+                if let Some((types, sites)) = self.allocs.add(batch) {
+                    out.push(Record::AllocTypes(types));
+                    out.push(Record::AllocSites(sites));
+                }
+            }
+            &TraceEvent::StwBegin { ts_ns, reason } => {
                 if self.open.is_some() {
                     // Its end was lost: the runtime never overlaps stops.
                     self.diag.dropped_stw_begins += 1;
@@ -200,16 +210,19 @@ impl Model {
                     reason,
                 });
             }
-            TraceEvent::StwEnd { ts_ns, snapshot } => {
+            &TraceEvent::StwEnd {
+                ts_ns,
+                ref snapshot,
+            } => {
                 if let Some(total) = snapshot.total_alloc {
                     self.alloc_reading(total);
                 }
                 match self.open.take() {
                     None => self.diag.orphan_stw_ends += 1,
-                    Some(stop) => self.close_stop(stop, ts_ns, &snapshot, &mut out),
+                    Some(stop) => self.close_stop(stop, ts_ns, snapshot, &mut out),
                 }
             }
-            TraceEvent::AllocSample { ts_ns, total_bytes } => {
+            &TraceEvent::AllocSample { ts_ns, total_bytes } => {
                 self.alloc_reading(total_bytes);
                 let rate = self.alloc.last_sample.and_then(|(t0, b0)| {
                     let dt = ts_ns.checked_sub(t0).filter(|dt| *dt > 0)?;
@@ -221,6 +234,7 @@ impl Model {
                     ts_ns,
                     total_bytes,
                     rate_bytes_per_s: rate,
+                    alloc_objects: self.allocs.active().then(|| self.allocs.totals().0),
                 }));
             }
         }
@@ -243,8 +257,18 @@ impl Model {
             self.diag.dropped_stw_begins += 1;
         }
         self.settle_cycle(&mut out);
+        if self.allocs.active() {
+            let (types, sites) = self.allocs.snapshot();
+            out.push(Record::AllocTypes(types));
+            out.push(Record::AllocSites(sites));
+        }
         out.push(Record::Summary(self.summary()));
         out
+    }
+
+    /// Allocation aggregates (for views and profiles).
+    pub fn allocs(&self) -> &AllocModel {
+        &self.allocs
     }
 
     /// Current summary (for live views).
@@ -254,11 +278,17 @@ impl Model {
             pause_p50_ns: self.pauses.percentile(50.0),
             pause_p99_ns: self.pauses.percentile(99.0),
             pause_max_ns: self.pauses.max(),
-            alloc_bytes: match (self.alloc.first, self.alloc.last) {
-                (Some(first), Some(last)) => Some(last.saturating_sub(first)),
-                _ => None,
+            // Counted allocations when the allocation probes ran the whole time; else
+            // the runtime's own counter.
+            alloc_bytes: if self.allocs.exact() {
+                Some(self.allocs.totals().1)
+            } else {
+                match (self.alloc.first, self.alloc.last) {
+                    (Some(first), Some(last)) => Some(last.saturating_sub(first)),
+                    _ => None,
+                }
             },
-            alloc_objects: None,
+            alloc_objects: self.allocs.active().then(|| self.allocs.totals().0),
             lost_events: self.lost_events,
         }
     }

@@ -38,7 +38,11 @@ impl<W: Write> Sink for GctraceSink<W> {
             Record::Gc(g) => gc_line(g),
             Record::Summary(s) => summary_line(s),
             // gctrace has no line for these; JSON carries them.
-            Record::Process(_) | Record::Stw(_) | Record::Alloc(_) => return Ok(()),
+            Record::Process(_)
+            | Record::Stw(_)
+            | Record::Alloc(_)
+            | Record::AllocTypes(_)
+            | Record::AllocSites(_) => return Ok(()),
         };
         self.w.write_all(line.as_bytes())
     }

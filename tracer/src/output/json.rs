@@ -11,7 +11,10 @@ use serde::Serialize;
 
 use super::Sink;
 use crate::events::Trigger;
-use crate::records::{AllocRecord, GcRecord, ProcessInfo, Record, StwRecord, Summary};
+use crate::records::{
+    AllocRecord, AllocSitesRecord, AllocTypesRecord, GcRecord, ProcessInfo, Record, StwRecord,
+    Summary,
+};
 
 /// Writes each record as one JSON line.
 pub struct JsonSink<W: Write> {
@@ -78,6 +81,112 @@ struct AllocJson {
     ts_ns: u64,
     total_bytes: u64,
     rate_bytes_per_s: Option<u64>,
+    alloc_objects: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct CountJson<'a> {
+    name: &'a str,
+    objects: u64,
+    bytes: u64,
+}
+
+#[derive(Serialize)]
+struct ClassJson {
+    size: u64,
+    objects: u64,
+    bytes: u64,
+}
+
+#[derive(Serialize)]
+struct AllocTypesJson<'a> {
+    r#type: &'static str,
+    ts_ns: u64,
+    exact: bool,
+    objects: u64,
+    bytes: u64,
+    dropped_objects: u64,
+    types: Vec<CountJson<'a>>,
+    size_classes: Vec<ClassJson>,
+}
+
+#[derive(Serialize)]
+struct FrameJson<'a> {
+    function: &'a str,
+    file: &'a str,
+    line: u32,
+}
+
+#[derive(Serialize)]
+struct SiteJson<'a> {
+    #[serde(rename = "type")]
+    type_name: &'a str,
+    objects: u64,
+    bytes: u64,
+    frames: Vec<FrameJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct AllocSitesJson<'a> {
+    r#type: &'static str,
+    ts_ns: u64,
+    exact: bool,
+    sites: Vec<SiteJson<'a>>,
+}
+
+fn alloc_types(r: &AllocTypesRecord) -> AllocTypesJson<'_> {
+    AllocTypesJson {
+        r#type: "alloc_types",
+        ts_ns: r.ts_ns,
+        exact: r.exact,
+        objects: r.objects,
+        bytes: r.bytes,
+        dropped_objects: r.dropped_objects,
+        types: r
+            .types
+            .iter()
+            .map(|t| CountJson {
+                name: &t.name,
+                objects: t.objects,
+                bytes: t.bytes,
+            })
+            .collect(),
+        size_classes: r
+            .size_classes
+            .iter()
+            .map(|c| ClassJson {
+                size: c.size,
+                objects: c.objects,
+                bytes: c.bytes,
+            })
+            .collect(),
+    }
+}
+
+fn alloc_sites(r: &AllocSitesRecord) -> AllocSitesJson<'_> {
+    AllocSitesJson {
+        r#type: "alloc_sites",
+        ts_ns: r.ts_ns,
+        exact: r.exact,
+        sites: r
+            .sites
+            .iter()
+            .map(|s| SiteJson {
+                type_name: &s.type_name,
+                objects: s.objects,
+                bytes: s.bytes,
+                frames: s
+                    .frames
+                    .iter()
+                    .map(|f| FrameJson {
+                        function: &f.function,
+                        file: &f.file,
+                        line: f.line,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
 }
 
 #[derive(Serialize)]
@@ -147,6 +256,7 @@ fn alloc(a: &AllocRecord) -> AllocJson {
         ts_ns: a.ts_ns,
         total_bytes: a.total_bytes,
         rate_bytes_per_s: a.rate_bytes_per_s,
+        alloc_objects: a.alloc_objects,
     }
 }
 
@@ -181,6 +291,8 @@ impl<W: Write> Sink for JsonSink<W> {
             Record::Gc(g) => serde_json::to_writer(&mut self.line, &gc(g)),
             Record::Stw(s) => serde_json::to_writer(&mut self.line, &stw(s)),
             Record::Alloc(a) => serde_json::to_writer(&mut self.line, &alloc(a)),
+            Record::AllocTypes(r) => serde_json::to_writer(&mut self.line, &alloc_types(r)),
+            Record::AllocSites(r) => serde_json::to_writer(&mut self.line, &alloc_sites(r)),
             Record::Summary(s) => serde_json::to_writer(&mut self.line, &summary(s)),
         }
         .map_err(io::Error::other)?;

@@ -5,19 +5,26 @@
 //! [`Probes`] — or the tracer dying, even by SIGKILL — closes the perf-event links and the
 //! kernel removes every breakpoint: the target is left as it was.
 
-use std::{num::NonZeroU32, path::Path};
+use std::{
+    num::NonZeroU32,
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
 
 use aya::{
-    maps::{Array, MapData, PerCpuArray, RingBuf},
+    maps::{Array, MapData, PerCpuArray, PerCpuHashMap, RingBuf, StackTraceMap},
     programs::{
-        uprobe::{UProbeAttachLocation, UProbeScope},
+        uprobe::{UProbeAttachLocation, UProbeLinkId, UProbeScope},
         UProbe,
     },
     Ebpf, EbpfLoader,
 };
-use tracer_common::{counter, Config, ProbeKind, CONFIG_MAP, COUNTERS_MAP, EVENTS_MAP, MAX_READS};
+use tracer_common::{
+    alloc_flags, counter, AllocSiteKey, AllocSiteValue, AllocSizeKey, Config, ProbeKind,
+    ALLOC_SITES_MAP, ALLOC_SIZES_MAP, CONFIG_MAP, COUNTERS_MAP, EVENTS_MAP, MAX_READS, STACKS_MAP,
+};
 
-use super::plan::ProbePlan;
+use super::plan::{AllocPlan, ProbePlan, ProbeSite};
 use crate::binary::Arch;
 
 /// The kernel object for the architecture this tracer runs on (the traced program runs
@@ -63,6 +70,13 @@ pub enum AttachError {
     BadPid,
 }
 
+/// A function of our own to put a probe on when measuring the cost of a hit.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn gctrace_bpf_calibration_point(x: u64) -> u64 {
+    std::hint::black_box(x).wrapping_add(1)
+}
+
 /// Counters kept by the kernel programs, summed over CPUs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct KernelCounters {
@@ -72,23 +86,41 @@ pub struct KernelCounters {
     pub hits: u64,
     /// Probe hits in other processes running the same binary (ignored).
     pub foreign: u64,
+    /// Allocations counted by the allocation probes.
+    pub allocs: u64,
+    /// Allocations not counted (aggregation map full), and their requested bytes.
+    pub allocs_dropped: u64,
+    pub alloc_bytes_dropped: u64,
 }
 
 /// Loaded and attached probes. Detached on drop.
 pub struct Probes {
     ebpf: Ebpf,
     attached: usize,
+    pid: NonZeroU32,
+    exe: PathBuf,
+    /// Links of the allocation probes, so they can come and go (sampling).
+    alloc_links: Vec<UProbeLinkId>,
+}
+
+/// What the allocation maps hold, summed over CPUs; cumulative since attach.
+#[derive(Debug, Default, Clone)]
+pub struct AllocMaps {
+    pub sizes: Vec<(AllocSizeKey, u64)>,
+    pub sites: Vec<(AllocSiteKey, AllocSiteValue)>,
 }
 
 impl Probes {
     /// Load the programs, configure them for `pid`, and attach every site of `plan` to the
     /// executable at `exe` (normally `/proc/PID/exe`). `bias` is the process's load bias
-    /// (0 unless PIE), added to the link-time addresses of the memory reads.
+    /// (0 unless PIE), added to the link-time addresses of the memory reads. `allocs`
+    /// configures (but does not attach) the allocation probes.
     pub fn attach(
         pid: u32,
         exe: &Path,
         plan: &ProbePlan,
         bias: u64,
+        allocs: Option<(&AllocPlan, bool)>,
     ) -> Result<Probes, AttachError> {
         let scope_pid = NonZeroU32::new(pid).ok_or(AttachError::BadPid)?;
         let mut ebpf = EbpfLoader::new()
@@ -97,13 +129,19 @@ impl Probes {
 
         let mut config = Config {
             tgid: pid,
-            _pad: 0,
             read_addrs: [0; MAX_READS],
-            read_slots: [0; 8],
+            ..Default::default()
         };
         for (i, read) in plan.reads.iter().enumerate().take(MAX_READS) {
             config.read_addrs[i] = read.address.wrapping_add(bias);
             config.read_slots[read.field.read_at() as usize] |= 1 << i;
+        }
+        if let Some((alloc, sites)) = allocs {
+            config.malloc_lo = alloc.mallocgc.0.wrapping_add(bias);
+            config.malloc_hi = alloc.mallocgc.1.wrapping_add(bias);
+            if sites {
+                config.alloc_flags |= alloc_flags::SITES;
+            }
         }
         {
             let map = ebpf
@@ -120,37 +158,167 @@ impl Probes {
             })?;
         }
 
-        let mut attached = 0;
+        let mut probes = Probes {
+            ebpf,
+            attached: 0,
+            pid: scope_pid,
+            exe: exe.to_path_buf(),
+            alloc_links: Vec::new(),
+        };
         for kind in ProbeKind::PROBES {
-            let sites: Vec<_> = plan.sites.iter().filter(|s| s.kind == kind).collect();
-            if sites.is_empty() {
-                continue;
+            let sites: Vec<&ProbeSite> = plan.sites.iter().filter(|s| s.kind == kind).collect();
+            if !sites.is_empty() {
+                probes.attach_sites(kind, &sites)?;
             }
-            let name = kind.program_name();
-            let program: &mut UProbe = ebpf
-                .program_mut(name)
-                .ok_or(AttachError::Missing(name))?
-                .try_into()
-                .map_err(|source| AttachError::Program { name, source })?;
+        }
+        Ok(probes)
+    }
+
+    fn program(&mut self, kind: ProbeKind) -> Result<&mut UProbe, AttachError> {
+        let name = kind.program_name();
+        let program: &mut UProbe = self
+            .ebpf
+            .program_mut(name)
+            .ok_or(AttachError::Missing(name))?
+            .try_into()
+            .map_err(|source| AttachError::Program { name, source })?;
+        if program.fd().is_err() {
             program
                 .load()
                 .map_err(|source| AttachError::Program { name, source })?;
-            for site in sites {
-                program
-                    .attach(
-                        UProbeAttachLocation::AbsoluteOffset(site.file_offset),
-                        exe,
-                        UProbeScope::OneProcess(scope_pid),
-                    )
-                    .map_err(|source| AttachError::Attach {
-                        function: site.function.clone(),
-                        address: site.address,
-                        source,
-                    })?;
-                attached += 1;
+        }
+        Ok(program)
+    }
+
+    fn attach_sites(
+        &mut self,
+        kind: ProbeKind,
+        sites: &[&ProbeSite],
+    ) -> Result<Vec<UProbeLinkId>, AttachError> {
+        let (pid, exe) = (self.pid, self.exe.clone());
+        let program = self.program(kind)?;
+        let mut links = Vec::with_capacity(sites.len());
+        for site in sites {
+            let link = program
+                .attach(
+                    UProbeAttachLocation::AbsoluteOffset(site.file_offset),
+                    &exe,
+                    UProbeScope::OneProcess(pid),
+                )
+                .map_err(|source| AttachError::Attach {
+                    function: site.function.clone(),
+                    address: site.address,
+                    source,
+                })?;
+            links.push(link);
+        }
+        self.attached += links.len();
+        Ok(links)
+    }
+
+    /// Attach the allocation probes (every allocation entry point of `plan`).
+    pub fn attach_allocs(&mut self, plan: &AllocPlan) -> Result<(), AttachError> {
+        if !self.alloc_links.is_empty() {
+            return Ok(());
+        }
+        let sites: Vec<&ProbeSite> = plan.sites.iter().collect();
+        let links = self.attach_sites(ProbeKind::Alloc, &sites)?;
+        self.alloc_links = links;
+        Ok(())
+    }
+
+    /// Remove the allocation probes; the other probes stay.
+    pub fn detach_allocs(&mut self) {
+        let links = std::mem::take(&mut self.alloc_links);
+        let n = links.len();
+        if let Ok(program) = self.program(ProbeKind::Alloc) {
+            for link in links {
+                // A link already gone (target exited) is nothing to report.
+                let _ = program.detach(link);
             }
         }
-        Ok(Probes { ebpf, attached })
+        self.attached = self.attached.saturating_sub(n);
+    }
+
+    /// Measure what one uprobe hit costs on this machine: time calls of a function of
+    /// our own with and without a probe on it (the probe's program sees a foreign process
+    /// and returns at once, like a filtered hit). Used to keep sampled allocation tracing
+    /// within its overhead budget.
+    pub fn measure_hit_cost(&mut self) -> Result<Duration, AttachError> {
+        const CALLS: u32 = 400;
+        let time_calls = || {
+            let t = Instant::now();
+            let mut x = 0u64;
+            for i in 0..CALLS {
+                x = x.wrapping_add(gctrace_bpf_calibration_point(u64::from(i)));
+            }
+            std::hint::black_box(x);
+            t.elapsed()
+        };
+        let bare = time_calls();
+        let me = NonZeroU32::new(std::process::id()).ok_or(AttachError::BadPid)?;
+        let program = self.program(ProbeKind::GcStart)?;
+        let link = program
+            .attach(
+                "gctrace_bpf_calibration_point",
+                "/proc/self/exe",
+                UProbeScope::OneProcess(me),
+            )
+            .map_err(|source| AttachError::Attach {
+                function: "gctrace_bpf_calibration_point".into(),
+                address: 0,
+                source,
+            })?;
+        let probed = time_calls();
+        let _ = program.detach(link);
+        Ok(probed.saturating_sub(bare) / CALLS)
+    }
+
+    /// Whether the allocation probes are attached now.
+    pub fn allocs_attached(&self) -> bool {
+        !self.alloc_links.is_empty()
+    }
+
+    /// The allocation maps, summed over CPUs.
+    pub fn alloc_maps(&self) -> Result<AllocMaps, AttachError> {
+        let map_err = |name: &'static str| move |source| AttachError::Map { name, source };
+        let sizes_map = self
+            .ebpf
+            .map(ALLOC_SIZES_MAP)
+            .ok_or(AttachError::Missing(ALLOC_SIZES_MAP))?;
+        let sizes: PerCpuHashMap<&MapData, AllocSizeKey, u64> =
+            PerCpuHashMap::try_from(sizes_map).map_err(map_err(ALLOC_SIZES_MAP))?;
+        let mut out = AllocMaps::default();
+        for item in sizes.iter() {
+            let (k, v) = item.map_err(map_err(ALLOC_SIZES_MAP))?;
+            out.sizes.push((k, v.iter().copied().sum()));
+        }
+        let sites_map = self
+            .ebpf
+            .map(ALLOC_SITES_MAP)
+            .ok_or(AttachError::Missing(ALLOC_SITES_MAP))?;
+        let sites: PerCpuHashMap<&MapData, AllocSiteKey, AllocSiteValue> =
+            PerCpuHashMap::try_from(sites_map).map_err(map_err(ALLOC_SITES_MAP))?;
+        for item in sites.iter() {
+            let (k, v) = item.map_err(map_err(ALLOC_SITES_MAP))?;
+            let sum = v
+                .iter()
+                .fold(AllocSiteValue::default(), |a, b| AllocSiteValue {
+                    count: a.count + b.count,
+                    bytes: a.bytes + b.bytes,
+                });
+            out.sites.push((k, sum));
+        }
+        Ok(out)
+    }
+
+    /// The user stack recorded under `id` (innermost first), run-time addresses.
+    pub fn stack(&self, id: i64) -> Option<Vec<u64>> {
+        let id = u32::try_from(id).ok()?;
+        let map = self.ebpf.map(STACKS_MAP)?;
+        let stacks: StackTraceMap<&MapData> = StackTraceMap::try_from(map).ok()?;
+        let trace = stacks.get(&id, 0).ok()?;
+        Some(trace.frames().iter().map(|f| f.ip).collect())
     }
 
     /// Remove every probe from the target now (dropping [`Probes`] does the same). Maps
@@ -208,6 +376,9 @@ impl Probes {
             lost: sum(counter::LOST)?,
             hits: sum(counter::HITS)?,
             foreign: sum(counter::FOREIGN)?,
+            allocs: sum(counter::ALLOCS)?,
+            allocs_dropped: sum(counter::ALLOCS_DROPPED)?,
+            alloc_bytes_dropped: sum(counter::ALLOC_BYTES_DROPPED)?,
         })
     }
 }

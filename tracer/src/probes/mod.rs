@@ -4,5 +4,7 @@
 pub mod loader;
 pub mod plan;
 
-pub use loader::{AttachError, Probes};
-pub use plan::{plan, PlanError, ProbePlan, ProbeSite, ReadField, ReadSlot, StwScheme};
+pub use loader::{AllocMaps, AttachError, KernelCounters, Probes};
+pub use plan::{
+    plan, plan_allocs, AllocPlan, PlanError, ProbePlan, ProbeSite, ReadField, ReadSlot, StwScheme,
+};
