@@ -190,11 +190,9 @@ pub enum TraceEvent {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct AllocBatch {
     pub ts_ns: u64,
-    /// Counts in this batch are multiplied by this to estimate all allocations (1 when
-    /// every allocation was counted; > 1 in sampled mode).
-    pub scale: f64,
-    /// How much of the interval the allocation probes were attached (1 = all of it).
-    pub coverage: f64,
+    /// Only part of the allocations were seen (sampled mode): the counts are a sample,
+    /// to be scaled by what the runtime itself counted (its `totalAlloc`).
+    pub sampled: bool,
     pub objects: u64,
     /// Size-class-rounded bytes (what MemStats.TotalAlloc counts).
     pub bytes: u64,

@@ -313,6 +313,14 @@ impl Pipeline {
     }
 }
 
+/// Sleeps until the sampled allocation probes need attention (forever if never).
+async fn burst_timer(deadline: Option<std::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Register a descriptor we own with the event loop, for readability.
 fn watch<T: AsRawFd>(inner: T) -> std::io::Result<AsyncFd<T>> {
     // SAFETY: `inner` owns its descriptor (a ring-buffer map or a pidfd) and keeps it open
@@ -419,16 +427,20 @@ async fn event_loop(
                 if let Some(raw) = sampler.sample() {
                     pipe.raw(&raw)?;
                 }
-                if let Some(a) = allocs.as_mut() {
+                if let Some(a) = allocs.as_mut().filter(|a| a.mode() == AllocMode::Exact) {
                     if let Some(batch) = a.batch(&probes, monotonic_ns())? {
                         pipe.event(TraceEvent::Allocs(Box::new(batch)))?;
                     }
                 }
             }
-            _ = tick.tick() => {
+            _ = burst_timer(allocs.as_ref().and_then(LiveAllocs::next_deadline)) => {
                 if let Some(a) = allocs.as_mut() {
-                    a.steer(&mut probes)?;
+                    if let Some(batch) = a.steer(&mut probes, monotonic_ns())? {
+                        pipe.event(TraceEvent::Allocs(Box::new(batch)))?;
+                    }
                 }
+            }
+            _ = tick.tick() => {
                 pipe.drain(ring.get_mut())?;
                 pipe.sink.flush()?;
                 let lost = probes.counters()?.lost;

@@ -58,8 +58,6 @@ impl Collector {
     ) -> AllocBatch {
         let mut batch = AllocBatch {
             ts_ns,
-            scale: 1.0,
-            coverage: 1.0,
             dropped_objects: dropped.saturating_sub(self.prev_dropped),
             ..AllocBatch::default()
         };

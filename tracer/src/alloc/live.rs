@@ -30,11 +30,12 @@ pub enum AllocMode {
     Exact,
 }
 
-/// Sampling period: one burst per period.
-const PERIOD: Duration = Duration::from_secs(1);
-/// Shortest and first burst.
-const MIN_BURST: Duration = Duration::from_millis(5);
-const FIRST_BURST: Duration = Duration::from_millis(20);
+/// Sampling period: one burst per period. Long, because attaching and detaching a dozen
+/// uprobes is itself expensive (detaching waits for an RCU grace period per probe).
+const PERIOD: Duration = Duration::from_secs(10);
+/// Shortest burst, and the first one (which measures the allocation rate).
+const MIN_BURST: Duration = Duration::from_millis(2);
+const FIRST_BURST: Duration = Duration::from_millis(10);
 
 pub struct LiveAllocs {
     mode: AllocMode,
@@ -43,15 +44,14 @@ pub struct LiveAllocs {
     resolver: LiveResolver,
     /// Budget as a fraction (0.02 = 2 %).
     budget: f64,
-    /// Measured (or assumed) cost of one probe hit.
+    /// Measured cost of one probe hit on this machine.
     cost_per_hit: Duration,
     /// Sampled mode: when the current burst started, and the hit counter then.
     burst: Option<(Instant, u64)>,
     next_burst: Instant,
     burst_len: Duration,
-    /// Time attached since the last batch, and when the last batch was taken.
-    attached_for: Duration,
-    last_batch: Instant,
+    /// Sampling gave up (attach failed).
+    failed: bool,
 }
 
 impl LiveAllocs {
@@ -65,7 +65,6 @@ impl LiveAllocs {
         cost_per_hit: Duration,
     ) -> LiveAllocs {
         let rules = Rules::for_minor(bin.go_version().minor);
-        let now = Instant::now();
         LiveAllocs {
             mode,
             plan,
@@ -74,10 +73,9 @@ impl LiveAllocs {
             budget: (budget_percent / 100.0).clamp(0.0001, 1.0),
             cost_per_hit,
             burst: None,
-            next_burst: now,
+            next_burst: Instant::now(),
             burst_len: FIRST_BURST,
-            attached_for: Duration::ZERO,
-            last_batch: now,
+            failed: false,
         }
     }
 
@@ -89,30 +87,50 @@ impl LiveAllocs {
     pub fn start(&mut self, probes: &mut Probes) -> Result<()> {
         if self.mode == AllocMode::Exact {
             probes.attach_allocs(&self.plan)?;
-            self.burst = Some((Instant::now(), 0));
         }
         Ok(())
     }
 
-    /// Sampled mode: start or end a burst when due. Call often (every drain tick).
-    pub fn steer(&mut self, probes: &mut Probes) -> Result<()> {
-        if self.mode != AllocMode::Sample {
-            return Ok(());
+    /// Sampled mode: when [`LiveAllocs::steer`] next has something to do.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        if self.mode != AllocMode::Sample || self.failed {
+            return None;
+        }
+        Some(match self.burst {
+            Some((start, _)) => start + self.burst_len,
+            None => self.next_burst,
+        })
+    }
+
+    /// Sampled mode: start or end a burst when due. Ending one yields the batch of what
+    /// it saw, scaled to the whole period by the runtime's own allocation counter.
+    pub fn steer(&mut self, probes: &mut Probes, ts_ns: u64) -> Result<Option<AllocBatch>> {
+        if self.mode != AllocMode::Sample || self.failed {
+            return Ok(None);
         }
         let now = Instant::now();
         match self.burst {
             None if now >= self.next_burst => {
-                probes.attach_allocs(&self.plan)?;
-                self.burst = Some((now, probes.counters()?.allocs));
+                if let Err(e) = probes.attach_allocs(&self.plan) {
+                    // The target may just have exited (the session notices that by
+                    // itself); anything else ends sampling, loudly, but not the trace.
+                    probes.detach_allocs();
+                    self.failed = true;
+                    if target::exists(self.resolver.pid) {
+                        eprintln!("gctrace-bpf: allocation sampling stopped: {e}");
+                    }
+                    return Ok(None);
+                }
+                self.burst = Some((Instant::now(), probes.counters()?.allocs));
+                Ok(None)
             }
             Some((start, hits0)) if now.duration_since(start) >= self.burst_len => {
                 probes.detach_allocs();
-                let elapsed = now.duration_since(start);
-                self.attached_for += elapsed;
                 self.burst = None;
+                let elapsed = now.duration_since(start);
                 let hits = probes.counters()?.allocs.saturating_sub(hits0);
-                // Overhead while attached ≈ hits/s × cost per hit; keep its average
-                // (× duty) within the budget.
+                // Overhead while attached ≈ hits/s × cost per hit; keep its average over
+                // the period within the budget.
                 let per_sec = hits as f64 / elapsed.as_secs_f64().max(1e-6);
                 let overhead = per_sec * self.cost_per_hit.as_secs_f64();
                 let duty = if overhead > 0.0 {
@@ -122,24 +140,16 @@ impl LiveAllocs {
                 };
                 self.burst_len = PERIOD.mul_f64(duty).max(MIN_BURST);
                 self.next_burst = start + PERIOD;
+                self.batch(probes, ts_ns)
             }
-            _ => {}
+            _ => Ok(None),
         }
-        Ok(())
     }
 
-    /// What was allocated since the last batch (scaled up in sampled mode).
+    /// What was allocated since the last batch. Exact mode: every allocation. Sampled
+    /// mode: what the last burst saw, with how much the runtime counted over the whole
+    /// period; the model scales the sample to it.
     pub fn batch(&mut self, probes: &Probes, ts_ns: u64) -> Result<Option<AllocBatch>> {
-        let now = Instant::now();
-        let interval = now.duration_since(self.last_batch);
-        self.last_batch = now;
-        let mut attached = std::mem::take(&mut self.attached_for);
-        if let Some((start, hits)) = self.burst.as_mut() {
-            // Count the running part of a burst (or of exact mode) up to now.
-            attached += now.duration_since(*start);
-            *start = now;
-            let _ = hits;
-        }
         let counters = probes.counters()?;
         let maps = probes.alloc_maps()?;
         let mut stack = |id: i64| probes.stack(id);
@@ -150,15 +160,7 @@ impl LiveAllocs {
             &mut stack,
             &mut self.resolver,
         );
-        if self.mode == AllocMode::Sample {
-            let coverage = if interval.is_zero() {
-                1.0
-            } else {
-                (attached.as_secs_f64() / interval.as_secs_f64()).clamp(0.0, 1.0)
-            };
-            batch.coverage = coverage;
-            batch.scale = if coverage > 0.0 { 1.0 / coverage } else { 0.0 };
-        }
+        batch.sampled = self.mode == AllocMode::Sample;
         Ok(Some(batch))
     }
 }

@@ -15,33 +15,34 @@ pub const TOP_N: usize = 20;
 /// Interval between snapshot records.
 const SNAPSHOT_EVERY_NS: u64 = 5_000_000_000;
 
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Count {
-    objects: f64,
-    bytes: f64,
+    objects: u64,
+    bytes: u64,
 }
 
 impl Count {
-    fn add(&mut self, objects: u64, bytes: u64, scale: f64) {
-        self.objects += objects as f64 * scale;
-        self.bytes += bytes as f64 * scale;
+    fn add(&mut self, objects: u64, bytes: u64) {
+        self.objects = self.objects.saturating_add(objects);
+        self.bytes = self.bytes.saturating_add(bytes);
     }
 }
 
 #[derive(Debug, Default)]
 pub struct AllocModel {
     seen: bool,
-    /// Every batch had scale 1: counts are exact, not estimates.
-    exact: bool,
+    /// Some batch was a sample: figures are estimates scaled by [`AllocModel::factor`].
+    sampled: bool,
+    /// What the probes counted (raw, not scaled).
     total: Count,
+    /// Bytes the runtime's own counter advanced by while traced (set by the model).
+    runtime_bytes: u64,
     dropped_objects: u64,
     by_type: HashMap<String, Count>,
     by_site: HashMap<(Vec<Frame>, String), Count>,
     by_class: HashMap<u64, Count>,
     last_snapshot_ns: Option<u64>,
     last_ts_ns: u64,
-    /// Sum of coverage × interval, for the uncertainty of estimates.
-    batches: u64,
 }
 
 fn other_site() -> (Vec<Frame>, String) {
@@ -60,32 +61,45 @@ impl AllocModel {
         self.seen
     }
 
-    /// Estimated (or exact) objects and bytes so far.
-    pub fn totals(&self) -> (u64, u64) {
+    /// Every allocation was counted (no sampling, nothing dropped).
+    pub fn exact(&self) -> bool {
+        self.seen && !self.sampled && self.dropped_objects == 0
+    }
+
+    /// What one counted allocation stands for: 1 when counting everything; in sampled
+    /// mode, the runtime's own byte count while traced divided by the bytes the samples
+    /// saw (the sample's proportions by type and site are kept).
+    pub fn factor(&self) -> f64 {
+        if !self.sampled || self.total.bytes == 0 {
+            return 1.0;
+        }
+        (self.runtime_bytes as f64 / self.total.bytes as f64).max(1.0)
+    }
+
+    fn scaled(&self, c: &Count) -> (u64, u64) {
+        let f = self.factor();
         (
-            self.total.objects.round() as u64,
-            self.total.bytes.round() as u64,
+            (c.objects as f64 * f).round() as u64,
+            (c.bytes as f64 * f).round() as u64,
         )
     }
 
-    pub fn exact(&self) -> bool {
-        self.seen && self.exact
+    /// What the runtime's own allocation counter says was allocated while traced: the
+    /// reference that sampled counts are scaled to.
+    pub fn set_runtime_bytes(&mut self, bytes: u64) {
+        self.runtime_bytes = bytes;
+    }
+
+    /// Estimated (or exact) objects and bytes so far.
+    pub fn totals(&self) -> (u64, u64) {
+        self.scaled(&self.total)
     }
 
     /// Add a batch; returns snapshot records when one is due.
     pub fn add(&mut self, b: &AllocBatch) -> Option<(AllocTypesRecord, AllocSitesRecord)> {
-        if !self.seen {
-            self.exact = true;
-        }
         self.seen = true;
-        self.batches += 1;
-        self.exact &= b.scale == 1.0 && b.dropped_objects == 0;
-        let scale = if b.scale.is_finite() && b.scale > 0.0 {
-            b.scale
-        } else {
-            1.0
-        };
-        self.total.add(b.objects, b.bytes, scale);
+        self.sampled |= b.sampled;
+        self.total.add(b.objects, b.bytes);
         self.dropped_objects += b.dropped_objects;
         for t in &b.by_type {
             let full = self.by_type.len() >= MAX_KEYS && !self.by_type.contains_key(&t.name);
@@ -94,10 +108,7 @@ impl AllocModel {
             } else {
                 t.name.clone()
             };
-            self.by_type
-                .entry(key)
-                .or_default()
-                .add(t.objects, t.bytes, scale);
+            self.by_type.entry(key).or_default().add(t.objects, t.bytes);
         }
         for s in &b.by_site {
             let key = (s.frames.clone(), s.type_name.clone());
@@ -106,16 +117,13 @@ impl AllocModel {
             } else {
                 key
             };
-            self.by_site
-                .entry(key)
-                .or_default()
-                .add(s.objects, s.bytes, scale);
+            self.by_site.entry(key).or_default().add(s.objects, s.bytes);
         }
         for &(class, objects) in &b.by_class {
             self.by_class
                 .entry(class)
                 .or_default()
-                .add(objects, class * objects, scale);
+                .add(objects, class.saturating_mul(objects));
         }
         self.last_ts_ns = b.ts_ns;
         let due = match self.last_snapshot_ns {
@@ -135,7 +143,7 @@ impl AllocModel {
 
     /// The current top types and sites.
     pub fn snapshot(&self) -> (AllocTypesRecord, AllocSitesRecord) {
-        let round = |c: &Count| (c.objects.round() as u64, c.bytes.round() as u64);
+        let round = |c: &Count| self.scaled(c);
         let mut types: Vec<AllocStat> = self
             .by_type
             .iter()
@@ -201,11 +209,14 @@ impl AllocModel {
     pub fn all_sites(&self) -> Vec<SiteStat> {
         self.by_site
             .iter()
-            .map(|((frames, type_name), c)| SiteStat {
-                frames: frames.clone(),
-                type_name: type_name.clone(),
-                objects: c.objects.round() as u64,
-                bytes: c.bytes.round() as u64,
+            .map(|((frames, type_name), c)| {
+                let (objects, bytes) = self.scaled(c);
+                SiteStat {
+                    frames: frames.clone(),
+                    type_name: type_name.clone(),
+                    objects,
+                    bytes,
+                }
             })
             .collect()
     }
@@ -215,11 +226,10 @@ impl AllocModel {
 mod tests {
     use super::*;
 
-    fn batch(ts_ns: u64, scale: f64) -> AllocBatch {
+    fn batch(ts_ns: u64, sampled: bool) -> AllocBatch {
         AllocBatch {
             ts_ns,
-            scale,
-            coverage: 1.0 / scale,
+            sampled,
             objects: 10,
             bytes: 160,
             by_type: vec![
@@ -242,8 +252,8 @@ mod tests {
     #[test]
     fn exact_counts_add_up_and_rank_by_bytes() {
         let mut m = AllocModel::default();
-        assert!(m.add(&batch(1_000, 1.0)).is_none());
-        assert!(m.add(&batch(2_000, 1.0)).is_none());
+        assert!(m.add(&batch(1_000, false)).is_none());
+        assert!(m.add(&batch(2_000, false)).is_none());
         let (types, _) = m.snapshot();
         assert!(types.exact);
         assert_eq!((types.objects, types.bytes), (20, 320));
@@ -251,15 +261,21 @@ mod tests {
         assert_eq!(types.types[0].objects, 16);
         assert_eq!(types.size_classes[0].objects, 20);
         // A snapshot is due 5 s after the first batch.
-        assert!(m.add(&batch(5_000_001_000, 1.0)).is_some());
+        assert!(m.add(&batch(5_000_001_000, false)).is_some());
     }
 
     #[test]
     fn sampled_counts_are_scaled_and_not_exact() {
         let mut m = AllocModel::default();
-        m.add(&batch(1, 4.0));
+        // The sample saw 160 bytes while the runtime counted 640: everything x4.
+        m.add(&batch(1, true));
+        m.set_runtime_bytes(640);
         let (types, _) = m.snapshot();
         assert!(!types.exact);
         assert_eq!((types.objects, types.bytes), (40, 640));
+        assert_eq!(types.types[0].objects, 32);
+        // Later allocations the sample did not see still count in the runtime's total.
+        m.set_runtime_bytes(1280);
+        assert_eq!(m.totals(), (80, 1280));
     }
 }

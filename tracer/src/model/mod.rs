@@ -295,8 +295,10 @@ impl Model {
 
     /// A reading of the cumulative allocation counter (it only grows).
     fn alloc_reading(&mut self, total: u64) {
-        self.alloc.first.get_or_insert(total);
-        self.alloc.last = Some(self.alloc.last.map_or(total, |l| l.max(total)));
+        let first = *self.alloc.first.get_or_insert(total);
+        let last = self.alloc.last.map_or(total, |l| l.max(total));
+        self.alloc.last = Some(last);
+        self.allocs.set_runtime_bytes(last.saturating_sub(first));
     }
 
     /// What the model saw and coped with (orphan ends, dropped cycles, ...), for logs.
