@@ -47,6 +47,11 @@ type memStatsOut struct {
 	// ElapsedNs is the wall time from the start of main to the end of the work, without
 	// the process start-up and exit (the benchmark's measure).
 	ElapsedNs int64
+	// UserNs and SysNs are the CPU time of the whole process so far (getrusage), less
+	// sensitive than wall time to other load on the machine; a uprobe's trap is
+	// accounted as the traced thread's system time.
+	UserNs int64
+	SysNs  int64
 }
 
 // xorshift is a tiny deterministic PRNG per goroutine (math/rand's global source
@@ -145,6 +150,10 @@ func worker(id int, liveSlots int, batchBytes int, budget int64, stop <-chan str
 func writeMemStats(path string, readMemStatsCalls int, elapsed time.Duration) error {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return err
+	}
 	out := memStatsOut{
 		NumGC:             ms.NumGC,
 		NumForcedGC:       ms.NumForcedGC,
@@ -153,6 +162,8 @@ func writeMemStats(path string, readMemStatsCalls int, elapsed time.Duration) er
 		ReadMemStatsCalls: readMemStatsCalls,
 		NumCgoCall:        runtime.NumCgoCall(),
 		ElapsedNs:         int64(elapsed),
+		UserNs:            ru.Utime.Nano(),
+		SysNs:             ru.Stime.Nano(),
 		PauseNs:           []uint64{},
 	}
 	n := ms.NumGC
