@@ -8,18 +8,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::Command;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::Duration;
 
-use common::{ChildGuard, GcRec, MemStats, MsRange, Toolchain};
+use common::{ChildGuard, GcBuild, GcRec, GcTraceLine, MsRange, Toolchain, TracedRun, RUN_TIMEOUT};
 
-/// Generous bound for one traced run (start-up symbol reading and eBPF loading
-/// included); the workload itself runs a few seconds.
-const RUN_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// One test per Go release series, so a failure names the version. The exact patch
-/// versions and paths come from GCTRACE_GO_TOOLCHAINS (xtask's toolchain list);
-/// `every_configured_toolchain_has_a_test` keeps this list in step with it.
+/// One test per Go release series and per question, so a failure names both. The exact
+/// patch versions and paths come from GCTRACE_GO_TOOLCHAINS (xtask's toolchain list);
+/// `every_configured_toolchain_has_a_test` keeps this list in step with it. The timing
+/// and the heap tests judge the same traced run (one per series, see `shared_run`).
 macro_rules! per_toolchain {
     ($($name:ident => $series:literal),* $(,)?) => {
         const TESTED_SERIES: &[&str] = &[$($series),*];
@@ -29,6 +27,24 @@ macro_rules! per_toolchain {
                 #[test]
                 fn $name() {
                     super::gc_cycles_match_runtime($series);
+                }
+            )*
+        }
+
+        mod heap_and_goal_match_gctrace {
+            $(
+                #[test]
+                fn $name() {
+                    super::heap_and_goal_match_gctrace($series);
+                }
+            )*
+        }
+
+        mod gctrace_format_matches_runtime {
+            $(
+                #[test]
+                fn $name() {
+                    super::gctrace_format_matches_runtime($series);
                 }
             )*
         }
@@ -77,53 +93,39 @@ fn clock_ok(range: MsRange, measured: u64) -> bool {
     range.distance(measured) <= 60_000 + range.hi_ns * 15 / 100
 }
 
+/// The `--format json` run of a series, made once and judged by several tests (CI has
+/// two cores: one run per version keeps the suite short).
+fn shared_run(series: &str) -> Arc<TracedRun> {
+    type Cell = Arc<OnceLock<Arc<TracedRun>>>;
+    static RUNS: Mutex<BTreeMap<String, Cell>> = Mutex::new(BTreeMap::new());
+    let cell = RUNS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry(series.to_owned())
+        .or_default()
+        .clone();
+    cell.get_or_init(|| {
+        Arc::new(common::traced_run(
+            &common::toolchain(series),
+            GcBuild::Default,
+            "json",
+            &[],
+        ))
+    })
+    .clone()
+}
+
 fn gc_cycles_match_runtime(series: &str) {
     if !common::integration_enabled() {
         return;
     }
     let toolchain = common::toolchain(series);
-    let gcload = common::build_gcload(&toolchain);
-    let go_version = toolchain.go_version();
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let out = tmp.path().join("trace.ndjson");
-    let memstats_path = tmp.path().join("memstats.json");
-
-    let _exclusive = common::exclusive();
-    let mut cmd = Command::new(common::tracer_bin());
-    cmd.env("GODEBUG", "gctrace=1")
-        .args(["--format", "json", "--output"])
-        .arg(&out)
-        .arg("--")
-        .arg(&gcload)
-        .args(["-duration", "3s", "-forced", "5", "-readmemstats", "20"])
-        .arg("-memstats-out")
-        .arg(&memstats_path);
-    let run = common::run(&mut cmd, tmp.path(), "traced", RUN_TIMEOUT);
-
-    let diag = |trace_text: &str| {
-        format!(
-            "Go {go_version}, command {cmd:?}\n{}--- trace (first 20 lines) ---\n{}",
-            common::diagnostics(&run.stdout, &run.stderr),
-            trace_text.lines().take(20).collect::<Vec<_>>().join("\n")
-        )
-    };
-    let trace_text = std::fs::read_to_string(&out).unwrap_or_default();
-    assert!(
-        run.status.success(),
-        "traced run failed: {}\n{}",
-        run.status,
-        diag(&trace_text)
-    );
-    let done_line = "gcload done: goroutines=4 forced=5 readmemstats=20";
-    assert!(
-        run.stdout.lines().any(|l| l == done_line),
-        "workload stdout lacks {done_line:?}\n{}",
-        diag(&trace_text)
-    );
-
-    let memstats = MemStats::read(&memstats_path);
-    let gctrace = common::parse_gctrace(&run.stderr);
-    let trace = common::parse_trace(&trace_text);
+    let shared = shared_run(series);
+    let go_version = &shared.go_version;
+    let memstats = shared.assert_completed();
+    let trace_text = &shared.trace_text;
+    let gctrace = common::parse_gctrace(&shared.stderr);
+    let trace = common::parse_trace(trace_text);
     let mut failures: Vec<String> = Vec::new();
 
     if !trace.errors.is_empty() {
@@ -318,11 +320,232 @@ fn gc_cycles_match_runtime(series: &str) {
         trace.gc.len(),
         trace.stw.len(),
         failures.join("\n- "),
-        diag(&trace_text)
+        shared.diag()
     );
     println!(
         "Go {go_version}: {matched} cycles matched ({bad_cycles} tolerated), {} stw records",
         trace.stw.len()
+    );
+}
+
+/// The runtime state the tracer reads (heap triple, goal, GOMAXPROCS, GOGC, GOMEMLIMIT,
+/// allocation) against the runtime's own gctrace lines and MemStats, on the shared run.
+fn heap_and_goal_match_gctrace(series: &str) {
+    if !common::integration_enabled() {
+        return;
+    }
+    let shared = shared_run(series);
+    let memstats = shared.assert_completed();
+    let gctrace = common::parse_gctrace(&shared.stderr);
+    let trace = common::parse_trace(&shared.trace_text);
+    let mut failures = trace.errors.clone();
+    failures.extend(common::check_heap_against_gctrace(&trace, &gctrace));
+    failures.extend(common::check_knobs(&trace, common::DEFAULT_KNOBS));
+    failures.extend(common::check_alloc(&trace, memstats));
+    common::assert_no_failures(
+        &format!(
+            "Go {} runtime state ({} gctrace lines, {} gc and {} alloc records, \
+             MemStats.TotalAlloc {})",
+            shared.go_version,
+            gctrace.len(),
+            trace.gc.len(),
+            trace.alloc.len(),
+            memstats.total_alloc
+        ),
+        &failures,
+        &shared.diag(),
+    );
+}
+
+/// Interval distance between what the tracer printed and what the runtime printed.
+fn gap(a: MsRange, b: MsRange) -> u64 {
+    b.lo_ns
+        .saturating_sub(a.hi_ns.saturating_sub(1))
+        .max(a.lo_ns.saturating_sub(b.hi_ns.saturating_sub(1)))
+}
+
+/// How the runtime prints a duration range's value, for the mismatch table.
+fn ms(r: MsRange) -> String {
+    format!("{}", r.lo_ns as f64 / 1e6)
+}
+
+/// The fields of the tracer's gctrace line that differ from the runtime's beyond the
+/// tolerances: `(field, tracer, runtime)`.
+fn gctrace_differences(
+    tracer: &GcTraceLine,
+    runtime: &GcTraceLine,
+) -> Vec<(String, String, String)> {
+    fn opt<T: std::fmt::Debug>(v: &Option<T>) -> String {
+        v.as_ref()
+            .map_or_else(|| "?".to_owned(), |v| format!("{v:?}"))
+    }
+    let mut diffs = Vec::new();
+    let mut differ = |field: &str, tracer: String, runtime: String| {
+        diffs.push((field.to_owned(), tracer, runtime));
+    };
+    // @T: milliseconds since start, within 1 ms.
+    match (tracer.at_ms, runtime.at_ms) {
+        (Some(t), Some(r)) if t.abs_diff(r) <= 1 => {}
+        (t, r) => differ("@ ms", opt(&t), opt(&r)),
+    }
+    if tracer.util_pct.is_none() || tracer.util_pct != runtime.util_pct {
+        differ("P%", opt(&tracer.util_pct), opt(&runtime.util_pct));
+    }
+    for (i, name) in ["clock sweep term", "clock mark", "clock mark term"]
+        .iter()
+        .enumerate()
+    {
+        let (t, r) = (tracer.clock[i], runtime.clock[i]);
+        if gap(t, r) > 60_000 + r.hi_ns * 15 / 100 {
+            differ(name, ms(t), ms(r));
+        }
+    }
+    let cpu_names = [
+        "cpu sweep term",
+        "cpu assist",
+        "cpu background",
+        "cpu idle",
+        "cpu mark term",
+    ];
+    match (tracer.cpu, runtime.cpu) {
+        (Some(t), Some(r)) => {
+            for i in 0..5 {
+                // ±1 in the last printed digit (the larger of the two digit sizes).
+                let digit = (t[i].hi_ns - t[i].lo_ns).max(r[i].hi_ns - r[i].lo_ns);
+                if t[i].lo_ns.abs_diff(r[i].lo_ns) > digit {
+                    differ(cpu_names[i], ms(t[i]), ms(r[i]));
+                }
+            }
+        }
+        (t, r) => differ(
+            "cpu",
+            opt(&t.map(|c| c.map(ms))),
+            opt(&r.map(|c| c.map(ms))),
+        ),
+    }
+    let exact: [(&str, Option<u64>, Option<u64>); 7] = [
+        (
+            "heap0 MB",
+            tracer.heap_mb.map(|h| h[0]),
+            runtime.heap_mb.map(|h| h[0]),
+        ),
+        (
+            "heap1 MB",
+            tracer.heap_mb.map(|h| h[1]),
+            runtime.heap_mb.map(|h| h[1]),
+        ),
+        (
+            "heap2 MB",
+            tracer.heap_mb.map(|h| h[2]),
+            runtime.heap_mb.map(|h| h[2]),
+        ),
+        ("goal MB", tracer.goal_mb, runtime.goal_mb),
+        ("stacks MB", tracer.stacks_mb, runtime.stacks_mb),
+        ("globals MB", tracer.globals_mb, runtime.globals_mb),
+        (
+            "P",
+            tracer.procs.map(u64::from),
+            runtime.procs.map(u64::from),
+        ),
+    ];
+    for (name, t, r) in exact {
+        if t.is_none() || t != r {
+            differ(name, opt(&t), opt(&r));
+        }
+    }
+    if tracer.forced != runtime.forced {
+        differ(
+            "forced",
+            tracer.forced.to_string(),
+            runtime.forced.to_string(),
+        );
+    }
+    diffs
+}
+
+/// `--format gctrace`: the tracer's line for each cycle against the line the runtime
+/// itself printed (GODEBUG=gctrace=1): equal, or equal field by field within the
+/// tolerances (clock as in the JSON test, @ within 1 ms, cpu ±1 in the last digit).
+fn gctrace_format_matches_runtime(series: &str) {
+    if !common::integration_enabled() {
+        return;
+    }
+    let run = common::traced_run(&common::toolchain(series), GcBuild::Default, "gctrace", &[]);
+    run.assert_completed();
+    let runtime = common::parse_gctrace(&run.stderr);
+    let tracer = common::parse_gctrace(&run.trace_text);
+    let mut failures = Vec::new();
+    let unparsed: Vec<&str> = run
+        .trace_text
+        .lines()
+        .filter(|l| !l.starts_with("# ") && common::parse_gctrace_line(l).is_none())
+        .collect();
+    if !unparsed.is_empty() {
+        failures.push(format!(
+            "{} lines of the tracer's output are neither gctrace lines nor `# ` comments:\n  {}",
+            unparsed.len(),
+            unparsed.join("\n  ")
+        ));
+    }
+    if !run
+        .trace_text
+        .lines()
+        .last()
+        .is_some_and(|l| l.starts_with("# gctrace-bpf: "))
+    {
+        failures.push("the output does not end with the `# gctrace-bpf: ` summary".into());
+    }
+    if runtime.is_empty() {
+        failures.push("the runtime printed no gctrace lines".into());
+    }
+    let mut rows = Vec::new();
+    let (mut identical, mut bad) = (0usize, 0usize);
+    for (cycle, r) in &runtime {
+        let Some(t) = tracer.get(cycle) else {
+            bad += 1;
+            rows.push(format!(
+                "{cycle:>6} | (no line)        |          | {}",
+                r.text
+            ));
+            continue;
+        };
+        if t.text == r.text {
+            identical += 1;
+            continue;
+        }
+        let diffs = gctrace_differences(t, r);
+        if !diffs.is_empty() {
+            bad += 1;
+            for (field, tv, rv) in diffs {
+                rows.push(format!("{cycle:>6} | {field:<16} | {tv:>8} | {rv}"));
+            }
+        }
+    }
+    let total = runtime.len();
+    let header = " cycle | field            |   tracer | runtime";
+    if total > 0 && (total - bad) * 100 < total * common::AGREEMENT_PCT {
+        failures.push(format!(
+            "{bad} of {total} cycles' lines differ from the runtime's beyond the tolerances \
+             (more than {}%):\n{}",
+            100 - common::AGREEMENT_PCT,
+            common::table(header, &rows)
+        ));
+    } else if bad > 0 {
+        println!(
+            "tolerated line differences ({bad} of {total} cycles):\n{}",
+            common::table(header, &rows)
+        );
+    }
+    common::assert_no_failures(
+        &format!("Go {} --format gctrace", run.go_version),
+        &failures,
+        &run.diag(),
+    );
+    println!(
+        "Go {}: {total} gctrace lines, {identical} identical, {} equal within tolerances, \
+         {bad} differ",
+        run.go_version,
+        total - identical - bad
     );
 }
 

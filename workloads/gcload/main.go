@@ -41,6 +41,17 @@ type memStatsOut struct {
 	// ReadMemStatsCalls counts the -readmemstats calls made; the one extra call that
 	// produces this file is not included.
 	ReadMemStatsCalls int
+	// NumCgoCall is runtime.NumCgoCall(): above zero only in a cgo build (cgo.go),
+	// which proves the binary really went through cgo.
+	NumCgoCall int64
+	// ElapsedNs is the wall time from the start of main to the end of the work, without
+	// the process start-up and exit (the benchmark's measure).
+	ElapsedNs int64
+	// UserNs and SysNs are the CPU time of the whole process so far (getrusage), less
+	// sensitive than wall time to other load on the machine; a uprobe's trap is
+	// accounted as the traced thread's system time.
+	UserNs int64
+	SysNs  int64
 }
 
 // xorshift is a tiny deterministic PRNG per goroutine (math/rand's global source
@@ -63,10 +74,13 @@ func (x *xorshift) intn(n int) int {
 // sink keeps allocations from being optimised away.
 var sink atomic.Value
 
-func worker(id int, liveSlots int, batchBytes int, stop <-chan struct{}, wg *sync.WaitGroup) {
+// worker allocates until stop is closed or, when budget > 0, until it has allocated
+// budget bytes (then without the pacing sleep: a fixed amount of work, as fast as it goes).
+func worker(id int, liveSlots int, batchBytes int, budget int64, stop <-chan struct{}, wg *sync.WaitGroup) {
 	defer wg.Done()
 	rng := xorshift(uint64(id)*0x9E3779B97F4A7C15 + 1)
 	live := make([]interface{}, liveSlots)
+	var total int64
 	for {
 		select {
 		case <-stop:
@@ -119,21 +133,37 @@ func worker(id int, liveSlots int, batchBytes int, stop <-chan struct{}, wg *syn
 			// becomes garbage.
 			live[rng.intn(liveSlots)] = obj
 		}
+		if budget > 0 {
+			total += int64(allocated)
+			if total >= budget {
+				sink.Store(live[rng.intn(liveSlots)] != nil)
+				return
+			}
+			continue
+		}
 		// Pace the allocation so the tracer sees tens of cycles per second, not
 		// thousands.
 		time.Sleep(time.Millisecond)
 	}
 }
 
-func writeMemStats(path string, readMemStatsCalls int) error {
+func writeMemStats(path string, readMemStatsCalls int, elapsed time.Duration) error {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return err
+	}
 	out := memStatsOut{
 		NumGC:             ms.NumGC,
 		NumForcedGC:       ms.NumForcedGC,
 		TotalAlloc:        ms.TotalAlloc,
 		Mallocs:           ms.Mallocs,
 		ReadMemStatsCalls: readMemStatsCalls,
+		NumCgoCall:        runtime.NumCgoCall(),
+		ElapsedNs:         int64(elapsed),
+		UserNs:            ru.Utime.Nano(),
+		SysNs:             ru.Stime.Nano(),
 		PauseNs:           []uint64{},
 	}
 	n := ms.NumGC
@@ -189,11 +219,18 @@ func main() {
 	exitCode := flag.Int("exit-code", 0, "exit with this status")
 	liveSlots := flag.Int("live-slots", 4096, "objects each goroutine keeps alive")
 	batchBytes := flag.Int("batch-bytes", 64*1024, "bytes each goroutine allocates between 1 ms sleeps")
+	workMiB := flag.Int64("work", 0, "fixed work instead of a duration: allocate this many MiB in total (split over the goroutines) without pacing, then exit; -duration, -forever, -forced and -readmemstats do not apply")
 	flag.Parse()
-	if *goroutines < 1 || *liveSlots < 1 || *batchBytes < 1 || *forced < 0 || *readMemStats < 0 {
-		fmt.Fprintln(os.Stderr, "gcload: -goroutines, -live-slots and -batch-bytes must be positive, -forced and -readmemstats not negative")
+	if *goroutines < 1 || *liveSlots < 1 || *batchBytes < 1 || *forced < 0 || *readMemStats < 0 || *workMiB < 0 {
+		fmt.Fprintln(os.Stderr, "gcload: -goroutines, -live-slots and -batch-bytes must be positive, -forced, -readmemstats and -work not negative")
 		os.Exit(2)
 	}
+	if *workMiB > 0 && (*forever || *forced > 0 || *readMemStats > 0) {
+		fmt.Fprintln(os.Stderr, "gcload: -work cannot be combined with -forever, -forced or -readmemstats")
+		os.Exit(2)
+	}
+	start := time.Now()
+	cgoCall()
 
 	signals := make(chan os.Signal, 1)
 	if *forever {
@@ -202,12 +239,24 @@ func main() {
 
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
+	budget := *workMiB << 20 / int64(*goroutines)
 	for i := 0; i < *goroutines; i++ {
 		wg.Add(1)
-		go worker(i, *liveSlots, *batchBytes, stop, &wg)
+		go worker(i, *liveSlots, *batchBytes, budget, stop, &wg)
+	}
+	if *workMiB > 0 {
+		wg.Wait()
+		elapsed := time.Since(start)
+		if *memStatsPath != "" {
+			if err := writeMemStats(*memStatsPath, 0, elapsed); err != nil {
+				fmt.Fprintln(os.Stderr, "gcload: writing memstats:", err)
+				os.Exit(1)
+			}
+		}
+		fmt.Printf("gcload done: goroutines=%d work=%dMiB\n", *goroutines, *workMiB)
+		os.Exit(*exitCode)
 	}
 
-	start := time.Now()
 	var ms runtime.MemStats
 	readMemStatsCalls := 0
 	for _, act := range schedule(*duration, *forced, *readMemStats) {
@@ -228,9 +277,10 @@ func main() {
 	}
 	close(stop)
 	wg.Wait()
+	elapsed := time.Since(start)
 
 	if *memStatsPath != "" {
-		if err := writeMemStats(*memStatsPath, readMemStatsCalls); err != nil {
+		if err := writeMemStats(*memStatsPath, readMemStatsCalls, elapsed); err != nil {
 			fmt.Fprintln(os.Stderr, "gcload: writing memstats:", err)
 			os.Exit(1)
 		}

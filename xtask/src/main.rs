@@ -1,5 +1,6 @@
 //! Build chores for gctrace-bpf: `cargo xtask setup|build|demo|test|go-toolchains|bench`.
 
+mod bench;
 mod env;
 mod setup;
 
@@ -43,8 +44,9 @@ enum Cmd {
         #[arg(long)]
         lines: bool,
     },
-    /// Benchmarks of the tracer's overhead (not implemented yet).
-    Bench,
+    /// Measure the tracer's overhead on an allocation-heavy Go program (root; a few
+    /// minutes) and rewrite the generated section of docs/performance.md.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -58,10 +60,7 @@ fn main() -> ExitCode {
         } => demo(&tracer_args, &demo_args),
         Cmd::Test => test(),
         Cmd::GoToolchains { lines } => go_toolchains(lines),
-        Cmd::Bench => {
-            eprintln!("xtask bench: not implemented yet (tracked in its own issue)");
-            return ExitCode::FAILURE;
-        }
+        Cmd::Bench(args) => bench::bench(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -201,8 +201,44 @@ fn go_command(go: &Path) -> Command {
     cmd
 }
 
+/// How gcload is built: the default static binary, or one of the shapes real
+/// deployments have that the tracer must cope with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GcBuild {
+    /// `CGO_ENABLED=0 go build`: static, with symbols and DWARF.
+    Default,
+    /// `-ldflags='-s -w'`: no .symtab, no DWARF (runtime offsets must come from elsewhere).
+    Stripped,
+    /// `CGO_ENABLED=1 go build -buildmode=pie`: dynamically linked, position independent,
+    /// and gcload's cgo.go calls C once.
+    PieCgo,
+}
+
+impl GcBuild {
+    /// Directory suffix in the build cache and label in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            GcBuild::Default => "default",
+            GcBuild::Stripped => "stripped",
+            GcBuild::PieCgo => "pie-cgo",
+        }
+    }
+
+    fn configure(self, cmd: &mut Command) {
+        match self {
+            GcBuild::Default => {}
+            GcBuild::Stripped => {
+                cmd.arg("-ldflags=-s -w");
+            }
+            GcBuild::PieCgo => {
+                cmd.env("CGO_ENABLED", "1").arg("-buildmode=pie");
+            }
+        }
+    }
+}
+
 /// FNV-1a over the workload's sources and the toolchain, to know when to rebuild.
-fn gcload_fingerprint(src: &Path, toolchain: &Toolchain) -> String {
+fn gcload_fingerprint(src: &Path, toolchain: &Toolchain, build: GcBuild) -> String {
     let mut names: Vec<PathBuf> = fs::read_dir(src)
         .unwrap_or_else(|e| panic!("reading {}: {e}", src.display()))
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -223,6 +259,7 @@ fn gcload_fingerprint(src: &Path, toolchain: &Toolchain) -> String {
     };
     feed(toolchain.version.as_bytes());
     feed(toolchain.go.to_string_lossy().as_bytes());
+    feed(build.name().as_bytes());
     for name in &names {
         feed(name.to_string_lossy().as_bytes());
         feed(&fs::read(name).unwrap_or_else(|e| panic!("reading {}: {e}", name.display())));
@@ -233,21 +270,33 @@ fn gcload_fingerprint(src: &Path, toolchain: &Toolchain) -> String {
 /// Builds workloads/gcload with `toolchain` into `<target>/gcload-cache/<version>/`,
 /// reusing the previous build while the sources are unchanged.
 pub fn build_gcload(toolchain: &Toolchain) -> PathBuf {
+    build_gcload_as(toolchain, GcBuild::Default)
+}
+
+/// Like [`build_gcload`], in the shape `build` (other than the default in
+/// `<target>/gcload-cache/<version>-<shape>/`).
+pub fn build_gcload_as(toolchain: &Toolchain, build: GcBuild) -> PathBuf {
     static BUILD: Mutex<()> = Mutex::new(());
     let _guard = BUILD.lock().unwrap_or_else(|p| p.into_inner());
 
     let src = workspace_root().join("workloads").join("gcload");
-    let dir = target_dir().join("gcload-cache").join(&toolchain.version);
+    let dir_name = match build {
+        GcBuild::Default => toolchain.version.clone(),
+        other => format!("{}-{}", toolchain.version, other.name()),
+    };
+    let dir = target_dir().join("gcload-cache").join(dir_name);
     let bin = dir.join("gcload");
     let stamp = dir.join("gcload.stamp");
-    let fingerprint = gcload_fingerprint(&src, toolchain);
+    let fingerprint = gcload_fingerprint(&src, toolchain, build);
     if bin.is_file() && fs::read_to_string(&stamp).ok().as_deref() == Some(fingerprint.as_str()) {
         return bin;
     }
     fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
     let tmp = dir.join("gcload.tmp");
-    let out = go_command(&toolchain.go)
-        .arg("build")
+    let mut cmd = go_command(&toolchain.go);
+    cmd.arg("build");
+    build.configure(&mut cmd);
+    let out = cmd
         .arg("-o")
         .arg(&tmp)
         .arg("./")
@@ -256,7 +305,8 @@ pub fn build_gcload(toolchain: &Toolchain) -> PathBuf {
         .unwrap_or_else(|e| panic!("running {} build: {e}", toolchain.go.display()));
     assert!(
         out.status.success(),
-        "building gcload with Go {} failed ({}):\n{}{}",
+        "building gcload ({}) with Go {} failed ({}):\n{}{}",
+        build.name(),
         toolchain.version,
         out.status,
         String::from_utf8_lossy(&out.stdout),
@@ -418,6 +468,103 @@ fn tail(text: &str, lines: usize) -> String {
     out
 }
 
+/// Generous bound for one traced run (start-up symbol reading and eBPF loading
+/// included); the workload itself runs a few seconds.
+pub const RUN_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The workload of the launch-mode runs, and the line it ends with.
+pub const WORKLOAD_ARGS: &[&str] = &["-duration", "3s", "-forced", "5", "-readmemstats", "20"];
+pub const DONE_LINE: &str = "gcload done: goroutines=4 forced=5 readmemstats=20";
+
+/// A launch-mode run of gcload under the tracer (`--format json`) with
+/// GODEBUG=gctrace=1, as captured: the tests judge it, each for its own question.
+pub struct TracedRun {
+    pub go_version: String,
+    pub build: GcBuild,
+    pub command: String,
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+    pub trace_text: String,
+    /// None when the workload did not write it (the run failed).
+    pub memstats: Option<MemStats>,
+}
+
+impl TracedRun {
+    pub fn diag(&self) -> String {
+        format!(
+            "Go {} ({} build), command {}\n{}--- trace (first 20 lines) ---\n{}",
+            self.go_version,
+            self.build.name(),
+            self.command,
+            diagnostics(&self.stdout, &self.stderr),
+            self.trace_text
+                .lines()
+                .take(20)
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    }
+
+    /// Panics unless the traced workload ran to its end.
+    pub fn assert_completed(&self) -> &MemStats {
+        assert!(
+            self.status.success(),
+            "traced run failed: {}\n{}",
+            self.status,
+            self.diag()
+        );
+        assert!(
+            self.stdout.lines().any(|l| l == DONE_LINE),
+            "workload stdout lacks {DONE_LINE:?}\n{}",
+            self.diag()
+        );
+        self.memstats
+            .as_ref()
+            .unwrap_or_else(|| panic!("the workload wrote no -memstats-out\n{}", self.diag()))
+    }
+}
+
+/// Runs gcload under the tracer: `format` is the tracer's `--format`, `env` extra
+/// environment for the workload (GODEBUG=gctrace=1 is always set).
+pub fn traced_run(
+    toolchain: &Toolchain,
+    build: GcBuild,
+    format: &str,
+    env: &[(&str, &str)],
+) -> TracedRun {
+    let gcload = build_gcload_as(toolchain, build);
+    let go_version = toolchain.go_version();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = tmp.path().join("trace.out");
+    let memstats_path = tmp.path().join("memstats.json");
+
+    let _exclusive = exclusive();
+    let mut cmd = Command::new(tracer_bin());
+    cmd.env("GODEBUG", "gctrace=1")
+        .envs(env.iter().copied())
+        .args(["--format", format, "--output"])
+        .arg(&out)
+        .arg("--")
+        .arg(&gcload)
+        .args(WORKLOAD_ARGS)
+        .arg("-memstats-out")
+        .arg(&memstats_path);
+    let run = run(&mut cmd, tmp.path(), "traced", RUN_TIMEOUT);
+    TracedRun {
+        go_version,
+        build,
+        command: format!("{cmd:?}"),
+        status: run.status,
+        stdout: run.stdout,
+        stderr: run.stderr,
+        trace_text: std::fs::read_to_string(&out).unwrap_or_default(),
+        memstats: memstats_path
+            .exists()
+            .then(|| MemStats::read(&memstats_path)),
+    }
+}
+
 // ---------------------------------------------------------------------------------
 // gctrace lines
 
@@ -447,14 +594,31 @@ impl std::fmt::Display for MsRange {
     }
 }
 
-/// One `gc N @Ts P%: a+b+c ms clock, ...` line.
+/// One `gc N @Ts P%: a+b+c ms clock, ...` line. The cycle and the clock triple are
+/// required; every other figure is `None` when it is missing or not a number (the
+/// tracer prints `?` for what it could not read).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GcTraceLine {
     pub cycle: u32,
+    /// `@T s`: milliseconds since the runtime started (printed with 3 decimals).
+    pub at_ms: Option<u64>,
+    /// `P%`: GC CPU utilisation since the program started.
+    pub util_pct: Option<u32>,
     /// Sweep termination, concurrent mark, mark termination (wall clock).
     pub clock: [MsRange; 3],
+    /// CPU: sweep termination, assist, background, idle, mark termination.
+    pub cpu: Option<[MsRange; 5]>,
+    /// `heap0->heap1->heap2 MB`: heap at GC start, at mark end, live (MiB, truncated).
+    pub heap_mb: Option<[u64; 3]>,
+    pub goal_mb: Option<u64>,
+    pub stacks_mb: Option<u64>,
+    pub globals_mb: Option<u64>,
+    /// `N P`: GOMAXPROCS.
+    pub procs: Option<u32>,
     /// Ends with " (forced)": runtime.GC() or debug.FreeOSMemory.
     pub forced: bool,
+    /// The record itself, from "gc " to the end of the line (trailing space trimmed).
+    pub text: String,
 }
 
 /// Parses a duration printed by the runtime's fmtNSAsMS.
@@ -514,7 +678,19 @@ fn parse_gctrace_at(text: &str) -> Option<GcTraceLine> {
     let cycle = rest[..digits].parse().ok()?;
     let rest = rest[digits..].strip_prefix(" @")?;
     // "0.012s 2%: " (Go 1.27 may insert " (checking for goroutine leaks)" before ": ").
-    let rest = &rest[rest.find(": ")? + 2..];
+    let colon = rest.find(": ")?;
+    let mut head = rest[..colon].split_whitespace();
+    let at_ms = head
+        .next()
+        .and_then(|t| t.strip_suffix('s'))
+        .and_then(parse_ms)
+        // "0.012" parsed as milliseconds is 12 µs: the value is seconds.
+        .map(|r| r.lo_ns / 1_000);
+    let util_pct = head
+        .next()
+        .and_then(|p| p.strip_suffix('%'))
+        .and_then(|p| p.parse().ok());
+    let rest = &rest[colon + 2..];
     let clock_end = rest.find(" ms clock")?;
     let mut parts = rest[..clock_end].split('+');
     let clock = [
@@ -525,12 +701,59 @@ fn parse_gctrace_at(text: &str) -> Option<GcTraceLine> {
     if parts.next().is_some() {
         return None;
     }
-    let forced = rest[clock_end..].contains(" (forced)");
-    Some(GcTraceLine {
+    let tail = rest[clock_end..]
+        .strip_prefix(" ms clock")?
+        .trim_end()
+        .strip_prefix(", ")
+        .unwrap_or("");
+    let forced = tail.ends_with(" (forced)");
+    let tail = tail.strip_suffix(" (forced)").unwrap_or(tail);
+    let mut line = GcTraceLine {
         cycle,
+        at_ms,
+        util_pct,
         clock,
+        cpu: None,
+        heap_mb: None,
+        goal_mb: None,
+        stacks_mb: None,
+        globals_mb: None,
+        procs: None,
         forced,
-    })
+        text: text.trim_end().to_owned(),
+    };
+    let num = |s: &str| s.parse::<u64>().ok();
+    for part in tail.split(", ") {
+        if let Some(cpu) = part.strip_suffix(" ms cpu") {
+            // "a+b/c/d+e"
+            let mut plus = cpu.split('+');
+            let (st, mid, mt) = (plus.next(), plus.next(), plus.next());
+            let mut slash = mid.unwrap_or("").split('/');
+            line.cpu = (|| {
+                Some([
+                    parse_ms(st?)?,
+                    parse_ms(slash.next()?)?,
+                    parse_ms(slash.next()?)?,
+                    parse_ms(slash.next()?)?,
+                    parse_ms(mt?)?,
+                ])
+            })();
+        } else if let Some(goal) = part.strip_suffix(" MB goal") {
+            line.goal_mb = num(goal);
+        } else if let Some(stacks) = part.strip_suffix(" MB stacks") {
+            line.stacks_mb = num(stacks);
+        } else if let Some(globals) = part.strip_suffix(" MB globals") {
+            line.globals_mb = num(globals);
+        } else if let Some(heap) = part.strip_suffix(" MB") {
+            let v: Vec<Option<u64>> = heap.split("->").map(num).collect();
+            if let [Some(a), Some(b), Some(c)] = v[..] {
+                line.heap_mb = Some([a, b, c]);
+            }
+        } else if let Some(procs) = part.strip_suffix(" P") {
+            line.procs = procs.parse().ok();
+        }
+    }
+    Some(line)
 }
 
 /// Every gctrace record in a stderr capture, by cycle (the last one wins for a
@@ -564,6 +787,20 @@ pub struct GcRec {
     pub mark_ns: u64,
     pub mark_term_ns: u64,
     pub pause_ns: u64,
+    /// The runtime's own figures, `None` when the tracer printed `null`.
+    pub heap_start_bytes: Option<u64>,
+    pub heap_end_bytes: Option<u64>,
+    pub heap_live_bytes: Option<u64>,
+    pub heap_goal_bytes: Option<u64>,
+    pub gomaxprocs: Option<u64>,
+    pub gogc: Option<i64>,
+    pub memory_limit_bytes: Option<i64>,
+}
+
+#[derive(Clone, Debug)]
+pub struct AllocRec {
+    pub ts_ns: u64,
+    pub total_bytes: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -578,6 +815,7 @@ pub struct StwRec {
 pub struct SummaryRec {
     pub cycles: u64,
     pub lost_events: u64,
+    pub alloc_bytes: Option<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -588,6 +826,7 @@ pub struct Trace {
     pub last_type: Option<String>,
     pub gc: Vec<GcRec>,
     pub stw: Vec<StwRec>,
+    pub alloc: Vec<AllocRec>,
     pub summary: Option<SummaryRec>,
     /// Lines that are not JSON objects or lack a required field.
     pub errors: Vec<String>,
@@ -648,6 +887,17 @@ pub fn parse_trace(text: &str) -> Trace {
                     mark_ns: field_u64(&v, "mark_ns")?,
                     mark_term_ns: field_u64(&v, "mark_term_ns")?,
                     pause_ns: field_u64(&v, "pause_ns")?,
+                    heap_start_bytes: v.get("heap_start_bytes").and_then(Value::as_u64),
+                    heap_end_bytes: v.get("heap_end_bytes").and_then(Value::as_u64),
+                    heap_live_bytes: v.get("heap_live_bytes").and_then(Value::as_u64),
+                    heap_goal_bytes: v.get("heap_goal_bytes").and_then(Value::as_u64),
+                    gomaxprocs: v.get("gomaxprocs").and_then(Value::as_u64),
+                    gogc: v.get("gogc").and_then(Value::as_i64),
+                    memory_limit_bytes: v.get("memory_limit_bytes").and_then(Value::as_i64),
+                }),
+                "alloc" => trace.alloc.push(AllocRec {
+                    ts_ns: field_u64(&v, "ts_ns")?,
+                    total_bytes: field_u64(&v, "total_bytes")?,
                 }),
                 "stw" => trace.stw.push(StwRec {
                     reason: field_str(&v, "reason").ok_or("missing \"reason\"")?,
@@ -659,6 +909,7 @@ pub fn parse_trace(text: &str) -> Trace {
                     trace.summary = Some(SummaryRec {
                         cycles: field_u64(&v, "cycles")?,
                         lost_events: field_u64(&v, "lost_events")?,
+                        alloc_bytes: v.get("alloc_bytes").and_then(Value::as_u64),
                     })
                 }
                 // Record types added later are not this harness's business.
@@ -688,6 +939,12 @@ pub struct MemStats {
     pub total_alloc: u64,
     pub mallocs: u64,
     pub read_mem_stats_calls: u64,
+    /// runtime.NumCgoCall(): above zero in a cgo build (absent from old gcload builds).
+    #[serde(default)]
+    pub num_cgo_call: u64,
+    /// Wall time of the program's main, up to the end of its work.
+    #[serde(default)]
+    pub elapsed_ns: u64,
 }
 
 impl MemStats {
@@ -703,6 +960,201 @@ impl MemStats {
         let index = cycle.checked_sub(self.pause_ns_first_cycle)?;
         self.pause_ns.get(index as usize).copied()
     }
+}
+
+// ---------------------------------------------------------------------------------
+// Runtime state (heap, goal, GOMAXPROCS, GOGC, GOMEMLIMIT, allocation) vs the runtime
+
+/// Share of cycles that must agree with the runtime, in percent.
+pub const AGREEMENT_PCT: usize = 95;
+
+/// Fails the test with every problem found, and `diag` (commands, output) after them.
+pub fn assert_no_failures(what: &str, failures: &[String], diag: &str) {
+    assert!(
+        failures.is_empty(),
+        "{what}: {} problem(s):\n- {}\n{diag}",
+        failures.len(),
+        failures.join("\n- ")
+    );
+}
+
+/// `rows` of a comparison table, with a header, for a failure message (the first 40).
+pub fn table(header: &str, rows: &[String]) -> String {
+    const SHOWN: usize = 40;
+    let mut out = format!("  {header}\n");
+    for row in rows.iter().take(SHOWN) {
+        let _ = writeln!(out, "  {row}");
+    }
+    if rows.len() > SHOWN {
+        let _ = writeln!(out, "  [... {} more rows]", rows.len() - SHOWN);
+    }
+    out
+}
+
+/// The tracer's heap triple, goal and GOMAXPROCS against the runtime's own gctrace line,
+/// cycle by cycle, for every cycle in `gctrace` (a cycle without a gc record disagrees).
+/// gctrace prints sizes as `bytes >> 20`. Fails when more than 5 % of the cycles
+/// disagree; prints the tolerated disagreements otherwise.
+pub fn check_heap_against_gctrace(
+    trace: &Trace,
+    gctrace: &BTreeMap<u32, GcTraceLine>,
+) -> Vec<String> {
+    if gctrace.is_empty() {
+        return vec!["no gctrace lines to compare the heap figures with".into()];
+    }
+    let by_cycle: BTreeMap<u32, &GcRec> = trace.gc.iter().map(|r| (r.cycle, r)).collect();
+    let mb = |b: Option<u64>| b.map(|b| b >> 20);
+    let show = |v: Option<u64>| v.map_or_else(|| "null".to_owned(), |v| v.to_string());
+    let mut rows = Vec::new();
+    let mut bad = 0usize;
+    for (cycle, line) in gctrace {
+        let Some(rec) = by_cycle.get(cycle) else {
+            bad += 1;
+            rows.push(format!(
+                "{cycle:>6} | (no gc record)  |        | {}",
+                line.text
+            ));
+            continue;
+        };
+        let heap = line.heap_mb.map(|h| h.map(Some)).unwrap_or([None; 3]);
+        let fields = [
+            ("heap_start MB", mb(rec.heap_start_bytes), heap[0]),
+            ("heap_end MB", mb(rec.heap_end_bytes), heap[1]),
+            ("heap_live MB", mb(rec.heap_live_bytes), heap[2]),
+            ("heap_goal MB", mb(rec.heap_goal_bytes), line.goal_mb),
+            ("gomaxprocs", rec.gomaxprocs, line.procs.map(u64::from)),
+        ];
+        let before = rows.len();
+        for (name, tracer, runtime) in fields {
+            if runtime.is_none() || tracer != runtime {
+                rows.push(format!(
+                    "{cycle:>6} | {name:<15} | {:>6} | {:>6}",
+                    show(tracer),
+                    show(runtime)
+                ));
+            }
+        }
+        if rows.len() > before {
+            bad += 1;
+        }
+    }
+    let total = gctrace.len();
+    let header = " cycle | field           | tracer | gctrace";
+    if (total - bad) * 100 < total * AGREEMENT_PCT {
+        vec![format!(
+            "heap/goal/GOMAXPROCS disagree with gctrace in {bad} of {total} cycles (more than \
+             {}%):\n{}",
+            100 - AGREEMENT_PCT,
+            table(header, &rows)
+        )]
+    } else {
+        if bad > 0 {
+            println!(
+                "tolerated heap disagreements ({bad} of {total} cycles):\n{}",
+                table(header, &rows)
+            );
+        }
+        Vec::new()
+    }
+}
+
+/// GOGC and GOMEMLIMIT the runtime runs with (100 and "no limit", math.MaxInt64, by default).
+#[derive(Clone, Copy, Debug)]
+pub struct Knobs {
+    pub gogc: i64,
+    pub memory_limit_bytes: i64,
+}
+
+pub const DEFAULT_KNOBS: Knobs = Knobs {
+    gogc: 100,
+    memory_limit_bytes: i64::MAX,
+};
+
+/// Every gc record carries the GOGC and GOMEMLIMIT the program was started with.
+pub fn check_knobs(trace: &Trace, expected: Knobs) -> Vec<String> {
+    let mut failures = Vec::new();
+    let wrong: Vec<String> = trace
+        .gc
+        .iter()
+        .filter(|r| {
+            r.gogc != Some(expected.gogc)
+                || r.memory_limit_bytes != Some(expected.memory_limit_bytes)
+        })
+        .map(|r| {
+            format!(
+                "cycle {}: gogc {:?}, memory_limit_bytes {:?}",
+                r.cycle, r.gogc, r.memory_limit_bytes
+            )
+        })
+        .collect();
+    if trace.gc.is_empty() {
+        failures.push("no gc records to check gogc/memory_limit_bytes on".into());
+    } else if !wrong.is_empty() {
+        failures.push(format!(
+            "{} of {} gc records lack gogc {} / memory_limit_bytes {} (the program's \
+             GOGC/GOMEMLIMIT); first ones:\n  {}",
+            wrong.len(),
+            trace.gc.len(),
+            expected.gogc,
+            expected.memory_limit_bytes,
+            wrong
+                .iter()
+                .take(10)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("\n  ")
+        ));
+    }
+    failures
+}
+
+/// Allocation figures of a launch-mode run against MemStats at the program's exit:
+/// `summary.alloc_bytes` within 5 % of TotalAlloc; `alloc` records at least once a
+/// second of the program's own run time (MemStats' ElapsedNs) and never more than 1.5 s
+/// apart, with strictly increasing timestamps and non-decreasing totals that never
+/// exceed TotalAlloc by more than 5 %.
+pub fn check_alloc(trace: &Trace, memstats: &MemStats) -> Vec<String> {
+    let mut failures = Vec::new();
+    let total = memstats.total_alloc;
+    match trace.summary.as_ref().and_then(|s| s.alloc_bytes) {
+        Some(bytes) if bytes.abs_diff(total) <= total / 20 => {}
+        other => failures.push(format!(
+            "summary.alloc_bytes is {other:?}, MemStats.TotalAlloc at exit is {total} \
+             (allowed: within 5 %)"
+        )),
+    }
+    let secs = memstats.elapsed_ns / 1_000_000_000;
+    if (trace.alloc.len() as u64) < secs {
+        failures.push(format!(
+            "{} alloc records for a program that ran {:.2} s (at least one a second expected)",
+            trace.alloc.len(),
+            memstats.elapsed_ns as f64 / 1e9
+        ));
+    }
+    for w in trace.alloc.windows(2) {
+        let (a, b) = (&w[0], &w[1]);
+        if b.ts_ns <= a.ts_ns || b.total_bytes < a.total_bytes {
+            failures.push(format!(
+                "alloc records go backwards: {a:?} then {b:?} (ts_ns must increase, \
+                 total_bytes must not decrease)"
+            ));
+        } else if b.ts_ns - a.ts_ns > 1_500_000_000 {
+            failures.push(format!(
+                "alloc records {} ms apart: {a:?} then {b:?} (one a second expected)",
+                (b.ts_ns - a.ts_ns) / 1_000_000
+            ));
+        }
+    }
+    if let Some(last) = trace.alloc.last() {
+        if last.total_bytes > total + total / 20 {
+            failures.push(format!(
+                "the last alloc record says {} bytes, more than MemStats.TotalAlloc {total} \
+                 at exit",
+                last.total_bytes
+            ));
+        }
+    }
+    failures
 }
 
 // ---------------------------------------------------------------------------------
@@ -757,6 +1209,34 @@ pub fn self_test_parsers() {
     assert_eq!(parsed.clock[1].lo_ns, 10_000_000);
     assert_eq!(parsed.clock[1].hi_ns, 11_000_000);
     assert_eq!(parsed.clock[2].hi_ns, 5_000);
+    assert_eq!(parsed.at_ms, Some(500));
+    assert_eq!(parsed.util_pct, Some(2));
+    let cpu = parsed.cpu.expect("cpu parses");
+    assert_eq!(cpu[0].lo_ns, 440_000);
+    assert_eq!(cpu[1], parse_ms("0").expect("0"));
+    assert_eq!(cpu[2].lo_ns, 1_400_000);
+    assert_eq!(cpu[3].lo_ns, 17_000_000);
+    assert_eq!(cpu[4].lo_ns, 8_000);
+    assert_eq!(parsed.heap_mb, Some([55, 55, 31]));
+    assert_eq!(parsed.goal_mb, Some(61));
+    assert_eq!(parsed.stacks_mb, Some(0));
+    assert_eq!(parsed.globals_mb, Some(0));
+    assert_eq!(parsed.procs, Some(2));
+    assert_eq!(parsed.text, line);
+
+    // The tracer prints `?` for what it could not read: those figures are None.
+    let unknown = "gc 7 @?s ?%: 0.026+0.32+0.003 ms clock, ?+?/?/?+? ms cpu, ?->?->? MB, \
+                   ? MB goal, ? MB stacks, ? MB globals, ? P";
+    let parsed = parse_gctrace_line(unknown).expect("parses");
+    assert_eq!(
+        (parsed.at_ms, parsed.util_pct, parsed.cpu),
+        (None, None, None)
+    );
+    assert_eq!(
+        (parsed.heap_mb, parsed.goal_mb, parsed.procs),
+        (None, None, None)
+    );
+    assert!(!parsed.forced);
 
     let noisy = "some other output gc 3 @0.034s 6% (checking for goroutine leaks): \
                  0.10+2.6+0.004 ms clock, 0.20+1.7/0.88/1.5+0.008 ms cpu, 8->9->7 MB, \
@@ -764,6 +1244,11 @@ pub fn self_test_parsers() {
     let parsed = parse_gctrace_line(noisy).expect("parses");
     assert_eq!(parsed.cycle, 3);
     assert!(!parsed.forced);
+    assert_eq!(parsed.at_ms, Some(34));
+    assert_eq!(parsed.util_pct, Some(6));
+    assert_eq!(parsed.heap_mb, Some([8, 9, 7]));
+    assert_eq!(parsed.goal_mb, Some(10));
+    assert_eq!(parsed.procs, Some(2));
     assert_eq!(parse_gctrace_line("gc 3 is not a trace line"), None);
     assert_eq!(parse_gctrace_line("scvg: 0 MB released"), None);
 
