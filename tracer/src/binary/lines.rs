@@ -23,7 +23,10 @@ use super::moduledata::{Memory, ModuleData, Slice};
 /// One source-level frame.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Frame {
-    /// Go symbol name as `runtime.FuncForPC(pc).Name()` gives it, e.g. "main.(*T).m".
+    /// Function name as the runtime's pclntab stores it, e.g. "main.(*T).m": what
+    /// `runtime.FuncForPC(pc).Name()` returns for non-generic code. Generic
+    /// instantiations keep the linker's form (".gen[...]"; Go 1.21+ `FuncForPC` may
+    /// format generic methods differently), and '·' is kept where `.symtab` writes '.'.
     pub function: String,
     /// Absolute source path as recorded by the compiler ("?" if the table has none).
     pub file: String,
