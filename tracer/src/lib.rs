@@ -17,6 +17,7 @@ pub mod inspect;
 pub mod launch;
 pub mod model;
 pub mod output;
+pub mod pprof;
 pub mod probes;
 pub mod records;
 pub mod session;

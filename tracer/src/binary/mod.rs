@@ -14,11 +14,15 @@
 mod buildinfo;
 mod dwarf;
 mod elf;
+mod lines;
+mod moduledata;
 mod pclntab;
 pub mod process;
+mod resolve;
 mod returns;
 mod stubs;
 mod symbols;
+mod types;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -26,6 +30,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use elf::{ElfInfo, LoadSegment};
+pub use lines::Frame;
 use symbols::FunctionTable;
 
 /// CPU architecture of the traced program; only the two the kernel programs support.
@@ -173,6 +178,8 @@ pub struct GoBinary {
     data_symbols: HashMap<String, u64>,
     /// `None` inside means "tried and failed" (the failure was logged once).
     dwarf: OnceLock<Option<dwarf::DwarfIndex>>,
+    /// Type-name and line tables (see `resolve.rs`); like `dwarf`, built on first use.
+    resolver: OnceLock<Option<resolve::Resolver>>,
 }
 
 impl fmt::Debug for GoBinary {
@@ -223,6 +230,7 @@ impl GoBinary {
             functions,
             data_symbols,
             dwarf: OnceLock::new(),
+            resolver: OnceLock::new(),
             data,
         })
     }
