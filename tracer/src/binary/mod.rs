@@ -20,7 +20,6 @@ mod pclntab;
 pub mod process;
 mod resolve;
 mod returns;
-mod stubs;
 mod symbols;
 mod types;
 
