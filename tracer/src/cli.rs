@@ -99,6 +99,11 @@ pub struct TraceArgs {
     #[arg(long, value_enum, default_value_t = AllocMode::Rate, value_name = "MODE")]
     pub allocs: AllocMode,
 
+    /// With --allocs sample|exact: at the end, write the allocations by call site as a
+    /// gzip'd pprof profile (alloc_objects, alloc_space) for `go tool pprof FILE`.
+    #[arg(long, value_name = "FILE")]
+    pub pprof: Option<PathBuf>,
+
     /// With --allocs sample: how much the probes may slow the target, in percent.
     #[arg(long, default_value_t = 2.0, value_name = "PERCENT", value_parser = parse_percent)]
     pub overhead_budget: f64,

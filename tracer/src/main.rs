@@ -23,6 +23,7 @@ fn main() -> ExitCode {
             session::run(session::TraceOptions {
                 target,
                 allocs: t.allocs,
+                pprof: t.pprof,
                 overhead_budget: t.overhead_budget,
                 format: t.format,
                 output: t.output,

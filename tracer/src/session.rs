@@ -7,7 +7,7 @@ use std::{
     ffi::OsString,
     io::Write,
     os::fd::{AsRawFd, FromRawFd, OwnedFd},
-    path::PathBuf,
+    path::{Path, PathBuf},
     time::Duration,
 };
 
@@ -22,7 +22,8 @@ use crate::{
     decode::{DecodeSpec, Decoder},
     events::TraceEvent,
     launch::{self, Launched},
-    model::Model,
+    model::{AllocModel, Model},
+    pprof,
     output::{sink_for, Format, Sink},
     probes::{loader::HOST_ARCH, plan, plan_allocs, Probes, ReadField},
     records::{ProcessInfo, Record},
@@ -51,6 +52,8 @@ pub enum Target {
 pub struct TraceOptions {
     pub target: Target,
     pub allocs: AllocMode,
+    /// Write an allocation profile here at the end.
+    pub pprof: Option<PathBuf>,
     /// Sampled allocation tracing may slow the target by at most this many percent.
     pub overhead_budget: f64,
     pub format: Format,
@@ -313,6 +316,46 @@ impl Pipeline {
     }
 }
 
+/// Write the allocation sites as a pprof profile.
+fn write_profile(path: &Path, allocs: &AllocModel, start_unix_ns: i64, duration_ns: u64) -> Result<()> {
+    if !allocs.active() {
+        eprintln!(
+            "gctrace-bpf: no allocation profile written to {}: it needs --allocs sample or exact",
+            path.display()
+        );
+        return Ok(());
+    }
+    let samples: Vec<pprof::AllocSample> = allocs
+        .all_sites()
+        .into_iter()
+        .map(|s| pprof::AllocSample {
+            stack: s
+                .frames
+                .into_iter()
+                .map(|f| crate::binary::Frame {
+                    function: f.function,
+                    file: f.file,
+                    line: f.line,
+                })
+                .collect(),
+            objects: s.objects,
+            bytes: s.bytes,
+        })
+        .collect();
+    let file = std::fs::File::create(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    let period = if allocs.exact() { 1 } else { 0 };
+    pprof::write_alloc_profile(
+        std::io::BufWriter::new(file),
+        &samples,
+        period,
+        start_unix_ns,
+        i64::try_from(duration_ns).unwrap_or(i64::MAX),
+    )
+    .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
 /// Sleeps until the sampled allocation probes need attention (forever if never).
 async fn burst_timer(deadline: Option<std::time::Instant>) {
     match deadline {
@@ -403,6 +446,11 @@ async fn event_loop(
         }
     };
     tokio::pin!(deadline);
+    let started_ns = monotonic_ns();
+    let started_unix_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0);
     let mut tick = tokio::time::interval(DRAIN_INTERVAL);
     let mut sample_tick = tokio::time::interval_at(
         tokio::time::Instant::now() + SAMPLE_INTERVAL,
@@ -473,6 +521,9 @@ async fn event_loop(
     let records = pipe.model.finish();
     pipe.emit(records)?;
     pipe.sink.flush()?;
+    if let Some(path) = &opts.pprof {
+        write_profile(path, pipe.model.allocs(), started_unix_ns, monotonic_ns() - started_ns)?;
+    }
     if lost > 0 {
         eprintln!("gctrace-bpf: {lost} events lost in total");
     }

@@ -138,7 +138,9 @@ impl Collector {
             .collect();
         let runtime_prefix = frames
             .iter()
-            .take_while(|f| f.function.starts_with("runtime."))
+            .take_while(|f| {
+                f.function.starts_with("runtime.") || f.function.starts_with("internal/runtime/")
+            })
             .count();
         if runtime_prefix < frames.len() {
             frames.drain(..runtime_prefix);
