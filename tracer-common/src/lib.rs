@@ -141,7 +141,11 @@ pub struct AllocSizeKey {
     pub size: u64,
 }
 
-/// Key of [`ALLOC_SITES_MAP`].
+/// User stack frames kept per allocation site.
+pub const SITE_FRAMES: usize = 16;
+
+/// Key of [`ALLOC_SITES_MAP`]. The stack is part of the key (not an id into a stack map,
+/// whose hash collisions silently lose stacks).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct AllocSiteKey {
@@ -149,8 +153,9 @@ pub struct AllocSiteKey {
     /// The direct caller (return address at the probed entry): the frame-pointer walk
     /// cannot see it because the probed function has not pushed its frame yet.
     pub ret_addr: u64,
-    /// Id in [`STACKS_MAP`] of the rest of the user stack; negative if it could not be taken.
-    pub stack_id: i64,
+    /// The user stack from `bpf_get_stack` (frame pointers), innermost first: the probed
+    /// instruction, then return addresses; zero-filled past its end.
+    pub frames: [u64; SITE_FRAMES],
 }
 
 /// Value of [`ALLOC_SITES_MAP`].
@@ -192,12 +197,9 @@ pub const CONFIG_MAP: &str = "CONFIG";
 pub const ALLOC_SIZES_MAP: &str = "ALLOC_SIZES";
 /// Per-CPU hash of [`AllocSiteKey`] → [`AllocSiteValue`].
 pub const ALLOC_SITES_MAP: &str = "ALLOC_SITES";
-/// Stack traces of allocation sites (user stacks, frame pointers).
-pub const STACKS_MAP: &str = "STACKS";
 /// Capacity of the allocation maps; past it allocations are counted as dropped.
 pub const ALLOC_SIZES_ENTRIES: u32 = 1 << 16;
 pub const ALLOC_SITES_ENTRIES: u32 = 1 << 15;
-pub const STACKS_ENTRIES: u32 = 1 << 14;
 /// Ring buffer size in bytes (power of two, multiple of the page size).
 pub const EVENTS_RING_BYTES: u32 = 1 << 20;
 
@@ -225,7 +227,7 @@ mod tests {
     fn layout_is_stable() {
         assert_eq!(core::mem::size_of::<RawEvent>(), 360);
         assert_eq!(core::mem::size_of::<Config>(), 8 + 8 * MAX_READS + 32 + 24);
-        assert_eq!(core::mem::size_of::<AllocSiteKey>(), 24);
+        assert_eq!(core::mem::size_of::<AllocSiteKey>(), 16 + 8 * SITE_FRAMES);
         // read_ok and read_slots are u32 bitmasks over the slots.
         const { assert!(MAX_READS <= 32) };
     }

@@ -17,12 +17,13 @@ use aya_ebpf::{
         bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_ktime_get_ns, bpf_probe_read_user,
     },
     macros::{map, uprobe},
-    maps::{Array, PerCpuArray, PerCpuHashMap, RingBuf, StackTrace},
-    programs::{tracing::StackIdContext, ProbeContext},
+    maps::{Array, PerCpuArray, PerCpuHashMap, RingBuf},
+    programs::ProbeContext,
+    EbpfContext,
 };
 use tracer_common::{
     alloc_flags, counter, AllocSiteKey, AllocSiteValue, AllocSizeKey, Config, ProbeKind, RawEvent,
-    ALLOC_SITES_ENTRIES, ALLOC_SIZES_ENTRIES, EVENTS_RING_BYTES, MAX_READS, STACKS_ENTRIES,
+    ALLOC_SITES_ENTRIES, ALLOC_SIZES_ENTRIES, EVENTS_RING_BYTES, MAX_READS, SITE_FRAMES,
 };
 
 #[map(name = "EVENTS")]
@@ -42,10 +43,7 @@ static ALLOC_SIZES: PerCpuHashMap<AllocSizeKey, u64> =
 static ALLOC_SITES: PerCpuHashMap<AllocSiteKey, AllocSiteValue> =
     PerCpuHashMap::with_max_entries(ALLOC_SITES_ENTRIES, 0);
 
-#[map(name = "STACKS")]
-static STACKS: StackTrace = StackTrace::with_max_entries(STACKS_ENTRIES, 0);
-
-/// `BPF_F_USER_STACK` for `bpf_get_stackid`.
+/// `BPF_F_USER_STACK` for `bpf_get_stack`.
 const USER_STACK: u64 = 256;
 
 /// `BPF_RB_AVAIL_DATA` for `bpf_ringbuf_query`.
@@ -107,13 +105,22 @@ pub fn alloc(ctx: ProbeContext) -> u32 {
     }
     bump(counter::ALLOCS);
     if config.alloc_flags & alloc_flags::SITES != 0 {
-        // The kernel walks the user frame pointers with fault-tolerant reads.
-        let stack_id = ctx.get_stackid(&STACKS, USER_STACK).unwrap_or(-1);
-        let site = AllocSiteKey {
+        let mut site = AllocSiteKey {
             typ,
             ret_addr: ev.ret_addr,
-            stack_id,
+            frames: [0; SITE_FRAMES],
         };
+        // SAFETY: the buffer is the key's own frames array and the size passed is its
+        // size; the kernel walks the user frame pointers with fault-tolerant reads and
+        // writes at most that many bytes.
+        unsafe {
+            aya_ebpf::helpers::bpf_get_stack(
+                ctx.as_ptr(),
+                site.frames.as_mut_ptr().cast(),
+                (SITE_FRAMES * 8) as u32,
+                USER_STACK,
+            );
+        }
         match ALLOC_SITES.get_ptr_mut(site) {
             // SAFETY: per-CPU value of this CPU.
             Some(p) => unsafe {

@@ -23,8 +23,8 @@ use crate::{
     events::TraceEvent,
     launch::{self, Launched},
     model::{AllocModel, Model},
-    pprof,
     output::{sink_for, Format, Sink},
+    pprof,
     probes::{loader::HOST_ARCH, plan, plan_allocs, Probes, ReadField},
     records::{ProcessInfo, Record},
     target,
@@ -317,7 +317,12 @@ impl Pipeline {
 }
 
 /// Write the allocation sites as a pprof profile.
-fn write_profile(path: &Path, allocs: &AllocModel, start_unix_ns: i64, duration_ns: u64) -> Result<()> {
+fn write_profile(
+    path: &Path,
+    allocs: &AllocModel,
+    start_unix_ns: i64,
+    duration_ns: u64,
+) -> Result<()> {
     if !allocs.active() {
         eprintln!(
             "gctrace-bpf: no allocation profile written to {}: it needs --allocs sample or exact",
@@ -342,8 +347,8 @@ fn write_profile(path: &Path, allocs: &AllocModel, start_unix_ns: i64, duration_
             bytes: s.bytes,
         })
         .collect();
-    let file = std::fs::File::create(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
+    let file =
+        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     let period = if allocs.exact() { 1 } else { 0 };
     pprof::write_alloc_profile(
         std::io::BufWriter::new(file),
@@ -522,7 +527,12 @@ async fn event_loop(
     pipe.emit(records)?;
     pipe.sink.flush()?;
     if let Some(path) = &opts.pprof {
-        write_profile(path, pipe.model.allocs(), started_unix_ns, monotonic_ns() - started_ns)?;
+        write_profile(
+            path,
+            pipe.model.allocs(),
+            started_unix_ns,
+            monotonic_ns() - started_ns,
+        )?;
     }
     if lost > 0 {
         eprintln!("gctrace-bpf: {lost} events lost in total");

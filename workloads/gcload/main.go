@@ -147,6 +147,30 @@ func worker(id int, liveSlots int, batchBytes int, budget int64, stop <-chan str
 	}
 }
 
+// hotspotSink keeps the last hotspot buffer reachable so the allocation is not optimised
+// away.
+var hotspotSink []byte
+
+// hotspot allocates 32 KiB byte slices without pause (yielding now and then), so its
+// bytes dominate everything the other goroutines allocate: the allocation tests know
+// it must come out on top, as site main.hotspot and type uint8.
+//
+//go:noinline
+func hotspot(stop <-chan struct{}, wg *sync.WaitGroup) {
+	defer wg.Done()
+	for {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		for i := 0; i < 64; i++ {
+			hotspotSink = make([]byte, 32<<10)
+		}
+		runtime.Gosched()
+	}
+}
+
 func writeMemStats(path string, readMemStatsCalls int, elapsed time.Duration) error {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
@@ -219,6 +243,7 @@ func main() {
 	exitCode := flag.Int("exit-code", 0, "exit with this status")
 	liveSlots := flag.Int("live-slots", 4096, "objects each goroutine keeps alive")
 	batchBytes := flag.Int("batch-bytes", 64*1024, "bytes each goroutine allocates between 1 ms sleeps")
+	withHotspot := flag.Bool("hotspot", false, "add a goroutine whose 32 KiB []byte allocations (in main.hotspot) dominate the allocated bytes: a known hottest allocation site and type for the allocation tests")
 	workMiB := flag.Int64("work", 0, "fixed work instead of a duration: allocate this many MiB in total (split over the goroutines) without pacing, then exit; -duration, -forever, -forced and -readmemstats do not apply")
 	flag.Parse()
 	if *goroutines < 1 || *liveSlots < 1 || *batchBytes < 1 || *forced < 0 || *readMemStats < 0 || *workMiB < 0 {
@@ -243,6 +268,10 @@ func main() {
 	for i := 0; i < *goroutines; i++ {
 		wg.Add(1)
 		go worker(i, *liveSlots, *batchBytes, budget, stop, &wg)
+	}
+	if *withHotspot {
+		wg.Add(1)
+		go hotspot(stop, &wg)
 	}
 	if *workMiB > 0 {
 		wg.Wait()

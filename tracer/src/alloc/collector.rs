@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use tracer_common::{AllocSiteKey, AllocSiteValue, AllocSizeKey};
+use tracer_common::{AllocSiteKey, AllocSiteValue, AllocSizeKey, SITE_FRAMES};
 
 use super::sizeclass::{self, Counted, Rules};
 use crate::events::{AllocBatch, AllocStat, Frame, SiteStat};
@@ -31,8 +31,8 @@ pub struct Collector {
     prev_sizes: HashMap<AllocSizeKey, u64>,
     prev_sites: HashMap<AllocSiteKey, AllocSiteValue>,
     prev_dropped: u64,
-    /// Symbolized stacks by stack id (ids are stable: the kernel never replaces one).
-    stacks: HashMap<(i64, u64), Vec<Frame>>,
+    /// Symbolized stacks by their return addresses.
+    stacks: HashMap<(u64, [u64; SITE_FRAMES]), Vec<Frame>>,
 }
 
 impl Collector {
@@ -47,13 +47,12 @@ impl Collector {
     }
 
     /// What was allocated since the last call. `dropped` is the kernel's cumulative count
-    /// of allocations it could not record; `stack` looks up a stack id.
+    /// of allocations it could not record.
     pub fn collect(
         &mut self,
         ts_ns: u64,
         maps: &AllocMaps,
         dropped: u64,
-        stack: &mut dyn FnMut(i64) -> Option<Vec<u64>>,
         resolver: &mut dyn Resolver,
     ) -> AllocBatch {
         let mut batch = AllocBatch {
@@ -102,7 +101,7 @@ impl Collector {
             if objects == 0 {
                 continue;
             }
-            let frames = self.frames(key, stack, resolver);
+            let frames = self.frames(&key, resolver);
             batch.by_site.push(SiteStat {
                 frames,
                 type_name: resolver.type_name(key.typ),
@@ -114,26 +113,16 @@ impl Collector {
     }
 
     /// The call stack of a site: its direct caller, then the walked stack minus its first
-    /// entry (the probed function itself); allocator frames (`runtime.*`) at the inner
-    /// end are dropped so the site is the code that asked for memory.
-    fn frames(
-        &mut self,
-        key: AllocSiteKey,
-        stack: &mut dyn FnMut(i64) -> Option<Vec<u64>>,
-        resolver: &mut dyn Resolver,
-    ) -> Vec<Frame> {
-        if let Some(f) = self.stacks.get(&(key.stack_id, key.ret_addr)) {
+    /// entry (the probed function itself); allocator frames (`runtime.*`,
+    /// `internal/runtime/*`) at the inner end are dropped so the site is the code that
+    /// asked for memory.
+    fn frames(&mut self, key: &AllocSiteKey, resolver: &mut dyn Resolver) -> Vec<Frame> {
+        if let Some(f) = self.stacks.get(&(key.ret_addr, key.frames)) {
             return f.clone();
         }
-        let mut pcs = vec![key.ret_addr];
-        if key.stack_id >= 0 {
-            if let Some(walked) = stack(key.stack_id) {
-                pcs.extend(walked.into_iter().skip(1));
-            }
-        }
+        let pcs = std::iter::once(key.ret_addr).chain(key.frames.iter().skip(1).copied());
         let mut frames: Vec<Frame> = pcs
-            .into_iter()
-            .filter(|pc| *pc != 0)
+            .take_while(|pc| *pc != 0)
             .map(|pc| resolver.frame(pc))
             .collect();
         let runtime_prefix = frames
@@ -147,7 +136,7 @@ impl Collector {
         }
         frames.truncate(MAX_FRAMES);
         self.stacks
-            .insert((key.stack_id, key.ret_addr), frames.clone());
+            .insert((key.ret_addr, key.frames), frames.clone());
         frames
     }
 }
@@ -190,7 +179,11 @@ mod tests {
                 AllocSiteKey {
                     typ: 7,
                     ret_addr: 50,
-                    stack_id: 1,
+                    frames: {
+                        let mut f = [0; SITE_FRAMES];
+                        f[..3].copy_from_slice(&[1, 200, 300]);
+                        f
+                    },
                 },
                 AllocSiteValue {
                     count: 3,
@@ -198,8 +191,7 @@ mod tests {
                 },
             )],
         };
-        let mut stack = |_id: i64| Some(vec![1, 200, 300]);
-        let b = c.collect(10, &maps, 0, &mut stack, &mut Fake);
+        let b = c.collect(10, &maps, 0, &mut Fake);
         assert_eq!(b.objects, 5);
         assert_eq!(b.bytes, 3 * 48 + 2 * 5);
         assert_eq!(b.by_site.len(), 1);
@@ -210,7 +202,7 @@ mod tests {
         assert_eq!(site.frames.len(), 2);
         // Second collection: only the difference.
         maps.sizes[0].1 = 4;
-        let b = c.collect(20, &maps, 0, &mut stack, &mut Fake);
+        let b = c.collect(20, &maps, 0, &mut Fake);
         assert_eq!((b.objects, b.bytes), (1, 48));
         assert!(b.by_site.is_empty());
     }

@@ -36,6 +36,9 @@ const PERIOD: Duration = Duration::from_secs(10);
 /// Shortest burst, and the first one (which measures the allocation rate).
 const MIN_BURST: Duration = Duration::from_millis(2);
 const FIRST_BURST: Duration = Duration::from_millis(10);
+/// The first burst waits this long: a program's first moments (runtime and package
+/// initialisation, or the tracer's own attach) say little about its allocations.
+const FIRST_BURST_AFTER: Duration = Duration::from_secs(1);
 
 pub struct LiveAllocs {
     mode: AllocMode,
@@ -73,7 +76,7 @@ impl LiveAllocs {
             budget: (budget_percent / 100.0).clamp(0.0001, 1.0),
             cost_per_hit,
             burst: None,
-            next_burst: Instant::now(),
+            next_burst: Instant::now() + FIRST_BURST_AFTER,
             burst_len: FIRST_BURST,
             failed: false,
         }
@@ -152,14 +155,9 @@ impl LiveAllocs {
     pub fn batch(&mut self, probes: &Probes, ts_ns: u64) -> Result<Option<AllocBatch>> {
         let counters = probes.counters()?;
         let maps = probes.alloc_maps()?;
-        let mut stack = |id: i64| probes.stack(id);
-        let mut batch = self.collector.collect(
-            ts_ns,
-            &maps,
-            counters.allocs_dropped,
-            &mut stack,
-            &mut self.resolver,
-        );
+        let mut batch =
+            self.collector
+                .collect(ts_ns, &maps, counters.allocs_dropped, &mut self.resolver);
         batch.sampled = self.mode == AllocMode::Sample;
         Ok(Some(batch))
     }

@@ -12,7 +12,7 @@ use std::{
 };
 
 use aya::{
-    maps::{Array, MapData, PerCpuArray, PerCpuHashMap, RingBuf, StackTraceMap},
+    maps::{Array, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
     programs::{
         uprobe::{UProbeAttachLocation, UProbeLinkId, UProbeScope},
         UProbe,
@@ -21,7 +21,7 @@ use aya::{
 };
 use tracer_common::{
     alloc_flags, counter, AllocSiteKey, AllocSiteValue, AllocSizeKey, Config, ProbeKind,
-    ALLOC_SITES_MAP, ALLOC_SIZES_MAP, CONFIG_MAP, COUNTERS_MAP, EVENTS_MAP, MAX_READS, STACKS_MAP,
+    ALLOC_SITES_MAP, ALLOC_SIZES_MAP, CONFIG_MAP, COUNTERS_MAP, EVENTS_MAP, MAX_READS,
 };
 
 use super::plan::{AllocPlan, ProbePlan, ProbeSite};
@@ -316,15 +316,6 @@ impl Probes {
             out.sites.push((k, sum));
         }
         Ok(out)
-    }
-
-    /// The user stack recorded under `id` (innermost first), run-time addresses.
-    pub fn stack(&self, id: i64) -> Option<Vec<u64>> {
-        let id = u32::try_from(id).ok()?;
-        let map = self.ebpf.map(STACKS_MAP)?;
-        let stacks: StackTraceMap<&MapData> = StackTraceMap::try_from(map).ok()?;
-        let trace = stacks.get(&id, 0).ok()?;
-        Some(trace.frames().iter().map(|f| f.ip).collect())
     }
 
     /// Remove every probe from the target now (dropping [`Probes`] does the same). Maps

@@ -1,0 +1,174 @@
+//! Allocation tracing (`--allocs exact|sample`, `--pprof`) against the runtime's own
+//! account: MemStats.Mallocs and TotalAlloc, a workload whose hottest allocation site and
+//! type are known (gcload -hotspot: main.hotspot allocating []byte), and `go tool pprof`
+//! reading the profile. Needs root; skips unless GCTRACE_INTEGRATION=1 (`cargo xtask test`).
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{MemStats, Toolchain, RUN_TIMEOUT};
+use serde_json::Value;
+
+/// What a traced run of gcload -hotspot left behind.
+struct AllocRun {
+    records: Vec<Value>,
+    memstats: MemStats,
+    pprof: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+    diag: String,
+}
+
+fn traced(toolchain: &Toolchain, mode: &str, duration: &str) -> AllocRun {
+    let gcload = common::build_gcload(toolchain);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("trace.json");
+    let pprof = dir.path().join("allocs.pb.gz");
+    let memstats = dir.path().join("memstats.json");
+    let _exclusive = common::exclusive();
+    let mut cmd = Command::new(common::tracer_bin());
+    cmd.args(["--allocs", mode, "--format", "json", "--output"])
+        .arg(&out)
+        .arg("--pprof")
+        .arg(&pprof)
+        .arg("--")
+        .arg(&gcload)
+        .args(["-duration", duration, "-hotspot", "-memstats-out"])
+        .arg(&memstats);
+    let run = common::run(&mut cmd, dir.path(), "traced", RUN_TIMEOUT);
+    let diag = common::diagnostics(&run.stdout, &run.stderr);
+    assert!(
+        run.status.success(),
+        "traced run failed: {}\n{diag}",
+        run.status
+    );
+    let text = std::fs::read_to_string(&out).unwrap_or_default();
+    let records = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}\n{diag}")))
+        .collect();
+    AllocRun {
+        records,
+        memstats: MemStats::read(&memstats),
+        pprof,
+        _dir: dir,
+        diag,
+    }
+}
+
+impl AllocRun {
+    fn last(&self, ty: &str) -> &Value {
+        self.records
+            .iter()
+            .rev()
+            .find(|r| r["type"] == ty)
+            .unwrap_or_else(|| panic!("no {ty} record\n{}", self.diag))
+    }
+
+    fn top_type(&self) -> String {
+        self.last("alloc_types")["types"][0]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    fn top_site_function(&self) -> String {
+        self.last("alloc_sites")["sites"][0]["frames"][0]["function"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
+fn within(got: u64, want: u64, pct: f64) -> bool {
+    (got as f64 - want as f64).abs() <= want as f64 * pct / 100.0
+}
+
+/// `go tool pprof -top` on the profile: the first function listed by flat value.
+fn pprof_top(go: &Path, profile: &Path, index: &str) -> String {
+    let out = Command::new(go)
+        .args(["tool", "pprof", "-top", &format!("-sample_index={index}")])
+        .arg(profile)
+        .env("GOTOOLCHAIN", "local")
+        .output()
+        .expect("running go tool pprof");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "go tool pprof failed: {}\n{text}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Rows after the header "flat  flat%  sum% cum cum%": the last column is the name.
+    text.lines()
+        .skip_while(|l| !l.trim_start().starts_with("flat"))
+        .nth(1)
+        .and_then(|l| l.split_whitespace().last())
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn exact_counts_match_memstats(series: &str) {
+    if !common::integration_enabled() {
+        return;
+    }
+    let tc = common::toolchain(series);
+    let run = traced(&tc, "exact", "1s");
+    let summary = run.last("summary");
+    let objects = summary["alloc_objects"].as_u64().unwrap_or(0);
+    let bytes = summary["alloc_bytes"].as_u64().unwrap_or(0);
+    let ms = &run.memstats;
+    // The workload reads MemStats just before exiting; what it allocates after (writing
+    // the JSON file) is counted by the tracer only: a few dozen objects.
+    assert!(
+        within(objects, ms.mallocs, 2.0),
+        "Go {}: counted {objects} objects, MemStats.Mallocs {}\n{}",
+        tc.version,
+        ms.mallocs,
+        run.diag
+    );
+    assert!(
+        within(bytes, ms.total_alloc, 2.0),
+        "Go {}: counted {bytes} bytes, MemStats.TotalAlloc {}\n{}",
+        tc.version,
+        ms.total_alloc,
+        run.diag
+    );
+    assert_eq!(run.last("alloc_types")["exact"], true, "{}", run.diag);
+    assert_eq!(run.top_type(), "uint8", "{}", run.diag);
+    assert_eq!(run.top_site_function(), "main.hotspot", "{}", run.diag);
+    assert_eq!(pprof_top(&tc.go, &run.pprof, "alloc_space"), "main.hotspot");
+}
+
+macro_rules! exact_tests {
+    ($($name:ident => $series:literal),* $(,)?) => {
+        mod exact_counts_match_memstats {
+            $(
+                #[test]
+                fn $name() {
+                    super::exact_counts_match_memstats($series);
+                }
+            )*
+        }
+    };
+}
+
+// 1.27 proves the size-specialised entry points are covered: most of its small
+// allocations never pass through mallocgc.
+exact_tests!(go1_19 => "1.19", go1_24 => "1.24", go1_26 => "1.26", go1_27 => "1.27");
+
+/// Sampled mode names the known hottest site and type first, and its estimate of the
+/// bytes follows the runtime's own counter.
+#[test]
+fn sampled_mode_names_the_hottest_site_and_type() {
+    if !common::integration_enabled() {
+        return;
+    }
+    let tc = common::newest_toolchain();
+    let run = traced(&tc, "sample", "3s");
+    assert_eq!(run.last("alloc_types")["exact"], false, "{}", run.diag);
+    assert_eq!(run.top_type(), "uint8", "{}", run.diag);
+    assert_eq!(run.top_site_function(), "main.hotspot", "{}", run.diag);
+    assert_eq!(pprof_top(&tc.go, &run.pprof, "alloc_space"), "main.hotspot");
+}
