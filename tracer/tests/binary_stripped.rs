@@ -1,0 +1,232 @@
+//! Stripped binaries (`go build -ldflags='-s -w'`): struct offsets from the built-in
+//! table and runtime globals located from code, checked against real oracles.
+//!
+//! `-s -w` removes `.symtab` and DWARF but moves neither code nor data, so each toolchain's
+//! test program is built twice and the plain build is the oracle: its `.symtab` addresses
+//! must equal what the stripped build recovers from code, its DWARF offsets must equal the
+//! table's, and the whole read plan must come out identical.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use tracer::binary::offsets_table;
+use tracer::binary::{globals, Arch, GoBinary, OffsetsSource};
+use tracer::probes::plan;
+use tracer::probes::plan::read_struct_fields;
+
+const PROGRAM: &str = r#"package main
+
+import (
+	"fmt"
+	"runtime"
+)
+
+var sink [][]byte
+
+func main() {
+	for i := 0; i < 200; i++ {
+		sink = append(sink, make([]byte, 1<<16))
+		if len(sink) > 50 {
+			sink = sink[:0]
+		}
+	}
+	runtime.GC()
+	fmt.Println("ok", len(sink))
+}
+"#;
+
+const WHEELS: &[&str] = &[
+    "1.21.13", "1.22.10", "1.23.9", "1.24.11", "1.25.5", "1.26.6", "1.27.3",
+];
+
+struct Pair {
+    goarch: &'static str,
+    plain: PathBuf,
+    stripped: PathBuf,
+}
+
+fn work_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("binary_stripped")
+}
+
+fn go_cmd(go: &Path) -> Command {
+    let dir = work_dir();
+    let mut c = Command::new(go);
+    c.env("GOTOOLCHAIN", "local")
+        .env("GOCACHE", dir.join("gocache"))
+        .env("GOPATH", dir.join("gopath"))
+        .env("GOFLAGS", "-mod=mod")
+        .env("CGO_ENABLED", "0")
+        .env("GOOS", "linux");
+    c
+}
+
+fn toolchains() -> Vec<PathBuf> {
+    let mut all = vec![PathBuf::from("/usr/lib/go-1.19/bin/go")];
+    all.extend(
+        WHEELS
+            .iter()
+            .map(|v| PathBuf::from(format!("/var/cache/gctrace-bpf/go/{v}/go/bin/go"))),
+    );
+    let present: Vec<PathBuf> = all.into_iter().filter(|g| g.exists()).collect();
+    assert!(!present.is_empty(), "no Go toolchain installed");
+    present
+}
+
+/// Builds (once per test binary run; cached on disk) plain and stripped programs for
+/// every toolchain, amd64 and arm64.
+fn pairs() -> &'static Vec<Pair> {
+    static P: OnceLock<Vec<Pair>> = OnceLock::new();
+    P.get_or_init(|| {
+        let dir = work_dir();
+        let src = dir.join("src");
+        std::fs::create_dir_all(&src).unwrap();
+        if std::fs::read_to_string(src.join("main.go")).ok().as_deref() != Some(PROGRAM) {
+            std::fs::write(src.join("main.go"), PROGRAM).unwrap();
+        }
+        std::fs::write(src.join("go.mod"), "module hello\n\ngo 1.19\n").unwrap();
+        let src_mtime = std::fs::metadata(src.join("main.go"))
+            .unwrap()
+            .modified()
+            .unwrap();
+        let mut out = Vec::new();
+        for go in toolchains() {
+            let o = go_cmd(&go).args(["env", "GOVERSION"]).output().unwrap();
+            let version = String::from_utf8(o.stdout).unwrap().trim().to_string();
+            for goarch in ["amd64", "arm64"] {
+                let build = |stripped: bool| {
+                    let kind = if stripped { "stripped" } else { "plain" };
+                    let path = dir.join(format!("hello-{version}-{goarch}-{kind}"));
+                    let fresh = std::fs::metadata(&path)
+                        .and_then(|m| m.modified())
+                        .is_ok_and(|t| t >= src_mtime);
+                    if !fresh {
+                        let mut c = go_cmd(&go);
+                        c.current_dir(&src).env("GOARCH", goarch).arg("build");
+                        if stripped {
+                            c.arg("-ldflags=-s -w");
+                        }
+                        let o = c.arg("-o").arg(&path).arg(".").output().unwrap();
+                        assert!(
+                            o.status.success(),
+                            "building {}: {}",
+                            path.display(),
+                            String::from_utf8_lossy(&o.stderr)
+                        );
+                    }
+                    path
+                };
+                out.push(Pair {
+                    goarch,
+                    plain: build(false),
+                    stripped: build(true),
+                });
+            }
+        }
+        out
+    })
+}
+
+fn open(p: &Path) -> GoBinary {
+    GoBinary::open(p).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The table's offsets equal the plain build's DWARF for every field the tracer reads,
+/// and the stripped build gets them from the table.
+#[test]
+fn table_offsets_equal_dwarf() {
+    let wanted = read_struct_fields();
+    assert!(wanted.len() > 20, "{wanted:?}");
+    for p in pairs() {
+        let plain = open(&p.plain);
+        let stripped = open(&p.stripped);
+        let what = p.stripped.display();
+        assert_eq!(plain.offsets_source(), OffsetsSource::Dwarf, "{what}");
+        assert_eq!(stripped.offsets_source(), OffsetsSource::Table, "{what}");
+        let table = offsets_table::builtin()
+            .layouts(stripped.go_version(), stripped.arch())
+            .unwrap_or_else(|| panic!("{what}: not in the table"));
+        let mut found = 0;
+        for (ty, field) in &wanted {
+            let dwarf = plain.struct_field_offset(ty, field);
+            let tab = table.get(*ty).and_then(|l| l.fields.get(*field)).copied();
+            assert_eq!(tab, dwarf, "{what}: {ty}.{field}");
+            assert_eq!(
+                stripped.struct_field_offset(ty, field),
+                dwarf,
+                "{what}: {ty}.{field}"
+            );
+            found += usize::from(dwarf.is_some());
+        }
+        // Only alternative spellings (maxStackScan before 1.20) may be missing.
+        assert!(found >= wanted.len() - 1, "{what}: {found}/{}", wanted.len());
+        // Whole layouts too (voting uses every member).
+        for (_, ty) in globals::STRUCT_GLOBALS {
+            assert_eq!(
+                stripped.struct_layout(ty),
+                plain.struct_layout(ty),
+                "{what}: {ty}"
+            );
+        }
+    }
+}
+
+/// Globals located from code in the stripped build equal `.symtab` in the plain build.
+#[test]
+fn recovered_globals_equal_symtab() {
+    for p in pairs().iter().filter(|p| p.goarch == "amd64") {
+        let plain = open(&p.plain);
+        let stripped = open(&p.stripped);
+        assert_eq!(stripped.arch(), Arch::X86_64);
+        let what = p.stripped.display();
+        assert!(stripped.is_stripped() && !plain.is_stripped(), "{what}");
+        let names = globals::STRUCT_GLOBALS
+            .iter()
+            .map(|(s, _)| *s)
+            .chain(globals::SCALAR_GLOBALS.iter().copied());
+        for name in names {
+            let want = plain.data_symbol(name);
+            assert!(want.is_some(), "{name} not in .symtab of {}", p.plain.display());
+            assert_eq!(stripped.data_symbol(name), want, "{what}: {name}");
+        }
+        assert!(
+            stripped.data_symbol_warnings().is_empty(),
+            "{what}: {:?}",
+            stripped.data_symbol_warnings()
+        );
+        for (name, best, second) in stripped.data_symbol_votes() {
+            eprintln!("{what}: {name}: {best} distinct fields, runner-up {second}");
+            assert!(best >= globals::MIN_DISTINCT_FIELDS);
+        }
+        assert_eq!(stripped.data_symbol("runtime.noSuchGlobal"), None);
+    }
+}
+
+/// The planner reads the same variables at the same addresses from both builds.
+#[test]
+fn stripped_plan_reads_like_plain() {
+    for p in pairs().iter().filter(|p| p.goarch == "amd64") {
+        let what = p.stripped.display();
+        let plain = plan(&open(&p.plain)).unwrap();
+        let stripped = plan(&open(&p.stripped)).unwrap();
+        assert_eq!(stripped.reads, plain.reads, "{what}");
+        assert!(stripped.warnings.is_empty(), "{what}: {:?}", stripped.warnings);
+        let report = tracer::inspect::inspect(&p.stripped).unwrap();
+        assert_eq!(report.offsets_source, "table", "{what}");
+    }
+}
+
+/// arm64: offsets come from the table; globals are not located (x86-64 only), and the
+/// planner says so instead of guessing.
+#[test]
+fn arm64_stripped_warns_about_globals() {
+    for p in pairs().iter().filter(|p| p.goarch == "arm64") {
+        let what = p.stripped.display();
+        let bin = open(&p.stripped);
+        assert_eq!(bin.offsets_source(), OffsetsSource::Table, "{what}");
+        assert_eq!(bin.data_symbol("runtime.work"), None, "{what}");
+        let w = bin.data_symbol_warnings();
+        assert!(w.iter().any(|w| w.contains("x86_64 only")), "{what}: {w:?}");
+    }
+}
