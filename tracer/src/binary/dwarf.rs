@@ -18,6 +18,9 @@ use object::{Endianness, Object, ObjectSection};
 /// malformed input.
 const MAX_CHAIN: usize = 16;
 
+/// A struct's direct members: (name, byte offset), in declaration order.
+pub(crate) type Members = Vec<(String, u64)>;
+
 #[derive(Debug)]
 struct Member {
     name: String,
@@ -160,7 +163,7 @@ impl DwarfIndex {
     /// The named struct's byte size and its direct members with their offsets, in
     /// declaration order (members without an offset are left out). Blank (`_`) padding
     /// members are kept: they are harmless and show where padding is.
-    pub fn layout(&self, struct_name: &str) -> Option<(Option<u64>, Vec<(String, u64)>)> {
+    pub fn layout(&self, struct_name: &str) -> Option<(Option<u64>, Members)> {
         let die = self.resolve_struct_die(*self.names.get(struct_name)?)?;
         let members = self.structs.get(&die)?;
         let fields = members

@@ -248,7 +248,12 @@ impl GoBinary {
         let data_ranges = info
             .sections
             .iter()
-            .filter(|s| matches!(s.name.as_str(), ".data" | ".bss" | ".noptrdata" | ".noptrbss"))
+            .filter(|s| {
+                matches!(
+                    s.name.as_str(),
+                    ".data" | ".bss" | ".noptrdata" | ".noptrbss"
+                )
+            })
             .filter_map(|s| {
                 Some(DataRange {
                     start: s.addr,
@@ -335,9 +340,8 @@ impl GoBinary {
         self.recovered().warnings.clone()
     }
 
-    /// For tests and diagnostics: per struct global located from code, how many distinct
-    /// fields the chosen address explains and how many the next best did.
-    pub fn data_symbol_votes(&self) -> Vec<(String, usize, usize)> {
+    /// For tests and diagnostics: how each struct global was located from code.
+    pub fn data_symbol_votes(&self) -> Vec<globals::Evidence> {
         if !self.stripped {
             return Vec::new();
         }

@@ -71,9 +71,7 @@ pub fn builtin() -> &'static OffsetsTable {
 impl OffsetsTable {
     /// The layouts for exactly this version and architecture, if tabulated.
     pub fn layouts(&self, version: &GoVersion, arch: Arch) -> Option<&Layouts> {
-        self.versions
-            .get(version_key(version)?)?
-            .get(goarch(arch))
+        self.versions.get(version_key(version)?)?.get(goarch(arch))
     }
 }
 

@@ -247,7 +247,11 @@ const CONTROLLER: &str = "runtime.gcController";
 const CONTROLLER_TYPE: &str = "runtime.gcControllerState";
 const STATE: &str = "gctrace figures";
 
-const fn work(field: ReadField, members: &'static [&'static str], without: &'static str) -> ReadSpec {
+const fn work(
+    field: ReadField,
+    members: &'static [&'static str],
+    without: &'static str,
+) -> ReadSpec {
     ReadSpec {
         field,
         location: Location::Field {
@@ -259,7 +263,11 @@ const fn work(field: ReadField, members: &'static [&'static str], without: &'sta
     }
 }
 
-const fn stats(field: ReadField, members: &'static [&'static str], without: &'static str) -> ReadSpec {
+const fn stats(
+    field: ReadField,
+    members: &'static [&'static str],
+    without: &'static str,
+) -> ReadSpec {
     ReadSpec {
         field,
         location: Location::Field {
@@ -271,7 +279,11 @@ const fn stats(field: ReadField, members: &'static [&'static str], without: &'st
     }
 }
 
-const fn ctl(field: ReadField, members: &'static [&'static str], without: &'static str) -> ReadSpec {
+const fn ctl(
+    field: ReadField,
+    members: &'static [&'static str],
+    without: &'static str,
+) -> ReadSpec {
     ReadSpec {
         field,
         location: Location::Field {
@@ -324,14 +336,22 @@ pub const READS: &[ReadSpec] = &[
     work(ReadField::Heap1, &["heap1"], STATE),
     work(ReadField::Heap2, &["heap2"], STATE),
     ctl(ReadField::HeapGoal, &["lastHeapGoal"], STATE),
-    ctl(ReadField::StackScan, &["lastStackScan", "maxStackScan"], STATE),
+    ctl(
+        ReadField::StackScan,
+        &["lastStackScan", "maxStackScan"],
+        STATE,
+    ),
     ctl(ReadField::GlobalsScan, &["globalsScan"], STATE),
     work(ReadField::MaxProcs, &["maxprocs"], STATE),
     work(ReadField::StwProcs, &["stwprocs"], STATE),
     stats(ReadField::GcCpuFraction, &["gc_cpu_fraction"], STATE),
     ctl(ReadField::AssistTime, &["assistTime"], STATE),
     ctl(ReadField::DedicatedMarkTime, &["dedicatedMarkTime"], STATE),
-    ctl(ReadField::FractionalMarkTime, &["fractionalMarkTime"], STATE),
+    ctl(
+        ReadField::FractionalMarkTime,
+        &["fractionalMarkTime"],
+        STATE,
+    ),
     ctl(ReadField::IdleMarkTime, &["idleMarkTime"], STATE),
     work(ReadField::TSweepTerm, &["tSweepTerm"], STATE),
     work(ReadField::TMark, &["tMark"], STATE),
