@@ -248,7 +248,12 @@ fn recovered_globals_equal_symtab() {
                 e.symbol, e.method, e.support, e.against
             );
             assert!(e.support >= globals::MIN_DISTINCT_FIELDS, "{what}: {e:?}");
-            assert!(e.support > 2 * e.against, "{what}: {e:?}");
+            // Receiver sites: a stray minority at most; field votes: the runner-up base
+            // (usually the winner shifted by a word) clearly behind.
+            match e.method {
+                "receiver" => assert!(e.support >= 4 * e.against, "{what}: {e:?}"),
+                _ => assert!(e.support >= e.against + 3, "{what}: {e:?}"),
+            }
         }
         assert_eq!(stripped.data_symbol("runtime.noSuchGlobal"), None);
     }

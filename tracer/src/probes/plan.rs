@@ -515,6 +515,31 @@ mod tests {
         assert_eq!(scheme_for(&v(27)).ok(), Some(StwScheme::WorldStop));
     }
 
+    /// Whatever plan reads, stripped binaries know how to locate: struct globals with the
+    /// same type in `globals::STRUCT_GLOBALS`, plain ones in `SCALAR_GLOBALS`.
+    #[test]
+    fn every_read_global_can_be_located_without_symtab() {
+        use crate::binary::globals::{SCALAR_GLOBALS, STRUCT_GLOBALS};
+        for r in READS {
+            match r.location {
+                Location::Field { global, ty, .. } => {
+                    assert!(STRUCT_GLOBALS.contains(&(global, ty)), "{r:?}")
+                }
+                Location::Global(symbol) => assert!(SCALAR_GLOBALS.contains(&symbol), "{r:?}"),
+            }
+        }
+        let fields = read_struct_fields();
+        assert!(fields.contains(&("runtime.workType", "cycles")));
+        assert!(fields.contains(&("runtime.gcControllerState", "maxStackScan")));
+        assert_eq!(
+            fields.len(),
+            fields
+                .iter()
+                .collect::<std::collections::HashSet<_>>()
+                .len()
+        );
+    }
+
     #[test]
     fn unknown_versions_are_refused() {
         for minor in [18, 28] {
