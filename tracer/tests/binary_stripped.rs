@@ -300,3 +300,41 @@ fn arm64_stripped_warns_about_globals() {
         assert!(w.iter().any(|w| w.contains("x86_64 only")), "{what}: {w:?}");
     }
 }
+
+/// A release missing from the table (simulated by rewriting the build info's version
+/// string in a stripped binary): a clear warning, and only what needs no struct offsets.
+#[test]
+fn unknown_release_without_dwarf_degrades_with_a_warning() {
+    let p = pairs().iter().rev().find(|p| p.goarch == "amd64").unwrap();
+    let mut data = std::fs::read(&p.stripped).unwrap();
+    let real = open(&p.stripped).go_version().raw.clone();
+    // Same length, so nothing else moves: "go1.27.3" -> "go1.27.9"-style.
+    let mut fake = real.clone().into_bytes();
+    *fake.last_mut().unwrap() = b'9';
+    let mut replaced = 0;
+    for i in 0..data.len().saturating_sub(fake.len()) {
+        if data[i..].starts_with(real.as_bytes()) {
+            data[i..i + fake.len()].copy_from_slice(&fake);
+            replaced += 1;
+        }
+    }
+    assert!(replaced > 0);
+    let bin = GoBinary::parse(data, &p.stripped).unwrap();
+    let fake = String::from_utf8(fake).unwrap();
+    assert_eq!(bin.go_version().raw, fake);
+    assert_eq!(bin.offsets_source(), OffsetsSource::None);
+    assert_eq!(bin.struct_field_offset("runtime.workType", "cycles"), None);
+    let plan = plan(&bin).unwrap();
+    assert!(
+        plan.warnings
+            .iter()
+            .any(|w| w.contains("not in the built-in offsets table") && w.contains(&fake)),
+        "{:?}",
+        plan.warnings
+    );
+    let fields: Vec<_> = plan.reads.iter().map(|r| r.field).collect();
+    use tracer::probes::ReadField;
+    assert!(fields.contains(&ReadField::Gomaxprocs), "{fields:?}");
+    assert!(fields.contains(&ReadField::RuntimeInit), "{fields:?}");
+    assert!(!fields.contains(&ReadField::GcCycles), "{fields:?}");
+}
