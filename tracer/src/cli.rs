@@ -44,6 +44,13 @@ pub enum Command {
     /// Show what gctrace-bpf would do to a Go binary (probes, return sites, runtime
     /// variables, gaps) without attaching to anything.
     Inspect(InspectArgs),
+    /// For `cargo xtask gen-offsets`: print, as JSON, the DWARF layouts of the runtime
+    /// structs the tracer reads in BINARY (which must have DWARF). Not a user command.
+    #[command(hide = true, name = "dump-layouts")]
+    DumpLayouts {
+        #[arg(value_name = "BINARY")]
+        binary: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]

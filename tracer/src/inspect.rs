@@ -10,7 +10,7 @@ use anyhow::{anyhow, Result};
 use serde::Serialize;
 
 use crate::binary::GoBinary;
-use crate::probes::{plan, ReadField};
+use crate::probes::plan;
 
 /// Functions listed by `inspect`: everything the tracer may probe, including those not
 /// attached by default (allocation entry points).
@@ -83,18 +83,11 @@ pub fn inspect(path: &Path) -> Result<Report> {
         });
     }
     let mut runtime_variables = Vec::new();
-    let mut offsets_source = "none";
     if let Some(p) = &plan {
         warnings.extend(p.warnings.iter().cloned());
         runtime_variables = p.reads.iter().map(|r| format!("{:?}", r.field)).collect();
-        let needs_offsets = p
-            .reads
-            .iter()
-            .any(|r| matches!(r.field, ReadField::GcCycles | ReadField::Heap0));
-        if needs_offsets && bin.has_dwarf() {
-            offsets_source = "dwarf";
-        }
     }
+    let offsets_source = bin.offsets_source().as_str();
     Ok(Report {
         go_version: bin.go_version().raw.clone(),
         arch: bin.arch().as_str(),
@@ -163,4 +156,49 @@ pub fn render_text(path: &Path, r: &Report) -> String {
         }
     }
     s
+}
+
+/// `gctrace-bpf dump-layouts BINARY` (hidden; run by `cargo xtask gen-offsets`): the
+/// DWARF layouts of every runtime struct the tracer reads fields of, as one JSON object
+/// `{"go_version", "goarch", "layouts": {type: {size, fields}}}`. All direct members are
+/// kept (locating struct globals in stripped binaries votes with them); wanted fields
+/// given as dotted paths are added under their path. Fails without DWARF, so a table is
+/// never generated from another table.
+pub fn dump_layouts(path: &Path) -> Result<String> {
+    use crate::binary::offsets_table::{goarch, Layouts};
+    use crate::binary::{globals, OffsetsSource};
+    use crate::probes::plan::read_struct_fields;
+
+    let bin = GoBinary::open(path).map_err(|e| anyhow!("{e}"))?;
+    if bin.offsets_source() != OffsetsSource::Dwarf {
+        return Err(anyhow!(
+            "{}: no DWARF describing the runtime; build it without -ldflags=-w",
+            path.display()
+        ));
+    }
+    let mut types: Vec<&str> = globals::STRUCT_GLOBALS.iter().map(|(_, t)| *t).collect();
+    let wanted = read_struct_fields();
+    for (ty, _) in &wanted {
+        if !types.contains(ty) {
+            types.push(ty);
+        }
+    }
+    let mut layouts = Layouts::new();
+    for ty in types {
+        let Some(mut layout) = bin.struct_layout(ty) else {
+            return Err(anyhow!("{}: DWARF has no struct {ty}", path.display()));
+        };
+        for (_, field) in wanted.iter().filter(|(t, f)| *t == ty && f.contains('.')) {
+            if let Some(off) = bin.struct_field_offset(ty, field) {
+                layout.fields.insert((*field).to_string(), off);
+            }
+        }
+        layouts.insert(ty.to_string(), layout);
+    }
+    let out = serde_json::json!({
+        "go_version": bin.go_version().raw,
+        "goarch": goarch(bin.arch()),
+        "layouts": layouts,
+    });
+    Ok(serde_json::to_string(&out)?)
 }

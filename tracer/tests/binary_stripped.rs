@@ -1,0 +1,340 @@
+//! Stripped binaries (`go build -ldflags='-s -w'`): struct offsets from the built-in
+//! table and runtime globals located from code, checked against real oracles.
+//!
+//! `-s -w` removes `.symtab` and DWARF but moves neither code nor data, so each toolchain's
+//! test program is built twice and the plain build is the oracle: its `.symtab` addresses
+//! must equal what the stripped build recovers from code, its DWARF offsets must equal the
+//! table's, and the whole read plan must come out identical.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use tracer::binary::offsets_table;
+use tracer::binary::{globals, Arch, GoBinary, OffsetsSource};
+use tracer::probes::plan;
+use tracer::probes::plan::read_struct_fields;
+
+const PROGRAM: &str = r#"package main
+
+import (
+	"fmt"
+	"runtime"
+)
+
+var sink [][]byte
+
+func main() {
+	for i := 0; i < 200; i++ {
+		sink = append(sink, make([]byte, 1<<16))
+		if len(sink) > 50 {
+			sink = sink[:0]
+		}
+	}
+	runtime.GC()
+	fmt.Println("ok", len(sink))
+}
+"#;
+
+const WHEELS: &[&str] = &[
+    "1.21.13", "1.22.10", "1.23.9", "1.24.11", "1.25.5", "1.26.6", "1.27.3",
+];
+
+struct Pair {
+    goarch: &'static str,
+    plain: PathBuf,
+    stripped: PathBuf,
+}
+
+fn work_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("binary_stripped")
+}
+
+fn go_cmd(go: &Path) -> Command {
+    let dir = work_dir();
+    let mut c = Command::new(go);
+    c.env("GOTOOLCHAIN", "local")
+        .env("GOCACHE", dir.join("gocache"))
+        .env("GOPATH", dir.join("gopath"))
+        .env("GOFLAGS", "-mod=mod")
+        .env("CGO_ENABLED", "0")
+        .env("GOOS", "linux");
+    c
+}
+
+/// The toolchains CI installs; with `GCTRACE_STRIPPED_ALL=1`, every toolchain under
+/// /var/cache/gctrace-bpf/go (what `cargo xtask gen-offsets` installs: every release
+/// in the offsets table).
+fn toolchains() -> Vec<PathBuf> {
+    let mut all = vec![PathBuf::from("/usr/lib/go-1.19/bin/go")];
+    if std::env::var_os("GCTRACE_STRIPPED_ALL").is_some_and(|v| v == "1") {
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir("/var/cache/gctrace-bpf/go")
+            .unwrap()
+            .map(|e| e.unwrap().path().join("go/bin/go"))
+            .collect();
+        dirs.sort();
+        all.extend(dirs);
+    } else {
+        all.extend(
+            WHEELS
+                .iter()
+                .map(|v| PathBuf::from(format!("/var/cache/gctrace-bpf/go/{v}/go/bin/go"))),
+        );
+    }
+    let present: Vec<PathBuf> = all.into_iter().filter(|g| g.exists()).collect();
+    assert!(!present.is_empty(), "no Go toolchain installed");
+    present
+}
+
+/// Builds (once per test binary run; cached on disk) plain and stripped programs for
+/// every toolchain, amd64 and arm64.
+fn pairs() -> &'static Vec<Pair> {
+    static P: OnceLock<Vec<Pair>> = OnceLock::new();
+    P.get_or_init(|| {
+        let dir = work_dir();
+        let src = dir.join("src");
+        std::fs::create_dir_all(&src).unwrap();
+        if std::fs::read_to_string(src.join("main.go")).ok().as_deref() != Some(PROGRAM) {
+            std::fs::write(src.join("main.go"), PROGRAM).unwrap();
+        }
+        std::fs::write(src.join("go.mod"), "module hello\n\ngo 1.19\n").unwrap();
+        let src_mtime = std::fs::metadata(src.join("main.go"))
+            .unwrap()
+            .modified()
+            .unwrap();
+        let mut out = Vec::new();
+        for go in toolchains() {
+            let o = go_cmd(&go).args(["env", "GOVERSION"]).output().unwrap();
+            let version = String::from_utf8(o.stdout).unwrap().trim().to_string();
+            // Everything: amd64 only, to keep the build count down.
+            let goarchs: &[&'static str] = if std::env::var_os("GCTRACE_STRIPPED_ALL").is_some() {
+                &["amd64"]
+            } else {
+                &["amd64", "arm64"]
+            };
+            for &goarch in goarchs {
+                let build = |stripped: bool| {
+                    let kind = if stripped { "stripped" } else { "plain" };
+                    let path = dir.join(format!("hello-{version}-{goarch}-{kind}"));
+                    let fresh = std::fs::metadata(&path)
+                        .and_then(|m| m.modified())
+                        .is_ok_and(|t| t >= src_mtime);
+                    if !fresh {
+                        let mut c = go_cmd(&go);
+                        c.current_dir(&src).env("GOARCH", goarch).arg("build");
+                        if stripped {
+                            c.arg("-ldflags=-s -w");
+                        }
+                        let o = c.arg("-o").arg(&path).arg(".").output().unwrap();
+                        assert!(
+                            o.status.success(),
+                            "building {}: {}",
+                            path.display(),
+                            String::from_utf8_lossy(&o.stderr)
+                        );
+                    }
+                    path
+                };
+                out.push(Pair {
+                    goarch,
+                    plain: build(false),
+                    stripped: build(true),
+                });
+            }
+        }
+        out
+    })
+}
+
+/// `addr` as (section name, offset in it). `-s -w` leaves every section's contents
+/// alone but can move whole sections: the build settings in `.go.buildinfo` record the
+/// ldflags, and on Go 1.19 that pushes the data sections 32 bytes up. So a global's
+/// address in the stripped build is its plain-build offset in the same section.
+fn section_relative(path: &Path, addr: u64) -> (String, u64) {
+    use object::{Object, ObjectSection};
+    let data = std::fs::read(path).unwrap();
+    let file = object::File::parse(&*data).unwrap();
+    file.sections()
+        .filter(|s| s.kind() != object::SectionKind::Metadata && s.address() != 0)
+        .find(|s| (s.address()..s.address() + s.size()).contains(&addr))
+        .map(|s| (s.name().unwrap().to_string(), addr - s.address()))
+        .unwrap_or_else(|| panic!("{addr:#x} in no section of {}", path.display()))
+}
+
+fn open(p: &Path) -> GoBinary {
+    GoBinary::open(p).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The table's offsets equal the plain build's DWARF for every field the tracer reads,
+/// and the stripped build gets them from the table.
+#[test]
+fn table_offsets_equal_dwarf() {
+    let wanted = read_struct_fields();
+    assert!(wanted.len() > 20, "{wanted:?}");
+    for p in pairs() {
+        let plain = open(&p.plain);
+        let stripped = open(&p.stripped);
+        let what = p.stripped.display();
+        assert_eq!(plain.offsets_source(), OffsetsSource::Dwarf, "{what}");
+        assert_eq!(stripped.offsets_source(), OffsetsSource::Table, "{what}");
+        let table = offsets_table::builtin()
+            .layouts(stripped.go_version(), stripped.arch())
+            .unwrap_or_else(|| panic!("{what}: not in the table"));
+        let mut found = 0;
+        for (ty, field) in &wanted {
+            let dwarf = plain.struct_field_offset(ty, field);
+            let tab = table.get(*ty).and_then(|l| l.fields.get(*field)).copied();
+            assert_eq!(tab, dwarf, "{what}: {ty}.{field}");
+            assert_eq!(
+                stripped.struct_field_offset(ty, field),
+                dwarf,
+                "{what}: {ty}.{field}"
+            );
+            found += usize::from(dwarf.is_some());
+        }
+        // Only alternative spellings (maxStackScan before 1.20) may be missing.
+        assert!(
+            found >= wanted.len() - 1,
+            "{what}: {found}/{}",
+            wanted.len()
+        );
+        // Whole layouts too (voting uses every member).
+        for (_, ty) in globals::STRUCT_GLOBALS {
+            assert_eq!(
+                stripped.struct_layout(ty),
+                plain.struct_layout(ty),
+                "{what}: {ty}"
+            );
+        }
+    }
+}
+
+/// Globals located from code in the stripped build equal `.symtab` in the plain build.
+#[test]
+fn recovered_globals_equal_symtab() {
+    for p in pairs().iter().filter(|p| p.goarch == "amd64") {
+        let plain = open(&p.plain);
+        let stripped = open(&p.stripped);
+        assert_eq!(stripped.arch(), Arch::X86_64);
+        let what = p.stripped.display();
+        assert!(stripped.is_stripped() && !plain.is_stripped(), "{what}");
+        let names = globals::STRUCT_GLOBALS
+            .iter()
+            .map(|(s, _)| *s)
+            .chain(globals::SCALAR_GLOBALS.iter().copied());
+        for name in names {
+            let want = plain
+                .data_symbol(name)
+                .unwrap_or_else(|| panic!("{name} not in .symtab of {}", p.plain.display()));
+            let got = stripped
+                .data_symbol(name)
+                .unwrap_or_else(|| panic!("{what}: {name} not located"));
+            assert_eq!(
+                section_relative(&p.stripped, got),
+                section_relative(&p.plain, want),
+                "{what}: {name} at {got:#x}, plain build {want:#x}"
+            );
+        }
+        assert!(
+            stripped.data_symbol_warnings().is_empty(),
+            "{what}: {:?}",
+            stripped.data_symbol_warnings()
+        );
+        let votes = stripped.data_symbol_votes();
+        assert_eq!(votes.len(), globals::STRUCT_GLOBALS.len(), "{what}");
+        for e in votes {
+            eprintln!(
+                "{what}: {} by {}: {} for, {} against",
+                e.symbol, e.method, e.support, e.against
+            );
+            assert!(e.support >= globals::MIN_DISTINCT_FIELDS, "{what}: {e:?}");
+            // Receiver sites: a stray minority at most; field votes: the runner-up base
+            // (usually the winner shifted by a word) clearly behind.
+            match e.method {
+                "receiver" => assert!(e.support >= 4 * e.against, "{what}: {e:?}"),
+                _ => assert!(e.support >= e.against + 3, "{what}: {e:?}"),
+            }
+        }
+        assert_eq!(stripped.data_symbol("runtime.noSuchGlobal"), None);
+    }
+}
+
+/// The planner reads the same variables at the same addresses from both builds.
+#[test]
+fn stripped_plan_reads_like_plain() {
+    for p in pairs().iter().filter(|p| p.goarch == "amd64") {
+        let what = p.stripped.display();
+        let plain = plan(&open(&p.plain)).unwrap();
+        let stripped = plan(&open(&p.stripped)).unwrap();
+        let rel = |path: &Path, reads: &[tracer::probes::ReadSlot]| {
+            reads
+                .iter()
+                .map(|r| (r.field, section_relative(path, r.address)))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            rel(&p.stripped, &stripped.reads),
+            rel(&p.plain, &plain.reads),
+            "{what}"
+        );
+        assert!(
+            stripped.warnings.is_empty(),
+            "{what}: {:?}",
+            stripped.warnings
+        );
+        let report = tracer::inspect::inspect(&p.stripped).unwrap();
+        assert_eq!(report.offsets_source, "table", "{what}");
+    }
+}
+
+/// arm64: offsets come from the table; globals are not located (x86-64 only), and the
+/// planner says so instead of guessing.
+#[test]
+fn arm64_stripped_warns_about_globals() {
+    for p in pairs().iter().filter(|p| p.goarch == "arm64") {
+        let what = p.stripped.display();
+        let bin = open(&p.stripped);
+        assert_eq!(bin.offsets_source(), OffsetsSource::Table, "{what}");
+        assert_eq!(bin.data_symbol("runtime.work"), None, "{what}");
+        let w = bin.data_symbol_warnings();
+        assert!(w.iter().any(|w| w.contains("x86_64 only")), "{what}: {w:?}");
+    }
+}
+
+/// A release missing from the table (simulated by rewriting the build info's version
+/// string in a stripped binary): a clear warning, and only what needs no struct offsets.
+#[test]
+fn unknown_release_without_dwarf_degrades_with_a_warning() {
+    let p = pairs().iter().rev().find(|p| p.goarch == "amd64").unwrap();
+    let mut data = std::fs::read(&p.stripped).unwrap();
+    let real = open(&p.stripped).go_version().raw.clone();
+    // Same length, so nothing else moves: "go1.27.3" -> "go1.27.9"-style.
+    let mut fake = real.clone().into_bytes();
+    *fake.last_mut().unwrap() = b'9';
+    let mut replaced = 0;
+    for i in 0..data.len().saturating_sub(fake.len()) {
+        if data[i..].starts_with(real.as_bytes()) {
+            data[i..i + fake.len()].copy_from_slice(&fake);
+            replaced += 1;
+        }
+    }
+    assert!(replaced > 0);
+    let bin = GoBinary::parse(data, &p.stripped).unwrap();
+    let fake = String::from_utf8(fake).unwrap();
+    assert_eq!(bin.go_version().raw, fake);
+    assert_eq!(bin.offsets_source(), OffsetsSource::None);
+    assert_eq!(bin.struct_field_offset("runtime.workType", "cycles"), None);
+    let plan = plan(&bin).unwrap();
+    assert!(
+        plan.warnings
+            .iter()
+            .any(|w| w.contains("not in the built-in offsets table") && w.contains(&fake)),
+        "{:?}",
+        plan.warnings
+    );
+    let fields: Vec<_> = plan.reads.iter().map(|r| r.field).collect();
+    use tracer::probes::ReadField;
+    assert!(fields.contains(&ReadField::Gomaxprocs), "{fields:?}");
+    assert!(fields.contains(&ReadField::RuntimeInit), "{fields:?}");
+    assert!(!fields.contains(&ReadField::GcCycles), "{fields:?}");
+}
