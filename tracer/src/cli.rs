@@ -44,6 +44,13 @@ pub enum Command {
     /// Show what gctrace-bpf would do to a Go binary (probes, return sites, runtime
     /// variables, gaps) without attaching to anything.
     Inspect(InspectArgs),
+    /// Replay a recording (made with --record) into any output, as the live run showed it.
+    Replay(ReplayArgs),
+    /// Postmortem summary of a recording: pause percentiles, worst pauses and their
+    /// reasons, GC CPU, allocation rate, SLO breaches, the target's settings.
+    Report(ReportArgs),
+    /// Convert a recording for other tools: Perfetto/Chrome trace JSON, pprof.
+    Export(ExportArgs),
     /// For `cargo xtask gen-offsets`: print, as JSON, the DWARF layouts of the runtime
     /// structs the tracer reads in BINARY (which must have DWARF). Not a user command.
     #[command(hide = true, name = "dump-layouts")]
@@ -51,6 +58,55 @@ pub enum Command {
         #[arg(value_name = "BINARY")]
         binary: PathBuf,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The recording.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Format::Gctrace)]
+    pub format: Format,
+    /// Write the output to FILE instead of standard output.
+    #[arg(short, long, value_name = "OUT")]
+    pub output: Option<PathBuf>,
+    /// Pace events in real time multiplied by X (default: as fast as possible).
+    #[arg(long, value_name = "X")]
+    pub speed: Option<f64>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The recording.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+    /// Pause SLO in milliseconds: pauses over it are counted, p99 is checked against it.
+    #[arg(long, default_value_t = 1.0, value_name = "MS")]
+    pub slo_pause: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Json,
+    Markdown,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The recording.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Write Chrome/Perfetto trace-event JSON (ui.perfetto.dev, chrome://tracing).
+    #[arg(long, value_name = "OUT.json", required_unless_present = "pprof")]
+    pub perfetto: Option<PathBuf>,
+    /// Write the recorded allocation sites as a gzip'd pprof profile.
+    #[arg(long, value_name = "OUT")]
+    pub pprof: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -110,6 +166,11 @@ pub struct TraceArgs {
     /// gzip'd pprof profile (alloc_objects, alloc_space) for `go tool pprof FILE`.
     #[arg(long, value_name = "FILE")]
     pub pprof: Option<PathBuf>,
+
+    /// Also record everything to FILE (compact, crash-safe), for `gctrace-bpf replay`,
+    /// `report` and `export` after the incident.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
 
     /// With --allocs sample: how much the probes may slow the target, in percent.
     #[arg(long, default_value_t = 2.0, value_name = "PERCENT", value_parser = parse_percent)]

@@ -187,7 +187,7 @@ pub enum TraceEvent {
 
 /// Allocations seen by the allocation probes over one interval, already resolved to
 /// type names and call sites, counted as the runtime counts them.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct AllocBatch {
     pub ts_ns: u64,
     /// Only part of the allocations were seen (sampled mode): the counts are a sample,
@@ -205,7 +205,7 @@ pub struct AllocBatch {
 }
 
 /// Allocations of one type.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct AllocStat {
     pub name: String,
     pub objects: u64,
@@ -213,7 +213,7 @@ pub struct AllocStat {
 }
 
 /// Allocations from one call site (and type).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct SiteStat {
     /// Innermost first: the allocating function's caller chain, runtime frames removed.
     pub frames: Vec<Frame>,
@@ -223,7 +223,9 @@ pub struct SiteStat {
 }
 
 /// One stack frame, symbolized.
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
 pub struct Frame {
     pub function: String,
     pub file: String,

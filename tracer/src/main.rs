@@ -3,10 +3,14 @@
 
 use std::process::ExitCode;
 
+use std::io::Write as _;
+
 use anyhow::{Context, Result};
 use clap::Parser;
 use tracer::{
-    cli::{Cli, Command, InspectArgs, InspectFormat},
+    cli::{
+        Cli, Command, ExportArgs, InspectArgs, InspectFormat, ReplayArgs, ReportArgs, ReportFormat,
+    },
     inspect, session, target,
 };
 
@@ -14,6 +18,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.subcommand {
         Some(Command::Inspect(args)) => run_inspect(args),
+        Some(Command::Replay(args)) => run_replay(args),
+        Some(Command::Report(args)) => run_report(args),
+        Some(Command::Export(args)) => run_export(args),
         Some(Command::DumpLayouts { binary }) => inspect::dump_layouts(&binary).map(|json| {
             println!("{json}");
             0
@@ -28,6 +35,7 @@ fn main() -> ExitCode {
                 target,
                 allocs: t.allocs,
                 pprof: t.pprof,
+                record: t.record,
                 overhead_budget: t.overhead_budget,
                 format: t.format,
                 output: t.output,
@@ -62,6 +70,59 @@ fn run_inspect(args: InspectArgs) -> Result<i32> {
             )
         }
         InspectFormat::Text => print!("{}", inspect::render_text(&path, &report)),
+    }
+    Ok(0)
+}
+
+fn output_writer(path: Option<&std::path::Path>) -> Result<Box<dyn std::io::Write + Send>> {
+    Ok(match path {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout())),
+    })
+}
+
+fn run_replay(args: ReplayArgs) -> Result<i32> {
+    let sink = tracer::output::sink_for(args.format, output_writer(args.output.as_deref())?);
+    tracer::replay::replay(&args.file, sink, args.speed)?;
+    Ok(0)
+}
+
+fn run_report(args: ReportArgs) -> Result<i32> {
+    let reader = tracer::recording::Reader::open(&args.file)?;
+    let records = tracer::replay::records(&reader)?;
+    let slo_ns = (args.slo_pause * 1e6).max(0.0) as u64;
+    let report = tracer::report::build(&records, slo_ns, reader.damage.clone());
+    match args.format {
+        ReportFormat::Json => println!(
+            "{}",
+            serde_json::to_string(&report).context("cannot encode the report")?
+        ),
+        ReportFormat::Text => print!("{}", tracer::report::render(&report, false)),
+        ReportFormat::Markdown => print!("{}", tracer::report::render(&report, true)),
+    }
+    Ok(0)
+}
+
+fn run_export(args: ExportArgs) -> Result<i32> {
+    let reader = tracer::recording::Reader::open(&args.file)?;
+    if let Some(d) = &reader.damage {
+        eprintln!(
+            "gctrace-bpf: warning: {} is {d}; exporting what is intact",
+            args.file.display()
+        );
+    }
+    let model = tracer::replay::model(&reader)?;
+    if let Some(out) = &args.perfetto {
+        let records = tracer::replay::records(&reader)?;
+        let doc = tracer::export::perfetto(&records);
+        let mut w = output_writer(Some(out))?;
+        serde_json::to_writer(&mut w, &doc).context("cannot write the trace")?;
+        w.flush().context("cannot write the trace")?;
+    }
+    if let Some(out) = &args.pprof {
+        tracer::session::write_profile(out, model.allocs(), reader.header.start_unix_ns, 0)?;
     }
     Ok(0)
 }

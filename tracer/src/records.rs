@@ -4,7 +4,7 @@
 use crate::events::{AllocStat, SiteStat, StwReason, Trigger};
 
 /// The traced process; first record of every run.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ProcessInfo {
     pub pid: u32,
     pub exe: String,

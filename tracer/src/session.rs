@@ -18,14 +18,16 @@ use tracer_common::{ProbeKind, RawEvent};
 
 use crate::{
     alloc::{AllocMode, LiveAllocs},
-    binary::{process::load_bias, GoBinary},
+    binary::{process::load_bias, GoBinary, OffsetsSource},
     decode::{DecodeSpec, Decoder},
     events::TraceEvent,
     launch::{self, Launched},
-    model::{AllocModel, Model},
-    output::{sink_for, Format, Sink},
+    model::AllocModel,
+    output::{sink_for, Format},
+    pipeline::Pipeline,
     pprof,
     probes::{loader::HOST_ARCH, plan, plan_allocs, Probes, ReadField},
+    recording::{Header, Recorder},
     records::{ProcessInfo, Record},
     target,
 };
@@ -54,6 +56,8 @@ pub struct TraceOptions {
     pub allocs: AllocMode,
     /// Write an allocation profile here at the end.
     pub pprof: Option<PathBuf>,
+    /// Record everything to this file, for replay, report and export.
+    pub record: Option<PathBuf>,
     /// Sampled allocation tracing may slow the target by at most this many percent.
     pub overhead_budget: f64,
     pub format: Format,
@@ -131,6 +135,8 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
 
 /// Analysis and attachment, done before the target runs (launch mode).
 struct Prepared {
+    /// What a recording of this run starts with.
+    header: Header,
     probes: Probes,
     decoder: Decoder,
     process: ProcessInfo,
@@ -231,6 +237,24 @@ fn prepare(pid: u32, opts: &TraceOptions) -> Result<Prepared> {
         arch: bin.arch().as_str().to_string(),
         gomaxprocs: target::gomaxprocs(pid, gomaxprocs_addr),
     };
+    let decode = DecodeSpec::new(&plan, bias);
+    let header = Header {
+        tracer_version: env!("CARGO_PKG_VERSION").to_string(),
+        process: process.clone(),
+        decode: decode.clone(),
+        offsets_source: match bin.offsets_source() {
+            OffsetsSource::Dwarf => "dwarf",
+            OffsetsSource::Table => "table",
+            OffsetsSource::None => "none",
+        }
+        .to_string(),
+        allocs: format!("{:?}", opts.allocs).to_lowercase(),
+        start_unix_ns: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i64)
+            .unwrap_or(0),
+        start_monotonic_ns: monotonic_ns(),
+    };
     let allocs = match alloc_plan {
         None => None,
         Some(alloc_plan) => {
@@ -254,8 +278,9 @@ fn prepare(pid: u32, opts: &TraceOptions) -> Result<Prepared> {
     };
     Ok(Prepared {
         probes,
-        decoder: Decoder::new(DecodeSpec::new(&plan, bias)),
+        decoder: Decoder::new(decode),
         process,
+        header,
         sampler,
         first_sample,
         allocs,
@@ -272,52 +297,25 @@ fn open_output(opts: &TraceOptions) -> Result<Box<dyn Write + Send>> {
     })
 }
 
-/// Consumer side of the pipeline: raw events → decoder → model → sink.
-struct Pipeline {
-    decoder: Decoder,
-    model: Model,
-    sink: Box<dyn Sink + Send>,
-}
-
-impl Pipeline {
-    fn emit(&mut self, records: Vec<Record>) -> Result<()> {
-        for r in &records {
-            self.sink.record(r).context("cannot write output")?;
+/// Move every raw event the kernel has delivered into the pipeline.
+fn drain(pipe: &mut Pipeline, ring: &mut RingBuf<MapData>) -> Result<usize> {
+    let mut n = 0;
+    while let Some(item) = ring.next() {
+        n += 1;
+        if item.len() < std::mem::size_of::<RawEvent>() {
+            continue;
         }
-        Ok(())
+        // SAFETY: the slot holds at least size_of::<RawEvent>() bytes written by the
+        // kernel program as a RawEvent; read_unaligned copes with any alignment.
+        let raw: RawEvent = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
+        drop(item);
+        pipe.raw(&raw)?;
     }
-
-    fn drain(&mut self, ring: &mut RingBuf<MapData>) -> Result<usize> {
-        let mut n = 0;
-        while let Some(item) = ring.next() {
-            n += 1;
-            if item.len() < std::mem::size_of::<RawEvent>() {
-                continue;
-            }
-            // SAFETY: the slot holds at least size_of::<RawEvent>() bytes written by the
-            // kernel program as a RawEvent; read_unaligned copes with any alignment.
-            let raw: RawEvent = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
-            drop(item);
-            self.raw(&raw)?;
-        }
-        Ok(n)
-    }
-
-    fn raw(&mut self, raw: &RawEvent) -> Result<()> {
-        if let Some(ev) = self.decoder.decode(raw) {
-            self.event(ev)?;
-        }
-        Ok(())
-    }
-
-    fn event(&mut self, ev: TraceEvent) -> Result<()> {
-        let records = self.model.apply(&ev);
-        self.emit(records)
-    }
+    Ok(n)
 }
 
 /// Write the allocation sites as a pprof profile.
-fn write_profile(
+pub fn write_profile(
     path: &Path,
     allocs: &AllocModel,
     start_unix_ns: i64,
@@ -393,6 +391,7 @@ async fn event_loop(
     launched: Option<u32>,
 ) -> Result<Stop> {
     let Prepared {
+        header,
         mut probes,
         decoder,
         process,
@@ -403,16 +402,19 @@ async fn event_loop(
     let pid = sampler.pid;
     let ring = probes.take_events()?;
     let mut ring = watch(ring).context("cannot poll the ring buffer")?;
-    let mut pipe = Pipeline {
-        decoder,
-        model: Model::new(),
-        sink: sink_for(opts.format, open_output(opts)?),
+    let recorder = match &opts.record {
+        Some(path) => Some(
+            Recorder::create(path, &header)
+                .with_context(|| format!("cannot create recording {}", path.display()))?,
+        ),
+        None => None,
     };
+    let mut pipe = Pipeline::new(decoder, sink_for(opts.format, open_output(opts)?), recorder);
     pipe.emit(vec![Record::Process(process)])?;
     if let Some(raw) = first_sample {
         pipe.raw(&raw)?;
     }
-    pipe.sink.flush()?;
+    pipe.flush()?;
 
     // Target exit: our own child is reaped by a waiter thread (its status is the exit
     // code); any other process is watched through a pidfd.
@@ -471,12 +473,12 @@ async fn event_loop(
             _ = sigterm.recv() => break Stop::Signal(SignalKind::terminate()),
             guard = ring.readable_mut() => {
                 let mut guard = guard?;
-                pipe.drain(guard.get_inner_mut())?;
+                drain(&mut pipe, guard.get_inner_mut())?;
                 guard.clear_ready();
             }
             _ = sample_tick.tick() => {
                 // Drain first so the sample lands after the events that preceded it.
-                pipe.drain(ring.get_mut())?;
+                drain(&mut pipe, ring.get_mut())?;
                 if let Some(raw) = sampler.sample() {
                     pipe.raw(&raw)?;
                 }
@@ -494,8 +496,8 @@ async fn event_loop(
                 }
             }
             _ = tick.tick() => {
-                pipe.drain(ring.get_mut())?;
-                pipe.sink.flush()?;
+                drain(&mut pipe, ring.get_mut())?;
+                pipe.flush()?;
                 let lost = probes.counters()?.lost;
                 if lost > lost_reported {
                     eprintln!("gctrace-bpf: {} events lost so far (ring buffer full)", lost);
@@ -508,7 +510,7 @@ async fn event_loop(
     // Detach first so nothing arrives after the final drain, then account for it all.
     let counters = probes.counters()?;
     probes.detach();
-    pipe.drain(ring.get_mut())?;
+    drain(&mut pipe, ring.get_mut())?;
     if let Some(a) = allocs.as_mut() {
         if let Some(batch) = a.batch(&probes, monotonic_ns())? {
             pipe.event(TraceEvent::Allocs(Box::new(batch)))?;
@@ -521,11 +523,11 @@ async fn event_loop(
             );
         }
     }
-    let lost = counters.lost + pipe.decoder.undecodable();
-    pipe.model.set_lost_events(lost);
-    let records = pipe.model.finish();
-    pipe.emit(records)?;
-    pipe.sink.flush()?;
+    let exit_status = match stop {
+        Stop::TargetExited(Some(status)) => Some(launch::exit_code(status)),
+        _ => None,
+    };
+    let lost = pipe.finish(counters.lost, exit_status)?;
     if let Some(path) = &opts.pprof {
         write_profile(
             path,

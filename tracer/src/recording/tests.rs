@@ -1,0 +1,139 @@
+//! The reader against damaged input: every cut, random bytes, flipped bits. It must
+//! return the intact prefix or a clear error, never panic.
+
+use std::path::Path;
+
+use tracer_common::RawEvent;
+
+use super::*;
+use crate::decode::DecodeSpec;
+use crate::events::AllocBatch;
+use crate::probes::StwScheme;
+
+fn header() -> Header {
+    Header {
+        tracer_version: "test".into(),
+        process: ProcessInfo {
+            pid: 42,
+            exe: "/bin/app".into(),
+            go_version: "go1.27.3".into(),
+            arch: "x86_64".into(),
+            gomaxprocs: Some(2),
+        },
+        decode: DecodeSpec {
+            scheme: StwScheme::WorldStop,
+            reads: vec![],
+            systemstack: None,
+        },
+        offsets_source: "dwarf".into(),
+        allocs: "rate".into(),
+        start_unix_ns: 1,
+        start_monotonic_ns: 2,
+    }
+}
+
+/// A recording of `n` raw events in several blocks, then an allocation batch and an end.
+fn recording(n: u64) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.gct");
+    let mut rec = Recorder::create(&path, &header()).unwrap();
+    for i in 0..n {
+        let ev = RawEvent {
+            kind: 4,
+            ktime_ns: 1_000 + i,
+            regs: [i, i * 3, 0, 0, 0, 0],
+            ..RawEvent::default()
+        };
+        rec.raw(&ev).unwrap();
+    }
+    rec.alloc_batch(&AllocBatch {
+        ts_ns: 7,
+        objects: 3,
+        ..AllocBatch::default()
+    })
+    .unwrap();
+    rec.finish(End {
+        lost_events: 5,
+        exit_status: Some(3),
+    })
+    .unwrap();
+    std::fs::read(&path).unwrap()
+}
+
+#[test]
+fn round_trip() {
+    let data = recording(1000);
+    let r = Reader::parse(&data, Path::new("r.gct")).unwrap();
+    assert_eq!(r.header, header());
+    assert!(r.damage.is_none(), "{:?}", r.damage);
+    assert_eq!(r.items.len(), 1002);
+    assert!(matches!(r.items[999], Item::Raw(ev) if ev.ktime_ns == 1_999 && ev.regs[1] == 2_997));
+    assert!(matches!(
+        r.items[1001],
+        Item::End(End {
+            lost_events: 5,
+            exit_status: Some(3)
+        })
+    ));
+    // 1000 events of 360 bytes fill several 64 KiB blocks and compress well.
+    assert!(data.len() < 1000 * 360 / 4, "{} bytes", data.len());
+}
+
+#[test]
+fn every_cut_gives_the_intact_prefix_or_a_clear_error() {
+    let data = recording(600);
+    let full = Reader::parse(&data, Path::new("r.gct")).unwrap().items;
+    for cut in 0..data.len() {
+        match Reader::parse(&data[..cut], Path::new("r.gct")) {
+            Ok(r) => {
+                assert!(r.damage.is_some(), "cut at {cut} not reported");
+                assert!(r.items.len() < full.len());
+                assert_eq!(&full[..r.items.len()], &r.items[..], "cut at {cut}");
+            }
+            Err(e) => {
+                // Only a cut inside the header may fail outright.
+                assert!(cut < 16 + 1000, "cut at {cut}: {e}");
+                assert!(e.to_string().contains("r.gct"), "{e}");
+            }
+        }
+    }
+}
+
+#[test]
+fn flipped_bytes_and_random_bytes_never_panic() {
+    let data = recording(300);
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for _ in 0..3000 {
+        let mut d = data.clone();
+        for _ in 0..1 + next() % 4 {
+            let i = (next() as usize) % d.len();
+            d[i] ^= (next() % 255 + 1) as u8;
+        }
+        let _ = Reader::parse(&d, Path::new("r.gct"));
+    }
+    for len in [0, 1, 7, 8, 16, 100, 5000] {
+        let random: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        let err = Reader::parse(&random, Path::new("junk.bin")).err();
+        let msg = err.map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            msg.contains("junk.bin is not a gctrace-bpf recording"),
+            "{msg}"
+        );
+    }
+}
+
+#[test]
+fn newer_format_is_refused_by_name() {
+    let mut data = recording(1);
+    data[8..12].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
+    let e = Reader::parse(&data, Path::new("r.gct"))
+        .err()
+        .map(|e| e.to_string());
+    assert!(e.unwrap_or_default().contains("newer gctrace-bpf"));
+}

@@ -1,0 +1,114 @@
+//! Replaying a recording through the live pipeline (same decoder, same model), into any
+//! output: the records equal those of the live run.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::decode::Decoder;
+use crate::events::TraceEvent;
+use crate::output::Sink;
+use crate::pipeline::Pipeline;
+use crate::recording::{Item, Reader};
+use crate::records::Record;
+
+/// A sink that keeps the records (for reports and exports).
+#[derive(Clone, Default)]
+pub struct Collect(pub Arc<Mutex<Vec<Record>>>);
+
+impl Sink for Collect {
+    fn record(&mut self, rec: &Record) -> std::io::Result<()> {
+        if let Ok(mut v) = self.0.lock() {
+            v.push(rec.clone());
+        }
+        Ok(())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What a replay found besides its records.
+pub struct Replayed {
+    /// Why the recording ended early, if it did.
+    pub damage: Option<String>,
+    pub exit_status: Option<i32>,
+}
+
+/// Open `path`, warn on stderr when it is cut, and replay it into `sink`. With `pace`,
+/// events are delayed to their recorded spacing divided by the factor (for live views).
+pub fn replay(path: &Path, sink: Box<dyn Sink + Send>, pace: Option<f64>) -> Result<Replayed> {
+    let reader = Reader::open(path)?;
+    if let Some(d) = &reader.damage {
+        eprintln!(
+            "gctrace-bpf: warning: {} is {d}; replaying what is intact",
+            path.display()
+        );
+    }
+    replay_reader(&reader, sink, pace)
+}
+
+pub fn replay_reader(
+    reader: &Reader,
+    sink: Box<dyn Sink + Send>,
+    pace: Option<f64>,
+) -> Result<Replayed> {
+    let mut pipe = Pipeline::new(Decoder::new(reader.header.decode.clone()), sink, None);
+    pipe.emit(vec![Record::Process(reader.header.process.clone())])?;
+    let mut kernel_lost = 0;
+    let mut exit_status = None;
+    let mut clock: Option<(u64, std::time::Instant)> = None;
+    for item in &reader.items {
+        match item {
+            Item::Raw(raw) => {
+                if let Some(speed) = pace.filter(|s| *s > 0.0) {
+                    let (t0, wall0) =
+                        *clock.get_or_insert((raw.ktime_ns, std::time::Instant::now()));
+                    let due = Duration::from_nanos(raw.ktime_ns.saturating_sub(t0)).div_f64(speed);
+                    if let Some(wait) = due.checked_sub(wall0.elapsed()) {
+                        std::thread::sleep(wait);
+                        pipe.flush()?;
+                    }
+                }
+                pipe.raw(raw)?;
+            }
+            Item::Allocs(batch) => pipe.event(TraceEvent::Allocs(Box::new(batch.clone())))?,
+            Item::End(end) => {
+                kernel_lost = end.lost_events;
+                exit_status = end.exit_status;
+            }
+        }
+    }
+    pipe.finish(kernel_lost, exit_status)?;
+    Ok(Replayed {
+        damage: reader.damage.clone(),
+        exit_status,
+    })
+}
+
+/// Every record of a recording, in order.
+pub fn records(reader: &Reader) -> Result<Vec<Record>> {
+    let collect = Collect::default();
+    replay_reader(reader, Box::new(collect.clone()), None)?;
+    let records = collect.0.lock().map(|v| v.clone()).unwrap_or_default();
+    Ok(records)
+}
+
+/// The model after replaying a recording (for profiles of its allocation sites).
+pub fn model(reader: &Reader) -> Result<crate::model::Model> {
+    let mut pipe = Pipeline::new(
+        Decoder::new(reader.header.decode.clone()),
+        Box::new(Collect::default()),
+        None,
+    );
+    for item in &reader.items {
+        match item {
+            Item::Raw(raw) => pipe.raw(raw)?,
+            Item::Allocs(batch) => pipe.event(TraceEvent::Allocs(Box::new(batch.clone())))?,
+            Item::End(_) => {}
+        }
+    }
+    Ok(pipe.model)
+}
