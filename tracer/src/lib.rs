@@ -4,7 +4,8 @@
 //! Data flows one way, one module per stage:
 //! [`binary`] (which functions, return sites, offsets) → [`probes`] (load and attach the
 //! kernel programs) → [`decode`] (raw kernel events → [`events`]) → [`model`]
-//! (aggregation into [`records`]) → [`output`] (JSON, gctrace text).
+//! (aggregation into [`records`]) → [`output`] (JSON, gctrace text) or [`tui`] (live
+//! terminal UI).
 //! [`session`] wires the stages together for a live run; [`launch`] starts a command
 //! under tracing; [`cli`] is the command line.
 
@@ -21,3 +22,4 @@ pub mod probes;
 pub mod records;
 pub mod session;
 pub mod target;
+pub mod tui;
