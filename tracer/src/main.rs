@@ -1,6 +1,7 @@
 //! `gctrace-bpf`: parse the command line, run, and turn every failure into one line on
 //! stderr with exit status 1 (usage errors: 2, from clap).
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -16,6 +17,7 @@ fn main() -> ExitCode {
         Some(Command::Inspect(args)) => run_inspect(args),
         None => {
             let t = cli.trace;
+            let format = t.resolved_format(std::io::stdout().is_terminal());
             let target = match t.pid {
                 Some(pid) => session::Target::Pid(pid),
                 None => session::Target::Command(t.command),
@@ -24,9 +26,13 @@ fn main() -> ExitCode {
                 target,
                 allocs: t.allocs,
                 overhead_budget: t.overhead_budget,
-                format: t.format,
+                format,
                 output: t.output,
                 duration: t.duration,
+                slo: tracer::tui::Slo {
+                    pause_ns: t.slo_pause.as_nanos().min(u128::from(u64::MAX)) as u64,
+                    gc_cpu_percent: t.slo_gc_cpu,
+                },
             })
         }
     };

@@ -30,7 +30,8 @@ const DEFAULT_WINDOW: usize = 2;
 
 /// Consecutive cycles of growing live heap that raise the leak-suspicion alert.
 pub const HEAP_GROWTH_ALERT: u32 = 5;
-/// Non-GC stops per second (over the window) that raise the frequent-stops alert.
+/// Non-GC stops per second (over the window, and at least 5 of them: two stops in the
+/// first second are no pattern) that raise the frequent-stops alert.
 pub const NON_GC_STOPS_PER_S_ALERT: f64 = 1.0;
 
 /// What the UI is told at start: thresholds and the allocation mode of the run.
@@ -480,7 +481,9 @@ pub struct Ui {
     pub help: bool,
     /// Selected cycle, counted from the newest (0) so new cycles do not move it.
     pub cycle_sel: usize,
-    pub cycle_detail: bool,
+    /// The cycle whose details are shown (Enter), by number: it stays put while new
+    /// cycles arrive.
+    pub cycle_detail: Option<u32>,
     /// First pause shown, counted from the newest.
     pub pause_scroll: usize,
     pub size: (u16, u16),
@@ -510,7 +513,7 @@ impl App {
                 window: DEFAULT_WINDOW,
                 help: false,
                 cycle_sel: 0,
-                cycle_detail: false,
+                cycle_detail: None,
                 pause_scroll: 0,
                 size: (80, 24),
             },
@@ -543,7 +546,7 @@ impl App {
             KeyCode::Char('?') | KeyCode::F(1) => self.ui.help = !self.ui.help,
             KeyCode::Esc => {
                 self.ui.help = false;
-                self.ui.cycle_detail = false;
+                self.ui.cycle_detail = None;
             }
             KeyCode::Tab => self.ui.view = View::ALL[(self.ui.view.index() + 1) % 4],
             KeyCode::BackTab => self.ui.view = View::ALL[(self.ui.view.index() + 3) % 4],
@@ -563,7 +566,14 @@ impl App {
                 self.ui.window = self.ui.window.saturating_sub(1);
             }
             KeyCode::Enter if self.ui.view == View::Cycles => {
-                self.ui.cycle_detail = !self.ui.cycle_detail;
+                self.ui.cycle_detail = match self.ui.cycle_detail {
+                    Some(_) => None,
+                    None => self
+                        .shown()
+                        .gcs
+                        .nth_newest(self.ui.cycle_sel)
+                        .map(|g| g.cycle),
+                };
             }
             KeyCode::Up | KeyCode::Char('k') => self.scroll(-1),
             KeyCode::Down | KeyCode::Char('j') => self.scroll(1),
@@ -595,6 +605,18 @@ impl App {
 pub fn update(app: &mut App, ev: AppEvent) -> Control {
     match ev {
         AppEvent::Record(r) => {
+            // A row picked below the newest stays picked as new rows arrive on top.
+            if app.frozen.is_none() {
+                match &r {
+                    Record::Gc(_) if app.ui.cycle_sel > 0 => {
+                        app.ui.cycle_sel = (app.ui.cycle_sel + 1).min(GC_HISTORY - 1);
+                    }
+                    Record::Stw(_) if app.ui.pause_scroll > 0 => {
+                        app.ui.pause_scroll = (app.ui.pause_scroll + 1).min(STW_HISTORY - 1);
+                    }
+                    _ => {}
+                }
+            }
             app.live.record(r);
             app.dirty |= app.frozen.is_none();
         }
@@ -662,7 +684,7 @@ pub fn alerts(app: &App) -> Vec<String> {
     }
     let covered = d.covered_s(w);
     let non_gc = d.window_stws(w).filter(|s| !s.reason.is_gc()).count();
-    if covered > 0.0 && non_gc as f64 / covered >= NON_GC_STOPS_PER_S_ALERT {
+    if covered > 0.0 && non_gc >= 5 && non_gc as f64 / covered >= NON_GC_STOPS_PER_S_ALERT {
         out.push(format!(
             "{non_gc} non-GC stops in {}: who stops the world?",
             super::fmt::secs(covered)

@@ -578,8 +578,8 @@ fn draw_cycles(app: &App, f: &mut Frame, area: Rect) {
     let sel = app.ui.cycle_sel.min(d.gcs.len() - 1);
     let mut state = TableState::default().with_selected(Some(sel));
     f.render_stateful_widget(table, area, &mut state);
-    if app.ui.cycle_detail {
-        if let Some(g) = d.gcs.nth_newest(sel) {
+    if let Some(n) = app.ui.cycle_detail {
+        if let Some(g) = d.gcs.iter().rev().find(|g| g.cycle == n) {
             draw_cycle_detail(app, d, g, f, area);
         }
     }
