@@ -17,6 +17,8 @@ Output:
   gctrace  one line per GC cycle in the layout of GODEBUG=gctrace=1 ('?' where not known)
   json     newline-delimited JSON: a process record, then gc and stw (stop-the-world)
            records as they complete, then a summary with pause percentiles and lost events
+  tui      live terminal UI (default with --pid on a terminal): pauses vs --slo-pause,
+           cycles, heap, allocations; q quits, ? help
 
 Needs root, or CAP_BPF and CAP_PERFMON. The target is never modified or restarted; when
 gctrace-bpf exits (or is killed) every probe is removed.";
@@ -147,9 +149,10 @@ pub struct TraceArgs {
     )]
     pub pid: Option<u32>,
 
-    /// Output format.
-    #[arg(short, long, value_enum, default_value_t = Format::Gctrace)]
-    pub format: Format,
+    /// Output format [default: tui when attaching to --pid with standard output on a
+    /// terminal and no --output, otherwise gctrace].
+    #[arg(short, long, value_enum)]
+    pub format: Option<Format>,
 
     /// Write the output to FILE instead of standard output.
     #[arg(short, long, value_name = "FILE")]
@@ -180,10 +183,34 @@ pub struct TraceArgs {
     #[arg(short, long, value_name = "SECONDS", value_parser = parse_duration)]
     pub duration: Option<Duration>,
 
+    /// TUI: the pause SLO, checked against the p99 pause (e.g. 500us, 1ms, 0.2s; a bare
+    /// number is milliseconds).
+    #[arg(long, default_value = "1ms", value_name = "DURATION", value_parser = parse_pause)]
+    pub slo_pause: Duration,
+
+    /// TUI: the share of CPU the GC may take before it counts as thrashing, in percent.
+    #[arg(long, default_value_t = 5.0, value_name = "PERCENT", value_parser = parse_percent)]
+    pub slo_gc_cpu: f64,
+
     /// Command to start and trace from its first instruction (after `--`). It inherits
     /// stdin, stdout, stderr and the environment; gctrace-bpf exits with its status.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<OsString>,
+}
+
+impl TraceArgs {
+    /// The format to use. The TUI is the default only where it can work and nothing else
+    /// shares the screen: attaching to a pid, with stdout a terminal and no --output (a
+    /// started command writes to the same terminal, and scripts read stdout).
+    pub fn resolved_format(&self, stdout_is_terminal: bool) -> Format {
+        match self.format {
+            Some(f) => f,
+            None if stdout_is_terminal && self.output.is_none() && self.pid.is_some() => {
+                Format::Tui
+            }
+            None => Format::Gctrace,
+        }
+    }
 }
 
 fn parse_percent(s: &str) -> Result<f64, String> {
@@ -194,6 +221,29 @@ fn parse_percent(s: &str) -> Result<f64, String> {
         return Err(format!("'{s}' must be between 0 and 100"));
     }
     Ok(p)
+}
+
+fn parse_pause(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let (num, scale) = [
+        ("ns", 1e-9),
+        ("us", 1e-6),
+        ("µs", 1e-6),
+        ("ms", 1e-3),
+        ("s", 1.0),
+    ]
+    .iter()
+    .find_map(|(unit, scale)| t.strip_suffix(unit).map(|n| (n, *scale)))
+    .unwrap_or((t, 1e-3));
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration (like 500us, 1ms, 0.2s)"))?;
+    let secs = v * scale;
+    if !secs.is_finite() || secs <= 0.0 || secs > 3600.0 {
+        return Err(format!("'{s}' must be a positive duration"));
+    }
+    Ok(Duration::from_secs_f64(secs))
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -222,7 +272,7 @@ mod tests {
             .unwrap()
             .trace;
         assert_eq!(c.command, vec![OsString::from("ls"), OsString::from("-l")]);
-        assert_eq!(c.format, Format::Json);
+        assert_eq!(c.format, Some(Format::Json));
         let c = parse(&["-p", "42", "-d", "1.5"]).unwrap().trace;
         assert_eq!(c.pid, Some(42));
         assert_eq!(c.duration, Some(Duration::from_millis(1500)));
@@ -230,6 +280,28 @@ mod tests {
         let c = parse(&["--", "inspect"]).unwrap();
         assert!(c.subcommand.is_none());
         assert_eq!(c.trace.command, vec![OsString::from("inspect")]);
+    }
+
+    #[test]
+    fn tui_is_the_default_only_on_a_terminal() {
+        let c = parse(&["-p", "1"]).unwrap().trace;
+        assert_eq!(c.resolved_format(true), Format::Tui);
+        assert_eq!(c.resolved_format(false), Format::Gctrace);
+        let c = parse(&["-p", "1", "-o", "x"]).unwrap().trace;
+        assert_eq!(c.resolved_format(true), Format::Gctrace);
+        let c = parse(&["-p", "1", "-f", "json"]).unwrap().trace;
+        assert_eq!(c.resolved_format(true), Format::Json);
+        let c = parse(&["--", "ls"]).unwrap().trace;
+        assert_eq!(c.resolved_format(true), Format::Gctrace);
+        let c = parse(&["-p", "1", "-f", "tui", "--slo-pause", "500us"])
+            .unwrap()
+            .trace;
+        assert_eq!(c.resolved_format(false), Format::Tui);
+        assert_eq!(c.slo_pause, Duration::from_micros(500));
+        assert_eq!(c.slo_gc_cpu, 5.0);
+        assert_eq!(parse_pause("2"), Ok(Duration::from_millis(2)));
+        assert_eq!(parse_pause("0.5s"), Ok(Duration::from_millis(500)));
+        assert!(parse_pause("-1ms").is_err());
     }
 
     #[test]

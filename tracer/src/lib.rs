@@ -4,7 +4,8 @@
 //! Data flows one way, one module per stage:
 //! [`binary`] (which functions, return sites, offsets) → [`probes`] (load and attach the
 //! kernel programs) → [`decode`] (raw kernel events → [`events`]) → [`model`]
-//! (aggregation into [`records`]) → [`output`] (JSON, gctrace text).
+//! (aggregation into [`records`]) → [`output`] (JSON, gctrace text) or [`tui`] (live
+//! terminal UI).
 //! [`session`] wires the stages together for a live run; [`launch`] starts a command
 //! under tracing; [`cli`] is the command line.
 
@@ -27,3 +28,4 @@ pub mod replay;
 pub mod report;
 pub mod session;
 pub mod target;
+pub mod tui;

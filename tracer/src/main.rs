@@ -1,6 +1,7 @@
 //! `gctrace-bpf`: parse the command line, run, and turn every failure into one line on
 //! stderr with exit status 1 (usage errors: 2, from clap).
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use std::io::Write as _;
@@ -27,6 +28,7 @@ fn main() -> ExitCode {
         }),
         None => {
             let t = cli.trace;
+            let format = t.resolved_format(std::io::stdout().is_terminal());
             let target = match t.pid {
                 Some(pid) => session::Target::Pid(pid),
                 None => session::Target::Command(t.command),
@@ -37,9 +39,13 @@ fn main() -> ExitCode {
                 pprof: t.pprof,
                 record: t.record,
                 overhead_budget: t.overhead_budget,
-                format: t.format,
+                format,
                 output: t.output,
                 duration: t.duration,
+                slo: tracer::tui::Slo {
+                    pause_ns: t.slo_pause.as_nanos().min(u128::from(u64::MAX)) as u64,
+                    gc_cpu_percent: t.slo_gc_cpu,
+                },
             })
         }
     };

@@ -30,6 +30,7 @@ use crate::{
     recording::{Header, Recorder},
     records::{ProcessInfo, Record},
     target,
+    tui::{self, AppEvent, Control},
 };
 
 /// How often the ring buffer is drained. Events are submitted without waking us (a
@@ -63,6 +64,8 @@ pub struct TraceOptions {
     pub format: Format,
     pub output: Option<PathBuf>,
     pub duration: Option<Duration>,
+    /// Thresholds the TUI checks against.
+    pub slo: tui::Slo,
 }
 
 /// Why the event loop ended.
@@ -71,11 +74,16 @@ enum Stop {
     TargetExited(Option<libc::c_int>),
     Duration,
     Signal(SignalKind),
+    /// The user quit the TUI (q or Ctrl-C, which raw mode turns into a key).
+    Quit,
 }
 
 /// Run a session; returns the process exit code (the command's own in launch mode).
 pub fn run(opts: TraceOptions) -> Result<i32> {
     target::check_privileges()?;
+    if opts.format == Format::Tui {
+        tui::check_usable(opts.output.as_deref())?;
+    }
 
     let mut launched: Option<Launched> = None;
     let pid = match &opts.target {
@@ -125,6 +133,12 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
                     // SAFETY: signalling our own child.
                     unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
                 }
+            }
+            if stop == Stop::Quit {
+                // Quitting the TUI is its Ctrl-C: in raw mode the terminal did not send
+                // the command the SIGINT it would otherwise have got.
+                // SAFETY: signalling our own child.
+                unsafe { libc::kill(pid as libc::pid_t, libc::SIGINT) };
             }
             let status = launch::wait_exit(pid).context("waiting for the command")?;
             Ok(launch::exit_code(status))
@@ -367,6 +381,14 @@ async fn burst_timer(deadline: Option<std::time::Instant>) {
     }
 }
 
+/// The TUI's next frame or key (never, without the TUI).
+async fn tui_step(tui: &mut Option<tui::Live>) -> Result<Control> {
+    match tui {
+        Some(t) => t.step().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Register a descriptor we own with the event loop, for readability.
 fn watch<T: AsRawFd>(inner: T) -> std::io::Result<AsyncFd<T>> {
     // SAFETY: `inner` owns its descriptor (a ring-buffer map or a pidfd) and keeps it open
@@ -409,7 +431,16 @@ async fn event_loop(
         ),
         None => None,
     };
-    let mut pipe = Pipeline::new(decoder, sink_for(opts.format, open_output(opts)?), recorder);
+    // The TUI takes the terminal from here on; the pipeline's records go to it.
+    let mut tui = match opts.format {
+        Format::Tui => Some(tui::Live::start(opts.slo, opts.allocs)?),
+        _ => None,
+    };
+    let sink = match &tui {
+        Some(t) => t.sink(),
+        None => sink_for(opts.format, open_output(opts)?),
+    };
+    let mut pipe = Pipeline::new(decoder, sink, recorder);
     pipe.emit(vec![Record::Process(process)])?;
     if let Some(raw) = first_sample {
         pipe.raw(&raw)?;
@@ -471,6 +502,11 @@ async fn event_loop(
             _ = &mut deadline => break Stop::Duration,
             _ = sigint.recv() => break Stop::Signal(SignalKind::interrupt()),
             _ = sigterm.recv() => break Stop::Signal(SignalKind::terminate()),
+            ctl = tui_step(&mut tui) => {
+                if ctl? == Control::Quit {
+                    break Stop::Quit;
+                }
+            }
             guard = ring.readable_mut() => {
                 let mut guard = guard?;
                 drain(&mut pipe, guard.get_inner_mut())?;
@@ -499,7 +535,9 @@ async fn event_loop(
                 drain(&mut pipe, ring.get_mut())?;
                 pipe.flush()?;
                 let lost = probes.counters()?.lost;
-                if lost > lost_reported {
+                if let Some(t) = tui.as_mut() {
+                    t.set_lost(lost);
+                } else if lost > lost_reported {
                     eprintln!("gctrace-bpf: {} events lost so far (ring buffer full)", lost);
                     lost_reported = lost;
                 }
@@ -536,6 +574,27 @@ async fn event_loop(
             monotonic_ns() - started_ns,
         )?;
     }
+    if let Some(t) = tui.as_mut() {
+        // The final state stays on screen until the user has read it.
+        let ended = match stop {
+            Stop::TargetExited(status) => {
+                Some(AppEvent::TargetExited(status.map(launch::exit_code)))
+            }
+            Stop::Duration => Some(AppEvent::Detached),
+            Stop::Signal(_) | Stop::Quit => None,
+        };
+        if let Some(ended) = ended {
+            t.set_lost(lost);
+            t.hold(ended, async {
+                tokio::select! {
+                    _ = sigint.recv() => {}
+                    _ = sigterm.recv() => {}
+                }
+            })
+            .await?;
+        }
+    }
+    drop(tui);
     if lost > 0 {
         eprintln!("gctrace-bpf: {lost} events lost in total");
     }

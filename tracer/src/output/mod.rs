@@ -36,7 +36,7 @@ impl<S: Sink + ?Sized> Sink for Box<S> {
     }
 }
 
-/// Output format, as chosen on the command line (`--format gctrace|json`).
+/// Output format, as chosen on the command line (`--format gctrace|json|tui`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum Format {
     /// The Go runtime's `GODEBUG=gctrace=1` lines; `?` where the tracer cannot know.
@@ -44,6 +44,8 @@ pub enum Format {
     Gctrace,
     /// Newline-delimited JSON, one object per record.
     Json,
+    /// The live terminal UI (default when standard output is a terminal).
+    Tui,
 }
 
 impl Format {
@@ -51,6 +53,7 @@ impl Format {
         match self {
             Format::Gctrace => "gctrace",
             Format::Json => "json",
+            Format::Tui => "tui",
         }
     }
 }
@@ -63,7 +66,7 @@ impl fmt::Display for Format {
 
 /// Unknown format name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown output format {0:?} (expected \"gctrace\" or \"json\")")]
+#[error("unknown output format {0:?} (expected \"gctrace\", \"json\" or \"tui\")")]
 pub struct UnknownFormat(pub String);
 
 impl FromStr for Format {
@@ -74,15 +77,17 @@ impl FromStr for Format {
         match s.to_ascii_lowercase().as_str() {
             "gctrace" => Ok(Format::Gctrace),
             "json" => Ok(Format::Json),
+            "tui" => Ok(Format::Tui),
             _ => Err(UnknownFormat(s.to_owned())),
         }
     }
 }
 
-/// The sink for `format`, writing to `w`.
+/// The sink for `format`, writing to `w`. The TUI is not a writer: the session gets its
+/// sink from [`crate::tui::Live`]; asked for a writer anyway, it gets the gctrace text.
 pub fn sink_for(format: Format, w: Box<dyn Write + Send>) -> Box<dyn Sink + Send> {
     match format {
-        Format::Gctrace => Box::new(GctraceSink::new(w)),
+        Format::Gctrace | Format::Tui => Box::new(GctraceSink::new(w)),
         Format::Json => Box::new(JsonSink::new(w)),
     }
 }
@@ -121,7 +126,7 @@ mod tests {
             .iter()
             .filter_map(|v| v.to_possible_value().map(|p| p.get_name().to_owned()))
             .collect();
-        assert_eq!(names, ["gctrace", "json"]);
+        assert_eq!(names, ["gctrace", "json", "tui"]);
     }
 
     #[test]

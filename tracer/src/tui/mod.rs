@@ -1,0 +1,91 @@
+//! The live terminal UI (`--format tui`, the default on a terminal): what the GC is
+//! doing right now, for an engineer in an incident.
+//!
+//! - [`app`]: the state ([`app::App`]) and [`app::update`], pure and testable;
+//! - [`ui`]: [`ui::draw`], which renders the state into any ratatui backend;
+//! - [`terminal`]: raw mode and the alternate screen, always restored;
+//! - [`live`]: the glue to the session's event loop: a [`TuiSink`] the pipeline writes
+//!   records to, and a frame/input step the loop awaits.
+//!
+//! The model knows nothing of the UI: records reach it through the same [`Sink`]
+//! interface as the JSON and gctrace outputs.
+
+pub mod app;
+pub mod fmt;
+pub mod live;
+pub mod terminal;
+pub mod ui;
+
+use std::io::{self, IsTerminal};
+use std::path::Path;
+use std::sync::mpsc;
+
+use anyhow::{bail, Result};
+use ratatui::{backend::Backend, Terminal};
+
+use crate::output::Sink;
+use crate::records::Record;
+
+pub use app::{update, App, AppEvent, Config, Control};
+pub use live::Live;
+
+/// Service-level objectives the UI checks pauses and GC CPU against (`--slo-pause`,
+/// `--slo-gc-cpu`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Slo {
+    pub pause_ns: u64,
+    pub gc_cpu_percent: f64,
+}
+
+impl Default for Slo {
+    fn default() -> Slo {
+        Slo {
+            pause_ns: 1_000_000,
+            gc_cpu_percent: 5.0,
+        }
+    }
+}
+
+/// Refuses the TUI where it cannot work: it draws on the terminal, so not into a file
+/// and not when standard output is redirected.
+pub fn check_usable(output: Option<&Path>) -> Result<()> {
+    if output.is_some() {
+        bail!("--format tui draws on the terminal; with --output use --format gctrace or json");
+    }
+    if !io::stdout().is_terminal() {
+        bail!("--format tui needs a terminal on standard output; use --format gctrace or json");
+    }
+    Ok(())
+}
+
+/// Draws one frame of `app` into any backend (the live terminal, or a test buffer).
+pub fn render<B: Backend>(app: &App, terminal: &mut Terminal<B>) -> Result<()> {
+    terminal
+        .draw(|f| ui::draw(app, f))
+        .map_err(|e| anyhow::anyhow!("cannot draw the terminal UI: {e}"))?;
+    Ok(())
+}
+
+/// The pipeline's end when the TUI is on: hands records over to the UI, which takes
+/// them in at its next frame. Never blocks the pipeline.
+pub struct TuiSink {
+    tx: mpsc::Sender<Record>,
+}
+
+impl TuiSink {
+    pub fn new(tx: mpsc::Sender<Record>) -> TuiSink {
+        TuiSink { tx }
+    }
+}
+
+impl Sink for TuiSink {
+    fn record(&mut self, rec: &Record) -> io::Result<()> {
+        // The UI going away first (it only does while exiting) loses nothing of value.
+        let _ = self.tx.send(rec.clone());
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

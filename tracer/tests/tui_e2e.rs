@@ -1,0 +1,231 @@
+//! End to end: the TUI in a real terminal (tmux) attached to a live Go workload. Within
+//! 5 s the screen shows the pid, the Go version, the p99 pause, the allocation rate and
+//! the cycles; `q` exits within 1 s with status 0 and leaves the terminal as it was
+//! (no alternate screen, cooked mode, cursor shown). Also reports the tracer's own CPU
+//! while it draws.
+//!
+//! Privileged (eBPF): runs only with GCTRACE_INTEGRATION=1, as root, and needs tmux.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{build_gcload, integration_enabled, tracer_bin, ChildGuard, Toolchain};
+
+/// The newest configured toolchain, or the 1.27.3 `cargo xtask setup` installs.
+fn toolchain() -> Toolchain {
+    if std::env::var_os("GCTRACE_GO_TOOLCHAINS").is_some() {
+        return common::newest_toolchain();
+    }
+    Toolchain {
+        version: "1.27.3".into(),
+        go: PathBuf::from("/var/cache/gctrace-bpf/go/1.27.3/go/bin/go"),
+    }
+}
+
+/// A detached tmux session, killed (by its unique name) when dropped.
+struct Tmux {
+    name: String,
+}
+
+impl Tmux {
+    fn start(cmd: &str, width: u16, height: u16) -> Tmux {
+        let name = format!("gctrace-tui-e2e-{}", std::process::id());
+        let st = Command::new("tmux")
+            .args(["new-session", "-d", "-s", &name, "-x"])
+            .arg(width.to_string())
+            .arg("-y")
+            .arg(height.to_string())
+            .arg(cmd)
+            .status()
+            .expect("tmux is installed (apt-get install tmux)");
+        assert!(st.success(), "tmux new-session failed");
+        Tmux { name }
+    }
+
+    fn capture(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["capture-pane", "-p", "-t", &self.name])
+            .output()
+            .expect("tmux capture-pane");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn display(&self, format: &str) -> String {
+        let out = Command::new("tmux")
+            .args(["display-message", "-p", "-t", &self.name, format])
+            .output()
+            .expect("tmux display-message");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    fn send(&self, keys: &str) {
+        let st = Command::new("tmux")
+            .args(["send-keys", "-t", &self.name, keys])
+            .status()
+            .expect("tmux send-keys");
+        assert!(st.success());
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.name])
+            .status();
+    }
+}
+
+/// The number after `word ` on the screen, if any.
+fn number_after(screen: &str, word: &str) -> Option<f64> {
+    screen.match_indices(word).find_map(|(i, _)| {
+        let rest = screen[i + word.len()..].trim_start();
+        let num: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '.')
+            .collect();
+        num.parse().ok()
+    })
+}
+
+/// utime + stime of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may contain spaces) start at ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+fn tracer_pid_of(target: u32) -> Option<u32> {
+    // The tracer is the process whose command line names the target pid.
+    let want = format!("--pid\0{target}\0");
+    fs::read_dir("/proc").ok()?.find_map(|e| {
+        let pid: u32 = e.ok()?.file_name().to_str()?.parse().ok()?;
+        let cmd = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let exe = fs::read_link(format!("/proc/{pid}/exe")).ok()?;
+        (String::from_utf8_lossy(&cmd).contains(&want)
+            && exe.file_name() == tracer_bin().file_name())
+        .then_some(pid)
+    })
+}
+
+#[test]
+fn tui_shows_the_live_gc_and_quits_cleanly() {
+    if !integration_enabled() {
+        return;
+    }
+    let _lock = common::exclusive();
+    let tc = toolchain();
+    let go_version = tc.go_version();
+    let gcload = build_gcload(&tc);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut workload = ChildGuard::spawn(
+        Command::new(&gcload).args(["-forever", "-readmemstats", "1000", "-duration", "600s"]),
+        dir.path(),
+        "gcload",
+    );
+    let pid = workload.pid();
+    thread::sleep(Duration::from_millis(300));
+
+    let status_file = dir.path().join("status");
+    let stty_file = dir.path().join("stty");
+    let cmd = format!(
+        "{} --pid {pid}; echo $? > {}; stty -a > {}; sleep 60",
+        tracer_bin().display(),
+        status_file.display(),
+        stty_file.display()
+    );
+    let tmux = Tmux::start(&cmd, 100, 30);
+
+    // Within 5 s: pid, Go version, p99, an allocation rate, completed cycles.
+    let start = Instant::now();
+    let mut screen = String::new();
+    let ok = |s: &str| {
+        s.contains(&format!("pid {pid}"))
+            && s.contains(&go_version)
+            && s.contains("p99")
+            && number_after(s, "Alloc rate").is_some()
+            && number_after(s, "cycles").is_some_and(|n| n > 0.0)
+    };
+    while start.elapsed() < Duration::from_secs(5) {
+        screen = tmux.capture();
+        if ok(&screen) {
+            break;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        ok(&screen),
+        "after {:?} the screen lacks pid {pid}, {go_version}, p99, an alloc rate or cycles:\n{screen}",
+        start.elapsed()
+    );
+    println!("screen after {:?}:\n{screen}", start.elapsed());
+    assert_eq!(
+        tmux.display("#{alternate_on}"),
+        "1",
+        "TUI on the alternate screen"
+    );
+
+    // The tracer's own CPU over a few seconds of drawing a busy workload.
+    if let Some(tpid) = tracer_pid_of(pid) {
+        let secs = 5.0;
+        let t0 = cpu_ticks(tpid);
+        thread::sleep(Duration::from_secs_f64(secs));
+        let t1 = cpu_ticks(tpid);
+        if let (Some(a), Some(b)) = (t0, t1) {
+            // SAFETY: sysconf has no preconditions.
+            let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+            println!(
+                "tracer CPU while showing the TUI: {:.1}% of a core",
+                (b - a) as f64 / hz / secs * 100.0
+            );
+        }
+    }
+
+    // Every view draws live.
+    for k in ["2", "Enter", "3", "4", "1"] {
+        tmux.send(k);
+        thread::sleep(Duration::from_millis(250));
+    }
+    assert!(tmux.capture().contains("pause"), "{}", tmux.capture());
+
+    let quit = Instant::now();
+    tmux.send("q");
+    while read(&status_file).trim().is_empty() && quit.elapsed() < Duration::from_secs(3) {
+        thread::sleep(Duration::from_millis(10));
+    }
+    let took = quit.elapsed();
+    assert!(
+        !read(&status_file).trim().is_empty(),
+        "no exit 3 s after q:\n{}",
+        tmux.capture()
+    );
+    thread::sleep(Duration::from_millis(100));
+    let status = read(&status_file);
+    assert_eq!(status.trim(), "0", "exit status");
+    assert!(took <= Duration::from_secs(1), "q took {took:?} to exit");
+    println!("exit {took:?} after q");
+    assert_eq!(
+        tmux.display("#{alternate_on}"),
+        "0",
+        "alternate screen left"
+    );
+    assert_eq!(tmux.display("#{cursor_flag}"), "1", "cursor shown");
+    let stty = read(&stty_file);
+    for mode in ["icanon", "echo", "isig"] {
+        assert!(
+            stty.split_whitespace().any(|w| w == mode),
+            "terminal not restored ({mode} off): {stty}"
+        );
+    }
+    assert!(workload.try_wait().is_none(), "the target keeps running");
+}
+
+fn read(p: &Path) -> String {
+    fs::read_to_string(p).unwrap_or_default()
+}

@@ -1,0 +1,151 @@
+//! Snapshots of every TUI view, rendered into a ratatui `TestBackend` from real recorded
+//! traces (`tests/fixtures/`), from no data at all, and at awkward terminal sizes.
+//!
+//! Review changes with `cargo insta review` (or `INSTA_UPDATE=always` and `git diff`).
+
+mod tui_support;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use tracer::alloc::AllocMode;
+use tracer::records::Record;
+use tracer::tui::{update, App, AppEvent, Config};
+use tui_support::{fixture, redact, screen};
+
+fn key(app: &mut App, code: KeyCode) {
+    update(app, AppEvent::Key(KeyEvent::new(code, KeyModifiers::NONE)));
+}
+
+fn app_from(name: &str, allocs: AllocMode) -> (App, u32) {
+    let mut app = App::new(Config {
+        allocs,
+        ..Config::default()
+    });
+    let mut pid = 0;
+    for r in fixture(name) {
+        if let Record::Process(p) = &r {
+            pid = p.pid;
+        }
+        update(&mut app, AppEvent::Record(r));
+    }
+    (app, pid)
+}
+
+fn sample() -> (App, u32) {
+    app_from("trace-sample-1.27.ndjson", AllocMode::Rate)
+}
+
+fn allocs() -> (App, u32) {
+    app_from("trace-allocs-1.27.ndjson", AllocMode::Exact)
+}
+
+fn snap(app: &App, pid: u32, w: u16, h: u16) -> String {
+    redact(&screen(app, w, h), pid)
+}
+
+#[test]
+fn overview() {
+    let (app, pid) = sample();
+    insta::assert_snapshot!("overview_80x24", snap(&app, pid, 80, 24));
+    insta::assert_snapshot!("overview_120x40", snap(&app, pid, 120, 40));
+}
+
+#[test]
+fn overview_with_breaches() {
+    // 35 ms pauses against the 1 ms SLO: the alerts line says so.
+    let (app, pid) = allocs();
+    insta::assert_snapshot!("overview_breach_80x24", snap(&app, pid, 80, 24));
+}
+
+#[test]
+fn overview_narrow_window() {
+    let (mut app, pid) = sample();
+    key(&mut app, KeyCode::Char('-'));
+    key(&mut app, KeyCode::Char('-'));
+    insta::assert_snapshot!("overview_window10s_80x24", snap(&app, pid, 80, 24));
+}
+
+#[test]
+fn cycles() {
+    let (mut app, pid) = sample();
+    key(&mut app, KeyCode::Char('2'));
+    insta::assert_snapshot!("cycles_80x24", snap(&app, pid, 80, 24));
+    for _ in 0..3 {
+        key(&mut app, KeyCode::Down);
+    }
+    key(&mut app, KeyCode::PageDown);
+    insta::assert_snapshot!("cycles_scrolled_80x24", snap(&app, pid, 80, 24));
+    key(&mut app, KeyCode::Enter);
+    insta::assert_snapshot!("cycle_detail_80x24", snap(&app, pid, 80, 24));
+}
+
+#[test]
+fn pauses() {
+    let (mut app, pid) = sample();
+    key(&mut app, KeyCode::Char('3'));
+    insta::assert_snapshot!("pauses_80x24", snap(&app, pid, 80, 24));
+    let (mut app, pid) = allocs();
+    key(&mut app, KeyCode::Char('3'));
+    insta::assert_snapshot!("pauses_allocs_100x30", snap(&app, pid, 100, 30));
+}
+
+#[test]
+fn allocations() {
+    let (mut app, pid) = sample();
+    key(&mut app, KeyCode::Char('4'));
+    insta::assert_snapshot!("allocations_rate_mode_80x24", snap(&app, pid, 80, 24));
+    let (mut app, pid) = allocs();
+    key(&mut app, KeyCode::Char('4'));
+    insta::assert_snapshot!("allocations_exact_80x24", snap(&app, pid, 80, 24));
+    insta::assert_snapshot!("allocations_exact_120x40", snap(&app, pid, 120, 40));
+}
+
+#[test]
+fn empty() {
+    let mut app = App::new(Config::default());
+    for (i, c) in ['1', '2', '3', '4'].into_iter().enumerate() {
+        key(&mut app, KeyCode::Char(c));
+        insta::assert_snapshot!(format!("empty_view{}_80x24", i + 1), screen(&app, 80, 24));
+    }
+}
+
+#[test]
+fn tiny_terminal() {
+    let (app, pid) = sample();
+    insta::assert_snapshot!("tiny_40x10", snap(&app, pid, 40, 10));
+}
+
+#[test]
+fn help_and_end_of_run() {
+    let (mut app, pid) = sample();
+    key(&mut app, KeyCode::Char('?'));
+    insta::assert_snapshot!("help_80x24", snap(&app, pid, 80, 24));
+    key(&mut app, KeyCode::Char('?'));
+    update(&mut app, AppEvent::TargetExited(Some(0)));
+    insta::assert_snapshot!("exited_80x24", snap(&app, pid, 80, 24));
+}
+
+/// Whatever the size and view, drawing never panics (below the minimum size it says
+/// so on one line).
+#[test]
+fn every_size_draws() {
+    for (mut app, _) in [sample(), allocs(), (App::new(Config::default()), 0)] {
+        for view in ['1', '2', '3', '4'] {
+            key(&mut app, KeyCode::Char(view));
+            for detail in [false, true] {
+                if detail {
+                    key(&mut app, KeyCode::Enter);
+                    key(&mut app, KeyCode::Char('?'));
+                }
+                for w in (0..=130).step_by(13) {
+                    for h in (0..=45).step_by(6) {
+                        let _ = screen(&app, w, h);
+                    }
+                }
+                if detail {
+                    key(&mut app, KeyCode::Enter);
+                    key(&mut app, KeyCode::Char('?'));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! Test helpers of the TUI tests: read recorded JSON traces (the `--format json` output
+//! of real runs, in `tests/fixtures/`) back into records, and render an [`App`] into a
+//! ratatui `TestBackend` as plain text for snapshots.
+
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::path::Path;
+
+use ratatui::{backend::TestBackend, Terminal};
+use serde_json::Value;
+use tracer::events::{AllocStat, Frame, SiteStat, StwReason, Trigger};
+use tracer::records::{
+    AllocRecord, AllocSitesRecord, AllocTypesRecord, GcCpu, GcRecord, ProcessInfo, Record,
+    SizeClassStat, StwRecord, Summary,
+};
+use tracer::tui::{render, App};
+
+fn u(v: &Value, k: &str) -> u64 {
+    v[k].as_u64().unwrap_or(0)
+}
+
+fn ou(v: &Value, k: &str) -> Option<u64> {
+    v[k].as_u64()
+}
+
+fn s(v: &Value, k: &str) -> String {
+    v[k].as_str().unwrap_or("").to_string()
+}
+
+fn reason(name: &str) -> StwReason {
+    (0..=255u8)
+        .map(StwReason::from_code)
+        .find(|r| r.as_str() == name)
+        .unwrap_or(StwReason::Unknown)
+}
+
+fn trigger(v: &Value) -> Option<Trigger> {
+    let name = v.as_str()?;
+    (0..3)
+        .filter_map(Trigger::from_kind)
+        .find(|t| t.as_str() == name)
+}
+
+/// One line of `--format json` output back as the record it was written from (the
+/// fields the JSON has; `runtime_clock` and `runtime_init_ns` are not in it).
+pub fn parse_line(line: &str) -> Option<Record> {
+    let v: Value = serde_json::from_str(line).ok()?;
+    Some(match v["type"].as_str()? {
+        "process" => Record::Process(ProcessInfo {
+            pid: u(&v, "pid") as u32,
+            exe: s(&v, "exe"),
+            go_version: s(&v, "go_version"),
+            arch: s(&v, "arch"),
+            gomaxprocs: ou(&v, "gomaxprocs").map(|p| p as u32),
+        }),
+        "gc" => {
+            let cpu = ou(&v, "cpu_sweep_term_ns").map(|st| GcCpu {
+                sweep_term_ns: st,
+                assist_ns: u(&v, "cpu_assist_ns"),
+                background_ns: u(&v, "cpu_background_ns"),
+                idle_ns: u(&v, "cpu_idle_ns"),
+                mark_term_ns: u(&v, "cpu_mark_term_ns"),
+            });
+            Record::Gc(GcRecord {
+                cycle: u(&v, "cycle") as u32,
+                trigger: trigger(&v["trigger"]),
+                start_ns: u(&v, "start_ns"),
+                end_ns: u(&v, "end_ns"),
+                sweep_term_ns: u(&v, "sweep_term_ns"),
+                mark_ns: u(&v, "mark_ns"),
+                mark_term_ns: u(&v, "mark_term_ns"),
+                pause_ns: u(&v, "pause_ns"),
+                runtime_init_ns: None,
+                gomaxprocs: ou(&v, "gomaxprocs").map(|p| p as u32),
+                heap_start_bytes: ou(&v, "heap_start_bytes"),
+                heap_end_bytes: ou(&v, "heap_end_bytes"),
+                heap_live_bytes: ou(&v, "heap_live_bytes"),
+                heap_goal_bytes: ou(&v, "heap_goal_bytes"),
+                stacks_bytes: ou(&v, "stacks_bytes"),
+                globals_bytes: ou(&v, "globals_bytes"),
+                gogc: v["gogc"].as_i64().map(|g| g as i32),
+                memory_limit_bytes: v["memory_limit_bytes"].as_i64(),
+                cpu_percent: ou(&v, "gc_cpu_percent").map(|p| p as u32),
+                cpu,
+                runtime_clock: None,
+            })
+        }
+        "stw" => Record::Stw(StwRecord {
+            reason: reason(v["reason"].as_str()?),
+            start_ns: u(&v, "start_ns"),
+            duration_ns: u(&v, "duration_ns"),
+            cycle: ou(&v, "cycle").map(|c| c as u32),
+        }),
+        "alloc" => Record::Alloc(AllocRecord {
+            ts_ns: u(&v, "ts_ns"),
+            total_bytes: u(&v, "total_bytes"),
+            rate_bytes_per_s: ou(&v, "rate_bytes_per_s"),
+            alloc_objects: ou(&v, "alloc_objects"),
+        }),
+        "alloc_types" => Record::AllocTypes(AllocTypesRecord {
+            ts_ns: u(&v, "ts_ns"),
+            exact: v["exact"].as_bool().unwrap_or(false),
+            objects: u(&v, "objects"),
+            bytes: u(&v, "bytes"),
+            dropped_objects: u(&v, "dropped_objects"),
+            types: v["types"]
+                .as_array()?
+                .iter()
+                .map(|t| AllocStat {
+                    name: s(t, "name"),
+                    objects: u(t, "objects"),
+                    bytes: u(t, "bytes"),
+                })
+                .collect(),
+            size_classes: v["size_classes"]
+                .as_array()?
+                .iter()
+                .map(|c| SizeClassStat {
+                    size: u(c, "size"),
+                    objects: u(c, "objects"),
+                    bytes: u(c, "bytes"),
+                })
+                .collect(),
+        }),
+        "alloc_sites" => Record::AllocSites(AllocSitesRecord {
+            ts_ns: u(&v, "ts_ns"),
+            exact: v["exact"].as_bool().unwrap_or(false),
+            sites: v["sites"]
+                .as_array()?
+                .iter()
+                .map(|site| SiteStat {
+                    type_name: s(site, "type"),
+                    objects: u(site, "objects"),
+                    bytes: u(site, "bytes"),
+                    frames: site["frames"]
+                        .as_array()
+                        .map(|fs| {
+                            fs.iter()
+                                .map(|f| Frame {
+                                    function: s(f, "function"),
+                                    file: s(f, "file"),
+                                    line: u(f, "line") as u32,
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                })
+                .collect(),
+        }),
+        "summary" => Record::Summary(Summary {
+            cycles: u(&v, "cycles"),
+            pause_p50_ns: ou(&v, "pause_p50_ns"),
+            pause_p99_ns: ou(&v, "pause_p99_ns"),
+            pause_max_ns: ou(&v, "pause_max_ns"),
+            alloc_bytes: ou(&v, "alloc_bytes"),
+            alloc_objects: ou(&v, "alloc_objects"),
+            lost_events: u(&v, "lost_events"),
+        }),
+        _ => return None,
+    })
+}
+
+/// Every record of a fixture (`tests/fixtures/NAME`), in order.
+pub fn fixture(name: &str) -> Vec<Record> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("fixtures")
+        .join(name);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let records: Vec<Record> = text.lines().filter_map(parse_line).collect();
+    assert_eq!(
+        records.len(),
+        text.lines().filter(|l| !l.trim().is_empty()).count(),
+        "{name}: every line parses"
+    );
+    records
+}
+
+/// The screen as text, one line per row, trailing blanks trimmed.
+pub fn screen(app: &App, width: u16, height: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("test terminal");
+    render(app, &mut terminal).expect("render");
+    let buf = terminal.backend().buffer();
+    let mut out = String::new();
+    for y in 0..buf.area.height {
+        let mut line = String::new();
+        for x in 0..buf.area.width {
+            line.push_str(buf[(x, y)].symbol());
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// Replaces volatile parts (the pid of the recorded run) so snapshots compare layout
+/// and figures only.
+pub fn redact(screen: &str, pid: u32) -> String {
+    screen.replace(&format!("pid {pid}"), "pid <PID>")
+}
