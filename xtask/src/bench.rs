@@ -66,7 +66,7 @@ pub struct BenchArgs {
     sample_pairs: usize,
     /// MiB per run of the sample series: long enough to span the first sampling burst
     /// (1 s after the start) and the next period's (at 11 s).
-    #[arg(long, default_value_t = 8192)]
+    #[arg(long, default_value_t = 6144)]
     sample_work_mib: u64,
     /// Rounds of the `--allocs exact` series (alone, gctrace-bpf, bpftrace; 0 skips it).
     #[arg(long, default_value_t = 3)]
@@ -74,6 +74,12 @@ pub struct BenchArgs {
     /// MiB per run of the exact series: every allocation costs a probe hit, keep it small.
     #[arg(long, default_value_t = 32)]
     exact_work_mib: u64,
+    /// Rounds of the stop-the-world series (alone, gctrace-bpf, bpftrace; 0 skips it).
+    #[arg(long, default_value_t = 6)]
+    stw_rounds: usize,
+    /// Stops of the world per run of that series (`gcload -stw-loop N`).
+    #[arg(long, default_value_t = 20000)]
+    stw_loop: u64,
     /// Print the results without rewriting docs/performance.md.
     #[arg(long)]
     no_write: bool,
@@ -142,8 +148,8 @@ struct Sample {
     mallocs: u64,
     /// MemStats.PauseNs of the run's cycles (the last 256 at most).
     pauses_ns: Vec<u64>,
-    /// gctrace-bpf runs: records in the trace, and the allocations its alloc_types
-    /// records count (exact: every one; sample: those seen in bursts).
+    /// gctrace-bpf runs: records in the trace, and the allocations its last alloc_types
+    /// record counts (exact: every one; sample: extrapolated from the bursts).
     gc_records: u64,
     stw_records: u64,
     lost_events: u64,
@@ -160,9 +166,34 @@ impl Sample {
     }
 }
 
+/// A gcload run's fixed work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Work {
+    /// `-work MiB`: allocate that much.
+    Alloc(u64),
+    /// `-stw-loop N`: stop the world N times (runtime.ReadMemStats), allocate nothing.
+    Stw(u64),
+}
+
+impl Work {
+    fn args(self) -> [String; 2] {
+        match self {
+            Work::Alloc(mib) => ["-work".into(), mib.to_string()],
+            Work::Stw(n) => ["-stw-loop".into(), n.to_string()],
+        }
+    }
+}
+
+impl std::fmt::Display for Work {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let [flag, value] = self.args();
+        write!(f, "gcload {flag} {value}")
+    }
+}
+
 /// A series' runs, one list per variant, in round order.
 struct Series {
-    work_mib: u64,
+    work: Work,
     variants: Vec<Variant>,
     runs: Vec<Vec<Sample>>,
 }
@@ -186,8 +217,8 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     if args.rounds == 0 || args.work_mib == 0 || args.sample_work_mib == 0 {
         bail!("--rounds and the --*work-mib values must be positive");
     }
-    if args.exact_work_mib == 0 {
-        bail!("--exact-work-mib must be positive");
+    if args.exact_work_mib == 0 || args.stw_loop == 0 {
+        bail!("--exact-work-mib and --stw-loop must be positive");
     }
     if !env::is_root()? {
         bail!("cargo xtask bench loads eBPF programs: run it as root");
@@ -245,7 +276,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
 
     let default = bench.series(
         "default",
-        args.work_mib,
+        Work::Alloc(args.work_mib),
         &[
             Variant::Alone,
             Variant::Tracer(AllocMode::Rate),
@@ -257,7 +288,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     let sample = if args.sample_pairs > 0 {
         Some(bench.series(
             "sample",
-            args.sample_work_mib,
+            Work::Alloc(args.sample_work_mib),
             &[Variant::Alone, Variant::Tracer(AllocMode::Sample)],
             args.sample_pairs,
             false,
@@ -268,13 +299,28 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     let exact = if args.exact_rounds > 0 {
         Some(bench.series(
             "exact",
-            args.exact_work_mib,
+            Work::Alloc(args.exact_work_mib),
             &[
                 Variant::Alone,
                 Variant::Tracer(AllocMode::Exact),
                 Variant::Bpftrace(ProbeSet::Allocs),
             ],
             args.exact_rounds,
+            false,
+        )?)
+    } else {
+        None
+    };
+    let stw = if args.stw_rounds > 0 {
+        Some(bench.series(
+            "stw",
+            Work::Stw(args.stw_loop),
+            &[
+                Variant::Alone,
+                Variant::Tracer(AllocMode::Rate),
+                Variant::Bpftrace(ProbeSet::Gc),
+            ],
+            args.stw_rounds,
             false,
         )?)
     } else {
@@ -291,6 +337,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         default,
         sample,
         exact,
+        stw,
         took: started.elapsed(),
     };
     let section = report.markdown();
@@ -425,10 +472,11 @@ impl Bench {
     }
 
     /// gcload's arguments: the fixed work, and where to write its MemStats.
-    fn gcload_args(&self, work_mib: u64) -> Vec<OsString> {
+    fn gcload_args(&self, work: Work) -> Vec<OsString> {
+        let [flag, value] = work.args();
         vec![
-            "-work".into(),
-            work_mib.to_string().into(),
+            flag.into(),
+            value.into(),
             "-memstats-out".into(),
             self.memstats_path().into(),
         ]
@@ -439,13 +487,13 @@ impl Bench {
     fn series(
         &self,
         name: &str,
-        work_mib: u64,
+        work: Work,
         variants: &[Variant],
         rounds: usize,
         warmup: bool,
     ) -> Result<Series> {
         println!(
-            "bench: {name} series, {rounds} rounds of gcload -work {work_mib}: {}",
+            "bench: {name} series, {rounds} rounds of {work}: {}",
             variants
                 .iter()
                 .map(|v| v.label())
@@ -454,7 +502,7 @@ impl Bench {
         );
         if warmup {
             for &v in variants {
-                self.once(v, work_mib)?;
+                self.once(v, work)?;
             }
         }
         let mut runs: Vec<Vec<Sample>> = variants.iter().map(|_| Vec::new()).collect();
@@ -462,7 +510,7 @@ impl Bench {
             let mut line = format!("  {name} {:>2}:", round + 1);
             for k in 0..variants.len() {
                 let i = (round + k) % variants.len();
-                let s = self.once(variants[i], work_mib)?;
+                let s = self.once(variants[i], work)?;
                 let _ = write!(
                     line,
                     " {} {:.3} s ({:.3} s CPU);",
@@ -475,14 +523,14 @@ impl Bench {
             println!("{}", line.trim_end_matches(';'));
         }
         Ok(Series {
-            work_mib,
+            work,
             variants: variants.to_vec(),
             runs,
         })
     }
 
-    fn once(&self, variant: Variant, work_mib: u64) -> Result<Sample> {
-        let args = self.gcload_args(work_mib);
+    fn once(&self, variant: Variant, work: Work) -> Result<Sample> {
+        let args = self.gcload_args(work);
         match variant {
             Variant::Alone => {
                 let run = self.run(Command::new(&self.gcload).args(args))?;
@@ -587,16 +635,18 @@ impl Bench {
                 } else if line.starts_with("{\"type\":\"stw\"") {
                     sample.stw_records += 1;
                 } else if line.starts_with("{\"type\":\"alloc_types\"") {
-                    sample.alloc_objects += json_u64(line, "objects").unwrap_or(0);
-                    sample.alloc_dropped += json_u64(line, "dropped_objects").unwrap_or(0);
+                    // Running totals: the last record has them all.
+                    sample.alloc_objects = json_u64(line, "objects").unwrap_or(0);
+                    sample.alloc_dropped = json_u64(line, "dropped_objects").unwrap_or(0);
                 } else if line.starts_with("{\"type\":\"summary\"") {
                     sample.lost_events = json_u64(line, "lost_events").unwrap_or(0);
                 }
             }
-            if sample.gc_records == 0 {
+            if sample.gc_records == 0 && sample.num_gc > 0 {
                 bail!(
-                    "the traced run's trace {} has no gc record",
-                    trace.display()
+                    "the traced run's trace {} has no gc record, the runtime counted {} cycles",
+                    trace.display(),
+                    sample.num_gc
                 );
             }
         }
@@ -726,6 +776,7 @@ struct Report {
     default: Series,
     sample: Option<Series>,
     exact: Option<Series>,
+    stw: Option<Series>,
     took: Duration,
 }
 
@@ -786,6 +837,9 @@ impl Report {
         if let Some(exact) = &self.exact {
             self.exact_md(&mut md, exact);
         }
+        if let Some(stw) = &self.stw {
+            self.stw_md(&mut md, stw);
+        }
         self.per_hit_md(&mut md);
         md
     }
@@ -821,14 +875,14 @@ impl Report {
         let _ = writeln!(
             md,
             "### Default mode (`--allocs rate`: GC probes only)\n\n\
-             `gcload -work {}`, {} rounds of alone / gctrace-bpf / bpftrace (order rotating), \
+             `{}`, {} rounds of alone / gctrace-bpf / bpftrace (order rotating), \
              after one discarded round. bpftrace counts hits in a map (`@[probe] = count()`, \
              in its `-c` child only) at the entries of the {} functions gctrace-bpf probes \
              (`{}`), but not at the RET sites of `{START_THE_WORLD}` that gctrace-bpf also \
              probes: Debian's bpftrace 0.17 is built without the instruction decoder that \
              `uprobe:BIN:FUNC+OFFSET` needs and refuses such probes, even with `--unsafe`. \
              bpftrace therefore takes one hit fewer per stop-the-world.\n",
-            d.work_mib,
+            d.work,
             d.rounds(),
             self.gc_sites.len(),
             self.gc_sites.join("`, `")
@@ -947,12 +1001,12 @@ impl Report {
         let _ = writeln!(
             md,
             "### `--allocs sample` (allocation probes in bursts, within a {SAMPLE_BUDGET_PERCENT} % budget)\n\n\
-             `gcload -work {}`, {} pairs of alone / gctrace-bpf `--allocs sample` (order \
+             `{}`, {} pairs of alone / gctrace-bpf `--allocs sample` (order \
              alternating). A sampling period is 10 s; the first burst (10 ms, measuring the \
              allocation rate) starts 1 s after the tracer, the next at 11 s, sized so that \
              hits × cost per hit stay within the budget over the period. No bpftrace column: bpftrace has no \
              equivalent of attaching probes in bursts.\n",
-            series.work_mib,
+            series.work,
             series.rounds()
         );
         let _ = writeln!(
@@ -981,11 +1035,13 @@ impl Report {
         );
         let _ = writeln!(
             md,
-            "| allocations seen in bursts per run (of {} in all) | | {} | |",
+            "| allocations per run: MemStats.Mallocs / gctrace-bpf's estimate from its bursts | {} | {} | |",
             med(alone, |s| s.mallocs),
             med(ours, |s| s.alloc_objects)
         );
         let cpu_delta = paired_delta(alone, ours, |s| s.cpu_ns);
+        let sys_delta = paired_delta(alone, ours, |s| s.sys_ns);
+        let hit_ns = self.exact_hit_ns().unwrap_or(20_000.0);
         let cpu_pct = 100.0 * cpu_delta / med(alone, |s| s.cpu_ns).max(1) as f64;
         let wall_ratios = pair_ratios(alone, ours, |s| s.work_ns);
         let cpu_ratios = pair_ratios(alone, ours, |s| s.cpu_ns);
@@ -1002,12 +1058,30 @@ impl Report {
             md,
             "\n- Budget check: the workload's CPU time grew by {cpu_pct:+.1} % (Δ {}, per-pair \
              ratios {}); against the {SAMPLE_BUDGET_PERCENT} % budget that {verdict} on CPU \
-             time. Wall time: {wall_pct:+.1} % (median per-pair ratio; per-pair {}), which \
-             at this load is within noise either way.\n",
+             time. Wall time: {wall_pct:+.1} % (median per-pair ratio; per-pair {}).\n\
+             - Where it goes: system time grew by {} per run, about {:.0} probe hits at the \
+             {} per hit measured in the exact-mode series below, where the budget allows \
+             about {:.0} ({SAMPLE_BUDGET_PERCENT} % of the workload's CPU time at that cost).\n",
             ms_delta(cpu_delta),
             spread(&cpu_ratios),
-            spread(&wall_ratios)
+            spread(&wall_ratios),
+            ms_delta(sys_delta),
+            sys_delta / hit_ns.max(1.0),
+            per_hit(hit_ns, 1.0),
+            SAMPLE_BUDGET_PERCENT / 100.0 * med(alone, |s| s.cpu_ns) as f64 / hit_ns.max(1.0),
         );
+    }
+
+    /// The tracer's CPU cost of one allocation-probe hit, from the exact-mode series.
+    fn exact_hit_ns(&self) -> Option<f64> {
+        let e = self.exact.as_ref()?;
+        let hits = med(e.of(Variant::Bpftrace(ProbeSet::Allocs)), |s| s.hits.all) as f64;
+        let delta = paired_delta(
+            e.of(Variant::Alone),
+            e.of(Variant::Tracer(AllocMode::Exact)),
+            |s| s.cpu_ns,
+        );
+        (hits > 0.0 && delta > 0.0).then(|| delta / hits)
     }
 
     fn exact_md(&self, md: &mut String, series: &Series) {
@@ -1019,11 +1093,11 @@ impl Report {
         let _ = writeln!(
             md,
             "### `--allocs exact` (every allocation counted)\n\n\
-             `gcload -work {}`, {} rounds of alone / gctrace-bpf `--allocs exact` / bpftrace \
+             `{}`, {} rounds of alone / gctrace-bpf `--allocs exact` / bpftrace \
              (order rotating), no warm-up. bpftrace counts hits on the same {} allocation \
              functions (`runtime.mallocgc` and the size-specialised `SC<N>` entry points, \
              from `go tool nm`).\n",
-            series.work_mib,
+            series.work,
             series.rounds(),
             self.alloc_functions.len()
         );
@@ -1100,6 +1174,67 @@ impl Report {
         );
     }
 
+    fn stw_md(&self, md: &mut String, series: &Series) {
+        let alone = series.of(Variant::Alone);
+        let ours = series.of(Variant::Tracer(AllocMode::Rate));
+        let bt = series.of(Variant::Bpftrace(ProbeSet::Gc));
+        let bt_hits = med(bt, |s| s.hits.all) as f64;
+        let stops = med(bt, |s| s.hits.start_the_world) as f64;
+        let _ = writeln!(
+            md,
+            "### Default mode on a stop-the-world loop\n\n\
+             `{}` (`runtime.ReadMemStats` back to back: each call stops and restarts the \
+             world, no GC cycle, hardly any allocation), {} rounds of alone / gctrace-bpf / \
+             bpftrace (order rotating): the default mode's hottest probes (`{START_THE_WORLD}` \
+             entry and RET for gctrace-bpf, entry only for bpftrace) hit tens of thousands \
+             of times for little other work, so their cost stands out of the noise.\n",
+            series.work,
+            series.rounds()
+        );
+        let _ = writeln!(md, "| measure | alone | gctrace-bpf | bpftrace |");
+        let _ = writeln!(md, "|---|---:|---:|---:|");
+        let row3 = |md: &mut String, name: &str, f: &dyn Fn(&Sample) -> u64| {
+            let (a, o, b) = (med(alone, f), med(ours, f), med(bt, f));
+            let _ = writeln!(
+                md,
+                "| {name} | {} | {} ({:.2}×) | {} ({:.2}×) |",
+                s3(a),
+                s3(o),
+                ratio(o, a),
+                s3(b),
+                ratio(b, a)
+            );
+        };
+        row3(md, "workload wall time", &|s| s.work_ns);
+        row3(md, "workload CPU time (user + system)", &|s| s.cpu_ns);
+        row3(md, "of which system time", &|s| s.sys_ns);
+        let _ = writeln!(
+            md,
+            "| Δ workload CPU time vs alone | | {} | {} |",
+            ms_delta(paired_delta(alone, ours, |s| s.cpu_ns)),
+            ms_delta(paired_delta(alone, bt, |s| s.cpu_ns))
+        );
+        let _ = writeln!(
+            md,
+            "| probe hits per run | | {:.0} (bpftrace's + one RET per stop; its trace has {} stw records) | {bt_hits:.0} |",
+            bt_hits + stops,
+            med(ours, |s| s.stw_records)
+        );
+        let _ = writeln!(
+            md,
+            "| cost per stop-the-world (Δ CPU / stops) | | {} | {} |",
+            per_hit(paired_delta(alone, ours, |s| s.cpu_ns), stops),
+            per_hit(paired_delta(alone, bt, |s| s.cpu_ns), stops)
+        );
+        row3(md, "whole command, spawn to exit", &|s| s.process_ns);
+        let _ = writeln!(
+            md,
+            "| the tool's own CPU time per run (start-up included; it decodes and writes every stw event) | | {} | {} |\n",
+            s3(med(ours, Sample::tool_cpu_ns)),
+            s3(med(bt, Sample::tool_cpu_ns))
+        );
+    }
+
     fn per_hit_md(&self, md: &mut String) {
         let d = &self.default;
         let alone = d.of(Variant::Alone);
@@ -1110,11 +1245,12 @@ impl Report {
         let _ = writeln!(
             md,
             "### Cost of one probe hit\n\n\
-             Δ CPU (or Δ system time) of the workload divided by the hits per run. In the \
-             default mode the hits are few (hundreds per run) and the deltas a few ms, \
-             within the noise of the CPU times: read the exact-mode row, with hundreds of \
-             thousands of hits, as the measurement and the default-mode rows as a \
-             consistency check.\n"
+             Δ CPU (or Δ system time) of the workload divided by the hits per run. On the \
+             allocating workload the default mode takes only hundreds of hits per run, a \
+             few ms of CPU, within the run-to-run noise of the CPU times: that row is a \
+             consistency check only. The stop-the-world loop (tens of thousands of hits on \
+             the same GC probes, little other work) and the exact mode (hundreds of \
+             thousands of hits on the allocation probes) measure the cost of a hit.\n"
         );
         let _ = writeln!(
             md,
@@ -1123,13 +1259,29 @@ impl Report {
         let _ = writeln!(md, "|---|---:|---:|---:|");
         let _ = writeln!(
             md,
-            "| default mode, `-work {}` | {ours_hits:.0} / {bt_hits:.0} | {} / {} | {} / {} |",
-            d.work_mib,
+            "| default mode, `{}` (GC probes, few hits) | {ours_hits:.0} / {bt_hits:.0} | {} / {} | {} / {} |",
+            d.work,
             per_hit(paired_delta(alone, ours, |s| s.cpu_ns), ours_hits),
             per_hit(paired_delta(alone, ours, |s| s.sys_ns), ours_hits),
             per_hit(paired_delta(alone, bt, |s| s.cpu_ns), bt_hits),
             per_hit(paired_delta(alone, bt, |s| s.sys_ns), bt_hits),
         );
+        if let Some(w) = &self.stw {
+            let alone = w.of(Variant::Alone);
+            let ours = w.of(Variant::Tracer(AllocMode::Rate));
+            let bt = w.of(Variant::Bpftrace(ProbeSet::Gc));
+            let bt_hits = med(bt, |s| s.hits.all) as f64;
+            let ours_hits = bt_hits + med(bt, |s| s.hits.start_the_world) as f64;
+            let _ = writeln!(
+                md,
+                "| default mode, `{}` (GC probes, stop-the-world loop) | {ours_hits:.0} / {bt_hits:.0} | {} / {} | {} / {} |",
+                w.work,
+                per_hit(paired_delta(alone, ours, |s| s.cpu_ns), ours_hits),
+                per_hit(paired_delta(alone, ours, |s| s.sys_ns), ours_hits),
+                per_hit(paired_delta(alone, bt, |s| s.cpu_ns), bt_hits),
+                per_hit(paired_delta(alone, bt, |s| s.sys_ns), bt_hits),
+            );
+        }
         if let Some(e) = &self.exact {
             let alone = e.of(Variant::Alone);
             let ours = e.of(Variant::Tracer(AllocMode::Exact));
@@ -1137,8 +1289,8 @@ impl Report {
             let hits = med(bt, |s| s.hits.all) as f64;
             let _ = writeln!(
                 md,
-                "| `--allocs exact`, `-work {}` | {hits:.0} / {hits:.0} | {} / {} | {} / {} |",
-                e.work_mib,
+                "| `--allocs exact`, `{}` (allocation probes) | {hits:.0} / {hits:.0} | {} / {} | {} / {} |",
+                e.work,
                 per_hit(paired_delta(alone, ours, |s| s.cpu_ns), hits),
                 per_hit(paired_delta(alone, ours, |s| s.sys_ns), hits),
                 per_hit(paired_delta(alone, bt, |s| s.cpu_ns), hits),
