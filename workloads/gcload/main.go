@@ -245,6 +245,7 @@ func main() {
 	batchBytes := flag.Int("batch-bytes", 64*1024, "bytes each goroutine allocates between 1 ms sleeps")
 	withHotspot := flag.Bool("hotspot", false, "add a goroutine whose 32 KiB []byte allocations (in main.hotspot) dominate the allocated bytes: a known hottest allocation site and type for the allocation tests")
 	workMiB := flag.Int64("work", 0, "fixed work instead of a duration: allocate this many MiB in total (split over the goroutines) without pacing, then exit; -duration, -forever, -forced and -readmemstats do not apply")
+	stwLoop := flag.Int("stw-loop", 0, "fixed work of another kind: stop the world this many times back to back (runtime.ReadMemStats), no allocating goroutines, then exit; cannot be combined with -work, -forever, -forced or -readmemstats")
 	flag.Parse()
 	if *goroutines < 1 || *liveSlots < 1 || *batchBytes < 1 || *forced < 0 || *readMemStats < 0 || *workMiB < 0 {
 		fmt.Fprintln(os.Stderr, "gcload: -goroutines, -live-slots and -batch-bytes must be positive, -forced, -readmemstats and -work not negative")
@@ -254,8 +255,30 @@ func main() {
 		fmt.Fprintln(os.Stderr, "gcload: -work cannot be combined with -forever, -forced or -readmemstats")
 		os.Exit(2)
 	}
+	if *stwLoop < 0 || (*stwLoop > 0 && (*workMiB > 0 || *forever || *forced > 0 || *readMemStats > 0)) {
+		fmt.Fprintln(os.Stderr, "gcload: -stw-loop must not be negative, and cannot be combined with -work, -forever, -forced or -readmemstats")
+		os.Exit(2)
+	}
 	start := time.Now()
 	cgoCall()
+
+	if *stwLoop > 0 {
+		// Many stops of the world for little other work: what the default mode's
+		// stop-the-world probes cost per hit, large enough to measure (the benchmark).
+		var ms runtime.MemStats
+		for i := 0; i < *stwLoop; i++ {
+			runtime.ReadMemStats(&ms)
+		}
+		elapsed := time.Since(start)
+		if *memStatsPath != "" {
+			if err := writeMemStats(*memStatsPath, 0, elapsed); err != nil {
+				fmt.Fprintln(os.Stderr, "gcload: writing memstats:", err)
+				os.Exit(1)
+			}
+		}
+		fmt.Printf("gcload done: stw-loop=%d\n", *stwLoop)
+		os.Exit(*exitCode)
+	}
 
 	signals := make(chan os.Signal, 1)
 	if *forever {

@@ -1,13 +1,24 @@
-//! `cargo xtask bench`: what tracing costs the traced program, measured side by side.
+//! `cargo xtask bench`: what tracing costs the traced program, mode by mode, side by side
+//! with bpftrace doing the same probes.
 //!
 //! An allocation-heavy gcload run doing a fixed amount of work (`-work MiB`: allocate
-//! that much, no pacing, exit) alone and under `gctrace-bpf` (default mode, JSON to a
-//! file), in interleaved pairs whose order alternates so drift in the machine's load
-//! hits both sides alike. Reported: the medians of the workload's own wall time (its
-//! `ElapsedNs`, main to end of work: the tracer's start-up is not the program's
-//! slowdown) and their ratio, probe hits per GC cycle, and the runtime's own pause
-//! figures (MemStats.PauseNs) alone vs traced. The results replace the generated section
-//! of docs/performance.md; the hand-written introduction above it stays.
+//! that much, no pacing, exit) alone and traced, in interleaved rounds whose order rotates
+//! so drift in the machine's load hits every variant alike. Three series:
+//!
+//! - default mode (`--allocs rate`: GC probes only): alone, gctrace-bpf, and bpftrace
+//!   counting hits on the same GC probe sites;
+//! - `--allocs sample`: alone vs gctrace-bpf, a longer run (a sampling period is 10 s),
+//!   checked against the default 2 % overhead budget;
+//! - `--allocs exact`: alone, gctrace-bpf, and bpftrace counting hits on the same
+//!   allocation functions, on a small `-work` (every allocation is a probe hit).
+//!
+//! Measured: the workload's own wall and CPU time (its `ElapsedNs`, main to end of work,
+//! and getrusage, from its `-memstats-out`: the tools' start-up is not the program's
+//! slowdown), system time (uprobe traps are charged there), the runtime's pause figures,
+//! probe hits (bpftrace counts its own; the tracer's are estimated from its trace or taken
+//! from bpftrace's count on the same functions) and from them the cost of one hit. The
+//! results replace the generated section of docs/performance.md; the hand-written
+//! introduction above it stays.
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
@@ -25,17 +36,100 @@ use crate::env;
 const BEGIN: &str = "<!-- BEGIN cargo xtask bench: generated, do not edit by hand -->";
 const END: &str = "<!-- END cargo xtask bench -->";
 
+/// The allocation functions the tracer probes with `--allocs sample|exact` (see
+/// `plan_allocs` in tracer/src/probes/plan.rs): `runtime.mallocgc`, and on Go 1.27 the
+/// size-specialised entry points, `<prefix><digits>` only.
+const MALLOCGC: &str = "runtime.mallocgc";
+const SPECIALISED_MALLOC_PREFIXES: [&str; 3] = [
+    "runtime.mallocgcSmallScanNoHeaderSC",
+    "runtime.mallocgcSmallNoScanSC",
+    "runtime.mallocgcTinySC",
+];
+/// The GC function whose RET sites the tracer probes (the world restarted), on every
+/// supported Go version.
+const START_THE_WORLD: &str = "runtime.startTheWorldWithSema";
+
+/// The overhead budget of `--allocs sample` when `--overhead-budget` is not given.
+const SAMPLE_BUDGET_PERCENT: f64 = 2.0;
+
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// Alone/traced pairs to run (the order alternates from one pair to the next).
-    #[arg(long, default_value_t = 20)]
-    pairs: usize,
-    /// MiB each gcload run allocates (its fixed work).
+    /// Rounds of the default-mode series (alone, gctrace-bpf, bpftrace; order rotating,
+    /// so a multiple of 3 puts each in each position equally often).
+    #[arg(long, alias = "pairs", default_value_t = 12)]
+    rounds: usize,
+    /// MiB each gcload run of the default-mode series allocates (its fixed work).
     #[arg(long, default_value_t = 1024)]
     work_mib: u64,
+    /// Alone / `--allocs sample` pairs (0 skips the series).
+    #[arg(long, default_value_t = 4)]
+    sample_pairs: usize,
+    /// MiB per run of the sample series: long enough to span the first sampling burst
+    /// (1 s after the start) and the next period's (at 11 s).
+    #[arg(long, default_value_t = 6144)]
+    sample_work_mib: u64,
+    /// Rounds of the `--allocs exact` series (alone, gctrace-bpf, bpftrace; 0 skips it).
+    #[arg(long, default_value_t = 3)]
+    exact_rounds: usize,
+    /// MiB per run of the exact series: every allocation costs a probe hit, keep it small.
+    #[arg(long, default_value_t = 32)]
+    exact_work_mib: u64,
+    /// Rounds of the stop-the-world series (alone, gctrace-bpf, bpftrace; 0 skips it).
+    #[arg(long, default_value_t = 6)]
+    stw_rounds: usize,
+    /// Stops of the world per run of that series (`gcload -stw-loop N`).
+    #[arg(long, default_value_t = 20000)]
+    stw_loop: u64,
     /// Print the results without rewriting docs/performance.md.
     #[arg(long)]
     no_write: bool,
+}
+
+/// What runs gcload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Variant {
+    Alone,
+    /// gctrace-bpf with this `--allocs` mode.
+    Tracer(AllocMode),
+    /// bpftrace counting hits on these probe sites.
+    Bpftrace(ProbeSet),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AllocMode {
+    Rate,
+    Sample,
+    Exact,
+}
+
+impl AllocMode {
+    fn arg(self) -> &'static str {
+        match self {
+            AllocMode::Rate => "rate",
+            AllocMode::Sample => "sample",
+            AllocMode::Exact => "exact",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ProbeSet {
+    /// The default mode's GC probe sites.
+    Gc,
+    /// The allocation functions of `--allocs exact`.
+    Allocs,
+}
+
+impl Variant {
+    fn label(self) -> &'static str {
+        match self {
+            Variant::Alone => "alone",
+            Variant::Tracer(AllocMode::Rate) => "gctrace-bpf",
+            Variant::Tracer(AllocMode::Sample) => "gctrace-bpf sample",
+            Variant::Tracer(AllocMode::Exact) => "gctrace-bpf exact",
+            Variant::Bpftrace(_) => "bpftrace",
+        }
+    }
 }
 
 /// One gcload run.
@@ -46,29 +140,93 @@ struct Sample {
     /// gcload's CPU time (getrusage at the end: user + system, and system alone).
     cpu_ns: u64,
     sys_ns: u64,
-    /// Spawn to exit of the command (gcload, or the tracer launching it).
+    /// Spawn to exit of the command (gcload, or the tool launching it).
     process_ns: u64,
     /// CPU time of the whole command (its process tree, once reaped).
     command_cpu_ns: u64,
     num_gc: u64,
+    mallocs: u64,
     /// MemStats.PauseNs of the run's cycles (the last 256 at most).
     pauses_ns: Vec<u64>,
-    /// Traced runs: records in the trace.
+    /// gctrace-bpf runs: records in the trace, and the allocations its last alloc_types
+    /// record counts (exact: every one; sample: extrapolated from the bursts).
     gc_records: u64,
     stw_records: u64,
     lost_events: u64,
+    alloc_objects: u64,
+    alloc_dropped: u64,
+    /// bpftrace runs: the hits it counted.
+    hits: Hits,
+}
+
+impl Sample {
+    /// The tool's own CPU time: the command's less gcload's (10 ms ticks).
+    fn tool_cpu_ns(&self) -> u64 {
+        self.command_cpu_ns.saturating_sub(self.cpu_ns)
+    }
+}
+
+/// A gcload run's fixed work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Work {
+    /// `-work MiB`: allocate that much.
+    Alloc(u64),
+    /// `-stw-loop N`: stop the world N times (runtime.ReadMemStats), allocate nothing.
+    Stw(u64),
+}
+
+impl Work {
+    fn args(self) -> [String; 2] {
+        match self {
+            Work::Alloc(mib) => ["-work".into(), mib.to_string()],
+            Work::Stw(n) => ["-stw-loop".into(), n.to_string()],
+        }
+    }
+}
+
+impl std::fmt::Display for Work {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let [flag, value] = self.args();
+        write!(f, "gcload {flag} {value}")
+    }
+}
+
+/// A series' runs, one list per variant, in round order.
+struct Series {
+    work: Work,
+    variants: Vec<Variant>,
+    runs: Vec<Vec<Sample>>,
+}
+
+impl Series {
+    fn of(&self, v: Variant) -> &[Sample] {
+        self.variants
+            .iter()
+            .position(|&x| x == v)
+            .and_then(|i| self.runs.get(i))
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+
+    fn rounds(&self) -> usize {
+        self.runs.first().map_or(0, Vec::len)
+    }
 }
 
 pub fn bench(args: &BenchArgs) -> Result<()> {
-    if args.pairs == 0 || args.work_mib == 0 {
-        bail!("--pairs and --work-mib must be positive");
+    if args.rounds == 0 || args.work_mib == 0 || args.sample_work_mib == 0 {
+        bail!("--rounds and the --*work-mib values must be positive");
+    }
+    if args.exact_work_mib == 0 || args.stw_loop == 0 {
+        bail!("--exact-work-mib and --stw-loop must be positive");
     }
     if !env::is_root()? {
         bail!("cargo xtask bench loads eBPF programs: run it as root");
     }
     let started = Instant::now();
     super::build()?;
-    let tracer = env::tracer_binary();
+    let bpftrace_version = tool_version("bpftrace", "--version")
+        .context("bpftrace is needed for the side-by-side figures: run `cargo xtask setup`")?;
     let go = env::newest_go()?;
     let dir = env::target_dir().join("bench");
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -82,45 +240,106 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
             .current_dir(env::workspace_root().join("workloads").join("gcload")),
     )
     .with_context(|| format!("building gcload with Go {}", go.version))?;
+    // bpftrace's -c splits its command line at spaces.
+    for path in [&gcload, &dir] {
+        if path.to_string_lossy().contains(char::is_whitespace) {
+            bail!(
+                "{} contains whitespace, which bpftrace -c cannot pass on; set CARGO_TARGET_DIR",
+                path.display()
+            );
+        }
+    }
+
+    let tracer = env::tracer_binary();
+    let gc_sites = gc_probe_sites(&tracer, &gcload)?;
+    let alloc_functions = alloc_functions(&go.go, &gcload)?;
+    let gc_script = dir.join("gc.bt");
+    let alloc_script = dir.join("allocs.bt");
+    write_script(&gc_script, &gcload, &gc_sites)?;
+    let alloc_sites: Vec<String> = alloc_functions.iter().map(|f| format!("\"{f}\"")).collect();
+    write_script(&alloc_script, &gcload, &alloc_sites)?;
 
     let bench = Bench {
         tracer,
         gcload,
         dir,
-        work_mib: args.work_mib,
+        gc_script,
+        alloc_script,
     };
     let load_before = loadavg();
     println!(
-        "bench: {} pairs of gcload -work {} (Go {}), alone vs traced; warming up",
-        args.pairs, args.work_mib, go.version
+        "bench: gcload (Go {}), {bpftrace_version}; {} GC probe sites, {} allocation functions",
+        go.version,
+        gc_sites.len(),
+        alloc_functions.len()
     );
-    // One discarded pair: page cache, CPU frequency, the tracer's first load.
-    bench.alone()?;
-    bench.traced()?;
-    let mut alone = Vec::new();
-    let mut traced = Vec::new();
-    for pair in 0..args.pairs {
-        let (a, t) = if pair % 2 == 0 {
-            let a = bench.alone()?;
-            (a, bench.traced()?)
-        } else {
-            let t = bench.traced()?;
-            (bench.alone()?, t)
-        };
-        println!(
-            "  pair {:>2}: alone {:.3} s ({:.3} s CPU), traced {:.3} s ({:.3} s CPU), {} / {} cycles",
-            pair + 1,
-            secs(a.work_ns),
-            secs(a.cpu_ns),
-            secs(t.work_ns),
-            secs(t.cpu_ns),
-            a.num_gc,
-            t.num_gc
-        );
-        alone.push(a);
-        traced.push(t);
-    }
-    let report = Report::new(&alone, &traced, args, &go.version, load_before, loadavg());
+
+    let default = bench.series(
+        "default",
+        Work::Alloc(args.work_mib),
+        &[
+            Variant::Alone,
+            Variant::Tracer(AllocMode::Rate),
+            Variant::Bpftrace(ProbeSet::Gc),
+        ],
+        args.rounds,
+        true,
+    )?;
+    let sample = if args.sample_pairs > 0 {
+        Some(bench.series(
+            "sample",
+            Work::Alloc(args.sample_work_mib),
+            &[Variant::Alone, Variant::Tracer(AllocMode::Sample)],
+            args.sample_pairs,
+            false,
+        )?)
+    } else {
+        None
+    };
+    let exact = if args.exact_rounds > 0 {
+        Some(bench.series(
+            "exact",
+            Work::Alloc(args.exact_work_mib),
+            &[
+                Variant::Alone,
+                Variant::Tracer(AllocMode::Exact),
+                Variant::Bpftrace(ProbeSet::Allocs),
+            ],
+            args.exact_rounds,
+            false,
+        )?)
+    } else {
+        None
+    };
+    let stw = if args.stw_rounds > 0 {
+        Some(bench.series(
+            "stw",
+            Work::Stw(args.stw_loop),
+            &[
+                Variant::Alone,
+                Variant::Tracer(AllocMode::Rate),
+                Variant::Bpftrace(ProbeSet::Gc),
+            ],
+            args.stw_rounds,
+            false,
+        )?)
+    } else {
+        None
+    };
+
+    let report = Report {
+        go_version: go.version.clone(),
+        bpftrace_version,
+        load_before,
+        load_after: loadavg(),
+        gc_sites,
+        alloc_functions,
+        default,
+        sample,
+        exact,
+        stw,
+        took: started.elapsed(),
+    };
     let section = report.markdown();
     println!("\n{section}");
     if !args.no_write {
@@ -128,26 +347,119 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         write_section(&doc, &section)?;
         println!("bench: wrote {}", doc.display());
     }
-    println!(
-        "bench: traced/alone {:.3} wall (median {:.3} s vs {:.3} s), {:.3} CPU; ~{:.1} probe \
-         hits per cycle; median pause {:.0} µs alone vs {:.0} µs traced; took {} s",
-        report.ratio,
-        secs(report.work_traced),
-        secs(report.work_alone),
-        report.cpu_ratio,
-        report.hits_per_cycle,
-        report.pause_alone as f64 / 1e3,
-        report.pause_traced as f64 / 1e3,
-        started.elapsed().as_secs()
-    );
+    println!("bench: took {} s", started.elapsed().as_secs());
     Ok(())
+}
+
+/// The default mode's probe sites on `gcload` that bpftrace can take: the entries of
+/// the functions the tracer attaches (from `gctrace-bpf inspect --format json`), as
+/// `"function"`. Not the RET sites of `runtime.startTheWorldWithSema`, which the tracer
+/// also probes: Debian's bpftrace is built without the instruction decoder that
+/// `uprobe:BIN:FUNC+OFFSET` needs ("Can't check if uprobe is in proper place"), even with
+/// `--unsafe`; the one RET hit per call is added to the tracer's count instead.
+fn gc_probe_sites(tracer: &Path, gcload: &Path) -> Result<Vec<String>> {
+    let out = Command::new(tracer)
+        .args(["inspect", "--format", "json"])
+        .arg(gcload)
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("running {} inspect", tracer.display()))?;
+    if !out.status.success() {
+        bail!(
+            "{} inspect {} failed: {}\n{}",
+            tracer.display(),
+            gcload.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let sites = gc_sites_from_inspect(&text);
+    if sites.is_empty() {
+        bail!(
+            "gctrace-bpf inspect lists no attached probe for {}",
+            gcload.display()
+        );
+    }
+    Ok(sites)
+}
+
+/// See [`gc_probe_sites`]; `text` is inspect's JSON.
+fn gc_sites_from_inspect(text: &str) -> Vec<String> {
+    text.split("{\"symbol\":\"")
+        .skip(1)
+        .filter_map(|probe| {
+            let (symbol, rest) = probe.split_once('"')?;
+            let fields = rest.split('}').next().unwrap_or(rest);
+            fields
+                .contains("\"attached\":true")
+                .then(|| format!("\"{symbol}\""))
+        })
+        .collect()
+}
+
+/// The allocation functions `--allocs exact` probes on `gcload`, from `go tool nm`.
+fn alloc_functions(go: &Path, gcload: &Path) -> Result<Vec<String>> {
+    let out = env::go_command(go)
+        .args(["tool", "nm"])
+        .arg(gcload)
+        .output()
+        .with_context(|| format!("running go tool nm {}", gcload.display()))?;
+    if !out.status.success() {
+        bail!("go tool nm {} failed: {}", gcload.display(), out.status);
+    }
+    let functions = alloc_functions_from_nm(&String::from_utf8_lossy(&out.stdout));
+    if !functions.iter().any(|f| f == MALLOCGC) {
+        bail!("no {MALLOCGC} in {}", gcload.display());
+    }
+    Ok(functions)
+}
+
+/// See [`alloc_functions`]; `nm` is `go tool nm`'s output ("ADDR T NAME").
+fn alloc_functions_from_nm(nm: &str) -> Vec<String> {
+    let mut functions: Vec<String> = nm
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let (_, kind, name) = (fields.next()?, fields.next()?, fields.next()?);
+            (kind == "T" || kind == "t").then_some(name)
+        })
+        .filter(|name| {
+            *name == MALLOCGC
+                || SPECIALISED_MALLOC_PREFIXES.iter().any(|prefix| {
+                    name.strip_prefix(prefix).is_some_and(|suffix| {
+                        !suffix.is_empty() && suffix.bytes().all(|b| b.is_ascii_digit())
+                    })
+                })
+        })
+        .map(str::to_owned)
+        .collect();
+    functions.sort();
+    functions.dedup();
+    functions
+}
+
+/// A bpftrace script counting hits per probe site of `binary`, in the child bpftrace
+/// starts (`-c`) only: a uprobe on a path fires in every process mapping it.
+fn write_script(path: &Path, binary: &Path, sites: &[String]) -> Result<()> {
+    let probes: Vec<String> = sites
+        .iter()
+        .map(|site| format!("uprobe:{}:{site}", binary.display()))
+        .collect();
+    let script = format!(
+        "// Generated by cargo xtask bench: count the hits of each probe site.\n{}\n\
+         /pid == cpid/\n{{\n  @[probe] = count();\n}}\n",
+        probes.join(",\n")
+    );
+    fs::write(path, script).with_context(|| format!("writing {}", path.display()))
 }
 
 struct Bench {
     tracer: PathBuf,
     gcload: PathBuf,
     dir: PathBuf,
-    work_mib: u64,
+    gc_script: PathBuf,
+    alloc_script: PathBuf,
 }
 
 impl Bench {
@@ -155,65 +467,142 @@ impl Bench {
         self.dir.join("memstats.json")
     }
 
+    fn trace_path(&self) -> PathBuf {
+        self.dir.join("trace.ndjson")
+    }
+
     /// gcload's arguments: the fixed work, and where to write its MemStats.
-    fn gcload_args(&self) -> Vec<OsString> {
+    fn gcload_args(&self, work: Work) -> Vec<OsString> {
+        let [flag, value] = work.args();
         vec![
-            "-work".into(),
-            self.work_mib.to_string().into(),
+            flag.into(),
+            value.into(),
             "-memstats-out".into(),
             self.memstats_path().into(),
         ]
     }
 
-    fn alone(&self) -> Result<Sample> {
-        let run = self.run(Command::new(&self.gcload).args(self.gcload_args()))?;
-        self.sample(run, None)
+    /// `rounds` rounds of every variant, the order rotating from round to round; with
+    /// `warmup`, one discarded round first (page cache, CPU frequency, first loads).
+    fn series(
+        &self,
+        name: &str,
+        work: Work,
+        variants: &[Variant],
+        rounds: usize,
+        warmup: bool,
+    ) -> Result<Series> {
+        println!(
+            "bench: {name} series, {rounds} rounds of {work}: {}",
+            variants
+                .iter()
+                .map(|v| v.label())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        if warmup {
+            for &v in variants {
+                self.once(v, work)?;
+            }
+        }
+        let mut runs: Vec<Vec<Sample>> = variants.iter().map(|_| Vec::new()).collect();
+        for round in 0..rounds {
+            let mut line = format!("  {name} {:>2}:", round + 1);
+            for k in 0..variants.len() {
+                let i = (round + k) % variants.len();
+                let s = self.once(variants[i], work)?;
+                let _ = write!(
+                    line,
+                    " {} {:.3} s ({:.3} s CPU);",
+                    variants[i].label(),
+                    secs(s.work_ns),
+                    secs(s.cpu_ns)
+                );
+                runs[i].push(s);
+            }
+            println!("{}", line.trim_end_matches(';'));
+        }
+        Ok(Series {
+            work,
+            variants: variants.to_vec(),
+            runs,
+        })
     }
 
-    fn traced(&self) -> Result<Sample> {
-        let trace = self.dir.join("trace.ndjson");
-        let mut cmd = Command::new(&self.tracer);
-        cmd.args(["--format", "json", "--output"])
-            .arg(&trace)
-            .arg("--")
-            .arg(&self.gcload)
-            .args(self.gcload_args());
-        let run = self.run(&mut cmd)?;
-        self.sample(run, Some(&trace))
+    fn once(&self, variant: Variant, work: Work) -> Result<Sample> {
+        let args = self.gcload_args(work);
+        match variant {
+            Variant::Alone => {
+                let run = self.run(Command::new(&self.gcload).args(args))?;
+                self.sample(&run, None)
+            }
+            Variant::Tracer(mode) => {
+                let trace = self.trace_path();
+                let mut cmd = Command::new(&self.tracer);
+                cmd.args(["--format", "json", "--allocs", mode.arg(), "--output"])
+                    .arg(&trace)
+                    .arg("--")
+                    .arg(&self.gcload)
+                    .args(args);
+                let run = self.run(&mut cmd)?;
+                self.sample(&run, Some(&trace))
+            }
+            Variant::Bpftrace(set) => {
+                let script = match set {
+                    ProbeSet::Gc => &self.gc_script,
+                    ProbeSet::Allocs => &self.alloc_script,
+                };
+                let mut line = self.gcload.as_os_str().to_owned();
+                for arg in &args {
+                    line.push(" ");
+                    line.push(arg);
+                }
+                let mut cmd = Command::new("bpftrace");
+                cmd.arg(script).arg("-c").arg(line);
+                let run = self.run(&mut cmd)?;
+                let mut sample = self.sample(&run, None)?;
+                let hits = bpftrace_hits(&run.stdout);
+                if hits.all == 0 {
+                    bail!(
+                        "bpftrace counted no hit; its output:\n{}\n{}",
+                        run.stdout,
+                        run.stderr
+                    );
+                }
+                sample.hits = hits;
+                Ok(sample)
+            }
+        }
     }
 
-    /// Runs `cmd` (stdout discarded, stderr kept for errors); its wall time and the CPU
-    /// time of its process tree, in ns.
-    fn run(&self, cmd: &mut Command) -> Result<(u64, u64)> {
+    /// Runs `cmd` (stdout and stderr kept); its wall time and the CPU time of its process
+    /// tree, in ns.
+    fn run(&self, cmd: &mut Command) -> Result<Run> {
         let _ = fs::remove_file(self.memstats_path());
+        let _ = fs::remove_file(self.trace_path());
         let line = env::describe(cmd);
         let cpu_before = children_cpu_ns()?;
         let start = Instant::now();
         let out = cmd
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .output()
             .with_context(|| format!("could not start `{line}`"))?;
         let elapsed = start.elapsed();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         if !out.status.success() {
-            bail!(
-                "`{line}` failed: {}\n{}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            );
+            bail!("`{line}` failed: {}\n{stderr}", out.status);
         }
-        Ok((
-            nanos(elapsed),
-            children_cpu_ns()?.saturating_sub(cpu_before),
-        ))
+        Ok(Run {
+            process_ns: nanos(elapsed),
+            command_cpu_ns: children_cpu_ns()?.saturating_sub(cpu_before),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr,
+        })
     }
 
-    fn sample(
-        &self,
-        (process_ns, command_cpu_ns): (u64, u64),
-        trace: Option<&Path>,
-    ) -> Result<Sample> {
+    fn sample(&self, run: &Run, trace: Option<&Path>) -> Result<Sample> {
         let path = self.memstats_path();
         let memstats =
             fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
@@ -224,14 +613,18 @@ impl Bench {
             work_ns: field("ElapsedNs")?,
             cpu_ns: field("UserNs")? + field("SysNs")?,
             sys_ns: field("SysNs")?,
-            process_ns,
-            command_cpu_ns,
+            process_ns: run.process_ns,
+            command_cpu_ns: run.command_cpu_ns,
             num_gc: field("NumGC")?,
+            mallocs: field("Mallocs")?,
             pauses_ns: json_u64_array(&memstats, "PauseNs")
                 .with_context(|| format!("no PauseNs in {}", path.display()))?,
             gc_records: 0,
             stw_records: 0,
             lost_events: 0,
+            alloc_objects: 0,
+            alloc_dropped: 0,
+            hits: Hits::default(),
         };
         if let Some(trace) = trace {
             let text = fs::read_to_string(trace)
@@ -241,14 +634,19 @@ impl Bench {
                     sample.gc_records += 1;
                 } else if line.starts_with("{\"type\":\"stw\"") {
                     sample.stw_records += 1;
+                } else if line.starts_with("{\"type\":\"alloc_types\"") {
+                    // Running totals: the last record has them all.
+                    sample.alloc_objects = json_u64(line, "objects").unwrap_or(0);
+                    sample.alloc_dropped = json_u64(line, "dropped_objects").unwrap_or(0);
                 } else if line.starts_with("{\"type\":\"summary\"") {
                     sample.lost_events = json_u64(line, "lost_events").unwrap_or(0);
                 }
             }
-            if sample.gc_records == 0 {
+            if sample.gc_records == 0 && sample.num_gc > 0 {
                 bail!(
-                    "the traced run's trace {} has no gc record",
-                    trace.display()
+                    "the traced run's trace {} has no gc record, the runtime counted {} cycles",
+                    trace.display(),
+                    sample.num_gc
                 );
             }
         }
@@ -256,192 +654,650 @@ impl Bench {
     }
 }
 
+/// What [`Bench::run`] saw of a command.
+struct Run {
+    process_ns: u64,
+    command_cpu_ns: u64,
+    stdout: String,
+    stderr: String,
+}
+
+/// Probe hits bpftrace counted in one run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Hits {
+    all: u64,
+    /// At the entry of `runtime.gcStart`.
+    gc_start: u64,
+    /// At the entry of `runtime.startTheWorldWithSema`: one per stop-the-world.
+    start_the_world: u64,
+}
+
+/// bpftrace's printed map at exit, `@[uprobe:BIN:SITE]: N` per site.
+fn bpftrace_hits(stdout: &str) -> Hits {
+    let mut hits = Hits::default();
+    for line in stdout.lines() {
+        let Some((key, count)) = line.strip_prefix("@[").and_then(|l| l.rsplit_once("]: ")) else {
+            continue;
+        };
+        let Ok(n) = count.trim().parse::<u64>() else {
+            continue;
+        };
+        hits.all += n;
+        if key.ends_with(":runtime.gcStart") {
+            hits.gc_start += n;
+        } else if key.ends_with(&format!(":{START_THE_WORLD}")) {
+            hits.start_the_world += n;
+        }
+    }
+    hits
+}
+
+/// The first line of `PROGRAM FLAG`'s output, e.g. "bpftrace v0.17.0".
+fn tool_version(program: &str, flag: &str) -> Result<String> {
+    let out = Command::new(program)
+        .arg(flag)
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("could not run {program} {flag}"))?;
+    if !out.status.success() {
+        bail!("{program} {flag} failed: {}", out.status);
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .unwrap_or(program)
+        .trim()
+        .to_owned())
+}
+
+/// Medians over runs, and paired differences, of a series.
+fn med(v: &[Sample], f: impl Fn(&Sample) -> u64) -> u64 {
+    median(v.iter().map(f).collect())
+}
+
+/// Median over rounds of `traced − alone` (paired: same round), in ns; negative allowed.
+fn paired_delta(alone: &[Sample], traced: &[Sample], f: impl Fn(&Sample) -> u64) -> f64 {
+    let mut d: Vec<f64> = alone
+        .iter()
+        .zip(traced)
+        .map(|(a, t)| f(t) as f64 - f(a) as f64)
+        .collect();
+    median_f64(&mut d)
+}
+
+/// Each round's traced/alone ratio of `f`, sorted.
+fn pair_ratios(alone: &[Sample], traced: &[Sample], f: impl Fn(&Sample) -> u64) -> Vec<f64> {
+    let mut r: Vec<f64> = alone
+        .iter()
+        .zip(traced)
+        .map(|(a, t)| f(t) as f64 / f(a).max(1) as f64)
+        .collect();
+    r.sort_by(f64::total_cmp);
+    r
+}
+
+fn median_f64(v: &mut [f64]) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn spread(r: &[f64]) -> String {
+    match (r.first(), r.last()) {
+        (Some(lo), Some(hi)) => format!("{lo:.3} to {hi:.3}"),
+        _ => "?".into(),
+    }
+}
+
+/// See [`Report::default_hits`].
+struct DefaultHits {
+    bpftrace: f64,
+    ours: f64,
+    /// Two per stop-the-world record in the tracer's own trace, plus the gcStart hits.
+    ours_from_trace: f64,
+    gc_start: f64,
+    start_the_world: f64,
+}
+
 struct Report {
-    pairs: usize,
-    work_mib: u64,
     go_version: String,
+    bpftrace_version: String,
     load_before: String,
     load_after: String,
-    work_alone: u64,
-    work_traced: u64,
-    ratio: f64,
-    /// Each pair's traced/alone ratio, sorted: the spread.
-    pair_ratios: Vec<f64>,
-    cpu_alone: u64,
-    cpu_traced: u64,
-    cpu_ratio: f64,
-    sys_alone: u64,
-    sys_traced: u64,
-    process_alone: u64,
-    process_traced: u64,
-    /// The tracer's own CPU per run: the command's CPU minus gcload's.
-    tracer_cpu: u64,
-    cycles_alone: u64,
-    cycles_traced: u64,
-    hits_per_cycle: f64,
-    stw_per_cycle: f64,
-    pause_p10_alone: u64,
-    pause_p10_traced: u64,
-    pause_alone: u64,
-    pause_traced: u64,
-    pause_p90_alone: u64,
-    pause_p90_traced: u64,
-    lost_events: u64,
+    gc_sites: Vec<String>,
+    alloc_functions: Vec<String>,
+    default: Series,
+    sample: Option<Series>,
+    exact: Option<Series>,
+    stw: Option<Series>,
+    took: Duration,
+}
+
+/// Formatting helpers for the tables.
+fn s3(ns: u64) -> String {
+    format!("{:.3} s", secs(ns))
+}
+
+fn us(ns: u64) -> String {
+    format!("{:.0} µs", ns as f64 / 1e3)
+}
+
+fn ms_delta(ns: f64) -> String {
+    format!("{:+.0} ms", ns / 1e6)
+}
+
+fn ratio(t: u64, a: u64) -> f64 {
+    t as f64 / a.max(1) as f64
+}
+
+/// µs per hit of a CPU delta, or "–" without hits.
+fn per_hit(delta_ns: f64, hits: f64) -> String {
+    if hits > 0.0 {
+        format!("{:.1} µs", delta_ns / hits / 1e3)
+    } else {
+        "–".into()
+    }
 }
 
 impl Report {
-    fn new(
-        alone: &[Sample],
-        traced: &[Sample],
-        args: &BenchArgs,
-        go_version: &str,
-        load_before: String,
-        load_after: String,
-    ) -> Report {
-        let med = |v: &[Sample], f: fn(&Sample) -> u64| median(v.iter().map(f).collect());
-        let work_alone = med(alone, |s| s.work_ns);
-        let work_traced = med(traced, |s| s.work_ns);
-        let mut pair_ratios: Vec<f64> = alone
-            .iter()
-            .zip(traced)
-            .map(|(a, t)| t.work_ns as f64 / a.work_ns.max(1) as f64)
-            .collect();
-        pair_ratios.sort_by(f64::total_cmp);
-        let cpu_alone = med(alone, |s| s.cpu_ns);
-        let cpu_traced = med(traced, |s| s.cpu_ns);
-        let gc: u64 = traced.iter().map(|s| s.gc_records).sum();
-        let stw: u64 = traced.iter().map(|s| s.stw_records).sum();
-        let pooled = |v: &[Sample]| v.iter().flat_map(|s| s.pauses_ns.clone()).collect();
-        let (pa, pt): (Vec<u64>, Vec<u64>) = (pooled(alone), pooled(traced));
-        Report {
-            pairs: args.pairs,
-            work_mib: args.work_mib,
-            go_version: go_version.to_owned(),
-            load_before,
-            load_after,
-            work_alone,
-            work_traced,
-            ratio: work_traced as f64 / work_alone.max(1) as f64,
-            pair_ratios,
-            cpu_alone,
-            cpu_traced,
-            cpu_ratio: cpu_traced as f64 / cpu_alone.max(1) as f64,
-            sys_alone: med(alone, |s| s.sys_ns),
-            sys_traced: med(traced, |s| s.sys_ns),
-            process_alone: med(alone, |s| s.process_ns),
-            process_traced: med(traced, |s| s.process_ns),
-            tracer_cpu: med(traced, |s| s.command_cpu_ns.saturating_sub(s.cpu_ns)),
-            cycles_alone: med(alone, |s| s.num_gc),
-            cycles_traced: med(traced, |s| s.num_gc),
-            // One hit at gcStart per cycle, two per stop-the-world (entry, and the RET
-            // that restarts the world); the tracer does not count its hits itself.
-            hits_per_cycle: (2 * stw + gc) as f64 / gc.max(1) as f64,
-            stw_per_cycle: stw as f64 / gc.max(1) as f64,
-            pause_p10_alone: percentile(pa.clone(), 10),
-            pause_p10_traced: percentile(pt.clone(), 10),
-            pause_alone: percentile(pa.clone(), 50),
-            pause_traced: percentile(pt.clone(), 50),
-            pause_p90_alone: percentile(pa, 90),
-            pause_p90_traced: percentile(pt, 90),
-            lost_events: traced.iter().map(|s| s.lost_events).sum(),
-        }
-    }
-
     fn markdown(&self) -> String {
         let mut md = String::new();
-        let us = |ns: u64| format!("{:.0} µs", ns as f64 / 1e3);
-        let s = |ns: u64| format!("{:.3} s", secs(ns));
         let _ = writeln!(md, "## Latest run: {}\n", today());
         let _ = writeln!(
             md,
-            "Machine: {}; kernel {}; load average before {}, after {}.\n\
-             Workload: `gcload -work {}` (Go {}): 4 goroutines allocate {} MiB in all, \
-             unpaced. {} interleaved pairs (order alternating), after one discarded pair.\n",
+            "Machine: {}; kernel {}; load average before {}, after {} (1, 5, 15 min). \
+             gcload built with Go {}; {}. The whole bench took {} s.\n",
             cpu_description(),
             fs::read_to_string("/proc/sys/kernel/osrelease")
                 .map(|s| s.trim().to_owned())
                 .unwrap_or_else(|_| "?".into()),
             self.load_before,
             self.load_after,
-            self.work_mib,
             self.go_version,
-            self.work_mib,
-            self.pairs
+            self.bpftrace_version,
+            self.took.as_secs()
         );
-        let _ = writeln!(md, "| measure (median) | alone | traced | traced/alone |");
+        let _ = writeln!(
+            md,
+            "All figures are medians over the rounds; \"Δ\" is the median over rounds of \
+             (traced − alone) in the same round. CPU times (getrusage, the workload's own) \
+             are the robust figures on this shared VM; wall times move with the load.\n"
+        );
+        self.default_md(&mut md);
+        if let Some(sample) = &self.sample {
+            self.sample_md(&mut md, sample);
+        }
+        if let Some(exact) = &self.exact {
+            self.exact_md(&mut md, exact);
+        }
+        if let Some(stw) = &self.stw {
+            self.stw_md(&mut md, stw);
+        }
+        self.per_hit_md(&mut md);
+        md
+    }
+
+    /// Hits per run in the default mode: bpftrace's count at the entries, and the
+    /// tracer's, which takes the same entry hits plus one RET hit per
+    /// `startTheWorldWithSema` call (its median over bpftrace's runs of the same work).
+    fn default_hits(&self) -> DefaultHits {
+        let d = &self.default;
+        let ours = d.of(Variant::Tracer(AllocMode::Rate));
+        let bt = d.of(Variant::Bpftrace(ProbeSet::Gc));
+        let runs = ours.len().max(1) as f64;
+        let stw: u64 = ours.iter().map(|s| s.stw_records).sum();
+        let gc_start = med(bt, |s| s.hits.gc_start) as f64;
+        let start_the_world = med(bt, |s| s.hits.start_the_world) as f64;
+        let bpftrace = med(bt, |s| s.hits.all) as f64;
+        DefaultHits {
+            bpftrace,
+            ours: bpftrace + start_the_world,
+            ours_from_trace: 2.0 * stw as f64 / runs + gc_start,
+            gc_start,
+            start_the_world,
+        }
+    }
+
+    fn default_md(&self, md: &mut String) {
+        let d = &self.default;
+        let alone = d.of(Variant::Alone);
+        let ours = d.of(Variant::Tracer(AllocMode::Rate));
+        let bt = d.of(Variant::Bpftrace(ProbeSet::Gc));
+        let hits = self.default_hits();
+        let cycles = med(ours, |s| s.num_gc).max(1) as f64;
+        let _ = writeln!(
+            md,
+            "### Default mode (`--allocs rate`: GC probes only)\n\n\
+             `{}`, {} rounds of alone / gctrace-bpf / bpftrace (order rotating), \
+             after one discarded round. bpftrace counts hits in a map (`@[probe] = count()`, \
+             in its `-c` child only) at the entries of the {} functions gctrace-bpf probes \
+             (`{}`), but not at the RET sites of `{START_THE_WORLD}` that gctrace-bpf also \
+             probes: Debian's bpftrace 0.17 is built without the instruction decoder that \
+             `uprobe:BIN:FUNC+OFFSET` needs and refuses such probes, even with `--unsafe`. \
+             bpftrace therefore takes one hit fewer per stop-the-world.\n",
+            d.work,
+            d.rounds(),
+            self.gc_sites.len(),
+            self.gc_sites.join("`, `")
+        );
+        let _ = writeln!(md, "| measure | alone | gctrace-bpf | bpftrace |");
         let _ = writeln!(md, "|---|---:|---:|---:|");
-        let _ = writeln!(
-            md,
-            "| workload wall time (its own clock: main to end of work) | {} | {} | **{:.3}** |",
-            s(self.work_alone),
-            s(self.work_traced),
-            self.ratio
-        );
-        let _ = writeln!(
-            md,
-            "| workload CPU time (user + system, getrusage) | {} | {} | **{:.3}** |",
-            s(self.cpu_alone),
-            s(self.cpu_traced),
-            self.cpu_ratio
-        );
-        let _ = writeln!(
-            md,
-            "| of which system time (uprobe traps are charged here) | {} | {} | {:+.0} ms |",
-            s(self.sys_alone),
-            s(self.sys_traced),
-            (self.sys_traced as f64 - self.sys_alone as f64) / 1e6
-        );
-        let _ = writeln!(
-            md,
-            "| whole command, spawn to exit (traced: tracer start-up, attach and flush included) | {} | {} | {:.3} |",
-            s(self.process_alone),
-            s(self.process_traced),
-            self.process_traced as f64 / self.process_alone.max(1) as f64
-        );
-        let _ = writeln!(
-            md,
-            "| the tracer's own CPU time per run (start-up included; 10 ms ticks) | | {} | |",
-            s(self.tracer_cpu)
-        );
-        let _ = writeln!(
-            md,
-            "| GC cycles per run | {} | {} | |",
-            self.cycles_alone, self.cycles_traced
-        );
-        let pauses = [
-            ("p10", self.pause_p10_alone, self.pause_p10_traced),
-            ("median", self.pause_alone, self.pause_traced),
-            ("p90", self.pause_p90_alone, self.pause_p90_traced),
-        ];
-        for (name, a, t) in pauses {
+        let row3 = |md: &mut String, name: &str, f: &dyn Fn(&Sample) -> u64| {
+            let (a, o, b) = (med(alone, f), med(ours, f), med(bt, f));
             let _ = writeln!(
                 md,
-                "| MemStats.PauseNs per cycle (both stops), {name} over all cycles | {} | {} | {:+.0} µs |",
-                us(a),
-                us(t),
-                (t as f64 - a as f64) / 1e3
+                "| {name} | {} | {} ({:.3}×) | {} ({:.3}×) |",
+                s3(a),
+                s3(o),
+                ratio(o, a),
+                s3(b),
+                ratio(b, a)
+            );
+        };
+        row3(
+            md,
+            "workload wall time (its own clock, main to end of work)",
+            &|s| s.work_ns,
+        );
+        row3(md, "workload CPU time (user + system)", &|s| s.cpu_ns);
+        row3(md, "of which system time (uprobe traps land here)", &|s| {
+            s.sys_ns
+        });
+        let _ = writeln!(
+            md,
+            "| Δ workload CPU time vs alone | | {} | {} |",
+            ms_delta(paired_delta(alone, ours, |s| s.cpu_ns)),
+            ms_delta(paired_delta(alone, bt, |s| s.cpu_ns))
+        );
+        let _ = writeln!(
+            md,
+            "| Δ system time vs alone | | {} | {} |",
+            ms_delta(paired_delta(alone, ours, |s| s.sys_ns)),
+            ms_delta(paired_delta(alone, bt, |s| s.sys_ns))
+        );
+        let _ = writeln!(
+            md,
+            "| probe hits per run | | {:.0} | {:.0} |",
+            hits.ours, hits.bpftrace
+        );
+        let _ = writeln!(
+            md,
+            "| probe hits per GC cycle | | {:.1} | {:.1} |",
+            hits.ours / cycles,
+            hits.bpftrace / med(bt, |s| s.num_gc).max(1) as f64
+        );
+        row3(
+            md,
+            "whole command, spawn to exit (tool start-up, attach, exit included)",
+            &|s| s.process_ns,
+        );
+        let _ = writeln!(
+            md,
+            "| the tool's own CPU time per run (start-up included; 10 ms ticks) | | {} | {} |",
+            s3(med(ours, Sample::tool_cpu_ns)),
+            s3(med(bt, Sample::tool_cpu_ns))
+        );
+        let _ = writeln!(
+            md,
+            "| GC cycles per run | {} | {} | {} |",
+            med(alone, |s| s.num_gc),
+            med(ours, |s| s.num_gc),
+            med(bt, |s| s.num_gc)
+        );
+        let pooled =
+            |v: &[Sample]| -> Vec<u64> { v.iter().flat_map(|s| s.pauses_ns.clone()).collect() };
+        let (pa, po, pb) = (pooled(alone), pooled(ours), pooled(bt));
+        for (name, pct) in [("p10", 10), ("median", 50), ("p90", 90)] {
+            let _ = writeln!(
+                md,
+                "| MemStats.PauseNs per cycle (both stops), {name} over all cycles | {} | {} | {} |",
+                us(percentile(pa.clone(), pct)),
+                us(percentile(po.clone(), pct)),
+                us(percentile(pb.clone(), pct))
             );
         }
-        let _ = writeln!(md);
-        let spread = match (self.pair_ratios.first(), self.pair_ratios.last()) {
-            (Some(lo), Some(hi)) => format!("{lo:.3} to {hi:.3}"),
-            _ => "?".into(),
+        let lost: u64 = ours.iter().map(|s| s.lost_events).sum();
+        let _ = writeln!(
+            md,
+            "\n- Per-round wall-time ratios vs alone: gctrace-bpf {}, bpftrace {}; CPU-time \
+             ratios: gctrace-bpf {}, bpftrace {}.\n\
+             - Hits: bpftrace's are its own count ({:.0} at `gcStart` entry — more than \
+             one per cycle, as goroutines race to start a cycle — and {:.0} at \
+             `{START_THE_WORLD}` entry). gctrace-bpf does not count its hits: it takes the \
+             same entry hits on the same work plus one RET hit per `{START_THE_WORLD}` \
+             call. Cross-check from its own trace: two hits per stop-the-world record \
+             ({:.2} stops per cycle: the GC's two, plus the final `ReadMemStats`) plus the \
+             `gcStart` hits gives {:.0} per run.\n\
+             - Both tools take the same traps; gctrace-bpf's programs also read runtime \
+             variables and send an event per hit through a ring buffer, bpftrace's only \
+             bump a per-CPU counter.\n\
+             - Pause inflation per stop is about half the per-cycle difference (a cycle \
+             has two stops, one hit inside each); on a loaded machine the median and p90 \
+             pauses are dominated by preemption of the stopping threads, p10 is the least \
+             disturbed.\n\
+             - Lost events in all gctrace-bpf runs: {lost}.\n",
+            spread(&pair_ratios(alone, ours, |s| s.work_ns)),
+            spread(&pair_ratios(alone, bt, |s| s.work_ns)),
+            spread(&pair_ratios(alone, ours, |s| s.cpu_ns)),
+            spread(&pair_ratios(alone, bt, |s| s.cpu_ns)),
+            hits.gc_start,
+            hits.start_the_world,
+            ours.iter().map(|s| s.stw_records).sum::<u64>() as f64
+                / ours.iter().map(|s| s.gc_records).sum::<u64>().max(1) as f64,
+            hits.ours_from_trace,
+        );
+    }
+
+    fn sample_md(&self, md: &mut String, series: &Series) {
+        let alone = series.of(Variant::Alone);
+        let ours = series.of(Variant::Tracer(AllocMode::Sample));
+        let _ = writeln!(
+            md,
+            "### `--allocs sample` (allocation probes in bursts, within a {SAMPLE_BUDGET_PERCENT} % budget)\n\n\
+             `{}`, {} pairs of alone / gctrace-bpf `--allocs sample` (order \
+             alternating). A sampling period is 10 s; the first burst (10 ms, measuring the \
+             allocation rate) starts 1 s after the tracer, the next at 11 s, sized so that \
+             hits × cost per hit stay within the budget over the period. No bpftrace column: bpftrace has no \
+             equivalent of attaching probes in bursts.\n",
+            series.work,
+            series.rounds()
+        );
+        let _ = writeln!(
+            md,
+            "| measure | alone | gctrace-bpf sample | traced/alone |"
+        );
+        let _ = writeln!(md, "|---|---:|---:|---:|");
+        let row = |md: &mut String, name: &str, f: &dyn Fn(&Sample) -> u64| {
+            let (a, o) = (med(alone, f), med(ours, f));
+            let _ = writeln!(
+                md,
+                "| {name} | {} | {} | {:.3} |",
+                s3(a),
+                s3(o),
+                ratio(o, a)
+            );
+        };
+        row(md, "workload wall time", &|s| s.work_ns);
+        row(md, "workload CPU time (user + system)", &|s| s.cpu_ns);
+        row(md, "of which system time", &|s| s.sys_ns);
+        row(md, "whole command, spawn to exit", &|s| s.process_ns);
+        let _ = writeln!(
+            md,
+            "| the tool's own CPU time per run | | {} | |",
+            s3(med(ours, Sample::tool_cpu_ns))
+        );
+        let _ = writeln!(
+            md,
+            "| allocations per run: MemStats.Mallocs / gctrace-bpf's estimate from its bursts | {} | {} | |",
+            med(alone, |s| s.mallocs),
+            med(ours, |s| s.alloc_objects)
+        );
+        let cpu_delta = paired_delta(alone, ours, |s| s.cpu_ns);
+        let sys_delta = paired_delta(alone, ours, |s| s.sys_ns);
+        let hit_ns = self.exact_hit_ns().unwrap_or(20_000.0);
+        let cpu_pct = 100.0 * cpu_delta / med(alone, |s| s.cpu_ns).max(1) as f64;
+        let wall_ratios = pair_ratios(alone, ours, |s| s.work_ns);
+        let cpu_ratios = pair_ratios(alone, ours, |s| s.cpu_ns);
+        let mut wall: Vec<f64> = wall_ratios.clone();
+        let wall_pct = 100.0 * (median_f64(&mut wall) - 1.0);
+        let verdict = if med(ours, |s| s.alloc_objects) == 0 {
+            "says nothing (no burst fell within the runs: make them longer)"
+        } else if cpu_pct <= SAMPLE_BUDGET_PERCENT {
+            "**holds**"
+        } else {
+            "**does not hold**"
         };
         let _ = writeln!(
             md,
-            "- Per-pair traced/alone ratios range from {spread}.\n\
-             - Probe hits per GC cycle: **~{:.1}**, an estimate from the trace (the tracer \
-             does not count its hits): one at `gcStart` per cycle plus two per \
-             stop-the-world, {:.2} stops per cycle here (the GC's two, plus the final \
-             `ReadMemStats`).\n\
-             - Pause inflation per stop: about half the per-cycle difference above (a \
-             cycle has two stops, one probe hit inside each). On a loaded machine the \
-             median and p90 pauses are dominated by preemption of the stopping threads; \
-             p10 is the least disturbed.\n\
-             - Lost events in all traced runs: {}.",
-            self.hits_per_cycle, self.stw_per_cycle, self.lost_events
+            "\n- Budget check: the workload's CPU time grew by {cpu_pct:+.1} % (Δ {}, per-pair \
+             ratios {}); against the {SAMPLE_BUDGET_PERCENT} % budget that {verdict} on CPU \
+             time. Wall time: {wall_pct:+.1} % (median per-pair ratio; per-pair {}).\n\
+             - Where it goes: system time grew by {} per run, about {:.0} probe hits at the \
+             {} per hit measured in the exact-mode series below, where the budget allows \
+             about {:.0} ({SAMPLE_BUDGET_PERCENT} % of the workload's CPU time at that cost).\n",
+            ms_delta(cpu_delta),
+            spread(&cpu_ratios),
+            spread(&wall_ratios),
+            ms_delta(sys_delta),
+            sys_delta / hit_ns.max(1.0),
+            per_hit(hit_ns, 1.0),
+            SAMPLE_BUDGET_PERCENT / 100.0 * med(alone, |s| s.cpu_ns) as f64 / hit_ns.max(1.0),
         );
-        md
+    }
+
+    /// The tracer's CPU cost of one allocation-probe hit, from the exact-mode series.
+    fn exact_hit_ns(&self) -> Option<f64> {
+        let e = self.exact.as_ref()?;
+        let hits = med(e.of(Variant::Bpftrace(ProbeSet::Allocs)), |s| s.hits.all) as f64;
+        let delta = paired_delta(
+            e.of(Variant::Alone),
+            e.of(Variant::Tracer(AllocMode::Exact)),
+            |s| s.cpu_ns,
+        );
+        (hits > 0.0 && delta > 0.0).then(|| delta / hits)
+    }
+
+    fn exact_md(&self, md: &mut String, series: &Series) {
+        let alone = series.of(Variant::Alone);
+        let ours = series.of(Variant::Tracer(AllocMode::Exact));
+        let bt = series.of(Variant::Bpftrace(ProbeSet::Allocs));
+        let mallocs = med(alone, |s| s.mallocs).max(1) as f64;
+        let hits = med(bt, |s| s.hits.all) as f64;
+        let _ = writeln!(
+            md,
+            "### `--allocs exact` (every allocation counted)\n\n\
+             `{}`, {} rounds of alone / gctrace-bpf `--allocs exact` / bpftrace \
+             (order rotating), no warm-up. bpftrace counts hits on the same {} allocation \
+             functions (`runtime.mallocgc` and the size-specialised `SC<N>` entry points, \
+             from `go tool nm`).\n",
+            series.work,
+            series.rounds(),
+            self.alloc_functions.len()
+        );
+        let _ = writeln!(md, "| measure | alone | gctrace-bpf exact | bpftrace |");
+        let _ = writeln!(md, "|---|---:|---:|---:|");
+        let row3 = |md: &mut String, name: &str, f: &dyn Fn(&Sample) -> u64| {
+            let (a, o, b) = (med(alone, f), med(ours, f), med(bt, f));
+            let _ = writeln!(
+                md,
+                "| {name} | {} | {} ({:.1}×) | {} ({:.1}×) |",
+                s3(a),
+                s3(o),
+                ratio(o, a),
+                s3(b),
+                ratio(b, a)
+            );
+        };
+        row3(md, "workload wall time", &|s| s.work_ns);
+        row3(md, "workload CPU time (user + system)", &|s| s.cpu_ns);
+        row3(md, "of which system time", &|s| s.sys_ns);
+        let (d_ours, d_bt) = (
+            paired_delta(alone, ours, |s| s.cpu_ns),
+            paired_delta(alone, bt, |s| s.cpu_ns),
+        );
+        let _ = writeln!(
+            md,
+            "| Δ workload CPU time vs alone | | {} | {} |",
+            ms_delta(d_ours),
+            ms_delta(d_bt)
+        );
+        let _ = writeln!(
+            md,
+            "| allocations per run (MemStats.Mallocs) | {:.0} | {} | {} |",
+            mallocs,
+            med(ours, |s| s.mallocs),
+            med(bt, |s| s.mallocs)
+        );
+        let _ = writeln!(
+            md,
+            "| allocations counted by gctrace-bpf (dropped) | | {} ({}) | |",
+            med(ours, |s| s.alloc_objects),
+            med(ours, |s| s.alloc_dropped)
+        );
+        let _ = writeln!(
+            md,
+            "| probe hits per run (bpftrace's count; the same sites) | | {hits:.0} | {hits:.0} |"
+        );
+        let _ = writeln!(
+            md,
+            "| **cost per allocation** (Δ CPU / Mallocs) | | **{}** | **{}** |",
+            per_hit(d_ours, mallocs),
+            per_hit(d_bt, mallocs)
+        );
+        let _ = writeln!(
+            md,
+            "| cost per probe hit (Δ CPU / hits) | | {} | {} |",
+            per_hit(d_ours, hits),
+            per_hit(d_bt, hits)
+        );
+        row3(md, "whole command, spawn to exit", &|s| s.process_ns);
+        let _ = writeln!(
+            md,
+            "| the tool's own CPU time per run (start-up included) | | {} | {} |",
+            s3(med(ours, Sample::tool_cpu_ns)),
+            s3(med(bt, Sample::tool_cpu_ns))
+        );
+        let _ = writeln!(
+            md,
+            "\n- Hits per allocation: {:.2}. There are more hits than allocations: on Go \
+             1.27 `mallocgc` itself calls into the size-specialised functions, so an \
+             allocation through it hits twice (the tracer counts it once: entries called \
+             from inside `mallocgc` are counted there).\n",
+            hits / mallocs
+        );
+    }
+
+    fn stw_md(&self, md: &mut String, series: &Series) {
+        let alone = series.of(Variant::Alone);
+        let ours = series.of(Variant::Tracer(AllocMode::Rate));
+        let bt = series.of(Variant::Bpftrace(ProbeSet::Gc));
+        let bt_hits = med(bt, |s| s.hits.all) as f64;
+        let stops = med(bt, |s| s.hits.start_the_world) as f64;
+        let _ = writeln!(
+            md,
+            "### Default mode on a stop-the-world loop\n\n\
+             `{}` (`runtime.ReadMemStats` back to back: each call stops and restarts the \
+             world, no GC cycle, hardly any allocation), {} rounds of alone / gctrace-bpf / \
+             bpftrace (order rotating): the default mode's hottest probes (`{START_THE_WORLD}` \
+             entry and RET for gctrace-bpf, entry only for bpftrace) hit tens of thousands \
+             of times for little other work, so their cost stands out of the noise.\n",
+            series.work,
+            series.rounds()
+        );
+        let _ = writeln!(md, "| measure | alone | gctrace-bpf | bpftrace |");
+        let _ = writeln!(md, "|---|---:|---:|---:|");
+        let row3 = |md: &mut String, name: &str, f: &dyn Fn(&Sample) -> u64| {
+            let (a, o, b) = (med(alone, f), med(ours, f), med(bt, f));
+            let _ = writeln!(
+                md,
+                "| {name} | {} | {} ({:.2}×) | {} ({:.2}×) |",
+                s3(a),
+                s3(o),
+                ratio(o, a),
+                s3(b),
+                ratio(b, a)
+            );
+        };
+        row3(md, "workload wall time", &|s| s.work_ns);
+        row3(md, "workload CPU time (user + system)", &|s| s.cpu_ns);
+        row3(md, "of which system time", &|s| s.sys_ns);
+        let _ = writeln!(
+            md,
+            "| Δ workload CPU time vs alone | | {} | {} |",
+            ms_delta(paired_delta(alone, ours, |s| s.cpu_ns)),
+            ms_delta(paired_delta(alone, bt, |s| s.cpu_ns))
+        );
+        let _ = writeln!(
+            md,
+            "| probe hits per run | | {:.0} (bpftrace's + one RET per stop; its trace has {} stw records) | {bt_hits:.0} |",
+            bt_hits + stops,
+            med(ours, |s| s.stw_records)
+        );
+        let _ = writeln!(
+            md,
+            "| cost per stop-the-world (Δ CPU / stops) | | {} | {} |",
+            per_hit(paired_delta(alone, ours, |s| s.cpu_ns), stops),
+            per_hit(paired_delta(alone, bt, |s| s.cpu_ns), stops)
+        );
+        row3(md, "whole command, spawn to exit", &|s| s.process_ns);
+        let _ = writeln!(
+            md,
+            "| the tool's own CPU time per run (start-up included; it decodes and writes every stw event) | | {} | {} |\n",
+            s3(med(ours, Sample::tool_cpu_ns)),
+            s3(med(bt, Sample::tool_cpu_ns))
+        );
+    }
+
+    fn per_hit_md(&self, md: &mut String) {
+        let d = &self.default;
+        let alone = d.of(Variant::Alone);
+        let ours = d.of(Variant::Tracer(AllocMode::Rate));
+        let bt = d.of(Variant::Bpftrace(ProbeSet::Gc));
+        let hits = self.default_hits();
+        let (ours_hits, bt_hits) = (hits.ours, hits.bpftrace);
+        let _ = writeln!(
+            md,
+            "### Cost of one probe hit\n\n\
+             Δ CPU (or Δ system time) of the workload divided by the hits per run. On the \
+             allocating workload the default mode takes only hundreds of hits per run, a \
+             few ms of CPU, within the run-to-run noise of the CPU times: that row is a \
+             consistency check only. The stop-the-world loop (tens of thousands of hits on \
+             the same GC probes, little other work) and the exact mode (hundreds of \
+             thousands of hits on the allocation probes) measure the cost of a hit.\n"
+        );
+        let _ = writeln!(
+            md,
+            "| series | hits per run (gctrace-bpf / bpftrace) | gctrace-bpf: µs per hit (CPU / system) | bpftrace: µs per hit (CPU / system) |"
+        );
+        let _ = writeln!(md, "|---|---:|---:|---:|");
+        let _ = writeln!(
+            md,
+            "| default mode, `{}` (GC probes, few hits) | {ours_hits:.0} / {bt_hits:.0} | {} / {} | {} / {} |",
+            d.work,
+            per_hit(paired_delta(alone, ours, |s| s.cpu_ns), ours_hits),
+            per_hit(paired_delta(alone, ours, |s| s.sys_ns), ours_hits),
+            per_hit(paired_delta(alone, bt, |s| s.cpu_ns), bt_hits),
+            per_hit(paired_delta(alone, bt, |s| s.sys_ns), bt_hits),
+        );
+        if let Some(w) = &self.stw {
+            let alone = w.of(Variant::Alone);
+            let ours = w.of(Variant::Tracer(AllocMode::Rate));
+            let bt = w.of(Variant::Bpftrace(ProbeSet::Gc));
+            let bt_hits = med(bt, |s| s.hits.all) as f64;
+            let ours_hits = bt_hits + med(bt, |s| s.hits.start_the_world) as f64;
+            let _ = writeln!(
+                md,
+                "| default mode, `{}` (GC probes, stop-the-world loop) | {ours_hits:.0} / {bt_hits:.0} | {} / {} | {} / {} |",
+                w.work,
+                per_hit(paired_delta(alone, ours, |s| s.cpu_ns), ours_hits),
+                per_hit(paired_delta(alone, ours, |s| s.sys_ns), ours_hits),
+                per_hit(paired_delta(alone, bt, |s| s.cpu_ns), bt_hits),
+                per_hit(paired_delta(alone, bt, |s| s.sys_ns), bt_hits),
+            );
+        }
+        if let Some(e) = &self.exact {
+            let alone = e.of(Variant::Alone);
+            let ours = e.of(Variant::Tracer(AllocMode::Exact));
+            let bt = e.of(Variant::Bpftrace(ProbeSet::Allocs));
+            let hits = med(bt, |s| s.hits.all) as f64;
+            let _ = writeln!(
+                md,
+                "| `--allocs exact`, `{}` (allocation probes) | {hits:.0} / {hits:.0} | {} / {} | {} / {} |",
+                e.work,
+                per_hit(paired_delta(alone, ours, |s| s.cpu_ns), hits),
+                per_hit(paired_delta(alone, ours, |s| s.sys_ns), hits),
+                per_hit(paired_delta(alone, bt, |s| s.cpu_ns), hits),
+                per_hit(paired_delta(alone, bt, |s| s.sys_ns), hits),
+            );
+        }
+        let _ = writeln!(md);
     }
 }
 
@@ -577,6 +1433,45 @@ mod tests {
         assert_eq!(json_u64(text, "Missing"), None);
         assert_eq!(json_u64_array(text, "PauseNs"), Some(vec![10, 20, 30]));
         assert_eq!(json_u64_array(r#"{"PauseNs":[]}"#, "PauseNs"), Some(vec![]));
+    }
+
+    #[test]
+    fn gc_sites_come_from_inspect() {
+        let json = r#"{"go_version":"go1.27.3","probes":[{"symbol":"runtime.gcStart","address":"0x1000","ret_addresses":["0x1100"],"attached":true},{"symbol":"runtime.stopTheWorldWithSema","address":"0x2000","ret_addresses":[],"attached":false},{"symbol":"runtime.startTheWorldWithSema","address":"0x3000","ret_addresses":["0x3040","0x30a0"],"attached":true}],"warnings":[]}"#;
+        assert_eq!(
+            gc_sites_from_inspect(json),
+            ["\"runtime.gcStart\"", "\"runtime.startTheWorldWithSema\""]
+        );
+    }
+
+    #[test]
+    fn alloc_functions_follow_the_plan() {
+        let nm = "  4a0 T runtime.mallocgc\n  4b0 T runtime.mallocgcLarge\n  \
+                  4c0 T runtime.mallocgcTinySC2\n  4d0 T runtime.mallocgcTinySlowPath\n  \
+                  4e0 T runtime.mallocgcSmallScanNoHeaderSC12\n  4f0 D runtime.mallocgcSmallNoScanSC3\n";
+        assert_eq!(
+            alloc_functions_from_nm(nm),
+            [
+                "runtime.mallocgc",
+                "runtime.mallocgcSmallScanNoHeaderSC12",
+                "runtime.mallocgcTinySC2"
+            ]
+        );
+    }
+
+    #[test]
+    fn bpftrace_maps_are_summed() {
+        let out = "Attaching 3 probes...\ngcload done\n\n\n@[uprobe:/b/gcload:runtime.gcStart]: 31\n\
+                   @[uprobe:/b/gcload:runtime.startTheWorldWithSema]: 24\n@[uprobe:/b/gcload:runtime.startTheWorldWithSema+385]: 24\n";
+        assert_eq!(
+            bpftrace_hits(out),
+            Hits {
+                all: 79,
+                gc_start: 31,
+                start_the_world: 24
+            }
+        );
+        assert_eq!(bpftrace_hits(""), Hits::default());
     }
 
     #[test]

@@ -7,7 +7,8 @@ use std::process::{Command, Stdio};
 use anyhow::{bail, Context, Result};
 
 /// Debian packages: Debian's rustc with the BPF std (for tracer-ebpf), the LLVM that
-/// bpf-linker links against, Go 1.19, pip for the Go wheels, and tmux for the demo.
+/// bpf-linker links against, Go 1.19, pip for the Go wheels, tmux for the demo, and
+/// bpftrace for `cargo xtask bench`'s side-by-side figures.
 pub const APT_PACKAGES: &[&str] = &[
     "rustc-web",
     "libstd-rust-web-dev-bpf",
@@ -18,6 +19,7 @@ pub const APT_PACKAGES: &[&str] = &[
     DEBIAN_GO_PACKAGE,
     "python3-pip",
     "tmux",
+    "bpftrace",
 ];
 
 pub const BPF_LINKER_VERSION: &str = "0.13.0";
