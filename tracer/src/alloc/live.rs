@@ -53,6 +53,10 @@ pub struct LiveAllocs {
     burst: Option<(Instant, u64)>,
     next_burst: Instant,
     burst_len: Duration,
+    /// When the previous burst began, and every allocation-probe hit counted before it
+    /// (its attach); the hits since include the attach and detach, whose cost the burst
+    /// length does not show.
+    last_burst: Option<(Instant, u64)>,
     /// Sampling gave up (attach failed).
     failed: bool,
 }
@@ -78,6 +82,7 @@ impl LiveAllocs {
             burst: None,
             next_burst: Instant::now() + FIRST_BURST_AFTER,
             burst_len: FIRST_BURST,
+            last_burst: None,
             failed: false,
         }
     }
@@ -114,6 +119,20 @@ impl LiveAllocs {
         let now = Instant::now();
         match self.burst {
             None if now >= self.next_burst => {
+                // Everything the previous burst cost, attach and detach included, must
+                // be spread over enough time to stay within the budget.
+                let all_hits = probes.counters()?.alloc_hits();
+                if let Some((start, hits_before)) = self.last_burst {
+                    let cost = self
+                        .cost_per_hit
+                        .mul_f64(all_hits.saturating_sub(hits_before) as f64);
+                    let gap = cost.div_f64(self.budget).max(PERIOD);
+                    if now < start + gap {
+                        self.next_burst = start + gap;
+                        return Ok(None);
+                    }
+                }
+                self.last_burst = Some((now, all_hits));
                 if let Err(e) = probes.attach_allocs(&self.plan) {
                     // The target may just have exited (the session notices that by
                     // itself); anything else ends sampling, loudly, but not the trace.

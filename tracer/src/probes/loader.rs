@@ -91,6 +91,15 @@ pub struct KernelCounters {
     /// Allocations not counted (aggregation map full), and their requested bytes.
     pub allocs_dropped: u64,
     pub alloc_bytes_dropped: u64,
+    /// Allocation probe hits from mallocgc's own calls (counted at mallocgc).
+    pub allocs_nested: u64,
+}
+
+impl KernelCounters {
+    /// Every hit of the allocation probes in the target, counted or not.
+    pub fn alloc_hits(&self) -> u64 {
+        self.allocs + self.allocs_dropped + self.allocs_nested
+    }
 }
 
 /// Loaded and attached probes. Detached on drop.
@@ -376,6 +385,7 @@ impl Probes {
             allocs: sum(counter::ALLOCS)?,
             allocs_dropped: sum(counter::ALLOCS_DROPPED)?,
             alloc_bytes_dropped: sum(counter::ALLOC_BYTES_DROPPED)?,
+            allocs_nested: sum(counter::ALLOCS_NESTED)?,
         })
     }
 }
