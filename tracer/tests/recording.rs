@@ -1,0 +1,198 @@
+//! Record, replay, report and export on a real workload: the replay's JSON equals the live
+//! JSON record for record, the report's figures equal the live summary, and the Perfetto
+//! export has the structure trace viewers need. Needs root; skips unless
+//! GCTRACE_INTEGRATION=1 (`cargo xtask test`).
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+use serde_json::Value;
+
+fn lines(text: &str) -> Vec<Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+fn tracer(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    Command::new(common::tracer_bin())
+        .args(args)
+        .output()
+        .expect("running gctrace-bpf")
+}
+
+#[test]
+fn replay_equals_live_and_report_equals_summary() {
+    if !common::integration_enabled() {
+        return;
+    }
+    let tc = common::newest_toolchain();
+    let gcload = common::build_gcload(&tc);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let live = dir.path().join("live.json");
+    let rec = dir.path().join("run.gct");
+    let _exclusive = common::exclusive();
+    let mut cmd = Command::new(common::tracer_bin());
+    cmd.args(["--format", "json", "--allocs", "sample", "--output"])
+        .arg(&live)
+        .arg("--record")
+        .arg(&rec)
+        .arg("--")
+        .arg(&gcload)
+        .args([
+            "-duration",
+            "3s",
+            "-forced",
+            "2",
+            "-readmemstats",
+            "5",
+            "-hotspot",
+        ]);
+    let run = common::run(&mut cmd, dir.path(), "traced", common::RUN_TIMEOUT);
+    let diag = common::diagnostics(&run.stdout, &run.stderr);
+    assert!(run.status.success(), "{}\n{diag}", run.status);
+
+    // Recordings are private to the user who made them.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&rec)
+        .expect("recording")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    let out = tracer(&[
+        "replay".as_ref(),
+        "--format".as_ref(),
+        "json".as_ref(),
+        rec.as_os_str(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let live = lines(&std::fs::read_to_string(&live).expect("live output"));
+    let replayed = lines(&String::from_utf8_lossy(&out.stdout));
+    let kinds: BTreeSet<String> = live
+        .iter()
+        .map(|r| r["type"].as_str().unwrap_or_default().to_string())
+        .collect();
+    for kind in [
+        "gc",
+        "stw",
+        "alloc",
+        "summary",
+        "alloc_types",
+        "alloc_sites",
+    ] {
+        assert!(
+            kinds.contains(kind),
+            "the live run has no {kind} record\n{diag}"
+        );
+    }
+    for kind in &kinds {
+        let pick = |v: &[Value]| -> Vec<Value> {
+            v.iter()
+                .filter(|r| r["type"] == kind.as_str())
+                .cloned()
+                .collect()
+        };
+        assert_eq!(pick(&live), pick(&replayed), "{kind} records differ");
+    }
+
+    let out = tracer(&[
+        "report".as_ref(),
+        "--format".as_ref(),
+        "json".as_ref(),
+        rec.as_os_str(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).expect("report JSON");
+    let summary = live
+        .iter()
+        .find(|r| r["type"] == "summary")
+        .expect("summary");
+    for (r, s) in [
+        ("cycles", "cycles"),
+        ("pause_p50_ns", "pause_p50_ns"),
+        ("pause_p99_ns", "pause_p99_ns"),
+        ("pause_max_ns", "pause_max_ns"),
+        ("alloc_bytes", "alloc_bytes"),
+        ("lost_events", "lost_events"),
+    ] {
+        assert_eq!(report[r], summary[s], "report {r} vs summary {s}");
+    }
+    assert_eq!(
+        report["stop_the_world_pauses"].as_u64(),
+        Some(live.iter().filter(|r| r["type"] == "stw").count() as u64)
+    );
+
+    let perfetto = dir.path().join("trace.json");
+    let out = tracer(&[
+        "export".as_ref(),
+        rec.as_os_str(),
+        "--perfetto".as_ref(),
+        perfetto.as_os_str(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(&perfetto).expect("export")).expect("JSON");
+    let events = doc["traceEvents"].as_array().expect("traceEvents array");
+    let slices: Vec<&Value> = events.iter().filter(|e| e["ph"] == "X").collect();
+    assert!(!slices.is_empty());
+    for e in &slices {
+        assert!(e["ts"].as_f64().is_some_and(|t| t >= 0.0), "{e}");
+        assert!(e["dur"].as_f64().is_some_and(|d| d >= 0.0), "{e}");
+        assert!(
+            e["pid"].is_u64() && e["tid"].is_u64() && e["name"].is_string(),
+            "{e}"
+        );
+    }
+    let gc_cycles = live.iter().filter(|r| r["type"] == "gc").count();
+    let cycle_slices = slices
+        .iter()
+        .filter(|e| {
+            e["cat"] == "gc"
+                && e["name"]
+                    .as_str()
+                    .and_then(|n| n.strip_prefix("GC "))
+                    .is_some_and(|n| n.parse::<u32>().is_ok())
+        })
+        .count();
+    assert_eq!(cycle_slices, gc_cycles);
+    assert!(events.iter().any(|e| e["ph"] == "C" && e["name"] == "heap"));
+}
+
+#[test]
+fn bad_recordings_fail_with_one_clear_line() {
+    if !common::integration_enabled() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let junk = dir.path().join("junk.gct");
+    std::fs::write(&junk, b"this is not a recording at all").expect("write");
+    for sub in ["replay", "report"] {
+        let out = tracer(&[sub.as_ref(), junk.as_os_str()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{sub}: {err}");
+        assert_eq!(err.lines().count(), 1, "{sub}: {err}");
+        assert!(
+            err.contains("is not a gctrace-bpf recording"),
+            "{sub}: {err}"
+        );
+    }
+    let missing = dir.path().join("missing.gct");
+    let out = tracer(&["replay".as_ref(), missing.as_os_str()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
+}
