@@ -7,7 +7,7 @@ use std::{fs, io, os::unix::fs::FileExt, path::PathBuf};
 pub enum TargetError {
     #[error("no process with pid {0}")]
     NoSuchProcess(u32),
-    #[error("gctrace-bpf needs root, or the capabilities {missing} (BPF programs and uprobes)")]
+    #[error("tracing needs root, or the capabilities {missing} (to load BPF programs and attach uprobes)")]
     NotPrivileged { missing: String },
 }
 
