@@ -614,3 +614,67 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// `gctrace-bpf inspect --format json` on every build of the matrix (amd64 and arm64,
+/// plain and stripped): Go version, architecture, kind, and every probed function's entry
+/// and return sites as `go tool objdump` lists them (for a stripped build, objdump of its
+/// unstripped twin: stripping does not move code).
+#[test]
+fn inspect_command_matches_objdump() {
+    let fx = fixtures();
+    for b in &fx.builds {
+        let tc = &fx.toolchains[b.toolchain];
+        let twin = fx
+            .builds
+            .iter()
+            .find(|p| {
+                p.toolchain == b.toolchain
+                    && p.goarch == b.goarch
+                    && p.variant == b.variant.unstripped()
+            })
+            .unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_gctrace-bpf"))
+            .args(["inspect", "--format", "json"])
+            .arg(&b.path)
+            .output()
+            .unwrap();
+        let what = b.path.display().to_string();
+        assert!(
+            out.status.success(),
+            "{what}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["go_version"], tc.version.as_str(), "{what}");
+        let arch = if b.goarch == "arm64" {
+            "aarch64"
+        } else {
+            "x86_64"
+        };
+        assert_eq!(report["arch"], arch, "{what}");
+        assert_eq!(report["stripped"], b.variant.stripped(), "{what}");
+        assert_eq!(report["pie"], b.variant.pie(), "{what}");
+        let dis = objdump(&tc.go, &twin.path, PROBED, b.goarch == "arm64");
+        let probes = report["probes"].as_array().unwrap();
+        for name in PROBED {
+            let p = probes
+                .iter()
+                .find(|p| p["symbol"] == *name)
+                .unwrap_or_else(|| panic!("{what}: inspect lists no {name}"));
+            let d = &dis[*name];
+            assert_eq!(
+                p["address"],
+                format!("{:#x}", d.instrs[0].0),
+                "{what} {name}"
+            );
+            let rets: Vec<String> = d.rets().iter().map(|a| format!("{a:#x}")).collect();
+            let listed: Vec<String> = p["ret_addresses"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap_or_default().to_string())
+                .collect();
+            assert_eq!(listed, rets, "{what} {name}");
+        }
+    }
+}
