@@ -67,13 +67,14 @@ pub struct ReplayArgs {
     /// The recording.
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
-    /// Output format.
-    #[arg(short, long, value_enum, default_value_t = Format::Gctrace)]
-    pub format: Format,
+    /// Output format [default: tui on a terminal, else gctrace].
+    #[arg(short, long, value_enum)]
+    pub format: Option<Format>,
     /// Write the output to FILE instead of standard output.
     #[arg(short, long, value_name = "OUT")]
     pub output: Option<PathBuf>,
-    /// Pace events in real time multiplied by X (default: as fast as possible).
+    /// Pace events in real time multiplied by X (tui: 1 by default; other formats: as
+    /// fast as possible unless given).
     #[arg(long, value_name = "X")]
     pub speed: Option<f64>,
 }

@@ -90,7 +90,21 @@ fn output_writer(path: Option<&std::path::Path>) -> Result<Box<dyn std::io::Writ
 }
 
 fn run_replay(args: ReplayArgs) -> Result<i32> {
-    let sink = tracer::output::sink_for(args.format, output_writer(args.output.as_deref())?);
+    use std::io::IsTerminal;
+    let format = args.format.unwrap_or(
+        if args.output.is_none() && std::io::stdout().is_terminal() {
+            tracer::output::Format::Tui
+        } else {
+            tracer::output::Format::Gctrace
+        },
+    );
+    if format == tracer::output::Format::Tui {
+        tracer::tui::check_usable(args.output.as_deref())?;
+        let slo = tracer::tui::Slo::default();
+        tracer::replay::replay_tui(&args.file, slo, args.speed.unwrap_or(1.0))?;
+        return Ok(0);
+    }
+    let sink = tracer::output::sink_for(format, output_writer(args.output.as_deref())?);
     tracer::replay::replay(&args.file, sink, args.speed)?;
     Ok(0)
 }

@@ -112,3 +112,75 @@ pub fn model(reader: &Reader) -> Result<crate::model::Model> {
     }
     Ok(pipe.model)
 }
+
+/// Replay into the terminal UI, paced at `speed` × real time (1 by default), then keep the
+/// final state on screen until q.
+pub fn replay_tui(path: &Path, slo: crate::tui::Slo, speed: f64) -> Result<()> {
+    use crate::tui::{AppEvent, Control, Live};
+    let reader = Reader::open(path)?;
+    let allocs = match reader.header.allocs.as_str() {
+        "exact" => crate::alloc::AllocMode::Exact,
+        "sample" => crate::alloc::AllocMode::Sample,
+        _ => crate::alloc::AllocMode::Rate,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let mut live = Live::start(slo, allocs)?;
+        let first_ts = reader
+            .items
+            .iter()
+            .find_map(|i| match i {
+                Item::Raw(r) => Some(r.ktime_ns),
+                _ => None,
+            })
+            .unwrap_or(0);
+        live.use_replay_clock(first_ts, speed);
+        let mut pipe = Pipeline::new(
+            Decoder::new(reader.header.decode.clone()),
+            live.sink(),
+            None,
+        );
+        pipe.emit(vec![Record::Process(reader.header.process.clone())])?;
+        let wall0 = tokio::time::Instant::now();
+        let mut kernel_lost = 0;
+        let mut exit_status = None;
+        let mut items = reader.items.iter().peekable();
+        loop {
+            // Feed everything that is due by the recording's clock.
+            let mut next_due = None;
+            while let Some(item) = items.peek() {
+                if let Item::Raw(r) = item {
+                    let due = wall0
+                        + Duration::from_nanos(r.ktime_ns.saturating_sub(first_ts)).div_f64(speed);
+                    if due > tokio::time::Instant::now() {
+                        next_due = Some(due);
+                        break;
+                    }
+                }
+                match items.next() {
+                    Some(Item::Raw(r)) => pipe.raw(r)?,
+                    Some(Item::Allocs(b)) => pipe.event(TraceEvent::Allocs(Box::new(b.clone())))?,
+                    Some(Item::End(e)) => {
+                        kernel_lost = e.lost_events;
+                        exit_status = e.exit_status;
+                    }
+                    None => break,
+                }
+            }
+            let Some(due) = next_due else { break };
+            tokio::select! {
+                c = live.step() => if c? == Control::Quit { return Ok(()) },
+                _ = tokio::time::sleep_until(due) => {}
+            }
+        }
+        let lost = pipe.finish(kernel_lost, exit_status)?;
+        live.set_lost(lost);
+        let ended = match exit_status {
+            Some(s) => AppEvent::TargetExited(Some(s)),
+            None => AppEvent::Detached,
+        };
+        live.hold(ended, std::future::pending()).await
+    })
+}

@@ -35,6 +35,9 @@ pub struct Live {
     input: Option<EventStream>,
     frame: Interval,
     last_draw: Option<Instant>,
+    /// Replay: (recorded time at the start, wall clock at the start, speed); the UI's
+    /// "now" then runs on the recording's clock.
+    replay_clock: Option<(u64, Instant, f64)>,
     guard: TerminalGuard,
 }
 
@@ -60,8 +63,22 @@ impl Live {
             input: Some(EventStream::new()),
             frame,
             last_draw: None,
+            replay_clock: None,
             guard,
         })
+    }
+
+    /// Replays: the UI's clock shows the recording's time from `recorded_start_ns` on,
+    /// running `speed` times faster than the wall clock.
+    pub fn use_replay_clock(&mut self, recorded_start_ns: u64, speed: f64) {
+        self.replay_clock = Some((recorded_start_ns, Instant::now(), speed.max(1e-3)));
+    }
+
+    fn now_ns(&self) -> u64 {
+        match self.replay_clock {
+            Some((t0, wall0, speed)) => t0 + (wall0.elapsed().as_nanos() as f64 * speed) as u64,
+            None => monotonic_ns(),
+        }
     }
 
     /// The pipeline's sink: records written to it show up at the next frame.
@@ -103,12 +120,8 @@ impl Live {
         while let Ok(r) = self.rx.try_recv() {
             update(&mut self.app, AppEvent::Record(r));
         }
-        update(
-            &mut self.app,
-            AppEvent::Tick {
-                now_ns: monotonic_ns(),
-            },
-        );
+        let now_ns = self.now_ns();
+        update(&mut self.app, AppEvent::Tick { now_ns });
         let stale = self.last_draw.is_none_or(|t| t.elapsed() >= IDLE_REDRAW);
         if self.app.dirty || stale {
             render(&self.app, &mut self.guard.terminal)?;
