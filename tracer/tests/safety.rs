@@ -1,0 +1,187 @@
+//! The traced program is never harmed: by attaching and detaching over and over, by the
+//! tracer being killed with SIGKILL, or by two tracers at once. Needs root; skips unless
+//! GCTRACE_INTEGRATION=1 (`cargo xtask test`).
+
+mod common;
+
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::ChildGuard;
+
+/// The target's CPU time in the kernel (stime, clock ticks): uprobe traps are charged here.
+fn stime_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest = stat.rsplit(')').next().unwrap_or_default();
+    // After the command name: state is field 3, stime is field 15.
+    rest.split_whitespace()
+        .nth(12)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn start_workload(dir: &std::path::Path) -> ChildGuard {
+    let gcload = common::build_gcload(&common::newest_toolchain());
+    let w = ChildGuard::spawn(
+        Command::new(&gcload).args(["-forever", "-goroutines", "2"]),
+        dir,
+        "workload",
+    );
+    thread::sleep(Duration::from_millis(500));
+    w
+}
+
+/// Ends the workload with SIGTERM: it must exit 0 after printing its closing line.
+fn finish_workload(mut w: ChildGuard) {
+    w.signal(libc::SIGTERM);
+    let status = w.wait_timeout(Duration::from_secs(20));
+    let out = w.stdout_text();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "workload ended with {status:?}\n{}",
+        common::diagnostics(&out, &w.stderr_text())
+    );
+    assert!(
+        out.contains("gcload done: goroutines=2 forced=0 readmemstats=0"),
+        "{out}"
+    );
+}
+
+#[test]
+fn attach_and_detach_fifty_times_leaves_the_target_unharmed() {
+    if !common::integration_enabled() {
+        return;
+    }
+    let _exclusive = common::exclusive();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut w = start_workload(dir.path());
+    let pid = w.pid().to_string();
+    for i in 0..50 {
+        let out = Command::new(common::tracer_bin())
+            .args([
+                "--pid",
+                &pid,
+                "--duration",
+                "0.05",
+                "--format",
+                "json",
+                "--output",
+            ])
+            .arg(dir.path().join("t.json"))
+            .output()
+            .expect("running gctrace-bpf");
+        assert!(
+            out.status.success(),
+            "attach {i}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(
+        w.try_wait().is_none(),
+        "the workload died while being attached to"
+    );
+    finish_workload(w);
+}
+
+#[test]
+fn sigkill_of_the_tracer_removes_every_probe() {
+    if !common::integration_enabled() {
+        return;
+    }
+    let _exclusive = common::exclusive();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let w = start_workload(dir.path());
+    let pid = w.pid();
+    // Exact allocation tracing traps on every allocation: while attached, the target's
+    // kernel time climbs fast; once the probes are gone it must fall back.
+    let mut tracer = ChildGuard::spawn(
+        Command::new(common::tracer_bin())
+            .args([
+                "--pid",
+                &pid.to_string(),
+                "--allocs",
+                "exact",
+                "--format",
+                "json",
+                "--output",
+            ])
+            .arg(dir.path().join("t.json")),
+        dir.path(),
+        "tracer",
+    );
+    let window = Duration::from_secs(2);
+    thread::sleep(Duration::from_secs(2));
+    let s0 = stime_ticks(pid);
+    thread::sleep(window);
+    let traced = stime_ticks(pid) - s0;
+    tracer.signal(libc::SIGKILL);
+    assert!(tracer.wait_timeout(Duration::from_secs(10)).is_some());
+    // Closing the perf-event fds (the kernel does it for a killed process) unregisters
+    // the uprobes; give the kernel a moment.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let untraced = loop {
+        thread::sleep(Duration::from_millis(500));
+        let s0 = stime_ticks(pid);
+        thread::sleep(window);
+        let d = stime_ticks(pid) - s0;
+        if d * 4 < traced.max(4) || Instant::now() > deadline {
+            break d;
+        }
+    };
+    assert!(
+        untraced * 4 < traced.max(4),
+        "kernel time per {window:?}: {traced} ticks traced, still {untraced} after SIGKILL"
+    );
+    finish_workload(w);
+}
+
+#[test]
+fn two_tracers_on_one_target_both_see_its_cycles() {
+    if !common::integration_enabled() {
+        return;
+    }
+    let _exclusive = common::exclusive();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let w = start_workload(dir.path());
+    let pid = w.pid().to_string();
+    let spawn = |name: &str| {
+        ChildGuard::spawn(
+            Command::new(common::tracer_bin())
+                .args([
+                    "--pid",
+                    &pid,
+                    "--duration",
+                    "3",
+                    "--format",
+                    "json",
+                    "--output",
+                ])
+                .arg(dir.path().join(format!("{name}.json"))),
+            dir.path(),
+            name,
+        )
+    };
+    let mut a = spawn("a");
+    let mut b = spawn("b");
+    for t in [&mut a, &mut b] {
+        let status = t.wait_timeout(Duration::from_secs(30));
+        assert!(status.is_some_and(|s| s.success()), "{}", t.stderr_text());
+    }
+    let cycles = |name: &str| -> Vec<u64> {
+        common::read_trace(&dir.path().join(format!("{name}.json")))
+            .gc
+            .iter()
+            .map(|g| u64::from(g.cycle))
+            .collect()
+    };
+    let (ca, cb) = (cycles("a"), cycles("b"));
+    assert!(ca.len() >= 2 && cb.len() >= 2, "a: {ca:?}, b: {cb:?}");
+    // The windows overlap almost entirely: most cycles are seen by both.
+    let common_cycles = ca.iter().filter(|c| cb.contains(c)).count();
+    assert!(
+        common_cycles * 2 >= ca.len().min(cb.len()),
+        "a: {ca:?}, b: {cb:?}"
+    );
+    finish_workload(w);
+}
