@@ -142,6 +142,19 @@ pub fn alloc(ctx: ProbeContext) -> u32 {
     0
 }
 
+/// This CPU's next event sequence number (a gap tells user space events were lost).
+#[inline(always)]
+fn next_seq() -> u32 {
+    match COUNTERS.get_ptr_mut(counter::SEQ) {
+        // SAFETY: per-CPU slot, written only by this CPU while the program runs.
+        Some(p) => unsafe {
+            *p += 1;
+            *p as u32
+        },
+        None => 0,
+    }
+}
+
 #[inline(always)]
 fn bump(index: u32) {
     add(index, 1)
@@ -175,6 +188,7 @@ fn emit(ctx: &ProbeContext, kind: ProbeKind) -> u32 {
         BPF_RB_NO_WAKEUP
     } as u64;
 
+    let seq = next_seq();
     let Some(mut entry) = EVENTS.reserve::<RawEvent>(0) else {
         bump(counter::LOST);
         return 0;
@@ -189,7 +203,7 @@ fn emit(ctx: &ProbeContext, kind: ProbeKind) -> u32 {
         (*ev).pid_tgid = pid_tgid;
         fill_regs(ctx, &mut *ev);
         (*ev).read_ok = 0;
-        (*ev)._pad = 0;
+        (*ev).seq = seq;
         let slots = config.read_slots[kind as usize & 7];
         let mut i = 0;
         while i < MAX_READS {

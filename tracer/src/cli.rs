@@ -176,6 +176,11 @@ pub struct TraceArgs {
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
 
+    /// Size of the kernel's event ring buffer in KiB (a power of two, at least 4); for
+    /// tests that provoke overload.
+    #[arg(long, hide = true, value_name = "KIB", value_parser = parse_ring_kib)]
+    pub ring_kib: Option<u32>,
+
     /// With --allocs sample: how much the probes may slow the target, in percent.
     #[arg(long, default_value_t = 2.0, value_name = "PERCENT", value_parser = parse_percent)]
     pub overhead_budget: f64,
@@ -212,6 +217,16 @@ impl TraceArgs {
             None => Format::Gctrace,
         }
     }
+}
+
+fn parse_ring_kib(s: &str) -> Result<u32, String> {
+    let k: u32 = s
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size in KiB"))?;
+    if k < 4 || !k.is_power_of_two() || k > 1 << 20 {
+        return Err(format!("'{s}' must be a power of two from 4 to 1048576"));
+    }
+    Ok(k)
 }
 
 fn parse_percent(s: &str) -> Result<f64, String> {

@@ -42,10 +42,12 @@ impl DecodeSpec {
     }
 }
 
-/// Stateless apart from counting what it could not use.
+/// Stateless apart from counting what it could not use and following each CPU's
+/// sequence numbers (to notice lost events).
 pub struct Decoder {
     spec: DecodeSpec,
     undecodable: u64,
+    last_seq: std::collections::HashMap<u32, u32>,
 }
 
 impl Decoder {
@@ -53,6 +55,20 @@ impl Decoder {
         Decoder {
             spec,
             undecodable: 0,
+            last_seq: std::collections::HashMap::new(),
+        }
+    }
+
+    /// How many events from this event's CPU were lost just before it (0 when none, or
+    /// when the event carries no sequence number: user-space samples, old recordings).
+    pub fn missing_before(&mut self, raw: &RawEvent) -> u32 {
+        if raw.seq == 0 || raw.kind == ProbeKind::UserSample as u32 {
+            return 0;
+        }
+        let prev = self.last_seq.insert(raw.cpu, raw.seq);
+        match prev {
+            Some(p) => raw.seq.wrapping_sub(p).wrapping_sub(1),
+            None => 0,
         }
     }
 

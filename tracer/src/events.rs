@@ -183,6 +183,9 @@ pub enum TraceEvent {
     AllocSample { ts_ns: u64, total_bytes: u64 },
     /// Allocations counted by the allocation probes since the previous batch.
     Allocs(Box<AllocBatch>),
+    /// Events were lost here (the kernel's ring buffer was full): whatever was half
+    /// seen (an open stop, a cycle in progress) cannot be trusted.
+    Gap { missing: u32 },
 }
 
 /// Allocations seen by the allocation probes over one interval, already resolved to

@@ -38,6 +38,7 @@ fn main() -> ExitCode {
                 allocs: t.allocs,
                 pprof: t.pprof,
                 record: t.record,
+                ring_kib: t.ring_kib,
                 overhead_budget: t.overhead_budget,
                 format,
                 output: t.output,

@@ -41,6 +41,10 @@ impl Pipeline {
         if let Some(rec) = self.recorder.as_mut() {
             rec.raw(raw).context("cannot write the recording")?;
         }
+        let missing = self.decoder.missing_before(raw);
+        if missing > 0 {
+            self.apply(&TraceEvent::Gap { missing })?;
+        }
         if let Some(ev) = self.decoder.decode(raw) {
             self.apply(&ev)?;
         }

@@ -59,6 +59,8 @@ pub struct TraceOptions {
     pub pprof: Option<PathBuf>,
     /// Record everything to this file, for replay, report and export.
     pub record: Option<PathBuf>,
+    /// Ring buffer size override in KiB (tests: provoke overload).
+    pub ring_kib: Option<u32>,
     /// Sampled allocation tracing may slow the target by at most this many percent.
     pub overhead_budget: f64,
     pub format: Format,
@@ -227,6 +229,7 @@ fn prepare(pid: u32, opts: &TraceOptions) -> Result<Prepared> {
         &plan,
         bias,
         alloc_plan.as_ref().map(|p| (p, true)),
+        opts.ring_kib.map(|k| k.saturating_mul(1024)),
     )?;
     let gomaxprocs_addr = plan
         .reads

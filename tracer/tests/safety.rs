@@ -185,3 +185,107 @@ fn two_tracers_on_one_target_both_see_its_cycles() {
     );
     finish_workload(w);
 }
+
+/// Overload: a tiny ring buffer and a storm of stops. Losses are counted and reported,
+/// and the model stays consistent: no stop paired with another's end, no cycle with a
+/// lost stop reported as complete (every gc record agrees with the runtime's own line).
+#[test]
+fn ring_buffer_overload_is_counted_and_the_model_stays_consistent() {
+    if !common::integration_enabled() {
+        return;
+    }
+    let _exclusive = common::exclusive();
+    let gcload = common::build_gcload(&common::newest_toolchain());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("t.json");
+    let mut cmd = Command::new(common::tracer_bin());
+    cmd.env("GODEBUG", "gctrace=1")
+        .args(["--ring-kib", "4", "--format", "json", "--output"])
+        .arg(&out)
+        .arg("--")
+        .arg(&gcload)
+        .args(["-duration", "3s", "-readmemstats", "20000"]);
+    let run = common::run(&mut cmd, dir.path(), "traced", common::RUN_TIMEOUT);
+    let diag = common::diagnostics(&run.stdout, &run.stderr);
+    assert!(run.status.success(), "{}\n{diag}", run.status);
+    let trace = common::read_trace(&out);
+    let lost = trace.summary.as_ref().map_or(0, |s| s.lost_events);
+    assert!(
+        lost > 0,
+        "no loss provoked; the test needs a smaller ring\n{diag}"
+    );
+    assert!(
+        run.stderr.contains("events lost"),
+        "losses not reported on stderr\n{diag}"
+    );
+    assert_no_overlap(&trace);
+
+    // A storm of stops alone (no GC): the hardest case for pairing begins and ends.
+    // The workload times every ReadMemStats call: no stop it caused lasted longer than
+    // the longest call, so a stop paired with a later stop's end shows up.
+    let ms_path = dir.path().join("storm-memstats.json");
+    let mut cmd = Command::new(common::tracer_bin());
+    cmd.args(["--ring-kib", "4", "--format", "json", "--output"])
+        .arg(dir.path().join("storm.json"))
+        .arg("--")
+        .arg(&gcload)
+        .args(["-stw-loop", "30000", "-memstats-out"])
+        .arg(&ms_path);
+    let storm = common::run(&mut cmd, dir.path(), "storm", common::RUN_TIMEOUT);
+    assert!(storm.status.success(), "{}", storm.stderr);
+    let storm_trace = common::read_trace(&dir.path().join("storm.json"));
+    assert!(storm_trace
+        .summary
+        .as_ref()
+        .is_some_and(|s| s.lost_events > 0));
+    assert_no_overlap(&storm_trace);
+    let longest_call = common::MemStats::read(&ms_path).max_read_mem_stats_ns;
+    assert!(longest_call > 0, "gcload wrote no MaxReadMemStatsNs");
+    for s in storm_trace
+        .stw
+        .iter()
+        .filter(|s| s.reason == "read mem stats")
+    {
+        assert!(
+            s.duration_ns <= longest_call,
+            "stop {s:?} longer than the longest ReadMemStats call ({longest_call} ns)"
+        );
+    }
+
+    let gctrace = common::parse_gctrace(&run.stderr);
+    for g in &trace.gc {
+        let line = gctrace.get(&g.cycle).unwrap_or_else(|| {
+            panic!(
+                "gc {} reported but the runtime printed no such cycle",
+                g.cycle
+            )
+        });
+        for (i, got) in [g.sweep_term_ns, g.mark_ns, g.mark_term_ns]
+            .into_iter()
+            .enumerate()
+        {
+            let want = &line.clock[i];
+            let slack = 60_000 + want.hi_ns * 15 / 100;
+            assert!(
+                want.distance(got) <= slack,
+                "gc {}: phase {i} is {got} ns, the runtime says {want:?}",
+                g.cycle
+            );
+        }
+    }
+}
+
+/// Stops never overlap (the runtime serialises them): a stop paired with a later stop's
+/// end would swallow the stops in between.
+fn assert_no_overlap(trace: &common::Trace) {
+    let mut stops: Vec<_> = trace.stw.iter().collect();
+    stops.sort_by_key(|s| s.start_ns);
+    for w in stops.windows(2) {
+        assert!(
+            w[0].start_ns + w[0].duration_ns <= w[1].start_ns,
+            "overlapping stops {:?} and {:?}",
+            w[0],
+            w[1]
+        );
+    }
+}

@@ -50,8 +50,9 @@ type memStatsOut struct {
 	// UserNs and SysNs are the CPU time of the whole process so far (getrusage), less
 	// sensitive than wall time to other load on the machine; a uprobe's trap is
 	// accounted as the traced thread's system time.
-	UserNs int64
-	SysNs  int64
+	UserNs            int64
+	SysNs             int64
+	MaxReadMemStatsNs int64
 }
 
 // xorshift is a tiny deterministic PRNG per goroutine (math/rand's global source
@@ -171,6 +172,10 @@ func hotspot(stop <-chan struct{}, wg *sync.WaitGroup) {
 	}
 }
 
+// maxReadMemStats is the longest single runtime.ReadMemStats call of -stw-loop: no stop
+// of the world it caused can have lasted longer (a test's oracle).
+var maxReadMemStats time.Duration
+
 func writeMemStats(path string, readMemStatsCalls int, elapsed time.Duration) error {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
@@ -186,6 +191,7 @@ func writeMemStats(path string, readMemStatsCalls int, elapsed time.Duration) er
 		ReadMemStatsCalls: readMemStatsCalls,
 		NumCgoCall:        runtime.NumCgoCall(),
 		ElapsedNs:         int64(elapsed),
+		MaxReadMemStatsNs: int64(maxReadMemStats),
 		UserNs:            ru.Utime.Nano(),
 		SysNs:             ru.Stime.Nano(),
 		PauseNs:           []uint64{},
@@ -267,7 +273,11 @@ func main() {
 		// stop-the-world probes cost per hit, large enough to measure (the benchmark).
 		var ms runtime.MemStats
 		for i := 0; i < *stwLoop; i++ {
+			t := time.Now()
 			runtime.ReadMemStats(&ms)
+			if d := time.Since(t); d > maxReadMemStats {
+				maxReadMemStats = d
+			}
 		}
 		elapsed := time.Since(start)
 		if *memStatsPath != "" {

@@ -189,6 +189,16 @@ impl Model {
                 self.requests.last = Some(trigger);
                 self.requests.any_time |= trigger == Trigger::Time;
             }
+            TraceEvent::Gap { .. } => {
+                // A stop whose end (or a later stop's begin) was lost would pair wrongly,
+                // and a cycle missing a stop would be reported with wrong phases.
+                if self.open.take().is_some() {
+                    self.diag.dropped_stw_begins += 1;
+                }
+                if self.cycle.take().is_some() {
+                    self.diag.discarded_cycles += 1;
+                }
+            }
             TraceEvent::Allocs(batch) => {
                 if let Some((types, sites)) = self.allocs.add(batch) {
                     out.push(Record::AllocTypes(types));

@@ -130,11 +130,14 @@ impl Probes {
         plan: &ProbePlan,
         bias: u64,
         allocs: Option<(&AllocPlan, bool)>,
+        ring_bytes: Option<u32>,
     ) -> Result<Probes, AttachError> {
         let scope_pid = NonZeroU32::new(pid).ok_or(AttachError::BadPid)?;
-        let mut ebpf = EbpfLoader::new()
-            .load(BPF_OBJECT)
-            .map_err(AttachError::Load)?;
+        let mut loader = EbpfLoader::new();
+        if let Some(bytes) = ring_bytes {
+            loader.map_max_entries(EVENTS_MAP, bytes);
+        }
+        let mut ebpf = loader.load(BPF_OBJECT).map_err(AttachError::Load)?;
 
         let mut config = Config {
             tgid: pid,

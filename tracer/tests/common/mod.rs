@@ -945,6 +945,9 @@ pub struct MemStats {
     /// Wall time of the program's main, up to the end of its work.
     #[serde(default)]
     pub elapsed_ns: u64,
+    /// -stw-loop: the longest single ReadMemStats call (absent from old gcload builds).
+    #[serde(default)]
+    pub max_read_mem_stats_ns: u64,
 }
 
 impl MemStats {
