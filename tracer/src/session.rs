@@ -117,6 +117,11 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
             .resume()
             .context("cannot resume the started command")?;
     }
+    // Everything that needed the power to attach is done (the process is still single
+    // threaded, so this holds for every thread it will start).
+    if let Err(e) = target::drop_capabilities(opts.allocs == AllocMode::Sample) {
+        eprintln!("gctrace-bpf: warning: cannot drop capabilities: {e}");
+    }
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -289,3 +289,49 @@ fn assert_no_overlap(trace: &common::Trace) {
         );
     }
 }
+
+/// Once the probes are attached the tracer keeps only the capabilities it still needs:
+/// no CAP_SYS_ADMIN, no CAP_PERFMON (default mode).
+#[test]
+fn capabilities_are_dropped_after_attach() {
+    if !common::integration_enabled() {
+        return;
+    }
+    let _exclusive = common::exclusive();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let w = start_workload(dir.path());
+    let tracer = ChildGuard::spawn(
+        Command::new(common::tracer_bin())
+            .args([
+                "--pid",
+                &w.pid().to_string(),
+                "--duration",
+                "3",
+                "--format",
+                "json",
+                "--output",
+            ])
+            .arg(dir.path().join("t.json")),
+        dir.path(),
+        "tracer",
+    );
+    thread::sleep(Duration::from_millis(1500));
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", tracer.pid())).unwrap_or_default();
+    let eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .expect("CapEff of the tracer");
+    const CAP_SYS_ADMIN: u64 = 1 << 21;
+    const CAP_PERFMON: u64 = 1 << 38;
+    const CAP_BPF: u64 = 1 << 39;
+    assert_eq!(eff & (CAP_SYS_ADMIN | CAP_PERFMON), 0, "CapEff {eff:#x}");
+    assert_ne!(
+        eff & CAP_BPF,
+        0,
+        "CapEff {eff:#x}: the maps still need CAP_BPF"
+    );
+    drop(tracer);
+    finish_workload(w);
+}
