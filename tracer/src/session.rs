@@ -78,6 +78,8 @@ enum Stop {
     Signal(SignalKind),
     /// The user quit the TUI (q or Ctrl-C, which raw mode turns into a key).
     Quit,
+    /// The target replaced its program (execve): the probes were on the old one.
+    Exec,
 }
 
 /// Run a session; returns the process exit code (the command's own in launch mode).
@@ -430,6 +432,8 @@ async fn event_loop(
         mut allocs,
     } = prepared;
     let pid = sampler.pid;
+    // The program the probes are in; an execve replaces it.
+    let exe_identity = target::exe_identity(pid);
     let ring = probes.take_events()?;
     let mut ring = watch(ring).context("cannot poll the ring buffer")?;
     let recorder = match &opts.record {
@@ -523,6 +527,15 @@ async fn event_loop(
             _ = sample_tick.tick() => {
                 // Drain first so the sample lands after the events that preceded it.
                 drain(&mut pipe, ring.get_mut())?;
+                if target::exe_identity(pid) != exe_identity && target::exists(pid) {
+                    if tui.is_none() {
+                        eprintln!(
+                            "gctrace-bpf: pid {pid} replaced its program (exec of {}); the new program is not traced, stopping",
+                            target::exe_display(pid)
+                        );
+                    }
+                    break Stop::Exec;
+                }
                 if let Some(raw) = sampler.sample() {
                     pipe.raw(&raw)?;
                 }
@@ -588,7 +601,7 @@ async fn event_loop(
             Stop::TargetExited(status) => {
                 Some(AppEvent::TargetExited(status.map(launch::exit_code)))
             }
-            Stop::Duration => Some(AppEvent::Detached),
+            Stop::Duration | Stop::Exec => Some(AppEvent::Detached),
             Stop::Signal(_) | Stop::Quit => None,
         };
         if let Some(ended) = ended {

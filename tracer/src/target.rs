@@ -46,6 +46,12 @@ pub fn exe_display(pid: u32) -> String {
         .unwrap_or_else(|_| format!("/proc/{pid}/exe"))
 }
 
+/// Device and inode of the process's executable: changes when it execs another program.
+pub fn exe_identity(pid: u32) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata(exe_link(pid)).ok().map(|m| (m.dev(), m.ino()))
+}
+
 /// Read `N` bytes of the target's memory at `addr`.
 pub fn read_memory<const N: usize>(pid: u32, addr: u64) -> io::Result<[u8; N]> {
     let f = fs::File::open(format!("/proc/{pid}/mem"))?;

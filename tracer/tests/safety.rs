@@ -335,3 +335,41 @@ fn capabilities_are_dropped_after_attach() {
     drop(tracer);
     finish_workload(w);
 }
+
+/// The target execs another program: said clearly, the run ends with its summary, and
+/// in launch mode the tracer still exits with the (new) program's status.
+#[test]
+fn target_exec_is_reported_and_ends_the_run_cleanly() {
+    if !common::integration_enabled() {
+        return;
+    }
+    let _exclusive = common::exclusive();
+    let gcload = common::build_gcload(&common::newest_toolchain());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("t.json");
+    let script = dir.path().join("after.sh");
+    std::fs::write(&script, "#!/bin/sh\nsleep 2\nexit 4\n").expect("script");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let mut cmd = Command::new(common::tracer_bin());
+    cmd.args(["--format", "json", "--output"])
+        .arg(&out)
+        .arg("--")
+        .arg(&gcload)
+        .args(["-duration", "1s", "-exec"])
+        .arg(&script);
+    let run = common::run(&mut cmd, dir.path(), "traced", common::RUN_TIMEOUT);
+    assert_eq!(run.status.code(), Some(4), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("replaced its program"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    let trace = common::read_trace(&out);
+    assert!(trace.summary.is_some(), "no summary written");
+    assert!(
+        !trace.gc.is_empty(),
+        "no cycles of the Go program before its exec"
+    );
+}

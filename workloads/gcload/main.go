@@ -249,6 +249,7 @@ func main() {
 	exitCode := flag.Int("exit-code", 0, "exit with this status")
 	liveSlots := flag.Int("live-slots", 4096, "objects each goroutine keeps alive")
 	batchBytes := flag.Int("batch-bytes", 64*1024, "bytes each goroutine allocates between 1 ms sleeps")
+	execPath := flag.String("exec", "", "at the end, replace this program with PATH (execve, no arguments) instead of exiting: tests what a tracer does when its target execs")
 	withHotspot := flag.Bool("hotspot", false, "add a goroutine whose 32 KiB []byte allocations (in main.hotspot) dominate the allocated bytes: a known hottest allocation site and type for the allocation tests")
 	workMiB := flag.Int64("work", 0, "fixed work instead of a duration: allocate this many MiB in total (split over the goroutines) without pacing, then exit; -duration, -forever, -forced and -readmemstats do not apply")
 	stwLoop := flag.Int("stw-loop", 0, "fixed work of another kind: stop the world this many times back to back (runtime.ReadMemStats), no allocating goroutines, then exit; cannot be combined with -work, -forever, -forced or -readmemstats")
@@ -349,5 +350,10 @@ func main() {
 	}
 	// Deterministic: traced and untraced runs must print the same line.
 	fmt.Printf("gcload done: goroutines=%d forced=%d readmemstats=%d\n", *goroutines, *forced, *readMemStats)
+	if *execPath != "" {
+		err := syscall.Exec(*execPath, []string{*execPath}, os.Environ())
+		fmt.Fprintln(os.Stderr, "gcload: exec:", err)
+		os.Exit(1)
+	}
 	os.Exit(*exitCode)
 }
