@@ -53,6 +53,13 @@ pub enum Command {
     Report(ReportArgs),
     /// Convert a recording for other tools: Perfetto/Chrome trace JSON, pprof.
     Export(ExportArgs),
+    /// Print a shell completion script: `gctrace-bpf completions bash > /etc/bash_completion.d/gctrace-bpf`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `gctrace-bpf man | man -l -`.
+    Man,
     /// For `cargo xtask gen-offsets`: print, as JSON, the DWARF layouts of the runtime
     /// structs the tracer reads in BINARY (which must have DWARF). Not a user command.
     #[command(hide = true, name = "dump-layouts")]

@@ -22,6 +22,18 @@ fn main() -> ExitCode {
         Some(Command::Replay(args)) => run_replay(args),
         Some(Command::Report(args)) => run_report(args),
         Some(Command::Export(args)) => run_export(args),
+        Some(Command::Completions { shell }) => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "gctrace-bpf", &mut std::io::stdout());
+            Ok(0)
+        }
+        Some(Command::Man) => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(cmd)
+                .render(&mut std::io::stdout())
+                .map(|()| 0)
+                .context("cannot write the manual page")
+        }
         Some(Command::DumpLayouts { binary }) => inspect::dump_layouts(&binary).map(|json| {
             println!("{json}");
             0
@@ -52,6 +64,15 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        // The reader went away (`gctrace-bpf man | head`): nothing left to say.
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("gctrace-bpf: {}", one_line(&e));
             ExitCode::from(1)

@@ -169,3 +169,32 @@ fn failures_exit_1_with_one_line() {
         check(&c, &mut cmd);
     }
 }
+
+/// Shell completions and the manual page come from the same clap definitions as the
+/// parser, so they cannot drift from it.
+#[test]
+fn completions_and_man_page_are_generated() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = Command::new(common::tracer_bin())
+            .args(["completions", shell])
+            .output()
+            .expect("running gctrace-bpf");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{shell}");
+        assert!(
+            text.contains("gctrace-bpf") && text.contains("--pid"),
+            "{shell}: {text}"
+        );
+    }
+    let out = Command::new(common::tracer_bin())
+        .arg("man")
+        .output()
+        .expect("running gctrace-bpf");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(text.contains(".TH gctrace-bpf 1"), "{text}");
+    assert!(
+        text.contains("\\-\\-pid") || text.contains("--pid"),
+        "{text}"
+    );
+}
