@@ -124,7 +124,7 @@ fn demo(tracer_args: &[String], demo_args: &[String]) -> Result<()> {
 
 fn test() -> Result<()> {
     let started = Instant::now();
-    let steps: [(&str, &dyn Fn() -> Result<()>); 5] = [
+    let steps: [(&str, &dyn Fn() -> Result<()>); 6] = [
         ("setup", &setup::setup),
         ("fmt", &|| {
             run(env::cargo().args(["fmt", "--all", "--", "--check"]))
@@ -159,6 +159,15 @@ fn test() -> Result<()> {
                 .env("GCTRACE_INTEGRATION", "1")
                 .env("GCTRACE_GO_TOOLCHAINS", toolchains))
         }),
+        // The recording reader takes untrusted files: fuzz it for a bounded time.
+        ("fuzz", &|| {
+            run(env::cargo()
+                .current_dir(env::workspace_root())
+                .args(["fuzz", "run", "recording_reader", "--release", "--"])
+                .args(["-max_total_time=45", "-print_final_stats=1"])
+                // Sanitizer flags are unstable options; stable rustc takes them this way.
+                .env("RUSTC_BOOTSTRAP", "1"))
+        }),
     ];
     for (name, step) in steps {
         let step_started = Instant::now();
@@ -175,7 +184,7 @@ fn test() -> Result<()> {
         println!("==> xtask test: {name} ok ({})", elapsed(step_started));
     }
     println!(
-        "xtask test: PASSED (setup, fmt, clippy, build, tests) in {}",
+        "xtask test: PASSED (setup, fmt, clippy, build, tests, fuzz) in {}",
         elapsed(started)
     );
     Ok(())

@@ -22,6 +22,7 @@ pub fn setup() -> Result<()> {
     let mut apt = Apt::default();
     apt_packages(&mut apt)?;
     bpf_linker()?;
+    cargo_fuzz()?;
     rust_components()?;
     go_wheels()?;
     go_caches()?;
@@ -154,6 +155,29 @@ fn bpf_linker() -> Result<()> {
             cargo_bin_dir().display()
         ),
     }
+}
+
+/// cargo-fuzz, for the bounded fuzzing step of `cargo xtask test` (it runs on stable
+/// with RUSTC_BOOTSTRAP=1: the sanitizer runtimes ship with the stable toolchain).
+fn cargo_fuzz() -> Result<()> {
+    let version = || {
+        env::cargo()
+            .args(["fuzz", "--version"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if version() {
+        println!("ok: cargo-fuzz already installed");
+        return Ok(());
+    }
+    println!("installing cargo-fuzz (takes ~2 min)");
+    run(env::cargo().args(["install", "cargo-fuzz@0.13.2", "--locked"]))?;
+    if !version() {
+        bail!("cargo-fuzz still not found after cargo install");
+    }
+    Ok(())
 }
 
 fn rust_components() -> Result<()> {
