@@ -12,6 +12,7 @@
 pub mod alloc;
 pub mod binary;
 pub mod cli;
+pub mod clock;
 pub mod decode;
 pub mod events;
 pub mod export;

@@ -16,6 +16,7 @@ use aya::maps::{MapData, RingBuf};
 use tokio::{io::unix::AsyncFd, signal::unix::SignalKind, sync::oneshot};
 use tracer_common::{ProbeKind, RawEvent};
 
+use crate::clock::monotonic_ns;
 use crate::{
     alloc::{AllocMode, LiveAllocs},
     binary::{process::load_bias, GoBinary, OffsetsSource},
@@ -197,17 +198,6 @@ impl Sampler {
         }
         (raw.read_ok != 0).then_some(raw)
     }
-}
-
-/// CLOCK_MONOTONIC in ns: the clock of the kernel probes and of Go's nanotime().
-fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: ts is a valid timespec for clock_gettime to fill.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 fn prepare(pid: u32, opts: &TraceOptions) -> Result<Prepared> {

@@ -18,6 +18,7 @@ use super::app::{update, App, AppEvent, Config, Control};
 use super::terminal::TerminalGuard;
 use super::{render, Slo, TuiSink};
 use crate::alloc::AllocMode;
+use crate::clock::monotonic_ns;
 use crate::output::Sink;
 use crate::records::Record;
 
@@ -157,15 +158,4 @@ async fn next_input(input: &mut Option<EventStream>) -> Option<std::io::Result<E
         Some(s) => s.next().await,
         None => std::future::pending().await,
     }
-}
-
-/// CLOCK_MONOTONIC in ns: the clock of the records' timestamps.
-fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: ts is a valid timespec for clock_gettime to fill.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
