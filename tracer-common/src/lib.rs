@@ -99,8 +99,8 @@ pub struct RawEvent {
     pub reads: [u64; MAX_READS],
     /// Bit i set when `reads[i]` was read successfully.
     pub read_ok: u32,
-    /// Per-CPU sequence number of this probe hit, taken before the ring buffer
-    /// reservation: a gap on a CPU means events from it were lost in between.
+    /// The thread's sequence number of this probe hit (1, 2, ... from attach), taken
+    /// before the ring buffer reservation: a gap means events of the thread were lost.
     pub seq: u32,
 }
 
@@ -185,10 +185,8 @@ pub mod counter {
     pub const ALLOC_BYTES_DROPPED: u32 = 5;
     /// Allocation probe hits whose caller was mallocgc (counted there already).
     pub const ALLOCS_NESTED: u32 = 6;
-    /// Sequence counter of event-emitting probe hits (see `RawEvent::seq`).
-    pub const SEQ: u32 = 7;
     /// Number of counters.
-    pub const COUNT: u32 = 8;
+    pub const COUNT: u32 = 7;
 }
 
 /// Ring buffer carrying [`RawEvent`]s to user space.

@@ -17,7 +17,7 @@ use aya_ebpf::{
         bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_ktime_get_ns, bpf_probe_read_user,
     },
     macros::{map, uprobe},
-    maps::{Array, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{Array, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
     programs::ProbeContext,
     EbpfContext,
 };
@@ -34,6 +34,10 @@ static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT
 
 #[map(name = "CONFIG")]
 static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
+
+/// Per-thread event sequence numbers (LRU: threads come and go).
+#[map(name = "THREAD_SEQ")]
+static THREAD_SEQ: LruHashMap<u32, u32> = LruHashMap::with_max_entries(16384, 0);
 
 #[map(name = "ALLOC_SIZES")]
 static ALLOC_SIZES: PerCpuHashMap<AllocSizeKey, u64> =
@@ -142,16 +146,21 @@ pub fn alloc(ctx: ProbeContext) -> u32 {
     0
 }
 
-/// This CPU's next event sequence number (a gap tells user space events were lost).
+/// This thread's next event sequence number (a gap tells user space events of this
+/// thread were lost). Per thread, not per CPU: a stop's begin and end come from one
+/// thread, which may move between CPUs in between.
 #[inline(always)]
-fn next_seq() -> u32 {
-    match COUNTERS.get_ptr_mut(counter::SEQ) {
-        // SAFETY: per-CPU slot, written only by this CPU while the program runs.
+fn next_seq(tid: u32) -> u32 {
+    match THREAD_SEQ.get_ptr_mut(tid) {
+        // SAFETY: a thread runs on one CPU at a time, so only it updates its own entry.
         Some(p) => unsafe {
-            *p += 1;
-            *p as u32
+            *p = (*p).wrapping_add(1);
+            *p
         },
-        None => 0,
+        None => {
+            let _ = THREAD_SEQ.insert(tid, 1u32, 0);
+            1
+        }
     }
 }
 
@@ -188,7 +197,7 @@ fn emit(ctx: &ProbeContext, kind: ProbeKind) -> u32 {
         BPF_RB_NO_WAKEUP
     } as u64;
 
-    let seq = next_seq();
+    let seq = next_seq(pid_tgid as u32);
     let Some(mut entry) = EVENTS.reserve::<RawEvent>(0) else {
         bump(counter::LOST);
         return 0;

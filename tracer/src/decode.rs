@@ -59,17 +59,15 @@ impl Decoder {
         }
     }
 
-    /// How many events from this event's CPU were lost just before it (0 when none, or
+    /// How many events of this event's thread were lost just before it (0 when none, or
     /// when the event carries no sequence number: user-space samples, old recordings).
+    /// Threads count from 1 at attach, so a thread first seen at 3 lost two.
     pub fn missing_before(&mut self, raw: &RawEvent) -> u32 {
         if raw.seq == 0 || raw.kind == ProbeKind::UserSample as u32 {
             return 0;
         }
-        let prev = self.last_seq.insert(raw.cpu, raw.seq);
-        match prev {
-            Some(p) => raw.seq.wrapping_sub(p).wrapping_sub(1),
-            None => 0,
-        }
+        let prev = self.last_seq.insert(raw.pid_tgid as u32, raw.seq);
+        raw.seq.wrapping_sub(prev.unwrap_or(0)).wrapping_sub(1)
     }
 
     pub fn spec(&self) -> &DecodeSpec {
