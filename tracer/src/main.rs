@@ -155,7 +155,6 @@ fn run_export(args: ExportArgs) -> Result<i32> {
             args.file.display()
         );
     }
-    let model = tracer::replay::model(&reader)?;
     if let Some(out) = &args.perfetto {
         let records = tracer::replay::records(&reader)?;
         let doc = tracer::export::perfetto(&records);
@@ -164,6 +163,8 @@ fn run_export(args: ExportArgs) -> Result<i32> {
         w.flush().context("cannot write the trace")?;
     }
     if let Some(out) = &args.pprof {
+        // Replayed only when asked for: a Perfetto export alone needs just the records.
+        let model = tracer::replay::model(&reader)?;
         tracer::session::write_profile(out, model.allocs(), reader.header.start_unix_ns, 0)?;
     }
     Ok(0)
