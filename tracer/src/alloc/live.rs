@@ -30,9 +30,12 @@ pub enum AllocMode {
     Exact,
 }
 
-/// Sampling period: one burst per period. Long, because attaching and detaching a dozen
-/// uprobes is itself expensive (detaching waits for an RCU grace period per probe).
-const PERIOD: Duration = Duration::from_secs(10);
+/// Sampling period: one burst per period (longer when a burst's hits, attach and detach
+/// included, need more time to average out within the budget). Attaching costs ~10 ms
+/// and detaching a `uprobe_multi` link removes every breakpoint at once; on kernels
+/// without those links, per-site uprobes linger a grace period each after a burst, and
+/// the budget check below stretches the gap accordingly.
+const PERIOD: Duration = Duration::from_secs(5);
 /// Shortest burst, and the first one (which measures the allocation rate).
 const MIN_BURST: Duration = Duration::from_millis(2);
 const FIRST_BURST: Duration = Duration::from_millis(10);

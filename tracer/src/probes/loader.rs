@@ -24,7 +24,12 @@ use tracer_common::{
     ALLOC_SITES_MAP, ALLOC_SIZES_MAP, CONFIG_MAP, COUNTERS_MAP, EVENTS_MAP, MAX_READS,
 };
 
+use super::multi::{MultiError, MultiLink, MultiProgram};
 use super::plan::{AllocPlan, ProbePlan, ProbeSite};
+
+/// Set (to anything) to attach the allocation probes one perf-event uprobe per site even
+/// where the kernel has `uprobe_multi` links: for comparing the two in tests and benches.
+pub const NO_UPROBE_MULTI_ENV: &str = "GCTRACE_NO_UPROBE_MULTI";
 use crate::binary::Arch;
 
 /// The kernel object for the architecture this tracer runs on (the traced program runs
@@ -65,6 +70,12 @@ pub enum AttachError {
         address: u64,
         #[source]
         source: aya::programs::ProgramError,
+    },
+    #[error("cannot attach the allocation probes ({sites} sites): {source}")]
+    Multi {
+        sites: usize,
+        #[source]
+        source: MultiError,
     },
     #[error("invalid pid 0")]
     BadPid,
@@ -108,8 +119,12 @@ pub struct Probes {
     attached: usize,
     pid: NonZeroU32,
     exe: PathBuf,
-    /// Links of the allocation probes, so they can come and go (sampling).
+    /// Links of the allocation probes, so they can come and go (sampling): one
+    /// `uprobe_multi` link where the kernel has them, else one perf-event link per site.
     alloc_links: Vec<UProbeLinkId>,
+    alloc_multi: Option<MultiProgram>,
+    /// The `uprobe_multi` link while attached, and how many sites it covers.
+    alloc_multi_link: Option<(MultiLink, usize)>,
 }
 
 /// What the allocation maps hold, summed over CPUs; cumulative since attach.
@@ -176,7 +191,18 @@ impl Probes {
             pid: scope_pid,
             exe: exe.to_path_buf(),
             alloc_links: Vec::new(),
+            alloc_multi: None,
+            alloc_multi_link: None,
         };
+        if allocs.is_some() && std::env::var_os(NO_UPROBE_MULTI_ENV).is_none() {
+            // Before any map is taken out of `ebpf`: the program shares them all.
+            match MultiProgram::load(BPF_OBJECT, &probes.ebpf, ProbeKind::Alloc.program_name()) {
+                Ok(program) => probes.alloc_multi = Some(program),
+                Err(e) => {
+                    log::info!("allocation probes: no uprobe_multi ({e}); one uprobe per site")
+                }
+            }
+        }
         for kind in ProbeKind::PROBES {
             let sites: Vec<&ProbeSite> = plan.sites.iter().filter(|s| s.kind == kind).collect();
             if !sites.is_empty() {
@@ -230,8 +256,28 @@ impl Probes {
 
     /// Attach the allocation probes (every allocation entry point of `plan`).
     pub fn attach_allocs(&mut self, plan: &AllocPlan) -> Result<(), AttachError> {
-        if !self.alloc_links.is_empty() {
+        if !self.alloc_links.is_empty() || self.alloc_multi_link.is_some() {
             return Ok(());
+        }
+        if let Some(program) = &self.alloc_multi {
+            let offsets: Vec<u64> = plan.sites.iter().map(|s| s.file_offset).collect();
+            match program.attach(&self.exe, &offsets, self.pid.get()) {
+                Ok(link) => {
+                    self.alloc_multi_link = Some((link, offsets.len()));
+                    self.attached += offsets.len();
+                    return Ok(());
+                }
+                Err(e) if e.unsupported() => {
+                    log::info!("allocation probes: no uprobe_multi ({e}); one uprobe per site");
+                    self.alloc_multi = None;
+                }
+                Err(e) => {
+                    return Err(AttachError::Multi {
+                        sites: offsets.len(),
+                        source: e,
+                    })
+                }
+            }
         }
         let sites: Vec<&ProbeSite> = plan.sites.iter().collect();
         let links = self.attach_sites(ProbeKind::Alloc, &sites)?;
@@ -241,10 +287,15 @@ impl Probes {
 
     /// Remove the allocation probes; the other probes stay.
     ///
-    /// The kernel removes a uprobe's breakpoint at once but then waits for an RCU grace
-    /// period before the unregister returns (~100+ ms each, measured here), so the links
-    /// are closed on threads of their own, in parallel, off the event loop.
+    /// Closing a link returns only after an RCU grace period (~100 ms here), so links are
+    /// closed on threads of their own, off the event loop. A `uprobe_multi` link removes
+    /// all its breakpoints before that wait; perf-event links remove theirs one after
+    /// another, a grace period apart (see [`super::multi`]).
     pub fn detach_allocs(&mut self) {
+        if let Some((link, sites)) = self.alloc_multi_link.take() {
+            std::thread::spawn(move || drop(link));
+            self.attached = self.attached.saturating_sub(sites);
+        }
         let ids = std::mem::take(&mut self.alloc_links);
         let n = ids.len();
         if let Ok(program) = self.program(ProbeKind::Alloc) {
@@ -294,7 +345,7 @@ impl Probes {
 
     /// Whether the allocation probes are attached now.
     pub fn allocs_attached(&self) -> bool {
-        !self.alloc_links.is_empty()
+        !self.alloc_links.is_empty() || self.alloc_multi_link.is_some()
     }
 
     /// The allocation maps, summed over CPUs.
@@ -343,6 +394,8 @@ impl Probes {
                 let _ = program.unload();
             }
         }
+        self.alloc_multi_link = None;
+        self.alloc_links.clear();
         self.attached = 0;
     }
 

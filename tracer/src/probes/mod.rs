@@ -2,6 +2,7 @@
 //! loading and attaching of the kernel programs ([`loader`]).
 
 pub mod loader;
+pub mod multi;
 pub mod plan;
 
 pub use loader::{AllocMaps, AttachError, KernelCounters, Probes};
