@@ -13,6 +13,8 @@ use crate::recording::{End, Recorder};
 use crate::records::Record;
 
 pub struct Pipeline {
+    /// The process whose events these are (records are written with it).
+    pid: u32,
     pub decoder: Decoder,
     pub model: Model,
     sink: Box<dyn Sink + Send>,
@@ -20,8 +22,14 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    pub fn new(decoder: Decoder, sink: Box<dyn Sink + Send>, recorder: Option<Recorder>) -> Self {
+    pub fn new(
+        pid: u32,
+        decoder: Decoder,
+        sink: Box<dyn Sink + Send>,
+        recorder: Option<Recorder>,
+    ) -> Self {
         Pipeline {
+            pid,
             decoder,
             model: Model::new(),
             sink,
@@ -31,7 +39,9 @@ impl Pipeline {
 
     pub fn emit(&mut self, records: Vec<Record>) -> Result<()> {
         for r in &records {
-            self.sink.record(r).context("cannot write output")?;
+            self.sink
+                .record(self.pid, r)
+                .context("cannot write output")?;
         }
         Ok(())
     }

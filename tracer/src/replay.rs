@@ -19,7 +19,7 @@ use crate::records::Record;
 pub struct Collect(pub Arc<Mutex<Vec<Record>>>);
 
 impl Sink for Collect {
-    fn record(&mut self, rec: &Record) -> std::io::Result<()> {
+    fn record(&mut self, _pid: u32, rec: &Record) -> std::io::Result<()> {
         if let Ok(mut v) = self.0.lock() {
             v.push(rec.clone());
         }
@@ -55,7 +55,12 @@ pub fn replay_reader(
     sink: Box<dyn Sink + Send>,
     pace: Option<f64>,
 ) -> Result<Replayed> {
-    let mut pipe = Pipeline::new(Decoder::new(reader.header.decode.clone()), sink, None);
+    let mut pipe = Pipeline::new(
+        reader.header.process.pid,
+        Decoder::new(reader.header.decode.clone()),
+        sink,
+        None,
+    );
     pipe.emit(vec![Record::Process(reader.header.process.clone())])?;
     let mut kernel_lost = 0;
     let mut exit_status = None;
@@ -99,6 +104,7 @@ pub fn records(reader: &Reader) -> Result<Vec<Record>> {
 /// The model after replaying a recording (for profiles of its allocation sites).
 pub fn model(reader: &Reader) -> Result<crate::model::Model> {
     let mut pipe = Pipeline::new(
+        reader.header.process.pid,
         Decoder::new(reader.header.decode.clone()),
         Box::new(Collect::default()),
         None,
@@ -138,6 +144,7 @@ pub fn replay_tui(path: &Path, slo: crate::tui::Slo, speed: f64) -> Result<()> {
             .unwrap_or(0);
         live.use_replay_clock(first_ts, speed);
         let mut pipe = Pipeline::new(
+            reader.header.process.pid,
             Decoder::new(reader.header.decode.clone()),
             live.sink(),
             None,

@@ -442,7 +442,7 @@ async fn event_loop(
         Some(t) => t.sink(),
         None => sink_for(opts.format, open_output(opts)?),
     };
-    let mut pipe = Pipeline::new(decoder, sink, recorder);
+    let mut pipe = Pipeline::new(pid, decoder, sink, recorder);
     pipe.emit(vec![Record::Process(process)])?;
     if let Some(raw) = first_sample {
         pipe.raw(&raw)?;

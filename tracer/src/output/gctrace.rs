@@ -33,7 +33,7 @@ impl<W: Write> GctraceSink<W> {
 }
 
 impl<W: Write> Sink for GctraceSink<W> {
-    fn record(&mut self, rec: &Record) -> io::Result<()> {
+    fn record(&mut self, _pid: u32, rec: &Record) -> io::Result<()> {
         let line = match rec {
             Record::Gc(g) => gc_line(g),
             Record::Summary(s) => summary_line(s),
@@ -318,21 +318,27 @@ mod tests {
     #[test]
     fn only_gc_and_summary_write_lines() -> io::Result<()> {
         let mut sink = GctraceSink::new(Vec::new());
-        sink.record(&Record::Process(ProcessInfo {
-            pid: 1,
-            exe: "x".into(),
-            go_version: "go1.25.5".into(),
-            arch: "x86_64".into(),
-            gomaxprocs: Some(2),
-        }))?;
-        sink.record(&Record::Stw(StwRecord {
-            reason: StwReason::GcSweepTerm,
-            start_ns: 1,
-            duration_ns: 2,
-            cycle: Some(7),
-        }))?;
-        sink.record(&Record::Gc(record()))?;
-        sink.record(&Record::Summary(Summary::default()))?;
+        sink.record(
+            4242,
+            &Record::Process(ProcessInfo {
+                pid: 1,
+                exe: "x".into(),
+                go_version: "go1.25.5".into(),
+                arch: "x86_64".into(),
+                gomaxprocs: Some(2),
+            }),
+        )?;
+        sink.record(
+            4242,
+            &Record::Stw(StwRecord {
+                reason: StwReason::GcSweepTerm,
+                start_ns: 1,
+                duration_ns: 2,
+                cycle: Some(7),
+            }),
+        )?;
+        sink.record(4242, &Record::Gc(record()))?;
+        sink.record(4242, &Record::Summary(Summary::default()))?;
         sink.flush()?;
         let text = String::from_utf8(sink.into_inner()).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();

@@ -270,6 +270,15 @@ fn stw(s: &StwRecord) -> StwJson {
     }
 }
 
+/// A record of one process: its fields, then `"pid"` (every record carries the pid of the
+/// process it describes, since one run can trace several).
+#[derive(Serialize)]
+struct WithPid<T: Serialize> {
+    #[serde(flatten)]
+    inner: T,
+    pid: u32,
+}
+
 fn summary(s: &Summary) -> SummaryJson {
     SummaryJson {
         r#type: "summary",
@@ -284,16 +293,41 @@ fn summary(s: &Summary) -> SummaryJson {
 }
 
 impl<W: Write> Sink for JsonSink<W> {
-    fn record(&mut self, rec: &Record) -> io::Result<()> {
+    fn record(&mut self, pid: u32, rec: &Record) -> io::Result<()> {
         self.line.clear();
+        let line = &mut self.line;
         match rec {
-            Record::Process(p) => serde_json::to_writer(&mut self.line, &process(p)),
-            Record::Gc(g) => serde_json::to_writer(&mut self.line, &gc(g)),
-            Record::Stw(s) => serde_json::to_writer(&mut self.line, &stw(s)),
-            Record::Alloc(a) => serde_json::to_writer(&mut self.line, &alloc(a)),
-            Record::AllocTypes(r) => serde_json::to_writer(&mut self.line, &alloc_types(r)),
-            Record::AllocSites(r) => serde_json::to_writer(&mut self.line, &alloc_sites(r)),
-            Record::Summary(s) => serde_json::to_writer(&mut self.line, &summary(s)),
+            Record::Process(p) => serde_json::to_writer(line, &process(p)),
+            Record::Gc(g) => serde_json::to_writer(line, &WithPid { inner: gc(g), pid }),
+            Record::Stw(s) => serde_json::to_writer(line, &WithPid { inner: stw(s), pid }),
+            Record::Alloc(a) => serde_json::to_writer(
+                line,
+                &WithPid {
+                    inner: alloc(a),
+                    pid,
+                },
+            ),
+            Record::AllocTypes(r) => serde_json::to_writer(
+                line,
+                &WithPid {
+                    inner: alloc_types(r),
+                    pid,
+                },
+            ),
+            Record::AllocSites(r) => serde_json::to_writer(
+                line,
+                &WithPid {
+                    inner: alloc_sites(r),
+                    pid,
+                },
+            ),
+            Record::Summary(s) => serde_json::to_writer(
+                line,
+                &WithPid {
+                    inner: summary(s),
+                    pid,
+                },
+            ),
         }
         .map_err(io::Error::other)?;
         self.line.push(b'\n');
@@ -312,7 +346,7 @@ mod tests {
 
     fn line(rec: Record) -> String {
         let mut sink = JsonSink::new(Vec::new());
-        assert!(sink.record(&rec).is_ok());
+        assert!(sink.record(4242, &rec).is_ok());
         String::from_utf8(sink.into_inner()).unwrap_or_default()
     }
 
@@ -358,7 +392,7 @@ mod tests {
                 r#"{"type":"gc","cycle":3,"trigger":"forced","start_ns":100,"end_ns":900,"#,
                 r#""sweep_term_ns":26,"mark_ns":700,"mark_term_ns":74,"pause_ns":100,"#,
                 r#""heap_start_bytes":4194304,"heap_end_bytes":null,"heap_live_bytes":null,"#,
-                r#""heap_goal_bytes":null,"gomaxprocs":8,"stacks_bytes":null,"globals_bytes":null,"gogc":null,"memory_limit_bytes":null,"gc_cpu_percent":null,"cpu_sweep_term_ns":null,"cpu_assist_ns":null,"cpu_background_ns":null,"cpu_idle_ns":null,"cpu_mark_term_ns":null}"#,
+                r#""heap_goal_bytes":null,"gomaxprocs":8,"stacks_bytes":null,"globals_bytes":null,"gogc":null,"memory_limit_bytes":null,"gc_cpu_percent":null,"cpu_sweep_term_ns":null,"cpu_assist_ns":null,"cpu_background_ns":null,"cpu_idle_ns":null,"cpu_mark_term_ns":null,"pid":4242}"#,
                 "\n"
             )
         );
@@ -396,7 +430,7 @@ mod tests {
         });
         assert_eq!(
             line(gc_stop),
-            "{\"type\":\"stw\",\"reason\":\"GC sweep termination\",\"start_ns\":100,\"duration_ns\":26,\"cycle\":3}\n"
+            "{\"type\":\"stw\",\"reason\":\"GC sweep termination\",\"start_ns\":100,\"duration_ns\":26,\"cycle\":3,\"pid\":4242}\n"
         );
         let other = Record::Stw(StwRecord {
             reason: StwReason::ReadMemStats,
@@ -406,7 +440,7 @@ mod tests {
         });
         assert_eq!(
             line(other),
-            "{\"type\":\"stw\",\"reason\":\"read mem stats\",\"start_ns\":1,\"duration_ns\":2,\"cycle\":null}\n"
+            "{\"type\":\"stw\",\"reason\":\"read mem stats\",\"start_ns\":1,\"duration_ns\":2,\"cycle\":null,\"pid\":4242}\n"
         );
     }
 
@@ -425,7 +459,7 @@ mod tests {
             line(rec),
             concat!(
                 r#"{"type":"summary","cycles":12,"pause_p50_ns":26000,"pause_p99_ns":320000,"#,
-                r#""pause_max_ns":1200000,"alloc_bytes":null,"alloc_objects":null,"lost_events":0}"#,
+                r#""pause_max_ns":1200000,"alloc_bytes":null,"alloc_objects":null,"lost_events":0,"pid":4242}"#,
                 "\n"
             )
         );

@@ -20,15 +20,16 @@ pub use json::JsonSink;
 
 /// Something records can be written to.
 pub trait Sink {
-    /// Write one record (possibly nothing, if this view has no line for it).
-    fn record(&mut self, rec: &Record) -> io::Result<()>;
+    /// Write one record of process `pid` (possibly nothing, if this view has no line
+    /// for it). The model does not know which process it models; whoever feeds it does.
+    fn record(&mut self, pid: u32, rec: &Record) -> io::Result<()>;
     /// Push everything written so far to the underlying writer's destination.
     fn flush(&mut self) -> io::Result<()>;
 }
 
 impl<S: Sink + ?Sized> Sink for Box<S> {
-    fn record(&mut self, rec: &Record) -> io::Result<()> {
-        (**self).record(rec)
+    fn record(&mut self, pid: u32, rec: &Record) -> io::Result<()> {
+        (**self).record(pid, rec)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -138,7 +139,7 @@ mod tests {
         ] {
             let buf = Shared::default();
             let mut sink = sink_for(format, Box::new(buf.clone()));
-            sink.record(&summary)?;
+            sink.record(1, &summary)?;
             sink.flush()?;
             let text = String::from_utf8(buf.0.lock().map(|v| v.clone()).unwrap_or_default())
                 .unwrap_or_default();

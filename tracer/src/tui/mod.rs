@@ -79,7 +79,7 @@ impl TuiSink {
 }
 
 impl Sink for TuiSink {
-    fn record(&mut self, rec: &Record) -> io::Result<()> {
+    fn record(&mut self, _pid: u32, rec: &Record) -> io::Result<()> {
         // The UI going away first (it only does while exiting) loses nothing of value.
         let _ = self.tx.send(rec.clone());
         Ok(())
