@@ -213,6 +213,15 @@ pub struct AllocStat {
     pub name: String,
     pub objects: u64,
     pub bytes: u64,
+    /// Allocations the probes counted for this entry: the same as `objects` when every
+    /// allocation is counted; in sampled mode the figures above are these scaled up.
+    /// Set by the model's snapshots; not recorded (the model recomputes it).
+    #[serde(skip)]
+    pub counted: u64,
+    /// Sampled mode: the figures' statistical error (95 %, per mille of the figure); see
+    /// [`crate::model::AllocModel`]. `None` when counted exactly.
+    #[serde(skip)]
+    pub error_permille: Option<u32>,
 }
 
 /// Allocations from one call site (and type).
@@ -223,6 +232,11 @@ pub struct SiteStat {
     pub type_name: String,
     pub objects: u64,
     pub bytes: u64,
+    /// As [`AllocStat::counted`] and [`AllocStat::error_permille`].
+    #[serde(skip)]
+    pub counted: u64,
+    #[serde(skip)]
+    pub error_permille: Option<u32>,
 }
 
 /// One stack frame, symbolized.

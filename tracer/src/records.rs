@@ -121,6 +121,12 @@ pub struct AllocTypesRecord {
     pub objects: u64,
     /// Size-class-rounded bytes, as MemStats.TotalAlloc counts.
     pub bytes: u64,
+    /// Allocations the probes counted (all of them when `exact`); sampled figures are
+    /// these scaled to the runtime's own byte counter.
+    pub counted_objects: u64,
+    /// Sampled mode: the statistical error of `objects` (95 %, per mille). `bytes` is the
+    /// runtime's own count and has none.
+    pub objects_error_permille: Option<u32>,
     /// Allocations the kernel could not count (maps full); not in the figures.
     pub dropped_objects: u64,
     /// Top types by bytes.
@@ -142,6 +148,11 @@ pub struct AllocSitesRecord {
     pub ts_ns: u64,
     pub exact: bool,
     pub sites: Vec<SiteStat>,
+}
+
+/// A sampling error kept in per mille, as a percentage with one decimal (JSON, TUI).
+pub fn permille_as_pct(permille: Option<u32>) -> Option<f64> {
+    permille.map(|p| f64::from(p) / 10.0)
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -12,6 +12,31 @@ pub enum TargetError {
 }
 
 /// Whether a process with this pid exists (and is not a zombie).
+/// CPU time the process has used so far, user and system (uprobe traps are charged to
+/// the trapping thread as system time), from /proc/PID/stat.
+pub fn cpu_time(pid: u32) -> io::Result<std::time::Duration> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name (field 2) may hold spaces and parentheses: fields are counted
+    // from after its closing parenthesis, where field 3 (state) is the first.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .ok_or_else(|| io::Error::other("malformed /proc/PID/stat"))?;
+    let field = |n: usize| -> io::Result<u64> {
+        rest.split_whitespace()
+            .nth(n - 3)
+            .and_then(|f| f.parse().ok())
+            .ok_or_else(|| io::Error::other("malformed /proc/PID/stat"))
+    };
+    let ticks = field(14)? + field(15)?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let hz = if hz > 0 { hz as u64 } else { 100 };
+    Ok(std::time::Duration::from_nanos(
+        ticks.saturating_mul(1_000_000_000) / hz,
+    ))
+}
+
 pub fn exists(pid: u32) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => stat_state(&stat) != Some('Z'),

@@ -97,6 +97,11 @@ fn allocations() {
     key(&mut app, KeyCode::Char('4'));
     insta::assert_snapshot!("allocations_exact_80x24", snap(&app, pid, 80, 24));
     insta::assert_snapshot!("allocations_exact_120x40", snap(&app, pid, 120, 40));
+    // Sampled mode: estimates with their sampling error (a real `--allocs sample` run of
+    // gcload -hotspot, its early cycles left out of the fixture).
+    let (mut app, pid) = app_from("trace-allocs-sampled-1.27.ndjson", AllocMode::Sample);
+    key(&mut app, KeyCode::Char('4'));
+    insta::assert_snapshot!("allocations_sampled_100x30", snap(&app, pid, 100, 30));
 }
 
 #[test]

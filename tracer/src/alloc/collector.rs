@@ -90,6 +90,8 @@ impl Collector {
                 name: resolver.type_name(typ),
                 objects,
                 bytes,
+                counted: objects,
+                error_permille: None,
             })
             .collect();
         batch.by_class = by_class.into_iter().collect();
@@ -107,6 +109,8 @@ impl Collector {
                 type_name: resolver.type_name(key.typ),
                 objects,
                 bytes: value.bytes.saturating_sub(prev.bytes),
+                counted: objects,
+                error_permille: None,
             });
         }
         batch

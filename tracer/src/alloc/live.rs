@@ -4,8 +4,10 @@
 //!
 //! Cost is decided by probe hits, not by what the BPF program does: a uprobe hit costs
 //! ~1 µs on bare metal and ~20 µs on nested-virtualisation VMs, and allocation functions
-//! run millions of times a second. Sampled mode therefore measures the allocation rate
-//! during a burst and keeps `duty × rate × cost_per_hit` under the budget.
+//! run millions of times a second. Sampled mode therefore keeps an account: the budget
+//! is a share of the CPU time the target uses (/proc/PID/stat), every probe hit since
+//! sampling began is charged at the measured cost of a hit, and a burst starts only while
+//! the account is in credit, sized from the hit rate the previous burst saw.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -31,17 +33,27 @@ pub enum AllocMode {
 }
 
 /// Sampling period: one burst per period (longer when a burst's hits, attach and detach
-/// included, need more time to average out within the budget). Attaching costs ~10 ms
-/// and detaching a `uprobe_multi` link removes every breakpoint at once; on kernels
-/// without those links, per-site uprobes linger a grace period each after a burst, and
-/// the budget check below stretches the gap accordingly.
-const PERIOD: Duration = Duration::from_secs(5);
+/// included, need more time to average out within the budget). Short, so that the bursts
+/// see many moments of the program: a program's allocations change from millisecond to
+/// millisecond, and one long burst would stand for them all (the model measures the
+/// spread between bursts and states it as the error). Possible because attaching a
+/// `uprobe_multi` link costs ~10 ms and detaching it removes every breakpoint at once; on
+/// kernels without those links, per-site uprobes linger a grace period each after a
+/// burst, and the budget check below stretches the gap accordingly.
+const PERIOD: Duration = Duration::from_millis(500);
 /// Shortest burst, and the first one (which measures the allocation rate).
-const MIN_BURST: Duration = Duration::from_millis(2);
+const MIN_BURST: Duration = Duration::from_millis(1);
 const FIRST_BURST: Duration = Duration::from_millis(10);
 /// The first burst waits this long: a program's first moments (runtime and package
 /// initialisation, or the tracer's own attach) say little about its allocations.
 const FIRST_BURST_AFTER: Duration = Duration::from_secs(1);
+
+/// A point the budget is counted from.
+#[derive(Clone, Copy, Debug)]
+struct Ledger {
+    cpu: Duration,
+    hits: u64,
+}
 
 pub struct LiveAllocs {
     mode: AllocMode,
@@ -56,10 +68,13 @@ pub struct LiveAllocs {
     burst: Option<(Instant, u64)>,
     next_burst: Instant,
     burst_len: Duration,
-    /// When the previous burst began, and every allocation-probe hit counted before it
-    /// (its attach); the hits since include the attach and detach, whose cost the burst
-    /// length does not show.
-    last_burst: Option<(Instant, u64)>,
+    /// The budget's ledger: the target's CPU time and every probe hit (GC probes too)
+    /// when sampling began.
+    ledger: Option<Ledger>,
+    /// The target's CPU time and the time when the last burst began: its CPU rate.
+    last_burst: Option<(Instant, Duration)>,
+    /// Allocation-probe hits per second while the last burst was attached.
+    attached_rate: Option<f64>,
     /// Sampling gave up (attach failed).
     failed: bool,
 }
@@ -85,7 +100,9 @@ impl LiveAllocs {
             burst: None,
             next_burst: Instant::now() + FIRST_BURST_AFTER,
             burst_len: FIRST_BURST,
+            ledger: None,
             last_burst: None,
+            attached_rate: None,
             failed: false,
         }
     }
@@ -122,20 +139,36 @@ impl LiveAllocs {
         let now = Instant::now();
         match self.burst {
             None if now >= self.next_burst => {
-                // Everything the previous burst cost, attach and detach included, must
-                // be spread over enough time to stay within the budget.
-                let all_hits = probes.counters()?.alloc_hits();
-                if let Some((start, hits_before)) = self.last_burst {
-                    let cost = self
-                        .cost_per_hit
-                        .mul_f64(all_hits.saturating_sub(hits_before) as f64);
-                    let gap = cost.div_f64(self.budget).max(PERIOD);
-                    if now < start + gap {
-                        self.next_burst = start + gap;
-                        return Ok(None);
-                    }
+                // The budget is a share of the CPU time the target uses. Every probe hit
+                // since sampling began (the GC probes', and the bursts' with their
+                // attaches and detaches) is charged against it; a burst starts only
+                // while the account is in credit, so overspending is repaid by waiting.
+                let Ok(cpu) = target::cpu_time(self.resolver.pid) else {
+                    return Ok(None); // exited: the session notices by itself
+                };
+                let counters = probes.counters()?;
+                let hits = counters.alloc_hits() + counters.hits;
+                let ledger = *self.ledger.get_or_insert(Ledger { cpu, hits });
+                let spent = self
+                    .cost_per_hit
+                    .mul_f64(hits.saturating_sub(ledger.hits) as f64);
+                let allowed = cpu.saturating_sub(ledger.cpu).mul_f64(self.budget);
+                if self.last_burst.is_some() && spent >= allowed {
+                    self.next_burst = now + PERIOD;
+                    return Ok(None);
                 }
-                self.last_burst = Some((now, all_hits));
+                if let Some((at, cpu_then)) = self.last_burst {
+                    // Size the burst for the budget's share of one period at the target's
+                    // current CPU rate.
+                    let rate = cpu.saturating_sub(cpu_then).as_secs_f64()
+                        / now.duration_since(at).as_secs_f64().max(1e-3);
+                    let share = PERIOD.mul_f64(self.budget * rate);
+                    self.burst_len = self
+                        .burst_len_for(share)
+                        .unwrap_or(self.burst_len)
+                        .clamp(MIN_BURST, PERIOD);
+                }
+                self.last_burst = Some((now, cpu));
                 if let Err(e) = probes.attach_allocs(&self.plan) {
                     // The target may just have exited (the session notices that by
                     // itself); anything else ends sampling, loudly, but not the trace.
@@ -154,21 +187,19 @@ impl LiveAllocs {
                 self.burst = None;
                 let elapsed = now.duration_since(start);
                 let hits = probes.counters()?.allocs.saturating_sub(hits0);
-                // Overhead while attached ≈ hits/s × cost per hit; keep its average over
-                // the period within the budget.
-                let per_sec = hits as f64 / elapsed.as_secs_f64().max(1e-6);
-                let overhead = per_sec * self.cost_per_hit.as_secs_f64();
-                let duty = if overhead > 0.0 {
-                    (self.budget / overhead).min(1.0)
-                } else {
-                    1.0
-                };
-                self.burst_len = PERIOD.mul_f64(duty).max(MIN_BURST);
+                self.attached_rate = Some(hits as f64 / elapsed.as_secs_f64().max(1e-6));
                 self.next_burst = start + PERIOD;
                 self.batch(probes, ts_ns)
             }
             _ => Ok(None),
         }
+    }
+
+    /// How long a burst may last for its hits to cost `share` of the target's CPU time,
+    /// at the hit rate the last burst saw.
+    fn burst_len_for(&self, share: Duration) -> Option<Duration> {
+        let cost_per_sec = self.attached_rate? * self.cost_per_hit.as_secs_f64();
+        (cost_per_sec > 0.0).then(|| Duration::from_secs_f64(share.as_secs_f64() / cost_per_sec))
     }
 
     /// What was allocated since the last batch. Exact mode: every allocation. Sampled

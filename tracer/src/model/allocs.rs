@@ -43,6 +43,46 @@ pub struct AllocModel {
     by_class: HashMap<u64, Count>,
     last_snapshot_ns: Option<u64>,
     last_ts_ns: u64,
+    /// Sampled mode: what each burst saw, as running sums, for the spread between bursts.
+    bursts: BurstSums,
+}
+
+/// Sums over the sampling bursts of their counted objects `o` and bytes `b`: enough for
+/// the variance of the objects-per-byte ratio between bursts, in constant memory.
+#[derive(Debug, Default)]
+struct BurstSums {
+    k: u64,
+    o: f64,
+    b: f64,
+    oo: f64,
+    bb: f64,
+    ob: f64,
+}
+
+impl BurstSums {
+    fn add(&mut self, objects: u64, bytes: u64) {
+        let (o, b) = (objects as f64, bytes as f64);
+        self.k += 1;
+        self.o += o;
+        self.b += b;
+        self.oo += o * o;
+        self.bb += b * b;
+        self.ob += o * b;
+    }
+
+    /// Relative variance of the ratio estimate Σo/Σb from the spread between bursts
+    /// (the ratio estimator's cluster-sampling variance, `k/(k−1) · Σ(o − R·b)² / (Σb)²`
+    /// over R²); `None` with fewer than two bursts.
+    fn ratio_rel_var(&self) -> Option<f64> {
+        if self.k < 2 || self.o <= 0.0 || self.b <= 0.0 {
+            return None;
+        }
+        let r = self.o / self.b;
+        let resid = (self.oo - 2.0 * r * self.ob + r * r * self.bb).max(0.0);
+        let k = self.k as f64;
+        let var = k / (k - 1.0) * resid / (self.b * self.b);
+        Some(var / (r * r))
+    }
 }
 
 fn other_site() -> (Vec<Frame>, String) {
@@ -76,6 +116,64 @@ impl AllocModel {
         (self.runtime_bytes as f64 / self.total.bytes as f64).max(1.0)
     }
 
+    /// The statistical error (95 %, per mille) of a sampled entry's scaled figures, from
+    /// what the sample holds: `c` its counted allocations and bytes.
+    ///
+    /// An entry's estimate is `counted × runtime_bytes / sample_bytes`. Taking the
+    /// sample's allocations as drawn independently (Poisson), its relative variance is
+    /// `1/n + Σs²/B² − 2·b/(n·B)`: n and b the entry's counted allocations and bytes, B
+    /// the sample's bytes and Σs² the sum of the squared sizes of everything counted (from
+    /// the size classes). The middle term is the uncertainty of the scale itself, which
+    /// large objects dominate: a sample holding twenty 32 KiB allocations among thousands
+    /// of small ones knows its bytes only to ±45 %, and every scaled figure inherits that.
+    ///
+    /// Allocations are not drawn independently, though: a burst sees a few milliseconds of
+    /// the program, and what a program allocates changes from moment to moment. Once
+    /// there are two bursts or more, the spread of their objects-per-byte ratios measures
+    /// that; where it exceeds what independent draws would give, every error is widened
+    /// by the same factor (the survey statisticians' design effect).
+    fn error_permille(&self, c: &Count) -> Option<u32> {
+        if !self.sampled || c.objects == 0 || self.total.bytes == 0 {
+            return None;
+        }
+        let (n, b, total) = (c.objects as f64, c.bytes as f64, self.total.bytes as f64);
+        let rel_var = 1.0 / n + self.sum_sq_sizes() / (total * total) - 2.0 * b / (n * total);
+        Some(permille(rel_var.max(0.0) * self.design_effect()))
+    }
+
+    /// The error of the total object estimate: as [`AllocModel::error_permille`] with the
+    /// whole sample as the entry (`Σs²/B² − 1/N`), or the spread between bursts if wider.
+    fn total_error_permille(&self) -> Option<u32> {
+        let rel_var = self.total_poisson_rel_var()?;
+        let between = self.bursts.ratio_rel_var().unwrap_or(0.0);
+        Some(permille(rel_var.max(between)))
+    }
+
+    fn total_poisson_rel_var(&self) -> Option<f64> {
+        if !self.sampled || self.total.objects == 0 || self.total.bytes == 0 {
+            return None;
+        }
+        let total = self.total.bytes as f64;
+        let rel_var = self.sum_sq_sizes() / (total * total) - 1.0 / self.total.objects as f64;
+        Some(rel_var.max(0.0))
+    }
+
+    /// How much wider the bursts' spread is than independent draws would make it (≥ 1).
+    fn design_effect(&self) -> f64 {
+        match (self.total_poisson_rel_var(), self.bursts.ratio_rel_var()) {
+            (Some(poisson), Some(between)) if poisson > 0.0 => (between / poisson).max(1.0),
+            _ => 1.0,
+        }
+    }
+
+    /// Σ size² over every counted allocation, from the size classes.
+    fn sum_sq_sizes(&self) -> f64 {
+        self.by_class
+            .iter()
+            .map(|(&size, c)| c.objects as f64 * (size as f64) * (size as f64))
+            .sum()
+    }
+
     fn scaled(&self, c: &Count) -> (u64, u64) {
         let f = self.factor();
         (
@@ -99,6 +197,9 @@ impl AllocModel {
     pub fn add(&mut self, b: &AllocBatch) -> Option<(AllocTypesRecord, AllocSitesRecord)> {
         self.seen = true;
         self.sampled |= b.sampled;
+        if b.sampled && b.bytes > 0 {
+            self.bursts.add(b.objects, b.bytes);
+        }
         self.total.add(b.objects, b.bytes);
         self.dropped_objects += b.dropped_objects;
         for t in &b.by_type {
@@ -153,6 +254,8 @@ impl AllocModel {
                     name: name.clone(),
                     objects,
                     bytes,
+                    counted: c.objects,
+                    error_permille: self.error_permille(c),
                 }
             })
             .collect();
@@ -168,6 +271,8 @@ impl AllocModel {
                     type_name: type_name.clone(),
                     objects,
                     bytes,
+                    counted: c.objects,
+                    error_permille: self.error_permille(c),
                 }
             })
             .collect();
@@ -193,6 +298,8 @@ impl AllocModel {
                 exact: self.exact(),
                 objects,
                 bytes,
+                counted_objects: self.total.objects,
+                objects_error_permille: self.total_error_permille(),
                 dropped_objects: self.dropped_objects,
                 types,
                 size_classes: classes,
@@ -216,10 +323,17 @@ impl AllocModel {
                     type_name: type_name.clone(),
                     objects,
                     bytes,
+                    counted: c.objects,
+                    error_permille: self.error_permille(c),
                 }
             })
             .collect()
     }
+}
+
+/// A relative variance as the 95 % error in per mille.
+fn permille(rel_var: f64) -> u32 {
+    (1960.0 * rel_var.max(0.0).sqrt()).round() as u32
 }
 
 #[cfg(test)]
@@ -237,11 +351,13 @@ mod tests {
                     name: "main.node".into(),
                     objects: 8,
                     bytes: 128,
+                    ..AllocStat::default()
                 },
                 AllocStat {
                     name: "[]uint8".into(),
                     objects: 2,
                     bytes: 32,
+                    ..AllocStat::default()
                 },
             ],
             by_class: vec![(16, 10)],
@@ -277,5 +393,79 @@ mod tests {
         // Later allocations the sample did not see still count in the runtime's total.
         m.set_runtime_bytes(1280);
         assert_eq!(m.totals(), (80, 1280));
+    }
+
+    #[test]
+    fn sampling_error_follows_the_large_objects_that_set_the_scale() {
+        // 2000 small and 20 large allocations counted: the bytes, and so the scale, rest
+        // on the 20 large ones (±42 % at 95 %, from Σs²/B² − 1/N); the large type's own
+        // bytes are nearly the whole sample and hardly uncertain; the small type's
+        // estimate inherits the scale's error.
+        let mut m = AllocModel::default();
+        m.add(&AllocBatch {
+            ts_ns: 1,
+            sampled: true,
+            objects: 2020,
+            bytes: 2000 * 16 + 20 * 32768,
+            by_type: vec![
+                AllocStat {
+                    name: "small".into(),
+                    objects: 2000,
+                    bytes: 2000 * 16,
+                    ..AllocStat::default()
+                },
+                AllocStat {
+                    name: "large".into(),
+                    objects: 20,
+                    bytes: 20 * 32768,
+                    ..AllocStat::default()
+                },
+            ],
+            by_class: vec![(16, 2000), (32768, 20)],
+            ..AllocBatch::default()
+        });
+        m.set_runtime_bytes(100 * (2000 * 16 + 20 * 32768));
+        let (types, _) = m.snapshot();
+        assert_eq!(types.counted_objects, 2020);
+        assert_eq!(types.objects_error_permille, Some(416));
+        let error = |name: &str| {
+            types
+                .types
+                .iter()
+                .find(|t| t.name == name)
+                .and_then(|t| t.error_permille)
+        };
+        assert_eq!(error("large"), Some(21));
+        assert_eq!(error("small"), Some(420));
+        // Two bursts that disagree (one saw only 16-byte objects, the other only 32-byte
+        // ones): the spread between them, not the sizes, sets the error.
+        let mut m = AllocModel::default();
+        for size in [16, 32] {
+            m.add(&AllocBatch {
+                ts_ns: 1,
+                sampled: true,
+                objects: 1000,
+                bytes: 1000 * size,
+                by_type: vec![AllocStat {
+                    name: format!("t{size}"),
+                    objects: 1000,
+                    bytes: 1000 * size,
+                    ..AllocStat::default()
+                }],
+                by_class: vec![(size, 1000)],
+                ..AllocBatch::default()
+            });
+        }
+        m.set_runtime_bytes(480_000);
+        let (types, _) = m.snapshot();
+        // Independent draws would say ±1.5 %; the bursts say ±65 %.
+        assert_eq!(types.objects_error_permille, Some(653));
+        assert!(types.types.iter().all(|t| t.error_permille > Some(600)));
+        // Counting everything: no sampling error at all.
+        let mut exact = AllocModel::default();
+        exact.add(&batch(1, false));
+        let (types, _) = exact.snapshot();
+        assert_eq!(types.objects_error_permille, None);
+        assert!(types.types.iter().all(|t| t.error_permille.is_none()));
     }
 }

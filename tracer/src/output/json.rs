@@ -12,8 +12,8 @@ use serde::Serialize;
 use super::Sink;
 use crate::events::Trigger;
 use crate::records::{
-    AllocRecord, AllocSitesRecord, AllocTypesRecord, GcRecord, ProcessInfo, Record, StwRecord,
-    Summary,
+    permille_as_pct, AllocRecord, AllocSitesRecord, AllocTypesRecord, GcRecord, ProcessInfo,
+    Record, StwRecord, Summary,
 };
 
 /// Writes each record as one JSON line.
@@ -89,6 +89,8 @@ struct CountJson<'a> {
     name: &'a str,
     objects: u64,
     bytes: u64,
+    counted: u64,
+    error_pct: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -105,6 +107,8 @@ struct AllocTypesJson<'a> {
     exact: bool,
     objects: u64,
     bytes: u64,
+    counted_objects: u64,
+    error_pct: Option<f64>,
     dropped_objects: u64,
     types: Vec<CountJson<'a>>,
     size_classes: Vec<ClassJson>,
@@ -123,6 +127,8 @@ struct SiteJson<'a> {
     type_name: &'a str,
     objects: u64,
     bytes: u64,
+    counted: u64,
+    error_pct: Option<f64>,
     frames: Vec<FrameJson<'a>>,
 }
 
@@ -141,6 +147,8 @@ fn alloc_types(r: &AllocTypesRecord) -> AllocTypesJson<'_> {
         exact: r.exact,
         objects: r.objects,
         bytes: r.bytes,
+        counted_objects: r.counted_objects,
+        error_pct: permille_as_pct(r.objects_error_permille),
         dropped_objects: r.dropped_objects,
         types: r
             .types
@@ -149,6 +157,8 @@ fn alloc_types(r: &AllocTypesRecord) -> AllocTypesJson<'_> {
                 name: &t.name,
                 objects: t.objects,
                 bytes: t.bytes,
+                counted: t.counted,
+                error_pct: permille_as_pct(t.error_permille),
             })
             .collect(),
         size_classes: r
@@ -175,6 +185,8 @@ fn alloc_sites(r: &AllocSitesRecord) -> AllocSitesJson<'_> {
                 type_name: &s.type_name,
                 objects: s.objects,
                 bytes: s.bytes,
+                counted: s.counted,
+                error_pct: permille_as_pct(s.error_permille),
                 frames: s
                     .frames
                     .iter()

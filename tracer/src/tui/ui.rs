@@ -860,7 +860,7 @@ fn draw_allocations(app: &App, f: &mut Frame, area: Rect) {
             label(if types.exact {
                 " counted exactly: "
             } else {
-                " sampled estimates: "
+                " sampled estimates (± = 95% sampling error): "
             }),
             value(format!("{} objects", types.objects)),
             label(", "),
@@ -887,25 +887,32 @@ fn draw_allocations(app: &App, f: &mut Frame, area: Rect) {
         Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(mid);
     let all = types.bytes.max(1) as f64;
     let rows = types.types.iter().map(|t| {
-        Row::new(vec![
-            bytes(t.bytes),
-            format!("{:.0}%", t.bytes as f64 / all * 100.0),
-            t.objects.to_string(),
-            t.name.clone(),
-        ])
+        Row::new(with_error(
+            types.exact,
+            2,
+            vec![
+                bytes(t.bytes),
+                format!("{:.0}%", t.bytes as f64 / all * 100.0),
+                t.objects.to_string(),
+                t.name.clone(),
+            ],
+            error(t.error_permille),
+        ))
     });
+    let widths = [
+        Constraint::Length(7),
+        Constraint::Length(4),
+        Constraint::Length(8),
+        Constraint::Min(10),
+    ];
+    let header = ["bytes", "%", "objects", "type"].map(String::from).to_vec();
     f.render_widget(
         Table::new(
             rows,
-            [
-                Constraint::Length(7),
-                Constraint::Length(4),
-                Constraint::Length(8),
-                Constraint::Min(10),
-            ],
+            with_error(types.exact, 2, widths.to_vec(), Constraint::Length(6)),
         )
         .header(
-            Row::new(["bytes", "%", "objects", "type"])
+            Row::new(with_error(types.exact, 2, header, "±".into()))
                 .style(Style::new().fg(Color::DarkGray).bold()),
         )
         .block(Block::new().title(" top types")),
@@ -913,36 +920,72 @@ fn draw_allocations(app: &App, f: &mut Frame, area: Rect) {
     );
     draw_size_classes(types, f, classes_area);
 
+    let sites_exact = d.alloc_sites.as_ref().is_none_or(|s| s.exact);
     let rows: Vec<Row> = d
         .alloc_sites
         .iter()
         .flat_map(|s| s.sites.iter())
         .map(|s| {
-            Row::new(vec![
-                bytes(s.bytes),
-                s.objects.to_string(),
-                s.type_name.clone(),
-                site_stack(&s.frames),
-            ])
+            Row::new(with_error(
+                sites_exact,
+                1,
+                vec![
+                    bytes(s.bytes),
+                    s.objects.to_string(),
+                    s.type_name.clone(),
+                    site_stack(&s.frames),
+                ],
+                error(s.error_permille),
+            ))
         })
         .collect();
     f.render_widget(
         Table::new(
             rows,
-            [
-                Constraint::Length(7),
-                Constraint::Length(8),
-                Constraint::Length(16),
-                Constraint::Min(10),
-            ],
+            with_error(
+                sites_exact,
+                1,
+                vec![
+                    Constraint::Length(7),
+                    Constraint::Length(8),
+                    Constraint::Length(16),
+                    Constraint::Min(10),
+                ],
+                Constraint::Length(6),
+            ),
         )
         .header(
-            Row::new(["bytes", "objects", "type", "site (innermost first)"])
-                .style(Style::new().fg(Color::DarkGray).bold()),
+            Row::new(with_error(
+                sites_exact,
+                1,
+                ["bytes", "objects", "type", "site (innermost first)"]
+                    .map(String::from)
+                    .to_vec(),
+                "±".into(),
+            ))
+            .style(Style::new().fg(Color::DarkGray).bold()),
         )
         .block(Block::new().borders(Borders::TOP).title(" top sites")),
         sites_area,
     );
+}
+
+/// A sampled figure's 95 % error ("±12%"); nothing when counted exactly.
+fn error(permille: Option<u32>) -> String {
+    match crate::records::permille_as_pct(permille) {
+        Some(pct) if pct >= 10.0 => format!("±{pct:.0}%"),
+        Some(pct) => format!("±{pct:.1}%"),
+        None => String::new(),
+    }
+}
+
+/// A table's columns with the sampling-error column inserted at `at`, unless counting
+/// exactly (then there is no error to show, and no column).
+fn with_error<T>(exact: bool, at: usize, mut columns: Vec<T>, error: T) -> Vec<T> {
+    if !exact {
+        columns.insert(at.min(columns.len()), error);
+    }
+    columns
 }
 
 /// Bytes by size class, in power-of-two bins (≤16 B … ≤32 KiB, then large objects).

@@ -102,6 +102,8 @@ pub fn parse_line(line: &str) -> Option<Record> {
             exact: v["exact"].as_bool().unwrap_or(false),
             objects: u(&v, "objects"),
             bytes: u(&v, "bytes"),
+            counted_objects: u(&v, "counted_objects"),
+            objects_error_permille: permille(&v),
             dropped_objects: u(&v, "dropped_objects"),
             types: v["types"]
                 .as_array()?
@@ -110,6 +112,8 @@ pub fn parse_line(line: &str) -> Option<Record> {
                     name: s(t, "name"),
                     objects: u(t, "objects"),
                     bytes: u(t, "bytes"),
+                    counted: u(t, "counted"),
+                    error_permille: permille(t),
                 })
                 .collect(),
             size_classes: v["size_classes"]
@@ -132,6 +136,8 @@ pub fn parse_line(line: &str) -> Option<Record> {
                     type_name: s(site, "type"),
                     objects: u(site, "objects"),
                     bytes: u(site, "bytes"),
+                    counted: u(site, "counted"),
+                    error_permille: permille(site),
                     frames: site["frames"]
                         .as_array()
                         .map(|fs| {
@@ -198,4 +204,11 @@ pub fn screen(app: &App, width: u16, height: u16) -> String {
 /// and figures only.
 pub fn redact(screen: &str, pid: u32) -> String {
     screen.replace(&format!("pid {pid}"), "pid <PID>")
+}
+
+/// A JSON `error_pct` back in the records' per mille.
+fn permille(v: &Value) -> Option<u32> {
+    v["error_pct"]
+        .as_f64()
+        .map(|pct| (pct * 10.0).round() as u32)
 }
