@@ -1,6 +1,6 @@
 //! The command line. Tests and users depend on this contract; keep it stable.
 
-use std::{ffi::OsString, path::PathBuf, time::Duration};
+use std::{ffi::OsString, net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -193,6 +193,12 @@ pub struct TraceArgs {
     /// probes are attached in bursts only while the account is in credit).
     #[arg(long, default_value_t = 2.0, value_name = "PERCENT", value_parser = parse_percent)]
     pub overhead_budget: f64,
+
+    /// Also serve Prometheus metrics on http://ADDR/metrics while tracing (pauses, GC
+    /// phases, cycles, heap, goal, allocation, lost events; labelled by pid and exe).
+    /// ADDR is HOST:PORT (127.0.0.1:9101) or :PORT for every interface.
+    #[arg(long, value_name = "ADDR", value_parser = crate::output::prometheus::parse_listen_addr)]
+    pub prometheus: Option<SocketAddr>,
 
     /// Detach after this many seconds (fractions allowed); the target keeps running.
     #[arg(short, long, value_name = "SECONDS", value_parser = parse_duration)]

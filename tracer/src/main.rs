@@ -55,6 +55,7 @@ fn main() -> ExitCode {
                 format,
                 output: t.output,
                 duration: t.duration,
+                prometheus: t.prometheus,
                 slo: tracer::tui::Slo {
                     pause_ns: t.slo_pause.as_nanos().min(u128::from(u64::MAX)) as u64,
                     gc_cpu_percent: t.slo_gc_cpu,

@@ -24,7 +24,7 @@ use crate::{
     events::TraceEvent,
     launch::{self, Launched},
     model::AllocModel,
-    output::{sink_for, Format},
+    output::{prometheus::Exporter, sink_for, Format},
     pipeline::Pipeline,
     pprof,
     probes::{loader::HOST_ARCH, plan, plan_allocs, Probes, ReadField},
@@ -67,6 +67,8 @@ pub struct TraceOptions {
     pub format: Format,
     pub output: Option<PathBuf>,
     pub duration: Option<Duration>,
+    /// Also serve Prometheus metrics here (`--prometheus`).
+    pub prometheus: Option<std::net::SocketAddr>,
     /// Thresholds the TUI checks against.
     pub slo: tui::Slo,
 }
@@ -88,6 +90,14 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
     target::check_privileges()?;
     if opts.format == Format::Tui {
         tui::check_usable(opts.output.as_deref())?;
+    }
+    // Listening before anything is started or attached: a taken port fails the run alone.
+    let exporter = opts.prometheus.map(Exporter::start).transpose()?;
+    if let Some(e) = &exporter {
+        eprintln!(
+            "gctrace-bpf: serving Prometheus metrics on http://{}/metrics",
+            e.local_addr()
+        );
     }
 
     let mut launched: Option<Launched> = None;
@@ -131,7 +141,7 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
         .build()
         .context("cannot start the event loop")?;
     let launched_pid = launched.as_ref().map(|c| c.pid);
-    let stop = runtime.block_on(event_loop(prepared, &opts, launched_pid))?;
+    let stop = runtime.block_on(event_loop(prepared, &opts, launched_pid, exporter.as_ref()))?;
 
     match (launched_pid, stop) {
         (Some(_), Stop::TargetExited(Some(status))) => Ok(launch::exit_code(status)),
@@ -411,6 +421,7 @@ async fn event_loop(
     prepared: Prepared,
     opts: &TraceOptions,
     launched: Option<u32>,
+    exporter: Option<&Exporter>,
 ) -> Result<Stop> {
     let Prepared {
         header,
@@ -441,6 +452,10 @@ async fn event_loop(
     let sink = match &tui {
         Some(t) => t.sink(),
         None => sink_for(opts.format, open_output(opts)?),
+    };
+    let sink = match exporter {
+        Some(e) => e.tee(sink),
+        None => sink,
     };
     let mut pipe = Pipeline::new(pid, decoder, sink, recorder);
     pipe.emit(vec![Record::Process(process)])?;
@@ -546,6 +561,9 @@ async fn event_loop(
                 drain(&mut pipe, ring.get_mut())?;
                 pipe.flush()?;
                 let lost = probes.counters()?.lost;
+                if let Some(e) = exporter {
+                    e.set_lost_events(pid, lost);
+                }
                 if let Some(t) = tui.as_mut() {
                     t.set_lost(lost);
                 } else if lost > lost_reported {

@@ -252,6 +252,7 @@ func main() {
 	execPath := flag.String("exec", "", "at the end, replace this program with PATH (execve, no arguments) instead of exiting: tests what a tracer does when its target execs")
 	withHotspot := flag.Bool("hotspot", false, "add a goroutine whose 32 KiB []byte allocations (in main.hotspot) dominate the allocated bytes: a known hottest allocation site and type for the allocation tests")
 	workMiB := flag.Int64("work", 0, "fixed work instead of a duration: allocate this many MiB in total (split over the goroutines) without pacing, then exit; -duration, -forever, -forced and -readmemstats do not apply")
+	idle := flag.Bool("idle", false, "after the work, -memstats-out and the done line, stay idle (no allocation, so no GC cycle and no stop of the world) until SIGTERM or SIGINT, then exit: a quiet end in which a test can read what a tracer saw; cannot be combined with -forever, -work or -stw-loop")
 	stwLoop := flag.Int("stw-loop", 0, "fixed work of another kind: stop the world this many times back to back (runtime.ReadMemStats), no allocating goroutines, then exit; cannot be combined with -work, -forever, -forced or -readmemstats")
 	flag.Parse()
 	if *goroutines < 1 || *liveSlots < 1 || *batchBytes < 1 || *forced < 0 || *readMemStats < 0 || *workMiB < 0 {
@@ -260,6 +261,10 @@ func main() {
 	}
 	if *workMiB > 0 && (*forever || *forced > 0 || *readMemStats > 0) {
 		fmt.Fprintln(os.Stderr, "gcload: -work cannot be combined with -forever, -forced or -readmemstats")
+		os.Exit(2)
+	}
+	if *idle && (*forever || *workMiB > 0 || *stwLoop > 0) {
+		fmt.Fprintln(os.Stderr, "gcload: -idle cannot be combined with -forever, -work or -stw-loop")
 		os.Exit(2)
 	}
 	if *stwLoop < 0 || (*stwLoop > 0 && (*workMiB > 0 || *forever || *forced > 0 || *readMemStats > 0)) {
@@ -292,7 +297,7 @@ func main() {
 	}
 
 	signals := make(chan os.Signal, 1)
-	if *forever {
+	if *forever || *idle {
 		signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
 	}
 
@@ -350,6 +355,9 @@ func main() {
 	}
 	// Deterministic: traced and untraced runs must print the same line.
 	fmt.Printf("gcload done: goroutines=%d forced=%d readmemstats=%d\n", *goroutines, *forced, *readMemStats)
+	if *idle {
+		<-signals
+	}
 	if *execPath != "" {
 		err := syscall.Exec(*execPath, []string{*execPath}, os.Environ())
 		fmt.Fprintln(os.Stderr, "gcload: exec:", err)

@@ -1,5 +1,6 @@
-//! Views of the model's [`Record`]s: newline-delimited JSON for programs, and the Go
-//! runtime's own `GODEBUG=gctrace=1` text for people used to reading it.
+//! Views of the model's [`Record`]s: newline-delimited JSON for programs, the Go
+//! runtime's own `GODEBUG=gctrace=1` text for people used to reading it, and Prometheus
+//! metrics ([`prometheus`]) next to either, combined by a [`Tee`].
 //!
 //! Sinks write each record with a single `write_all` of whole lines, so a line is never
 //! torn when several writers share a pipe, and never buffer themselves: the caller picks
@@ -8,6 +9,8 @@
 
 mod gctrace;
 mod json;
+pub mod prometheus;
+mod tee;
 
 use std::fmt;
 use std::io::{self, Write};
@@ -17,6 +20,7 @@ use crate::records::Record;
 
 pub use gctrace::{fmt_ns_as_ms, itoa_div, GctraceSink};
 pub use json::JsonSink;
+pub use tee::Tee;
 
 /// Something records can be written to.
 pub trait Sink {
