@@ -362,6 +362,8 @@ fn allocation_snapshots_and_objects() {
             exact: true,
             objects: 3,
             bytes: 48,
+            counted_objects: 3,
+            objects_error_permille: None,
             dropped_objects: 0,
             types: vec![],
             size_classes: vec![],
