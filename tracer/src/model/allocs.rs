@@ -261,21 +261,7 @@ impl AllocModel {
             .collect();
         types.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.name.cmp(&b.name)));
         types.truncate(TOP_N);
-        let mut sites: Vec<SiteStat> = self
-            .by_site
-            .iter()
-            .map(|((frames, type_name), c)| {
-                let (objects, bytes) = round(c);
-                SiteStat {
-                    frames: frames.clone(),
-                    type_name: type_name.clone(),
-                    objects,
-                    bytes,
-                    counted: c.objects,
-                    error_permille: self.error_permille(c),
-                }
-            })
-            .collect();
+        let mut sites = self.all_sites();
         sites.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.frames.cmp(&b.frames)));
         sites.truncate(TOP_N);
         let mut classes: Vec<SizeClassStat> = self
