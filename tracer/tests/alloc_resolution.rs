@@ -15,8 +15,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+use gobuild::{Flavor, Toolchain};
 use tracer::binary::{Frame, GoBinary};
 use tracer::pprof::{write_alloc_profile, AllocSample};
+
+mod gobuild;
 
 const PROGRAM: &str = r#"package main
 
@@ -181,70 +184,43 @@ struct Build {
     path: PathBuf,
 }
 
+impl Variant {
+    /// What it is built for, and how.
+    fn target(self) -> (&'static str, Flavor) {
+        match self {
+            Variant::Plain => ("amd64", Flavor::Plain),
+            Variant::Stripped => ("amd64", Flavor::Stripped),
+            Variant::Pie => ("amd64", Flavor::Pie),
+            Variant::PieStripped => ("amd64", Flavor::PieStripped),
+            Variant::ExternalPie => ("amd64", Flavor::ExternalPie),
+            Variant::ExternalPieStripped => ("amd64", Flavor::ExternalPieStripped),
+            Variant::Arm64 => ("arm64", Flavor::Plain),
+        }
+    }
+}
+
+const WORK: &str = "alloc_resolution";
+
 fn work_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("alloc_resolution")
+    gobuild::work_dir(WORK)
 }
 
 fn go_cmd(go: &Path) -> Command {
-    let dir = work_dir();
-    let mut c = Command::new(go);
-    c.env("GOTOOLCHAIN", "local")
-        .env("GOCACHE", dir.join("gocache"))
-        .env("GOPATH", dir.join("gopath"))
-        .env("GOFLAGS", "-mod=mod")
-        .env("CGO_ENABLED", "0")
-        .env_remove("GOARCH")
-        .env_remove("GOOS");
-    c
+    gobuild::go_cmd(go, &work_dir())
 }
 
-fn toolchains() -> Vec<(PathBuf, String)> {
-    let mut candidates = vec![PathBuf::from("/usr/lib/go-1.19/bin/go")];
-    for v in [
-        "1.21.13", "1.22.10", "1.23.9", "1.24.11", "1.25.5", "1.26.6", "1.27.3",
-    ] {
-        candidates.push(PathBuf::from(format!(
-            "/var/cache/gctrace-bpf/go/{v}/go/bin/go"
-        )));
-    }
-    let mut out = Vec::new();
-    for go in candidates {
-        if !go.exists() {
-            eprintln!("skipping Go toolchain {} (not installed)", go.display());
-            continue;
-        }
-        let o = go_cmd(&go).args(["env", "GOVERSION"]).output().unwrap();
-        assert!(o.status.success(), "{} env GOVERSION failed", go.display());
-        let version = String::from_utf8(o.stdout).unwrap().trim().to_string();
-        out.push((go, version));
-    }
-    assert!(!out.is_empty(), "no Go toolchain installed");
-    out
+fn toolchains() -> Vec<Toolchain> {
+    gobuild::matrix(&work_dir())
 }
 
 fn builds() -> &'static [Build] {
     static B: OnceLock<Vec<Build>> = OnceLock::new();
     B.get_or_init(|| {
         let dir = work_dir();
-        let src = dir.join("src");
-        std::fs::create_dir_all(&src).unwrap();
-        let write_if_changed = |p: PathBuf, s: &str| {
-            if std::fs::read_to_string(&p).ok().as_deref() != Some(s) {
-                std::fs::write(&p, s).unwrap();
-            }
-        };
-        write_if_changed(src.join("main.go"), PROGRAM);
-        write_if_changed(src.join("go.mod"), "module alloctest\n\ngo 1.19\n");
-        let src_mtime = std::fs::metadata(src.join("main.go"))
-            .unwrap()
-            .modified()
-            .unwrap();
-        let have_cc = Command::new("cc").arg("--version").output().is_ok();
-        if !have_cc {
-            eprintln!("skipping externally linked builds (no C compiler)");
-        }
+        let src = gobuild::source(&dir, PROGRAM, "alloctest");
+        let have_cc = gobuild::have_cc();
         let mut out = Vec::new();
-        for (go, version) in toolchains() {
+        for tc in toolchains() {
             for variant in [
                 Variant::Plain,
                 Variant::Stripped,
@@ -254,54 +230,14 @@ fn builds() -> &'static [Build] {
                 Variant::ExternalPieStripped,
                 Variant::Arm64,
             ] {
-                let external =
-                    matches!(variant, Variant::ExternalPie | Variant::ExternalPieStripped);
-                if external && !have_cc {
+                let (goarch, flavor) = variant.target();
+                if flavor.external() && !have_cc {
                     continue;
                 }
-                let path = dir.join(format!("alloc-{version}-{variant:?}"));
-                let fresh = std::fs::metadata(&path)
-                    .and_then(|m| m.modified())
-                    .is_ok_and(|t| t >= src_mtime);
-                if !fresh {
-                    let mut c = go_cmd(&go);
-                    let goarch = if variant == Variant::Arm64 {
-                        "arm64"
-                    } else {
-                        "amd64"
-                    };
-                    c.current_dir(&src).env("GOARCH", goarch).arg("build");
-                    match variant {
-                        Variant::Plain | Variant::Arm64 => {}
-                        Variant::Stripped => {
-                            c.arg("-ldflags=-s -w");
-                        }
-                        Variant::Pie => {
-                            c.arg("-buildmode=pie");
-                        }
-                        Variant::PieStripped => {
-                            c.args(["-buildmode=pie", "-ldflags=-s -w"]);
-                        }
-                        Variant::ExternalPie => {
-                            c.env("CGO_ENABLED", "1")
-                                .args(["-buildmode=pie", "-ldflags=-linkmode=external"]);
-                        }
-                        Variant::ExternalPieStripped => {
-                            c.env("CGO_ENABLED", "1")
-                                .args(["-buildmode=pie", "-ldflags=-linkmode=external -s -w"]);
-                        }
-                    }
-                    c.arg("-o").arg(&path).arg(".");
-                    let o = c.output().unwrap();
-                    assert!(
-                        o.status.success(),
-                        "building {}: {}",
-                        path.display(),
-                        String::from_utf8_lossy(&o.stderr)
-                    );
-                }
+                let path = dir.join(format!("alloc-{}-{variant:?}", tc.version));
+                gobuild::build(&tc.go, &dir, &src, goarch, flavor, &path);
                 out.push(Build {
-                    version: version.clone(),
+                    version: tc.version.clone(),
                     variant,
                     path,
                 });
@@ -603,7 +539,7 @@ fn pprof_top(go: &Path, profile: &Path, index: &str) -> String {
 
 #[test]
 fn pprof_reads_our_profile() {
-    let (go, _) = toolchains().pop().unwrap();
+    let go = toolchains().pop().expect("a Go toolchain").go;
     let samples = vec![
         AllocSample {
             stack: vec![frame("main.newNode", 12), frame("main.main", 40)],

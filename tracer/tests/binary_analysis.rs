@@ -11,7 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+use gobuild::{Flavor, Toolchain};
 use tracer::binary::{process, Arch, GoBinary};
+
+mod gobuild;
 
 const PROGRAM: &str = r#"package main
 
@@ -47,47 +50,10 @@ const PROBED: &[&str] = &[
     "runtime.mallocgc",
 ];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Variant {
-    Plain,
-    Stripped,
-    Pie,
-    /// cgo + external linker, PIE: `.text` no longer starts at `runtime.text`, and Go ≤ 1.25
-    /// has no `.gopclntab` section. amd64 only, and only when a C compiler is installed.
-    ExternalPie,
-    ExternalPieStripped,
-}
-
-impl Variant {
-    fn stripped(self) -> bool {
-        matches!(self, Variant::Stripped | Variant::ExternalPieStripped)
-    }
-    fn pie(self) -> bool {
-        matches!(
-            self,
-            Variant::Pie | Variant::ExternalPie | Variant::ExternalPieStripped
-        )
-    }
-    /// The unstripped build with the same code layout.
-    fn unstripped(self) -> Variant {
-        match self {
-            Variant::Stripped => Variant::Plain,
-            Variant::ExternalPieStripped => Variant::ExternalPie,
-            v => v,
-        }
-    }
-}
-
-struct Toolchain {
-    go: PathBuf,
-    /// `go env GOVERSION`, e.g. "go1.25.5".
-    version: String,
-}
-
 struct Build {
     toolchain: usize,
     goarch: &'static str,
-    variant: Variant,
+    variant: Flavor,
     path: PathBuf,
 }
 
@@ -96,118 +62,34 @@ struct Fixtures {
     builds: Vec<Build>,
 }
 
-fn work_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("binary_analysis")
-}
+const WORK: &str = "binary_analysis";
 
 fn go_cmd(go: &Path) -> Command {
-    let dir = work_dir();
-    let mut c = Command::new(go);
-    c.env("GOTOOLCHAIN", "local")
-        .env("GOCACHE", dir.join("gocache"))
-        .env("GOPATH", dir.join("gopath"))
-        .env("GOFLAGS", "-mod=mod")
-        .env("CGO_ENABLED", "0")
-        .env_remove("GOARCH")
-        .env_remove("GOOS");
-    c
-}
-
-fn toolchains() -> Vec<Toolchain> {
-    let mut candidates = vec![PathBuf::from("/usr/lib/go-1.19/bin/go")];
-    for v in [
-        "1.21.13", "1.22.10", "1.23.9", "1.24.11", "1.25.5", "1.26.6", "1.27.3",
-    ] {
-        candidates.push(PathBuf::from(format!(
-            "/var/cache/gctrace-bpf/go/{v}/go/bin/go"
-        )));
-    }
-    let mut out = Vec::new();
-    for go in candidates {
-        if !go.exists() {
-            eprintln!("skipping Go toolchain {} (not installed)", go.display());
-            continue;
-        }
-        let o = go_cmd(&go).args(["env", "GOVERSION"]).output().unwrap();
-        assert!(o.status.success(), "{} env GOVERSION failed", go.display());
-        let version = String::from_utf8(o.stdout).unwrap().trim().to_string();
-        out.push(Toolchain { go, version });
-    }
-    assert!(!out.is_empty(), "no Go toolchain installed");
-    out
+    gobuild::go_cmd(go, &gobuild::work_dir(WORK))
 }
 
 fn fixtures() -> &'static Fixtures {
     static F: OnceLock<Fixtures> = OnceLock::new();
     F.get_or_init(|| {
-        let dir = work_dir();
-        let src = dir.join("src");
-        std::fs::create_dir_all(&src).unwrap();
-        let write_if_changed = |p: PathBuf, s: &str| {
-            if std::fs::read_to_string(&p).ok().as_deref() != Some(s) {
-                std::fs::write(&p, s).unwrap();
-            }
-        };
-        write_if_changed(src.join("main.go"), PROGRAM);
-        write_if_changed(src.join("go.mod"), "module hello\n\ngo 1.19\n");
-        let src_mtime = std::fs::metadata(src.join("main.go"))
-            .unwrap()
-            .modified()
-            .unwrap();
-
-        let toolchains = toolchains();
-        let have_cc = Command::new("cc").arg("--version").output().is_ok();
-        if !have_cc {
-            eprintln!("skipping externally linked builds (no C compiler)");
-        }
+        let dir = gobuild::work_dir(WORK);
+        let src = gobuild::source(&dir, PROGRAM, "hello");
+        let toolchains = gobuild::matrix(&dir);
+        let have_cc = gobuild::have_cc();
         let mut builds = Vec::new();
         for (ti, tc) in toolchains.iter().enumerate() {
             for goarch in ["amd64", "arm64"] {
                 for variant in [
-                    Variant::Plain,
-                    Variant::Stripped,
-                    Variant::Pie,
-                    Variant::ExternalPie,
-                    Variant::ExternalPieStripped,
+                    Flavor::Plain,
+                    Flavor::Stripped,
+                    Flavor::Pie,
+                    Flavor::ExternalPie,
+                    Flavor::ExternalPieStripped,
                 ] {
-                    let external =
-                        matches!(variant, Variant::ExternalPie | Variant::ExternalPieStripped);
-                    if (variant.pie() && goarch != "amd64") || (external && !have_cc) {
+                    if (variant.pie() && goarch != "amd64") || (variant.external() && !have_cc) {
                         continue;
                     }
                     let path = dir.join(format!("hello-{}-{goarch}-{variant:?}", tc.version));
-                    let fresh = std::fs::metadata(&path)
-                        .and_then(|m| m.modified())
-                        .is_ok_and(|t| t >= src_mtime);
-                    if !fresh {
-                        let mut c = go_cmd(&tc.go);
-                        c.current_dir(&src).env("GOARCH", goarch).arg("build");
-                        match variant {
-                            Variant::Plain => {}
-                            Variant::Stripped => {
-                                c.arg("-ldflags=-s -w");
-                            }
-                            Variant::Pie => {
-                                c.arg("-buildmode=pie");
-                            }
-                            Variant::ExternalPie => {
-                                c.env("CGO_ENABLED", "1")
-                                    .args(["-buildmode=pie", "-ldflags=-linkmode=external"]);
-                            }
-                            Variant::ExternalPieStripped => {
-                                c.env("CGO_ENABLED", "1")
-                                    .args(["-buildmode=pie", "-ldflags=-linkmode=external -s -w"]);
-                            }
-                        }
-                        c.arg("-o").arg(&path).arg(".");
-                        let o = c.output().unwrap();
-                        assert!(
-                            o.status.success(),
-                            "building {}: {}",
-                            path.display(),
-                            String::from_utf8_lossy(&o.stderr)
-                        );
-                    }
+                    gobuild::build(&tc.go, &dir, &src, goarch, variant, &path);
                     builds.push(Build {
                         toolchain: ti,
                         goarch,
@@ -545,7 +427,7 @@ fn load_bias_of_running_process() {
     }
     let fx = fixtures();
     let newest = fx.toolchains.len() - 1;
-    for variant in [Variant::Plain, Variant::Pie] {
+    for variant in [Flavor::Plain, Flavor::Pie] {
         let b = fx
             .builds
             .iter()
@@ -566,7 +448,7 @@ fn load_bias_of_running_process() {
         {
             let bin = GoBinary::open(&process::exe_path(pid)).unwrap();
             let bias = process::load_bias(pid, &bin).unwrap();
-            if variant == Variant::Plain {
+            if variant == Flavor::Plain {
                 assert_eq!(bias, 0);
                 continue;
             }

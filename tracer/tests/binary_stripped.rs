@@ -7,13 +7,15 @@
 //! table's, and the whole read plan must come out identical.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
+use gobuild::Flavor;
 use tracer::binary::offsets_table;
 use tracer::binary::{globals, Arch, GoBinary, OffsetsSource};
 use tracer::probes::plan;
 use tracer::probes::plan::read_struct_fields;
+
+mod gobuild;
 
 const PROGRAM: &str = r#"package main
 
@@ -36,54 +38,29 @@ func main() {
 }
 "#;
 
-const WHEELS: &[&str] = &[
-    "1.21.13", "1.22.10", "1.23.9", "1.24.11", "1.25.5", "1.26.6", "1.27.3",
-];
-
 struct Pair {
     goarch: &'static str,
     plain: PathBuf,
     stripped: PathBuf,
 }
 
-fn work_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("binary_stripped")
-}
-
-fn go_cmd(go: &Path) -> Command {
-    let dir = work_dir();
-    let mut c = Command::new(go);
-    c.env("GOTOOLCHAIN", "local")
-        .env("GOCACHE", dir.join("gocache"))
-        .env("GOPATH", dir.join("gopath"))
-        .env("GOFLAGS", "-mod=mod")
-        .env("CGO_ENABLED", "0")
-        .env("GOOS", "linux");
-    c
-}
-
 /// The toolchains CI installs; with `GCTRACE_STRIPPED_ALL=1`, every toolchain under
 /// /var/cache/gctrace-bpf/go (what `cargo xtask gen-offsets` installs: every release
 /// in the offsets table).
-fn toolchains() -> Vec<PathBuf> {
-    let mut all = vec![PathBuf::from("/usr/lib/go-1.19/bin/go")];
+fn toolchains(work: &Path) -> Vec<gobuild::Toolchain> {
     if std::env::var_os("GCTRACE_STRIPPED_ALL").is_some_and(|v| v == "1") {
         let mut dirs: Vec<PathBuf> = std::fs::read_dir("/var/cache/gctrace-bpf/go")
-            .unwrap()
-            .map(|e| e.unwrap().path().join("go/bin/go"))
+            .expect("/var/cache/gctrace-bpf/go")
+            .filter_map(|e| e.ok().map(|e| e.path().join("go/bin/go")))
             .collect();
         dirs.sort();
-        all.extend(dirs);
+        gobuild::installed(
+            std::iter::once(PathBuf::from(gobuild::GO_1_19)).chain(dirs),
+            work,
+        )
     } else {
-        all.extend(
-            WHEELS
-                .iter()
-                .map(|v| PathBuf::from(format!("/var/cache/gctrace-bpf/go/{v}/go/bin/go"))),
-        );
+        gobuild::matrix(work)
     }
-    let present: Vec<PathBuf> = all.into_iter().filter(|g| g.exists()).collect();
-    assert!(!present.is_empty(), "no Go toolchain installed");
-    present
 }
 
 /// Builds (once per test binary run; cached on disk) plain and stripped programs for
@@ -91,21 +68,10 @@ fn toolchains() -> Vec<PathBuf> {
 fn pairs() -> &'static Vec<Pair> {
     static P: OnceLock<Vec<Pair>> = OnceLock::new();
     P.get_or_init(|| {
-        let dir = work_dir();
-        let src = dir.join("src");
-        std::fs::create_dir_all(&src).unwrap();
-        if std::fs::read_to_string(src.join("main.go")).ok().as_deref() != Some(PROGRAM) {
-            std::fs::write(src.join("main.go"), PROGRAM).unwrap();
-        }
-        std::fs::write(src.join("go.mod"), "module hello\n\ngo 1.19\n").unwrap();
-        let src_mtime = std::fs::metadata(src.join("main.go"))
-            .unwrap()
-            .modified()
-            .unwrap();
+        let dir = gobuild::work_dir("binary_stripped");
+        let src = gobuild::source(&dir, PROGRAM, "hello");
         let mut out = Vec::new();
-        for go in toolchains() {
-            let o = go_cmd(&go).args(["env", "GOVERSION"]).output().unwrap();
-            let version = String::from_utf8(o.stdout).unwrap().trim().to_string();
+        for tc in toolchains(&dir) {
             // Everything: amd64 only, to keep the build count down.
             let goarchs: &[&'static str] = if std::env::var_os("GCTRACE_STRIPPED_ALL").is_some() {
                 &["amd64"]
@@ -113,32 +79,20 @@ fn pairs() -> &'static Vec<Pair> {
                 &["amd64", "arm64"]
             };
             for &goarch in goarchs {
-                let build = |stripped: bool| {
-                    let kind = if stripped { "stripped" } else { "plain" };
-                    let path = dir.join(format!("hello-{version}-{goarch}-{kind}"));
-                    let fresh = std::fs::metadata(&path)
-                        .and_then(|m| m.modified())
-                        .is_ok_and(|t| t >= src_mtime);
-                    if !fresh {
-                        let mut c = go_cmd(&go);
-                        c.current_dir(&src).env("GOARCH", goarch).arg("build");
-                        if stripped {
-                            c.arg("-ldflags=-s -w");
-                        }
-                        let o = c.arg("-o").arg(&path).arg(".").output().unwrap();
-                        assert!(
-                            o.status.success(),
-                            "building {}: {}",
-                            path.display(),
-                            String::from_utf8_lossy(&o.stderr)
-                        );
-                    }
+                let build = |flavor: Flavor| {
+                    let kind = if flavor.stripped() {
+                        "stripped"
+                    } else {
+                        "plain"
+                    };
+                    let path = dir.join(format!("hello-{}-{goarch}-{kind}", tc.version));
+                    gobuild::build(&tc.go, &dir, &src, goarch, flavor, &path);
                     path
                 };
                 out.push(Pair {
                     goarch,
-                    plain: build(false),
-                    stripped: build(true),
+                    plain: build(Flavor::Plain),
+                    stripped: build(Flavor::Stripped),
                 });
             }
         }
