@@ -12,6 +12,7 @@ mod json;
 use std::fmt;
 use std::io::{self, Write};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::records::Record;
@@ -109,11 +110,30 @@ pub fn sink_for_processes(
 /// [`SharedSink::handle`]): their records go to one output, each written whole, in the
 /// order they arrive.
 #[derive(Clone)]
-pub struct SharedSink(Arc<Mutex<Box<dyn Sink + Send>>>);
+pub struct SharedSink {
+    sink: Arc<Mutex<Box<dyn Sink + Send>>>,
+    /// A write failed: the output is gone for every pipeline, not just the one that saw it.
+    failed: Arc<AtomicBool>,
+}
 
 impl SharedSink {
     pub fn new(sink: Box<dyn Sink + Send>) -> SharedSink {
-        SharedSink(Arc::new(Mutex::new(sink)))
+        SharedSink {
+            sink: Arc::new(Mutex::new(sink)),
+            failed: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Whether writing to the output has failed (a closed pipe, a full disk).
+    pub fn failed(&self) -> bool {
+        self.failed.load(Ordering::Relaxed)
+    }
+
+    fn note<T>(&self, r: io::Result<T>) -> io::Result<T> {
+        if r.is_err() {
+            self.failed.store(true, Ordering::Relaxed);
+        }
+        r
     }
 
     /// A sink for one more pipeline.
@@ -124,17 +144,19 @@ impl SharedSink {
     fn lock(&self) -> std::sync::MutexGuard<'_, Box<dyn Sink + Send>> {
         // A pipeline that panicked while writing leaves at worst a torn line; the others
         // keep writing rather than losing their records.
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.sink.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 impl Sink for SharedSink {
     fn record(&mut self, pid: u32, rec: &Record) -> io::Result<()> {
-        self.lock().record(pid, rec)
+        let r = self.lock().record(pid, rec);
+        self.note(r)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.lock().flush()
+        let r = self.lock().flush();
+        self.note(r)
     }
 }
 
