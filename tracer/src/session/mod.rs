@@ -1,47 +1,41 @@
-//! A live tracing session: find or start the target, analyse it, attach, then stream
-//! events through decoder → model → output until the target exits, the duration passes,
-//! or the user interrupts. Every exit path detaches the probes, drains what the kernel
-//! already delivered, and writes the summary.
+//! A live tracing session: find or start the targets, analyse and attach to each, then
+//! stream every target's events through its own decoder → model → pipeline into one
+//! shared output, until the targets exit, the duration passes, or the user interrupts.
+//!
+//! - [`traced`]: one traced process: analysis and attachment, and its own event loop,
+//!   which detaches, drains and writes the summary on every way out;
+//! - [`discovery`]: `--exe`: which processes run a binary, now and later;
+//! - this module: the run as a whole: the options, the shared output or TUI, signals
+//!   and `--duration`, starting a loop per target and ending them all.
+//!
+//! One target (`--pid N`, or a command after `--`) is the same run with a single loop:
+//! its output is what it always was (gctrace lines byte for byte as the runtime's).
+
+mod discovery;
+mod traced;
 
 use std::{
+    collections::BTreeSet,
     ffi::OsString,
     io::Write,
-    os::fd::{AsRawFd, FromRawFd, OwnedFd},
     path::{Path, PathBuf},
+    sync::Arc,
     time::Duration,
 };
 
 use anyhow::{anyhow, Context, Result};
-use aya::maps::{MapData, RingBuf};
-use tokio::{io::unix::AsyncFd, signal::unix::SignalKind, sync::oneshot};
-use tracer_common::{ProbeKind, RawEvent};
+use tokio::{signal::unix::SignalKind, sync::watch, task::JoinSet};
 
-use crate::clock::monotonic_ns;
 use crate::{
-    alloc::{AllocMode, LiveAllocs},
-    binary::{process::load_bias, GoBinary, OffsetsSource},
-    decode::{DecodeSpec, Decoder},
-    events::TraceEvent,
+    alloc::AllocMode,
     launch::{self, Launched},
     model::AllocModel,
-    output::{sink_for, Format},
-    pipeline::Pipeline,
-    pprof,
-    probes::{loader::HOST_ARCH, plan, plan_allocs, Probes, ReadField},
-    recording::{Header, Recorder},
-    records::{ProcessInfo, Record},
-    target,
+    output::{sink_for_processes, Format, SharedSink, Sink},
+    pprof, target,
     tui::{self, AppEvent, Control},
 };
-
-/// How often the ring buffer is drained. Events are submitted without waking us (a
-/// wakeup costs the traced thread more than the rest of the probe), so this bounds the
-/// display latency; the kernel side forces a wakeup when the ring is half full.
-const DRAIN_INTERVAL: Duration = Duration::from_millis(100);
-
-/// How often user space reads the runtime's allocation counter itself (no probe: a read
-/// of /proc/PID/mem costs the target nothing).
-const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
+use discovery::ExeWatch;
+use traced::{Ended, Notices, Prepared, RunContext};
 
 /// What to trace.
 #[derive(Debug, Clone)]
@@ -50,15 +44,22 @@ pub enum Target {
     Pid(u32),
     /// A command to start, traced from its first instruction.
     Command(Vec<OsString>),
+    /// Several processes: these pids, and with `exe` every process running that binary,
+    /// now or later. Each is traced on its own; one ending or failing ends only itself.
+    Processes {
+        pids: Vec<u32>,
+        exe: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Clone)]
 pub struct TraceOptions {
     pub target: Target,
     pub allocs: AllocMode,
-    /// Write an allocation profile here at the end.
+    /// Write an allocation profile here at the end (one per process with several).
     pub pprof: Option<PathBuf>,
-    /// Record everything to this file, for replay, report and export.
+    /// Record everything to this file, for replay, report and export (one per process
+    /// with several).
     pub record: Option<PathBuf>,
     /// Ring buffer size override in KiB (tests: provoke overload).
     pub ring_kib: Option<u32>,
@@ -71,7 +72,7 @@ pub struct TraceOptions {
     pub slo: tui::Slo,
 }
 
-/// Why the event loop ended.
+/// Why the event loop ended (the run's, or one target's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stop {
     TargetExited(Option<libc::c_int>),
@@ -91,38 +92,64 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
     }
 
     let mut launched: Option<Launched> = None;
-    let pid = match &opts.target {
+    let mut exe_watch: Option<ExeWatch> = None;
+    let mut prepared: Vec<Prepared> = Vec::new();
+    // Targets that could not be traced (several only: with one, that is the run's error).
+    let mut not_traced: Vec<String> = Vec::new();
+    match &opts.target {
         Target::Pid(pid) => {
             target::check_exists(*pid)?;
-            *pid
+            prepared.push(traced::prepare(*pid, &opts)?);
         }
         Target::Command(argv) => {
-            let child = launch::spawn_stopped(argv)?;
-            let pid = child.pid;
-            launched = Some(child);
-            pid
-        }
-    };
-
-    // Everything up to resuming the child happens on this thread (ptrace's rule).
-    let prepared = prepare(pid, &opts);
-    let prepared = match prepared {
-        Ok(p) => p,
-        Err(e) => {
-            if let Some(child) = launched.take() {
-                child.abort();
+            let mut child = launch::spawn_stopped(argv)?;
+            // Everything up to resuming the child happens on this thread (ptrace's rule).
+            match traced::prepare(child.pid, &opts) {
+                Ok(p) => prepared.push(p),
+                Err(e) => {
+                    child.abort();
+                    return Err(e);
+                }
             }
-            return Err(e);
+            child
+                .resume()
+                .context("cannot resume the started command")?;
+            launched = Some(child);
         }
-    };
-    if let Some(child) = launched.as_mut() {
-        child
-            .resume()
-            .context("cannot resume the started command")?;
+        Target::Processes { pids, exe } => {
+            let mut pids: Vec<u32> = pids.clone();
+            let mut unique = BTreeSet::new();
+            pids.retain(|p| unique.insert(*p));
+            if let Some(path) = exe {
+                let mut watch = ExeWatch::new(path)?;
+                for &pid in &pids {
+                    watch.claim(pid);
+                }
+                pids.extend(watch.new_processes());
+                exe_watch = Some(watch);
+            }
+            for pid in pids {
+                let attempt = target::check_exists(pid)
+                    .map_err(anyhow::Error::from)
+                    .and_then(|()| traced::prepare(pid, &opts));
+                match attempt {
+                    Ok(p) => prepared.push(p),
+                    Err(e) => not_traced.push(format!("{e:#}; not traced")),
+                }
+            }
+            if prepared.is_empty() && exe_watch.is_none() {
+                for line in &not_traced {
+                    eprintln!("gctrace-bpf: {line}");
+                }
+                return Err(anyhow!("none of the processes given could be traced"));
+            }
+        }
     }
     // Everything that needed the power to attach is done (the process is still single
-    // threaded, so this holds for every thread it will start).
-    if let Err(e) = target::drop_capabilities(opts.allocs == AllocMode::Sample) {
+    // threaded, so this holds for every thread it will start) — unless processes found
+    // later still need attaching, or sampled allocation probes come and go.
+    let keep_attach = opts.allocs == AllocMode::Sample || exe_watch.is_some();
+    if let Err(e) = target::drop_capabilities(keep_attach) {
         eprintln!("gctrace-bpf: warning: cannot drop capabilities: {e}");
     }
 
@@ -131,7 +158,14 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
         .build()
         .context("cannot start the event loop")?;
     let launched_pid = launched.as_ref().map(|c| c.pid);
-    let stop = runtime.block_on(event_loop(prepared, &opts, launched_pid))?;
+    let local = tokio::task::LocalSet::new();
+    let stop = runtime.block_on(local.run_until(event_loop(
+        prepared,
+        not_traced,
+        opts.clone(),
+        launched_pid,
+        exe_watch,
+    )))?;
 
     match (launched_pid, stop) {
         (Some(_), Stop::TargetExited(Some(status))) => Ok(launch::exit_code(status)),
@@ -157,147 +191,34 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
     }
 }
 
-/// Analysis and attachment, done before the target runs (launch mode).
-struct Prepared {
-    /// What a recording of this run starts with.
-    header: Header,
-    probes: Probes,
-    decoder: Decoder,
-    process: ProcessInfo,
-    sampler: Sampler,
-    /// Taken before the target ran (launch) or at attach: the allocation baseline.
-    first_sample: Option<RawEvent>,
-    /// Allocation probes, unless `--allocs rate`.
-    allocs: Option<LiveAllocs>,
-}
-
-/// Periodic reads of target memory by user space, shaped as raw events
-/// ([`ProbeKind::UserSample`]) so they are decoded, modelled and recorded like the rest.
-struct Sampler {
-    pid: u32,
-    /// (read slot index, run-time address) of the counters sampled.
-    slots: Vec<(usize, u64)>,
-}
-
-impl Sampler {
-    fn sample(&self) -> Option<RawEvent> {
-        if self.slots.is_empty() {
-            return None;
-        }
-        let mut raw = RawEvent {
-            kind: ProbeKind::UserSample as u32,
-            ktime_ns: monotonic_ns(),
-            pid_tgid: u64::from(self.pid) << 32 | u64::from(self.pid),
-            ..Default::default()
-        };
-        for &(i, addr) in &self.slots {
-            if let Ok(b) = target::read_memory::<8>(self.pid, addr) {
-                raw.reads[i] = u64::from_le_bytes(b);
-                raw.read_ok |= 1 << i;
-            }
-        }
-        (raw.read_ok != 0).then_some(raw)
-    }
-}
-
-fn prepare(pid: u32, opts: &TraceOptions) -> Result<Prepared> {
-    let exe = target::exe_link(pid);
-    let exe_name = target::exe_display(pid);
-    let bin = GoBinary::open(&exe).map_err(|e| anyhow!("pid {pid} ({exe_name}): {e}"))?;
-    if bin.arch() != HOST_ARCH {
-        return Err(anyhow!(
-            "pid {pid} ({exe_name}) is a {} program; this tracer runs on {}",
-            bin.arch().as_str(),
-            HOST_ARCH.as_str()
+/// The line that says a process is traced from now on (several targets only).
+fn picked_up(p: &Prepared, opts: &TraceOptions) -> String {
+    let info = &p.process;
+    let mut msg = format!(
+        "tracing pid {} ({}, {})",
+        info.pid, info.exe, info.go_version
+    );
+    if let Some(path) = &opts.record {
+        msg.push_str(&format!(
+            ", recording to {}",
+            traced::per_process_path(path, info.pid).display()
         ));
     }
-    let plan = plan(&bin).map_err(|e| anyhow!("pid {pid} ({exe_name}): {e}"))?;
-    for w in &plan.warnings {
-        eprintln!("gctrace-bpf: warning: {w}");
-    }
-    let bias = load_bias(pid, &bin).map_err(|e| anyhow!("pid {pid} ({exe_name}): {e}"))?;
-    let alloc_plan = match opts.allocs {
-        AllocMode::Rate => None,
-        _ => Some(plan_allocs(&bin).map_err(|e| anyhow!("pid {pid} ({exe_name}): {e}"))?),
-    };
-    let mut probes = Probes::attach(
-        pid,
-        &exe,
-        &plan,
-        bias,
-        alloc_plan.as_ref().map(|p| (p, true)),
-        opts.ring_kib.map(|k| k.saturating_mul(1024)),
-    )?;
-    let gomaxprocs_addr = plan
-        .reads
-        .iter()
-        .find(|r| r.field == ReadField::Gomaxprocs)
-        .map(|r| r.address.wrapping_add(bias));
-    let sampler = Sampler {
-        pid,
-        slots: plan
-            .reads
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.field == ReadField::TotalAlloc)
-            .map(|(i, r)| (i, r.address.wrapping_add(bias)))
-            .collect(),
-    };
-    let first_sample = sampler.sample();
-    let process = ProcessInfo {
-        pid,
-        exe: exe_name,
-        go_version: bin.go_version().raw.clone(),
-        arch: bin.arch().as_str().to_string(),
-        gomaxprocs: target::gomaxprocs(pid, gomaxprocs_addr),
-    };
-    let decode = DecodeSpec::new(&plan, bias);
-    let header = Header {
-        tracer_version: env!("CARGO_PKG_VERSION").to_string(),
-        process: process.clone(),
-        decode: decode.clone(),
-        offsets_source: match bin.offsets_source() {
-            OffsetsSource::Dwarf => "dwarf",
-            OffsetsSource::Table => "table",
-            OffsetsSource::None => "none",
-        }
-        .to_string(),
-        allocs: format!("{:?}", opts.allocs).to_lowercase(),
-        start_unix_ns: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as i64)
-            .unwrap_or(0),
-        start_monotonic_ns: monotonic_ns(),
-    };
-    let allocs = match alloc_plan {
-        None => None,
-        Some(alloc_plan) => {
-            let cost = if opts.allocs == AllocMode::Sample {
-                probes.measure_hit_cost()?
-            } else {
-                Duration::ZERO
-            };
-            let mut live = LiveAllocs::new(
-                opts.allocs,
-                alloc_plan,
-                bin,
-                pid,
-                bias,
-                opts.overhead_budget,
-                cost,
-            );
-            live.start(&mut probes)?;
-            Some(live)
-        }
-    };
-    Ok(Prepared {
-        probes,
-        decoder: Decoder::new(decode),
-        process,
-        header,
-        sampler,
-        first_sample,
-        allocs,
+    msg
+}
+
+/// How a target's trace ended before the run did, in one line (several targets only;
+/// an exec was told as it was found).
+fn ended_line(end: &Ended) -> Option<String> {
+    Some(match end.stop {
+        Stop::TargetExited(Some(status)) => format!(
+            "pid {} exited ({}); its summary is written",
+            end.pid,
+            launch::describe_status(status)
+        ),
+        Stop::TargetExited(None) => format!("pid {} exited; its summary is written", end.pid),
+        Stop::Exec => return None,
+        Stop::Duration | Stop::Signal(_) | Stop::Quit => format!("pid {} detached", end.pid),
     })
 }
 
@@ -311,21 +232,16 @@ fn open_output(opts: &TraceOptions) -> Result<Box<dyn Write + Send>> {
     })
 }
 
-/// Move every raw event the kernel has delivered into the pipeline.
-fn drain(pipe: &mut Pipeline, ring: &mut RingBuf<MapData>) -> Result<usize> {
-    let mut n = 0;
-    while let Some(item) = ring.next() {
-        n += 1;
-        if item.len() < std::mem::size_of::<RawEvent>() {
-            continue;
-        }
-        // SAFETY: the slot holds at least size_of::<RawEvent>() bytes written by the
-        // kernel program as a RawEvent; read_unaligned copes with any alignment.
-        let raw: RawEvent = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
-        drop(item);
-        pipe.raw(&raw)?;
-    }
-    Ok(n)
+/// Where every target's records go: the TUI, or the output in the chosen format.
+fn primary_sink(
+    opts: &TraceOptions,
+    tui: Option<&tui::Live>,
+    several: bool,
+) -> Result<Box<dyn Sink + Send>> {
+    Ok(match tui {
+        Some(t) => t.sink(),
+        None => sink_for_processes(opts.format, open_output(opts)?, several),
+    })
 }
 
 /// Write the allocation sites as a pprof profile.
@@ -373,14 +289,6 @@ pub fn write_profile(
     Ok(())
 }
 
-/// Sleeps until the sampled allocation probes need attention (forever if never).
-async fn burst_timer(deadline: Option<std::time::Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d.into()).await,
-        None => std::future::pending().await,
-    }
-}
-
 /// The TUI's next frame or key (never, without the TUI).
 async fn tui_step(tui: &mut Option<tui::Live>) -> Result<Control> {
     match tui {
@@ -389,93 +297,77 @@ async fn tui_step(tui: &mut Option<tui::Live>) -> Result<Control> {
     }
 }
 
-/// Register a descriptor we own with the event loop, for readability.
-fn watch<T: AsRawFd>(inner: T) -> std::io::Result<AsyncFd<T>> {
-    // SAFETY: `inner` owns its descriptor (a ring-buffer map or a pidfd) and keeps it open
-    // and unchanged until the AsyncFd, which owns `inner`, is dropped.
-    unsafe { AsyncFd::register_with_interest(inner, tokio::io::Interest::READABLE) }
-        .map_err(|e| std::io::Error::other(e.to_string()))
-}
-
-fn pidfd_open(pid: u32) -> std::io::Result<OwnedFd> {
-    // SAFETY: plain syscall with integer arguments; a non-negative result is a new fd we own.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
+/// Sleeps until the next scan for new processes of the binary (never, without `--exe`).
+async fn rescan_due(timer: &mut Option<tokio::time::Interval>) {
+    match timer {
+        Some(t) => {
+            t.tick().await;
+        }
+        None => std::future::pending().await,
     }
-    // SAFETY: fd was just returned by pidfd_open and is owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
+/// The run: one loop per target on this thread, and this one for what concerns them
+/// all (signals, `--duration`, the TUI, new processes of `--exe`), until the run ends;
+/// then every target's loop ends too, each writing its own summary.
 async fn event_loop(
-    prepared: Prepared,
-    opts: &TraceOptions,
+    prepared: Vec<Prepared>,
+    not_traced: Vec<String>,
+    opts: TraceOptions,
     launched: Option<u32>,
+    mut exe_watch: Option<ExeWatch>,
 ) -> Result<Stop> {
-    let Prepared {
-        header,
-        mut probes,
-        decoder,
-        process,
-        sampler,
-        first_sample,
-        mut allocs,
-    } = prepared;
-    let pid = sampler.pid;
-    // The program the probes are in; an execve replaces it.
-    let exe_identity = target::exe_identity(pid);
-    let ring = probes.take_events()?;
-    let mut ring = watch(ring).context("cannot poll the ring buffer")?;
-    let recorder = match &opts.record {
-        Some(path) => Some(
-            Recorder::create(path, &header)
-                .with_context(|| format!("cannot create recording {}", path.display()))?,
-        ),
-        None => None,
-    };
-    // The TUI takes the terminal from here on; the pipeline's records go to it.
+    let several = matches!(opts.target, Target::Processes { .. });
+    let opts = Arc::new(opts);
+    // The TUI takes the terminal from here on; the pipelines' records go to it.
     let mut tui = match opts.format {
-        Format::Tui => Some(tui::Live::start(opts.slo, opts.allocs)?),
+        Format::Tui => Some(tui::Live::start_with(tui::Config {
+            slo_pause_ns: opts.slo.pause_ns,
+            slo_gc_cpu_percent: opts.slo.gc_cpu_percent,
+            allocs: opts.allocs,
+            several,
+        })?),
         _ => None,
     };
-    let sink = match &tui {
-        Some(t) => t.sink(),
-        None => sink_for(opts.format, open_output(opts)?),
+    let sink = SharedSink::new(primary_sink(&opts, tui.as_ref(), several)?);
+    let output = sink.clone();
+    let notices = Notices {
+        tui: tui.as_ref().map(tui::Live::feed),
+        several,
     };
-    let mut pipe = Pipeline::new(pid, decoder, sink, recorder);
-    pipe.emit(vec![Record::Process(process)])?;
-    if let Some(raw) = first_sample {
-        pipe.raw(&raw)?;
+    let (stop_tx, stop_rx) = watch::channel(None::<Stop>);
+    let ctx = RunContext {
+        opts: opts.clone(),
+        sink,
+        notices: notices.clone(),
+        stop: stop_rx,
+    };
+    let mut targets: JoinSet<Result<Ended>> = JoinSet::new();
+    for line in not_traced {
+        notices.say(line);
     }
-    pipe.flush()?;
-
-    // Target exit: our own child is reaped by a waiter thread (its status is the exit
-    // code); any other process is watched through a pidfd.
-    let (exit_tx, mut exit_rx) = oneshot::channel::<Option<libc::c_int>>();
-    let pidfd = match launched {
-        Some(child) => {
-            std::thread::spawn(move || {
-                let _ = exit_tx.send(launch::wait_exit(child).ok());
-            });
-            None
+    for p in prepared {
+        if several {
+            notices.say(picked_up(&p, &opts));
         }
-        None => {
-            drop(exit_tx);
-            Some(watch(
-                pidfd_open(pid).context("cannot watch the target process")?,
-            )?)
+        targets.spawn_local(traced::run(p, launched, ctx.clone()));
+    }
+    if let Some(w) = &exe_watch {
+        if targets.is_empty() {
+            notices.say(format!(
+                "no process runs {} yet; waiting for one (Ctrl-C ends)",
+                w.path().display()
+            ));
         }
-    };
-    let target_gone = async {
-        match &pidfd {
-            Some(fd) => {
-                let _ = fd.readable().await;
-                None
-            }
-            None => (&mut exit_rx).await.ok().flatten(),
-        }
-    };
-    tokio::pin!(target_gone);
+    }
+    // Processes of --exe being analysed and attached, off this thread.
+    let mut attaching: JoinSet<(u32, Result<Prepared>)> = JoinSet::new();
+    let mut rescan = exe_watch.as_ref().map(|_| {
+        tokio::time::interval_at(
+            tokio::time::Instant::now() + discovery::RESCAN_INTERVAL,
+            discovery::RESCAN_INTERVAL,
+        )
+    });
 
     let mut sigint = tokio::signal::unix::signal(SignalKind::interrupt())?;
     let mut sigterm = tokio::signal::unix::signal(SignalKind::terminate())?;
@@ -486,21 +378,10 @@ async fn event_loop(
         }
     };
     tokio::pin!(deadline);
-    let started_ns = monotonic_ns();
-    let started_unix_ns = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0);
-    let mut tick = tokio::time::interval(DRAIN_INTERVAL);
-    let mut sample_tick = tokio::time::interval_at(
-        tokio::time::Instant::now() + SAMPLE_INTERVAL,
-        SAMPLE_INTERVAL,
-    );
-    let mut lost_reported = 0;
+    let mut total_lost: Vec<(u32, u64)> = Vec::new();
 
     let stop = loop {
         tokio::select! {
-            status = &mut target_gone => break Stop::TargetExited(status),
             _ = &mut deadline => break Stop::Duration,
             _ = sigint.recv() => break Stop::Signal(SignalKind::interrupt()),
             _ = sigterm.recv() => break Stop::Signal(SignalKind::terminate()),
@@ -509,81 +390,81 @@ async fn event_loop(
                     break Stop::Quit;
                 }
             }
-            guard = ring.readable_mut() => {
-                let mut guard = guard?;
-                drain(&mut pipe, guard.get_inner_mut())?;
-                guard.clear_ready();
-            }
-            _ = sample_tick.tick() => {
-                // Drain first so the sample lands after the events that preceded it.
-                drain(&mut pipe, ring.get_mut())?;
-                if target::exe_identity(pid) != exe_identity && target::exists(pid) {
-                    if tui.is_none() {
-                        eprintln!(
-                            "gctrace-bpf: pid {pid} replaced its program (exec of {}); the new program is not traced, stopping",
-                            target::exe_display(pid)
-                        );
+            Some(joined) = targets.join_next(), if !targets.is_empty() => {
+                let end = match joined.map_err(|e| anyhow!("a target's trace failed: {e}"))
+                    .and_then(|r| r) {
+                    Ok(end) => end,
+                    // One target: its failure is the run's, as it always was. The output
+                    // failing fails every target: the run ends (the others detach as
+                    // their loops are dropped).
+                    Err(e) if !several || output.failed() => return Err(e),
+                    Err(e) => {
+                        notices.say(format!("{e:#}"));
+                        continue;
                     }
-                    break Stop::Exec;
-                }
-                if let Some(raw) = sampler.sample() {
-                    pipe.raw(&raw)?;
-                }
-                if let Some(a) = allocs.as_mut().filter(|a| a.mode() == AllocMode::Exact) {
-                    if let Some(batch) = a.batch(&probes, monotonic_ns())? {
-                        pipe.event(TraceEvent::Allocs(Box::new(batch)))?;
+                };
+                total_lost.push((end.pid, end.lost));
+                if several {
+                    if let Some(line) = ended_line(&end) {
+                        notices.say(line);
                     }
-                }
-            }
-            _ = burst_timer(allocs.as_ref().and_then(LiveAllocs::next_deadline)) => {
-                if let Some(a) = allocs.as_mut() {
-                    if let Some(batch) = a.steer(&mut probes, monotonic_ns())? {
-                        pipe.event(TraceEvent::Allocs(Box::new(batch)))?;
+                    if let Stop::TargetExited(status) = end.stop {
+                        notices.to_tui(AppEvent::ProcessExited(
+                            end.pid,
+                            status.map(launch::exit_code),
+                        ));
                     }
                 }
+                // Without --exe, the run is over when its last target is.
+                if exe_watch.is_none() && targets.is_empty() {
+                    break match (several, end.stop) {
+                        (true, Stop::TargetExited(_)) => Stop::TargetExited(None),
+                        (_, stop) => stop,
+                    };
+                }
             }
-            _ = tick.tick() => {
-                drain(&mut pipe, ring.get_mut())?;
-                pipe.flush()?;
-                let lost = probes.counters()?.lost;
-                if let Some(t) = tui.as_mut() {
-                    t.set_lost(lost);
-                } else if lost > lost_reported {
-                    eprintln!("gctrace-bpf: {} events lost so far (ring buffer full)", lost);
-                    lost_reported = lost;
+            _ = rescan_due(&mut rescan) => {
+                if let Some(w) = exe_watch.as_mut() {
+                    for pid in w.new_processes() {
+                        let opts = opts.clone();
+                        attaching.spawn_blocking(move || (pid, traced::prepare(pid, &opts)));
+                    }
+                }
+            }
+            Some(joined) = attaching.join_next(), if !attaching.is_empty() => {
+                match joined {
+                    Ok((_, Ok(p))) => {
+                        notices.say(picked_up(&p, &opts));
+                        targets.spawn_local(traced::run(p, None, ctx.clone()));
+                    }
+                    // Gone before it could be attached (a short-lived process): nothing
+                    // was traced, nothing to say.
+                    Ok((pid, Err(_))) if !target::exists(pid) => {}
+                    Ok((_, Err(e))) => notices.say(format!("{e:#}; not traced")),
+                    Err(e) => notices.say(format!("attaching a new process failed: {e}")),
                 }
             }
         }
     };
 
-    // Detach first so nothing arrives after the final drain, then account for it all.
-    let counters = probes.counters()?;
-    probes.detach();
-    drain(&mut pipe, ring.get_mut())?;
-    if let Some(a) = allocs.as_mut() {
-        if let Some(batch) = a.batch(&probes, monotonic_ns())? {
-            pipe.event(TraceEvent::Allocs(Box::new(batch)))?;
-        }
-        let c = probes.counters()?;
-        if c.allocs_dropped > 0 {
-            eprintln!(
-                "gctrace-bpf: {} allocations ({} bytes) not counted: allocation maps full",
-                c.allocs_dropped, c.alloc_bytes_dropped
-            );
+    // Processes being attached at this moment are detached as soon as they are ready
+    // (dropping them removes their probes); every target's loop then ends with its own
+    // summary.
+    while attaching.join_next().await.is_some() {}
+    let _ = stop_tx.send(Some(stop));
+    let mut failed = None;
+    while let Some(joined) = targets.join_next().await {
+        match joined
+            .map_err(|e| anyhow!("a target's trace failed: {e}"))
+            .and_then(|r| r)
+        {
+            Ok(end) => total_lost.push((end.pid, end.lost)),
+            Err(e) if !several || output.failed() => failed = Some(e),
+            Err(e) => notices.say(format!("{e:#}")),
         }
     }
-    let exit_status = match stop {
-        Stop::TargetExited(Some(status)) => Some(launch::exit_code(status)),
-        _ => None,
-    };
-    let lost = pipe.finish(counters.lost, exit_status)?;
-    if let Some(path) = &opts.pprof {
-        write_profile(
-            path,
-            pipe.model.allocs(),
-            started_unix_ns,
-            monotonic_ns() - started_ns,
-        )?;
+    if let Some(e) = failed {
+        return Err(e);
     }
     if let Some(t) = tui.as_mut() {
         // The final state stays on screen until the user has read it.
@@ -595,7 +476,6 @@ async fn event_loop(
             Stop::Signal(_) | Stop::Quit => None,
         };
         if let Some(ended) = ended {
-            t.set_lost(lost);
             t.hold(ended, async {
                 tokio::select! {
                     _ = sigint.recv() => {}
@@ -606,8 +486,15 @@ async fn event_loop(
         }
     }
     drop(tui);
-    if lost > 0 {
-        eprintln!("gctrace-bpf: {lost} events lost in total");
+    for (pid, lost) in total_lost {
+        if lost == 0 {
+            continue;
+        }
+        if several {
+            eprintln!("gctrace-bpf: pid {pid}: {lost} events lost in total");
+        } else {
+            eprintln!("gctrace-bpf: {lost} events lost in total");
+        }
     }
     Ok(stop)
 }
