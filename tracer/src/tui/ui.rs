@@ -172,8 +172,8 @@ fn draw_tabs(app: &App, f: &mut Frame, area: Rect) {
     spans.push(match (d.ended, app.frozen.is_some()) {
         (Some(Ended::TargetExited(code)), _) if others_go_on => Span::styled(
             match code {
-                Some(code) => format!(" EXITED, status {code}; p picks another "),
-                None => " EXITED; p picks another ".to_string(),
+                Some(code) => format!(" EXITED, status {code} "),
+                None => " EXITED ".to_string(),
             },
             Style::new().fg(Color::White).bg(Color::Red).bold(),
         ),
