@@ -157,19 +157,20 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
         .enable_all()
         .build()
         .context("cannot start the event loop")?;
-    let launched_pid = launched.as_ref().map(|c| c.pid);
+    let child = launched.as_ref().map(|c| ChildExit::watch(c.pid));
     let local = tokio::task::LocalSet::new();
     let stop = runtime.block_on(local.run_until(event_loop(
         prepared,
         not_traced,
         opts.clone(),
-        launched_pid,
+        child.as_ref().map(|c| c.exit.clone()),
         exe_watch,
     )))?;
 
-    match (launched_pid, stop) {
+    match (child, stop) {
         (Some(_), Stop::TargetExited(Some(status))) => Ok(launch::exit_code(status)),
-        (Some(pid), _) => {
+        (Some(child), _) => {
+            let pid = child.pid;
             // Detached early (duration or signal): the command keeps running; we report
             // its exit status once it ends, as a wrapper should.
             if let Stop::Signal(kind) = stop {
@@ -184,10 +185,39 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
                 // SAFETY: signalling our own child.
                 unsafe { libc::kill(pid as libc::pid_t, libc::SIGINT) };
             }
-            let status = launch::wait_exit(pid).context("waiting for the command")?;
+            let status = child
+                .waiter
+                .join()
+                .map_err(|_| anyhow!("waiting for the command failed"))?
+                .context("waiting for the command")?;
             Ok(launch::exit_code(status))
         }
         (None, _) => Ok(0),
+    }
+}
+
+/// The wait status of the launched command once it has exited (None inside: it could
+/// not be waited for), or None while it runs.
+type ExitWatch = watch::Receiver<Option<Option<libc::c_int>>>;
+
+/// Our own child's exit, reaped by exactly one waiter thread: two waiters (the target's
+/// loop and, after an early end, the session) would race for the one wait status.
+struct ChildExit {
+    pid: u32,
+    /// What the target's loop awaits.
+    exit: ExitWatch,
+    waiter: std::thread::JoinHandle<std::io::Result<libc::c_int>>,
+}
+
+impl ChildExit {
+    fn watch(pid: u32) -> ChildExit {
+        let (tx, exit) = watch::channel(None);
+        let waiter = std::thread::spawn(move || {
+            let status = launch::wait_exit(pid);
+            let _ = tx.send(Some(status.as_ref().ok().copied()));
+            status
+        });
+        ChildExit { pid, exit, waiter }
     }
 }
 
@@ -314,7 +344,7 @@ async fn event_loop(
     prepared: Vec<Prepared>,
     not_traced: Vec<String>,
     opts: TraceOptions,
-    launched: Option<u32>,
+    launched: Option<ExitWatch>,
     mut exe_watch: Option<ExeWatch>,
 ) -> Result<Stop> {
     let several = matches!(opts.target, Target::Processes { .. });
@@ -350,7 +380,7 @@ async fn event_loop(
         if several {
             notices.say(picked_up(&p, &opts));
         }
-        targets.spawn_local(traced::run(p, launched, ctx.clone()));
+        targets.spawn_local(traced::run(p, launched.clone(), ctx.clone()));
     }
     if let Some(w) = &exe_watch {
         if targets.is_empty() {

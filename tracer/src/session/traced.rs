@@ -16,7 +16,7 @@ use std::{
 
 use anyhow::{anyhow, Context, Result};
 use aya::maps::{MapData, RingBuf};
-use tokio::{io::unix::AsyncFd, sync::oneshot, sync::watch};
+use tokio::{io::unix::AsyncFd, sync::watch};
 use tracer_common::{ProbeKind, RawEvent};
 
 use super::{write_profile, Stop, TraceOptions};
@@ -317,10 +317,11 @@ fn pidfd_open(pid: u32) -> std::io::Result<OwnedFd> {
 }
 
 /// Trace one prepared target until it exits, execs, or the run stops (`ctx.stop`).
-/// `launched` is its pid when it is our own child (its exit status is then known).
+/// `launched` is set when it is our own child: its exit, with the status, comes from the
+/// session's one waiter thread.
 pub(super) async fn run(
     prepared: Prepared,
-    launched: Option<u32>,
+    launched: Option<watch::Receiver<Option<Option<libc::c_int>>>>,
     ctx: RunContext,
 ) -> Result<Ended> {
     let Prepared {
@@ -365,30 +366,25 @@ pub(super) async fn run(
     }
     pipe.flush()?;
 
-    // Target exit: our own child is reaped by a waiter thread (its status is the exit
-    // code); any other process is watched through a pidfd.
-    let (exit_tx, mut exit_rx) = oneshot::channel::<Option<libc::c_int>>();
+    // Target exit: our own child is reaped by the session's waiter thread (its status is
+    // the exit code); any other process is watched through a pidfd.
     let pidfd = match launched {
-        Some(child) => {
-            std::thread::spawn(move || {
-                let _ = exit_tx.send(launch::wait_exit(child).ok());
-            });
-            None
-        }
-        None => {
-            drop(exit_tx);
-            Some(watch_fd(
-                pidfd_open(pid).context("cannot watch the target process")?,
-            )?)
-        }
+        Some(_) => None,
+        None => Some(watch_fd(
+            pidfd_open(pid).context("cannot watch the target process")?,
+        )?),
     };
     let target_gone = async {
-        match &pidfd {
-            Some(fd) => {
+        match (&pidfd, launched) {
+            (Some(fd), _) => {
                 let _ = fd.readable().await;
                 None
             }
-            None => (&mut exit_rx).await.ok().flatten(),
+            (None, Some(mut exit)) => match exit.wait_for(Option::is_some).await {
+                Ok(status) => (*status).flatten(),
+                Err(_) => None,
+            },
+            (None, None) => None,
         }
     };
     tokio::pin!(target_gone);
