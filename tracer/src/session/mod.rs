@@ -99,12 +99,12 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
     match &opts.target {
         Target::Pid(pid) => {
             target::check_exists(*pid)?;
-            prepared.push(traced::prepare(*pid, &opts)?);
+            prepared.push(prepare_now(*pid, &opts)?);
         }
         Target::Command(argv) => {
             let mut child = launch::spawn_stopped(argv)?;
             // Everything up to resuming the child happens on this thread (ptrace's rule).
-            match traced::prepare(child.pid, &opts) {
+            match prepare_now(child.pid, &opts) {
                 Ok(p) => prepared.push(p),
                 Err(e) => {
                     child.abort();
@@ -131,7 +131,7 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
             for pid in pids {
                 let attempt = target::check_exists(pid)
                     .map_err(anyhow::Error::from)
-                    .and_then(|()| traced::prepare(pid, &opts));
+                    .and_then(|()| prepare_now(pid, &opts));
                 match attempt {
                     Ok(p) => prepared.push(p),
                     Err(e) => not_traced.push(format!("{e:#}; not traced")),
@@ -199,6 +199,17 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
 /// The wait status of the launched command once it has exited (None inside: it could
 /// not be waited for), or None while it runs.
 type ExitWatch = watch::Receiver<Option<Option<libc::c_int>>>;
+
+/// [`traced::prepare`] before the event loop: its warnings go to stderr at once, which
+/// the TUI has not taken yet.
+fn prepare_now(pid: u32, opts: &TraceOptions) -> Result<Prepared> {
+    let mut warnings = Vec::new();
+    let prepared = traced::prepare(pid, opts, &mut warnings);
+    for w in warnings {
+        eprintln!("gctrace-bpf: warning: {w}");
+    }
+    prepared
+}
 
 /// Our own child's exit, reaped by exactly one waiter thread: two waiters (the target's
 /// loop and, after an early end, the session) would race for the one wait status.
@@ -391,7 +402,7 @@ async fn event_loop(
         }
     }
     // Processes of --exe being analysed and attached, off this thread.
-    let mut attaching: JoinSet<(u32, Result<Prepared>)> = JoinSet::new();
+    let mut attaching: JoinSet<(u32, Result<Prepared>, Vec<String>)> = JoinSet::new();
     let mut rescan = exe_watch.as_ref().map(|_| {
         tokio::time::interval_at(
             tokio::time::Instant::now() + discovery::RESCAN_INTERVAL,
@@ -457,20 +468,34 @@ async fn event_loop(
                 if let Some(w) = exe_watch.as_mut() {
                     for pid in w.new_processes() {
                         let opts = opts.clone();
-                        attaching.spawn_blocking(move || (pid, traced::prepare(pid, &opts)));
+                        attaching.spawn_blocking(move || {
+                            let mut warnings = Vec::new();
+                            let prepared = traced::prepare(pid, &opts, &mut warnings);
+                            (pid, prepared, warnings)
+                        });
                     }
                 }
             }
             Some(joined) = attaching.join_next(), if !attaching.is_empty() => {
+                let warn = |pid: u32, warnings: Vec<String>| {
+                    for w in warnings {
+                        notices.say(format!("pid {pid}: warning: {w}"));
+                    }
+                };
                 match joined {
-                    Ok((_, Ok(p))) => {
+                    // Picked up first, then what it lacks (the TUI shows the latest line).
+                    Ok((pid, Ok(p), warnings)) => {
                         notices.say(picked_up(&p, &opts));
+                        warn(pid, warnings);
                         targets.spawn_local(traced::run(p, None, ctx.clone()));
                     }
                     // Gone before it could be attached (a short-lived process): nothing
                     // was traced, nothing to say.
-                    Ok((pid, Err(_))) if !target::exists(pid) => {}
-                    Ok((_, Err(e))) => notices.say(format!("{e:#}; not traced")),
+                    Ok((pid, Err(_), _)) if !target::exists(pid) => {}
+                    Ok((pid, Err(e), warnings)) => {
+                        warn(pid, warnings);
+                        notices.say(format!("{e:#}; not traced"));
+                    }
                     Err(e) => notices.say(format!("attaching a new process failed: {e}")),
                 }
             }

@@ -105,15 +105,18 @@ pub(super) fn analyse(exe: &Path, who: &str) -> Result<(GoBinary, ProbePlan)> {
 
 /// Analyse the process's binary and attach to it. Blocking (reads the binary, loads the
 /// kernel programs): done before the event loop, or on a blocking thread for processes
-/// found later.
-pub(super) fn prepare(pid: u32, opts: &TraceOptions) -> Result<Prepared> {
+/// found later. What the binary lets us read only in part is added to `warnings`, for
+/// the caller to say where it can be seen (stderr before the TUI starts, else the TUI).
+pub(super) fn prepare(
+    pid: u32,
+    opts: &TraceOptions,
+    warnings: &mut Vec<String>,
+) -> Result<Prepared> {
     let exe = target::exe_link(pid);
     let exe_name = target::exe_display(pid);
     let who = format!("pid {pid} ({exe_name})");
     let (bin, plan) = analyse(&exe, &who)?;
-    for w in &plan.warnings {
-        eprintln!("gctrace-bpf: warning: {w}");
-    }
+    warnings.extend(plan.warnings.iter().cloned());
     let bias = load_bias(pid, &bin).map_err(|e| anyhow!("{who}: {e}"))?;
     let alloc_plan = match opts.allocs {
         AllocMode::Rate => None,
