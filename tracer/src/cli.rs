@@ -12,13 +12,22 @@ Examples:
   sudo gctrace-bpf --pid 1234                      attach to a running Go program
   sudo gctrace-bpf --pid 1234 --duration 60 --format json --output gc.ndjson
   sudo gctrace-bpf -- ./server -port 8080          start a program traced from its first instruction
+  sudo gctrace-bpf --pid 1234 --pid 5678           several processes at once (or --pid 1234,5678)
+  sudo gctrace-bpf --exe /usr/local/bin/server     every process running that binary, and
+                                                   every one that starts later, until Ctrl-C
 
 Output:
   gctrace  one line per GC cycle in the layout of GODEBUG=gctrace=1 ('?' where not known)
   json     newline-delimited JSON: a process record, then gc and stw (stop-the-world)
-           records as they complete, then a summary with pause percentiles and lost events
-  tui      live terminal UI (default with --pid on a terminal): pauses vs --slo-pause,
-           cycles, heap, allocations; q quits, ? help
+           records as they complete, then a summary with pause percentiles and lost events;
+           every record has the \"pid\" of its process
+  tui      live terminal UI (default with --pid or --exe on a terminal): pauses vs
+           --slo-pause, cycles, heap, allocations; p picks the process shown; q quits, ? help
+
+Several processes (--pid repeated, --exe): each has its own probes and figures; a
+process that exits or cannot be traced is reported in one line and the others go on.
+gctrace lines then start with \"[pid N] \", and --record/--pprof FILE write one file per
+process, FILE with the pid before its extension (incident.gct -> incident.1234.gct).
 
 Needs root, or CAP_BPF and CAP_PERFMON. The target is never modified or restarted; when
 gctrace-bpf exits (or is killed) every probe is removed.";
@@ -147,18 +156,27 @@ pub enum InspectFormat {
 /// Options of a tracing run.
 #[derive(Debug, Args)]
 pub struct TraceArgs {
-    /// Attach to the running process with this (host) pid.
+    /// Attach to the running process with this (host) pid. Repeat it (or separate pids
+    /// with commas) to trace several processes; the run ends when all have exited.
     #[arg(
         short,
         long,
         value_name = "PID",
+        value_delimiter = ',',
         conflicts_with = "command",
-        required_unless_present = "command"
+        required_unless_present_any = ["command", "exe"]
     )]
-    pub pid: Option<u32>,
+    pub pid: Vec<u32>,
 
-    /// Output format [default: tui when attaching to --pid with standard output on a
-    /// terminal and no --output, otherwise gctrace].
+    /// Trace every process whose executable is this file (matched by device and inode,
+    /// so any name or symlink works), including processes that start later (checked
+    /// every second). Runs until Ctrl-C, SIGTERM or --duration, waiting for processes
+    /// when none is left.
+    #[arg(long, value_name = "PATH", conflicts_with = "command")]
+    pub exe: Option<PathBuf>,
+
+    /// Output format [default: tui when attaching (--pid, --exe) with standard output on
+    /// a terminal and no --output, otherwise gctrace].
     #[arg(short, long, value_enum)]
     pub format: Option<Format>,
 
@@ -174,12 +192,14 @@ pub struct TraceArgs {
     pub allocs: AllocMode,
 
     /// With --allocs sample|exact: at the end, write the allocations by call site as a
-    /// gzip'd pprof profile (alloc_objects, alloc_space) for `go tool pprof FILE`.
+    /// gzip'd pprof profile (alloc_objects, alloc_space) for `go tool pprof FILE`. With
+    /// several processes, one profile each, named like --record's files.
     #[arg(long, value_name = "FILE")]
     pub pprof: Option<PathBuf>,
 
     /// Also record everything to FILE (compact, crash-safe), for `gctrace-bpf replay`,
-    /// `report` and `export` after the incident.
+    /// `report` and `export` after the incident. A recording holds one process: with
+    /// several, each gets FILE with its pid before the extension (x.gct -> x.PID.gct).
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
 
@@ -221,14 +241,13 @@ pub struct TraceArgs {
 
 impl TraceArgs {
     /// The format to use. The TUI is the default only where it can work and nothing else
-    /// shares the screen: attaching to a pid, with stdout a terminal and no --output (a
-    /// started command writes to the same terminal, and scripts read stdout).
+    /// shares the screen: attaching to running processes, with stdout a terminal and no
+    /// --output (a started command writes to the same terminal, and scripts read stdout).
     pub fn resolved_format(&self, stdout_is_terminal: bool) -> Format {
+        let attaching = !self.pid.is_empty() || self.exe.is_some();
         match self.format {
             Some(f) => f,
-            None if stdout_is_terminal && self.output.is_none() && self.pid.is_some() => {
-                Format::Tui
-            }
+            None if stdout_is_terminal && self.output.is_none() && attaching => Format::Tui,
             None => Format::Gctrace,
         }
     }
@@ -305,12 +324,29 @@ mod tests {
         assert_eq!(c.command, vec![OsString::from("ls"), OsString::from("-l")]);
         assert_eq!(c.format, Some(Format::Json));
         let c = parse(&["-p", "42", "-d", "1.5"]).unwrap().trace;
-        assert_eq!(c.pid, Some(42));
+        assert_eq!(c.pid, vec![42]);
         assert_eq!(c.duration, Some(Duration::from_millis(1500)));
         // A command named like a subcommand, after --, is a command.
         let c = parse(&["--", "inspect"]).unwrap();
         assert!(c.subcommand.is_none());
         assert_eq!(c.trace.command, vec![OsString::from("inspect")]);
+    }
+
+    #[test]
+    fn several_targets() {
+        let c = parse(&["--pid", "1", "--pid", "2", "-p", "3,4"])
+            .unwrap()
+            .trace;
+        assert_eq!(c.pid, vec![1, 2, 3, 4]);
+        let c = parse(&["--exe", "/usr/bin/server"]).unwrap().trace;
+        assert!(c.pid.is_empty());
+        assert_eq!(c.exe, Some(PathBuf::from("/usr/bin/server")));
+        assert_eq!(c.resolved_format(true), Format::Tui);
+        let c = parse(&["--exe", "/x", "--pid", "5"]).unwrap().trace;
+        assert_eq!((c.pid, c.exe), (vec![5], Some(PathBuf::from("/x"))));
+        assert!(parse(&["--exe", "/x", "--", "ls"]).is_err());
+        assert!(parse(&["--pid", "1", "--pid", "2", "--", "ls"]).is_err());
+        assert!(parse(&["--pid", "1,x"]).is_err());
     }
 
     #[test]

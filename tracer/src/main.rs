@@ -41,9 +41,13 @@ fn main() -> ExitCode {
         None => {
             let t = cli.trace;
             let format = t.resolved_format(std::io::stdout().is_terminal());
-            let target = match t.pid {
-                Some(pid) => session::Target::Pid(pid),
-                None => session::Target::Command(t.command),
+            let target = match (&t.pid[..], t.exe) {
+                ([pid], None) => session::Target::Pid(*pid),
+                ([], None) => session::Target::Command(t.command),
+                (pids, exe) => session::Target::Processes {
+                    pids: pids.to_vec(),
+                    exe,
+                },
             };
             session::run(session::TraceOptions {
                 target,

@@ -77,6 +77,37 @@ pub fn exe_identity(pid: u32) -> Option<(u64, u64)> {
     fs::metadata(exe_link(pid)).ok().map(|m| (m.dev(), m.ino()))
 }
 
+/// Device and inode of the file at `path` (following symlinks): what identifies a
+/// binary however it is named or linked, and what `/proc/PID/exe` resolves to.
+pub fn file_identity(path: &std::path::Path) -> io::Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata(path).map(|m| (m.dev(), m.ino()))
+}
+
+/// Every process (not thread) whose executable is the file with this device and inode,
+/// in pid order. Processes we may not inspect, zombies and ourselves are left out.
+pub fn pids_running(identity: (u64, u64)) -> Vec<u32> {
+    let me = std::process::id();
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut pids: Vec<u32> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| pid != me && exe_identity(pid) == Some(identity))
+        .collect();
+    pids.sort_unstable();
+    pids
+}
+
+/// When the process started (clock ticks after boot, /proc/PID/stat field 22): with the
+/// pid, names one process even after its pid is reused.
+pub fn start_time(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    // After the command name: field 3 (state) is the first, field 22 the twentieth.
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
 /// Read `N` bytes of the target's memory at `addr`.
 pub fn read_memory<const N: usize>(pid: u32, addr: u64) -> io::Result<[u8; N]> {
     let f = fs::File::open(format!("/proc/{pid}/mem"))?;
@@ -168,6 +199,28 @@ mod tests {
         assert_eq!(stat_state("12 (a) b) S 1 2"), Some('S'));
         assert_eq!(stat_state("12 (x) Z 1"), Some('Z'));
         assert_eq!(stat_state("garbage"), None);
+    }
+
+    #[test]
+    fn processes_are_found_by_their_binary() {
+        // A child running the same file as `sleep` is found; we are never in the list.
+        let sleep = std::path::Path::new("/bin/sleep");
+        let Ok(identity) = file_identity(sleep) else {
+            return;
+        };
+        let Ok(mut child) = std::process::Command::new(sleep).arg("5").spawn() else {
+            return;
+        };
+        let found = (0..100).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            pids_running(identity).contains(&child.id())
+        });
+        let started = start_time(child.id());
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(found, "sleep {} not found by its binary", child.id());
+        assert!(started.is_some());
+        assert!(!pids_running(identity).contains(&std::process::id()));
     }
 
     #[test]

@@ -81,6 +81,18 @@ fn usage_errors_exit_2() {
             "between 0 and 100",
         ),
         case("inspect without binary", &["inspect"], 2, "required"),
+        case(
+            "exe and command",
+            &["--exe", "/bin/true", "--", "ls"],
+            2,
+            "cannot be used",
+        ),
+        case(
+            "pid list with a non-number",
+            &["--pid", "1,x"],
+            2,
+            "invalid value",
+        ),
     ] {
         check(&c, &mut Command::new(common::tracer_bin()));
     }
@@ -124,6 +136,18 @@ fn failures_exit_1_with_one_line() {
             &["--", "no-such-command-xyz"],
             1,
             "command not found",
+        ),
+        case(
+            "exe missing",
+            &["--exe", "/nonexistent/server"],
+            1,
+            "cannot read /nonexistent/server",
+        ),
+        case(
+            "exe not a Go program",
+            &["--exe", "/bin/sleep"],
+            1,
+            "is not a Go program",
         ),
         case(
             "inspect not ELF",

@@ -186,3 +186,156 @@ fn figures_from_a_real_trace() {
     key(&mut app, KeyCode::Home);
     assert_eq!(app.ui.cycle_sel, 0);
 }
+
+fn several() -> App {
+    App::new(Config {
+        several: true,
+        ..Config::default()
+    })
+}
+
+fn process(pid: u32) -> Record {
+    Record::Process(tracer::records::ProcessInfo {
+        pid,
+        exe: format!("/bin/p{pid}"),
+        go_version: "go1.27.3".into(),
+        arch: "x86_64".into(),
+        gomaxprocs: Some(2),
+    })
+}
+
+#[test]
+fn records_of_several_processes_stay_apart() {
+    let mut app = several();
+    update(&mut app, AppEvent::ProcessRecord(1, process(1)));
+    update(&mut app, AppEvent::ProcessRecord(2, process(2)));
+    update(
+        &mut app,
+        AppEvent::ProcessRecord(2, gc(1, 10_000_000_000, 100)),
+    );
+    update(
+        &mut app,
+        AppEvent::ProcessRecord(2, gc(2, 11_000_000_000, 100)),
+    );
+    update(
+        &mut app,
+        AppEvent::ProcessRecord(1, gc(1, 12_000_000_000, 100)),
+    );
+    // The first process seen is shown; the other's records are kept for later.
+    assert_eq!(app.procs.order, [1, 2]);
+    assert_eq!(app.procs.shown, Some(1));
+    assert_eq!(app.live.cycles, 1);
+    assert_eq!(app.procs.parked[&2].cycles, 2);
+    assert_eq!(app.procs.traced(&app.live), 2);
+}
+
+#[test]
+fn the_picker_and_brackets_choose_the_process_shown() {
+    let mut app = several();
+    for pid in [1, 2, 3] {
+        update(&mut app, AppEvent::ProcessRecord(pid, process(pid)));
+        update(
+            &mut app,
+            AppEvent::ProcessRecord(pid, gc(pid, 10_000_000_000, 100)),
+        );
+    }
+    let shown = |app: &App| app.live.process.as_ref().map(|p| p.pid);
+    key(&mut app, KeyCode::Char(']'));
+    assert_eq!((app.procs.shown, shown(&app)), (Some(2), Some(2)));
+    key(&mut app, KeyCode::Char('['));
+    key(&mut app, KeyCode::Char('['));
+    assert_eq!(shown(&app), Some(3), "wraps around");
+    // The picker opens on the shown process; Enter shows the selected one.
+    key(&mut app, KeyCode::Char('p'));
+    assert_eq!(app.ui.picker, Some(2));
+    key(&mut app, KeyCode::Up);
+    key(&mut app, KeyCode::Up);
+    key(&mut app, KeyCode::Up);
+    assert_eq!(app.ui.picker, Some(0));
+    // Keys of the views do nothing while it is open; q still quits.
+    key(&mut app, KeyCode::Char('2'));
+    assert_eq!(app.ui.view, View::Overview);
+    key(&mut app, KeyCode::Enter);
+    assert_eq!((app.ui.picker, shown(&app)), (None, Some(1)));
+    key(&mut app, KeyCode::Char('p'));
+    assert_eq!(key(&mut app, KeyCode::Char('q')), Control::Quit);
+    key(&mut app, KeyCode::Esc);
+    assert_eq!(app.ui.picker, None);
+}
+
+#[test]
+fn switching_processes_unfreezes_and_resets_the_tables() {
+    let mut app = several();
+    for pid in [1, 2] {
+        update(&mut app, AppEvent::ProcessRecord(pid, process(pid)));
+        for c in 1..5 {
+            update(
+                &mut app,
+                AppEvent::ProcessRecord(pid, gc(c, 10_000_000_000 + u64::from(c), 100)),
+            );
+        }
+    }
+    key(&mut app, KeyCode::Char('2'));
+    key(&mut app, KeyCode::Down);
+    key(&mut app, KeyCode::Char(' '));
+    assert!(app.frozen.is_some());
+    key(&mut app, KeyCode::Char(']'));
+    assert!(app.frozen.is_none());
+    assert_eq!(app.ui.cycle_sel, 0);
+    assert_eq!(app.ui.view, View::Cycles, "the view stays");
+}
+
+#[test]
+fn one_process_ending_leaves_the_others_traced() {
+    let mut app = several();
+    for pid in [1, 2] {
+        update(&mut app, AppEvent::ProcessRecord(pid, process(pid)));
+    }
+    update(&mut app, AppEvent::ProcessExited(2, Some(0)));
+    assert_eq!(app.procs.traced(&app.live), 1);
+    assert!(!app.procs.over);
+    update(&mut app, AppEvent::Detached);
+    assert!(app.procs.over);
+    assert_eq!(app.procs.traced(&app.live), 0);
+    // The process that exited keeps saying so; the other was detached.
+    assert!(matches!(
+        app.procs.parked[&2].ended,
+        Some(tracer::tui::app::Ended::TargetExited(Some(0)))
+    ));
+    assert!(matches!(
+        app.live.ended,
+        Some(tracer::tui::app::Ended::Detached)
+    ));
+}
+
+#[test]
+fn ended_processes_are_forgotten_beyond_a_bound() {
+    let mut app = several();
+    let n = tracer::tui::app::ENDED_PROCESSES_KEPT as u32 + 10;
+    for pid in 1..=n {
+        update(&mut app, AppEvent::ProcessRecord(pid, process(pid)));
+        if pid > 1 {
+            update(&mut app, AppEvent::ProcessExited(pid, None));
+        }
+    }
+    update(&mut app, AppEvent::ProcessRecord(n + 1, process(n + 1)));
+    // The shown one and the one still traced are kept, and the newest ended ones.
+    assert!(app.procs.order.contains(&1));
+    assert!(app.procs.order.contains(&(n + 1)));
+    assert_eq!(
+        app.procs.order.len(),
+        tracer::tui::app::ENDED_PROCESSES_KEPT + 2
+    );
+    assert_eq!(app.procs.parked.len(), app.procs.order.len() - 1);
+}
+
+/// Without several processes the keys of the picker do nothing.
+#[test]
+fn one_process_has_no_picker() {
+    let mut app = App::new(Config::default());
+    update(&mut app, AppEvent::ProcessRecord(7, process(7)));
+    key(&mut app, KeyCode::Char('p'));
+    key(&mut app, KeyCode::Char(']'));
+    assert_eq!(app.ui.picker, None);
+    assert_eq!(app.procs.shown, Some(7));
+}

@@ -34,7 +34,12 @@ struct Tmux {
 
 impl Tmux {
     fn start(cmd: &str, width: u16, height: u16) -> Tmux {
-        let name = format!("gctrace-tui-e2e-{}", std::process::id());
+        Tmux::start_named("main", cmd, width, height)
+    }
+
+    /// A session whose name is unique to this test process and `tag`.
+    fn start_named(tag: &str, cmd: &str, width: u16, height: u16) -> Tmux {
+        let name = format!("gctrace-tui-e2e-{}-{tag}", std::process::id());
         let st = Command::new("tmux")
             .args(["new-session", "-d", "-s", &name, "-x"])
             .arg(width.to_string())
@@ -228,4 +233,80 @@ fn tui_shows_the_live_gc_and_quits_cleanly() {
 
 fn read(p: &Path) -> String {
     fs::read_to_string(p).unwrap_or_default()
+}
+
+/// Waits up to `timeout` for a screen `ok` accepts; the last screen either way.
+fn wait_screen(tmux: &Tmux, timeout: Duration, ok: impl Fn(&str) -> bool) -> (bool, String) {
+    let start = Instant::now();
+    loop {
+        let screen = tmux.capture();
+        if ok(&screen) {
+            return (true, screen);
+        }
+        if start.elapsed() >= timeout {
+            return (false, screen);
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `--exe` with two processes in a real terminal: the header counts them, the picker
+/// lists both and shows the one picked, an exit is said and counted, q still quits.
+#[test]
+fn tui_picks_between_processes() {
+    if !integration_enabled() {
+        return;
+    }
+    let _lock = common::exclusive();
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A copy of its own, so --exe sees only this test's processes.
+    let gcload = dir.path().join("gcload");
+    fs::copy(build_gcload(&toolchain()), &gcload).expect("copy gcload");
+    let mut first = ChildGuard::spawn(Command::new(&gcload).arg("-forever"), dir.path(), "first");
+    let second = ChildGuard::spawn(Command::new(&gcload).arg("-forever"), dir.path(), "second");
+    let (a, b) = (first.pid(), second.pid());
+    thread::sleep(Duration::from_millis(300));
+
+    let status_file = dir.path().join("status");
+    let cmd = format!(
+        "{} --exe {}; echo $? > {}; sleep 60",
+        tracer_bin().display(),
+        gcload.display(),
+        status_file.display()
+    );
+    let tmux = Tmux::start_named("picker", &cmd, 120, 30);
+    let (ok, screen) = wait_screen(&tmux, Duration::from_secs(20), |s| {
+        s.contains(&format!("pid {a}")) && s.contains("1 of 2, 2 traced")
+    });
+    assert!(ok, "the header does not show 1 of 2 processes:\n{screen}");
+
+    tmux.send("p");
+    let (ok, screen) = wait_screen(&tmux, Duration::from_secs(3), |s| {
+        s.contains("Processes:") && s.contains(&format!("▶ {a}")) && s.contains(&b.to_string())
+    });
+    assert!(ok, "the picker does not list both processes:\n{screen}");
+    tmux.send("Down");
+    tmux.send("Enter");
+    let (ok, screen) = wait_screen(&tmux, Duration::from_secs(3), |s| {
+        s.contains(&format!("pid {b}")) && s.contains("2 of 2") && !s.contains("Processes:")
+    });
+    assert!(ok, "picking the second process did not show it:\n{screen}");
+
+    second.signal(libc::SIGTERM);
+    let (ok, screen) = wait_screen(&tmux, Duration::from_secs(10), |s| {
+        s.contains(&format!("pid {b} exited")) && s.contains("1 traced") && s.contains("EXITED")
+    });
+    assert!(ok, "the exit of the shown process is not said:\n{screen}");
+
+    tmux.send("q");
+    let quit = Instant::now();
+    while read(&status_file).trim().is_empty() && quit.elapsed() < Duration::from_secs(5) {
+        thread::sleep(Duration::from_millis(20));
+    }
+    thread::sleep(Duration::from_millis(100));
+    assert_eq!(read(&status_file).trim(), "0", "exit status after q");
+    assert!(
+        first.try_wait().is_none(),
+        "the first process keeps running"
+    );
 }

@@ -154,3 +154,83 @@ fn every_size_draws() {
         }
     }
 }
+
+/// The records of a fixture as the process `pid` (its process record says so too).
+fn as_process(name: &str, pid: u32) -> Vec<Record> {
+    fixture(name)
+        .into_iter()
+        .map(|r| match r {
+            Record::Process(mut p) => {
+                p.pid = pid;
+                Record::Process(p)
+            }
+            other => other,
+        })
+        .collect()
+}
+
+/// A run tracing several processes, as the live session feeds it: two recorded traces
+/// under pids 101 and 202, and the notice of the latest pick-up.
+fn two_processes() -> App {
+    let mut app = App::new(Config {
+        several: true,
+        ..Config::default()
+    });
+    for (pid, name) in [
+        (101, "trace-sample-1.27.ndjson"),
+        (202, "trace-allocs-1.27.ndjson"),
+    ] {
+        for r in as_process(name, pid) {
+            update(&mut app, AppEvent::ProcessRecord(pid, r));
+        }
+    }
+    update(
+        &mut app,
+        AppEvent::Notice("tracing pid 202 (/tmp/gl/gcload-1.27, go1.27.3)".into()),
+    );
+    app
+}
+
+#[test]
+fn several_processes_and_the_picker() {
+    let mut app = two_processes();
+    // The first process is shown; the header says which of how many.
+    insta::assert_snapshot!("several_overview_80x24", screen(&app, 80, 24));
+    key(&mut app, KeyCode::Char('p'));
+    insta::assert_snapshot!("several_picker_80x24", screen(&app, 80, 24));
+    key(&mut app, KeyCode::Down);
+    key(&mut app, KeyCode::Enter);
+    insta::assert_snapshot!("several_second_shown_80x24", screen(&app, 80, 24));
+    update(&mut app, AppEvent::ProcessExited(202, Some(0)));
+    update(
+        &mut app,
+        AppEvent::Notice("pid 202 exited (exit status 0)".into()),
+    );
+    insta::assert_snapshot!("several_one_exited_80x24", screen(&app, 80, 24));
+    key(&mut app, KeyCode::Char('p'));
+    insta::assert_snapshot!("several_picker_one_exited_100x30", screen(&app, 100, 30));
+    key(&mut app, KeyCode::Esc);
+    key(&mut app, KeyCode::Char('?'));
+    insta::assert_snapshot!("several_help_80x24", screen(&app, 80, 24));
+}
+
+#[test]
+fn several_processes_before_the_first_one() {
+    let app = App::new(Config {
+        several: true,
+        ..Config::default()
+    });
+    insta::assert_snapshot!("several_waiting_80x24", screen(&app, 80, 24));
+}
+
+/// The picker, too, draws at any size without panicking.
+#[test]
+fn picker_draws_at_every_size() {
+    let mut app = two_processes();
+    key(&mut app, KeyCode::Char('p'));
+    for w in (0..=130).step_by(13) {
+        for h in (0..=45).step_by(3) {
+            let _ = screen(&app, w, h);
+        }
+    }
+}

@@ -19,11 +19,21 @@ use crate::records::{GcRecord, Record, Summary};
 /// Writes one gctrace line per completed cycle, and a `# ` comment line for the summary.
 pub struct GctraceSink<W: Write> {
     w: W,
+    /// Start each line with `[pid N] ` (runs that may trace several processes).
+    tag_pids: bool,
 }
 
 impl<W: Write> GctraceSink<W> {
+    /// Lines exactly as the runtime prints them: for a run that traces one process.
     pub fn new(w: W) -> GctraceSink<W> {
-        GctraceSink { w }
+        GctraceSink { w, tag_pids: false }
+    }
+
+    /// Lines of several processes interleave in one output, so each says whose it is:
+    /// `[pid N] gc 7 @...` and `# [pid N] gctrace-bpf: ...` (the summary stays a comment).
+    /// Tools that look for `gc N @` anywhere in a line still find the records.
+    pub fn tagged(w: W) -> GctraceSink<W> {
+        GctraceSink { w, tag_pids: true }
     }
 
     /// The writer back (tests, or to flush and close a file).
@@ -33,16 +43,24 @@ impl<W: Write> GctraceSink<W> {
 }
 
 impl<W: Write> Sink for GctraceSink<W> {
-    fn record(&mut self, _pid: u32, rec: &Record) -> io::Result<()> {
-        let line = match rec {
-            Record::Gc(g) => gc_line(g),
-            Record::Summary(s) => summary_line(s),
+    fn record(&mut self, pid: u32, rec: &Record) -> io::Result<()> {
+        let line = match (rec, self.tag_pids) {
+            (Record::Gc(g), false) => gc_line(g),
+            (Record::Gc(g), true) => format!("[pid {pid}] {}", gc_line(g)),
+            (Record::Summary(s), false) => summary_line(s),
+            (Record::Summary(s), true) => {
+                let line = summary_line(s);
+                format!("# [pid {pid}] {}", line.strip_prefix("# ").unwrap_or(&line))
+            }
             // gctrace has no line for these; JSON carries them.
-            Record::Process(_)
-            | Record::Stw(_)
-            | Record::Alloc(_)
-            | Record::AllocTypes(_)
-            | Record::AllocSites(_) => return Ok(()),
+            (
+                Record::Process(_)
+                | Record::Stw(_)
+                | Record::Alloc(_)
+                | Record::AllocTypes(_)
+                | Record::AllocSites(_),
+                _,
+            ) => return Ok(()),
         };
         self.w.write_all(line.as_bytes())
     }
@@ -345,6 +363,24 @@ mod tests {
         assert_eq!(lines.len(), 2);
         assert!(lines[0].starts_with("gc 7 @1.234s"));
         assert!(lines[1].starts_with("# "));
+        Ok(())
+    }
+
+    #[test]
+    fn tagged_lines_name_their_process() -> io::Result<()> {
+        let mut sink = GctraceSink::tagged(Vec::new());
+        sink.record(12, &Record::Gc(record()))?;
+        sink.record(34, &Record::Summary(Summary::default()))?;
+        let text = String::from_utf8(sink.into_inner()).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            format!("[pid 12] {}", gc_line(&record()).trim_end())
+        );
+        assert_eq!(
+            lines[1],
+            "# [pid 34] gctrace-bpf: 0 GC cycles, stop-the-world pause p50 ? ms, p99 ? ms, max ? ms, 0 lost events"
+        );
         Ok(())
     }
 }

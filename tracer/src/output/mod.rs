@@ -15,6 +15,8 @@ mod tee;
 use std::fmt;
 use std::io::{self, Write};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crate::records::Record;
 
@@ -91,9 +93,74 @@ impl FromStr for Format {
 /// The sink for `format`, writing to `w`. The TUI is not a writer: the session gets its
 /// sink from [`crate::tui::Live`]; asked for a writer anyway, it gets the gctrace text.
 pub fn sink_for(format: Format, w: Box<dyn Write + Send>) -> Box<dyn Sink + Send> {
-    match format {
-        Format::Gctrace | Format::Tui => Box::new(GctraceSink::new(w)),
-        Format::Json => Box::new(JsonSink::new(w)),
+    sink_for_processes(format, w, false)
+}
+
+/// Like [`sink_for`], for a run that may trace `several` processes into one output: the
+/// gctrace text then names the process of each line (JSON always carries `"pid"`).
+pub fn sink_for_processes(
+    format: Format,
+    w: Box<dyn Write + Send>,
+    several: bool,
+) -> Box<dyn Sink + Send> {
+    match (format, several) {
+        (Format::Gctrace | Format::Tui, false) => Box::new(GctraceSink::new(w)),
+        (Format::Gctrace | Format::Tui, true) => Box::new(GctraceSink::tagged(w)),
+        (Format::Json, _) => Box::new(JsonSink::new(w)),
+    }
+}
+
+/// One sink shared by the pipelines of several processes (each a handle from
+/// [`SharedSink::handle`]): their records go to one output, each written whole, in the
+/// order they arrive.
+#[derive(Clone)]
+pub struct SharedSink {
+    sink: Arc<Mutex<Box<dyn Sink + Send>>>,
+    /// A write failed: the output is gone for every pipeline, not just the one that saw it.
+    failed: Arc<AtomicBool>,
+}
+
+impl SharedSink {
+    pub fn new(sink: Box<dyn Sink + Send>) -> SharedSink {
+        SharedSink {
+            sink: Arc::new(Mutex::new(sink)),
+            failed: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Whether writing to the output has failed (a closed pipe, a full disk).
+    pub fn failed(&self) -> bool {
+        self.failed.load(Ordering::Relaxed)
+    }
+
+    fn note<T>(&self, r: io::Result<T>) -> io::Result<T> {
+        if r.is_err() {
+            self.failed.store(true, Ordering::Relaxed);
+        }
+        r
+    }
+
+    /// A sink for one more pipeline.
+    pub fn handle(&self) -> Box<dyn Sink + Send> {
+        Box::new(self.clone())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Box<dyn Sink + Send>> {
+        // A pipeline that panicked while writing leaves at worst a torn line; the others
+        // keep writing rather than losing their records.
+        self.sink.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Sink for SharedSink {
+    fn record(&mut self, pid: u32, rec: &Record) -> io::Result<()> {
+        let r = self.lock().record(pid, rec);
+        self.note(r)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let r = self.lock().flush();
+        self.note(r)
     }
 }
 
@@ -101,7 +168,6 @@ pub fn sink_for(format: Format, w: Box<dyn Write + Send>) -> Box<dyn Sink + Send
 mod tests {
     use super::*;
     use crate::records::Summary;
-    use std::sync::{Arc, Mutex};
 
     /// A `Write + Send` whose bytes the test can read after the sink consumed it.
     #[derive(Clone, Default)]
@@ -150,6 +216,29 @@ mod tests {
             assert!(text.starts_with(prefix), "{format}: {text}");
             assert!(text.ends_with('\n'));
         }
+        Ok(())
+    }
+
+    #[test]
+    fn shared_sink_writes_every_pipeline_to_one_output() -> io::Result<()> {
+        let buf = Shared::default();
+        let shared = SharedSink::new(sink_for_processes(
+            Format::Json,
+            Box::new(buf.clone()),
+            true,
+        ));
+        let (mut a, mut b) = (shared.handle(), shared.handle());
+        a.record(1, &Record::Summary(Summary::default()))?;
+        b.record(2, &Record::Summary(Summary::default()))?;
+        a.flush()?;
+        let text = String::from_utf8(buf.0.lock().map(|v| v.clone()).unwrap_or_default())
+            .unwrap_or_default();
+        let pids: Vec<bool> = text
+            .lines()
+            .zip(["\"pid\":1}", "\"pid\":2}"])
+            .map(|(l, end)| l.ends_with(end))
+            .collect();
+        assert_eq!(pids, [true, true], "{text}");
         Ok(())
     }
 }

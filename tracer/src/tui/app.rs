@@ -34,6 +34,10 @@ pub const HEAP_GROWTH_ALERT: u32 = 5;
 /// first second are no pattern) that raise the frequent-stops alert.
 pub const NON_GC_STOPS_PER_S_ALERT: f64 = 1.0;
 
+/// Processes whose trace has ended kept for the picker, beyond the ones still traced:
+/// with `--exe` and short-lived processes the list would otherwise grow all day.
+pub const ENDED_PROCESSES_KEPT: usize = 32;
+
 /// What the UI is told at start: thresholds and the allocation mode of the run.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -42,6 +46,9 @@ pub struct Config {
     /// SLO for the share of CPU the GC takes, in percent.
     pub slo_gc_cpu_percent: f64,
     pub allocs: AllocMode,
+    /// The run may trace several processes (`--pid` repeated, `--exe`): the header says
+    /// which one is shown and how many there are, and the picker is offered.
+    pub several: bool,
 }
 
 impl Default for Config {
@@ -50,6 +57,7 @@ impl Default for Config {
             slo_pause_ns: 1_000_000,
             slo_gc_cpu_percent: 5.0,
             allocs: AllocMode::Rate,
+            several: false,
         }
     }
 }
@@ -60,7 +68,16 @@ impl Default for Config {
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum AppEvent {
+    /// A record of the process shown (runs and replays of one process).
     Record(Record),
+    /// A record of process `pid` (the live session says whose every record is).
+    ProcessRecord(u32, Record),
+    /// Process `pid` is gone (its exit code when known) while the run goes on.
+    ProcessExited(u32, Option<i32>),
+    /// Events of process `pid` the kernel could not deliver so far.
+    ProcessLost(u32, u64),
+    /// One line about the set of processes: picked up, exited, could not be traced.
+    Notice(String),
     Key(KeyEvent),
     /// Time passes: `now_ns` is CLOCK_MONOTONIC, the clock of the records.
     Tick {
@@ -473,6 +490,47 @@ impl Data {
     }
 }
 
+/// Every process of the run and which one is on screen. The shown process's data is
+/// [`App::live`] (so everything drawn reads one [`Data`], as with a single process);
+/// the others wait in `parked`, still updated as their records arrive.
+#[derive(Clone, Debug, Default)]
+pub struct Processes {
+    /// Pids in the order they were first seen: the picker's order.
+    pub order: Vec<u32>,
+    /// The pid whose data is `App::live`; None until the first record.
+    pub shown: Option<u32>,
+    pub parked: BTreeMap<u32, Data>,
+    /// The latest notice about the set of processes.
+    pub notice: Option<String>,
+    /// The run as a whole is over (not just one of its processes).
+    pub over: bool,
+}
+
+impl Processes {
+    /// How many processes are still traced (their trace has not ended).
+    pub fn traced(&self, live: &Data) -> usize {
+        self.order
+            .iter()
+            .filter(|&&pid| self.data(live, pid).is_some_and(|d| d.ended.is_none()))
+            .count()
+    }
+
+    /// The data of `pid` (`live` is the shown one's).
+    pub fn data<'a>(&'a self, live: &'a Data, pid: u32) -> Option<&'a Data> {
+        if self.shown == Some(pid) {
+            Some(live)
+        } else {
+            self.parked.get(&pid)
+        }
+    }
+
+    /// Position of the shown process in `order`.
+    pub fn shown_index(&self) -> Option<usize> {
+        let shown = self.shown?;
+        self.order.iter().position(|&p| p == shown)
+    }
+}
+
 /// Display state: which view, scrolling, freezing, help.
 #[derive(Clone, Debug)]
 pub struct Ui {
@@ -487,6 +545,9 @@ pub struct Ui {
     /// First pause shown, counted from the newest.
     pub pause_scroll: usize,
     pub size: (u16, u16),
+    /// The process picker is open, with this row (an index into the process order)
+    /// selected.
+    pub picker: Option<usize>,
 }
 
 /// The whole UI state. [`update`] changes it; drawing only reads it.
@@ -500,6 +561,7 @@ pub struct App {
     pub ui: Ui,
     /// Something changed since the last frame (the live loop only draws then).
     pub dirty: bool,
+    pub procs: Processes,
 }
 
 impl App {
@@ -516,9 +578,106 @@ impl App {
                 cycle_detail: None,
                 pause_scroll: 0,
                 size: (80, 24),
+                picker: None,
             },
             dirty: true,
+            procs: Processes::default(),
         }
+    }
+
+    /// The data records of `pid` go to: the shown process's, or a parked one's (a pid
+    /// seen for the first time joins the list; the first of all is shown).
+    fn data_mut(&mut self, pid: u32) -> &mut Data {
+        if self.procs.shown.is_none() {
+            self.procs.shown = Some(pid);
+        }
+        if !self.procs.order.contains(&pid) {
+            self.procs.order.push(pid);
+            self.forget_old_processes();
+        }
+        if self.procs.shown == Some(pid) {
+            &mut self.live
+        } else {
+            self.procs.parked.entry(pid).or_default()
+        }
+    }
+
+    /// Drops the oldest ended processes (never the shown one) beyond
+    /// [`ENDED_PROCESSES_KEPT`].
+    fn forget_old_processes(&mut self) {
+        let ended: Vec<u32> = self
+            .procs
+            .order
+            .iter()
+            .copied()
+            .filter(|&p| {
+                self.procs.shown != Some(p)
+                    && self.procs.parked.get(&p).is_some_and(|d| d.ended.is_some())
+            })
+            .collect();
+        for pid in ended
+            .iter()
+            .take(ended.len().saturating_sub(ENDED_PROCESSES_KEPT))
+        {
+            self.procs.parked.remove(pid);
+            self.procs.order.retain(|p| p != pid);
+        }
+    }
+
+    /// Puts process `pid` on screen (its data becomes `live`). Unfreezes, and starts its
+    /// tables at the newest row: positions in another process's tables mean nothing here.
+    pub fn show(&mut self, pid: u32) {
+        if self.procs.shown == Some(pid) || !self.procs.order.contains(&pid) {
+            return;
+        }
+        let data = self.procs.parked.remove(&pid).unwrap_or_default();
+        let previous = std::mem::replace(&mut self.live, data);
+        if let Some(old) = self.procs.shown {
+            self.procs.parked.insert(old, previous);
+        }
+        self.procs.shown = Some(pid);
+        self.frozen = None;
+        self.ui.cycle_sel = 0;
+        self.ui.cycle_detail = None;
+        self.ui.pause_scroll = 0;
+        self.dirty = true;
+    }
+
+    /// Shows the process `by` places after the shown one in the list (wrapping).
+    fn cycle_process(&mut self, by: isize) {
+        let n = self.procs.order.len();
+        if n < 2 {
+            return;
+        }
+        let at = self.procs.shown_index().unwrap_or(0) as isize;
+        let next = (at + by).rem_euclid(n as isize) as usize;
+        self.show(self.procs.order[next]);
+    }
+
+    /// Keys while the picker is open: move, pick, close; q still quits.
+    fn picker_key(&mut self, at: usize, k: KeyEvent) -> Control {
+        let n = self.procs.order.len();
+        let last = n.saturating_sub(1);
+        match k.code {
+            KeyCode::Char('c') if k.modifiers.contains(KeyModifiers::CONTROL) => {
+                return Control::Quit
+            }
+            KeyCode::Char('q') | KeyCode::Char('Q') => return Control::Quit,
+            KeyCode::Esc | KeyCode::Char('p') => self.ui.picker = None,
+            KeyCode::Up | KeyCode::Char('k') => self.ui.picker = Some(at.saturating_sub(1)),
+            KeyCode::Down | KeyCode::Char('j') => self.ui.picker = Some((at + 1).min(last)),
+            KeyCode::Home => self.ui.picker = Some(0),
+            KeyCode::End => self.ui.picker = Some(last),
+            KeyCode::Enter => {
+                if let Some(&pid) = self.procs.order.get(at) {
+                    self.show(pid);
+                }
+                self.ui.picker = None;
+            }
+            _ => return Control::Continue,
+        }
+        self.dirty = true;
+        Control::Continue
     }
 
     /// The data on screen: the frozen copy, or the live data.
@@ -538,6 +697,9 @@ impl App {
     fn key(&mut self, k: KeyEvent) -> Control {
         if k.kind == KeyEventKind::Release {
             return Control::Continue;
+        }
+        if let Some(at) = self.ui.picker {
+            return self.picker_key(at, k);
         }
         let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
         match k.code {
@@ -565,6 +727,12 @@ impl App {
             KeyCode::Char('-') | KeyCode::Char('_') => {
                 self.ui.window = self.ui.window.saturating_sub(1);
             }
+            KeyCode::Char('p') if self.config.several => {
+                self.ui.help = false;
+                self.ui.picker = Some(self.procs.shown_index().unwrap_or(0));
+            }
+            KeyCode::Char(']') if self.config.several => self.cycle_process(1),
+            KeyCode::Char('[') if self.config.several => self.cycle_process(-1),
             KeyCode::Enter if self.ui.view == View::Cycles => {
                 self.ui.cycle_detail = match self.ui.cycle_detail {
                     Some(_) => None,
@@ -604,7 +772,41 @@ impl App {
 /// Applies one event to the state.
 pub fn update(app: &mut App, ev: AppEvent) -> Control {
     match ev {
+        AppEvent::ProcessRecord(pid, r) => {
+            if app.procs.shown.is_none_or(|shown| shown == pid) {
+                app.data_mut(pid);
+                return update(app, AppEvent::Record(r));
+            }
+            let picker_open = app.ui.picker.is_some();
+            app.data_mut(pid).record(r);
+            // The header counts processes; the picker lists their figures.
+            app.dirty |= picker_open || app.config.several;
+        }
+        AppEvent::ProcessExited(pid, code) => {
+            if app.procs.order.contains(&pid) {
+                app.data_mut(pid).ended = Some(Ended::TargetExited(code));
+                if app.procs.shown == Some(pid) {
+                    app.frozen = None;
+                }
+                app.dirty = true;
+            }
+        }
+        AppEvent::ProcessLost(pid, n) => {
+            if app.procs.shown.is_none_or(|shown| shown == pid) {
+                return update(app, AppEvent::Lost(n));
+            }
+            if let Some(d) = app.procs.parked.get_mut(&pid) {
+                d.lost = d.lost.max(n);
+            }
+        }
+        AppEvent::Notice(text) => {
+            app.procs.notice = Some(text);
+            app.dirty = true;
+        }
         AppEvent::Record(r) => {
+            if let (None, Record::Process(p)) = (app.procs.shown, &r) {
+                app.data_mut(p.pid);
+            }
             // A row picked below the newest stays picked as new rows arrive on top.
             if app.frozen.is_none() {
                 match &r {
@@ -622,25 +824,19 @@ pub fn update(app: &mut App, ev: AppEvent) -> Control {
         }
         AppEvent::Key(k) => return app.key(k),
         AppEvent::Tick { now_ns } => {
-            // Once the run is over time stands still: the final state stays as it was.
-            if app.live.ended.is_none() {
-                app.live.saw_time(now_ns);
+            // Once a trace is over its time stands still: the final state stays as it was.
+            for d in std::iter::once(&mut app.live).chain(app.procs.parked.values_mut()) {
+                if d.ended.is_none() {
+                    d.saw_time(now_ns);
+                }
             }
         }
         AppEvent::Resize(w, h) => {
             app.ui.size = (w, h);
             app.dirty = true;
         }
-        AppEvent::TargetExited(code) => {
-            app.live.ended = Some(Ended::TargetExited(code));
-            app.frozen = None;
-            app.dirty = true;
-        }
-        AppEvent::Detached => {
-            app.live.ended = Some(Ended::Detached);
-            app.frozen = None;
-            app.dirty = true;
-        }
+        AppEvent::TargetExited(code) => app.end_run(Ended::TargetExited(code)),
+        AppEvent::Detached => app.end_run(Ended::Detached),
         AppEvent::Lost(n) => {
             if n != app.live.lost {
                 app.live.lost = app.live.lost.max(n);
@@ -649,6 +845,24 @@ pub fn update(app: &mut App, ev: AppEvent) -> Control {
         }
     }
     Control::Continue
+}
+
+impl App {
+    /// The run is over: every process whose trace was still going ends this way.
+    fn end_run(&mut self, how: Ended) {
+        for d in std::iter::once(&mut self.live).chain(self.procs.parked.values_mut()) {
+            if d.ended.is_none() {
+                d.ended = Some(how);
+            }
+        }
+        // One process: the run's end is its end, whatever was said before.
+        if !self.config.several {
+            self.live.ended = Some(how);
+        }
+        self.procs.over = true;
+        self.frozen = None;
+        self.dirty = true;
+    }
 }
 
 /// Alerts for the alerts line, most urgent first, from the data on screen.

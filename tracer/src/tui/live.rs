@@ -2,8 +2,9 @@
 //!
 //! The session keeps its single-threaded `select!` loop; when the TUI is on it adds one
 //! branch awaiting [`Live::step`], which waits for the next frame tick or key. Records
-//! arrive through a [`TuiSink`] as the pipeline produces them and are applied once per
-//! frame, so a burst of records costs one redraw. Frames are at most [`FRAME`] apart
+//! arrive through a [`TuiSink`] as the pipelines produce them (and news of the processes
+//! through [`Live::feed`]) and are applied once per frame, so a burst of records costs
+//! one redraw. Frames are at most [`FRAME`] apart
 //! (10 fps) and drawn only when something changed, or once a second for the clocks.
 
 use std::sync::mpsc;
@@ -20,7 +21,6 @@ use super::{render, Slo, TuiSink};
 use crate::alloc::AllocMode;
 use crate::clock::monotonic_ns;
 use crate::output::Sink;
-use crate::records::Record;
 
 /// Time between frames: 10 fps is smooth enough for numbers that change per GC cycle
 /// and keeps the tracer's own CPU low.
@@ -31,8 +31,8 @@ const IDLE_REDRAW: Duration = Duration::from_secs(1);
 pub struct Live {
     // Field order matters: the guard restores the terminal after the rest is dropped.
     app: App,
-    rx: mpsc::Receiver<Record>,
-    tx: mpsc::Sender<Record>,
+    rx: mpsc::Receiver<AppEvent>,
+    tx: mpsc::Sender<AppEvent>,
     input: Option<EventStream>,
     frame: Interval,
     last_draw: Option<Instant>,
@@ -45,13 +45,19 @@ pub struct Live {
 impl Live {
     /// Takes over the terminal. Call after everything that may print has printed.
     pub fn start(slo: Slo, allocs: AllocMode) -> Result<Live> {
-        let guard = TerminalGuard::new().context("cannot set up the terminal UI")?;
-        let (tx, rx) = mpsc::channel();
-        let mut app = App::new(Config {
+        Live::start_with(Config {
             slo_pause_ns: slo.pause_ns,
             slo_gc_cpu_percent: slo.gc_cpu_percent,
             allocs,
-        });
+            several: false,
+        })
+    }
+
+    /// [`Live::start`] with the whole configuration (several processes, …).
+    pub fn start_with(config: Config) -> Result<Live> {
+        let guard = TerminalGuard::new().context("cannot set up the terminal UI")?;
+        let (tx, rx) = mpsc::channel();
+        let mut app = App::new(config);
         if let Ok(size) = guard.terminal.size() {
             update(&mut app, AppEvent::Resize(size.width, size.height));
         }
@@ -87,6 +93,12 @@ impl Live {
         Box::new(TuiSink::new(self.tx.clone()))
     }
 
+    /// Where the session tells the UI what happens to its processes (exits, losses,
+    /// notices); applied at the next frame, like records.
+    pub fn feed(&self) -> mpsc::Sender<AppEvent> {
+        self.tx.clone()
+    }
+
     /// Events the kernel could not deliver so far.
     pub fn set_lost(&mut self, lost: u64) {
         update(&mut self.app, AppEvent::Lost(lost));
@@ -118,8 +130,8 @@ impl Live {
 
     /// Applies the records that arrived and redraws if anything changed.
     fn frame_now(&mut self) -> Result<()> {
-        while let Ok(r) = self.rx.try_recv() {
-            update(&mut self.app, AppEvent::Record(r));
+        while let Ok(ev) = self.rx.try_recv() {
+            update(&mut self.app, ev);
         }
         let now_ns = self.now_ns();
         update(&mut self.app, AppEvent::Tick { now_ns });

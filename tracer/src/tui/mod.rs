@@ -69,19 +69,19 @@ pub fn render<B: Backend>(app: &App, terminal: &mut Terminal<B>) -> Result<()> {
 /// The pipeline's end when the TUI is on: hands records over to the UI, which takes
 /// them in at its next frame. Never blocks the pipeline.
 pub struct TuiSink {
-    tx: mpsc::Sender<Record>,
+    tx: mpsc::Sender<AppEvent>,
 }
 
 impl TuiSink {
-    pub fn new(tx: mpsc::Sender<Record>) -> TuiSink {
+    pub fn new(tx: mpsc::Sender<AppEvent>) -> TuiSink {
         TuiSink { tx }
     }
 }
 
 impl Sink for TuiSink {
-    fn record(&mut self, _pid: u32, rec: &Record) -> io::Result<()> {
+    fn record(&mut self, pid: u32, rec: &Record) -> io::Result<()> {
         // The UI going away first (it only does while exiting) loses nothing of value.
-        let _ = self.tx.send(rec.clone());
+        let _ = self.tx.send(AppEvent::ProcessRecord(pid, rec.clone()));
         Ok(())
     }
 

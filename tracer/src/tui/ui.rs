@@ -65,15 +65,20 @@ pub fn draw(app: &App, f: &mut Frame) {
         View::Pauses => draw_pauses(app, f, body),
         View::Allocations => draw_allocations(app, f, body),
     }
+    let keys = if app.config.several {
+        " q quit  p process  tab/1-4 view  ↑↓ scroll  ⏎ detail  space freeze  ? help"
+    } else {
+        " q quit  tab/1-4 view  ↑↓ scroll  ⏎ detail  space freeze  +/- window  ? help"
+    };
     f.render_widget(
-        Paragraph::new(
-            " q quit  tab/1-4 view  ↑↓ scroll  ⏎ detail  space freeze  +/- window  ? help",
-        )
-        .style(Style::new().fg(Color::DarkGray)),
+        Paragraph::new(keys).style(Style::new().fg(Color::DarkGray)),
         footer,
     );
     if app.ui.help {
-        draw_help(f, body);
+        draw_help(app, f, body);
+    }
+    if let Some(at) = app.ui.picker {
+        draw_picker(app, at, f, body);
     }
 }
 
@@ -96,15 +101,25 @@ fn draw_header(app: &App, f: &mut Frame, area: Rect) {
     )];
     match &d.process {
         Some(p) => {
+            l1.extend([label("  pid "), value(p.pid.to_string())]);
+            if app.config.several {
+                // Which of the processes this is, and how many are traced now.
+                let procs = &app.procs;
+                let at = procs.shown_index().map_or(0, |i| i + 1);
+                l1.extend([
+                    label("  "),
+                    value(format!("{at} of {}", procs.order.len())),
+                    label(format!(", {} traced (p)", procs.traced(&app.live))),
+                ]);
+            }
             l1.extend([
-                label("  pid "),
-                value(p.pid.to_string()),
                 label("  "),
                 value(p.go_version.clone()),
                 label("  "),
                 Span::raw(p.exe.clone()),
             ]);
         }
+        None if app.config.several => l1.push(label("  waiting for a process to trace…")),
         None => l1.push(label("  waiting for the target…")),
     }
     let gogc = match g.and_then(|g| g.gogc) {
@@ -152,7 +167,16 @@ fn draw_header(app: &App, f: &mut Frame, area: Rect) {
 fn draw_tabs(app: &App, f: &mut Frame, area: Rect) {
     let d = &app.live;
     let mut spans = vec![Span::raw(" ")];
+    // One of several processes ended while the others are still traced.
+    let others_go_on = app.config.several && !app.procs.over;
     spans.push(match (d.ended, app.frozen.is_some()) {
+        (Some(Ended::TargetExited(code)), _) if others_go_on => Span::styled(
+            match code {
+                Some(code) => format!(" EXITED, status {code} "),
+                None => " EXITED ".to_string(),
+            },
+            Style::new().fg(Color::White).bg(Color::Red).bold(),
+        ),
         (Some(Ended::TargetExited(Some(code))), _) => Span::styled(
             format!(" TARGET EXITED, status {code}; q quits "),
             Style::new().fg(Color::White).bg(Color::Red).bold(),
@@ -185,7 +209,7 @@ fn draw_tabs(app: &App, f: &mut Frame, area: Rect) {
 
 fn draw_alerts(app: &App, f: &mut Frame, area: Rect) {
     let list = alerts(app);
-    let line = if list.is_empty() {
+    let mut line = if list.is_empty() {
         Line::from(Span::styled(" ✓ no alerts", Style::new().fg(Color::Green)))
     } else {
         Line::from(Span::styled(
@@ -193,6 +217,11 @@ fn draw_alerts(app: &App, f: &mut Frame, area: Rect) {
             Style::new().fg(Color::Red).bold(),
         ))
     };
+    // Several processes: the latest news of them (picked up, exited, not traced).
+    if let Some(notice) = app.procs.notice.as_ref().filter(|_| app.config.several) {
+        line.push_span(label(" │ "));
+        line.push_span(Span::styled(notice.clone(), Style::new().fg(Color::Cyan)));
+    }
     f.render_widget(Paragraph::new(line), area);
 }
 
@@ -1048,9 +1077,9 @@ fn centered(area: Rect, w: u16, h: u16) -> Rect {
     }
 }
 
-fn draw_help(f: &mut Frame, area: Rect) {
+fn draw_help(app: &App, f: &mut Frame, area: Rect) {
     let popup = centered(area, 66, 15);
-    let keys = [
+    let mut keys = vec![
         ("q, Ctrl-C", "quit (probes are removed; the target runs on)"),
         ("tab, 1-4", "views: overview, cycles, pauses, allocations"),
         ("↑ ↓ PgUp PgDn", "scroll the cycles or pauses table"),
@@ -1060,6 +1089,9 @@ fn draw_help(f: &mut Frame, area: Rect) {
         ("+ -", "widen / narrow the time window"),
         ("?", "this help"),
     ];
+    if app.config.several {
+        keys.insert(0, ("p, [ ]", "pick the process shown; previous, next"));
+    }
     let mut lines: Vec<Line> = keys
         .iter()
         .map(|(k, what)| {
@@ -1081,4 +1113,63 @@ fn draw_help(f: &mut Frame, area: Rect) {
         Paragraph::new(lines).block(Block::new().borders(Borders::ALL).title(" Help ")),
         popup,
     );
+}
+
+/// The process picker: every process of the run with its state and headline figures;
+/// the shown one marked, the selected one highlighted.
+fn draw_picker(app: &App, at: usize, f: &mut Frame, area: Rect) {
+    let procs = &app.procs;
+    let height = (procs.order.len() as u16).saturating_add(3).max(4);
+    let popup = centered(area, 78, height);
+    let rows: Vec<Row> = procs
+        .order
+        .iter()
+        .map(|&pid| {
+            let d = procs.data(&app.live, pid);
+            let info = d.and_then(|d| d.process.as_ref());
+            let state = match d.and_then(|d| d.ended) {
+                None => "traced".to_string(),
+                Some(Ended::TargetExited(Some(code))) => format!("exited {code}"),
+                Some(Ended::TargetExited(None)) => "exited".to_string(),
+                Some(Ended::Detached) => "detached".to_string(),
+            };
+            let p99 = d
+                .and_then(|d| d.total_percentiles())
+                .map_or("-".to_string(), |p| dur(p[2]));
+            Row::new(vec![
+                if procs.shown == Some(pid) { "▶" } else { " " }.to_string(),
+                pid.to_string(),
+                state,
+                info.map_or("?".to_string(), |p| p.go_version.clone()),
+                d.map_or(0, |d| d.cycles).to_string(),
+                p99,
+                info.map_or(String::new(), |p| p.exe.clone()),
+            ])
+        })
+        .collect();
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Length(1),
+            Constraint::Length(8),
+            Constraint::Length(9),
+            Constraint::Length(9),
+            Constraint::Length(6),
+            Constraint::Length(8),
+            Constraint::Min(8),
+        ],
+    )
+    .header(
+        Row::new(["", "pid", "state", "Go", "cycles", "p99", "executable"])
+            .style(Style::new().fg(Color::DarkGray).bold()),
+    )
+    .row_highlight_style(Style::new().reversed())
+    .block(
+        Block::new()
+            .borders(Borders::ALL)
+            .title(" Processes: ↑↓ select, Enter shows, Esc closes "),
+    );
+    let mut state = TableState::default().with_selected(Some(at));
+    f.render_widget(Clear, popup);
+    f.render_stateful_widget(table, popup, &mut state);
 }

@@ -1,0 +1,572 @@
+//! A live tracing session: find or start the targets, analyse and attach to each, then
+//! stream every target's events through its own decoder → model → pipeline into one
+//! shared output, until the targets exit, the duration passes, or the user interrupts.
+//!
+//! - [`traced`]: one traced process: analysis and attachment, and its own event loop,
+//!   which detaches, drains and writes the summary on every way out;
+//! - [`discovery`]: `--exe`: which processes run a binary, now and later;
+//! - this module: the run as a whole: the options, the shared output or TUI, signals
+//!   and `--duration`, starting a loop per target and ending them all.
+//!
+//! One target (`--pid N`, or a command after `--`) is the same run with a single loop:
+//! its output is what it always was (gctrace lines byte for byte as the runtime's).
+
+mod discovery;
+mod traced;
+
+use std::{
+    collections::BTreeSet,
+    ffi::OsString,
+    io::Write,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+
+use anyhow::{anyhow, Context, Result};
+use tokio::{signal::unix::SignalKind, sync::watch, task::JoinSet};
+
+use crate::{
+    alloc::AllocMode,
+    launch::{self, Launched},
+    model::AllocModel,
+    output::{prometheus::Exporter, sink_for_processes, Format, SharedSink, Sink},
+    pprof, target,
+    tui::{self, AppEvent, Control},
+};
+use discovery::ExeWatch;
+use traced::{Ended, Notices, Prepared, RunContext};
+
+/// What to trace.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// A running process.
+    Pid(u32),
+    /// A command to start, traced from its first instruction.
+    Command(Vec<OsString>),
+    /// Several processes: these pids, and with `exe` every process running that binary,
+    /// now or later. Each is traced on its own; one ending or failing ends only itself.
+    Processes {
+        pids: Vec<u32>,
+        exe: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct TraceOptions {
+    pub target: Target,
+    pub allocs: AllocMode,
+    /// Write an allocation profile here at the end (one per process with several).
+    pub pprof: Option<PathBuf>,
+    /// Record everything to this file, for replay, report and export (one per process
+    /// with several).
+    pub record: Option<PathBuf>,
+    /// Ring buffer size override in KiB (tests: provoke overload).
+    pub ring_kib: Option<u32>,
+    /// Sampled allocation tracing may slow the target by at most this many percent.
+    pub overhead_budget: f64,
+    pub format: Format,
+    pub output: Option<PathBuf>,
+    pub duration: Option<Duration>,
+    /// Also serve Prometheus metrics here (`--prometheus`).
+    pub prometheus: Option<std::net::SocketAddr>,
+    /// Thresholds the TUI checks against.
+    pub slo: tui::Slo,
+}
+
+/// Why the event loop ended (the run's, or one target's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    TargetExited(Option<libc::c_int>),
+    Duration,
+    Signal(SignalKind),
+    /// The user quit the TUI (q or Ctrl-C, which raw mode turns into a key).
+    Quit,
+    /// The target replaced its program (execve): the probes were on the old one.
+    Exec,
+}
+
+/// Run a session; returns the process exit code (the command's own in launch mode).
+pub fn run(opts: TraceOptions) -> Result<i32> {
+    target::check_privileges()?;
+    if opts.format == Format::Tui {
+        tui::check_usable(opts.output.as_deref())?;
+    }
+    // Listening before anything is started or attached: a taken port fails the run alone.
+    let exporter = opts.prometheus.map(Exporter::start).transpose()?;
+    if let Some(e) = &exporter {
+        eprintln!(
+            "gctrace-bpf: serving Prometheus metrics on http://{}/metrics",
+            e.local_addr()
+        );
+    }
+
+    let mut launched: Option<Launched> = None;
+    let mut exe_watch: Option<ExeWatch> = None;
+    let mut prepared: Vec<Prepared> = Vec::new();
+    // Targets that could not be traced (several only: with one, that is the run's error).
+    let mut not_traced: Vec<String> = Vec::new();
+    match &opts.target {
+        Target::Pid(pid) => {
+            target::check_exists(*pid)?;
+            prepared.push(prepare_now(*pid, &opts)?);
+        }
+        Target::Command(argv) => {
+            let mut child = launch::spawn_stopped(argv)?;
+            // Everything up to resuming the child happens on this thread (ptrace's rule).
+            match prepare_now(child.pid, &opts) {
+                Ok(p) => prepared.push(p),
+                Err(e) => {
+                    child.abort();
+                    return Err(e);
+                }
+            }
+            child
+                .resume()
+                .context("cannot resume the started command")?;
+            launched = Some(child);
+        }
+        Target::Processes { pids, exe } => {
+            let mut pids: Vec<u32> = pids.clone();
+            let mut unique = BTreeSet::new();
+            pids.retain(|p| unique.insert(*p));
+            if let Some(path) = exe {
+                let mut watch = ExeWatch::new(path)?;
+                for &pid in &pids {
+                    watch.claim(pid);
+                }
+                pids.extend(watch.new_processes());
+                exe_watch = Some(watch);
+            }
+            for pid in pids {
+                let attempt = target::check_exists(pid)
+                    .map_err(anyhow::Error::from)
+                    .and_then(|()| prepare_now(pid, &opts));
+                match attempt {
+                    Ok(p) => prepared.push(p),
+                    Err(e) => not_traced.push(format!("{e:#}; not traced")),
+                }
+            }
+            if prepared.is_empty() && exe_watch.is_none() {
+                for line in &not_traced {
+                    eprintln!("gctrace-bpf: {line}");
+                }
+                return Err(anyhow!("none of the processes given could be traced"));
+            }
+        }
+    }
+    // Everything that needed the power to attach is done (the process is still single
+    // threaded, so this holds for every thread it will start) — unless processes found
+    // later still need attaching, or sampled allocation probes come and go.
+    let keep_attach = opts.allocs == AllocMode::Sample || exe_watch.is_some();
+    if let Err(e) = target::drop_capabilities(keep_attach) {
+        eprintln!("gctrace-bpf: warning: cannot drop capabilities: {e}");
+    }
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the event loop")?;
+    let child = launched.as_ref().map(|c| ChildExit::watch(c.pid));
+    let local = tokio::task::LocalSet::new();
+    let stop = runtime.block_on(local.run_until(event_loop(
+        prepared,
+        not_traced,
+        opts.clone(),
+        child.as_ref().map(|c| c.exit.clone()),
+        exe_watch,
+        exporter,
+    )))?;
+
+    match (child, stop) {
+        (Some(_), Stop::TargetExited(Some(status))) => Ok(launch::exit_code(status)),
+        (Some(child), _) => {
+            let pid = child.pid;
+            // Detached early (duration or signal): the command keeps running; we report
+            // its exit status once it ends, as a wrapper should.
+            if let Stop::Signal(kind) = stop {
+                if kind == SignalKind::terminate() {
+                    // SAFETY: signalling our own child.
+                    unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+                }
+            }
+            if stop == Stop::Quit {
+                // Quitting the TUI is its Ctrl-C: in raw mode the terminal did not send
+                // the command the SIGINT it would otherwise have got.
+                // SAFETY: signalling our own child.
+                unsafe { libc::kill(pid as libc::pid_t, libc::SIGINT) };
+            }
+            let status = child
+                .waiter
+                .join()
+                .map_err(|_| anyhow!("waiting for the command failed"))?
+                .context("waiting for the command")?;
+            Ok(launch::exit_code(status))
+        }
+        (None, _) => Ok(0),
+    }
+}
+
+/// The wait status of the launched command once it has exited (None inside: it could
+/// not be waited for), or None while it runs.
+type ExitWatch = watch::Receiver<Option<Option<libc::c_int>>>;
+
+/// [`traced::prepare`] before the event loop: its warnings go to stderr at once, which
+/// the TUI has not taken yet.
+fn prepare_now(pid: u32, opts: &TraceOptions) -> Result<Prepared> {
+    let mut warnings = Vec::new();
+    let prepared = traced::prepare(pid, opts, &mut warnings);
+    for w in warnings {
+        eprintln!("gctrace-bpf: warning: {w}");
+    }
+    prepared
+}
+
+/// Our own child's exit, reaped by exactly one waiter thread: two waiters (the target's
+/// loop and, after an early end, the session) would race for the one wait status.
+struct ChildExit {
+    pid: u32,
+    /// What the target's loop awaits.
+    exit: ExitWatch,
+    waiter: std::thread::JoinHandle<std::io::Result<libc::c_int>>,
+}
+
+impl ChildExit {
+    fn watch(pid: u32) -> ChildExit {
+        let (tx, exit) = watch::channel(None);
+        let waiter = std::thread::spawn(move || {
+            let status = launch::wait_exit(pid);
+            let _ = tx.send(Some(status.as_ref().ok().copied()));
+            status
+        });
+        ChildExit { pid, exit, waiter }
+    }
+}
+
+/// The line that says a process is traced from now on (several targets only).
+fn picked_up(p: &Prepared, opts: &TraceOptions) -> String {
+    let info = &p.process;
+    let mut msg = format!(
+        "tracing pid {} ({}, {})",
+        info.pid, info.exe, info.go_version
+    );
+    if let Some(path) = &opts.record {
+        msg.push_str(&format!(
+            ", recording to {}",
+            traced::per_process_path(path, info.pid).display()
+        ));
+    }
+    msg
+}
+
+/// How a target's trace ended before the run did, in one line (several targets only;
+/// an exec was told as it was found).
+fn ended_line(end: &Ended) -> Option<String> {
+    Some(match end.stop {
+        Stop::TargetExited(Some(status)) => format!(
+            "pid {} exited ({}); its summary is written",
+            end.pid,
+            launch::describe_status(status)
+        ),
+        Stop::TargetExited(None) => format!("pid {} exited; its summary is written", end.pid),
+        Stop::Exec => return None,
+        Stop::Duration | Stop::Signal(_) | Stop::Quit => format!("pid {} detached", end.pid),
+    })
+}
+
+fn open_output(opts: &TraceOptions) -> Result<Box<dyn Write + Send>> {
+    Ok(match &opts.output {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout())),
+    })
+}
+
+/// Where every target's records go: the TUI, or the output in the chosen format.
+fn primary_sink(
+    opts: &TraceOptions,
+    tui: Option<&tui::Live>,
+    several: bool,
+) -> Result<Box<dyn Sink + Send>> {
+    Ok(match tui {
+        Some(t) => t.sink(),
+        None => sink_for_processes(opts.format, open_output(opts)?, several),
+    })
+}
+
+/// Write the allocation sites as a pprof profile.
+pub fn write_profile(
+    path: &Path,
+    allocs: &AllocModel,
+    start_unix_ns: i64,
+    duration_ns: u64,
+) -> Result<()> {
+    if !allocs.active() {
+        eprintln!(
+            "gctrace-bpf: no allocation profile written to {}: it needs --allocs sample or exact",
+            path.display()
+        );
+        return Ok(());
+    }
+    let samples: Vec<pprof::AllocSample> = allocs
+        .all_sites()
+        .into_iter()
+        .map(|s| pprof::AllocSample {
+            stack: s
+                .frames
+                .into_iter()
+                .map(|f| crate::binary::Frame {
+                    function: f.function,
+                    file: f.file,
+                    line: f.line,
+                })
+                .collect(),
+            objects: s.objects,
+            bytes: s.bytes,
+        })
+        .collect();
+    let file =
+        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let period = if allocs.exact() { 1 } else { 0 };
+    pprof::write_alloc_profile(
+        std::io::BufWriter::new(file),
+        &samples,
+        period,
+        start_unix_ns,
+        i64::try_from(duration_ns).unwrap_or(i64::MAX),
+    )
+    .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+/// The TUI's next frame or key (never, without the TUI).
+async fn tui_step(tui: &mut Option<tui::Live>) -> Result<Control> {
+    match tui {
+        Some(t) => t.step().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Sleeps until the next scan for new processes of the binary (never, without `--exe`).
+async fn rescan_due(timer: &mut Option<tokio::time::Interval>) {
+    match timer {
+        Some(t) => {
+            t.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// The run: one loop per target on this thread, and this one for what concerns them
+/// all (signals, `--duration`, the TUI, new processes of `--exe`), until the run ends;
+/// then every target's loop ends too, each writing its own summary.
+async fn event_loop(
+    prepared: Vec<Prepared>,
+    not_traced: Vec<String>,
+    opts: TraceOptions,
+    launched: Option<ExitWatch>,
+    mut exe_watch: Option<ExeWatch>,
+    exporter: Option<Exporter>,
+) -> Result<Stop> {
+    let several = matches!(opts.target, Target::Processes { .. });
+    let opts = Arc::new(opts);
+    // The TUI takes the terminal from here on; the pipelines' records go to it.
+    let mut tui = match opts.format {
+        Format::Tui => Some(tui::Live::start_with(tui::Config {
+            slo_pause_ns: opts.slo.pause_ns,
+            slo_gc_cpu_percent: opts.slo.gc_cpu_percent,
+            allocs: opts.allocs,
+            several,
+        })?),
+        _ => None,
+    };
+    let primary = primary_sink(&opts, tui.as_ref(), several)?;
+    let sink = SharedSink::new(match &exporter {
+        Some(e) => e.tee(primary),
+        None => primary,
+    });
+    let output = sink.clone();
+    let notices = Notices {
+        tui: tui.as_ref().map(tui::Live::feed),
+        several,
+    };
+    let (stop_tx, stop_rx) = watch::channel(None::<Stop>);
+    let ctx = RunContext {
+        opts: opts.clone(),
+        sink,
+        notices: notices.clone(),
+        stop: stop_rx,
+        exporter,
+    };
+    let mut targets: JoinSet<Result<Ended>> = JoinSet::new();
+    for line in not_traced {
+        notices.say(line);
+    }
+    for p in prepared {
+        if several {
+            notices.say(picked_up(&p, &opts));
+        }
+        targets.spawn_local(traced::run(p, launched.clone(), ctx.clone()));
+    }
+    if let Some(w) = &exe_watch {
+        if targets.is_empty() {
+            notices.say(format!(
+                "no process runs {} yet; waiting for one (Ctrl-C ends)",
+                w.path().display()
+            ));
+        }
+    }
+    // Processes of --exe being analysed and attached, off this thread.
+    let mut attaching: JoinSet<(u32, Result<Prepared>, Vec<String>)> = JoinSet::new();
+    let mut rescan = exe_watch.as_ref().map(|_| {
+        tokio::time::interval_at(
+            tokio::time::Instant::now() + discovery::RESCAN_INTERVAL,
+            discovery::RESCAN_INTERVAL,
+        )
+    });
+
+    let mut sigint = tokio::signal::unix::signal(SignalKind::interrupt())?;
+    let mut sigterm = tokio::signal::unix::signal(SignalKind::terminate())?;
+    let deadline = async {
+        match opts.duration {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(deadline);
+    let mut total_lost: Vec<(u32, u64)> = Vec::new();
+
+    let stop = loop {
+        tokio::select! {
+            _ = &mut deadline => break Stop::Duration,
+            _ = sigint.recv() => break Stop::Signal(SignalKind::interrupt()),
+            _ = sigterm.recv() => break Stop::Signal(SignalKind::terminate()),
+            ctl = tui_step(&mut tui) => {
+                if ctl? == Control::Quit {
+                    break Stop::Quit;
+                }
+            }
+            Some(joined) = targets.join_next(), if !targets.is_empty() => {
+                let end = match joined.map_err(|e| anyhow!("a target's trace failed: {e}"))
+                    .and_then(|r| r) {
+                    Ok(end) => end,
+                    // One target: its failure is the run's, as it always was. The output
+                    // failing fails every target: the run ends (the others detach as
+                    // their loops are dropped).
+                    Err(e) if !several || output.failed() => return Err(e),
+                    Err(e) => {
+                        notices.say(format!("{e:#}"));
+                        continue;
+                    }
+                };
+                total_lost.push((end.pid, end.lost));
+                if several {
+                    if let Some(line) = ended_line(&end) {
+                        notices.say(line);
+                    }
+                    if let Stop::TargetExited(status) = end.stop {
+                        notices.to_tui(AppEvent::ProcessExited(
+                            end.pid,
+                            status.map(launch::exit_code),
+                        ));
+                    }
+                }
+                // Without --exe, the run is over when its last target is.
+                if exe_watch.is_none() && targets.is_empty() {
+                    break match (several, end.stop) {
+                        (true, Stop::TargetExited(_)) => Stop::TargetExited(None),
+                        (_, stop) => stop,
+                    };
+                }
+            }
+            _ = rescan_due(&mut rescan) => {
+                if let Some(w) = exe_watch.as_mut() {
+                    for pid in w.new_processes() {
+                        let opts = opts.clone();
+                        attaching.spawn_blocking(move || {
+                            let mut warnings = Vec::new();
+                            let prepared = traced::prepare(pid, &opts, &mut warnings);
+                            (pid, prepared, warnings)
+                        });
+                    }
+                }
+            }
+            Some(joined) = attaching.join_next(), if !attaching.is_empty() => {
+                let warn = |pid: u32, warnings: Vec<String>| {
+                    for w in warnings {
+                        notices.say(format!("pid {pid}: warning: {w}"));
+                    }
+                };
+                match joined {
+                    // Picked up first, then what it lacks (the TUI shows the latest line).
+                    Ok((pid, Ok(p), warnings)) => {
+                        notices.say(picked_up(&p, &opts));
+                        warn(pid, warnings);
+                        targets.spawn_local(traced::run(p, None, ctx.clone()));
+                    }
+                    // Gone before it could be attached (a short-lived process): nothing
+                    // was traced, nothing to say.
+                    Ok((pid, Err(_), _)) if !target::exists(pid) => {}
+                    Ok((pid, Err(e), warnings)) => {
+                        warn(pid, warnings);
+                        notices.say(format!("{e:#}; not traced"));
+                    }
+                    Err(e) => notices.say(format!("attaching a new process failed: {e}")),
+                }
+            }
+        }
+    };
+
+    // Processes being attached at this moment are detached as soon as they are ready
+    // (dropping them removes their probes); every target's loop then ends with its own
+    // summary.
+    while attaching.join_next().await.is_some() {}
+    let _ = stop_tx.send(Some(stop));
+    let mut failed = None;
+    while let Some(joined) = targets.join_next().await {
+        match joined
+            .map_err(|e| anyhow!("a target's trace failed: {e}"))
+            .and_then(|r| r)
+        {
+            Ok(end) => total_lost.push((end.pid, end.lost)),
+            Err(e) if !several || output.failed() => failed = Some(e),
+            Err(e) => notices.say(format!("{e:#}")),
+        }
+    }
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    if let Some(t) = tui.as_mut() {
+        // The final state stays on screen until the user has read it.
+        let ended = match stop {
+            Stop::TargetExited(status) => {
+                Some(AppEvent::TargetExited(status.map(launch::exit_code)))
+            }
+            Stop::Duration | Stop::Exec => Some(AppEvent::Detached),
+            Stop::Signal(_) | Stop::Quit => None,
+        };
+        if let Some(ended) = ended {
+            t.hold(ended, async {
+                tokio::select! {
+                    _ = sigint.recv() => {}
+                    _ = sigterm.recv() => {}
+                }
+            })
+            .await?;
+        }
+    }
+    drop(tui);
+    for (pid, lost) in total_lost {
+        if lost == 0 {
+            continue;
+        }
+        if several {
+            eprintln!("gctrace-bpf: pid {pid}: {lost} events lost in total");
+        } else {
+            eprintln!("gctrace-bpf: {lost} events lost in total");
+        }
+    }
+    Ok(stop)
+}

@@ -1,0 +1,532 @@
+//! One traced process: its analysis and attachment ([`prepare`]), then its own event loop
+//! ([`run`]): ring buffer → decoder → model → the run's shared output, plus its exit, its
+//! exec, the samples of its allocation counter and its allocation probes.
+//!
+//! Each target has all of this to itself — probes, ring buffer, decoder, model,
+//! pipeline, recording — so one process exiting or failing never touches another, and
+//! the model never needs to know where its events came from. Every way out of [`run`]
+//! detaches the probes, drains what the kernel already delivered and writes the summary.
+
+use std::{
+    os::fd::{AsRawFd, FromRawFd, OwnedFd},
+    path::{Path, PathBuf},
+    sync::{mpsc, Arc},
+    time::Duration,
+};
+
+use anyhow::{anyhow, Context, Result};
+use aya::maps::{MapData, RingBuf};
+use tokio::{io::unix::AsyncFd, sync::watch};
+use tracer_common::{ProbeKind, RawEvent};
+
+use super::{write_profile, Stop, TraceOptions};
+use crate::clock::monotonic_ns;
+use crate::{
+    alloc::{AllocMode, LiveAllocs},
+    binary::{process::load_bias, GoBinary, OffsetsSource},
+    decode::{DecodeSpec, Decoder},
+    events::TraceEvent,
+    launch,
+    output::{prometheus::Exporter, SharedSink},
+    pipeline::Pipeline,
+    probes::{loader::HOST_ARCH, plan, plan_allocs, ProbePlan, Probes, ReadField},
+    recording::{Header, Recorder},
+    records::{ProcessInfo, Record},
+    target,
+    tui::AppEvent,
+};
+
+/// How often the ring buffer is drained. Events are submitted without waking us (a
+/// wakeup costs the traced thread more than the rest of the probe), so this bounds the
+/// display latency; the kernel side forces a wakeup when the ring is half full.
+const DRAIN_INTERVAL: Duration = Duration::from_millis(100);
+
+/// How often user space reads the runtime's allocation counter itself (no probe: a read
+/// of /proc/PID/mem costs the target nothing).
+const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Analysis and attachment, done before the target runs (launch mode).
+pub(super) struct Prepared {
+    /// What a recording of this run starts with.
+    header: Header,
+    probes: Probes,
+    decoder: Decoder,
+    pub(super) process: ProcessInfo,
+    sampler: Sampler,
+    /// Taken before the target ran (launch) or at attach: the allocation baseline.
+    first_sample: Option<RawEvent>,
+    /// Allocation probes, unless `--allocs rate`.
+    allocs: Option<LiveAllocs>,
+}
+
+/// Periodic reads of target memory by user space, shaped as raw events
+/// ([`ProbeKind::UserSample`]) so they are decoded, modelled and recorded like the rest.
+struct Sampler {
+    pid: u32,
+    /// (read slot index, run-time address) of the counters sampled.
+    slots: Vec<(usize, u64)>,
+}
+
+impl Sampler {
+    fn sample(&self) -> Option<RawEvent> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let mut raw = RawEvent {
+            kind: ProbeKind::UserSample as u32,
+            ktime_ns: monotonic_ns(),
+            pid_tgid: u64::from(self.pid) << 32 | u64::from(self.pid),
+            ..Default::default()
+        };
+        for &(i, addr) in &self.slots {
+            if let Ok(b) = target::read_memory::<8>(self.pid, addr) {
+                raw.reads[i] = u64::from_le_bytes(b);
+                raw.read_ok |= 1 << i;
+            }
+        }
+        (raw.read_ok != 0).then_some(raw)
+    }
+}
+
+/// The binary at `exe` analysed for tracing: a Go program of our architecture, and where
+/// its probes go. `who` names it in errors ("pid 12 (/usr/bin/x)", or a path).
+pub(super) fn analyse(exe: &Path, who: &str) -> Result<(GoBinary, ProbePlan)> {
+    let bin = GoBinary::open(exe).map_err(|e| anyhow!("{who}: {e}"))?;
+    if bin.arch() != HOST_ARCH {
+        return Err(anyhow!(
+            "{who} is a {} program; this tracer runs on {}",
+            bin.arch().as_str(),
+            HOST_ARCH.as_str()
+        ));
+    }
+    let plan = plan(&bin).map_err(|e| anyhow!("{who}: {e}"))?;
+    Ok((bin, plan))
+}
+
+/// Analyse the process's binary and attach to it. Blocking (reads the binary, loads the
+/// kernel programs): done before the event loop, or on a blocking thread for processes
+/// found later. What the binary lets us read only in part is added to `warnings`, for
+/// the caller to say where it can be seen (stderr before the TUI starts, else the TUI).
+pub(super) fn prepare(
+    pid: u32,
+    opts: &TraceOptions,
+    warnings: &mut Vec<String>,
+) -> Result<Prepared> {
+    let exe = target::exe_link(pid);
+    let exe_name = target::exe_display(pid);
+    let who = format!("pid {pid} ({exe_name})");
+    let (bin, plan) = analyse(&exe, &who)?;
+    warnings.extend(plan.warnings.iter().cloned());
+    let bias = load_bias(pid, &bin).map_err(|e| anyhow!("{who}: {e}"))?;
+    let alloc_plan = match opts.allocs {
+        AllocMode::Rate => None,
+        _ => Some(plan_allocs(&bin).map_err(|e| anyhow!("{who}: {e}"))?),
+    };
+    let mut probes = Probes::attach(
+        pid,
+        &exe,
+        &plan,
+        bias,
+        alloc_plan.as_ref().map(|p| (p, true)),
+        opts.ring_kib.map(|k| k.saturating_mul(1024)),
+    )?;
+    let gomaxprocs_addr = plan
+        .reads
+        .iter()
+        .find(|r| r.field == ReadField::Gomaxprocs)
+        .map(|r| r.address.wrapping_add(bias));
+    let sampler = Sampler {
+        pid,
+        slots: plan
+            .reads
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.field == ReadField::TotalAlloc)
+            .map(|(i, r)| (i, r.address.wrapping_add(bias)))
+            .collect(),
+    };
+    let first_sample = sampler.sample();
+    let process = ProcessInfo {
+        pid,
+        exe: exe_name,
+        go_version: bin.go_version().raw.clone(),
+        arch: bin.arch().as_str().to_string(),
+        gomaxprocs: target::gomaxprocs(pid, gomaxprocs_addr),
+    };
+    let decode = DecodeSpec::new(&plan, bias);
+    let header = Header {
+        tracer_version: env!("CARGO_PKG_VERSION").to_string(),
+        process: process.clone(),
+        decode: decode.clone(),
+        offsets_source: match bin.offsets_source() {
+            OffsetsSource::Dwarf => "dwarf",
+            OffsetsSource::Table => "table",
+            OffsetsSource::None => "none",
+        }
+        .to_string(),
+        allocs: format!("{:?}", opts.allocs).to_lowercase(),
+        start_unix_ns: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i64)
+            .unwrap_or(0),
+        start_monotonic_ns: monotonic_ns(),
+    };
+    let allocs = match alloc_plan {
+        None => None,
+        Some(alloc_plan) => {
+            let cost = if opts.allocs == AllocMode::Sample {
+                probes.measure_hit_cost()?
+            } else {
+                Duration::ZERO
+            };
+            let mut live = LiveAllocs::new(
+                opts.allocs,
+                alloc_plan,
+                bin,
+                pid,
+                bias,
+                opts.overhead_budget,
+                cost,
+            );
+            live.start(&mut probes)?;
+            Some(live)
+        }
+    };
+    Ok(Prepared {
+        probes,
+        decoder: Decoder::new(decode),
+        process,
+        header,
+        sampler,
+        first_sample,
+        allocs,
+    })
+}
+
+/// Where what happens to a target is told: the TUI when it is on, else stderr. With one
+/// target and the TUI, only the TUI's own banners speak (as before several targets
+/// existed); with several, every pick-up, exit and failure is a notice.
+#[derive(Clone)]
+pub(super) struct Notices {
+    pub(super) tui: Option<mpsc::Sender<AppEvent>>,
+    pub(super) several: bool,
+}
+
+impl Notices {
+    /// One line about the set of targets ("tracing pid 12 …", "pid 12 exited").
+    pub(super) fn say(&self, msg: String) {
+        match &self.tui {
+            // The UI going away first (it only does while exiting) loses nothing.
+            Some(tx) if self.several => {
+                let _ = tx.send(AppEvent::Notice(msg));
+            }
+            Some(_) => {}
+            None => eprintln!("gctrace-bpf: {msg}"),
+        }
+    }
+
+    /// `msg` about `pid`, prefixed with the pid when several processes share stderr.
+    fn about(&self, pid: u32, msg: String) {
+        if self.several {
+            self.say(format!("pid {pid}: {msg}"));
+        } else {
+            self.say(msg);
+        }
+    }
+
+    pub(super) fn to_tui(&self, ev: AppEvent) {
+        if let Some(tx) = &self.tui {
+            let _ = tx.send(ev);
+        }
+    }
+}
+
+/// Everything a target's loop shares with the rest of the run.
+#[derive(Clone)]
+pub(super) struct RunContext {
+    pub(super) opts: Arc<TraceOptions>,
+    pub(super) sink: SharedSink,
+    pub(super) notices: Notices,
+    /// Set once by the session when the run as a whole ends.
+    pub(super) stop: watch::Receiver<Option<Stop>>,
+    /// Prometheus metrics, if served (they get the records through `sink`; the kernel's
+    /// live count of lost events is not a record).
+    pub(super) exporter: Option<Exporter>,
+}
+
+/// How a target's trace ended.
+#[derive(Debug)]
+pub(super) struct Ended {
+    pub(super) pid: u32,
+    pub(super) stop: Stop,
+    /// Events lost in total (the kernel's and the decoder's).
+    pub(super) lost: u64,
+}
+
+/// `path` for process `pid` when a run may trace several: the pid before the extension
+/// (`incident.gct` → `incident.1234.gct`, `allocs.pb.gz` → `allocs.1234.pb.gz`, `trace`
+/// → `trace.1234`), so the files of one run sort together and keep their type.
+pub(super) fn per_process_path(path: &Path, pid: u32) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // A leading dot names a hidden file, not an extension.
+    let name = match name.char_indices().skip(1).find(|&(_, c)| c == '.') {
+        Some((dot, _)) => format!("{}.{pid}{}", &name[..dot], &name[dot..]),
+        None => format!("{name}.{pid}"),
+    };
+    path.with_file_name(name)
+}
+
+/// Move every raw event the kernel has delivered into the pipeline.
+fn drain(pipe: &mut Pipeline, ring: &mut RingBuf<MapData>) -> Result<usize> {
+    let mut n = 0;
+    while let Some(item) = ring.next() {
+        n += 1;
+        if item.len() < std::mem::size_of::<RawEvent>() {
+            continue;
+        }
+        // SAFETY: the slot holds at least size_of::<RawEvent>() bytes written by the
+        // kernel program as a RawEvent; read_unaligned copes with any alignment.
+        let raw: RawEvent = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
+        drop(item);
+        pipe.raw(&raw)?;
+    }
+    Ok(n)
+}
+
+/// Sleeps until the sampled allocation probes need attention (forever if never).
+async fn burst_timer(deadline: Option<std::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Register a descriptor we own with the event loop, for readability.
+fn watch_fd<T: AsRawFd>(inner: T) -> std::io::Result<AsyncFd<T>> {
+    // SAFETY: `inner` owns its descriptor (a ring-buffer map or a pidfd) and keeps it open
+    // and unchanged until the AsyncFd, which owns `inner`, is dropped.
+    unsafe { AsyncFd::register_with_interest(inner, tokio::io::Interest::READABLE) }
+        .map_err(|e| std::io::Error::other(e.to_string()))
+}
+
+fn pidfd_open(pid: u32) -> std::io::Result<OwnedFd> {
+    // SAFETY: plain syscall with integer arguments; a non-negative result is a new fd we own.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fd was just returned by pidfd_open and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Trace one prepared target until it exits, execs, or the run stops (`ctx.stop`).
+/// `launched` is set when it is our own child: its exit, with the status, comes from the
+/// session's one waiter thread.
+pub(super) async fn run(
+    prepared: Prepared,
+    launched: Option<watch::Receiver<Option<Option<libc::c_int>>>>,
+    ctx: RunContext,
+) -> Result<Ended> {
+    let Prepared {
+        header,
+        mut probes,
+        decoder,
+        process,
+        sampler,
+        first_sample,
+        mut allocs,
+    } = prepared;
+    let RunContext {
+        opts,
+        sink,
+        notices,
+        mut stop,
+        exporter,
+    } = ctx;
+    let pid = sampler.pid;
+    let several = notices.several;
+    // The program the probes are in; an execve replaces it.
+    let exe_identity = target::exe_identity(pid);
+    let ring = probes.take_events()?;
+    let mut ring = watch_fd(ring).context("cannot poll the ring buffer")?;
+    let recorder = match &opts.record {
+        Some(path) => {
+            let path = if several {
+                per_process_path(path, pid)
+            } else {
+                path.clone()
+            };
+            Some(
+                Recorder::create(&path, &header)
+                    .with_context(|| format!("cannot create recording {}", path.display()))?,
+            )
+        }
+        None => None,
+    };
+    let mut pipe = Pipeline::new(pid, decoder, sink.handle(), recorder);
+    pipe.emit(vec![Record::Process(process)])?;
+    if let Some(raw) = first_sample {
+        pipe.raw(&raw)?;
+    }
+    pipe.flush()?;
+
+    // Target exit: our own child is reaped by the session's waiter thread (its status is
+    // the exit code); any other process is watched through a pidfd.
+    let pidfd = match launched {
+        Some(_) => None,
+        None => Some(watch_fd(
+            pidfd_open(pid).context("cannot watch the target process")?,
+        )?),
+    };
+    let target_gone = async {
+        match (&pidfd, launched) {
+            (Some(fd), _) => {
+                let _ = fd.readable().await;
+                None
+            }
+            (None, Some(mut exit)) => match exit.wait_for(Option::is_some).await {
+                Ok(status) => (*status).flatten(),
+                Err(_) => None,
+            },
+            (None, None) => None,
+        }
+    };
+    tokio::pin!(target_gone);
+
+    let started_ns = monotonic_ns();
+    let started_unix_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0);
+    let mut tick = tokio::time::interval(DRAIN_INTERVAL);
+    let mut sample_tick = tokio::time::interval_at(
+        tokio::time::Instant::now() + SAMPLE_INTERVAL,
+        SAMPLE_INTERVAL,
+    );
+    let mut lost_reported = 0;
+
+    let end = loop {
+        tokio::select! {
+            status = &mut target_gone => break Stop::TargetExited(status),
+            changed = stop.changed() => {
+                // The session keeps the sender until every target has ended; without
+                // it there is nobody left to show anything to.
+                let why = changed.ok().and_then(|()| *stop.borrow());
+                break why.unwrap_or(Stop::Quit);
+            }
+            guard = ring.readable_mut() => {
+                let mut guard = guard?;
+                drain(&mut pipe, guard.get_inner_mut())?;
+                guard.clear_ready();
+            }
+            _ = sample_tick.tick() => {
+                // Drain first so the sample lands after the events that preceded it.
+                drain(&mut pipe, ring.get_mut())?;
+                if target::exe_identity(pid) != exe_identity && target::exists(pid) {
+                    notices.say(format!(
+                        "pid {pid} replaced its program (exec of {}); the new program is not traced, {}",
+                        target::exe_display(pid),
+                        if several { "its trace ends" } else { "stopping" }
+                    ));
+                    break Stop::Exec;
+                }
+                if let Some(raw) = sampler.sample() {
+                    pipe.raw(&raw)?;
+                }
+                if let Some(a) = allocs.as_mut().filter(|a| a.mode() == AllocMode::Exact) {
+                    if let Some(batch) = a.batch(&probes, monotonic_ns())? {
+                        pipe.event(TraceEvent::Allocs(Box::new(batch)))?;
+                    }
+                }
+            }
+            _ = burst_timer(allocs.as_ref().and_then(LiveAllocs::next_deadline)) => {
+                if let Some(a) = allocs.as_mut() {
+                    if let Some(batch) = a.steer(&mut probes, monotonic_ns())? {
+                        pipe.event(TraceEvent::Allocs(Box::new(batch)))?;
+                    }
+                }
+            }
+            _ = tick.tick() => {
+                drain(&mut pipe, ring.get_mut())?;
+                pipe.flush()?;
+                let lost = probes.counters()?.lost;
+                if let Some(e) = &exporter {
+                    e.set_lost_events(pid, lost);
+                }
+                if notices.tui.is_some() {
+                    notices.to_tui(AppEvent::ProcessLost(pid, lost));
+                } else if lost > lost_reported {
+                    notices.about(pid, format!("{lost} events lost so far (ring buffer full)"));
+                    lost_reported = lost;
+                }
+            }
+        }
+    };
+
+    // Detach first so nothing arrives after the final drain, then account for it all.
+    let counters = probes.counters()?;
+    probes.detach();
+    drain(&mut pipe, ring.get_mut())?;
+    if let Some(a) = allocs.as_mut() {
+        if let Some(batch) = a.batch(&probes, monotonic_ns())? {
+            pipe.event(TraceEvent::Allocs(Box::new(batch)))?;
+        }
+        let c = probes.counters()?;
+        if c.allocs_dropped > 0 {
+            eprintln!(
+                "gctrace-bpf: {}{} allocations ({} bytes) not counted: allocation maps full",
+                if several {
+                    format!("pid {pid}: ")
+                } else {
+                    String::new()
+                },
+                c.allocs_dropped,
+                c.alloc_bytes_dropped
+            );
+        }
+    }
+    let exit_status = match end {
+        Stop::TargetExited(Some(status)) => Some(launch::exit_code(status)),
+        _ => None,
+    };
+    let lost = pipe.finish(counters.lost, exit_status)?;
+    notices.to_tui(AppEvent::ProcessLost(pid, lost));
+    if let Some(path) = &opts.pprof {
+        let path = if several {
+            per_process_path(path, pid)
+        } else {
+            path.clone()
+        };
+        write_profile(
+            &path,
+            pipe.model.allocs(),
+            started_unix_ns,
+            monotonic_ns() - started_ns,
+        )?;
+    }
+    Ok(Ended {
+        pid,
+        stop: end,
+        lost,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_process_paths_put_the_pid_before_the_extension() {
+        let p = |s: &str| per_process_path(Path::new(s), 42);
+        assert_eq!(p("incident.gct"), PathBuf::from("incident.42.gct"));
+        assert_eq!(
+            p("/tmp/a/allocs.pb.gz"),
+            PathBuf::from("/tmp/a/allocs.42.pb.gz")
+        );
+        assert_eq!(p("trace"), PathBuf::from("trace.42"));
+        assert_eq!(p("dir/.hidden"), PathBuf::from("dir/.hidden.42"));
+    }
+}
