@@ -7,7 +7,7 @@
 //!
 //! - default mode (`--allocs rate`: GC probes only): alone, gctrace-bpf, and bpftrace
 //!   counting hits on the same GC probe sites;
-//! - `--allocs sample`: alone vs gctrace-bpf, a longer run (a sampling period is 10 s),
+//! - `--allocs sample`: alone vs gctrace-bpf, a longer run (bursts every 500 ms from 1 s),
 //!   checked against the default 2 % overhead budget;
 //! - `--allocs exact`: alone, gctrace-bpf, and bpftrace counting hits on the same
 //!   allocation functions, on a small `-work` (every allocation is a probe hit).
@@ -64,8 +64,8 @@ pub struct BenchArgs {
     /// Alone / `--allocs sample` pairs (0 skips the series).
     #[arg(long, default_value_t = 4)]
     sample_pairs: usize,
-    /// MiB per run of the sample series: long enough to span the first sampling burst
-    /// (1 s after the start) and the next period's (at 11 s).
+    /// MiB per run of the sample series: long enough for several sampling bursts (the
+    /// first 1 s after the start, then every 500 ms while the budget allows).
     #[arg(long, default_value_t = 6144)]
     sample_work_mib: u64,
     /// Rounds of the `--allocs exact` series (alone, gctrace-bpf, bpftrace; 0 skips it).
@@ -1002,10 +1002,12 @@ impl Report {
             md,
             "### `--allocs sample` (allocation probes in bursts, within a {SAMPLE_BUDGET_PERCENT} % budget)\n\n\
              `{}`, {} pairs of alone / gctrace-bpf `--allocs sample` (order \
-             alternating). A sampling period is 10 s; the first burst (10 ms, measuring the \
-             allocation rate) starts 1 s after the tracer, the next at 11 s, sized so that \
-             hits × cost per hit stay within the budget over the period. No bpftrace column: bpftrace has no \
-             equivalent of attaching probes in bursts.\n",
+             alternating). The first burst (10 ms, measuring the hit rate) starts 1 s after \
+             the tracer; then one every 500 ms while the budget's account is in credit \
+             (allowed: 2 % of the target's CPU time so far; spent: every probe hit, the GC \
+             probes' too, at the cost of a hit measured at startup), each sized for the \
+             budget's share of a period. The probes come and go as one `uprobe_multi` link. \
+             No bpftrace column: bpftrace has no equivalent of attaching probes in bursts.\n",
             series.work,
             series.rounds()
         );
