@@ -540,18 +540,61 @@ fn ten_thousand_goroutines(toolchain: &Toolchain) {
     let by_cycle: BTreeMap<u32, &common::GcRec> =
         run.trace.gc.iter().map(|g| (g.cycle, g)).collect();
     let mut rows = Vec::new();
-    for (cycle, line) in &run.gctrace {
-        let Some(rec) = by_cycle.get(cycle) else {
+    let mut excused = Vec::new();
+    let lines: Vec<&GcTraceLine> = run.gctrace.values().collect();
+    for (i, line) in lines.iter().enumerate() {
+        let cycle = line.cycle;
+        let Some(rec) = by_cycle.get(&cycle) else {
             continue; // reported above
         };
         let tracer = rec.stacks_bytes.map(|b| b >> 20);
-        if line.stacks_mb.is_none() || tracer != line.stacks_mb {
-            rows.push(format!(
-                "{cycle:>6} | {:>10} | {:>7}",
-                tracer.map_or_else(|| "null".into(), |v| v.to_string()),
-                line.stacks_mb.map_or_else(|| "?".into(), |v| v.to_string())
-            ));
+        if line.stacks_mb.is_some() && tracer == line.stacks_mb {
+            continue;
         }
+        let row = format!(
+            "{cycle:>6} | {:>10} | {:>7}",
+            tracer.map_or_else(|| "null".into(), |v| v.to_string()),
+            line.stacks_mb.map_or_else(|| "?".into(), |v| v.to_string())
+        );
+        // Go 1.19 prints maxStackScan, a live count of the stack space in use, which
+        // moves between the tracer's read (as the world restarts) and gctrace's (just
+        // after) while goroutines start or end: in the first cycles, which run while the
+        // 10,000 goroutines are being created, and in a last one that runs while they
+        // exit, the two differ. Excused on 1.19 only, in cycles where the figure moved
+        // (differs from the cycle before or after; before the first cycle and after the
+        // last, no goroutine is parked: 0 MB), and only for a value within the range it
+        // moved through. 1.20+ print lastStackScan, fixed at mark termination: exact.
+        let before = if i == 0 {
+            Some(0)
+        } else {
+            lines.get(i - 1).and_then(|l| l.stacks_mb)
+        };
+        let after = lines.get(i + 1).map_or(Some(0), |l| l.stacks_mb);
+        let moved = match (before, line.stacks_mb, after, tracer) {
+            (Some(b), Some(now), Some(a), Some(t)) => {
+                (b != now || a != now) && (b.min(now).min(a)..=b.max(now).max(a)).contains(&t)
+            }
+            _ => false,
+        };
+        if toolchain.minor() < 20 && moved {
+            excused.push(row);
+        } else {
+            rows.push(row);
+        }
+    }
+    // The goroutines are parked for most of the run: most cycles must match exactly.
+    if excused.len() * 2 > lines.len() {
+        failures.push(format!(
+            "{} of {} cycles needed the Go 1.19 excuse: too many to trust",
+            excused.len(),
+            lines.len()
+        ));
+    }
+    if !excused.is_empty() {
+        println!(
+            "Go 1.19: stacks figures excused (maxStackScan moved between the two reads):\n{}",
+            common::table(" cycle | tracer MB  | gctrace MB", &excused)
+        );
     }
     if !rows.is_empty() {
         failures.push(format!(
