@@ -209,25 +209,29 @@ fn monotonic_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-/// User + system CPU time of every thread of `pid` so far (/proc/PID/stat, clock ticks).
-fn proc_cpu_ns(pid: u32) -> Result<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))
-        .with_context(|| format!("reading /proc/{pid}/stat"))?;
-    let rest = stat
-        .rsplit_once(')')
-        .map(|(_, r)| r)
-        .context("malformed /proc/PID/stat")?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let field = |i: usize| -> Result<u64> {
-        fields
-            .get(i)
-            .and_then(|f| f.parse().ok())
-            .context("malformed /proc/PID/stat")
-    };
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    // utime is field 14, stime field 15 (the first after the command name is field 3).
-    Ok((field(11)? + field(12)?) * 1_000_000_000 / hz)
+/// On-CPU time of every thread of `pid` so far, in ns: the sum of the scheduler's own
+/// count, /proc/PID/task/*/schedstat (/proc/PID/stat counts 10 ms ticks, too coarse for a
+/// tenth of a percent over seconds), and how many threads there were. A thread that exits
+/// between two readings takes its time with it: the caller checks the count held.
+fn proc_cpu_ns(pid: u32) -> Result<(u64, usize)> {
+    let dir = format!("/proc/{pid}/task");
+    let mut total = 0;
+    let mut threads = 0;
+    for entry in fs::read_dir(&dir).with_context(|| format!("reading {dir}"))? {
+        let path = entry
+            .with_context(|| format!("reading {dir}"))?
+            .path()
+            .join("schedstat");
+        let text =
+            fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        total += text
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+            .with_context(|| format!("malformed {}", path.display()))?;
+        threads += 1;
+    }
+    Ok((total, threads))
 }
 
 /// Waits until the tracer has written its `process` record to `trace`: attached.
@@ -298,13 +302,20 @@ impl Runner<'_> {
             self.start_tracer(target.pid(), WARMUP + window + Duration::from_secs(1))?;
         wait_attached(&self.trace_path(), &tracer, &self.stderr_path(), started)?;
         thread::sleep(WARMUP);
-        let (cpu0, mono0, t0) = (proc_cpu_ns(tracer.pid())?, monotonic_ns(), Instant::now());
+        let ((cpu0, threads0), mono0, t0) =
+            (proc_cpu_ns(tracer.pid())?, monotonic_ns(), Instant::now());
         thread::sleep(window);
-        let (cpu1, mono1, window_ns) = (
+        let ((cpu1, threads1), mono1, window_ns) = (
             proc_cpu_ns(tracer.pid())?,
             monotonic_ns(),
             super::nanos(t0.elapsed()),
         );
+        if threads0 != threads1 {
+            bail!(
+                "gctrace-bpf went from {threads0} to {threads1} threads within the window: \
+                 its CPU time there cannot be summed per thread"
+            );
+        }
         let (status, usage) = tracer.wait()?;
         if !exited_ok(status) {
             bail!(
@@ -622,14 +633,12 @@ impl OwnCost {
              {} rounds of `gctrace-bpf --pid` on `gcload -forever` (four paced allocating \
              goroutines) and on `gcload -stw-loop` (stops of the world back to back: the \
              highest event rate a Go program gives the default mode, as the runtime serialises \
-             its stops), order alternating. CPU: the tracer's user + system time from \
-             /proc/PID/stat (all threads, {} ms ticks) over a {w} s window that starts 1 s \
-             after it attached. Peak RSS: its `ru_maxrss` from wait4, over the whole run \
+             its stops), order alternating. CPU: the tracer's on-CPU time, summed over its \
+             threads from /proc/PID/task/*/schedstat (the scheduler's ns count; the thread \
+             count must not change), over a {w} s window that starts 1 s after it attached. Peak RSS: its `ru_maxrss` from wait4, over the whole run \
              (analysis and attach included). Events: probe hits in the window, two per \
              stop-the-world record and one per gc record of its trace. Medians over rounds.\n",
             gc.len(),
-            // SAFETY: sysconf has no preconditions.
-            1000 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1)
         );
         let _ = writeln!(
             md,
