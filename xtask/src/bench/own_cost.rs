@@ -521,10 +521,10 @@ pub fn measure(runner: &Runner<'_>, go: &GoToolchain, args: &BenchArgs) -> Resul
             args.big_binary_functions,
         )?;
         println!(
-            "bench: attach series, {} rounds (after one discarded) on gcload and on {} ({:.0} MiB)",
+            "bench: attach series, {} rounds (after one discarded) on gcload and on {} ({})",
             args.attach_rounds,
             big.path.display(),
-            big.bytes as f64 / f64::from(1 << 20)
+            mb(big.bytes)
         );
         for round in 0..=args.attach_rounds {
             let small = runner.attach_once(runner.gcload, &["-forever"], None)?;
@@ -864,8 +864,8 @@ impl OwnCost {
             best.map_or_else(|| "none".to_string(), |b| format!("**{b:.0} events/s**")),
             if unpaced_ok {
                 " That is the most this workload produces here (back to back, each stop \
-                 costs the program two probe traps, ~30 µs each on this VM): the tracer's \
-                 limit lies higher and is not reached."
+                 costs the program two probe traps; see the stop-the-world loop above): the \
+                 tracer's limit lies higher and is not reached."
             } else {
                 ""
             }
