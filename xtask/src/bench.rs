@@ -106,7 +106,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 2)]
     rate_rounds: usize,
     /// Stops of the world per second asked of gcload in that series; 0 is back to back.
-    #[arg(long, value_delimiter = ',', default_values_t = [1000, 2000, 5000, 10000, 0])]
+    #[arg(long, value_delimiter = ',', default_values_t = [1000, 2000, 5000, 10000, 15000, 0])]
     rates: Vec<u64>,
     /// Seconds per run of the event-rate series.
     #[arg(long, default_value_t = 3)]
