@@ -877,9 +877,9 @@ impl OwnCost {
             "\n- Highest rate sustained without loss in every round: {}.{}\n",
             best.map_or_else(|| "none".to_string(), |b| format!("**{b:.0} events/s**")),
             if unpaced_ok {
-                " That is the most this workload produces here (back to back, each stop \
-                 costs the program two probe traps; see the stop-the-world loop above): the \
-                 tracer's limit lies higher and is not reached."
+                " In this run even back to back, the most this workload produces here (each \
+                 stop costs the program two probe traps; see the stop-the-world loop above), \
+                 lost nothing: the tracer's limit was not reached."
             } else {
                 ""
             }
@@ -943,7 +943,7 @@ mod tests {
             md.contains("| back to back | 40000 | 0 | 11 (**with no loss counted**) |"),
             "{md}"
         );
-        assert!(!md.contains("the tracer's limit lies higher"), "{md}");
+        assert!(!md.contains("the tracer's limit was not reached"), "{md}");
 
         let mut md = String::new();
         own(vec![
@@ -953,7 +953,7 @@ mod tests {
         .markdown(&mut md);
         assert!(md.contains("**40000 events/s**"), "{md}");
         assert!(md.contains("| 1000 | 2000 | 3 | 0 |"), "{md}");
-        assert!(md.contains("the tracer's limit lies higher"), "{md}");
+        assert!(md.contains("the tracer's limit was not reached"), "{md}");
     }
 
     #[test]
