@@ -15,6 +15,8 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -214,22 +216,103 @@ func writeMemStats(path string, readMemStatsCalls int, elapsed time.Duration) er
 	return os.WriteFile(path, data, 0o644)
 }
 
-type action struct {
-	at     time.Duration
-	forced bool
+// actionKind is what a scheduled action does.
+type actionKind int
+
+const (
+	actForcedGC actionKind = iota
+	actReadMemStats
+	actSetGOMAXPROCS
+)
+
+// parseProcs parses -set-gomaxprocs ("" is none).
+func parseProcs(list string) ([]int, error) {
+	var out []int
+	if list == "" {
+		return out, nil
+	}
+	for _, field := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(field))
+		if err != nil {
+			return nil, err
+		}
+		if n < 1 {
+			return nil, fmt.Errorf("GOMAXPROCS %d is not positive", n)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
-// schedule spreads forced GCs and ReadMemStats calls evenly over the run:
-// the i-th of n happens at i*duration/(n+1).
-func schedule(duration time.Duration, forced, readMemStats int) []action {
+// idleSink keeps parkDeep's frames from being optimised away.
+var idleSink atomic.Value
+
+// parkDeep recurses depth frames of about 180 bytes (the pad array and the frame
+// around it), then blocks until release is closed: a parked goroutine with a few KiB of
+// live stack that every GC cycle has to scan.
+//
+//go:noinline
+func parkDeep(depth int, release <-chan struct{}, parked *sync.WaitGroup) byte {
+	var pad [128]byte
+	pad[depth%len(pad)] = byte(depth)
+	if depth == 0 {
+		parked.Done()
+		<-release
+		return pad[0]
+	}
+	return parkDeep(depth-1, release, parked) + pad[depth%len(pad)]
+}
+
+// parkIdle starts n goroutines parked 16 frames deep and waits until all are parked
+// (printing one line about them when n > 0); the returned function releases them and
+// waits until they have all returned.
+func parkIdle(n int) func() {
+	if n == 0 {
+		return func() {}
+	}
+	release := make(chan struct{})
+	var parked, done sync.WaitGroup
+	parked.Add(n)
+	done.Add(n)
+	for i := 0; i < n; i++ {
+		go func() {
+			defer done.Done()
+			idleSink.Store(parkDeep(16, release, &parked))
+		}()
+	}
+	parked.Wait()
+	fmt.Printf("gcload idle goroutines: %d parked\n", n)
+	return func() {
+		close(release)
+		done.Wait()
+		fmt.Printf("gcload idle goroutines: %d released\n", n)
+	}
+}
+
+type action struct {
+	at   time.Duration
+	kind actionKind
+	// procs is the GOMAXPROCS value of an actSetGOMAXPROCS action.
+	procs int
+}
+
+// schedule spreads forced GCs, ReadMemStats calls and GOMAXPROCS changes evenly over
+// the run: the i-th of n of a kind happens at i*duration/(n+1).
+func schedule(duration time.Duration, forced, readMemStats int, gomaxprocs []int) []action {
 	var acts []action
-	add := func(n int, isForced bool) {
+	at := func(i, n int) time.Duration {
+		return duration * time.Duration(i) / time.Duration(n+1)
+	}
+	add := func(n int, kind actionKind) {
 		for i := 1; i <= n; i++ {
-			acts = append(acts, action{at: duration * time.Duration(i) / time.Duration(n+1), forced: isForced})
+			acts = append(acts, action{at: at(i, n), kind: kind})
 		}
 	}
-	add(forced, true)
-	add(readMemStats, false)
+	add(forced, actForcedGC)
+	add(readMemStats, actReadMemStats)
+	for i, procs := range gomaxprocs {
+		acts = append(acts, action{at: at(i+1, len(gomaxprocs)), kind: actSetGOMAXPROCS, procs: procs})
+	}
 	// Insertion sort: stable, and fine for the handful of actions.
 	for i := 1; i < len(acts); i++ {
 		for j := i; j > 0 && acts[j].at < acts[j-1].at; j-- {
@@ -254,7 +337,33 @@ func main() {
 	workMiB := flag.Int64("work", 0, "fixed work instead of a duration: allocate this many MiB in total (split over the goroutines) without pacing, then exit; -duration, -forever, -forced and -readmemstats do not apply")
 	idle := flag.Bool("idle", false, "after the work, -memstats-out and the done line, stay idle (no allocation, so no GC cycle and no stop of the world) until SIGTERM or SIGINT, then exit: a quiet end in which a test can read what a tracer saw; cannot be combined with -forever, -work or -stw-loop")
 	stwLoop := flag.Int("stw-loop", 0, "fixed work of another kind: stop the world this many times back to back (runtime.ReadMemStats), no allocating goroutines, then exit; cannot be combined with -work, -forever, -forced or -readmemstats")
+	stwRate := flag.Int("stw-rate", 0, "with -stw-loop: at most this many stops per second, evenly paced (0: back to back)")
+	setGOMAXPROCS := flag.String("set-gomaxprocs", "", "comma-separated GOMAXPROCS values set one after the other with runtime.GOMAXPROCS, spread over the run like -forced; each must differ from the value before it (a change stops the world)")
+	idleGoroutines := flag.Int("idle-goroutines", 0, "park this many extra goroutines for the whole run, each blocked a few frames deep (about 3 KiB of stack each), so the collector has that many stacks to scan")
 	flag.Parse()
+	procsList, err := parseProcs(*setGOMAXPROCS)
+	if err != nil || *idleGoroutines < 0 || *stwRate < 0 {
+		fmt.Fprintln(os.Stderr, "gcload: -set-gomaxprocs takes positive integers separated by commas; -idle-goroutines and -stw-rate must not be negative")
+		os.Exit(2)
+	}
+	if (len(procsList) > 0 || *idleGoroutines > 0) && (*workMiB > 0 || *stwLoop > 0) {
+		fmt.Fprintln(os.Stderr, "gcload: -set-gomaxprocs and -idle-goroutines cannot be combined with -work or -stw-loop")
+		os.Exit(2)
+	}
+	if *stwRate > 0 && *stwLoop == 0 {
+		fmt.Fprintln(os.Stderr, "gcload: -stw-rate needs -stw-loop")
+		os.Exit(2)
+	}
+	// Each change must really change GOMAXPROCS: the same value again returns without
+	// stopping the world, and the tests count those stops.
+	prev := runtime.GOMAXPROCS(0)
+	for _, n := range procsList {
+		if n == prev {
+			fmt.Fprintf(os.Stderr, "gcload: -set-gomaxprocs: %d is already the value before it\n", n)
+			os.Exit(2)
+		}
+		prev = n
+	}
 	if *goroutines < 1 || *liveSlots < 1 || *batchBytes < 1 || *forced < 0 || *readMemStats < 0 || *workMiB < 0 {
 		fmt.Fprintln(os.Stderr, "gcload: -goroutines, -live-slots and -batch-bytes must be positive, -forced, -readmemstats and -work not negative")
 		os.Exit(2)
@@ -279,6 +388,14 @@ func main() {
 		// stop-the-world probes cost per hit, large enough to measure (the benchmark).
 		var ms runtime.MemStats
 		for i := 0; i < *stwLoop; i++ {
+			if *stwRate > 0 {
+				// Stop i is due at i/rate seconds; sleep only when ahead by more than a
+				// millisecond (shorter sleeps oversleep), so the average rate holds.
+				due := time.Duration(i) * time.Second / time.Duration(*stwRate)
+				if ahead := due - time.Since(start); ahead > time.Millisecond {
+					time.Sleep(ahead)
+				}
+			}
 			t := time.Now()
 			runtime.ReadMemStats(&ms)
 			if d := time.Since(t); d > maxReadMemStats {
@@ -295,6 +412,16 @@ func main() {
 		fmt.Printf("gcload done: stw-loop=%d\n", *stwLoop)
 		os.Exit(*exitCode)
 	}
+
+	// Deterministic: traced and untraced runs must print the same lines.
+	if len(procsList) > 0 {
+		fmt.Printf("gcload gomaxprocs: %d", runtime.GOMAXPROCS(0))
+		for _, n := range procsList {
+			fmt.Printf(" -> %d", n)
+		}
+		fmt.Println()
+	}
+	releaseIdle := parkIdle(*idleGoroutines)
 
 	signals := make(chan os.Signal, 1)
 	if *forever || *idle {
@@ -327,15 +454,18 @@ func main() {
 
 	var ms runtime.MemStats
 	readMemStatsCalls := 0
-	for _, act := range schedule(*duration, *forced, *readMemStats) {
+	for _, act := range schedule(*duration, *forced, *readMemStats, procsList) {
 		if d := act.at - time.Since(start); d > 0 {
 			time.Sleep(d)
 		}
-		if act.forced {
+		switch act.kind {
+		case actForcedGC:
 			runtime.GC()
-		} else {
+		case actReadMemStats:
 			runtime.ReadMemStats(&ms)
 			readMemStatsCalls++
+		case actSetGOMAXPROCS:
+			runtime.GOMAXPROCS(act.procs)
 		}
 	}
 	if *forever {
@@ -345,6 +475,7 @@ func main() {
 	}
 	close(stop)
 	wg.Wait()
+	releaseIdle()
 	elapsed := time.Since(start)
 
 	if *memStatsPath != "" {

@@ -16,9 +16,11 @@
 //! and getrusage, from its `-memstats-out`: the tools' start-up is not the program's
 //! slowdown), system time (uprobe traps are charged there), the runtime's pause figures,
 //! probe hits (bpftrace counts its own; the tracer's are estimated from its trace or taken
-//! from bpftrace's count on the same functions) and from them the cost of one hit. The
-//! results replace the generated section of docs/performance.md; the hand-written
-//! introduction above it stays.
+//! from bpftrace's count on the same functions) and from them the cost of one hit. Then
+//! the tracer's own cost (`own_cost`): its CPU and memory, its attach latency on gcload
+//! and on a generated ~100 MB program (`bigbin`), the event rate it sustains without
+//! loss. The results replace the generated section of docs/performance.md; the
+//! hand-written introduction above it stays.
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
@@ -31,6 +33,9 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 
 use crate::env;
+
+mod bigbin;
+mod own_cost;
 
 /// Markers of the section `cargo xtask bench` rewrites in docs/performance.md.
 const BEGIN: &str = "<!-- BEGIN cargo xtask bench: generated, do not edit by hand -->";
@@ -80,6 +85,32 @@ pub struct BenchArgs {
     /// Stops of the world per run of that series (`gcload -stw-loop N`).
     #[arg(long, default_value_t = 20000)]
     stw_loop: u64,
+    /// Rounds of the tracer's own CPU and memory, `--pid` on gcload GC-only and on its
+    /// stop-the-world loop (0 skips the series).
+    #[arg(long, default_value_t = 3)]
+    footprint_rounds: usize,
+    /// Seconds of each of those runs' CPU window.
+    #[arg(long, default_value_t = 8)]
+    footprint_secs: u64,
+    /// Rounds of the attach-latency series, after one discarded (0 skips it, and the
+    /// generation of its big binary).
+    #[arg(long, default_value_t = 5)]
+    attach_rounds: usize,
+    /// Size of the generated Go program of the attach series, in MB (10^6 bytes).
+    #[arg(long, default_value_t = 100)]
+    big_binary_mb: u64,
+    /// Generated functions in it (compiled once, about 1000 a second; then cached).
+    #[arg(long, default_value_t = 60000)]
+    big_binary_functions: u64,
+    /// Rounds of the event-rate series (0 skips it).
+    #[arg(long, default_value_t = 2)]
+    rate_rounds: usize,
+    /// Stops of the world per second asked of gcload in that series; 0 is back to back.
+    #[arg(long, value_delimiter = ',', default_values_t = [1000, 2000, 5000, 10000, 15000, 0])]
+    rates: Vec<u64>,
+    /// Seconds per run of the event-rate series.
+    #[arg(long, default_value_t = 3)]
+    rate_secs: u64,
     /// Print the results without rewriting docs/performance.md.
     #[arg(long)]
     no_write: bool,
@@ -220,6 +251,12 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     if args.exact_work_mib == 0 || args.stw_loop == 0 {
         bail!("--exact-work-mib and --stw-loop must be positive");
     }
+    if args.footprint_secs == 0 || args.rate_secs == 0 || args.big_binary_functions == 0 {
+        bail!("--footprint-secs, --rate-secs and --big-binary-functions must be positive");
+    }
+    if args.rate_rounds > 0 && args.rates.is_empty() {
+        bail!("--rates needs at least one rate");
+    }
     if !env::is_root()? {
         bail!("cargo xtask bench loads eBPF programs: run it as root");
     }
@@ -327,6 +364,16 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         None
     };
 
+    let own = own_cost::measure(
+        &own_cost::Runner {
+            tracer: &bench.tracer,
+            gcload: &bench.gcload,
+            dir: &bench.dir,
+        },
+        &go,
+        args,
+    )?;
+
     let report = Report {
         go_version: go.version.clone(),
         bpftrace_version,
@@ -338,6 +385,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         sample,
         exact,
         stw,
+        own,
         took: started.elapsed(),
     };
     let section = report.markdown();
@@ -777,6 +825,7 @@ struct Report {
     sample: Option<Series>,
     exact: Option<Series>,
     stw: Option<Series>,
+    own: own_cost::OwnCost,
     took: Duration,
 }
 
@@ -841,6 +890,7 @@ impl Report {
             self.stw_md(&mut md, stw);
         }
         self.per_hit_md(&mut md);
+        self.own.markdown(&mut md);
         md
     }
 
@@ -1356,6 +1406,13 @@ fn json_u64(text: &str, key: &str) -> Option<u64> {
     rest[..end].parse().ok()
 }
 
+/// `"key":"text"` in compact JSON (no escapes in the text).
+fn json_str(text: &str, key: &str) -> Option<String> {
+    let pat = format!("\"{key}\":\"");
+    let rest = &text[text.find(&pat)? + pat.len()..];
+    Some(rest[..rest.find('"')?].to_owned())
+}
+
 /// `"key":[1,2,3]` in compact JSON.
 fn json_u64_array(text: &str, key: &str) -> Option<Vec<u64>> {
     let pat = format!("\"{key}\":[");
@@ -1435,6 +1492,11 @@ mod tests {
         assert_eq!(json_u64(text, "Missing"), None);
         assert_eq!(json_u64_array(text, "PauseNs"), Some(vec![10, 20, 30]));
         assert_eq!(json_u64_array(r#"{"PauseNs":[]}"#, "PauseNs"), Some(vec![]));
+        assert_eq!(
+            json_str(r#"{"key":"Go 1.27, 5 MB","n":1}"#, "key").as_deref(),
+            Some("Go 1.27, 5 MB")
+        );
+        assert_eq!(json_str(r#"{"n":1}"#, "key"), None);
     }
 
     #[test]

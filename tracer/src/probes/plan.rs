@@ -221,7 +221,8 @@ fn required(bin: &GoBinary, name: &'static str, what: &'static str) -> Result<Fu
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Location {
     /// A field of a struct-typed global: the global's symbol, its struct type, and the
-    /// field's names, newest first (the first one the binary has is used).
+    /// field's names, newest first (the first one the binary has is used, unless
+    /// [`location_for`] picks one by Go version).
     Field {
         global: &'static str,
         ty: &'static str,
@@ -382,6 +383,27 @@ pub fn read_struct_fields() -> Vec<(&'static str, &'static str)> {
     out
 }
 
+/// Where `spec` is read in a binary of `version`: its location, except where the field
+/// gctrace prints changed while the old one stayed. Go 1.19 has both `lastStackScan` and
+/// `maxStackScan`, but its gctrace prints `maxStackScan` (stack space in use) where 1.20+
+/// print `lastStackScan` (stack bytes the last cycle scanned), so the first-found rule of
+/// [`locate`] read the wrong one on 1.19 (with 10,000 parked goroutines: 32 MB read where
+/// gctrace said 78 MB; with few goroutines both round to 0 MB).
+fn location_for(spec: &ReadSpec, version: &GoVersion) -> Location {
+    match spec.location {
+        Location::Field { global, ty, .. }
+            if spec.field == ReadField::StackScan && version.minor < 20 =>
+        {
+            Location::Field {
+                global,
+                ty,
+                members: &["maxStackScan"],
+            }
+        }
+        other => other,
+    }
+}
+
 /// Link-time address of one runtime variable in `bin`, if it can be located.
 fn locate(bin: &GoBinary, location: Location) -> Option<u64> {
     match location {
@@ -440,7 +462,7 @@ fn plan_reads(
     let mut reads = Vec::new();
     let mut lost: Vec<&str> = Vec::new();
     for want in wanted {
-        match locate(bin, want.location) {
+        match locate(bin, location_for(want, bin.go_version())) {
             Some(address) if reads.len() < MAX_READS => reads.push(ReadSlot {
                 field: want.field,
                 address,
@@ -545,6 +567,28 @@ mod tests {
             patch: 0,
             raw: format!("go1.{minor}"),
         }
+    }
+
+    /// gctrace's stacks figure is `maxStackScan` on 1.19, `lastStackScan` from 1.20; 1.19
+    /// has both fields, so the name must follow the version, not the first one found.
+    #[test]
+    fn stack_scan_field_follows_the_version() {
+        let spec = READS
+            .iter()
+            .find(|r| r.field == ReadField::StackScan)
+            .expect("StackScan is read");
+        let members = |minor| match location_for(spec, &v(minor)) {
+            Location::Field { members, .. } => members.to_vec(),
+            Location::Global(g) => vec![g],
+        };
+        assert_eq!(members(19), ["maxStackScan"]);
+        assert_eq!(members(20)[0], "lastStackScan");
+        assert_eq!(members(27)[0], "lastStackScan");
+        let other = READS
+            .iter()
+            .find(|r| r.field == ReadField::Heap0)
+            .expect("Heap0 is read");
+        assert_eq!(location_for(other, &v(19)), other.location);
     }
 
     #[test]

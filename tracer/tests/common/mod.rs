@@ -792,6 +792,8 @@ pub struct GcRec {
     pub heap_end_bytes: Option<u64>,
     pub heap_live_bytes: Option<u64>,
     pub heap_goal_bytes: Option<u64>,
+    /// gctrace's `MB stacks`, in bytes.
+    pub stacks_bytes: Option<u64>,
     pub gomaxprocs: Option<u64>,
     pub gogc: Option<i64>,
     pub memory_limit_bytes: Option<i64>,
@@ -891,6 +893,7 @@ pub fn parse_trace(text: &str) -> Trace {
                     heap_end_bytes: v.get("heap_end_bytes").and_then(Value::as_u64),
                     heap_live_bytes: v.get("heap_live_bytes").and_then(Value::as_u64),
                     heap_goal_bytes: v.get("heap_goal_bytes").and_then(Value::as_u64),
+                    stacks_bytes: v.get("stacks_bytes").and_then(Value::as_u64),
                     gomaxprocs: v.get("gomaxprocs").and_then(Value::as_u64),
                     gogc: v.get("gogc").and_then(Value::as_i64),
                     memory_limit_bytes: v.get("memory_limit_bytes").and_then(Value::as_i64),
