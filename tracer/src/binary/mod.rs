@@ -192,11 +192,27 @@ pub enum BinaryError {
     Process { pid: u32, detail: String },
 }
 
+/// An executable's bytes: mapped from its file, or given (tests, fuzzing).
+enum Bytes {
+    Owned(Vec<u8>),
+    Mapped(memmap2::Mmap),
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Owned(v) => v,
+            Bytes::Mapped(m) => m,
+        }
+    }
+}
+
 /// An analysed Go executable. Cheap queries after [`GoBinary::open`]; DWARF is parsed on the
 /// first [`GoBinary::struct_field_offset`] call only.
 pub struct GoBinary {
     path: PathBuf,
-    data: Vec<u8>,
+    data: Bytes,
     arch: Arch,
     version: GoVersion,
     pie: bool,
@@ -233,15 +249,28 @@ impl GoBinary {
     /// Reads and analyses the executable at `path`. For a running process pass
     /// [`process::exe_path`], not the path the process thinks it has.
     pub fn open(path: &Path) -> Result<GoBinary, BinaryError> {
-        let data = std::fs::read(path).map_err(|source| BinaryError::Io {
+        let io = |source| BinaryError::Io {
             path: path.to_path_buf(),
             source,
-        })?;
-        GoBinary::parse(data, path)
+        };
+        let file = std::fs::File::open(path).map_err(io)?;
+        // SAFETY: the mapping is read-only and private to us. What could break it is the
+        // file being truncated while mapped (reads past the new end fault). A running
+        // program's executable cannot be opened for writing (ETXTBSY), so the targets'
+        // binaries are safe; a file that is not running and that someone truncates while
+        // `inspect` reads it is that person's race. Large Go binaries are mostly data and
+        // DWARF that analysis never touches: mapping keeps them out of our memory (a
+        // 100 MB binary cost 136 MiB of RSS when read whole).
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
+        GoBinary::from_bytes(Bytes::Mapped(map), path)
     }
 
     /// Analyses an executable already in memory; `path_for_messages` only names it in errors.
     pub fn parse(data: Vec<u8>, path_for_messages: &Path) -> Result<GoBinary, BinaryError> {
+        GoBinary::from_bytes(Bytes::Owned(data), path_for_messages)
+    }
+
+    fn from_bytes(data: Bytes, path_for_messages: &Path) -> Result<GoBinary, BinaryError> {
         let path = path_for_messages.to_path_buf();
         let info = ElfInfo::parse(&data, &path)?;
         let version = buildinfo::find_version(&data, &info, &path)?;
