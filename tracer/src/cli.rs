@@ -208,9 +208,9 @@ pub struct TraceArgs {
     #[arg(long, hide = true, value_name = "KIB", value_parser = parse_ring_kib)]
     pub ring_kib: Option<u32>,
 
-    /// With --allocs sample: how much the probes may slow the target, in percent of the
-    /// CPU time it uses (every probe hit counts, the GC probes' too; the allocation
-    /// probes are attached in bursts only while the account is in credit).
+    /// With --allocs sample: how much the allocation probes may add to the target's CPU
+    /// time, in percent (on top of the GC probes every mode has; the allocation probes are
+    /// attached in short bursts only while this account is in credit).
     #[arg(long, default_value_t = 2.0, value_name = "PERCENT", value_parser = parse_percent)]
     pub overhead_budget: f64,
 

@@ -16,6 +16,9 @@ use tracer::{
 };
 
 fn main() -> ExitCode {
+    // Diagnostics for developers (which probe mechanism, measured costs): silent unless
+    // GCTRACE_LOG is set (e.g. GCTRACE_LOG=info); they would scribble over the TUI.
+    env_logger::Builder::from_env(env_logger::Env::new().filter("GCTRACE_LOG")).init();
     let cli = Cli::parse();
     let result = match cli.subcommand {
         Some(Command::Inspect(args)) => run_inspect(args),

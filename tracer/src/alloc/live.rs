@@ -5,9 +5,11 @@
 //! Cost is decided by probe hits, not by what the BPF program does: a uprobe hit costs
 //! ~1 µs on bare metal and ~20 µs on nested-virtualisation VMs, and allocation functions
 //! run millions of times a second. Sampled mode therefore keeps an account: the budget
-//! is a share of the CPU time the target uses (/proc/PID/stat), every probe hit since
-//! sampling began is charged at the measured cost of a hit, and a burst starts only while
-//! the account is in credit, sized from the hit rate the previous burst saw.
+//! is a share of the CPU time the target uses (/proc/PID/stat), every allocation-probe hit
+//! since sampling began is charged at the measured cost of a hit, and a burst starts only
+//! while the account is in credit, sized from the hit rate the previous burst saw. The
+//! budget is for what sampling adds: the GC probes are always there, the default mode's
+//! cost, measured and reported on their own.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -68,8 +70,8 @@ pub struct LiveAllocs {
     burst: Option<(Instant, u64)>,
     next_burst: Instant,
     burst_len: Duration,
-    /// The budget's ledger: the target's CPU time and every probe hit (GC probes too)
-    /// when sampling began.
+    /// The budget's ledger: the target's CPU time and every allocation-probe hit when
+    /// sampling began.
     ledger: Option<Ledger>,
     /// The target's CPU time and the time when the last burst began: its CPU rate.
     last_burst: Option<(Instant, Duration)>,
@@ -139,15 +141,16 @@ impl LiveAllocs {
         let now = Instant::now();
         match self.burst {
             None if now >= self.next_burst => {
-                // The budget is a share of the CPU time the target uses. Every probe hit
-                // since sampling began (the GC probes', and the bursts' with their
-                // attaches and detaches) is charged against it; a burst starts only
-                // while the account is in credit, so overspending is repaid by waiting.
+                // The budget is a share of the CPU time the target uses, for what the
+                // allocation probes add to it (the GC probes are the default mode's cost,
+                // measured on their own). Every allocation-probe hit since sampling began,
+                // the ones during attaches and detaches too, is charged against it; a
+                // burst starts only while the account is in credit, so overspending is
+                // repaid by waiting.
                 let Ok(cpu) = target::cpu_time(self.resolver.pid) else {
                     return Ok(None); // exited: the session notices by itself
                 };
-                let counters = probes.counters()?;
-                let hits = counters.alloc_hits() + counters.hits;
+                let hits = probes.counters()?.alloc_hits();
                 let ledger = *self.ledger.get_or_insert(Ledger { cpu, hits });
                 let spent = self
                     .cost_per_hit
@@ -188,6 +191,11 @@ impl LiveAllocs {
                 let elapsed = now.duration_since(start);
                 let hits = probes.counters()?.allocs.saturating_sub(hits0);
                 self.attached_rate = Some(hits as f64 / elapsed.as_secs_f64().max(1e-6));
+                log::debug!(
+                    "allocation burst: {:?} attached, {hits} counted, next {:?}",
+                    elapsed,
+                    self.burst_len
+                );
                 self.next_burst = start + PERIOD;
                 self.batch(probes, ts_ns)
             }

@@ -175,7 +175,11 @@ pub(super) fn prepare(
         None => None,
         Some(alloc_plan) => {
             let cost = if opts.allocs == AllocMode::Sample {
-                probes.measure_hit_cost()?
+                {
+                    let cost = probes.measure_hit_cost()?;
+                    log::info!("allocation sampling: one probe hit costs {cost:?} here");
+                    cost
+                }
             } else {
                 Duration::ZERO
             };
