@@ -1062,8 +1062,9 @@ impl Report {
              (the default mode's own cost, the middle column). The first burst (10 ms, \
              measuring the hit rate) starts 1 s after the tracer; then one every 500 ms \
              while the budget's account is in credit (allowed: 2 % of the target's CPU time \
-             so far; spent: every allocation-probe hit at the cost of a hit measured at \
-             startup), each sized for the budget's share of a period. The probes come and go \
+             so far; spent: every allocation-probe hit at four times the cost of a hit \
+             measured at startup, for what a burst costs beyond its traps), each sized for \
+             the budget's share of a period. The probes come and go \
              as one `uprobe_multi` link. No bpftrace column: bpftrace has no equivalent of \
              attaching probes in bursts.\n",
             series.work,
