@@ -11,20 +11,12 @@ pub enum TargetError {
     NotPrivileged { missing: String },
 }
 
-/// Whether a process with this pid exists (and is not a zombie).
 /// CPU time the process has used so far, user and system (uprobe traps are charged to
 /// the trapping thread as system time), from /proc/PID/stat.
 pub fn cpu_time(pid: u32) -> io::Result<std::time::Duration> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // The command name (field 2) may hold spaces and parentheses: fields are counted
-    // from after its closing parenthesis, where field 3 (state) is the first.
-    let rest = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest)
-        .ok_or_else(|| io::Error::other("malformed /proc/PID/stat"))?;
     let field = |n: usize| -> io::Result<u64> {
-        rest.split_whitespace()
-            .nth(n - 3)
+        stat_field(&stat, n)
             .and_then(|f| f.parse().ok())
             .ok_or_else(|| io::Error::other("malformed /proc/PID/stat"))
     };
@@ -37,6 +29,7 @@ pub fn cpu_time(pid: u32) -> io::Result<std::time::Duration> {
     ))
 }
 
+/// Whether a process with this pid exists (and is not a zombie).
 pub fn exists(pid: u32) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => stat_state(&stat) != Some('Z'),
@@ -46,8 +39,15 @@ pub fn exists(pid: u32) -> bool {
 
 /// The state letter of a /proc/PID/stat line (after the parenthesised command name).
 fn stat_state(stat: &str) -> Option<char> {
+    stat_field(stat, 3)?.chars().next()
+}
+
+/// Field `n` (numbered from 1, as in proc(5)) of a /proc/PID/stat line, for `n` ≥ 3. The
+/// command name (field 2) may hold spaces and parentheses: fields are counted from after
+/// its last closing parenthesis, where field 3 (state) is the first.
+fn stat_field(stat: &str, n: usize) -> Option<&str> {
     let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().next()?.chars().next()
+    rest.split_whitespace().nth(n.checked_sub(3)?)
 }
 
 /// Fail unless the process exists.
@@ -103,9 +103,7 @@ pub fn pids_running(identity: (u64, u64)) -> Vec<u32> {
 /// pid, names one process even after its pid is reused.
 pub fn start_time(pid: u32) -> Option<u64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 1..];
-    // After the command name: field 3 (state) is the first, field 22 the twentieth.
-    rest.split_whitespace().nth(19)?.parse().ok()
+    stat_field(&stat, 22)?.parse().ok()
 }
 
 /// Read `N` bytes of the target's memory at `addr`.
@@ -199,6 +197,8 @@ mod tests {
         assert_eq!(stat_state("12 (a) b) S 1 2"), Some('S'));
         assert_eq!(stat_state("12 (x) Z 1"), Some('Z'));
         assert_eq!(stat_state("garbage"), None);
+        assert_eq!(stat_field("12 (a) b) S 1 2", 5), Some("2"));
+        assert!(cpu_time(std::process::id()).is_ok());
     }
 
     #[test]
