@@ -191,7 +191,11 @@ fn emit(ctx: &ProbeContext, kind: ProbeKind) -> u32 {
     bump(counter::HITS);
 
     // Wake the reader only when the ring is filling up; otherwise it drains on its timer.
-    let flags = if EVENTS.query(RB_AVAIL_DATA) > (EVENTS_RING_BYTES / 2) as u64 {
+    let wake = match config.wake_bytes {
+        0 => EVENTS_RING_BYTES / 2,
+        n => n,
+    };
+    let flags = if EVENTS.query(RB_AVAIL_DATA) > wake as u64 {
         BPF_RB_FORCE_WAKEUP
     } else {
         BPF_RB_NO_WAKEUP

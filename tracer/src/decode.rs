@@ -6,7 +6,7 @@
 //! its spec replays exactly like the live run.
 
 use serde::{Deserialize, Serialize};
-use tracer_common::{ProbeKind, RawEvent};
+use tracer_common::{ProbeKind, RawEvent, MAX_READS};
 
 use crate::events::{GcFigures, RuntimeSnapshot, StwReason, TraceEvent, Trigger};
 use crate::probes::{ProbePlan, ReadField, StwScheme};
@@ -42,20 +42,38 @@ impl DecodeSpec {
     }
 }
 
-/// Stateless apart from counting what it could not use and following each CPU's
+/// Last sequence number seen per thread id. Thread ids are the kernel's, not an
+/// attacker's, so a fast non-keyed hash is enough (SipHash showed in profiles).
+type ThreadSeqs = std::collections::HashMap<u32, u32, foldhash::fast::FixedState>;
+
+/// `slot_of` value for a field the spec does not read.
+const NOT_READ: u8 = u8::MAX;
+
+/// Stateless apart from counting what it could not use and following each thread's
 /// sequence numbers (to notice lost events).
 pub struct Decoder {
     spec: DecodeSpec,
+    /// Read slot of each [`ReadField`] (indexed by discriminant), [`NOT_READ`] when the
+    /// spec has none: the spec's list inverted once, because a world restart decodes
+    /// some 25 fields and the decoder runs for every event (tens of thousands a second
+    /// for a program that stops the world in a loop).
+    slot_of: [u8; ReadField::COUNT],
     undecodable: u64,
-    last_seq: std::collections::HashMap<u32, u32>,
+    last_seq: ThreadSeqs,
 }
 
 impl Decoder {
     pub fn new(spec: DecodeSpec) -> Decoder {
+        let mut slot_of = [NOT_READ; ReadField::COUNT];
+        // The first slot of a field wins, as a search of the list would find it.
+        for (i, field) in spec.reads.iter().enumerate().take(MAX_READS).rev() {
+            slot_of[*field as usize] = i as u8;
+        }
         Decoder {
             spec,
+            slot_of,
             undecodable: 0,
-            last_seq: std::collections::HashMap::new(),
+            last_seq: ThreadSeqs::default(),
         }
     }
 
@@ -147,7 +165,7 @@ impl Decoder {
     }
 
     fn read(&self, raw: &RawEvent, field: ReadField) -> Option<u64> {
-        let i = self.spec.reads.iter().position(|f| *f == field)?;
+        let i = usize::from(self.slot_of[field as usize]);
         if i >= raw.reads.len() || raw.read_ok & (1 << i) == 0 {
             return None;
         }

@@ -19,6 +19,8 @@ pub struct Pipeline {
     pub model: Model,
     sink: Box<dyn Sink + Send>,
     recorder: Option<Recorder>,
+    /// Records the model completed for the current event, reused across events.
+    pending: Vec<Record>,
 }
 
 impl Pipeline {
@@ -34,6 +36,7 @@ impl Pipeline {
             model: Model::new(),
             sink,
             recorder,
+            pending: Vec::new(),
         }
     }
 
@@ -71,8 +74,13 @@ impl Pipeline {
     }
 
     fn apply(&mut self, ev: &TraceEvent) -> Result<()> {
-        let records = self.model.apply(ev);
-        self.emit(records)
+        self.model.apply_into(ev, &mut self.pending);
+        let written = self
+            .pending
+            .iter()
+            .try_for_each(|r| self.sink.record(self.pid, r));
+        self.pending.clear();
+        written.context("cannot write output")
     }
 
     /// Periodic: push output and recording blocks out.

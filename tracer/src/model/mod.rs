@@ -184,6 +184,13 @@ impl Model {
     /// Feed one decoded event; returns the records it completes (0..n), in order.
     pub fn apply(&mut self, ev: &TraceEvent) -> Vec<Record> {
         let mut out = Vec::new();
+        self.apply_into(ev, &mut out);
+        out
+    }
+
+    /// [`Model::apply`] appending to `out`, so the live path reuses one vector rather
+    /// than allocating one per stop of the world.
+    pub fn apply_into(&mut self, ev: &TraceEvent, out: &mut Vec<Record>) {
         match ev {
             &TraceEvent::GcRequested { trigger, .. } => {
                 self.requests.last = Some(trigger);
@@ -213,7 +220,7 @@ impl Model {
                 if reason == StwReason::GcSweepTerm {
                     // A new cycle is starting, so the previous one is over: complete it
                     // if it was waiting for lazy completion, else it is incomplete.
-                    self.settle_cycle(&mut out);
+                    self.settle_cycle(out);
                 }
                 self.open = Some(OpenStop {
                     start_ns: ts_ns,
@@ -229,7 +236,7 @@ impl Model {
                 }
                 match self.open.take() {
                     None => self.diag.orphan_stw_ends += 1,
-                    Some(stop) => self.close_stop(stop, ts_ns, snapshot, &mut out),
+                    Some(stop) => self.close_stop(stop, ts_ns, snapshot, out),
                 }
             }
             &TraceEvent::AllocSample { ts_ns, total_bytes } => {
@@ -248,7 +255,6 @@ impl Model {
                 }));
             }
         }
-        out
     }
 
     /// Events lost so far (kernel ring-buffer drops + undecodable), set by the session

@@ -208,6 +208,10 @@ struct StwJson {
     start_ns: u64,
     duration_ns: u64,
     cycle: Option<u32>,
+    /// Its own field rather than [`WithPid`]: a program can stop the world tens of
+    /// thousands of times a second, and `flatten` serialises through serde's slower map
+    /// path.
+    pid: u32,
 }
 
 #[derive(Serialize)]
@@ -272,13 +276,14 @@ fn alloc(a: &AllocRecord) -> AllocJson {
     }
 }
 
-fn stw(s: &StwRecord) -> StwJson {
+fn stw(s: &StwRecord, pid: u32) -> StwJson {
     StwJson {
         r#type: "stw",
         reason: s.reason.as_str(),
         start_ns: s.start_ns,
         duration_ns: s.duration_ns,
         cycle: s.cycle,
+        pid,
     }
 }
 
@@ -311,7 +316,7 @@ impl<W: Write> Sink for JsonSink<W> {
         match rec {
             Record::Process(p) => serde_json::to_writer(line, &process(p)),
             Record::Gc(g) => serde_json::to_writer(line, &WithPid { inner: gc(g), pid }),
-            Record::Stw(s) => serde_json::to_writer(line, &WithPid { inner: stw(s), pid }),
+            Record::Stw(s) => serde_json::to_writer(line, &stw(s, pid)),
             Record::Alloc(a) => serde_json::to_writer(
                 line,
                 &WithPid {

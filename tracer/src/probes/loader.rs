@@ -21,7 +21,8 @@ use aya::{
 };
 use tracer_common::{
     alloc_flags, counter, AllocSiteKey, AllocSiteValue, AllocSizeKey, Config, ProbeKind,
-    ALLOC_SITES_MAP, ALLOC_SIZES_MAP, CONFIG_MAP, COUNTERS_MAP, EVENTS_MAP, MAX_READS,
+    ALLOC_SITES_MAP, ALLOC_SIZES_MAP, CONFIG_MAP, COUNTERS_MAP, EVENTS_MAP, EVENTS_RING_BYTES,
+    MAX_READS,
 };
 
 use super::multi::{MultiError, MultiLink, MultiProgram};
@@ -156,6 +157,7 @@ impl Probes {
 
         let mut config = Config {
             tgid: pid,
+            wake_bytes: ring_bytes.unwrap_or(EVENTS_RING_BYTES) / 2,
             read_addrs: [0; MAX_READS],
             ..Default::default()
         };
@@ -418,22 +420,8 @@ impl Probes {
 
     /// Current kernel-side counters.
     pub fn counters(&self) -> Result<KernelCounters, AttachError> {
-        let map = self
-            .ebpf
-            .map(COUNTERS_MAP)
-            .ok_or(AttachError::Missing(COUNTERS_MAP))?;
-        let array: PerCpuArray<&MapData, u64> =
-            PerCpuArray::try_from(map).map_err(|source| AttachError::Map {
-                name: COUNTERS_MAP,
-                source,
-            })?;
-        let sum = |index: u32| -> Result<u64, AttachError> {
-            let values = array.get(&index, 0).map_err(|source| AttachError::Map {
-                name: COUNTERS_MAP,
-                source,
-            })?;
-            Ok(values.iter().copied().sum())
-        };
+        let array = self.counter_array()?;
+        let sum = |index: u32| counter_sum(&array, index);
         Ok(KernelCounters {
             lost: sum(counter::LOST)?,
             hits: sum(counter::HITS)?,
@@ -444,4 +432,30 @@ impl Probes {
             allocs_nested: sum(counter::ALLOCS_NESTED)?,
         })
     }
+
+    /// Events lost so far ([`KernelCounters::lost`] alone): read every drain, so one
+    /// map lookup rather than all the counters.
+    pub fn lost(&self) -> Result<u64, AttachError> {
+        counter_sum(&self.counter_array()?, counter::LOST)
+    }
+
+    fn counter_array(&self) -> Result<PerCpuArray<&MapData, u64>, AttachError> {
+        let map = self
+            .ebpf
+            .map(COUNTERS_MAP)
+            .ok_or(AttachError::Missing(COUNTERS_MAP))?;
+        PerCpuArray::try_from(map).map_err(|source| AttachError::Map {
+            name: COUNTERS_MAP,
+            source,
+        })
+    }
+}
+
+/// One kernel counter summed over CPUs.
+fn counter_sum(array: &PerCpuArray<&MapData, u64>, index: u32) -> Result<u64, AttachError> {
+    let values = array.get(&index, 0).map_err(|source| AttachError::Map {
+        name: COUNTERS_MAP,
+        source,
+    })?;
+    Ok(values.iter().copied().sum())
 }

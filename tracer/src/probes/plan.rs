@@ -79,10 +79,14 @@ pub enum ReadField {
     /// `gcController.memoryLimit` (int64): GOMEMLIMIT.
     MemoryLimit,
     /// `gcController.totalAlloc` (uint64): cumulative bytes allocated, span granularity.
+    /// Keep it last: [`ReadField::COUNT`] counts up to it.
     TotalAlloc,
 }
 
 impl ReadField {
+    /// Number of variants (discriminants are 0..COUNT): sizes per-field lookup tables.
+    pub const COUNT: usize = ReadField::TotalAlloc as usize + 1;
+
     /// Which event carries this field.
     pub fn read_at(self) -> ProbeKind {
         match self {

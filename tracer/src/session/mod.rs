@@ -274,13 +274,21 @@ fn ended_line(end: &Ended) -> Option<String> {
     })
 }
 
+/// Output buffer size: a program stopping the world in a loop makes megabytes of JSON a
+/// second, and each write(2) has a fixed cost on top of its bytes.
+const OUTPUT_BUFFER_BYTES: usize = 64 * 1024;
+
 fn open_output(opts: &TraceOptions) -> Result<Box<dyn Write + Send>> {
     Ok(match &opts.output {
-        Some(path) => Box::new(std::io::BufWriter::new(
+        Some(path) => Box::new(std::io::BufWriter::with_capacity(
+            OUTPUT_BUFFER_BYTES,
             std::fs::File::create(path)
                 .with_context(|| format!("cannot create {}", path.display()))?,
         )),
-        None => Box::new(std::io::BufWriter::new(std::io::stdout())),
+        None => Box::new(std::io::BufWriter::with_capacity(
+            OUTPUT_BUFFER_BYTES,
+            std::io::stdout(),
+        )),
     })
 }
 

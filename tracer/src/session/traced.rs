@@ -291,11 +291,23 @@ fn drain(pipe: &mut Pipeline, ring: &mut RingBuf<MapData>) -> Result<usize> {
         if item.len() < std::mem::size_of::<RawEvent>() {
             continue;
         }
-        // SAFETY: the slot holds at least size_of::<RawEvent>() bytes written by the
-        // kernel program as a RawEvent; read_unaligned copes with any alignment.
-        let raw: RawEvent = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
+        let ptr = item.as_ptr().cast::<RawEvent>();
+        if ptr.is_aligned() {
+            // SAFETY: the slot holds at least size_of::<RawEvent>() bytes, written by the
+            // kernel program as a RawEvent (plain integers: any bit pattern is valid) and
+            // committed before the kernel made the slot visible; the pointer is aligned
+            // (the kernel pads records to 8 bytes) and the slot is ours until `item` is
+            // dropped, after the pipeline is done with it. Decoding in place rather than
+            // copying the 360-byte event first: the copy was a sixth of our CPU time at
+            // tens of thousands of events a second.
+            let raw = unsafe { &*ptr };
+            pipe.raw(raw)?;
+        } else {
+            // SAFETY: as above; read_unaligned copes with any alignment.
+            let raw: RawEvent = unsafe { std::ptr::read_unaligned(ptr) };
+            pipe.raw(&raw)?;
+        }
         drop(item);
-        pipe.raw(&raw)?;
     }
     Ok(n)
 }
@@ -456,7 +468,7 @@ pub(super) async fn run(
             _ = tick.tick() => {
                 drain(&mut pipe, ring.get_mut())?;
                 pipe.flush()?;
-                let lost = probes.counters()?.lost;
+                let lost = probes.lost()?;
                 if let Some(e) = &exporter {
                     e.set_lost_events(pid, lost);
                 }

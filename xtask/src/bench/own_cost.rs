@@ -792,8 +792,8 @@ impl OwnCost {
         let _ = writeln!(
             md,
             "\n- Goal: attached in {} on the {} binary: {}. Peak RSS on it: {}, which {} the \
-             64 MiB goal (the tracer reads the whole executable into memory for its \
-             analysis).\n",
+             64 MiB goal (the tracer maps the executable: the pages its analysis touches \
+             count).\n",
             super::s3(big_attach),
             mb(big.bytes),
             holds(big_attach <= 1_000_000_000),
@@ -814,7 +814,7 @@ impl OwnCost {
         let _ = writeln!(
             md,
             "#### Events per second without loss\n\n\
-             Launch mode, default ring buffer (1 MiB), `gcload -stw-loop N -stw-rate R`: N \
+             Launch mode, default ring buffer (4 MiB), `gcload -stw-loop N -stw-rate R`: N \
              stops of the world (`runtime.ReadMemStats`) paced at R per second (about {} s \
              each; \"back to back\" is unpaced), {rounds} rounds, order rotating. Each stop \
              is two probe hits, so two events through the ring buffer; the rate is what gcload \
