@@ -36,16 +36,38 @@ pub enum ProbeKind {
     /// compiler calls directly in Go 1.27). Aggregated in kernel maps, never sent as
     /// events: it fires millions of times a second.
     Alloc = 6,
+    /// Not a probe of its own: a RET of `runtime.startTheWorldWithSema` whose entry the
+    /// same thread hit just before (Go 1.22+, where the entry carries the stop's start and
+    /// reason). The kernel keeps the entry's registers until the return and sends one
+    /// event for the whole stop instead of two, which halves what the ring buffer and the
+    /// reader carry for a program that stops the world in a loop. Fields are those of
+    /// [`ProbeKind::StartTheWorldReturn`] except `regs[1]` and `regs[2]`, the entry's
+    /// second and third argument registers, and `regs[3]`, the entry's
+    /// `bpf_ktime_get_ns()` (see [`StwEntry`]).
+    StopPaired = 7,
+}
+
+/// What the `startTheWorldWithSema` entry program keeps for its return (per thread, in
+/// the kernel map `STW_ENTRY`): the world restarts on the thread that stopped it, without a
+/// goroutine switch in between (it runs on the system stack).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StwEntry {
+    pub ktime_ns: u64,
+    /// Argument registers 1 and 2 at the entry: `w worldStop`'s `reason` and
+    /// `startedStopping` (`start` in Go 1.22).
+    pub args: [u64; 2],
 }
 
 impl ProbeKind {
-    pub const ALL: [ProbeKind; 6] = [
+    pub const ALL: [ProbeKind; 7] = [
         ProbeKind::GcStart,
         ProbeKind::StopTheWorld,
         ProbeKind::StartTheWorld,
         ProbeKind::StartTheWorldReturn,
         ProbeKind::UserSample,
         ProbeKind::Alloc,
+        ProbeKind::StopPaired,
     ];
 
     /// The kinds implemented by a kernel program.
@@ -70,6 +92,8 @@ impl ProbeKind {
             ProbeKind::StartTheWorldReturn => "stw_start_ret",
             ProbeKind::UserSample => "user_sample",
             ProbeKind::Alloc => "alloc",
+            // Sent by `stw_start_ret`.
+            ProbeKind::StopPaired => "stw_start_ret",
         }
     }
 }

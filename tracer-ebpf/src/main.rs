@@ -23,7 +23,8 @@ use aya_ebpf::{
 };
 use tracer_common::{
     alloc_flags, counter, AllocSiteKey, AllocSiteValue, AllocSizeKey, Config, ProbeKind, RawEvent,
-    ALLOC_SITES_ENTRIES, ALLOC_SIZES_ENTRIES, EVENTS_RING_BYTES, MAX_READS, SITE_FRAMES,
+    StwEntry, ALLOC_SITES_ENTRIES, ALLOC_SIZES_ENTRIES, ARG_REGS, EVENTS_RING_BYTES, MAX_READS,
+    SITE_FRAMES,
 };
 
 #[map(name = "EVENTS")]
@@ -38,6 +39,11 @@ static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
 /// Per-thread event sequence numbers (LRU: threads come and go).
 #[map(name = "THREAD_SEQ")]
 static THREAD_SEQ: LruHashMap<u32, u32> = LruHashMap::with_max_entries(16384, 0);
+
+/// `startTheWorldWithSema` entries waiting for their return, per thread (LRU: an entry
+/// whose return was never seen, at attach or detach, is overwritten or evicted).
+#[map(name = "STW_ENTRY")]
+static STW_ENTRY: LruHashMap<u32, StwEntry> = LruHashMap::with_max_entries(1024, 0);
 
 #[map(name = "ALLOC_SIZES")]
 static ALLOC_SIZES: PerCpuHashMap<AllocSizeKey, u64> =
@@ -63,14 +69,44 @@ pub fn stw_stop(ctx: ProbeContext) -> u32 {
     emit(&ctx, ProbeKind::StopTheWorld)
 }
 
+/// Entry of `startTheWorldWithSema` (Go 1.22+): nothing is sent yet. The registers that
+/// say when and why the world stopped wait in [`STW_ENTRY`] for the return on the same
+/// thread, which sends one [`ProbeKind::StopPaired`] event for the whole stop.
 #[uprobe]
 pub fn stw_start(ctx: ProbeContext) -> u32 {
-    emit(&ctx, ProbeKind::StartTheWorld)
+    let Some(pid_tgid) = ours() else {
+        return 0;
+    };
+    bump(counter::HITS);
+    let regs = arg_regs(&ctx);
+    let entry = StwEntry {
+        // SAFETY: a helper with no arguments, callable from any program.
+        ktime_ns: unsafe { bpf_ktime_get_ns() },
+        args: [regs[1], regs[2]],
+    };
+    if STW_ENTRY.insert(pid_tgid as u32, entry, 0).is_err() {
+        // Cannot happen with an LRU map; should it, the return is sent unpaired and the
+        // stop's start is missing (counted by the model as an orphan end).
+        bump(counter::LOST);
+    }
+    0
 }
 
 #[uprobe]
 pub fn stw_start_ret(ctx: ProbeContext) -> u32 {
-    emit(&ctx, ProbeKind::StartTheWorldReturn)
+    let Some(pid_tgid) = ours() else {
+        return 0;
+    };
+    let tid = pid_tgid as u32;
+    // SAFETY: the value is copied out at once; only this thread writes its own entry.
+    let entry = unsafe { STW_ENTRY.get(tid) }.copied();
+    match entry {
+        Some(entry) => {
+            let _ = STW_ENTRY.remove(tid);
+            send(&ctx, pid_tgid, ProbeKind::StopPaired, Some(&entry))
+        }
+        None => send(&ctx, pid_tgid, ProbeKind::StartTheWorldReturn, None),
+    }
 }
 
 /// Allocation entry: `mallocgc(size uintptr, typ *_type, needzero bool)` and the Go 1.27
@@ -178,16 +214,34 @@ fn add(index: u32, n: u64) {
     }
 }
 
+/// The current pid_tgid when it belongs to the traced process (counting the others).
+#[inline(always)]
+fn ours() -> Option<u64> {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let config = CONFIG.get(0)?;
+    if config.tgid != 0 && (pid_tgid >> 32) as u32 != config.tgid {
+        bump(counter::FOREIGN);
+        return None;
+    }
+    Some(pid_tgid)
+}
+
+/// Send one event of `kind` for this probe hit.
 #[inline(always)]
 fn emit(ctx: &ProbeContext, kind: ProbeKind) -> u32 {
-    let pid_tgid = bpf_get_current_pid_tgid();
+    match ours() {
+        Some(pid_tgid) => send(ctx, pid_tgid, kind, None),
+        None => 0,
+    }
+}
+
+/// Fill and submit an event for a hit of the traced process; `paired` is the entry
+/// of the stop a [`ProbeKind::StopPaired`] event completes.
+#[inline(always)]
+fn send(ctx: &ProbeContext, pid_tgid: u64, kind: ProbeKind, paired: Option<&StwEntry>) -> u32 {
     let Some(config) = CONFIG.get(0) else {
         return 0;
     };
-    if config.tgid != 0 && (pid_tgid >> 32) as u32 != config.tgid {
-        bump(counter::FOREIGN);
-        return 0;
-    }
     bump(counter::HITS);
 
     // Wake the reader only when the ring is filling up; otherwise it drains on its timer.
@@ -215,9 +269,19 @@ fn emit(ctx: &ProbeContext, kind: ProbeKind) -> u32 {
         (*ev).ktime_ns = bpf_ktime_get_ns();
         (*ev).pid_tgid = pid_tgid;
         fill_regs(ctx, &mut *ev);
+        if let Some(entry) = paired {
+            (*ev).regs[1] = entry.args[0];
+            (*ev).regs[2] = entry.args[1];
+            (*ev).regs[3] = entry.ktime_ns;
+        }
         (*ev).read_ok = 0;
         (*ev).seq = seq;
-        let slots = config.read_slots[kind as usize & 7];
+        // A paired stop reads what its return reads.
+        let slots_of = match kind {
+            ProbeKind::StopPaired => ProbeKind::StartTheWorldReturn,
+            k => k,
+        };
+        let slots = config.read_slots[slots_of as usize & 7];
         let mut i = 0;
         while i < MAX_READS {
             (*ev).reads[i] = 0;
@@ -238,31 +302,50 @@ fn emit(ctx: &ProbeContext, kind: ProbeKind) -> u32 {
 #[cfg(bpf_target_arch = "x86_64")]
 #[inline(always)]
 fn fill_regs(ctx: &ProbeContext, ev: &mut RawEvent) {
+    ev.regs = arg_regs(ctx);
     // SAFETY: ctx.regs is the kernel-provided pt_regs of the probed user thread; the
     // read of the return address goes through bpf_probe_read_user, which tolerates faults.
     unsafe {
         let r = &*ctx.regs;
         ev.ip = r.rip;
-        ev.regs = [r.rax, r.rbx, r.rcx, r.rdi, r.rsi, r.r8];
         ev.g = r.r14;
         ev.ret_addr = bpf_probe_read_user(r.rsp as *const u64).unwrap_or(0);
     }
+}
+
+/// The Go ABIInternal integer argument registers, in argument order.
+#[cfg(bpf_target_arch = "x86_64")]
+#[inline(always)]
+fn arg_regs(ctx: &ProbeContext) -> [u64; ARG_REGS] {
+    // SAFETY: ctx.regs is the kernel-provided pt_regs of the probed user thread.
+    let r = unsafe { &*ctx.regs };
+    [r.rax, r.rbx, r.rcx, r.rdi, r.rsi, r.r8]
 }
 
 #[cfg(bpf_target_arch = "aarch64")]
 #[inline(always)]
 fn fill_regs(ctx: &ProbeContext, ev: &mut RawEvent) {
     use aya_ebpf::bindings::user_pt_regs;
+    ev.regs = arg_regs(ctx);
     // SAFETY: on arm64 the kernel's pt_regs begins with user_pt_regs (regs[31], sp, pc).
     unsafe {
         let r = &*(ctx.regs as *const user_pt_regs);
         ev.ip = r.pc;
-        ev.regs = [
-            r.regs[0], r.regs[1], r.regs[2], r.regs[3], r.regs[4], r.regs[5],
-        ];
         ev.g = r.regs[28];
         ev.ret_addr = r.regs[30];
     }
+}
+
+/// The Go ABIInternal integer argument registers, in argument order.
+#[cfg(bpf_target_arch = "aarch64")]
+#[inline(always)]
+fn arg_regs(ctx: &ProbeContext) -> [u64; ARG_REGS] {
+    use aya_ebpf::bindings::user_pt_regs;
+    // SAFETY: on arm64 the kernel's pt_regs begins with user_pt_regs (regs[31], sp, pc).
+    let r = unsafe { &*(ctx.regs as *const user_pt_regs) };
+    [
+        r.regs[0], r.regs[1], r.regs[2], r.regs[3], r.regs[4], r.regs[5],
+    ]
 }
 
 #[cfg(not(test))]

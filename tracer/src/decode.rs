@@ -147,6 +147,20 @@ impl Decoder {
                 ts_ns: runtime_time(raw.regs[0], raw.ktime_ns),
                 snapshot: self.snapshot(raw),
             }),
+            ProbeKind::StopPaired => {
+                if self.spec.scheme != StwScheme::WorldStop {
+                    self.undecodable += 1;
+                    return None;
+                }
+                // The return's event, with the entry's reason and start registers in
+                // regs[1] and regs[2] and the entry's clock in regs[3].
+                Some(TraceEvent::Stw {
+                    begin_ns: runtime_time(raw.regs[2], raw.regs[3]),
+                    reason: StwReason::from_code(raw.regs[1] as u8),
+                    end_ns: runtime_time(raw.regs[0], raw.ktime_ns),
+                    snapshot: self.snapshot(raw),
+                })
+            }
             // Allocation probes aggregate in kernel maps and never emit events.
             ProbeKind::Alloc => {
                 self.undecodable += 1;
@@ -303,6 +317,39 @@ mod tests {
         assert_eq!(ts_ns, 499_999_500_000);
         assert_eq!(snapshot.gc_cycles, Some(7));
         assert_eq!(snapshot.num_gc, None);
+    }
+
+    #[test]
+    fn paired_stop_carries_entry_start_and_reason() {
+        let mut d = Decoder::new(spec(StwScheme::WorldStop));
+        let mut e = raw(ProbeKind::StopPaired);
+        // Return: RAX = now. Entry: reason, startedStopping, and the entry's clock.
+        e.regs = [499_999_900_000, 7, 499_999_000_000, 499_999_100_000, 0, 0];
+        e.reads[0] = 12;
+        e.read_ok = 0b1;
+        let Some(TraceEvent::Stw {
+            begin_ns,
+            reason,
+            end_ns,
+            snapshot,
+        }) = d.decode(&e)
+        else {
+            panic!("not a paired stop");
+        };
+        assert_eq!(begin_ns, 499_999_000_000);
+        assert_eq!(reason, StwReason::ReadMemStats);
+        assert_eq!(end_ns, 499_999_900_000);
+        assert_eq!(snapshot.gc_cycles, Some(12));
+        // A start register not older than the entry's clock allows falls back to it.
+        e.regs[2] = 42;
+        let Some(TraceEvent::Stw { begin_ns, .. }) = d.decode(&e) else {
+            panic!("not a paired stop");
+        };
+        assert_eq!(begin_ns, 499_999_100_000);
+        // Only the world-stop scheme pairs; elsewhere it is garbage.
+        let mut old = Decoder::new(spec(StwScheme::ReasonArg));
+        assert_eq!(old.decode(&e), None);
+        assert_eq!(old.undecodable(), 1);
     }
 
     #[test]

@@ -179,6 +179,14 @@ pub enum TraceEvent {
         ts_ns: u64,
         snapshot: RuntimeSnapshot,
     },
+    /// A whole stop seen at once, when the kernel paired its begin with its end: exactly
+    /// a [`TraceEvent::StwBegin`] followed by a [`TraceEvent::StwEnd`].
+    Stw {
+        begin_ns: u64,
+        reason: StwReason,
+        end_ns: u64,
+        snapshot: RuntimeSnapshot,
+    },
     /// A periodic reading of the runtime's cumulative allocation counter.
     AllocSample { ts_ns: u64, total_bytes: u64 },
     /// Allocations counted by the allocation probes since the previous batch.

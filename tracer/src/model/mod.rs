@@ -212,32 +212,19 @@ impl Model {
                     out.push(Record::AllocSites(sites));
                 }
             }
-            &TraceEvent::StwBegin { ts_ns, reason } => {
-                if self.open.is_some() {
-                    // Its end was lost: the runtime never overlaps stops.
-                    self.diag.dropped_stw_begins += 1;
-                }
-                if reason == StwReason::GcSweepTerm {
-                    // A new cycle is starting, so the previous one is over: complete it
-                    // if it was waiting for lazy completion, else it is incomplete.
-                    self.settle_cycle(out);
-                }
-                self.open = Some(OpenStop {
-                    start_ns: ts_ns,
-                    reason,
-                });
-            }
+            &TraceEvent::StwBegin { ts_ns, reason } => self.stw_begin(ts_ns, reason, out),
             &TraceEvent::StwEnd {
                 ts_ns,
                 ref snapshot,
+            } => self.stw_end(ts_ns, snapshot, out),
+            &TraceEvent::Stw {
+                begin_ns,
+                reason,
+                end_ns,
+                ref snapshot,
             } => {
-                if let Some(total) = snapshot.total_alloc {
-                    self.alloc_reading(total);
-                }
-                match self.open.take() {
-                    None => self.diag.orphan_stw_ends += 1,
-                    Some(stop) => self.close_stop(stop, ts_ns, snapshot, out),
-                }
+                self.stw_begin(begin_ns, reason, out);
+                self.stw_end(end_ns, snapshot, out);
             }
             &TraceEvent::AllocSample { ts_ns, total_bytes } => {
                 self.alloc_reading(total_bytes);
@@ -323,6 +310,32 @@ impl Model {
     }
 
     /// The stop `stop` ended at `end_ns`: report it, and advance the cycle.
+    fn stw_begin(&mut self, ts_ns: u64, reason: StwReason, out: &mut Vec<Record>) {
+        if self.open.is_some() {
+            // Its end was lost: the runtime never overlaps stops.
+            self.diag.dropped_stw_begins += 1;
+        }
+        if reason == StwReason::GcSweepTerm {
+            // A new cycle is starting, so the previous one is over: complete it if it was
+            // waiting for lazy completion, else it is incomplete.
+            self.settle_cycle(out);
+        }
+        self.open = Some(OpenStop {
+            start_ns: ts_ns,
+            reason,
+        });
+    }
+
+    fn stw_end(&mut self, ts_ns: u64, snapshot: &RuntimeSnapshot, out: &mut Vec<Record>) {
+        if let Some(total) = snapshot.total_alloc {
+            self.alloc_reading(total);
+        }
+        match self.open.take() {
+            None => self.diag.orphan_stw_ends += 1,
+            Some(stop) => self.close_stop(stop, ts_ns, snapshot, out),
+        }
+    }
+
     fn close_stop(
         &mut self,
         stop: OpenStop,

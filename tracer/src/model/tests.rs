@@ -111,6 +111,40 @@ fn normal_cycle_reports_stops_then_cycle() {
     assert_eq!(m.diagnostics(), Diagnostics::default());
 }
 
+/// The kernel pairs a stop's begin and end into one event (Go 1.22+): the records,
+/// summary and diagnostics are those of the same stops sent as two events each.
+#[test]
+fn paired_stops_equal_begin_then_end() {
+    let split = normal_cycle();
+    let mut paired = Vec::new();
+    let mut it = split.iter().cloned();
+    while let Some(ev) = it.next() {
+        match ev {
+            TraceEvent::StwBegin { ts_ns, reason } => {
+                let Some(TraceEvent::StwEnd {
+                    ts_ns: end_ns,
+                    snapshot,
+                }) = it.next()
+                else {
+                    panic!("a begin without its end in the fixture");
+                };
+                paired.push(TraceEvent::Stw {
+                    begin_ns: ts_ns,
+                    reason,
+                    end_ns,
+                    snapshot,
+                });
+            }
+            other => paired.push(other),
+        }
+    }
+    assert_eq!(paired.len(), 3);
+    let (mut a, mut b) = (Model::new(), Model::new());
+    assert_eq!(run(&mut a, &split), run(&mut b, &paired));
+    assert_eq!(a.finish(), b.finish());
+    assert_eq!(a.diagnostics(), b.diagnostics());
+}
+
 #[test]
 fn forced_cycle() {
     let mut m = Model::new();

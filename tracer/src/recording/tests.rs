@@ -137,3 +137,14 @@ fn newer_format_is_refused_by_name() {
         .map(|e| e.to_string());
     assert!(e.unwrap_or_default().contains("newer gctrace-bpf"));
 }
+
+/// Version-1 recordings (before paired stops) have the same layout and replay as before.
+#[test]
+fn older_format_is_read() {
+    let current = Reader::parse(&recording(3), Path::new("r.gct")).unwrap();
+    let mut data = recording(3);
+    data[8..12].copy_from_slice(&1u32.to_le_bytes());
+    let old = Reader::parse(&data, Path::new("r.gct")).unwrap();
+    assert_eq!(old.items, current.items);
+    assert!(old.damage.is_none());
+}

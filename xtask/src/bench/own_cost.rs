@@ -77,8 +77,9 @@ pub struct Footprint {
 }
 
 impl Footprint {
-    /// Probe hits, so events, in the window: two per stop (entry and RET of
-    /// `startTheWorldWithSema`) and one per cycle (`gcStart`, more when goroutines race).
+    /// Probe hits in the window: two per stop (entry and RET of `startTheWorldWithSema`)
+    /// and one per cycle (`gcStart`, more when goroutines race). On Go 1.22+ the kernel
+    /// sends a stop's two hits as one ring-buffer event.
     pub fn events(&self) -> u64 {
         2 * self.stops + self.cycles
     }
@@ -637,7 +638,9 @@ impl OwnCost {
              threads from /proc/PID/task/*/schedstat (the scheduler's ns count; the thread \
              count must not change), over a {w} s window that starts 1 s after it attached. Peak RSS: its `ru_maxrss` from wait4, over the whole run \
              (analysis and attach included). Events: probe hits in the window, two per \
-             stop-the-world record and one per gc record of its trace. Medians over rounds.\n",
+             stop-the-world record and one per gc record of its trace (the kernel sends a \
+             stop's two hits as one ring-buffer event on Go 1.22+; the bench's Go is newer). \
+             Output: JSON lines to a file, one per stop. Medians over rounds.\n",
             gc.len(),
         );
         let _ = writeln!(
@@ -672,12 +675,12 @@ impl OwnCost {
         row(md, "**CPU, % of one core** (goal ≤ 1 %)", &|v| {
             format!("**{:.2} %**", cpu(v))
         });
-        row(md, "CPU per event", &|v| {
+        row(md, "CPU per event (probe hit)", &|v| {
             let us: Vec<f64> = v
                 .iter()
                 .map(|f| f.window_cpu_ns as f64 / f.events().max(1) as f64 / 1e3)
                 .collect();
-            format!("{:.1} µs", med_f(&us))
+            format!("{:.2} µs", med_f(&us))
         });
         row(md, "**peak RSS** (goal ≤ 64 MiB)", &|v| {
             format!(
@@ -817,8 +820,8 @@ impl OwnCost {
              Launch mode, default ring buffer (4 MiB), `gcload -stw-loop N -stw-rate R`: N \
              stops of the world (`runtime.ReadMemStats`) paced at R per second (about {} s \
              each; \"back to back\" is unpaced), {rounds} rounds, order rotating. Each stop \
-             is two probe hits, so two events through the ring buffer; the rate is what gcload \
-             achieved (its own count and clock). Lost: the summary's `lost_events`, summed \
+             is two probe hits (sent as one ring-buffer event on Go 1.22+), counted as two \
+             events; the rate is what gcload achieved (its own count and clock). Lost: the summary's `lost_events`, summed \
              over rounds. Without loss, the trace must hold one `read mem stats` stw record \
              per stop (plus the final `ReadMemStats` for -memstats-out): records missing \
              where no loss was counted would be a silent loss. With a loss, the model drops \
