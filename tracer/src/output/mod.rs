@@ -31,11 +31,22 @@ pub trait Sink {
     fn record(&mut self, pid: u32, rec: &Record) -> io::Result<()>;
     /// Push everything written so far to the underlying writer's destination.
     fn flush(&mut self) -> io::Result<()>;
+
+    /// Several records of one process, in order: what [`Sink::record`] would do with each.
+    /// A sink shared between pipelines takes its lock once for the lot (a lock per record
+    /// was a tenth of the tracer's CPU at 20,000 stops a second).
+    fn records(&mut self, pid: u32, recs: &[Record]) -> io::Result<()> {
+        recs.iter().try_for_each(|r| self.record(pid, r))
+    }
 }
 
 impl<S: Sink + ?Sized> Sink for Box<S> {
     fn record(&mut self, pid: u32, rec: &Record) -> io::Result<()> {
         (**self).record(pid, rec)
+    }
+
+    fn records(&mut self, pid: u32, recs: &[Record]) -> io::Result<()> {
+        (**self).records(pid, recs)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -158,6 +169,11 @@ impl Sink for SharedSink {
         self.note(r)
     }
 
+    fn records(&mut self, pid: u32, recs: &[Record]) -> io::Result<()> {
+        let r = self.lock().records(pid, recs);
+        self.note(r)
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         let r = self.lock().flush();
         self.note(r)
@@ -239,6 +255,39 @@ mod tests {
             .map(|(l, end)| l.ends_with(end))
             .collect();
         assert_eq!(pids, [true, true], "{text}");
+        Ok(())
+    }
+
+    /// A batch through the shared sink writes exactly what record-by-record would.
+    #[test]
+    fn batch_equals_one_by_one() -> io::Result<()> {
+        let recs = [
+            Record::Summary(Summary::default()),
+            Record::Summary(Summary {
+                cycles: 3,
+                ..Summary::default()
+            }),
+        ];
+        let text = |batch: bool| -> io::Result<String> {
+            let buf = Shared::default();
+            let mut sink = SharedSink::new(sink_for_processes(
+                Format::Json,
+                Box::new(buf.clone()),
+                true,
+            ))
+            .handle();
+            if batch {
+                sink.records(7, &recs)?;
+            } else {
+                recs.iter().try_for_each(|r| sink.record(7, r))?;
+            }
+            sink.flush()?;
+            let bytes = buf.0.lock().map(|v| v.clone()).unwrap_or_default();
+            Ok(String::from_utf8(bytes).unwrap_or_default())
+        };
+        let (batch, single) = (text(true)?, text(false)?);
+        assert_eq!(batch.lines().count(), 2);
+        assert_eq!(batch, single);
         Ok(())
     }
 }

@@ -301,14 +301,15 @@ fn drain(pipe: &mut Pipeline, ring: &mut RingBuf<MapData>) -> Result<usize> {
             // copying the 360-byte event first: the copy was a sixth of our CPU time at
             // tens of thousands of events a second.
             let raw = unsafe { &*ptr };
-            pipe.raw(raw)?;
+            pipe.raw_deferred(raw)?;
         } else {
             // SAFETY: as above; read_unaligned copes with any alignment.
             let raw: RawEvent = unsafe { std::ptr::read_unaligned(ptr) };
-            pipe.raw(&raw)?;
+            pipe.raw_deferred(&raw)?;
         }
         drop(item);
     }
+    pipe.write_pending()?;
     Ok(n)
 }
 
