@@ -54,6 +54,10 @@ const SPECIALISED_MALLOC_PREFIXES: [&str; 3] = [
 /// supported Go version.
 const START_THE_WORLD: &str = "runtime.startTheWorldWithSema";
 
+/// Slowest over fastest run of the program alone in the stop-the-world series beyond
+/// which the series is reported as disturbed (quiet runs here agree within ~1.3×).
+const DISTURBED_SPREAD: u64 = 3;
+
 /// The overhead budget of `--allocs sample` when `--overhead-budget` is not given.
 const SAMPLE_BUDGET_PERCENT: f64 = 2.0;
 
@@ -1030,7 +1034,8 @@ impl Report {
              ({:.2} stops per cycle: the GC's two, plus the final `ReadMemStats`) plus the \
              `gcStart` hits gives {:.0} per run.\n\
              - Both tools take the same traps; gctrace-bpf's programs also read runtime \
-             variables and send an event per hit through a ring buffer, bpftrace's only \
+             variables and send an event per stop and per `gcStart` through a ring buffer \
+             (keeping a stop's entry registers in a map until its RET), bpftrace's only \
              bump a per-CPU counter.\n\
              - Pause inflation per stop is about half the per-cycle difference (a cycle \
              has two stops, one hit inside each); on a loaded machine the median and p90 \
@@ -1303,6 +1308,21 @@ impl Report {
             s3(med(ours, Sample::tool_cpu_ns)),
             s3(med(bt, Sample::tool_cpu_ns))
         );
+        // Every stop wakes the other vCPU; on a shared host that wake-up is sometimes
+        // many times slower for minutes, and the program alone shows it.
+        let fastest = alone.iter().map(|s| s.work_ns).min().unwrap_or(0);
+        let slowest = alone.iter().map(|s| s.work_ns).max().unwrap_or(0);
+        if fastest > 0 && slowest > DISTURBED_SPREAD * fastest {
+            let _ = writeln!(
+                md,
+                "- **The machine was disturbed during this series**: the program alone took \
+                 {} to {} for the same stops (each stop wakes the other vCPU, and those \
+                 wake-ups were slow for part of the run). Its figures say little; compare \
+                 rounds, or re-run.\n",
+                s3(fastest),
+                s3(slowest)
+            );
+        }
     }
 
     fn per_hit_md(&self, md: &mut String) {
