@@ -74,7 +74,7 @@ pub fn stw_stop(ctx: ProbeContext) -> u32 {
 /// thread, which sends one [`ProbeKind::StopPaired`] event for the whole stop.
 #[uprobe]
 pub fn stw_start(ctx: ProbeContext) -> u32 {
-    let Some(pid_tgid) = ours() else {
+    let Some((pid_tgid, _)) = ours() else {
         return 0;
     };
     bump(counter::HITS);
@@ -94,7 +94,7 @@ pub fn stw_start(ctx: ProbeContext) -> u32 {
 
 #[uprobe]
 pub fn stw_start_ret(ctx: ProbeContext) -> u32 {
-    let Some(pid_tgid) = ours() else {
+    let Some((pid_tgid, config)) = ours() else {
         return 0;
     };
     let tid = pid_tgid as u32;
@@ -103,9 +103,9 @@ pub fn stw_start_ret(ctx: ProbeContext) -> u32 {
     match entry {
         Some(entry) => {
             let _ = STW_ENTRY.remove(tid);
-            send(&ctx, pid_tgid, ProbeKind::StopPaired, Some(&entry))
+            send(&ctx, pid_tgid, config, ProbeKind::StopPaired, Some(&entry))
         }
-        None => send(&ctx, pid_tgid, ProbeKind::StartTheWorldReturn, None),
+        None => send(&ctx, pid_tgid, config, ProbeKind::StartTheWorldReturn, None),
     }
 }
 
@@ -114,14 +114,9 @@ pub fn stw_start_ret(ctx: ProbeContext) -> u32 {
 /// reads them on its own schedule. Nothing goes through the ring buffer.
 #[uprobe]
 pub fn alloc(ctx: ProbeContext) -> u32 {
-    let pid_tgid = bpf_get_current_pid_tgid();
-    let Some(config) = CONFIG.get(0) else {
+    let Some((_, config)) = ours() else {
         return 0;
     };
-    if config.tgid != 0 && (pid_tgid >> 32) as u32 != config.tgid {
-        bump(counter::FOREIGN);
-        return 0;
-    }
     let mut ev = RawEvent::default();
     fill_regs(&ctx, &mut ev);
     if ev.ret_addr >= config.malloc_lo && ev.ret_addr < config.malloc_hi {
@@ -214,23 +209,24 @@ fn add(index: u32, n: u64) {
     }
 }
 
-/// The current pid_tgid when it belongs to the traced process (counting the others).
+/// The current pid_tgid and the config, when the hit belongs to the traced process
+/// (uprobes fire for every process running the binary: the others are counted).
 #[inline(always)]
-fn ours() -> Option<u64> {
+fn ours() -> Option<(u64, &'static Config)> {
     let pid_tgid = bpf_get_current_pid_tgid();
     let config = CONFIG.get(0)?;
     if config.tgid != 0 && (pid_tgid >> 32) as u32 != config.tgid {
         bump(counter::FOREIGN);
         return None;
     }
-    Some(pid_tgid)
+    Some((pid_tgid, config))
 }
 
 /// Send one event of `kind` for this probe hit.
 #[inline(always)]
 fn emit(ctx: &ProbeContext, kind: ProbeKind) -> u32 {
     match ours() {
-        Some(pid_tgid) => send(ctx, pid_tgid, kind, None),
+        Some((pid_tgid, config)) => send(ctx, pid_tgid, config, kind, None),
         None => 0,
     }
 }
@@ -238,10 +234,13 @@ fn emit(ctx: &ProbeContext, kind: ProbeKind) -> u32 {
 /// Fill and submit an event for a hit of the traced process; `paired` is the entry
 /// of the stop a [`ProbeKind::StopPaired`] event completes.
 #[inline(always)]
-fn send(ctx: &ProbeContext, pid_tgid: u64, kind: ProbeKind, paired: Option<&StwEntry>) -> u32 {
-    let Some(config) = CONFIG.get(0) else {
-        return 0;
-    };
+fn send(
+    ctx: &ProbeContext,
+    pid_tgid: u64,
+    config: &Config,
+    kind: ProbeKind,
+    paired: Option<&StwEntry>,
+) -> u32 {
     bump(counter::HITS);
 
     // Wake the reader only when the ring is filling up; otherwise it drains on its timer.
