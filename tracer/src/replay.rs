@@ -122,7 +122,7 @@ pub fn model(reader: &Reader) -> Result<crate::model::Model> {
 /// Replay into the terminal UI, paced at `speed` × real time (1 by default), then keep the
 /// final state on screen until q.
 pub fn replay_tui(path: &Path, slo: crate::tui::Slo, speed: f64) -> Result<()> {
-    use crate::tui::{AppEvent, Control, Live};
+    use crate::tui::{AppEvent, Control, Ended, Live};
     let reader = Reader::open(path)?;
     let allocs = match reader.header.allocs.as_str() {
         "exact" => crate::alloc::AllocMode::Exact,
@@ -183,10 +183,10 @@ pub fn replay_tui(path: &Path, slo: crate::tui::Slo, speed: f64) -> Result<()> {
             }
         }
         let lost = pipe.finish(kernel_lost, exit_status)?;
-        live.set_lost(lost);
+        live.set_lost(reader.header.process.pid, lost);
         let ended = match exit_status {
-            Some(s) => AppEvent::TargetExited(Some(s)),
-            None => AppEvent::Detached,
+            Some(s) => AppEvent::Over(Ended::TargetExited(Some(s))),
+            None => AppEvent::Over(Ended::Detached),
         };
         live.hold(ended, std::future::pending()).await
     })

@@ -11,6 +11,9 @@ use tracer::records::Record;
 use tracer::tui::{update, App, AppEvent, Config};
 use tui_support::{fixture, redact, screen};
 
+/// The pid single-process events are tagged with.
+const PID: u32 = 1;
+
 fn key(app: &mut App, code: KeyCode) {
     update(app, AppEvent::Key(KeyEvent::new(code, KeyModifiers::NONE)));
 }
@@ -25,7 +28,7 @@ fn app_from(name: &str, allocs: AllocMode) -> (App, u32) {
         if let Record::Process(p) = &r {
             pid = p.pid;
         }
-        update(&mut app, AppEvent::Record(r));
+        update(&mut app, AppEvent::Record(PID, r));
     }
     (app, pid)
 }
@@ -125,7 +128,10 @@ fn help_and_end_of_run() {
     key(&mut app, KeyCode::Char('?'));
     insta::assert_snapshot!("help_80x24", snap(&app, pid, 80, 24));
     key(&mut app, KeyCode::Char('?'));
-    update(&mut app, AppEvent::TargetExited(Some(0)));
+    update(
+        &mut app,
+        AppEvent::Over(tracer::tui::Ended::TargetExited(Some(0))),
+    );
     insta::assert_snapshot!("exited_80x24", snap(&app, pid, 80, 24));
 }
 
@@ -181,7 +187,7 @@ fn two_processes() -> App {
         (202, "trace-allocs-1.27.ndjson"),
     ] {
         for r in as_process(name, pid) {
-            update(&mut app, AppEvent::ProcessRecord(pid, r));
+            update(&mut app, AppEvent::Record(pid, r));
         }
     }
     update(
@@ -201,7 +207,7 @@ fn several_processes_and_the_picker() {
     key(&mut app, KeyCode::Down);
     key(&mut app, KeyCode::Enter);
     insta::assert_snapshot!("several_second_shown_80x24", screen(&app, 80, 24));
-    update(&mut app, AppEvent::ProcessExited(202, Some(0)));
+    update(&mut app, AppEvent::Exited(202, Some(0)));
     update(
         &mut app,
         AppEvent::Notice("pid 202 exited (exit status 0)".into()),

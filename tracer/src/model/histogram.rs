@@ -1,4 +1,7 @@
-//! Bounded-memory record of pause durations for the summary's percentiles.
+//! Bounded-memory record of pause durations for the summary's percentiles, and the
+//! compact per-time-bucket form the TUI's time windows merge ([`CompactPauses`]): one
+//! bucketing for both, so the TUI's "since attach" p99 and the summary's p99 of the
+//! same run are the same number.
 //!
 //! A trace can run for days and see millions of stop-the-world pauses (a busy program
 //! reading `runtime.MemStats` in a loop stops the world each time), so pauses are not
@@ -95,6 +98,75 @@ impl PauseHistogram {
     }
 }
 
+impl PauseHistogram {
+    /// Number of pauses recorded.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Adds every pause of `c` (as if each had been recorded here).
+    pub fn merge(&mut self, c: &CompactPauses) {
+        if c.count == 0 {
+            return;
+        }
+        for &(idx, n) in &c.buckets {
+            let idx = usize::from(idx);
+            if idx >= self.buckets.len() {
+                self.buckets.resize(idx + 1, 0);
+            }
+            self.buckets[idx] += u64::from(n);
+        }
+        if self.count == 0 {
+            self.min = c.min;
+            self.max = c.max;
+        } else {
+            self.min = self.min.min(c.min);
+            self.max = self.max.max(c.max);
+        }
+        self.count += c.count;
+    }
+}
+
+/// The pauses of a short stretch of time (the TUI keeps one per second), stored as the
+/// non-empty buckets of [`PauseHistogram`] only: a second of pauses usually touches a
+/// handful of buckets, so thousands of these cost kilobytes where dense histograms would
+/// cost megabytes. Merged into a [`PauseHistogram`] to read percentiles.
+#[derive(Clone, Debug, Default)]
+pub struct CompactPauses {
+    /// (bucket index, count), sorted by index.
+    buckets: Vec<(u16, u32)>,
+    count: u64,
+    min: u64,
+    max: u64,
+}
+
+impl CompactPauses {
+    pub fn record(&mut self, v: u64) {
+        let idx = index_of(v);
+        match self.buckets.binary_search_by_key(&idx, |b| b.0) {
+            Ok(at) => self.buckets[at].1 = self.buckets[at].1.saturating_add(1),
+            Err(at) => self.buckets.insert(at, (idx, 1)),
+        }
+        if self.count == 0 {
+            self.min = v;
+            self.max = v;
+        } else {
+            self.min = self.min.min(v);
+            self.max = self.max.max(v);
+        }
+        self.count += 1;
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Exact largest pause; None when empty.
+    pub fn max(&self) -> Option<u64> {
+        (self.count > 0).then_some(self.max)
+    }
+}
+
 /// Rank (1-based) of percentile `p` among `n` sorted values, nearest-rank method.
 /// Computed in integers where possible so p50 of 2 values is rank 1, not 1.0000001.
 fn nearest_rank(p: f64, n: u64) -> u64 {
@@ -168,6 +240,30 @@ mod tests {
         let h = PauseHistogram::default();
         assert_eq!(h.percentile(50.0), None);
         assert_eq!(h.max(), None);
+    }
+
+    /// Merging compact per-second histograms gives exactly what recording every pause
+    /// into one histogram gives.
+    #[test]
+    fn merged_compact_histograms_equal_one_histogram() {
+        let values: Vec<u64> = (1..=3000u64).map(|i| (i * 7919) % 2_000_000 + 3).collect();
+        let mut whole = PauseHistogram::default();
+        let mut parts = vec![CompactPauses::default(); 7];
+        for (i, &v) in values.iter().enumerate() {
+            whole.record(v);
+            parts[i % 7].record(v);
+        }
+        let mut merged = PauseHistogram::default();
+        for p in &parts {
+            merged.merge(p);
+        }
+        merged.merge(&CompactPauses::default());
+        assert_eq!(merged.count(), 3000);
+        for p in [1.0, 50.0, 90.0, 99.0, 99.9, 100.0] {
+            assert_eq!(merged.percentile(p), whole.percentile(p), "p{p}");
+        }
+        assert_eq!(merged.max(), whole.max());
+        assert_eq!(parts[0].max(), values.iter().step_by(7).max().copied());
     }
 
     #[test]

@@ -25,7 +25,7 @@
 //! [`Model::diagnostics`] reports.
 
 mod allocs;
-mod histogram;
+pub mod histogram;
 
 pub use allocs::AllocModel;
 

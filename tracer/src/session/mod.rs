@@ -475,7 +475,7 @@ async fn event_loop(
                         notices.say(line);
                     }
                     if let Stop::TargetExited(status) = end.stop {
-                        notices.to_tui(AppEvent::ProcessExited(
+                        notices.to_tui(AppEvent::Exited(
                             end.pid,
                             status.map(launch::exit_code),
                         ));
@@ -549,10 +549,10 @@ async fn event_loop(
     if let Some(t) = tui.as_mut() {
         // The final state stays on screen until the user has read it.
         let ended = match stop {
-            Stop::TargetExited(status) => {
-                Some(AppEvent::TargetExited(status.map(launch::exit_code)))
-            }
-            Stop::Duration | Stop::Exec => Some(AppEvent::Detached),
+            Stop::TargetExited(status) => Some(AppEvent::Over(tui::Ended::TargetExited(
+                status.map(launch::exit_code),
+            ))),
+            Stop::Duration | Stop::Exec => Some(AppEvent::Over(tui::Ended::Detached)),
             Stop::Signal(_) | Stop::Quit => None,
         };
         if let Some(ended) = ended {

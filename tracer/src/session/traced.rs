@@ -474,7 +474,7 @@ pub(super) async fn run(
                     e.set_lost_events(pid, lost);
                 }
                 if notices.tui.is_some() {
-                    notices.to_tui(AppEvent::ProcessLost(pid, lost));
+                    notices.to_tui(AppEvent::Lost(pid, lost));
                 } else if lost > lost_reported {
                     notices.about(pid, format!("{lost} events lost so far (ring buffer full)"));
                     lost_reported = lost;
@@ -510,7 +510,7 @@ pub(super) async fn run(
         _ => None,
     };
     let lost = pipe.finish(counters.lost, exit_status)?;
-    notices.to_tui(AppEvent::ProcessLost(pid, lost));
+    notices.to_tui(AppEvent::Lost(pid, lost));
     if let Some(path) = &opts.pprof {
         let path = if several {
             per_process_path(path, pid)

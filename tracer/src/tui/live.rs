@@ -99,9 +99,9 @@ impl Live {
         self.tx.clone()
     }
 
-    /// Events the kernel could not deliver so far.
-    pub fn set_lost(&mut self, lost: u64) {
-        update(&mut self.app, AppEvent::Lost(lost));
+    /// Events of process `pid` the kernel could not deliver so far.
+    pub fn set_lost(&mut self, pid: u32, lost: u64) {
+        update(&mut self.app, AppEvent::Lost(pid, lost));
     }
 
     /// Waits for the next frame or key and handles it. Cancel-safe: the session's
@@ -144,7 +144,7 @@ impl Live {
         Ok(())
     }
 
-    /// The run is over (`ended` is [`AppEvent::TargetExited`] or [`AppEvent::Detached`]):
+    /// The run is over (`ended` is an [`AppEvent::Over`]):
     /// keep the final state on screen until the user quits or `interrupted` completes.
     pub async fn hold(
         &mut self,

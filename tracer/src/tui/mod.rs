@@ -1,20 +1,30 @@
 //! The live terminal UI (`--format tui`, the default on a terminal): what the GC is
 //! doing right now, for an engineer in an incident.
 //!
-//! - [`app`]: the state ([`app::App`]) and [`app::update`], pure and testable;
-//! - [`ui`]: [`ui::draw`], which renders the state into any ratatui backend;
+//! - [`data`]: one process's data and the figures derived from it; [`history`], the
+//!   per-second aggregates its time windows read;
+//! - [`app`]: the UI state ([`app::App`]) and [`app::update`], the one place it changes
+//!   (keys in [`keys`]); pure and testable;
+//! - [`alerts`]: the alerts line's rules;
+//! - [`views`]: [`views::draw`], which renders the state into any ratatui backend, one
+//!   file per view;
 //! - [`terminal`]: raw mode and the alternate screen, always restored;
-//! - [`live`]: the glue to the session's event loop: a [`TuiSink`] the pipeline writes
-//!   records to, and a frame/input step the loop awaits.
+//! - [`live`]: the frame loop, generic over the ratatui backend and the input stream
+//!   (the terminal in a run or a replay, a test backend in tests), and a [`TuiSink`] the
+//!   pipeline writes records to.
 //!
 //! The model knows nothing of the UI: records reach it through the same [`Sink`]
 //! interface as the JSON and gctrace outputs.
 
+pub mod alerts;
 pub mod app;
+pub mod data;
 pub mod fmt;
+pub mod history;
+mod keys;
 pub mod live;
 pub mod terminal;
-pub mod ui;
+pub mod views;
 
 use std::io::{self, IsTerminal};
 use std::path::Path;
@@ -27,6 +37,7 @@ use crate::output::Sink;
 use crate::records::Record;
 
 pub use app::{update, App, AppEvent, Config, Control};
+pub use data::Ended;
 pub use live::Live;
 
 /// Service-level objectives the UI checks pauses and GC CPU against (`--slo-pause`,
@@ -61,7 +72,7 @@ pub fn check_usable(output: Option<&Path>) -> Result<()> {
 /// Draws one frame of `app` into any backend (the live terminal, or a test buffer).
 pub fn render<B: Backend>(app: &App, terminal: &mut Terminal<B>) -> Result<()> {
     terminal
-        .draw(|f| ui::draw(app, f))
+        .draw(|f| views::draw(app, f))
         .map_err(|e| anyhow::anyhow!("cannot draw the terminal UI: {e}"))?;
     Ok(())
 }
@@ -81,7 +92,7 @@ impl TuiSink {
 impl Sink for TuiSink {
     fn record(&mut self, pid: u32, rec: &Record) -> io::Result<()> {
         // The UI going away first (it only does while exiting) loses nothing of value.
-        let _ = self.tx.send(AppEvent::ProcessRecord(pid, rec.clone()));
+        let _ = self.tx.send(AppEvent::Record(pid, rec.clone()));
         Ok(())
     }
 
