@@ -122,7 +122,7 @@ pub fn model(reader: &Reader) -> Result<crate::model::Model> {
 /// Replay into the terminal UI, paced at `speed` × real time (1 by default), then keep the
 /// final state on screen until q.
 pub fn replay_tui(path: &Path, slo: crate::tui::Slo, speed: f64) -> Result<()> {
-    use crate::tui::{AppEvent, Control, Ended, Live};
+    use crate::tui::{AppEvent, Control, Ended, TerminalLive};
     let reader = Reader::open(path)?;
     let allocs = match reader.header.allocs.as_str() {
         "exact" => crate::alloc::AllocMode::Exact,
@@ -133,7 +133,7 @@ pub fn replay_tui(path: &Path, slo: crate::tui::Slo, speed: f64) -> Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let mut live = Live::start(slo, allocs)?;
+        let mut live = TerminalLive::start(slo, allocs)?;
         let first_ts = reader
             .items
             .iter()

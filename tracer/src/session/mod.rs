@@ -295,7 +295,7 @@ fn open_output(opts: &TraceOptions) -> Result<Box<dyn Write + Send>> {
 /// Where every target's records go: the TUI, or the output in the chosen format.
 fn primary_sink(
     opts: &TraceOptions,
-    tui: Option<&tui::Live>,
+    tui: Option<&tui::TerminalLive>,
     several: bool,
 ) -> Result<Box<dyn Sink + Send>> {
     Ok(match tui {
@@ -350,7 +350,7 @@ pub fn write_profile(
 }
 
 /// The TUI's next frame or key (never, without the TUI).
-async fn tui_step(tui: &mut Option<tui::Live>) -> Result<Control> {
+async fn tui_step(tui: &mut Option<tui::TerminalLive>) -> Result<Control> {
     match tui {
         Some(t) => t.step().await,
         None => std::future::pending().await,
@@ -382,7 +382,7 @@ async fn event_loop(
     let opts = Arc::new(opts);
     // The TUI takes the terminal from here on; the pipelines' records go to it.
     let mut tui = match opts.format {
-        Format::Tui => Some(tui::Live::start_with(tui::Config {
+        Format::Tui => Some(tui::TerminalLive::start_with(tui::Config {
             slo_pause_ns: opts.slo.pause_ns,
             slo_gc_cpu_percent: opts.slo.gc_cpu_percent,
             allocs: opts.allocs,
@@ -397,7 +397,7 @@ async fn event_loop(
     });
     let output = sink.clone();
     let notices = Notices {
-        tui: tui.as_ref().map(tui::Live::feed),
+        tui: tui.as_ref().map(tui::TerminalLive::feed),
         several,
     };
     let (stop_tx, stop_rx) = watch::channel(None::<Stop>);

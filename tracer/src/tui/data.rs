@@ -307,8 +307,8 @@ impl Data {
             })
             .collect();
         // The ring reaches back past the window: it has every cycle of it.
-        let reaches = self.gcs.len() < GC_HISTORY
-            || self.gcs.iter().next().is_some_and(|g| g.end_ns < start);
+        let reaches =
+            self.gcs.len() < GC_HISTORY || self.gcs.iter().next().is_some_and(|g| g.end_ns < start);
         if reaches {
             return ring;
         }

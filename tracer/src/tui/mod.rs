@@ -38,7 +38,7 @@ use crate::records::Record;
 
 pub use app::{update, App, AppEvent, Config, Control};
 pub use data::Ended;
-pub use live::Live;
+pub use live::{Live, TerminalLive};
 
 /// Service-level objectives the UI checks pauses and GC CPU against (`--slo-pause`,
 /// `--slo-gc-cpu`).

@@ -1,7 +1,7 @@
 //! Putting the terminal into full-screen raw mode, and — whatever happens — back.
 //!
 //! An on-call engineer's shell must never be left in raw mode on the alternate screen:
-//! [`TerminalGuard`] restores it when dropped (normal exit, `?` errors, SIGINT/SIGTERM
+//! [`Restore`] restores it when dropped (normal exit, `?` errors, SIGINT/SIGTERM
 //! which end the event loop), and a panic hook restores it before the panic message is
 //! printed (so the message is readable, and also when a panic aborts).
 
@@ -34,44 +34,34 @@ pub fn restore() {
     let _ = out.flush();
 }
 
-/// The full-screen terminal; dropping it restores the terminal.
-pub struct TerminalGuard {
-    pub terminal: Terminal<CrosstermBackend<Stdout>>,
-}
+/// Proof that the terminal is in full-screen mode: dropping it restores the terminal.
+/// Kept apart from the [`Terminal`] so the UI loop can draw into any backend and hold
+/// this only when the backend is the real terminal.
+pub struct Restore(());
 
-impl TerminalGuard {
-    /// Enters raw mode and the alternate screen and installs the restoring panic hook.
-    pub fn new() -> io::Result<TerminalGuard> {
-        HOOK.call_once(|| {
-            let previous = std::panic::take_hook();
-            std::panic::set_hook(Box::new(move |info| {
-                restore();
-                previous(info);
-            }));
-        });
-        terminal::enable_raw_mode()?;
-        ACTIVE.store(true, Ordering::SeqCst);
-        let mut out = io::stdout();
-        let entered = out
-            .queue(EnterAlternateScreen)
-            .and_then(|o| o.queue(cursor::Hide))
-            .and_then(|o| o.flush());
-        if let Err(e) = entered {
-            restore();
-            return Err(e);
-        }
-        match Terminal::new(CrosstermBackend::new(io::stdout())) {
-            Ok(terminal) => Ok(TerminalGuard { terminal }),
-            Err(e) => {
-                restore();
-                Err(e)
-            }
-        }
-    }
-}
-
-impl Drop for TerminalGuard {
+impl Drop for Restore {
     fn drop(&mut self) {
         restore();
     }
+}
+
+/// Enters raw mode and the alternate screen and installs the restoring panic hook.
+pub fn enter() -> io::Result<(Terminal<CrosstermBackend<Stdout>>, Restore)> {
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            restore();
+            previous(info);
+        }));
+    });
+    terminal::enable_raw_mode()?;
+    ACTIVE.store(true, Ordering::SeqCst);
+    // From here on, an early return restores the terminal by dropping this.
+    let guard = Restore(());
+    let mut out = io::stdout();
+    out.queue(EnterAlternateScreen)
+        .and_then(|o| o.queue(cursor::Hide))
+        .and_then(|o| o.flush())?;
+    let terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
+    Ok((terminal, guard))
 }

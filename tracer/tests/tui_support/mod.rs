@@ -187,7 +187,12 @@ pub fn fixture(name: &str) -> Vec<Record> {
 pub fn screen(app: &App, width: u16, height: u16) -> String {
     let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("test terminal");
     render(app, &mut terminal).expect("render");
-    let buf = terminal.backend().buffer();
+    text(terminal.backend())
+}
+
+/// What a test backend shows, as lines of text with trailing blanks trimmed.
+pub fn text(backend: &TestBackend) -> String {
+    let buf = backend.buffer();
     let mut out = String::new();
     for y in 0..buf.area.height {
         let mut line = String::new();
