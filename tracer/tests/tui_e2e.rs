@@ -192,12 +192,29 @@ fn tui_shows_the_live_gc_and_quits_cleanly() {
         }
     }
 
-    // Every view draws live.
-    for k in ["2", "Enter", "3", "4", "1"] {
+    // Every view draws live, each with what only it shows.
+    let views: [(&str, &str, &dyn Fn(&str) -> bool); 5] = [
+        ("2", "Cycles", &|s| {
+            s.contains("cycles since attach, newest first") && s.contains("trigger")
+        }),
+        ("Enter", "Cycle detail", &|s| s.contains("Cycle detail")),
+        ("3", "Pauses", &|s| {
+            s.contains("stops, newest first")
+                && s.contains("latency since attach")
+                && s.contains("read mem stats")
+        }),
+        ("4", "Allocations", &|s| {
+            s.contains("allocation rate") && s.contains("allocated since program start")
+        }),
+        ("1", "Overview", &|s| {
+            s.contains("Pause timeline") && s.contains("Heap MiB") && s.contains("Alloc rate")
+        }),
+    ];
+    for (k, view, shows) in views {
         tmux.send(k);
-        thread::sleep(Duration::from_millis(250));
+        let (ok, screen) = wait_screen(&tmux, Duration::from_secs(3), shows);
+        assert!(ok, "after {k} the {view} view is not shown:\n{screen}");
     }
-    assert!(tmux.capture().contains("pause"), "{}", tmux.capture());
 
     let quit = Instant::now();
     tmux.send("q");
