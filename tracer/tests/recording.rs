@@ -128,10 +128,31 @@ fn replay_equals_live_and_report_equals_summary() {
     ] {
         assert_eq!(report[r], summary[s], "report {r} vs summary {s}");
     }
+    let stws: Vec<&Value> = live.iter().filter(|r| r["type"] == "stw").collect();
     assert_eq!(
         report["stop_the_world_pauses"].as_u64(),
-        Some(live.iter().filter(|r| r["type"] == "stw").count() as u64)
+        Some(stws.len() as u64)
     );
+    // The report's percentiles against the stw records themselves, by the nearest-rank
+    // method: within the histogram's 0.4 % bucket error, the maximum exactly.
+    let mut durations: Vec<u64> = stws
+        .iter()
+        .map(|s| s["duration_ns"].as_u64().expect("duration_ns"))
+        .collect();
+    durations.sort_unstable();
+    let nearest_rank = |p: f64| {
+        let rank = ((p / 100.0 * durations.len() as f64).ceil() as usize).clamp(1, durations.len());
+        durations[rank - 1]
+    };
+    for (field, p) in [("pause_p50_ns", 50.0), ("pause_p99_ns", 99.0)] {
+        let exact = nearest_rank(p) as f64;
+        let got = report[field].as_u64().expect(field) as f64;
+        assert!(
+            (got - exact).abs() <= exact * 0.004 + 1.0,
+            "report {field} {got} vs {exact} from the stw records"
+        );
+    }
+    assert_eq!(report["pause_max_ns"].as_u64(), durations.last().copied());
 
     let perfetto = dir.path().join("trace.json");
     let out = tracer(&[
@@ -170,6 +191,29 @@ fn replay_equals_live_and_report_equals_summary() {
         })
         .count();
     assert_eq!(cycle_slices, gc_cycles);
+    // Every stop is one slice on the stop-the-world track, in order, at its own time and
+    // with its own length and reason (timestamps in µs from the first record).
+    let t0 = live
+        .iter()
+        .filter_map(|r| match r["type"].as_str() {
+            Some("gc") | Some("stw") => r["start_ns"].as_u64(),
+            Some("alloc") => r["ts_ns"].as_u64(),
+            _ => None,
+        })
+        .min()
+        .expect("timed records");
+    let stw_slices: Vec<&&Value> = slices.iter().filter(|e| e["cat"] == "stw").collect();
+    assert_eq!(stw_slices.len(), stws.len());
+    let us = |ns: u64| ns as f64 / 1000.0;
+    for (e, s) in stw_slices.iter().zip(&stws) {
+        let start = s["start_ns"].as_u64().expect("start_ns");
+        let dur = s["duration_ns"].as_u64().expect("duration_ns");
+        let close = |a: &Value, b: f64| a.as_f64().is_some_and(|a| (a - b).abs() < 1e-3);
+        assert!(close(&e["ts"], us(start - t0)), "{e} vs {s}");
+        assert!(close(&e["dur"], us(dur)), "{e} vs {s}");
+        assert_eq!(e["name"], s["reason"], "{e} vs {s}");
+        assert_eq!(e["args"]["cycle"], s["cycle"], "{e} vs {s}");
+    }
     assert!(events.iter().any(|e| e["ph"] == "C" && e["name"] == "heap"));
 }
 
