@@ -242,7 +242,23 @@ fn ring_buffer_overload_is_counted_and_the_model_stays_consistent() {
         .as_ref()
         .is_some_and(|s| s.lost_events > 0));
     assert_no_overlap(&storm_trace);
-    let longest_call = common::MemStats::read(&ms_path).max_read_mem_stats_ns;
+    let storm_stats = common::MemStats::read(&ms_path);
+    // Seen plus lost adds up to what the workload did: its ReadMemStats calls and the one
+    // that wrote its MemStats file, one stop each (it allocates nothing, so no GC stop
+    // muddles the count).
+    assert_eq!(
+        storm_stats.num_gc, 0,
+        "the storm ran the GC; its stops cannot be counted"
+    );
+    let storm_lost = storm_trace.summary.as_ref().map_or(0, |s| s.lost_events);
+    assert_eq!(
+        storm_trace.stw.len() as u64 + storm_lost,
+        storm_stats.read_mem_stats_calls + 1,
+        "{} stops seen + {storm_lost} lost, but the workload stopped the world {} times",
+        storm_trace.stw.len(),
+        storm_stats.read_mem_stats_calls + 1
+    );
+    let longest_call = storm_stats.max_read_mem_stats_ns;
     assert!(longest_call > 0, "gcload wrote no MaxReadMemStatsNs");
     for s in storm_trace
         .stw

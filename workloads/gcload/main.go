@@ -404,7 +404,7 @@ func main() {
 		}
 		elapsed := time.Since(start)
 		if *memStatsPath != "" {
-			if err := writeMemStats(*memStatsPath, 0, elapsed); err != nil {
+			if err := writeMemStats(*memStatsPath, *stwLoop, elapsed); err != nil {
 				fmt.Fprintln(os.Stderr, "gcload: writing memstats:", err)
 				os.Exit(1)
 			}
