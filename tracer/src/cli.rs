@@ -78,6 +78,27 @@ pub enum Command {
     },
 }
 
+/// The service-level objectives the TUI's alerts and `report` check against: the same
+/// flags, units and defaults for a live run, a replay and a report.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct SloArgs {
+    /// The pause SLO, checked against the p99 pause (e.g. 500us, 1ms, 0.2s; a bare
+    /// number is milliseconds).
+    #[arg(long, default_value = "1ms", value_name = "DURATION", value_parser = parse_pause)]
+    pub slo_pause: Duration,
+
+    /// The share of CPU the GC may take before it counts as thrashing, in percent.
+    #[arg(long, default_value_t = 5.0, value_name = "PERCENT", value_parser = parse_percent)]
+    pub slo_gc_cpu: f64,
+}
+
+impl SloArgs {
+    /// The pause SLO in nanoseconds.
+    pub fn pause_ns(&self) -> u64 {
+        self.slo_pause.as_nanos().min(u128::from(u64::MAX)) as u64
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
     /// The recording.
@@ -93,6 +114,9 @@ pub struct ReplayArgs {
     /// fast as possible unless given).
     #[arg(long, value_name = "X")]
     pub speed: Option<f64>,
+    /// The TUI's alerts check these (as in a live run).
+    #[command(flatten)]
+    pub slo: SloArgs,
 }
 
 #[derive(Debug, Args)]
@@ -103,9 +127,9 @@ pub struct ReportArgs {
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
-    /// Pause SLO in milliseconds: pauses over it are counted, p99 is checked against it.
-    #[arg(long, default_value_t = 1.0, value_name = "MS")]
-    pub slo_pause: f64,
+    /// Pauses over the pause SLO are counted, and p99 is checked against it.
+    #[command(flatten)]
+    pub slo: SloArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -224,14 +248,8 @@ pub struct TraceArgs {
     #[arg(short, long, value_name = "SECONDS", value_parser = parse_duration)]
     pub duration: Option<Duration>,
 
-    /// TUI: the pause SLO, checked against the p99 pause (e.g. 500us, 1ms, 0.2s; a bare
-    /// number is milliseconds).
-    #[arg(long, default_value = "1ms", value_name = "DURATION", value_parser = parse_pause)]
-    pub slo_pause: Duration,
-
-    /// TUI: the share of CPU the GC may take before it counts as thrashing, in percent.
-    #[arg(long, default_value_t = 5.0, value_name = "PERCENT", value_parser = parse_percent)]
-    pub slo_gc_cpu: f64,
+    #[command(flatten)]
+    pub slo: SloArgs,
 
     /// Command to start and trace from its first instruction (after `--`). It inherits
     /// stdin, stdout, stderr and the environment; gctrace-bpf exits with its status.
@@ -364,8 +382,19 @@ mod tests {
             .unwrap()
             .trace;
         assert_eq!(c.resolved_format(false), Format::Tui);
-        assert_eq!(c.slo_pause, Duration::from_micros(500));
-        assert_eq!(c.slo_gc_cpu, 5.0);
+        assert_eq!(c.slo.slo_pause, Duration::from_micros(500));
+        assert_eq!(c.slo.slo_gc_cpu, 5.0);
+        // The same flags, units and defaults in a replay and a report.
+        for sub in ["replay", "report"] {
+            let c = parse(&[sub, "f.gct", "--slo-pause", "5", "--slo-gc-cpu", "10"]).unwrap();
+            let slo = match c.subcommand {
+                Some(Command::Replay(a)) => a.slo,
+                Some(Command::Report(a)) => a.slo,
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(slo.slo_pause, Duration::from_millis(5), "{sub}");
+            assert_eq!(slo.slo_gc_cpu, 10.0, "{sub}");
+        }
         assert_eq!(parse_pause("2"), Ok(Duration::from_millis(2)));
         assert_eq!(parse_pause("0.5s"), Ok(Duration::from_millis(500)));
         assert!(parse_pause("-1ms").is_err());

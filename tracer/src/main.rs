@@ -64,8 +64,8 @@ fn main() -> ExitCode {
                 duration: t.duration,
                 prometheus: t.prometheus,
                 slo: tracer::tui::Slo {
-                    pause_ns: t.slo_pause.as_nanos().min(u128::from(u64::MAX)) as u64,
-                    gc_cpu_percent: t.slo_gc_cpu,
+                    pause_ns: t.slo.pause_ns(),
+                    gc_cpu_percent: t.slo.slo_gc_cpu,
                 },
             })
         }
@@ -130,7 +130,10 @@ fn run_replay(args: ReplayArgs) -> Result<i32> {
     );
     if format == tracer::output::Format::Tui {
         tracer::tui::check_usable(args.output.as_deref())?;
-        let slo = tracer::tui::Slo::default();
+        let slo = tracer::tui::Slo {
+            pause_ns: args.slo.pause_ns(),
+            gc_cpu_percent: args.slo.slo_gc_cpu,
+        };
         tracer::replay::replay_tui(&args.file, slo, args.speed.unwrap_or(1.0))?;
         return Ok(0);
     }
@@ -142,7 +145,7 @@ fn run_replay(args: ReplayArgs) -> Result<i32> {
 fn run_report(args: ReportArgs) -> Result<i32> {
     let reader = tracer::recording::Reader::open(&args.file)?;
     let records = tracer::replay::records(&reader)?;
-    let slo_ns = (args.slo_pause * 1e6).max(0.0) as u64;
+    let slo_ns = args.slo.pause_ns();
     let report = tracer::report::build(&records, slo_ns, reader.damage.clone());
     match args.format {
         ReportFormat::Json => println!(
