@@ -255,8 +255,8 @@ mod tests {
     fn child_is_stopped_then_runs_to_completion() {
         let mut child = spawn_stopped(&["/bin/sh".into(), "-c".into(), "exit 7".into()]).unwrap();
         let status = std::fs::read_to_string(format!("/proc/{}/stat", child.pid)).unwrap();
-        // Field 3 is the state: 't' = stopped by a tracer.
-        assert!(status.split_whitespace().nth(2) == Some("t"), "{status}");
+        // 't' = stopped by a tracer.
+        assert_eq!(crate::target::stat_state(&status), Some('t'), "{status}");
         child.resume().unwrap();
         let st = wait_exit(child.pid).unwrap();
         assert_eq!(exit_code(st), 7);

@@ -38,14 +38,15 @@ pub fn exists(pid: u32) -> bool {
 }
 
 /// The state letter of a /proc/PID/stat line (after the parenthesised command name).
-fn stat_state(stat: &str) -> Option<char> {
+pub fn stat_state(stat: &str) -> Option<char> {
     stat_field(stat, 3)?.chars().next()
 }
 
 /// Field `n` (numbered from 1, as in proc(5)) of a /proc/PID/stat line, for `n` ≥ 3. The
 /// command name (field 2) may hold spaces and parentheses: fields are counted from after
-/// its last closing parenthesis, where field 3 (state) is the first.
-fn stat_field(stat: &str, n: usize) -> Option<&str> {
+/// its last closing parenthesis, where field 3 (state) is the first. The one parser of
+/// these lines (tests use it too).
+pub fn stat_field(stat: &str, n: usize) -> Option<&str> {
     let rest = &stat[stat.rfind(')')? + 1..];
     rest.split_whitespace().nth(n.checked_sub(3)?)
 }

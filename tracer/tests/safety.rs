@@ -16,10 +16,7 @@ use common::{ChildGuard, GcTraceLine, Toolchain};
 /// The target's CPU time in the kernel (stime, clock ticks): uprobe traps are charged here.
 fn stime_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let rest = stat.rsplit(')').next().unwrap_or_default();
-    // After the command name: state is field 3, stime is field 15.
-    rest.split_whitespace()
-        .nth(12)
+    tracer::target::stat_field(&stat, 15)
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
 }

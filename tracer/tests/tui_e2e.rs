@@ -100,10 +100,8 @@ fn number_after(screen: &str, word: &str) -> Option<f64> {
 /// utime + stime of a process, in clock ticks.
 fn cpu_ticks(pid: u32) -> Option<u64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name (which may contain spaces) start at ')'.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+    let field = |n| tracer::target::stat_field(&stat, n)?.parse::<u64>().ok();
+    Some(field(14)? + field(15)?)
 }
 
 fn tracer_pid_of(target: u32) -> Option<u32> {
@@ -193,7 +191,8 @@ fn tui_shows_the_live_gc_and_quits_cleanly() {
     }
 
     // Every view draws live, each with what only it shows.
-    let views: [(&str, &str, &dyn Fn(&str) -> bool); 5] = [
+    type Shows<'a> = &'a dyn Fn(&str) -> bool;
+    let views: [(&str, &str, Shows); 5] = [
         ("2", "Cycles", &|s| {
             s.contains("cycles since attach, newest first") && s.contains("trigger")
         }),
