@@ -247,12 +247,5 @@ pub struct SiteStat {
     pub error_permille: Option<u32>,
 }
 
-/// One stack frame, symbolized.
-#[derive(
-    Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
-)]
-pub struct Frame {
-    pub function: String,
-    pub file: String,
-    pub line: u32,
-}
+/// One stack frame, symbolized (the binary analysis' own frame type).
+pub use crate::binary::Frame;

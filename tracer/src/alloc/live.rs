@@ -293,19 +293,13 @@ impl Resolver for LiveResolver {
             .or_insert_with(|| {
                 // A return address: the call instruction is just before it.
                 let link = pc.wrapping_sub(bias).wrapping_sub(1);
-                bin.symbolize(link)
-                    .map(|f| Frame {
-                        function: f.function,
-                        file: f.file,
-                        line: f.line,
-                    })
-                    .unwrap_or_else(|| Frame {
-                        function: bin
-                            .function_at(link)
-                            .map(|f| f.name)
-                            .unwrap_or_else(|| format!("{pc:#x}")),
-                        ..Frame::default()
-                    })
+                bin.symbolize(link).unwrap_or_else(|| Frame {
+                    function: bin
+                        .function_at(link)
+                        .map(|f| f.name)
+                        .unwrap_or_else(|| format!("{pc:#x}")),
+                    ..Frame::default()
+                })
             })
             .clone()
     }

@@ -20,8 +20,21 @@
 
 use super::moduledata::{Memory, ModuleData, Slice};
 
-/// One source-level frame.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// One source-level frame: what the line tables say of a code address, and what
+/// allocation sites are made of in records, pprof files and recordings (one type for
+/// both, so no stage converts field by field).
+#[derive(
+    Clone,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct Frame {
     /// Function name as the runtime's pclntab stores it, e.g. "main.(*T).m": what
     /// `runtime.FuncForPC(pc).Name()` returns for non-generic code. Generic

@@ -322,15 +322,7 @@ pub fn write_profile(
         .all_sites()
         .into_iter()
         .map(|s| pprof::AllocSample {
-            stack: s
-                .frames
-                .into_iter()
-                .map(|f| crate::binary::Frame {
-                    function: f.function,
-                    file: f.file,
-                    line: f.line,
-                })
-                .collect(),
+            stack: s.frames,
             objects: s.objects,
             bytes: s.bytes,
         })
