@@ -30,3 +30,4 @@ pub mod report;
 pub mod session;
 pub mod target;
 pub mod tui;
+pub mod units;

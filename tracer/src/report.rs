@@ -3,6 +3,7 @@
 //! settings. Figures come from replaying the recording through the model, so they are
 //! the ones the live run reported (its summary record).
 
+use crate::units::{mib_unit, ms_unit};
 use std::fmt::Write as _;
 
 use serde::Serialize;
@@ -134,16 +135,6 @@ pub fn build(records: &[Record], slo_pause_ns: u64, damage: Option<String>) -> R
     }
 }
 
-fn ms(ns: Option<u64>) -> String {
-    ns.map_or("?".into(), |n| format!("{:.3} ms", n as f64 / 1e6))
-}
-
-fn mib(b: Option<u64>) -> String {
-    b.map_or("?".into(), |b| {
-        format!("{:.1} MiB", b as f64 / (1 << 20) as f64)
-    })
-}
-
 fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
     v.map_or("?".into(), |v| v.to_string())
 }
@@ -151,7 +142,7 @@ fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
 fn limit(l: Option<i64>) -> String {
     match l {
         Some(i64::MAX) => "none".into(),
-        Some(b) => mib(Some(b as u64)),
+        Some(b) => mib_unit(Some(b as u64)),
         None => "?".into(),
     }
 }
@@ -196,14 +187,14 @@ pub fn render(r: &Report, markdown: bool) -> String {
     let _ = writeln!(
         s,
         "{item}p50 {}, p99 {}, max {}",
-        ms(r.pause_p50_ns),
-        ms(r.pause_p99_ns),
-        ms(r.pause_max_ns)
+        ms_unit(r.pause_p50_ns),
+        ms_unit(r.pause_p99_ns),
+        ms_unit(r.pause_max_ns)
     );
     let _ = writeln!(
         s,
         "{item}SLO {}: {} pauses over it; p99 {}",
-        ms(Some(r.slo_pause_ns)),
+        ms_unit(Some(r.slo_pause_ns)),
         r.pauses_over_slo,
         if r.p99_over_slo {
             "BREACHES the SLO"
@@ -220,7 +211,7 @@ pub fn render(r: &Report, markdown: bool) -> String {
             let _ = writeln!(
                 s,
                 "| {} | {} | {} |",
-                ms(Some(p.duration_ns)),
+                ms_unit(Some(p.duration_ns)),
                 p.reason,
                 opt(p.cycle)
             );
@@ -228,7 +219,7 @@ pub fn render(r: &Report, markdown: bool) -> String {
             let _ = writeln!(
                 s,
                 "  {:>10}  {}{}",
-                ms(Some(p.duration_ns)),
+                ms_unit(Some(p.duration_ns)),
                 p.reason,
                 p.cycle.map(|c| format!(" (gc {c})")).unwrap_or_default()
             );
@@ -243,8 +234,8 @@ pub fn render(r: &Report, markdown: bool) -> String {
     let _ = writeln!(
         s,
         "{item}allocation rate: {}/s on average, {} in total",
-        mib(r.alloc_rate_bytes_per_s),
-        mib(r.alloc_bytes)
+        mib_unit(r.alloc_rate_bytes_per_s),
+        mib_unit(r.alloc_bytes)
     );
     s
 }

@@ -19,7 +19,8 @@
 pub mod alerts;
 pub mod app;
 pub mod data;
-pub mod fmt;
+/// The TUI's number formats live with the report's in [`crate::units`].
+pub use crate::units as fmt;
 pub mod history;
 mod keys;
 pub mod live;

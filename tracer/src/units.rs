@@ -1,5 +1,7 @@
-//! Short, fixed-style numbers for narrow table cells: three significant digits at most,
-//! units chosen so an on-call engineer reads them at a glance.
+//! How figures are written for people: short, fixed-style numbers for the TUI's narrow
+//! cells (three significant digits at most, units chosen to be read at a glance), and the
+//! report's fixed-precision forms with their units. One place for both, so a unit is
+//! never formatted two ways by accident.
 
 /// A duration: `850ns`, `161µs`, `1.25ms`, `35.5ms`, `1.20s`.
 pub fn dur(ns: u64) -> String {
@@ -81,6 +83,18 @@ pub fn mib(b: u64) -> String {
     }
 }
 
+/// The report's milliseconds: three decimals and the unit (`0.152 ms`), `?` if unknown.
+pub fn ms_unit(ns: Option<u64>) -> String {
+    ns.map_or("?".into(), |n| format!("{:.3} ms", n as f64 / 1e6))
+}
+
+/// The report's MiB: one decimal and the unit (`4.0 MiB`), `?` if unknown.
+pub fn mib_unit(b: Option<u64>) -> String {
+    b.map_or("?".into(), |b| {
+        format!("{:.1} MiB", b as f64 / (1 << 20) as f64)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,5 +113,8 @@ mod tests {
         assert_eq!(secs(7300.0), "2h01m");
         assert_eq!(ms(151_913), "0.15");
         assert_eq!(mib(4_186_112), "4.0");
+        assert_eq!(ms_unit(Some(151_913)), "0.152 ms");
+        assert_eq!(ms_unit(None), "?");
+        assert_eq!(mib_unit(Some(4_186_112)), "4.0 MiB");
     }
 }
