@@ -11,6 +11,9 @@
 //!
 //! The pprof writer is checked by `go tool pprof -top` reading what we write.
 
+// Helpers of a test crate: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;

@@ -6,6 +6,9 @@
 //! builds (which objdump refuses), the unstripped build of the same toolchain: `-s -w`
 //! does not move code. Builds are cached under the target dir so reruns are quick.
 
+// Helpers of a test crate: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;

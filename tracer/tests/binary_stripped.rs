@@ -6,6 +6,9 @@
 //! must equal what the stripped build recovers from code, its DWARF offsets must equal the
 //! table's, and the whole read plan must come out identical.
 
+// Helpers of a test crate: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
