@@ -15,8 +15,8 @@
 //!   taken from a specific runtime function, checked against `.symtab` on every supported
 //!   toolchain by the tests (`tracer/tests/binary_stripped.rs`).
 //!
-//! Only x86-64 is implemented: arm64 builds addresses with ADRP+ADD pairs and tracing
-//! runs on x86-64 here. Everything is best effort: a global that is not found is reported
+//! arm64 builds addresses with ADRP+ADD/LDR pairs (decoded in [`super::arm64`]); its
+//! receiver and scalar patterns are in [`super::globals_arm64`]. Everything is best effort: a global that is not found is reported
 //! with a reason and the tracer shows it as unknown.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -25,7 +25,7 @@ use std::ops::Range;
 use iced_x86::{Code, Decoder, DecoderOptions, Instruction, Mnemonic, OpKind, Register};
 
 use super::offsets_table::StructLayout;
-use super::{Arch, Function, GoBinary};
+use super::{globals_arm64, Arch, Function, GoBinary};
 
 /// Struct globals recovered by voting: symbol, its type, and the runtime functions whose
 /// code is searched (by name prefix). These are the functions of a GC cycle and of
@@ -53,7 +53,7 @@ const VOTING_FUNCTIONS: &[&str] = &[
 ];
 
 /// Fewest `LEA RAX, [global]; CALL method` sites that identify a receiver global.
-const MIN_RECEIVER_SITES: usize = 3;
+pub(crate) const MIN_RECEIVER_SITES: usize = 3;
 
 /// Fewest distinct fields a base must explain to be believed.
 pub const MIN_DISTINCT_FIELDS: usize = 3;
@@ -89,22 +89,8 @@ pub(crate) struct DataRange {
     pub end: u64,
 }
 
-/// One decoded RIP-relative access.
-#[derive(Clone, Copy, Debug)]
-struct RipAccess {
-    target: u64,
-}
-
 pub(crate) fn recover(bin: &GoBinary) -> Recovered {
     let mut out = Recovered::default();
-    if bin.arch() != Arch::X86_64 {
-        out.warnings.push(format!(
-            "no symbol table: locating runtime variables from code is implemented for \
-             x86_64 only, not {}",
-            bin.arch()
-        ));
-        return out;
-    }
     let data = bin.data_ranges();
     // RIP-relative targets inside data sections, from every voting function.
     let mut targets: BTreeSet<u64> = BTreeSet::new();
@@ -113,9 +99,9 @@ pub(crate) fn recover(bin: &GoBinary) -> Recovered {
         functions.extend(bin.functions_with_prefix(prefix));
     }
     for f in &functions {
-        for a in rip_accesses(bin, f) {
-            if data.iter().any(|r| (r.start..r.end).contains(&a.target)) {
-                targets.insert(a.target);
+        for target in access_targets(bin, f) {
+            if data.iter().any(|r| (r.start..r.end).contains(&target)) {
+                targets.insert(target);
             }
         }
     }
@@ -129,7 +115,11 @@ pub(crate) fn recover(bin: &GoBinary) -> Recovered {
             continue;
         };
         // Strongest evidence first: `&global` passed as a method receiver.
-        match receiver_of(bin, ty) {
+        let receiver = match bin.arch() {
+            Arch::X86_64 => receiver_of(bin, ty),
+            Arch::Aarch64 => globals_arm64::receiver_of(bin, ty),
+        };
+        match receiver {
             Ok(Some((base, support, against))) => {
                 claimed.push(base..base.saturating_add(struct_size(&layout)));
                 out.votes.push(Evidence {
@@ -181,11 +171,22 @@ pub(crate) fn recover(bin: &GoBinary) -> Recovered {
             )),
         }
     }
-    for (symbol, found) in [
-        ("runtime.gomaxprocs", gomaxprocs(bin)),
-        ("runtime.runtimeInitTime", runtime_init_time(bin)),
-        ("runtime.gcphase", gcphase(bin)),
-    ] {
+    let scalars = match bin.arch() {
+        Arch::X86_64 => [
+            ("runtime.gomaxprocs", gomaxprocs(bin)),
+            ("runtime.runtimeInitTime", runtime_init_time(bin)),
+            ("runtime.gcphase", gcphase(bin)),
+        ],
+        Arch::Aarch64 => [
+            ("runtime.gomaxprocs", globals_arm64::gomaxprocs(bin)),
+            (
+                "runtime.runtimeInitTime",
+                globals_arm64::runtime_init_time(bin),
+            ),
+            ("runtime.gcphase", globals_arm64::gcphase(bin)),
+        ],
+    };
+    for (symbol, found) in scalars {
         match found {
             Ok(addr) if data.iter().any(|r| (r.start..r.end).contains(&addr)) => {
                 out.addresses.insert(symbol.to_string(), addr);
@@ -201,20 +202,25 @@ pub(crate) fn recover(bin: &GoBinary) -> Recovered {
     out
 }
 
-/// Decodes `f` and returns its RIP-relative memory operands (LEA included: taking a
-/// field's address is as good a witness as loading it). Undecodable bytes end the
-/// function's scan: this is a search, not a uprobe placement.
-fn rip_accesses(bin: &GoBinary, f: &Function) -> Vec<RipAccess> {
-    decode(bin, f)
-        .iter()
-        .filter(|i| i.is_ip_rel_memory_operand())
-        .map(|i| RipAccess {
-            target: i.ip_rel_memory_address(),
-        })
-        .collect()
+/// The absolute addresses `f` addresses: on x86-64 its RIP-relative memory operands, on
+/// arm64 its ADRP-based ones (address computations included on both: taking a field's
+/// address is as good a witness as loading it). Undecodable bytes end an x86-64 scan:
+/// this is a search, not a uprobe placement.
+pub(crate) fn access_targets(bin: &GoBinary, f: &Function) -> Vec<u64> {
+    match bin.arch() {
+        Arch::X86_64 => decode(bin, f)
+            .iter()
+            .filter(|i| i.is_ip_rel_memory_operand())
+            .map(|i| i.ip_rel_memory_address())
+            .collect(),
+        Arch::Aarch64 => globals_arm64::accesses(bin, f)
+            .iter()
+            .map(|a| a.target)
+            .collect(),
+    }
 }
 
-fn decode(bin: &GoBinary, f: &Function) -> Vec<Instruction> {
+pub(crate) fn decode(bin: &GoBinary, f: &Function) -> Vec<Instruction> {
     let Ok(bytes) = bin.code_bytes(f) else {
         return Vec::new();
     };

@@ -11,10 +11,12 @@
 //! Malformed input never panics: every read goes through bounds-checked accessors and
 //! failures come back as [`BinaryError`] (or `None` where a lookup simply has no answer).
 
+mod arm64;
 mod buildinfo;
 mod dwarf;
 mod elf;
 pub mod globals;
+mod globals_arm64;
 mod lines;
 mod moduledata;
 pub mod offsets_table;
