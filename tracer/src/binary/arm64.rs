@@ -19,8 +19,13 @@ pub enum Kind {
     Load { size: u8, rt: u8, fp: bool },
     /// A store of `size` bytes.
     Store { size: u8 },
-    /// A load-acquire / store-release / exclusive / LSE atomic on the address.
-    Atomic { size: u8, store: bool },
+    /// A load-acquire / store-release / exclusive / LSE atomic on the address; `rt` is
+    /// the register a load-acquire writes.
+    Atomic {
+        size: u8,
+        store: bool,
+        rt: Option<u8>,
+    },
 }
 
 /// One instruction that addresses a known absolute location.
@@ -46,6 +51,19 @@ pub enum Event {
     Clobber {
         pc: u64,
         rd: u8,
+    },
+    /// `rd` now holds `rs`'s value, possibly shifted (`MOVD Rs, Rd`, `LSR $n, Rs, Rd`).
+    Move {
+        pc: u64,
+        rd: u8,
+        rs: u8,
+    },
+    /// A general register stored to or loaded from the stack frame at `offset(RSP)`.
+    Stack {
+        pc: u64,
+        offset: u64,
+        rt: u8,
+        load: bool,
     },
 }
 
@@ -112,6 +130,33 @@ pub fn events(code: &[u8], base: u64) -> Vec<Event> {
                         Kind::Store { size }
                     };
                     out.push(Event::Access(Access { pc, target, kind }));
+                    if let Some(r2) = rt2 {
+                        let kind = if load {
+                            Kind::Load { size, rt: r2, fp }
+                        } else {
+                            Kind::Store { size }
+                        };
+                        out.push(Event::Access(Access {
+                            pc,
+                            target: target.wrapping_add(u64::from(size)),
+                            kind,
+                        }));
+                    }
+                } else if rn == 31 && !fp {
+                    out.push(Event::Stack {
+                        pc,
+                        offset,
+                        rt: rd,
+                        load,
+                    });
+                    if let Some(r2) = rt2 {
+                        out.push(Event::Stack {
+                            pc,
+                            offset: offset.wrapping_add(u64::from(size)),
+                            rt: r2,
+                            load,
+                        });
+                    }
                 }
                 if load && !fp {
                     known[usize::from(rd)] = None;
@@ -132,13 +177,22 @@ pub fn events(code: &[u8], base: u64) -> Vec<Event> {
                     out.push(Event::Access(Access {
                         pc,
                         target: v,
-                        kind: Kind::Atomic { size, store },
+                        kind: Kind::Atomic {
+                            size,
+                            store,
+                            rt: writes.filter(|_| !store),
+                        },
                     }));
                 }
                 if let Some(r) = writes {
                     known[usize::from(r)] = None;
                     out.push(Event::Clobber { pc, rd: r });
                 }
+                continue;
+            }
+            Insn::Move { rs } => {
+                known[usize::from(rd)] = None;
+                out.push(Event::Move { pc, rd, rs });
                 continue;
             }
             Insn::Bl { target } => {
@@ -187,6 +241,10 @@ enum Insn {
     Bl {
         target: u64,
     },
+    /// `ORR Rd, ZR, Rs` (register move) or `UBFM` as `LSR $n, Rs, Rd`.
+    Move {
+        rs: u8,
+    },
     Other,
 }
 
@@ -207,6 +265,18 @@ fn decode(w: u32, pc: u64) -> Insn {
         let sh = (w >> 22) & 1;
         return Insn::AddImm {
             imm: if sh == 1 { imm12 << 12 } else { imm12 },
+        };
+    }
+    if w & 0x7FE0_FFE0 == 0x2A00_03E0 {
+        // ORR (shifted register) with XZR/WZR and no shift: MOV.
+        return Insn::Move {
+            rs: ((w >> 16) & 31) as u8,
+        };
+    }
+    if w & 0xFFC0_FC00 == 0xD340_FC00 || w & 0xFFC0_FC00 == 0x5300_7C00 {
+        // UBFM with imms = 63 (31): LSR by immediate.
+        return Insn::Move {
+            rs: ((w >> 5) & 31) as u8,
         };
     }
     if w & 0xFC00_0000 == 0x9400_0000 {
@@ -325,7 +395,8 @@ mod tests {
                 target,
                 kind: Kind::Atomic {
                     size: 8,
-                    store: false
+                    store: false,
+                    rt: Some(0)
                 }
             })
         );
@@ -392,6 +463,46 @@ mod tests {
     }
 
     #[test]
+    fn moves_shifts_and_stack_slots() {
+        // 1.27.3 gcMarkTermination: LSR $20, R1, R1; MOVD R1, 288(RSP); MOVD 288(RSP), R0
+        let ev = events(&words(&[0xd354fc21, 0xf90093e1, 0xf94093e0]), 0x3419c);
+        assert_eq!(
+            ev,
+            vec![
+                Event::Move {
+                    pc: 0x3419c,
+                    rd: 1,
+                    rs: 1
+                },
+                Event::Stack {
+                    pc: 0x341a0,
+                    offset: 288,
+                    rt: 1,
+                    load: false
+                },
+                Event::Stack {
+                    pc: 0x341a4,
+                    offset: 288,
+                    rt: 0,
+                    load: true
+                },
+                Event::Clobber { pc: 0x341a4, rd: 0 },
+            ]
+        );
+        // MOVW R3, 60(RSP) (1.19.8): a 4-byte slot
+        let ev = events(&words(&[0xb9003fe3]), 0x27148);
+        assert_eq!(
+            ev[0],
+            Event::Stack {
+                pc: 0x27148,
+                offset: 60,
+                rt: 3,
+                load: false
+            }
+        );
+    }
+
+    #[test]
     fn stlrw_is_an_atomic_store() {
         // 1.27.3 gcStart: ADRP 1564672(PC), R2; ADD $1836, R2, R2; STLRW R1, (R2)
         let ev = events(&words(&[0xd0000be2, 0x911cb042, 0x889ffc41]), 0x32cc4);
@@ -401,7 +512,8 @@ mod tests {
             target,
             kind: Kind::Atomic {
                 size: 4,
-                store: true
+                store: true,
+                rt: None
             }
         })));
     }

@@ -89,10 +89,32 @@ pub(crate) struct DataRange {
     pub end: u64,
 }
 
-pub(crate) fn recover(bin: &GoBinary) -> Recovered {
-    let mut out = Recovered::default();
+/// What the code says independently of any struct layout: the absolute targets of the
+/// voting functions and each struct type's method-receiver evidence. Computed once per
+/// binary, whatever number of candidate layouts are then tried against it.
+pub(crate) struct CodeEvidence {
+    pub targets: BTreeSet<u64>,
+    receivers: HashMap<&'static str, ReceiverResult>,
+}
+
+impl CodeEvidence {
+    /// The global of type `ty` as a method receiver names it, when that evidence is
+    /// conclusive (it needs no layout).
+    pub fn receiver_base(&self, ty: &str) -> Option<u64> {
+        match self.receivers.get(ty) {
+            Some(Ok(Some((base, _, _)))) => Some(*base),
+            _ => None,
+        }
+    }
+}
+
+/// (address, sites naming it, sites naming others), `None` for too few sites.
+type ReceiverResult = Result<Option<(u64, usize, usize)>, String>;
+
+/// Decodes the voting functions and the receiver sites of `bin`.
+pub(crate) fn code_evidence(bin: &GoBinary) -> CodeEvidence {
     let data = bin.data_ranges();
-    // RIP-relative targets inside data sections, from every voting function.
+    // Absolute targets inside data sections, from every voting function.
     let mut targets: BTreeSet<u64> = BTreeSet::new();
     let mut functions: Vec<Function> = Vec::new();
     for prefix in VOTING_FUNCTIONS {
@@ -105,20 +127,45 @@ pub(crate) fn recover(bin: &GoBinary) -> Recovered {
             }
         }
     }
+    let receivers = STRUCT_GLOBALS
+        .iter()
+        .map(|(_, ty)| {
+            let r = match bin.arch() {
+                Arch::X86_64 => receiver_of(bin, ty),
+                Arch::Aarch64 => globals_arm64::receiver_of(bin, ty),
+            };
+            (*ty, r)
+        })
+        .collect();
+    CodeEvidence { targets, receivers }
+}
+
+/// Locates the globals of `bin` with its own layouts (DWARF, table or derived).
+pub(crate) fn recover(bin: &GoBinary) -> Recovered {
+    recover_with(bin, &code_evidence(bin), &|ty| bin.struct_layout(ty))
+}
+
+/// Locates the globals of `bin` from `code`, voting with the layouts `layout_of` gives
+/// (candidate layouts, while offsets are being derived from code).
+pub(crate) fn recover_with(
+    bin: &GoBinary,
+    code: &CodeEvidence,
+    layout_of: &dyn Fn(&str) -> Option<StructLayout>,
+) -> Recovered {
+    let mut out = Recovered::default();
+    let data = bin.data_ranges();
+    let targets = &code.targets;
     // Globals already placed: their bytes explain their own accesses, so they are
     // removed from the evidence for the others and no other global may overlap them.
     let mut claimed: Vec<Range<u64>> = Vec::new();
     let mut pending: Vec<(&str, &str, StructLayout)> = Vec::new();
     for (symbol, ty) in STRUCT_GLOBALS {
         // Without a layout the fields could not be read anyway; the planner says why.
-        let Some(layout) = bin.struct_layout(ty) else {
+        let Some(layout) = layout_of(ty) else {
             continue;
         };
         // Strongest evidence first: `&global` passed as a method receiver.
-        let receiver = match bin.arch() {
-            Arch::X86_64 => receiver_of(bin, ty),
-            Arch::Aarch64 => globals_arm64::receiver_of(bin, ty),
-        };
+        let receiver = code.receivers.get(ty).cloned().unwrap_or(Ok(None));
         match receiver {
             Ok(Some((base, support, against))) => {
                 claimed.push(base..base.saturating_add(struct_size(&layout)));

@@ -156,7 +156,8 @@ pub(crate) fn gcphase(bin: &GoBinary) -> Result<u64, String> {
                 w[0].kind,
                 Kind::Atomic {
                     size: 4,
-                    store: true
+                    store: true,
+                    ..
                 }
             );
             let load_ok = matches!(w[1].kind, Kind::Load { size: 4, .. })
