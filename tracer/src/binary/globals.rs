@@ -15,8 +15,8 @@
 //!   taken from a specific runtime function, checked against `.symtab` on every supported
 //!   toolchain by the tests (`tracer/tests/binary_stripped.rs`).
 //!
-//! Only x86-64 is implemented: arm64 builds addresses with ADRP+ADD pairs and tracing
-//! runs on x86-64 here. Everything is best effort: a global that is not found is reported
+//! arm64 builds addresses with ADRP+ADD/LDR pairs (decoded in [`super::arm64`]); its
+//! receiver and scalar patterns are in [`super::globals_arm64`]. Everything is best effort: a global that is not found is reported
 //! with a reason and the tracer shows it as unknown.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -25,7 +25,7 @@ use std::ops::Range;
 use iced_x86::{Code, Decoder, DecoderOptions, Instruction, Mnemonic, OpKind, Register};
 
 use super::offsets_table::StructLayout;
-use super::{Arch, Function, GoBinary};
+use super::{globals_arm64, Arch, Function, GoBinary};
 
 /// Struct globals recovered by voting: symbol, its type, and the runtime functions whose
 /// code is searched (by name prefix). These are the functions of a GC cycle and of
@@ -53,7 +53,7 @@ const VOTING_FUNCTIONS: &[&str] = &[
 ];
 
 /// Fewest `LEA RAX, [global]; CALL method` sites that identify a receiver global.
-const MIN_RECEIVER_SITES: usize = 3;
+pub(crate) const MIN_RECEIVER_SITES: usize = 3;
 
 /// Fewest distinct fields a base must explain to be believed.
 pub const MIN_DISTINCT_FIELDS: usize = 3;
@@ -89,47 +89,84 @@ pub(crate) struct DataRange {
     pub end: u64,
 }
 
-/// One decoded RIP-relative access.
-#[derive(Clone, Copy, Debug)]
-struct RipAccess {
-    target: u64,
+/// What the code says independently of any struct layout: the absolute targets of the
+/// voting functions and each struct type's method-receiver evidence. Computed once per
+/// binary, whatever number of candidate layouts are then tried against it.
+pub(crate) struct CodeEvidence {
+    pub targets: BTreeSet<u64>,
+    receivers: HashMap<&'static str, ReceiverResult>,
 }
 
-pub(crate) fn recover(bin: &GoBinary) -> Recovered {
-    let mut out = Recovered::default();
-    if bin.arch() != Arch::X86_64 {
-        out.warnings.push(format!(
-            "no symbol table: locating runtime variables from code is implemented for \
-             x86_64 only, not {}",
-            bin.arch()
-        ));
-        return out;
+impl CodeEvidence {
+    /// The global of type `ty` as a method receiver names it, when that evidence is
+    /// conclusive (it needs no layout).
+    pub fn receiver_base(&self, ty: &str) -> Option<u64> {
+        match self.receivers.get(ty) {
+            Some(Ok(Some((base, _, _)))) => Some(*base),
+            _ => None,
+        }
     }
+}
+
+/// (address, sites naming it, sites naming others), `None` for too few sites.
+type ReceiverResult = Result<Option<(u64, usize, usize)>, String>;
+
+/// Decodes the voting functions and the receiver sites of `bin`.
+pub(crate) fn code_evidence(bin: &GoBinary) -> CodeEvidence {
     let data = bin.data_ranges();
-    // RIP-relative targets inside data sections, from every voting function.
+    // Absolute targets inside data sections, from every voting function.
     let mut targets: BTreeSet<u64> = BTreeSet::new();
     let mut functions: Vec<Function> = Vec::new();
     for prefix in VOTING_FUNCTIONS {
         functions.extend(bin.functions_with_prefix(prefix));
     }
     for f in &functions {
-        for a in rip_accesses(bin, f) {
-            if data.iter().any(|r| (r.start..r.end).contains(&a.target)) {
-                targets.insert(a.target);
+        for target in access_targets(bin, f) {
+            if data.iter().any(|r| (r.start..r.end).contains(&target)) {
+                targets.insert(target);
             }
         }
     }
+    let receivers = STRUCT_GLOBALS
+        .iter()
+        .map(|(_, ty)| {
+            let r = match bin.arch() {
+                Arch::X86_64 => receiver_of(bin, ty),
+                Arch::Aarch64 => globals_arm64::receiver_of(bin, ty),
+            };
+            (*ty, r)
+        })
+        .collect();
+    CodeEvidence { targets, receivers }
+}
+
+/// Locates the globals of `bin` with its own layouts (DWARF, table or derived).
+pub(crate) fn recover(bin: &GoBinary) -> Recovered {
+    recover_with(bin, &code_evidence(bin), &|ty| bin.struct_layout(ty))
+}
+
+/// Locates the globals of `bin` from `code`, voting with the layouts `layout_of` gives
+/// (candidate layouts, while offsets are being derived from code).
+pub(crate) fn recover_with(
+    bin: &GoBinary,
+    code: &CodeEvidence,
+    layout_of: &dyn Fn(&str) -> Option<StructLayout>,
+) -> Recovered {
+    let mut out = Recovered::default();
+    let data = bin.data_ranges();
+    let targets = &code.targets;
     // Globals already placed: their bytes explain their own accesses, so they are
     // removed from the evidence for the others and no other global may overlap them.
     let mut claimed: Vec<Range<u64>> = Vec::new();
     let mut pending: Vec<(&str, &str, StructLayout)> = Vec::new();
     for (symbol, ty) in STRUCT_GLOBALS {
         // Without a layout the fields could not be read anyway; the planner says why.
-        let Some(layout) = bin.struct_layout(ty) else {
+        let Some(layout) = layout_of(ty) else {
             continue;
         };
         // Strongest evidence first: `&global` passed as a method receiver.
-        match receiver_of(bin, ty) {
+        let receiver = code.receivers.get(ty).cloned().unwrap_or(Ok(None));
+        match receiver {
             Ok(Some((base, support, against))) => {
                 claimed.push(base..base.saturating_add(struct_size(&layout)));
                 out.votes.push(Evidence {
@@ -181,11 +218,22 @@ pub(crate) fn recover(bin: &GoBinary) -> Recovered {
             )),
         }
     }
-    for (symbol, found) in [
-        ("runtime.gomaxprocs", gomaxprocs(bin)),
-        ("runtime.runtimeInitTime", runtime_init_time(bin)),
-        ("runtime.gcphase", gcphase(bin)),
-    ] {
+    let scalars = match bin.arch() {
+        Arch::X86_64 => [
+            ("runtime.gomaxprocs", gomaxprocs(bin)),
+            ("runtime.runtimeInitTime", runtime_init_time(bin)),
+            ("runtime.gcphase", gcphase(bin)),
+        ],
+        Arch::Aarch64 => [
+            ("runtime.gomaxprocs", globals_arm64::gomaxprocs(bin)),
+            (
+                "runtime.runtimeInitTime",
+                globals_arm64::runtime_init_time(bin),
+            ),
+            ("runtime.gcphase", globals_arm64::gcphase(bin)),
+        ],
+    };
+    for (symbol, found) in scalars {
         match found {
             Ok(addr) if data.iter().any(|r| (r.start..r.end).contains(&addr)) => {
                 out.addresses.insert(symbol.to_string(), addr);
@@ -201,20 +249,25 @@ pub(crate) fn recover(bin: &GoBinary) -> Recovered {
     out
 }
 
-/// Decodes `f` and returns its RIP-relative memory operands (LEA included: taking a
-/// field's address is as good a witness as loading it). Undecodable bytes end the
-/// function's scan: this is a search, not a uprobe placement.
-fn rip_accesses(bin: &GoBinary, f: &Function) -> Vec<RipAccess> {
-    decode(bin, f)
-        .iter()
-        .filter(|i| i.is_ip_rel_memory_operand())
-        .map(|i| RipAccess {
-            target: i.ip_rel_memory_address(),
-        })
-        .collect()
+/// The absolute addresses `f` addresses: on x86-64 its RIP-relative memory operands, on
+/// arm64 its ADRP-based ones (address computations included on both: taking a field's
+/// address is as good a witness as loading it). Undecodable bytes end an x86-64 scan:
+/// this is a search, not a uprobe placement.
+pub(crate) fn access_targets(bin: &GoBinary, f: &Function) -> Vec<u64> {
+    match bin.arch() {
+        Arch::X86_64 => decode(bin, f)
+            .iter()
+            .filter(|i| i.is_ip_rel_memory_operand())
+            .map(|i| i.ip_rel_memory_address())
+            .collect(),
+        Arch::Aarch64 => globals_arm64::accesses(bin, f)
+            .iter()
+            .map(|a| a.target)
+            .collect(),
+    }
 }
 
-fn decode(bin: &GoBinary, f: &Function) -> Vec<Instruction> {
+pub(crate) fn decode(bin: &GoBinary, f: &Function) -> Vec<Instruction> {
     let Ok(bytes) = bin.code_bytes(f) else {
         return Vec::new();
     };

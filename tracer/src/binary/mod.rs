@@ -11,21 +11,25 @@
 //! Malformed input never panics: every read goes through bounds-checked accessors and
 //! failures come back as [`BinaryError`] (or `None` where a lookup simply has no answer).
 
+mod arm64;
 mod buildinfo;
+mod derive;
 mod dwarf;
 mod elf;
 pub mod globals;
+mod globals_arm64;
 mod lines;
 mod moduledata;
 pub mod offsets_table;
 mod pclntab;
+mod print_anchors;
 pub mod process;
 mod resolve;
 mod returns;
 mod symbols;
 mod types;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -43,17 +47,43 @@ pub enum OffsetsSource {
     Dwarf,
     /// The built-in table for this exact Go release ([`offsets_table`]).
     Table,
-    /// Neither: fields of runtime structs cannot be located.
+    /// Neither: derived from the binary's own code and verified field by field (see
+    /// `derive.rs`); fields that could not be verified are unknown
+    /// ([`GoBinary::field_source`] says which).
+    Code,
+    /// Nothing about the runtime's structs could be verified.
     None,
 }
 
 impl OffsetsSource {
-    /// "dwarf", "table" or "none", as `inspect` reports it.
+    /// "dwarf", "table", "code" or "none", as `inspect` reports it.
     pub fn as_str(self) -> &'static str {
         match self {
             OffsetsSource::Dwarf => "dwarf",
             OffsetsSource::Table => "table",
+            OffsetsSource::Code => "code",
             OffsetsSource::None => "none",
+        }
+    }
+}
+
+/// Where one struct field's offset came from: `dwarf`, `table`, `code` (derived and
+/// verified from the binary's code) or `unknown`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FieldSource {
+    Dwarf,
+    Table,
+    Code,
+    Unknown,
+}
+
+impl FieldSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FieldSource::Dwarf => "dwarf",
+            FieldSource::Table => "table",
+            FieldSource::Code => "code",
+            FieldSource::Unknown => "unknown",
         }
     }
 }
@@ -229,6 +259,11 @@ pub struct GoBinary {
     resolver: OnceLock<Option<resolve::Resolver>>,
     /// Globals located from code, for binaries without `.symtab` (computed on first use).
     recovered: OnceLock<globals::Recovered>,
+    /// Offsets derived from code, when neither DWARF nor the table has them.
+    derived: OnceLock<derive::Derived>,
+    /// The table's entry for this exact release is ignored ([`GoBinary::without_table_entry`]
+    /// or [`offsets_table::EXCLUDE_ENV`]).
+    table_excluded: bool,
 }
 
 impl fmt::Debug for GoBinary {
@@ -297,10 +332,14 @@ impl GoBinary {
                 })
             })
             .collect();
+        let table_excluded =
+            offsets_table::version_key(&version).is_some_and(offsets_table::excluded);
         Ok(GoBinary {
             path,
             data_ranges,
             recovered: OnceLock::new(),
+            derived: OnceLock::new(),
+            table_excluded,
             arch: info.arch,
             version,
             pie: info.pie,
@@ -313,6 +352,16 @@ impl GoBinary {
             resolver: OnceLock::new(),
             data,
         })
+    }
+
+    /// Analyse as if the offsets table lacked this binary's release (leave-one-out tests,
+    /// and users who distrust the table): struct offsets then come from DWARF or from
+    /// the code. Call before any query.
+    pub fn without_table_entry(mut self) -> GoBinary {
+        self.table_excluded = true;
+        self.recovered = OnceLock::new();
+        self.derived = OnceLock::new();
+        self
     }
 
     /// The path this binary was opened from (for messages).
@@ -386,7 +435,41 @@ impl GoBinary {
     }
 
     fn recovered(&self) -> &globals::Recovered {
+        if self.derives_offsets() {
+            return &self.derived().recovered;
+        }
         self.recovered.get_or_init(|| globals::recover(self))
+    }
+
+    /// Neither DWARF describing the runtime nor a table entry: offsets come from code.
+    fn derives_offsets(&self) -> bool {
+        !self.dwarf_describes_runtime() && self.table_layouts().is_none()
+    }
+
+    fn dwarf_describes_runtime(&self) -> bool {
+        self.dwarf_index()
+            .is_some_and(|i| i.layout(PROBE_STRUCT).is_some())
+    }
+
+    fn derived(&self) -> &derive::Derived {
+        self.derived.get_or_init(|| derive::derive(self))
+    }
+
+    /// Why derived offsets are incomplete, one line each (empty unless derived).
+    pub fn derived_offsets_warnings(&self) -> Vec<String> {
+        if !self.derives_offsets() {
+            return Vec::new();
+        }
+        self.derived().warnings.clone()
+    }
+
+    /// For derived offsets: per struct type, the table release whose layout the code
+    /// confirmed (empty unless derived).
+    pub fn derived_confirmed_by(&self) -> BTreeMap<String, String> {
+        if !self.derives_offsets() {
+            return BTreeMap::new();
+        }
+        self.derived().confirmed_by.clone()
     }
 
     /// Extents of the sections runtime globals live in.
@@ -442,6 +525,20 @@ impl GoBinary {
             .ok_or_else(|| err(format!("{} lies beyond the end of the file", f.name)))
     }
 
+    /// Up to `len` bytes of the file-backed data at link-time address `vaddr` (fewer at
+    /// the end of its segment), e.g. a string the code points at.
+    pub(crate) fn bytes_at(&self, vaddr: u64, len: u64) -> Option<&[u8]> {
+        let seg = self
+            .segments
+            .iter()
+            .find(|s| s.file_offset_of(vaddr).is_some())?;
+        let start = usize::try_from(seg.file_offset_of(vaddr)?).ok()?;
+        let seg_end = seg.offset.checked_add(seg.filesz)?;
+        let end =
+            usize::try_from(seg_end.min(seg.file_offset_of(vaddr)?.checked_add(len)?)).ok()?;
+        self.data.get(start..end)
+    }
+
     /// File offset of a link-time address, via the PT_LOAD segment whose file-backed part
     /// contains it. This is the offset the kernel's uprobe API takes.
     pub fn file_offset(&self, vaddr: u64) -> Option<u64> {
@@ -454,16 +551,38 @@ impl GoBinary {
     /// struct, from the built-in table for this exact Go release and architecture
     /// (which holds the fields the tracer reads). `None` if neither knows it.
     pub fn struct_field_offset(&self, struct_name: &str, field: &str) -> Option<u64> {
+        self.field_offset_and_source(struct_name, field).0
+    }
+
+    /// Where [`GoBinary::struct_field_offset`] gets `field` of `struct_name` from.
+    pub fn field_source(&self, struct_name: &str, field: &str) -> FieldSource {
+        self.field_offset_and_source(struct_name, field).1
+    }
+
+    fn field_offset_and_source(
+        &self,
+        struct_name: &str,
+        field: &str,
+    ) -> (Option<u64>, FieldSource) {
+        let found = |o: Option<u64>, s: FieldSource| match o {
+            Some(o) => (Some(o), s),
+            None => (None, FieldSource::Unknown),
+        };
         if let Some(index) = self.dwarf_index() {
             if index.layout(struct_name).is_some() {
-                return index.field_offset(struct_name, field);
+                return found(index.field_offset(struct_name, field), FieldSource::Dwarf);
             }
         }
-        self.table_layouts()?
-            .get(struct_name)?
-            .fields
-            .get(field)
-            .copied()
+        if let Some(layouts) = self.table_layouts() {
+            let o = layouts
+                .get(struct_name)
+                .and_then(|l| l.fields.get(field).copied());
+            return found(o, FieldSource::Table);
+        }
+        found(
+            self.derived().field_offset(struct_name, field),
+            FieldSource::Code,
+        )
     }
 
     /// The struct's size and direct members (blank `_` members left out), from the same
@@ -475,27 +594,41 @@ impl GoBinary {
                 fields: fields.into_iter().filter(|(n, _)| n != "_").collect(),
             });
         }
-        self.table_layouts()?.get(struct_name).cloned()
+        if let Some(layouts) = self.table_layouts() {
+            return layouts.get(struct_name).cloned();
+        }
+        // Derived: the layout used to locate the global; only fields that
+        // `struct_field_offset` verifies are to be read.
+        self.derived().layouts.get(struct_name).cloned()
     }
 
     /// Where struct layouts come from for this binary (see [`OffsetsSource`]).
     pub fn offsets_source(&self) -> OffsetsSource {
-        if self
-            .dwarf_index()
-            .is_some_and(|i| i.layout(PROBE_STRUCT).is_some())
-        {
+        if self.dwarf_describes_runtime() {
             OffsetsSource::Dwarf
         } else if self
             .table_layouts()
             .is_some_and(|l| l.contains_key(PROBE_STRUCT))
         {
             OffsetsSource::Table
+        } else if self
+            .derived()
+            .recovered
+            .addresses
+            .keys()
+            .any(|s| globals::STRUCT_GLOBALS.iter().any(|(g, _)| g == s))
+        {
+            OffsetsSource::Code
         } else {
             OffsetsSource::None
         }
     }
 
+    /// The table's layouts for this exact release, unless excluded.
     fn table_layouts(&self) -> Option<&'static offsets_table::Layouts> {
+        if self.table_excluded {
+            return None;
+        }
         offsets_table::builtin().layouts(&self.version, self.arch)
     }
 

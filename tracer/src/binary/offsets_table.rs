@@ -68,8 +68,29 @@ pub fn builtin() -> &'static OffsetsTable {
     })
 }
 
+/// The environment variable naming table releases to ignore, comma-separated
+/// (`go1.25.5,go1.21.13`), or `all`: analyse and trace as if the table lacked them, so
+/// their offsets are derived from the binary's code instead ([`super::derive`]). For
+/// tests (leave-one-out) and for users who distrust the table. Read once per process.
+pub const EXCLUDE_ENV: &str = "GCTRACE_OFFSETS_TABLE_EXCLUDE";
+
+/// Whether the release `key` ("go1.25.5") is excluded by [`EXCLUDE_ENV`].
+pub fn excluded(key: &str) -> bool {
+    static LIST: OnceLock<Vec<String>> = OnceLock::new();
+    let list = LIST.get_or_init(|| {
+        std::env::var(EXCLUDE_ENV)
+            .unwrap_or_default()
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    });
+    list.iter().any(|e| e == key || e == "all")
+}
+
 impl OffsetsTable {
     /// The layouts for exactly this version and architecture, if tabulated.
+    /// (Exclusions are applied by [`super::GoBinary`], not here.)
     pub fn layouts(&self, version: &GoVersion, arch: Arch) -> Option<&Layouts> {
         self.versions.get(version_key(version)?)?.get(goarch(arch))
     }

@@ -387,6 +387,28 @@ pub fn read_struct_fields() -> Vec<(&'static str, &'static str)> {
     out
 }
 
+/// The struct fields `bin` would have read, one per [`READS`] entry that is a field (the
+/// member the binary has, or the first candidate name when none is known): what
+/// `inspect` lists with each offset's source.
+pub fn fields_read(bin: &GoBinary) -> Vec<(&'static str, &'static str)> {
+    let mut out: Vec<(&'static str, &'static str)> = Vec::new();
+    for spec in READS {
+        if let Location::Field { ty, members, .. } = location_for(spec, bin.go_version()) {
+            let m = members
+                .iter()
+                .copied()
+                .find(|m| bin.struct_field_offset(ty, m).is_some())
+                .or_else(|| members.first().copied());
+            if let Some(m) = m {
+                if !out.contains(&(ty, m)) {
+                    out.push((ty, m));
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Where `spec` is read in a binary of `version`: its location, except where the field
 /// gctrace prints changed while the old one stayed. Go 1.19 has both `lastStackScan` and
 /// `maxStackScan`, but its gctrace prints `maxStackScan` (stack space in use) where 1.20+
@@ -443,13 +465,30 @@ fn plan_reads(
     let needs_offsets = wanted
         .iter()
         .any(|r| matches!(r.location, Location::Field { .. }));
-    if needs_offsets && bin.offsets_source() == OffsetsSource::None {
-        warnings.push(format!(
-            "no DWARF and {} {} is not in the built-in offsets table: runtime struct \
-             fields cannot be located",
-            bin.go_version(),
-            bin.arch()
-        ));
+    let source = bin.offsets_source();
+    if needs_offsets && matches!(source, OffsetsSource::None | OffsetsSource::Code) {
+        warnings.extend(bin.derived_offsets_warnings());
+        let unknown: Vec<String> = fields_read(bin)
+            .into_iter()
+            .filter(|(ty, f)| bin.struct_field_offset(ty, f).is_none())
+            .map(|(ty, f)| format!("{ty}.{f}"))
+            .collect();
+        if source == OffsetsSource::None {
+            warnings.push(format!(
+                "no DWARF and {} {} is not in the built-in offsets table, and its code \
+                 confirms no layout: runtime struct fields cannot be located",
+                bin.go_version(),
+                bin.arch()
+            ));
+        } else if !unknown.is_empty() {
+            warnings.push(format!(
+                "no DWARF and {} {} is not in the built-in offsets table: offsets derived \
+                 from code; not verified, so unknown: {}",
+                bin.go_version(),
+                bin.arch(),
+                unknown.join(", ")
+            ));
+        }
     }
     let mut systemstack = None;
     if scheme == StwScheme::CallerInferred {

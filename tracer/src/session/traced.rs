@@ -23,7 +23,7 @@ use super::{write_profile, Stop, TraceOptions};
 use crate::clock::monotonic_ns;
 use crate::{
     alloc::{AllocMode, LiveAllocs},
-    binary::{process::load_bias, GoBinary, OffsetsSource},
+    binary::{process::load_bias, GoBinary},
     decode::{DecodeSpec, Decoder},
     events::TraceEvent,
     launch,
@@ -158,12 +158,7 @@ pub(super) fn prepare(
         tracer_version: env!("CARGO_PKG_VERSION").to_string(),
         process: process.clone(),
         decode: decode.clone(),
-        offsets_source: match bin.offsets_source() {
-            OffsetsSource::Dwarf => "dwarf",
-            OffsetsSource::Table => "table",
-            OffsetsSource::None => "none",
-        }
-        .to_string(),
+        offsets_source: bin.offsets_source().as_str().to_string(),
         allocs: format!("{:?}", opts.allocs).to_lowercase(),
         start_unix_ns: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

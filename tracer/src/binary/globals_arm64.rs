@@ -1,0 +1,181 @@
+//! arm64 forms of the instruction patterns [`super::globals`] locates runtime globals by,
+//! in binaries without `.symtab`. Addresses come from [`super::arm64`]'s ADRP tracking;
+//! each pattern is the arm64 shape of its x86-64 twin and is checked against `.symtab` on
+//! every supported toolchain by `tracer/tests/binary_stripped.rs`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::arm64::{self, Access, Event, Kind};
+use super::globals::MIN_RECEIVER_SITES;
+use super::{Function, GoBinary};
+
+/// The decoded events of `f` (empty when its bytes cannot be read).
+pub(crate) fn events(bin: &GoBinary, f: &Function) -> Vec<Event> {
+    bin.code_bytes(f)
+        .map(|code| arm64::events(code, f.address))
+        .unwrap_or_default()
+}
+
+/// Every absolute access of `f`.
+pub(crate) fn accesses(bin: &GoBinary, f: &Function) -> Vec<Access> {
+    events(bin, f)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Access(a) => Some(a),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `&global` as a method receiver arrives in R0: `ADRP R0; ADD $lo, R0, R0` shortly
+/// before `BL runtime.(*T).method`, R0 untouched in between. Same voting rule as on
+/// x86-64 (see `globals::receiver_of`).
+pub(crate) fn receiver_of(bin: &GoBinary, ty: &str) -> Result<Option<(u64, usize, usize)>, String> {
+    const WINDOW: usize = 6;
+    let Some(short) = ty.strip_prefix("runtime.") else {
+        return Ok(None);
+    };
+    let method_prefix = format!("runtime.(*{short}).");
+    let mut seen: BTreeMap<u64, usize> = BTreeMap::new();
+    for f in bin.functions_with_prefix("runtime.") {
+        let ev = events(bin, &f);
+        for (i, e) in ev.iter().enumerate() {
+            let Event::Access(Access {
+                target,
+                kind: Kind::AddrOf { rd: 0 },
+                ..
+            }) = e
+            else {
+                continue;
+            };
+            let next = ev.iter().skip(i + 1).take(WINDOW).find(|n| {
+                matches!(n, Event::Call { .. } | Event::Clobber { rd: 0, .. })
+                    || matches!(
+                        n,
+                        Event::Access(Access {
+                            kind: Kind::AddrOf { rd: 0 },
+                            ..
+                        })
+                    )
+            });
+            let is_method_call = matches!(next, Some(Event::Call { target: t, .. })
+                if bin.function_at(*t).is_some_and(|g| g.address == *t && g.name.starts_with(&method_prefix)));
+            if is_method_call {
+                *seen.entry(*target).or_default() += 1;
+            }
+        }
+    }
+    let total: usize = seen.values().sum();
+    let Some((&base, &n)) = seen.iter().max_by_key(|(_, n)| **n) else {
+        return Ok(None);
+    };
+    if n >= MIN_RECEIVER_SITES && n * 5 >= total * 4 {
+        return Ok(Some((base, n, total - n)));
+    }
+    if n < MIN_RECEIVER_SITES && seen.len() == 1 {
+        return Ok(None);
+    }
+    Err(format!(
+        "{method_prefix}* receivers disagree: {}",
+        seen.iter()
+            .map(|(a, n)| format!("{a:#x} ({n}x)"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+}
+
+/// `GOMAXPROCS(n)` reads `int(gomaxprocs)` before anything else it loads: the first
+/// 4-byte general-register load from a global in `runtime.GOMAXPROCS` (the lock is taken
+/// by address, 1.25's `customGOMAXPROCS` is a byte store).
+pub(crate) fn gomaxprocs(bin: &GoBinary) -> Result<u64, String> {
+    let f = bin
+        .function("runtime.GOMAXPROCS")
+        .ok_or("runtime.GOMAXPROCS not found")?;
+    accesses(bin, &f)
+        .iter()
+        .find(|a| {
+            matches!(
+                a.kind,
+                Kind::Load {
+                    size: 4,
+                    fp: false,
+                    ..
+                }
+            )
+        })
+        .map(|a| a.target)
+        .ok_or_else(|| "no 4-byte global load in runtime.GOMAXPROCS".into())
+}
+
+/// `runtimeInitTime = nanotime()` in `runtime.main`: the first 8-byte store to a global
+/// within a few instructions after `BL runtime.nanotime1` (or `runtime.nanotime`).
+pub(crate) fn runtime_init_time(bin: &GoBinary) -> Result<u64, String> {
+    const WINDOW: usize = 6;
+    let f = bin
+        .function("runtime.main")
+        .ok_or("runtime.main not found")?;
+    let ev = events(bin, &f);
+    for (i, e) in ev.iter().enumerate() {
+        let Event::Call { target, .. } = e else {
+            continue;
+        };
+        if !bin
+            .function_at(*target)
+            .is_some_and(|c| c.name.starts_with("runtime.nanotime"))
+        {
+            continue;
+        }
+        let store = ev.iter().skip(i + 1).take(WINDOW).find_map(|s| match s {
+            Event::Access(Access {
+                target,
+                kind: Kind::Store { size: 8 },
+                ..
+            }) => Some(*target),
+            _ => None,
+        });
+        if let Some(t) = store {
+            return Ok(t);
+        }
+    }
+    Err("no store of nanotime()'s result in runtime.main".into())
+}
+
+/// `setGCPhase(x)`: `STLRW Rx, (Rg)` to `&gcphase`, then the next global access reloads
+/// it with a 4-byte load. Every occurrence in the `runtime.gc*` functions must agree.
+pub(crate) fn gcphase(bin: &GoBinary) -> Result<u64, String> {
+    let mut found: BTreeSet<u64> = BTreeSet::new();
+    let mut functions = bin.functions_with_prefix("runtime.gc");
+    functions.extend(bin.function("runtime.setGCPhase"));
+    for f in &functions {
+        let acc: Vec<Access> = accesses(bin, f)
+            .into_iter()
+            .filter(|a| !matches!(a.kind, Kind::AddrOf { .. }))
+            .collect();
+        for w in acc.windows(2) {
+            let store_ok = matches!(
+                w[0].kind,
+                Kind::Atomic {
+                    size: 4,
+                    store: true,
+                    ..
+                }
+            );
+            let load_ok = matches!(w[1].kind, Kind::Load { size: 4, .. })
+                && w[1].target == w[0].target
+                && w[1].pc.saturating_sub(w[0].pc) <= 4 * 4;
+            if store_ok && load_ok {
+                found.insert(w[0].target);
+            }
+        }
+    }
+    match found.len() {
+        1 => found
+            .into_iter()
+            .next()
+            .ok_or_else(|| "no setGCPhase pattern".into()),
+        0 => Err("no inlined setGCPhase (atomic store then reload) found".into()),
+        n => Err(format!(
+            "setGCPhase pattern matched {n} different addresses"
+        )),
+    }
+}
