@@ -115,7 +115,7 @@ fn gc_cycles_match_runtime(series: &str) {
         &shared,
         toolchain.minor(),
         std::env::consts::ARCH,
-        common::cycles::NATIVE_PAUSE_SLACK_NS,
+        common::cycles::NATIVE,
     ) {
         Ok(account) => println!("{account}"),
         Err(problems) => panic!("{problems}"),
