@@ -5,14 +5,13 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
 use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::Duration;
 
-use common::{ChildGuard, GcBuild, GcRec, GcTraceLine, MsRange, Toolchain, TracedRun, RUN_TIMEOUT};
+use common::{ChildGuard, GcBuild, GcTraceLine, MsRange, Toolchain, TracedRun, RUN_TIMEOUT};
 
 /// One test per Go release series and per question, so a failure names both. The exact
 /// patch versions and paths come from GCTRACE_GO_TOOLCHAINS (xtask's toolchain list);
@@ -84,15 +83,6 @@ fn every_configured_toolchain_has_a_test() {
 }
 
 /// |measured - expected| within `abs_ns + pct% of expected`.
-fn within(measured: u64, expected: u64, abs_ns: u64, pct: u64) -> bool {
-    measured.abs_diff(expected) <= abs_ns + expected * pct / 100
-}
-
-/// gctrace's value range widened by 60 µs + 15 %.
-fn clock_ok(range: MsRange, measured: u64) -> bool {
-    range.distance(measured) <= 60_000 + range.hi_ns * 15 / 100
-}
-
 /// The `--format json` run of a series, made once and judged by several tests (CI has
 /// two cores: one run per version keeps the suite short).
 fn shared_run(series: &str) -> Arc<TracedRun> {
@@ -121,211 +111,15 @@ fn gc_cycles_match_runtime(series: &str) {
     }
     let toolchain = common::toolchain(series);
     let shared = shared_run(series);
-    let go_version = &shared.go_version;
-    let memstats = shared.assert_completed();
-    let trace_text = &shared.trace_text;
-    let gctrace = common::parse_gctrace(&shared.stderr);
-    let trace = common::parse_trace(trace_text);
-    let mut failures: Vec<String> = Vec::new();
-
-    if !trace.errors.is_empty() {
-        failures.push(format!(
-            "malformed trace lines:\n  {}",
-            trace.errors.join("\n  ")
-        ));
+    match common::cycles::check_cycles_against_runtime(
+        &shared,
+        toolchain.minor(),
+        std::env::consts::ARCH,
+        common::cycles::NATIVE,
+    ) {
+        Ok(account) => println!("{account}"),
+        Err(problems) => panic!("{problems}"),
     }
-    if gctrace.is_empty() {
-        failures.push("no gctrace lines on stderr: was GODEBUG passed to the workload?".into());
-    }
-
-    // The process record.
-    match (&trace.first_type, &trace.process) {
-        (Some(t), Some(p)) if t == "process" => {
-            if p.go_version.as_deref() != Some(go_version.as_str()) {
-                failures.push(format!(
-                    "process.go_version is {:?}, `go version` says {go_version:?}",
-                    p.go_version
-                ));
-            }
-            if p.arch.as_deref() != Some(std::env::consts::ARCH) {
-                failures.push(format!(
-                    "process.arch is {:?}, expected {:?}",
-                    p.arch,
-                    std::env::consts::ARCH
-                ));
-            }
-        }
-        (first, _) => failures.push(format!("first record is {first:?}, not \"process\"")),
-    }
-
-    // Every cycle gctrace printed is reported, once.
-    let mut by_cycle: BTreeMap<u32, &GcRec> = BTreeMap::new();
-    for rec in &trace.gc {
-        if by_cycle.insert(rec.cycle, rec).is_some() {
-            failures.push(format!("cycle {} reported more than once", rec.cycle));
-        }
-    }
-    let missing: Vec<u32> = gctrace
-        .keys()
-        .copied()
-        .filter(|c| !by_cycle.contains_key(c))
-        .collect();
-    if !missing.is_empty() {
-        failures.push(format!(
-            "{} of {} cycles gctrace printed have no gc record: {missing:?}",
-            missing.len(),
-            gctrace.len()
-        ));
-    }
-
-    // Forced cycles agree.
-    let forced_json: BTreeSet<u32> = trace
-        .gc
-        .iter()
-        .filter(|r| r.trigger.as_deref() == Some("forced"))
-        .map(|r| r.cycle)
-        .collect();
-    let forced_gctrace: BTreeSet<u32> = gctrace
-        .values()
-        .filter(|l| l.forced)
-        .map(|l| l.cycle)
-        .collect();
-    // gctrace prints " (forced)" after restarting the world, reading work.userForced
-    // again; a runtime.GC() waiting for that cycle can start the next one and set the flag
-    // in between (seen on Go 1.19: "gc 16 ... (forced)" for a heap cycle, NumForcedGC one
-    // lower than the forced lines). Such a line is the runtime's print race, not a forced
-    // cycle: it is excused only when the next cycle is forced, and the runtime's own count
-    // (MemStats.NumForcedGC) must still match the trace exactly.
-    let race_excused: BTreeSet<u32> = forced_gctrace
-        .difference(&forced_json)
-        .copied()
-        .filter(|c| forced_json.contains(&(c + 1)))
-        .collect();
-    let forced_gctrace_real: BTreeSet<u32> =
-        forced_gctrace.difference(&race_excused).copied().collect();
-    if forced_json != forced_gctrace_real {
-        failures.push(format!(
-            "forced cycles differ: trace says {forced_json:?}, gctrace says {forced_gctrace:?}"
-        ));
-    }
-    if forced_json.len() != memstats.num_forced_gc as usize {
-        failures.push(format!(
-            "trace has {} forced cycles, MemStats.NumForcedGC is {}",
-            forced_json.len(),
-            memstats.num_forced_gc
-        ));
-    }
-
-    // ReadMemStats stops the world each time.
-    let rms_reason = if toolchain.minor() >= 21 {
-        "read mem stats"
-    } else {
-        // Go 1.19 has no stop-the-world reason codes.
-        "unknown"
-    };
-    let rms = trace.stw.iter().filter(|s| s.reason == rms_reason).count() as u64;
-    if rms < memstats.read_mem_stats_calls {
-        let mut reasons: BTreeMap<&str, usize> = BTreeMap::new();
-        for s in &trace.stw {
-            *reasons.entry(s.reason.as_str()).or_default() += 1;
-        }
-        failures.push(format!(
-            "{rms} stw records with reason {rms_reason:?}, but the workload called \
-             ReadMemStats {} times; stw reasons seen: {reasons:?}",
-            memstats.read_mem_stats_calls
-        ));
-    }
-
-    // Phase durations and pauses, cycle by cycle.
-    let mut table = String::new();
-    let mut matched = 0usize;
-    let mut bad_cycles = 0usize;
-    for (cycle, line) in &gctrace {
-        let Some(rec) = by_cycle.get(cycle) else {
-            continue;
-        };
-        matched += 1;
-        let mut bad = Vec::new();
-        let phases = [
-            ("sweep_term_ns", rec.sweep_term_ns, line.clock[0]),
-            ("mark_ns", rec.mark_ns, line.clock[1]),
-            ("mark_term_ns", rec.mark_term_ns, line.clock[2]),
-        ];
-        for (name, measured, range) in phases {
-            if !clock_ok(range, measured) {
-                bad.push(format!(
-                    "{cycle:>6} | {name:<14} | {measured:>12} | {:>10} | {:>10} | gctrace {range}",
-                    range.distance(measured),
-                    60_000 + range.hi_ns * 15 / 100
-                ));
-            }
-        }
-        if let Some(pause) = memstats.pause_of(*cycle) {
-            if !within(rec.pause_ns, pause, 50_000, 10) {
-                bad.push(format!(
-                    "{cycle:>6} | {:<14} | {:>12} | {:>10} | {:>10} | MemStats.PauseNs {pause}",
-                    "pause_ns",
-                    rec.pause_ns,
-                    rec.pause_ns.abs_diff(pause),
-                    50_000 + pause / 10
-                ));
-            }
-        }
-        if !bad.is_empty() {
-            bad_cycles += 1;
-            for row in bad {
-                let _ = writeln!(table, "{row}");
-            }
-        }
-    }
-    // At least 95 % of the matched cycles must agree on every measure.
-    if matched > 0 && (matched - bad_cycles) * 100 < matched * 95 {
-        failures.push(format!(
-            "{bad_cycles} of {matched} cycles disagree with the runtime (more than 5 %):\n \
-             cycle | field          |  tracer ns  |   off ns   | allowed ns | runtime\n{table}"
-        ));
-    } else if bad_cycles > 0 {
-        println!("tolerated disagreements ({bad_cycles} of {matched} cycles):\n{table}");
-    }
-
-    // The summary closes the output.
-    match &trace.summary {
-        Some(s) => {
-            if s.cycles < matched as u64 {
-                failures.push(format!(
-                    "summary.cycles is {} but {matched} cycles were matched",
-                    s.cycles
-                ));
-            }
-            if s.lost_events != 0 {
-                failures.push(format!("summary.lost_events is {}", s.lost_events));
-            }
-            if trace.last_type.as_deref() != Some("summary") {
-                failures.push(format!(
-                    "last record is {:?}, not the summary",
-                    trace.last_type
-                ));
-            }
-        }
-        None => failures.push("no summary record".into()),
-    }
-
-    assert!(
-        failures.is_empty(),
-        "Go {go_version}: {} problem(s); gctrace printed {} cycles (NumGC {}), trace has {} gc \
-         and {} stw records:\n- {}\n{}",
-        failures.len(),
-        gctrace.len(),
-        memstats.num_gc,
-        trace.gc.len(),
-        trace.stw.len(),
-        failures.join("\n- "),
-        shared.diag()
-    );
-    println!(
-        "Go {go_version}: {matched} cycles matched ({bad_cycles} tolerated), {} stw records",
-        trace.stw.len()
-    );
 }
 
 /// The runtime state the tracer reads (heap triple, goal, GOMAXPROCS, GOGC, GOMEMLIMIT,

@@ -26,6 +26,7 @@ pub fn setup() -> Result<()> {
     rust_components()?;
     go_wheels()?;
     go_caches()?;
+    crate::arm64::assets::ensure()?;
     println!("setup: done in {:.1}s", started.elapsed().as_secs_f64());
     Ok(())
 }

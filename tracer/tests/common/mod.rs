@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod cycles;
+
 pub const SKIP_MESSAGE: &str = "skipped: set GCTRACE_INTEGRATION=1 (cargo xtask test does)";
 
 /// The tracer under test: this package's binary, or GCTRACE_TEST_TRACER_BIN when set
