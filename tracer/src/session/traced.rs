@@ -21,6 +21,7 @@ use tracer_common::{ProbeKind, RawEvent};
 
 use super::{write_profile, Stop, TraceOptions};
 use crate::clock::monotonic_ns;
+use crate::labels::Labels;
 use crate::{
     alloc::{AllocMode, LiveAllocs},
     binary::{process::load_bias, GoBinary, OffsetsSource},
@@ -152,7 +153,11 @@ pub(super) fn prepare(
         go_version: bin.go_version().raw.clone(),
         arch: bin.arch().as_str().to_string(),
         gomaxprocs: target::gomaxprocs(pid, gomaxprocs_addr),
+        labels: Labels::of_process(pid),
     };
+    if let Some(w) = process.labels.unknown_pod_warning() {
+        warnings.push(format!("{who}: {w}"));
+    }
     let decode = DecodeSpec::new(&plan, bias);
     let header = Header {
         tracer_version: env!("CARGO_PKG_VERSION").to_string(),
