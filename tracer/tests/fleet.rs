@@ -1,0 +1,321 @@
+//! Fleet features end to end, on real processes: cgroup labels of processes put by the
+//! test into cgroups it made (a Kubernetes pod's container, as the kubelet's systemd
+//! driver and containerd name it, and a systemd service), on the JSON `process` records
+//! and on every Prometheus series; and the series of a process that ended leave the
+//! scrape (served once more, then gone) while the other process's stay.
+//! The oracle is what the test itself set up: the cgroup paths it created and the
+//! containerd state it wrote (under GCTRACE_HOST_ROOT).
+//! Needs root and a cgroup v2 hierarchy; skips unless GCTRACE_INTEGRATION=1.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::ChildGuard;
+use serde_json::Value;
+
+const ATTACH_TIMEOUT: Duration = Duration::from_secs(30);
+const CONTAINER: &str = "3f8b2c6d1e0a9f87b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3";
+const POD_UID: &str = "6e1d2c0a-7b5f-4c3e-9a8d-1f2e3d4c5b6a";
+
+/// Where the cgroup v2 hierarchy is mounted (`/sys/fs/cgroup` on v2 hosts,
+/// `/sys/fs/cgroup/unified` on hybrid ones).
+fn cgroup2_mount() -> Option<PathBuf> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines().find_map(|l| {
+        let (left, right) = l.split_once(" - ")?;
+        if right.split_whitespace().next()? != "cgroup2" {
+            return None;
+        }
+        Some(PathBuf::from(left.split_whitespace().nth(4)?))
+    })
+}
+
+/// Cgroups made for the test, removed (deepest first) when dropped.
+struct Cgroups(Vec<PathBuf>);
+
+impl Cgroups {
+    fn make(&mut self, root: &Path, rel: &str) -> PathBuf {
+        let mut path = root.to_path_buf();
+        for part in rel.split('/') {
+            path.push(part);
+            if !path.exists() {
+                std::fs::create_dir(&path)
+                    .unwrap_or_else(|e| panic!("mkdir {}: {e}", path.display()));
+                self.0.push(path.clone());
+            }
+        }
+        path
+    }
+}
+
+impl Drop for Cgroups {
+    fn drop(&mut self) {
+        for dir in self.0.iter().rev() {
+            // Its processes may take a moment to be reaped.
+            for _ in 0..50 {
+                if std::fs::remove_dir(dir).is_ok() {
+                    break;
+                }
+                thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+/// gcload started inside `cgroup`: the shell moves itself there, then execs.
+fn in_cgroup(gcload: &Path, cgroup: &Path, dir: &Path, name: &str, args: &str) -> ChildGuard {
+    let script = format!(
+        "echo $$ > '{}/cgroup.procs' && exec '{}' {args}",
+        cgroup.display(),
+        gcload.display()
+    );
+    ChildGuard::spawn(Command::new("sh").args(["-c", &script]), dir, name)
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(10)))
+        .http_status_as_error(false)
+        .proxy(None)
+        .build()
+        .into()
+}
+
+fn scrape(agent: &ureq::Agent, url: &str) -> String {
+    agent
+        .get(url)
+        .call()
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+        .body_mut()
+        .read_to_string()
+        .unwrap_or_default()
+}
+
+/// The sample lines of process `pid`.
+fn series_of(text: &str, pid: u32) -> Vec<String> {
+    let needle = format!("pid=\"{pid}\"");
+    text.lines()
+        .filter(|l| !l.starts_with('#') && l.contains(&needle))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn cgroup_labels_and_ended_series() {
+    if !common::integration_enabled() {
+        return;
+    }
+    let Some(mount) = cgroup2_mount() else {
+        eprintln!("skipped: no cgroup v2 hierarchy mounted");
+        return;
+    };
+    let _exclusive = common::exclusive();
+    let gcload = common::build_gcload(&common::newest_toolchain());
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = tmp.path().join("trace.ndjson");
+
+    // containerd's state of the container, as its CRI plugin writes the OCI bundle.
+    let host = tmp.path().join("host");
+    let bundle = host
+        .join("run/containerd/io.containerd.runtime.v2.task/k8s.io")
+        .join(CONTAINER);
+    std::fs::create_dir_all(&bundle).expect("bundle dir");
+    std::fs::write(
+        bundle.join("config.json"),
+        format!(
+            r#"{{"ociVersion":"1.1.0","annotations":{{"io.kubernetes.cri.container-type":"container",
+            "io.kubernetes.cri.sandbox-name":"checkout-5d8f","io.kubernetes.cri.sandbox-namespace":"shop",
+            "io.kubernetes.cri.sandbox-uid":"{POD_UID}","io.kubernetes.cri.container-name":"server"}}}}"#
+        ),
+    )
+    .expect("config.json");
+
+    let top = format!("gctrace-fleet-{}.slice", std::process::id());
+    let uid_ = POD_UID.replace('-', "_");
+    let pod_rel = format!(
+        "{top}/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{uid_}.slice/cri-containerd-{CONTAINER}.scope"
+    );
+    let svc_rel = format!("{top}/system.slice/checkout-worker.service");
+    let mut cgroups = Cgroups(Vec::new());
+    let pod_cg = cgroups.make(&mount, &pod_rel);
+    let svc_cg = cgroups.make(&mount, &svc_rel);
+
+    let mut pod = in_cgroup(&gcload, &pod_cg, tmp.path(), "pod", "-forever");
+    let mut svc = in_cgroup(&gcload, &svc_cg, tmp.path(), "svc", "-duration 4s");
+    // Both are in their cgroups (the shell moved itself) and exec'd into gcload.
+    let exec_done = wait_for(Duration::from_secs(10), || {
+        let ok = [pod.pid(), svc.pid()]
+            .iter()
+            .all(|p| std::fs::read_link(format!("/proc/{p}/exe")).is_ok_and(|e| e == gcload));
+        ok.then_some(())
+    });
+    assert!(
+        exec_done.is_some(),
+        "workloads did not start in their cgroups"
+    );
+
+    let mut tracer = ChildGuard::spawn(
+        Command::new(common::tracer_bin())
+            .env("GCTRACE_HOST_ROOT", &host)
+            .args(["--pid", &format!("{},{}", pod.pid(), svc.pid())])
+            .args(["--format", "json", "--output"])
+            .arg(&out)
+            .args(["--prometheus", "127.0.0.1:0"]),
+        tmp.path(),
+        "tracer",
+    );
+    let diag = |t: &ChildGuard| common::diagnostics(&t.stdout_text(), &t.stderr_text());
+    let url = wait_for(ATTACH_TIMEOUT, || {
+        tracer.stderr_text().lines().find_map(|l| {
+            Some(
+                l.strip_prefix("gctrace-bpf: serving Prometheus metrics on ")?
+                    .trim()
+                    .to_owned(),
+            )
+        })
+    })
+    .unwrap_or_else(|| panic!("no metrics address\n{}", diag(&tracer)));
+    let agent = agent();
+
+    // Both processes' series appear, with their labels on every one.
+    let pod_labels = [
+        format!(r#"container_id="{CONTAINER}""#),
+        r#"container_runtime="containerd""#.to_owned(),
+        r#"container_name="server""#.to_owned(),
+        format!(r#"pod_uid="{POD_UID}""#),
+        r#"pod_name="checkout-5d8f""#.to_owned(),
+        r#"pod_namespace="shop""#.to_owned(),
+        format!(r#"systemd_unit="cri-containerd-{CONTAINER}.scope""#),
+        format!(r#"cgroup="/{pod_rel}""#),
+    ];
+    let svc_labels = [
+        r#"systemd_unit="checkout-worker.service""#.to_owned(),
+        format!(r#"cgroup="/{svc_rel}""#),
+    ];
+    let first = wait_for(ATTACH_TIMEOUT, || {
+        let text = scrape(&agent, &url);
+        let seen = |pid: u32| {
+            series_of(&text, pid)
+                .iter()
+                .any(|l| l.starts_with("go_gc_cycles_total_gc_cycles_total"))
+        };
+        (seen(pod.pid()) && seen(svc.pid())).then_some(text)
+    })
+    .unwrap_or_else(|| panic!("no GC cycle series of both processes\n{}", diag(&tracer)));
+    let mut failures = Vec::new();
+    for (pid, labels) in [(pod.pid(), &pod_labels[..]), (svc.pid(), &svc_labels[..])] {
+        for line in series_of(&first, pid) {
+            for l in labels {
+                if !line.contains(l.as_str()) {
+                    failures.push(format!("pid {pid}: {l} missing from {line}"));
+                }
+            }
+        }
+    }
+    for line in series_of(&first, svc.pid()) {
+        if line.contains("container_id=") || line.contains("pod_uid=") {
+            failures.push(format!(
+                "pid {}: a service has no container: {line}",
+                svc.pid()
+            ));
+        }
+    }
+    common::assert_no_failures("labels on the series", &failures, &diag(&tracer));
+
+    // The service ends; the tracer says so; its series go within two scrapes of that,
+    // the pod's stay.
+    let status = svc.wait_timeout(Duration::from_secs(60));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "svc ended with {status:?}"
+    );
+    let ended = format!("pid {} exited", svc.pid());
+    let said = wait_for(Duration::from_secs(10), || {
+        tracer.stderr_text().contains(&ended).then_some(())
+    });
+    assert!(
+        said.is_some(),
+        "tracer did not say '{ended}'\n{}",
+        diag(&tracer)
+    );
+    thread::sleep(Duration::from_millis(300));
+    let scrapes: Vec<String> = (0..3).map(|_| scrape(&agent, &url)).collect();
+    let counts: Vec<(usize, usize)> = scrapes
+        .iter()
+        .map(|s| (series_of(s, svc.pid()).len(), series_of(s, pod.pid()).len()))
+        .collect();
+    assert!(
+        counts[1].0 == 0 && counts[2].0 == 0 && counts.iter().all(|c| c.1 > 0),
+        "series (ended svc, running pod) over three scrapes after the end: {counts:?}\n{}",
+        scrapes[2]
+    );
+
+    pod.signal(libc::SIGTERM);
+    let _ = pod.wait_timeout(Duration::from_secs(30));
+    let status = tracer.wait_timeout(Duration::from_secs(30));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "tracer: {status:?}\n{}",
+        diag(&tracer)
+    );
+
+    // The JSON process records carry the same labels; null where there is nothing.
+    let text = std::fs::read_to_string(&out).unwrap_or_default();
+    let process = |pid: u32| -> Value {
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|v| v["type"] == "process" && v["pid"] == pid)
+            .unwrap_or_else(|| panic!("no process record of pid {pid}\n{text}"))
+    };
+    let p = process(pod.pid());
+    let want_pod = [
+        ("cgroup", Value::from(format!("/{pod_rel}"))),
+        ("container_id", CONTAINER.into()),
+        ("container_runtime", "containerd".into()),
+        ("container_name", "server".into()),
+        ("pod_uid", POD_UID.into()),
+        ("pod_name", "checkout-5d8f".into()),
+        ("pod_namespace", "shop".into()),
+        (
+            "systemd_unit",
+            format!("cri-containerd-{CONTAINER}.scope").into(),
+        ),
+    ];
+    let s = process(svc.pid());
+    let want_svc = [
+        ("cgroup", Value::from(format!("/{svc_rel}"))),
+        ("container_id", Value::Null),
+        ("pod_uid", Value::Null),
+        ("pod_name", Value::Null),
+        ("systemd_unit", "checkout-worker.service".into()),
+    ];
+    let mut failures = Vec::new();
+    for (rec, want) in [(&p, &want_pod[..]), (&s, &want_svc[..])] {
+        for (k, v) in want {
+            if &rec[*k] != v {
+                failures.push(format!(
+                    "pid {}: {k} is {}, expected {v}",
+                    rec["pid"], rec[*k]
+                ));
+            }
+        }
+    }
+    common::assert_no_failures("labels on the process records", &failures, &diag(&tracer));
+}
