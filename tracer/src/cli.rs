@@ -164,7 +164,7 @@ pub struct TraceArgs {
         value_name = "PID",
         value_delimiter = ',',
         conflicts_with = "command",
-        required_unless_present_any = ["command", "exe"]
+        required_unless_present_any = ["command", "exe", "all"]
     )]
     pub pid: Vec<u32>,
 
@@ -174,6 +174,21 @@ pub struct TraceArgs {
     /// when none is left.
     #[arg(long, value_name = "PATH", conflicts_with = "command")]
     pub exe: Option<PathBuf>,
+
+    /// Trace every Go process on the host, now and later (checked every second; whether
+    /// a binary is Go is decided once per file). Runs until Ctrl-C, SIGTERM or --duration.
+    #[arg(long, conflicts_with_all = ["command", "exe"])]
+    pub all: bool,
+
+    /// With --exe or --all: only processes in this cgroup subtree (the path as
+    /// /proc/PID/cgroup gives it, e.g. /kubepods.slice or /system.slice/app.service).
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Option<String>,
+
+    /// With --exe or --all: trace at most this many processes at once; others found
+    /// meanwhile are reported in one line each and left alone.
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    pub max_processes: usize,
 
     /// Output format [default: tui when attaching (--pid, --exe) with standard output on
     /// a terminal and no --output, otherwise gctrace].
@@ -244,7 +259,7 @@ impl TraceArgs {
     /// shares the screen: attaching to running processes, with stdout a terminal and no
     /// --output (a started command writes to the same terminal, and scripts read stdout).
     pub fn resolved_format(&self, stdout_is_terminal: bool) -> Format {
-        let attaching = !self.pid.is_empty() || self.exe.is_some();
+        let attaching = !self.pid.is_empty() || self.exe.is_some() || self.all;
         match self.format {
             Some(f) => f,
             None if stdout_is_terminal && self.output.is_none() && attaching => Format::Tui,

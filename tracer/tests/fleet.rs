@@ -66,14 +66,20 @@ impl Drop for Cgroups {
     }
 }
 
-/// gcload started inside `cgroup`: the shell moves itself there, then execs.
+/// gcload started inside `cgroup`, its gctrace on: the shell moves itself there, then execs.
 fn in_cgroup(gcload: &Path, cgroup: &Path, dir: &Path, name: &str, args: &str) -> ChildGuard {
     let script = format!(
         "echo $$ > '{}/cgroup.procs' && exec '{}' {args}",
         cgroup.display(),
         gcload.display()
     );
-    ChildGuard::spawn(Command::new("sh").args(["-c", &script]), dir, name)
+    ChildGuard::spawn(
+        Command::new("sh")
+            .env("GODEBUG", "gctrace=1")
+            .args(["-c", &script]),
+        dir,
+        name,
+    )
 }
 
 fn agent() -> ureq::Agent {
@@ -318,4 +324,188 @@ fn cgroup_labels_and_ended_series() {
         }
     }
     common::assert_no_failures("labels on the process records", &failures, &diag(&tracer));
+}
+
+/// The `--format json` output split by each record's `"pid"`, each part parsed on its
+/// own; lines without a pid under pid 0.
+fn traces_by_pid(text: &str) -> std::collections::BTreeMap<u64, common::Trace> {
+    let mut lines: std::collections::BTreeMap<u64, String> = Default::default();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let pid = serde_json::from_str::<Value>(line)
+            .ok()
+            .and_then(|v| v["pid"].as_u64())
+            .unwrap_or(0);
+        let part = lines.entry(pid).or_default();
+        part.push_str(line);
+        part.push('\n');
+    }
+    lines
+        .into_iter()
+        .map(|(pid, t)| (pid, common::parse_trace(&t)))
+        .collect()
+}
+
+/// Peak RSS of a running process (VmHWM), in KiB.
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// `--all --cgroup`: Go programs started one after another in a cgroup of the test's
+/// (each living 2 s: discovery scans /proc every second) are each picked up, with their
+/// own `process` record first and `summary` last, no event lost, every cycle the runtime
+/// printed after the pick-up recorded under its pid; a plain program there is not traced;
+/// the tracer's memory stays bounded; other processes of the host (outside the cgroup)
+/// are left alone; past --max-processes a process is reported and left alone.
+#[test]
+fn all_traces_every_go_process_of_a_cgroup() {
+    if !common::integration_enabled() {
+        return;
+    }
+    let Some(mount) = cgroup2_mount() else {
+        eprintln!("skipped: no cgroup v2 hierarchy mounted");
+        return;
+    };
+    let _exclusive = common::exclusive();
+    let gcload = common::build_gcload(&common::newest_toolchain());
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = tmp.path().join("trace.ndjson");
+    let top = format!("gctrace-all-{}.slice", std::process::id());
+    let mut cgroups = Cgroups(Vec::new());
+    let cg = cgroups.make(&mount, &format!("{top}/run.scope"));
+
+    let mut tracer = ChildGuard::spawn(
+        Command::new(common::tracer_bin())
+            .args([
+                "--all",
+                "--cgroup",
+                &format!("/{top}"),
+                "--max-processes",
+                "2",
+            ])
+            .args(["--format", "json", "--output"])
+            .arg(&out),
+        tmp.path(),
+        "tracer",
+    );
+    let diag = |t: &ChildGuard| common::diagnostics(&t.stdout_text(), &t.stderr_text());
+    let waiting = wait_for(ATTACH_TIMEOUT, || {
+        tracer
+            .stderr_text()
+            .contains("no Go process runs in cgroup")
+            .then_some(())
+    });
+    assert!(waiting.is_some(), "tracer not waiting\n{}", diag(&tracer));
+
+    // Not Go: looked at once, never traced.
+    let script = format!("echo $$ > '{}/cgroup.procs' && exec sleep 30", cg.display());
+    let sleeper = ChildGuard::spawn(
+        Command::new("sh").args(["-c", &script]),
+        tmp.path(),
+        "sleep",
+    );
+    let mut runs = Vec::new();
+    let mut rss = Vec::new();
+    for i in 0..6 {
+        let mut g = in_cgroup(&gcload, &cg, tmp.path(), &format!("g{i}"), "-duration 2s");
+        let status = g.wait_timeout(Duration::from_secs(60));
+        assert!(status.is_some_and(|s| s.success()), "g{i}: {status:?}");
+        rss.extend(peak_rss_kib(tracer.pid()));
+        runs.push(g);
+    }
+    // Three at once with a ceiling of two (the sleeper is not counted: it is not Go).
+    let mut burst: Vec<ChildGuard> = (0..3)
+        .map(|i| in_cgroup(&gcload, &cg, tmp.path(), &format!("b{i}"), "-duration 3s"))
+        .collect();
+    for b in &mut burst {
+        let _ = b.wait_timeout(Duration::from_secs(60));
+    }
+    thread::sleep(Duration::from_millis(1500));
+    tracer.signal(libc::SIGTERM);
+    let status = tracer.wait_timeout(Duration::from_secs(30));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "tracer: {status:?}\n{}",
+        diag(&tracer)
+    );
+    drop(sleeper);
+
+    let text = std::fs::read_to_string(&out).unwrap_or_default();
+    let traces = traces_by_pid(&text);
+    let mut failures = Vec::new();
+    if traces.contains_key(&0) {
+        failures.push("records without a pid".to_owned());
+    }
+    for g in &runs {
+        let pid = u64::from(g.pid());
+        let Some(trace) = traces.get(&pid) else {
+            failures.push(format!("{} (pid {pid}) not traced", g.name));
+            continue;
+        };
+        let (first, last) = (trace.first_type.as_deref(), trace.last_type.as_deref());
+        if first != Some("process") || last != Some("summary") || !trace.errors.is_empty() {
+            failures.push(format!(
+                "pid {pid}: records from {first:?} to {last:?}, errors {:?}",
+                trace.errors
+            ));
+        }
+        let lost = trace.summary.as_ref().map_or(u64::MAX, |s| s.lost_events);
+        if lost != 0 {
+            failures.push(format!("pid {pid}: {lost} events lost"));
+        }
+        // Every cycle the runtime printed after the first one recorded is there.
+        let printed = common::parse_gctrace(&g.stderr_text());
+        let mut recorded: Vec<u32> = trace.gc.iter().map(|c| c.cycle).collect();
+        // The runtime prints a cycle's line after restarting the world: a program that
+        // returns from main right then never prints its last cycle, which we did see.
+        let last_printed = printed.keys().next_back().copied();
+        if recorded.len() >= 2 && last_printed.is_some_and(|l| recorded.last() == Some(&(l + 1))) {
+            recorded.pop();
+        }
+        let Some(&from) = recorded.first() else {
+            failures.push(format!("pid {pid}: no cycle recorded of {}", printed.len()));
+            continue;
+        };
+        let want: Vec<u32> = printed.keys().copied().filter(|&c| c >= from).collect();
+        if recorded != want {
+            failures.push(format!(
+                "pid {pid}: cycles {recorded:?}, gctrace printed {want:?}"
+            ));
+        }
+    }
+    let burst_traced = burst
+        .iter()
+        .filter(|b| traces.contains_key(&u64::from(b.pid())))
+        .count();
+    let refused = tracer
+        .stderr_text()
+        .lines()
+        .filter(|l| l.contains("not traced: 2 processes are traced already (--max-processes)"))
+        .count();
+    if burst_traced + refused != 3 || refused == 0 {
+        failures.push(format!(
+            "burst of 3 with --max-processes 2: {burst_traced} traced, {refused} refused"
+        ));
+    }
+    let ours: Vec<u64> = runs
+        .iter()
+        .chain(&burst)
+        .map(|g| u64::from(g.pid()))
+        .collect();
+    let outside: Vec<&u64> = traces.keys().filter(|p| !ours.contains(p)).collect();
+    if !outside.is_empty() {
+        failures.push(format!("traced outside the cgroup: {outside:?}"));
+    }
+    // Bounded: after six processes the peak is what it was after the second.
+    if rss.len() == 6 && rss[5] > rss[1] + 16 * 1024 {
+        failures.push(format!("tracer peak RSS grows per process (KiB): {rss:?}"));
+    }
+    eprintln!("tracer peak RSS after each process (KiB): {rss:?}");
+    common::assert_no_failures("--all in a cgroup", &failures, &diag(&tracer));
 }
