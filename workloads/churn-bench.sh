@@ -40,4 +40,4 @@ sums=$(grep -c '"type":"summary"' "$work/out.ndjson" || true)
 lost=$(grep '"type":"summary"' "$work/out.ndjson" | sed 's/.*"lost_events":\([0-9]*\).*/\1/' | awk '{s += $1} END {print s + 0}')
 cpu=$(awk -v a="$t0" -v b="$t1" -v x="$s0" -v y="$s1" -v hz="$hz" 'BEGIN {printf "%.2f", 100 * (b - a) / hz / (y - x)}')
 echo "rate=$rate/min started=$n life=$life traced=$procs summaries=$sums lost_events=$lost tracer_cpu=${cpu}% peak_rss=$((hwm / 1024))MiB rss_end=$((rss / 1024))MiB"
-rm -rf "$work"
+if [ -n "${KEEP:-}" ]; then echo "kept $work"; else rm -rf "$work"; fi

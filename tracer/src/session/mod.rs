@@ -454,6 +454,8 @@ async fn event_loop(
             ));
         }
     }
+    // Processes found that exited before they could be attached.
+    let mut gone_early = 0u64;
     // Processes of --exe being analysed and attached, off this thread.
     let mut attaching: JoinSet<(u32, Result<Prepared>, Vec<String>)> = JoinSet::new();
     let mut rescan = exe_watch.as_ref().map(|_| {
@@ -547,8 +549,8 @@ async fn event_loop(
                         targets.spawn_local(traced::run(p, None, ctx.clone()));
                     }
                     // Gone before it could be attached (a short-lived process): nothing
-                    // was traced, nothing to say.
-                    Ok((pid, Err(_), _)) if !target::exists(pid) => {}
+                    // was traced; counted, and said once at the end.
+                    Ok((pid, Err(_), _)) if !target::exists(pid) => gone_early += 1,
                     Ok((pid, Err(e), warnings)) => {
                         warn(pid, warnings);
                         notices.say(format!("{e:#}; not traced"));
@@ -563,6 +565,11 @@ async fn event_loop(
     // (dropping them removes their probes); every target's loop then ends with its own
     // summary.
     while attaching.join_next().await.is_some() {}
+    if gone_early > 0 {
+        notices.say(format!(
+            "{gone_early} process(es) found exited before they could be attached: not traced"
+        ));
+    }
     let _ = stop_tx.send(Some(stop));
     let mut failed = None;
     while let Some(joined) = targets.join_next().await {

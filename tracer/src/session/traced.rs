@@ -58,6 +58,9 @@ pub(super) struct Prepared {
     first_sample: Option<RawEvent>,
     /// Allocation probes, unless `--allocs rate`.
     allocs: Option<LiveAllocs>,
+    /// Opened before attaching, so that a process that exits at any moment after it was
+    /// found (a short-lived one) is still seen to exit, and gets its summary.
+    pidfd: OwnedFd,
 }
 
 /// Periodic reads of target memory by user space, shaped as raw events
@@ -116,6 +119,7 @@ pub(super) fn prepare(
     let exe = target::exe_link(pid);
     let exe_name = target::exe_display(pid);
     let who = format!("pid {pid} ({exe_name})");
+    let pidfd = pidfd_open(pid).map_err(|e| anyhow!("{who}: cannot watch the process: {e}"))?;
     let (bin, plan) = analyse(&exe, &who)?;
     warnings.extend(plan.warnings.iter().cloned());
     let bias = load_bias(pid, &bin).map_err(|e| anyhow!("{who}: {e}"))?;
@@ -209,6 +213,7 @@ pub(super) fn prepare(
         sampler,
         first_sample,
         allocs,
+        pidfd,
     })
 }
 
@@ -360,6 +365,7 @@ pub(super) async fn run(
         sampler,
         first_sample,
         mut allocs,
+        pidfd,
     } = prepared;
     let RunContext {
         opts,
@@ -399,9 +405,7 @@ pub(super) async fn run(
     // the exit code); any other process is watched through a pidfd.
     let pidfd = match launched {
         Some(_) => None,
-        None => Some(watch_fd(
-            pidfd_open(pid).context("cannot watch the target process")?,
-        )?),
+        None => Some(watch_fd(pidfd).context("cannot watch the target process")?),
     };
     let target_gone = async {
         match (&pidfd, launched) {
