@@ -188,7 +188,7 @@ pub struct TraceArgs {
         value_name = "PID",
         value_delimiter = ',',
         conflicts_with = "command",
-        required_unless_present_any = ["command", "exe"]
+        required_unless_present_any = ["command", "exe", "all"]
     )]
     pub pid: Vec<u32>,
 
@@ -196,8 +196,28 @@ pub struct TraceArgs {
     /// so any name or symlink works), including processes that start later (checked
     /// every second). Runs until Ctrl-C, SIGTERM or --duration, waiting for processes
     /// when none is left.
-    #[arg(long, value_name = "PATH", conflicts_with = "command")]
+    #[arg(
+        long,
+        value_name = "PATH",
+        conflicts_with = "command",
+        group = "discover"
+    )]
     pub exe: Option<PathBuf>,
+
+    /// Trace every Go process on the host, now and later (checked every second; whether
+    /// a binary is Go is decided once per file). Runs until Ctrl-C, SIGTERM or --duration.
+    #[arg(long, conflicts_with_all = ["command", "exe"], group = "discover")]
+    pub all: bool,
+
+    /// With --exe or --all: only processes in this cgroup subtree (the path as
+    /// /proc/PID/cgroup gives it, e.g. /kubepods.slice or /system.slice/app.service).
+    #[arg(long, value_name = "PATH", requires = "discover")]
+    pub cgroup: Option<String>,
+
+    /// With --exe or --all: trace at most this many processes at once; others found
+    /// meanwhile are reported in one line each and left alone.
+    #[arg(long, default_value_t = 64, value_name = "N", requires = "discover")]
+    pub max_processes: usize,
 
     /// Output format [default: tui when attaching (--pid, --exe) with standard output on
     /// a terminal and no --output, otherwise gctrace].
@@ -262,7 +282,7 @@ impl TraceArgs {
     /// shares the screen: attaching to running processes, with stdout a terminal and no
     /// --output (a started command writes to the same terminal, and scripts read stdout).
     pub fn resolved_format(&self, stdout_is_terminal: bool) -> Format {
-        let attaching = !self.pid.is_empty() || self.exe.is_some();
+        let attaching = !self.pid.is_empty() || self.exe.is_some() || self.all;
         match self.format {
             Some(f) => f,
             None if stdout_is_terminal && self.output.is_none() && attaching => Format::Tui,
@@ -363,6 +383,26 @@ mod tests {
         let c = parse(&["--exe", "/x", "--pid", "5"]).unwrap().trace;
         assert_eq!((c.pid, c.exe), (vec![5], Some(PathBuf::from("/x"))));
         assert!(parse(&["--exe", "/x", "--", "ls"]).is_err());
+        let c = parse(&[
+            "--all",
+            "--cgroup",
+            "/kubepods.slice",
+            "--max-processes",
+            "3",
+        ])
+        .unwrap()
+        .trace;
+        assert!(c.all && c.pid.is_empty());
+        assert_eq!(
+            (c.cgroup.as_deref(), c.max_processes),
+            (Some("/kubepods.slice"), 3)
+        );
+        assert_eq!(parse(&["--all"]).unwrap().trace.max_processes, 64);
+        // Narrowing needs something to narrow; --all with --exe or a command is nonsense.
+        assert!(parse(&["--pid", "5", "--cgroup", "/a"]).is_err());
+        assert!(parse(&["--pid", "5", "--max-processes", "3"]).is_err());
+        assert!(parse(&["--all", "--exe", "/x"]).is_err());
+        assert!(parse(&["--all", "--", "ls"]).is_err());
         assert!(parse(&["--pid", "1", "--pid", "2", "--", "ls"]).is_err());
         assert!(parse(&["--pid", "1,x"]).is_err());
     }

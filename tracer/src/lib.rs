@@ -17,6 +17,7 @@ pub mod decode;
 pub mod events;
 pub mod export;
 pub mod inspect;
+pub mod labels;
 pub mod launch;
 pub mod model;
 pub mod output;

@@ -44,12 +44,21 @@ fn main() -> ExitCode {
         None => {
             let t = cli.trace;
             let format = t.resolved_format(std::io::stdout().is_terminal());
-            let target = match (&t.pid[..], t.exe) {
+            let matcher = match (t.exe, t.all) {
+                (Some(path), _) => Some(session::Matcher::Exe(path)),
+                (None, true) => Some(session::Matcher::AllGo),
+                (None, false) => None,
+            };
+            let target = match (&t.pid[..], matcher) {
                 ([pid], None) => session::Target::Pid(*pid),
                 ([], None) => session::Target::Command(t.command),
-                (pids, exe) => session::Target::Processes {
+                (pids, matcher) => session::Target::Processes {
                     pids: pids.to_vec(),
-                    exe,
+                    discover: matcher.map(|matcher| session::Discover {
+                        matcher,
+                        cgroup: t.cgroup,
+                        max_processes: t.max_processes,
+                    }),
                 },
             };
             session::run(session::TraceOptions {

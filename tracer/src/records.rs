@@ -13,6 +13,10 @@ pub struct ProcessInfo {
     /// "x86_64" or "aarch64".
     pub arch: String,
     pub gomaxprocs: Option<u32>,
+    /// Its cgroup, container, pod and systemd unit (recordings made before these existed
+    /// have none).
+    #[serde(default)]
+    pub labels: crate::labels::Labels,
 }
 
 /// One completed GC cycle. Durations are wall clock, like gctrace's `ms clock` triple;

@@ -108,7 +108,11 @@ impl Scrape {
                 s.name == name
                     && s.labels.get("pid") == Some(&target.pid)
                     && s.labels.get("exe") == Some(&target.exe)
-                    && s.labels.len() == labels.len() + 2
+                    && target
+                        .labels
+                        .iter()
+                        .all(|(k, v)| s.labels.get(k) == Some(v))
+                    && s.labels.len() == labels.len() + 2 + target.labels.len()
                     && labels
                         .iter()
                         .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
@@ -138,6 +142,9 @@ impl Scrape {
 struct Target {
     pid: String,
     exe: String,
+    /// The process's cgroup labels that the `process` record has (non-null): every series
+    /// must carry exactly these too.
+    labels: BTreeMap<String, String>,
 }
 
 fn agent() -> ureq::Agent {
@@ -561,6 +568,19 @@ fn scrapes_match_the_json_of_the_same_run() {
             .map(|p| p.to_string())
             .unwrap_or_default(),
         exe: process["exe"].as_str().unwrap_or_default().to_owned(),
+        labels: [
+            "cgroup",
+            "container_id",
+            "container_runtime",
+            "container_name",
+            "pod_uid",
+            "pod_name",
+            "pod_namespace",
+            "systemd_unit",
+        ]
+        .iter()
+        .filter_map(|k| Some((k.to_string(), process[*k].as_str()?.to_owned())))
+        .collect(),
     };
     assert_eq!(target.pid, pid.to_string());
     let summary = records

@@ -215,6 +215,7 @@ fn process(pid: u32) -> Record {
         go_version: "go1.27.3".into(),
         arch: "x86_64".into(),
         gomaxprocs: Some(2),
+        labels: Default::default(),
     })
 }
 

@@ -58,6 +58,16 @@ pub fn wheel_is_go(wheel: &str, go: &str) -> bool {
 /// Where setup puts the Go toolchains and the Go build cache.
 pub const CACHE_ROOT: &str = "/var/cache/gctrace-bpf";
 
+/// Python tools the tests run (`PYTHONPATH` = [`python_tools_dir`]), from PyPI, pinned:
+/// the Kubernetes schema validator that checks deploy/kubernetes/.
+pub const PYTHON_TOOLS: &[&str] = &["kubernetes-validate==1.37.0"];
+/// What must import for [`PYTHON_TOOLS`] to count as installed.
+pub const PYTHON_TOOLS_IMPORTS: &str = "import kubernetes_validate";
+
+pub fn python_tools_dir() -> PathBuf {
+    Path::new(CACHE_ROOT).join("python-tools")
+}
+
 pub fn go_wheel_dir(version: &str) -> PathBuf {
     Path::new(CACHE_ROOT).join("go").join(version)
 }

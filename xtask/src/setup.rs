@@ -27,6 +27,7 @@ pub fn setup() -> Result<()> {
     go_wheels()?;
     go_caches()?;
     crate::arm64::assets::ensure()?;
+    python_tools()?;
     println!("setup: done in {:.1}s", started.elapsed().as_secs_f64());
     Ok(())
 }
@@ -280,6 +281,60 @@ fn go_caches() -> Result<()> {
             println!("creating {}", dir.display());
             fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         }
+    }
+    Ok(())
+}
+
+/// The Python tools of [`env::PYTHON_TOOLS`], pip-installed with `--target` into their own
+/// directory (no venv, no system site-packages touched), renamed into place when done.
+fn python_tools() -> Result<()> {
+    let dir = env::python_tools_dir();
+    let imports = |d: &Path| {
+        Command::new("python3")
+            .args(["-c", env::PYTHON_TOOLS_IMPORTS])
+            .env("PYTHONPATH", d)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if imports(&dir) {
+        println!("ok: Python tools in {}", dir.display());
+        return Ok(());
+    }
+    println!(
+        "installing {} into {}",
+        env::PYTHON_TOOLS.join(" "),
+        dir.display()
+    );
+    let partial = dir.with_extension("partial");
+    for stale in [&partial, &dir] {
+        if stale.exists() {
+            fs::remove_dir_all(stale).with_context(|| format!("removing {}", stale.display()))?;
+        }
+    }
+    run(Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "--no-input",
+            "--no-warn-script-location",
+            "--target",
+        ])
+        .arg(&partial)
+        .args(env::PYTHON_TOOLS)
+        .stdin(Stdio::null()))?;
+    fs::rename(&partial, &dir)
+        .with_context(|| format!("renaming {} to {}", partial.display(), dir.display()))?;
+    if !imports(&dir) {
+        bail!(
+            "{} installed but `{}` fails",
+            dir.display(),
+            env::PYTHON_TOOLS_IMPORTS
+        );
     }
     Ok(())
 }

@@ -344,6 +344,7 @@ mod tests {
                 go_version: "go1.25.5".into(),
                 arch: "x86_64".into(),
                 gomaxprocs: Some(2),
+                labels: Default::default(),
             }),
         )?;
         sink.record(

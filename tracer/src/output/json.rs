@@ -45,6 +45,9 @@ struct ProcessJson<'a> {
     go_version: &'a str,
     arch: &'a str,
     gomaxprocs: Option<u32>,
+    /// `cgroup`, `container_id`, `pod_uid`, `pod_name`, … (`null` when unknown).
+    #[serde(flatten)]
+    labels: &'a crate::labels::Labels,
 }
 
 #[derive(Serialize)]
@@ -234,6 +237,7 @@ fn process(p: &ProcessInfo) -> ProcessJson<'_> {
         go_version: &p.go_version,
         arch: &p.arch,
         gomaxprocs: p.gomaxprocs,
+        labels: &p.labels,
     }
 }
 
@@ -375,10 +379,15 @@ mod tests {
             go_version: "go1.25.5".into(),
             arch: "x86_64".into(),
             gomaxprocs: None,
+            labels: crate::labels::Labels {
+                cgroup: Some("/system.slice/app.service".into()),
+                systemd_unit: Some("app.service".into()),
+                ..Default::default()
+            },
         });
         assert_eq!(
             line(rec),
-            r#"{"type":"process","pid":4242,"exe":"/usr/bin/my \"app\"","go_version":"go1.25.5","arch":"x86_64","gomaxprocs":null}"#
+            r#"{"type":"process","pid":4242,"exe":"/usr/bin/my \"app\"","go_version":"go1.25.5","arch":"x86_64","gomaxprocs":null,"cgroup":"/system.slice/app.service","container_id":null,"container_runtime":null,"container_name":null,"pod_uid":null,"pod_name":null,"pod_namespace":null,"systemd_unit":"app.service"}"#
                 .to_owned()
                 + "\n"
         );

@@ -18,6 +18,7 @@
 //! number of records: never a cycle counted whose heap figures are not in yet.
 
 mod http;
+mod series;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -25,57 +26,22 @@ use std::io;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use anyhow::{anyhow, Context, Result};
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::{Registry, Unit};
 
+pub use self::series::LINGER;
+use self::series::{
+    note, CgroupLabels, InfoLabels, Known, PhaseLabels, StwLabels, Target, TriggerLabels, PHASES,
+};
 use super::{Sink, Tee};
 use crate::events::Trigger;
 use crate::records::{AllocRecord, GcRecord, ProcessInfo, Record, StwRecord, Summary};
-
-/// The process a series describes.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct Target {
-    pid: u32,
-    /// The executable's path, as the `process` record has it; empty until that record.
-    exe: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct InfoLabels {
-    #[prometheus(flatten)]
-    target: Target,
-    go_version: String,
-    arch: String,
-}
-
-/// A stop of the world, by the runtime's own reason (`read mem stats`, …).
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct StwLabels {
-    #[prometheus(flatten)]
-    target: Target,
-    reason: &'static str,
-}
-
-/// A GC phase, or a kind of GC CPU time.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct PhaseLabels {
-    #[prometheus(flatten)]
-    target: Target,
-    phase: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct TriggerLabels {
-    #[prometheus(flatten)]
-    target: Target,
-    trigger: &'static str,
-}
 
 /// Histograms of durations, with buckets fine enough for microsecond pauses and wide
 /// enough for a mark phase of seconds.
@@ -100,8 +66,9 @@ fn durations<L: Clone + std::hash::Hash + Eq>() -> Durations<L> {
 /// The metric families, updated from records. See docs/prometheus.md for what each means.
 pub struct GcMetrics {
     registry: Registry,
-    /// Executable of each pid, from its `process` record: the `exe` label.
-    exes: HashMap<u32, String>,
+    /// Each pid's `exe` and cgroup labels (from its `process` record), and the label
+    /// values its series used, to remove them once it has ended.
+    procs: HashMap<u32, Known>,
     info: Family<InfoLabels, Gauge>,
     cycles_runtime: Family<Target, Counter>,
     cycles_traced: Family<TriggerLabels, Counter>,
@@ -134,7 +101,7 @@ impl GcMetrics {
     pub fn new() -> GcMetrics {
         let mut m = GcMetrics {
             registry: Registry::default(),
-            exes: HashMap::new(),
+            procs: HashMap::new(),
             info: Family::default(),
             cycles_runtime: Family::default(),
             cycles_traced: Family::default(),
@@ -292,10 +259,23 @@ impl GcMetrics {
     }
 
     fn target(&self, pid: u32) -> Target {
-        Target {
-            pid,
-            exe: self.exes.get(&pid).cloned().unwrap_or_default(),
+        match self.procs.get(&pid) {
+            Some(k) => k.target.clone(),
+            None => Target {
+                pid,
+                ..Target::default()
+            },
         }
+    }
+
+    /// The book of `pid`, made when a record comes before its `process` record.
+    fn known(&mut self, pid: u32) -> &mut Known {
+        self.procs.entry(pid).or_insert_with(|| {
+            Known::new(Target {
+                pid,
+                ..Target::default()
+            })
+        })
     }
 
     /// Update the metrics of process `pid` from one of its records.
@@ -313,15 +293,25 @@ impl GcMetrics {
     }
 
     fn process(&mut self, pid: u32, p: &ProcessInfo) {
-        self.exes.insert(pid, p.exe.clone());
-        let target = self.target(pid);
-        self.info
-            .get_or_create(&InfoLabels {
-                target: target.clone(),
-                go_version: p.go_version.clone(),
-                arch: p.arch.clone(),
-            })
-            .set(1);
+        // A pid reused by a new process: the old one's series go first.
+        if self.procs.get(&pid).is_some_and(|k| k.ended.is_some()) {
+            self.remove(pid);
+        }
+        self.expire(Instant::now(), false);
+        let target = Target {
+            pid,
+            exe: p.exe.clone(),
+            labels: CgroupLabels(std::sync::Arc::new(p.labels.clone())),
+        };
+        let info = InfoLabels {
+            target: target.clone(),
+            go_version: p.go_version.clone(),
+            arch: p.arch.clone(),
+        };
+        self.info.get_or_create(&info).set(1);
+        let k = self.known(pid);
+        k.target = target.clone();
+        k.info = Some(info);
         if let Some(n) = p.gomaxprocs {
             self.gomaxprocs.get_or_create(&target).set(i64::from(n));
         }
@@ -331,6 +321,7 @@ impl GcMetrics {
         let t = self.target(pid);
         raise(&self.cycles_runtime.get_or_create(&t), u64::from(g.cycle));
         let trigger = g.trigger.map_or("unknown", Trigger::as_str);
+        note(&mut self.known(pid).triggers, trigger);
         self.cycles_traced
             .get_or_create(&TriggerLabels {
                 target: t.clone(),
@@ -391,6 +382,7 @@ impl GcMetrics {
     }
 
     fn stw(&mut self, pid: u32, s: &StwRecord) {
+        note(&mut self.known(pid).reasons, s.reason.as_str());
         let family = if s.reason.is_gc() {
             &self.pauses_gc
         } else {
@@ -415,14 +407,107 @@ impl GcMetrics {
         }
     }
 
+    /// The last record of a process: its series are kept for one more scrape.
     fn summary(&mut self, pid: u32, s: &Summary) {
         self.set_lost_events(pid, s.lost_events);
+        let now = Instant::now();
+        let k = self.known(pid);
+        k.ended = Some(now);
+        k.served_after_end = false;
+        self.expire(now, false);
     }
 
     /// Events lost so far for `pid` (the live count is the kernel's, which the session
-    /// reads every tick; the summary adds the decoder's). Never goes down.
+    /// reads every tick; the summary adds the decoder's). Never goes down. Ignored once
+    /// the process has ended, so a late count cannot bring back its removed series.
     pub fn set_lost_events(&mut self, pid: u32, lost: u64) {
+        if self.procs.get(&pid).is_some_and(|k| k.ended.is_some()) {
+            return;
+        }
         raise(&self.lost_events.get_or_create(&self.target(pid)), lost);
+    }
+
+    /// Processes traced and not yet removed (ended ones included until they go).
+    pub fn processes(&self) -> usize {
+        self.procs.len()
+    }
+
+    /// Remove the series of ended processes that are due ([`Known::expired`]).
+    fn expire(&mut self, now: Instant, scraping: bool) {
+        let due: Vec<u32> = self
+            .procs
+            .iter()
+            .filter(|(_, k)| k.expired(now, scraping))
+            .map(|(&pid, _)| pid)
+            .collect();
+        for pid in due {
+            self.remove(pid);
+        }
+    }
+
+    /// Remove every series of `pid`.
+    fn remove(&mut self, pid: u32) {
+        let Some(k) = self.procs.remove(&pid) else {
+            return;
+        };
+        let t = &k.target;
+        if let Some(info) = &k.info {
+            self.info.remove(info);
+        }
+        for f in [&self.cycles_runtime, &self.alloc_bytes, &self.alloc_objects] {
+            f.remove(t);
+        }
+        self.lost_events.remove(t);
+        for f in [
+            &self.heap_live,
+            &self.heap_start,
+            &self.heap_end,
+            &self.heap_goal,
+            &self.gomaxprocs,
+            &self.gogc,
+            &self.memory_limit,
+            &self.alloc_rate,
+        ] {
+            f.remove(t);
+        }
+        self.gc_cpu_fraction.remove(t);
+        self.cycle_pause.remove(t);
+        for &reason in &k.reasons {
+            let l = StwLabels {
+                target: t.clone(),
+                reason,
+            };
+            self.pauses_gc.remove(&l);
+            self.pauses_other.remove(&l);
+        }
+        for &trigger in &k.triggers {
+            self.cycles_traced.remove(&TriggerLabels {
+                target: t.clone(),
+                trigger,
+            });
+        }
+        for phase in PHASES {
+            let l = PhaseLabels {
+                target: t.clone(),
+                phase,
+            };
+            self.phases.remove(&l);
+            self.gc_cpu_seconds.remove(&l);
+        }
+    }
+
+    /// What a scrape gets: first the processes whose end an earlier scrape has served
+    /// go, then the registry is encoded, and the ended processes it still showed are
+    /// marked served.
+    pub fn scrape(&mut self, format: Exposition) -> Result<String, fmt::Error> {
+        self.expire(Instant::now(), true);
+        let out = self.encode(format)?;
+        for k in self.procs.values_mut() {
+            if k.ended.is_some() {
+                k.served_after_end = true;
+            }
+        }
+        Ok(out)
     }
 
     /// The whole registry in `format`.
@@ -534,7 +619,7 @@ impl Exporter {
         lock(&self.metrics).set_lost_events(pid, lost);
     }
 
-    /// What a scrape would get.
+    /// What a scrape would get, without counting as one.
     pub fn encode(&self, format: Exposition) -> Result<String, fmt::Error> {
         lock(&self.metrics).encode(format)
     }

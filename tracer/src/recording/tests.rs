@@ -19,6 +19,7 @@ fn header() -> Header {
             go_version: "go1.27.3".into(),
             arch: "x86_64".into(),
             gomaxprocs: Some(2),
+            labels: Default::default(),
         },
         decode: DecodeSpec {
             scheme: StwScheme::WorldStop,

@@ -1,42 +1,79 @@
-//! `--exe PATH`: which processes run a binary, now and later.
+//! `--exe PATH` and `--all`: which processes to trace, now and later.
 //!
-//! A process is matched by the device and inode of its executable (`/proc/PID/exe`)
-//! against the file at PATH, not by name: a symlink, a copy elsewhere or a renamed
-//! process cannot fool it, and another program with the same name is never picked up.
-//! The file is looked up again at every scan, so a binary redeployed at PATH is followed.
+//! With `--exe`, a process is matched by the device and inode of its executable
+//! (`/proc/PID/exe`) against the file at PATH, not by name: a symlink, a copy elsewhere or
+//! a renamed process cannot fool it, and another program with the same name is never
+//! picked up. The file is looked up again at every scan, so a binary redeployed at PATH
+//! is followed.
+//!
+//! With `--all`, every process whose executable is a Go program this tracer supports.
+//! Whether it is is decided once per executable (device and inode) and remembered, so a
+//! hundred processes of one binary cost one analysis, and a host's other programs are
+//! looked at once each.
+//!
+//! Either can be narrowed to a cgroup subtree (`--cgroup PREFIX`: the process's cgroup
+//! path, as `/proc/PID/cgroup` gives it, starts with PREFIX).
+//!
+//! Found by scanning /proc every [`RESCAN_INTERVAL`]: a process that lives less than
+//! that may be missed (issue 18 moves discovery into the kernel).
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
 use super::traced::analyse;
-use crate::target;
+use crate::{labels, target};
 
-/// How often /proc is scanned for new processes of the binary.
+/// How often /proc is scanned for new processes.
 pub(super) const RESCAN_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
-pub(super) struct ExeWatch {
-    path: PathBuf,
-    /// Processes already handed out (traced, being attached, or failed), with their
-    /// start time: a pid the kernel reuses for a new process is new again.
-    seen: HashMap<u32, Option<u64>>,
+/// Which executables are wanted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Matcher {
+    /// The file at this path.
+    Exe(PathBuf),
+    /// Every Go program.
+    AllGo,
 }
 
-impl ExeWatch {
-    /// Fails now, not after waiting for a process, when PATH cannot be read or is not a
-    /// Go program this tracer supports.
-    pub(super) fn new(path: &Path) -> Result<ExeWatch> {
-        target::file_identity(path).with_context(|| format!("cannot read {}", path.display()))?;
-        analyse(path, "--exe")?;
-        Ok(ExeWatch {
-            path: path.to_path_buf(),
+pub(super) struct Discovery {
+    matcher: Matcher,
+    cgroup: Option<String>,
+    /// Processes already looked at (handed out, being attached, failed, or not wanted),
+    /// with their start time: a pid the kernel reuses for a new process is new again.
+    seen: HashMap<u32, Option<u64>>,
+    /// `--all`: whether each executable (device, inode) is a Go program we support.
+    go: HashMap<(u64, u64), bool>,
+}
+
+impl Discovery {
+    /// With `--exe`, fails now, not after waiting for a process, when PATH cannot be read
+    /// or is not a Go program this tracer supports.
+    pub(super) fn new(matcher: Matcher, cgroup: Option<String>) -> Result<Discovery> {
+        if let Matcher::Exe(path) = &matcher {
+            target::file_identity(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            analyse(path, "--exe")?;
+        }
+        Ok(Discovery {
+            matcher,
+            cgroup,
             seen: HashMap::new(),
+            go: HashMap::new(),
         })
     }
 
-    pub(super) fn path(&self) -> &Path {
-        &self.path
+    /// What it waits for, for "no process … yet".
+    pub(super) fn waiting_for(&self) -> String {
+        let what = match &self.matcher {
+            Matcher::Exe(path) => format!("no process runs {}", path.display()),
+            Matcher::AllGo => "no Go process runs".to_string(),
+        };
+        match &self.cgroup {
+            Some(c) => format!("{what} in cgroup {c}"),
+            None => what,
+        }
     }
 
     /// `pid` is traced already (given with --pid): never hand it out.
@@ -44,22 +81,107 @@ impl ExeWatch {
         self.seen.insert(pid, target::start_time(pid));
     }
 
-    /// Processes running the binary now that were not handed out before, in pid order.
+    /// Processes wanted now that were not handed out before, in pid order.
     pub(super) fn new_processes(&mut self) -> Vec<u32> {
         // Forget processes that are gone, so that a reused pid counts as new.
         self.seen
             .retain(|&pid, started| target::start_time(pid) == *started);
-        let Ok(identity) = target::file_identity(&self.path) else {
-            // PATH is being replaced (a deploy): the next scan sees the new file.
-            return Vec::new();
+        let candidates = match &self.matcher {
+            Matcher::Exe(path) => match target::file_identity(path) {
+                Ok(identity) => target::pids_running(identity),
+                // PATH is being replaced (a deploy): the next scan sees the new file.
+                Err(_) => return Vec::new(),
+            },
+            Matcher::AllGo => all_pids(),
         };
-        let fresh: Vec<u32> = target::pids_running(identity)
-            .into_iter()
-            .filter(|pid| !self.seen.contains_key(pid))
-            .collect();
-        for &pid in &fresh {
+        let mut fresh = Vec::new();
+        for pid in candidates {
+            if self.seen.contains_key(&pid) {
+                continue;
+            }
             self.claim(pid);
+            if self.wanted(pid) {
+                fresh.push(pid);
+            }
         }
         fresh
+    }
+
+    fn wanted(&mut self, pid: u32) -> bool {
+        if self.matcher == Matcher::AllGo {
+            let Some(identity) = target::exe_identity(pid) else {
+                return false;
+            };
+            let go = *self
+                .go
+                .entry(identity)
+                .or_insert_with(|| analyse(&target::exe_link(pid), &format!("pid {pid}")).is_ok());
+            if !go {
+                return false;
+            }
+        }
+        match &self.cgroup {
+            None => true,
+            Some(prefix) => std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+                .ok()
+                .and_then(|t| labels::cgroup_path(&t))
+                .is_some_and(|path| in_subtree(&path, prefix)),
+        }
+    }
+}
+
+/// Whether cgroup `path` is `prefix` or below it (`/a/b` is under `/a`, `/ab` is not).
+fn in_subtree(path: &str, prefix: &str) -> bool {
+    let prefix = prefix.trim_end_matches('/');
+    path == prefix || prefix.is_empty() || path.starts_with(&format!("{prefix}/"))
+}
+
+/// Every process but ourselves, in pid order.
+fn all_pids() -> Vec<u32> {
+    let me = std::process::id();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut pids: Vec<u32> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| pid != me)
+        .collect();
+    pids.sort_unstable();
+    pids
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cgroup_subtrees() {
+        assert!(in_subtree("/kubepods.slice/a", "/kubepods.slice"));
+        assert!(in_subtree("/kubepods.slice/a", "/kubepods.slice/"));
+        assert!(in_subtree("/kubepods.slice", "/kubepods.slice"));
+        assert!(!in_subtree("/kubepods.slicex/a", "/kubepods.slice"));
+        assert!(in_subtree("/anything", "/"));
+    }
+
+    #[test]
+    fn all_finds_no_go_in_plain_programs_and_asks_once_per_binary() {
+        let mut d = Discovery::new(Matcher::AllGo, None).expect("no check for --all");
+        let sleeps: Vec<std::process::Child> = (0..3)
+            .filter_map(|_| std::process::Command::new("sleep").arg("5").spawn().ok())
+            .collect();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let fresh = d.new_processes();
+        for s in &sleeps {
+            assert!(!fresh.contains(&s.id()), "sleep is not Go");
+            assert!(d.seen.contains_key(&s.id()));
+        }
+        let sleep_identity = target::file_identity(std::path::Path::new("/bin/sleep")).ok();
+        if let Some(id) = sleep_identity {
+            assert_eq!(d.go.get(&id), Some(&false));
+        }
+        for mut s in sleeps {
+            let _ = s.kill();
+            let _ = s.wait();
+        }
     }
 }

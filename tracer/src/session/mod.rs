@@ -34,7 +34,8 @@ use crate::{
     pprof, target,
     tui::{self, AppEvent, Control},
 };
-use discovery::ExeWatch;
+use discovery::Discovery;
+pub use discovery::Matcher;
 use traced::{Ended, Notices, Prepared, RunContext};
 
 /// What to trace.
@@ -44,12 +45,24 @@ pub enum Target {
     Pid(u32),
     /// A command to start, traced from its first instruction.
     Command(Vec<OsString>),
-    /// Several processes: these pids, and with `exe` every process running that binary,
-    /// now or later. Each is traced on its own; one ending or failing ends only itself.
+    /// Several processes: these pids, and with `discover` every process it matches
+    /// (`--exe`, `--all`), now or later. Each is traced on its own; one ending or failing
+    /// ends only itself.
     Processes {
         pids: Vec<u32>,
-        exe: Option<PathBuf>,
+        discover: Option<Discover>,
     },
+}
+
+/// Processes found while the run goes on (`--exe`, `--all`).
+#[derive(Debug, Clone)]
+pub struct Discover {
+    pub matcher: Matcher,
+    /// Only processes in this cgroup subtree (`--cgroup`).
+    pub cgroup: Option<String>,
+    /// At most this many of them traced at once (`--max-processes`); more are reported
+    /// and left alone.
+    pub max_processes: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -102,7 +115,7 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
     }
 
     let mut launched: Option<Launched> = None;
-    let mut exe_watch: Option<ExeWatch> = None;
+    let mut exe_watch: Option<(Discovery, usize)> = None;
     let mut prepared: Vec<Prepared> = Vec::new();
     // Targets that could not be traced (several only: with one, that is the run's error).
     let mut not_traced: Vec<String> = Vec::new();
@@ -126,17 +139,24 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
                 .context("cannot resume the started command")?;
             launched = Some(child);
         }
-        Target::Processes { pids, exe } => {
+        Target::Processes { pids, discover } => {
             let mut pids: Vec<u32> = pids.clone();
             let mut unique = BTreeSet::new();
             pids.retain(|p| unique.insert(*p));
-            if let Some(path) = exe {
-                let mut watch = ExeWatch::new(path)?;
+            if let Some(d) = discover {
+                let mut watch = Discovery::new(d.matcher.clone(), d.cgroup.clone())?;
                 for &pid in &pids {
                     watch.claim(pid);
                 }
-                pids.extend(watch.new_processes());
-                exe_watch = Some(watch);
+                let mut found = watch.new_processes();
+                let room = d.max_processes.saturating_sub(pids.len());
+                if found.len() > room {
+                    for pid in found.split_off(room) {
+                        not_traced.push(over_ceiling(pid, d.max_processes));
+                    }
+                }
+                pids.extend(found);
+                exe_watch = Some((watch, d.max_processes));
             }
             for pid in pids {
                 let attempt = target::check_exists(pid)
@@ -244,6 +264,14 @@ impl ChildExit {
 }
 
 /// The line that says a process is traced from now on (several targets only).
+/// A process found but not traced: the ceiling is reached.
+fn over_ceiling(pid: u32, max: usize) -> String {
+    format!(
+        "pid {pid} ({}): not traced: {max} processes are traced already (--max-processes)",
+        target::exe_display(pid)
+    )
+}
+
 fn picked_up(p: &Prepared, opts: &TraceOptions) -> String {
     let info = &p.process;
     let mut msg = format!(
@@ -367,7 +395,7 @@ async fn event_loop(
     not_traced: Vec<String>,
     opts: TraceOptions,
     launched: Option<ExitWatch>,
-    mut exe_watch: Option<ExeWatch>,
+    mut exe_watch: Option<(Discovery, usize)>,
     exporter: Option<Exporter>,
 ) -> Result<Stop> {
     let several = matches!(opts.target, Target::Processes { .. });
@@ -410,14 +438,16 @@ async fn event_loop(
         }
         targets.spawn_local(traced::run(p, launched.clone(), ctx.clone()));
     }
-    if let Some(w) = &exe_watch {
+    if let Some((w, _)) = &exe_watch {
         if targets.is_empty() {
             notices.say(format!(
-                "no process runs {} yet; waiting for one (Ctrl-C ends)",
-                w.path().display()
+                "{} yet; waiting for one (Ctrl-C ends)",
+                w.waiting_for()
             ));
         }
     }
+    // Processes found that exited before they could be attached.
+    let mut gone_early = 0u64;
     // Processes of --exe being analysed and attached, off this thread.
     let mut attaching: JoinSet<(u32, Result<Prepared>, Vec<String>)> = JoinSet::new();
     let mut rescan = exe_watch.as_ref().map(|_| {
@@ -482,8 +512,12 @@ async fn event_loop(
                 }
             }
             _ = rescan_due(&mut rescan) => {
-                if let Some(w) = exe_watch.as_mut() {
+                if let Some((w, max)) = exe_watch.as_mut() {
                     for pid in w.new_processes() {
+                        if targets.len() + attaching.len() >= *max {
+                            notices.say(over_ceiling(pid, *max));
+                            continue;
+                        }
                         let opts = opts.clone();
                         attaching.spawn_blocking(move || {
                             let mut warnings = Vec::new();
@@ -507,8 +541,8 @@ async fn event_loop(
                         targets.spawn_local(traced::run(p, None, ctx.clone()));
                     }
                     // Gone before it could be attached (a short-lived process): nothing
-                    // was traced, nothing to say.
-                    Ok((pid, Err(_), _)) if !target::exists(pid) => {}
+                    // was traced; counted, and said once at the end.
+                    Ok((pid, Err(_), _)) if !target::exists(pid) => gone_early += 1,
                     Ok((pid, Err(e), warnings)) => {
                         warn(pid, warnings);
                         notices.say(format!("{e:#}; not traced"));
@@ -523,6 +557,11 @@ async fn event_loop(
     // (dropping them removes their probes); every target's loop then ends with its own
     // summary.
     while attaching.join_next().await.is_some() {}
+    if gone_early > 0 {
+        notices.say(format!(
+            "{gone_early} process(es) found exited before they could be attached: not traced"
+        ));
+    }
     let _ = stop_tx.send(Some(stop));
     let mut failed = None;
     while let Some(joined) = targets.join_next().await {

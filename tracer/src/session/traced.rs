@@ -21,6 +21,7 @@ use tracer_common::{ProbeKind, RawEvent};
 
 use super::{write_profile, Stop, TraceOptions};
 use crate::clock::monotonic_ns;
+use crate::labels::Labels;
 use crate::{
     alloc::{AllocMode, LiveAllocs},
     binary::{process::load_bias, GoBinary},
@@ -57,6 +58,9 @@ pub(super) struct Prepared {
     first_sample: Option<RawEvent>,
     /// Allocation probes, unless `--allocs rate`.
     allocs: Option<LiveAllocs>,
+    /// Opened before attaching, so that a process that exits at any moment after it was
+    /// found (a short-lived one) is still seen to exit, and gets its summary.
+    pidfd: OwnedFd,
 }
 
 /// Periodic reads of target memory by user space, shaped as raw events
@@ -115,6 +119,7 @@ pub(super) fn prepare(
     let exe = target::exe_link(pid);
     let exe_name = target::exe_display(pid);
     let who = format!("pid {pid} ({exe_name})");
+    let pidfd = pidfd_open(pid).map_err(|e| anyhow!("{who}: cannot watch the process: {e}"))?;
     let (bin, plan) = analyse(&exe, &who)?;
     warnings.extend(plan.warnings.iter().cloned());
     let bias = load_bias(pid, &bin).map_err(|e| anyhow!("{who}: {e}"))?;
@@ -152,7 +157,11 @@ pub(super) fn prepare(
         go_version: bin.go_version().raw.clone(),
         arch: bin.arch().as_str().to_string(),
         gomaxprocs: target::gomaxprocs(pid, gomaxprocs_addr),
+        labels: Labels::of_process(pid),
     };
+    if let Some(w) = process.labels.unknown_pod_warning() {
+        warnings.push(format!("{who}: {w}"));
+    }
     let decode = DecodeSpec::new(&plan, bias);
     let header = Header {
         tracer_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -199,6 +208,7 @@ pub(super) fn prepare(
         sampler,
         first_sample,
         allocs,
+        pidfd,
     })
 }
 
@@ -350,6 +360,7 @@ pub(super) async fn run(
         sampler,
         first_sample,
         mut allocs,
+        pidfd,
     } = prepared;
     let RunContext {
         opts,
@@ -389,9 +400,7 @@ pub(super) async fn run(
     // the exit code); any other process is watched through a pidfd.
     let pidfd = match launched {
         Some(_) => None,
-        None => Some(watch_fd(
-            pidfd_open(pid).context("cannot watch the target process")?,
-        )?),
+        None => Some(watch_fd(pidfd).context("cannot watch the target process")?),
     };
     let target_gone = async {
         match (&pidfd, launched) {

@@ -120,7 +120,7 @@ pub(super) fn respond(head: &[u8], metrics: &Mutex<GcMetrics>) -> Vec<u8> {
     } else {
         Exposition::Text
     };
-    let encoded = lock(metrics).encode(format);
+    let encoded = lock(metrics).scrape(format);
     match encoded {
         Ok(body) => {
             let mut out = response(200, "OK", format.content_type(), body.as_bytes(), &[]);

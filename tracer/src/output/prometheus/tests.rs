@@ -60,6 +60,7 @@ fn process() -> Record {
         go_version: "go1.25.5".into(),
         arch: "x86_64".into(),
         gomaxprocs: Some(4),
+        labels: Default::default(),
     })
 }
 
@@ -312,6 +313,7 @@ fn processes_are_told_apart_by_pid_and_exe() {
             go_version: "go1.19.8".into(),
             arch: "x86_64".into(),
             gomaxprocs: None,
+            labels: Default::default(),
         }),
     );
     m.record(42, &gc(1, Some(Trigger::Heap), 1));

@@ -1,0 +1,127 @@
+//! The label sets of the series, and which series each traced process has, so that a
+//! process's series can be removed once it has ended.
+//!
+//! Why removal: with `--exe` or a long-lived agent, processes come and go; series of ended
+//! ones would otherwise stay forever (a scrape that grows without bound, and dashboards
+//! showing the dead as alive at their last value). A process's series stay until the
+//! first scrape after its `summary` record has served them (so its last cycles are
+//! collected), and go at the next one; when nobody scrapes, they go [`LINGER`] after the
+//! end, so memory stays bounded.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use prometheus_client::encoding::{EncodeLabel, EncodeLabelSet, LabelSetEncoder};
+
+use crate::labels::Labels;
+
+/// How long the series of an ended process are kept when no scrape comes.
+pub const LINGER: Duration = Duration::from_secs(300);
+
+/// The process a series describes.
+#[derive(
+    Clone, Debug, Default, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet,
+)]
+pub(super) struct Target {
+    pub pid: u32,
+    /// The executable's path, as the `process` record has it; empty until that record.
+    pub exe: String,
+    #[prometheus(flatten)]
+    pub labels: CgroupLabels,
+}
+
+/// The process's cgroup labels (container, pod, systemd unit), only those known: a label
+/// with no value is no label in Prometheus. Shared, since every series of the process
+/// carries them and a label set is built for every record.
+#[derive(Clone, Debug, Default, Hash, PartialEq, Eq)]
+pub(super) struct CgroupLabels(pub Arc<Labels>);
+
+impl EncodeLabelSet for CgroupLabels {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
+        for label in self.0.known() {
+            label.encode(encoder.encode_label())?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub(super) struct InfoLabels {
+    #[prometheus(flatten)]
+    pub target: Target,
+    pub go_version: String,
+    pub arch: String,
+}
+
+/// A stop of the world, by the runtime's own reason (`read mem stats`, …).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub(super) struct StwLabels {
+    #[prometheus(flatten)]
+    pub target: Target,
+    pub reason: &'static str,
+}
+
+/// A GC phase, or a kind of GC CPU time.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub(super) struct PhaseLabels {
+    #[prometheus(flatten)]
+    pub target: Target,
+    pub phase: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub(super) struct TriggerLabels {
+    #[prometheus(flatten)]
+    pub target: Target,
+    pub trigger: &'static str,
+}
+
+/// Every `phase` label value: the GC phases and the kinds of GC CPU time.
+pub(super) const PHASES: [&str; 6] = [
+    "sweep_termination",
+    "mark",
+    "mark_termination",
+    "assist",
+    "background",
+    "idle",
+];
+
+/// What is known of one traced process, and which label values its series used.
+#[derive(Debug, Default)]
+pub(super) struct Known {
+    pub target: Target,
+    pub info: Option<InfoLabels>,
+    pub reasons: Vec<&'static str>,
+    pub triggers: Vec<&'static str>,
+    /// When its `summary` came.
+    pub ended: Option<Instant>,
+    /// A scrape has served its series since it ended.
+    pub served_after_end: bool,
+}
+
+impl Known {
+    pub fn new(target: Target) -> Known {
+        Known {
+            target,
+            ..Known::default()
+        }
+    }
+
+    /// Whether its series are to go now: served once after the end, or ended long ago.
+    pub fn expired(&self, now: Instant, scraping: bool) -> bool {
+        match self.ended {
+            None => false,
+            Some(at) => (scraping && self.served_after_end) || now.duration_since(at) >= LINGER,
+        }
+    }
+}
+
+/// Adds `v` to `list` unless it is there (a handful of values per process).
+pub(super) fn note(list: &mut Vec<&'static str>, v: &'static str) {
+    if !list.contains(&v) {
+        list.push(v);
+    }
+}
+
+#[cfg(test)]
+mod tests;
