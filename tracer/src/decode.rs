@@ -161,6 +161,26 @@ impl Decoder {
                     snapshot: self.snapshot(raw),
                 })
             }
+            ProbeKind::GcDone => Some(TraceEvent::GcDone {
+                ts_ns: raw.ktime_ns,
+                snapshot: self.snapshot(raw),
+                mark_stop_start: (raw.regs[4] == 1).then_some(raw.regs[5]),
+            }),
+            ProbeKind::StopNamed => {
+                // regs[0] = length of m.preemptoff, regs[1..6] its first 40 bytes.
+                let mut text = [0u8; 40];
+                for (i, word) in raw.regs[1..].iter().enumerate() {
+                    text[i * 8..i * 8 + 8].copy_from_slice(&word.to_le_bytes());
+                }
+                let len = usize::try_from(raw.regs[0]).unwrap_or(usize::MAX);
+                let reason = text
+                    .get(..len)
+                    .map_or(StwReason::Unknown, StwReason::from_text);
+                Some(TraceEvent::StwBegin {
+                    ts_ns: raw.ktime_ns,
+                    reason,
+                })
+            }
             // Allocation probes aggregate in kernel maps and never emit events.
             ProbeKind::Alloc => {
                 self.undecodable += 1;
@@ -204,6 +224,7 @@ impl Decoder {
                 .map(|v| v as u32 as i32),
             memory_limit: self.read(raw, ReadField::MemoryLimit).map(|v| v as i64),
             total_alloc: self.read(raw, ReadField::TotalAlloc),
+            pause_ns: self.read(raw, ReadField::PauseNs),
         }
     }
 

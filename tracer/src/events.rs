@@ -99,6 +99,27 @@ impl StwReason {
         }
     }
 
+    /// From the runtime's own words: `stwReasonStrings` (Go 1.21+) or the string Go
+    /// 1.19–1.20 pass to `stopTheWorld(reason string)`, mapped to the 1.21+ vocabulary
+    /// (1.21 renamed them when it made them codes). Unknown text is [`StwReason::Unknown`].
+    pub fn from_text(text: &[u8]) -> StwReason {
+        use StwReason::*;
+        match text {
+            b"GC mark termination" => GcMarkTerm,
+            b"GC sweep termination" => GcSweepTerm,
+            b"write heap dump" => WriteHeapDump,
+            b"profile" | b"goroutine profile" => GoroutineProfile,
+            b"profile cleanup" | b"goroutine profile cleanup" => GoroutineProfileCleanup,
+            b"stack trace" | b"all goroutines stack trace" => AllGoroutinesStackTrace,
+            b"read mem stats" => ReadMemStats,
+            b"doAllThreadsSyscall" | b"AllThreadsSyscall" => AllThreadsSyscall,
+            b"GOMAXPROCS" => Gomaxprocs,
+            b"start tracing" | b"start trace" => StartTrace,
+            b"stop tracing" | b"stop trace" => StopTrace,
+            _ => Unknown,
+        }
+    }
+
     /// Whether the stop belongs to a GC cycle.
     pub fn is_gc(self) -> bool {
         matches!(self, StwReason::GcMarkTerm | StwReason::GcSweepTerm)
@@ -133,6 +154,9 @@ pub struct RuntimeSnapshot {
     pub memory_limit: Option<i64>,
     /// `gcController.totalAlloc`: bytes allocated since start, counted per span.
     pub total_alloc: Option<u64>,
+    /// `work.pauseNS`: all stop-the-world time of the cycle so far (what
+    /// `MemStats.PauseNs` gets when the cycle ends).
+    pub pause_ns: Option<u64>,
 }
 
 /// The runtime's own account of the last cycle (the variables gctrace prints from).
@@ -186,6 +210,15 @@ pub enum TraceEvent {
         reason: StwReason,
         end_ns: u64,
         snapshot: RuntimeSnapshot,
+    },
+    /// A GC cycle's mark termination is over and the world runs again (one event per
+    /// cycle): `snapshot` holds the runtime's whole account of the cycle, from which its
+    /// two stops are rebuilt. `mark_stop_start` is the mark-termination stop's own
+    /// `worldStop.startedStopping` (Go 1.22+), when it could be read.
+    GcDone {
+        ts_ns: u64,
+        snapshot: RuntimeSnapshot,
+        mark_stop_start: Option<u64>,
     },
     /// A periodic reading of the runtime's cumulative allocation counter.
     AllocSample { ts_ns: u64, total_bytes: u64 },

@@ -78,6 +78,8 @@ pub enum ReadField {
     GcPercent,
     /// `gcController.memoryLimit` (int64): GOMEMLIMIT.
     MemoryLimit,
+    /// `work.pauseNS` (int64): the cycle's stop-the-world time, `MemStats.PauseNs`.
+    PauseNs,
     /// `gcController.totalAlloc` (uint64): cumulative bytes allocated, span granularity.
     /// Keep it last: [`ReadField::COUNT`] counts up to it.
     TotalAlloc,
@@ -87,11 +89,23 @@ impl ReadField {
     /// Number of variants (discriminants are 0..COUNT): sizes per-field lookup tables.
     pub const COUNT: usize = ReadField::TotalAlloc as usize + 1;
 
-    /// Which event carries this field.
-    pub fn read_at(self) -> ProbeKind {
+    /// Which events carry this field when every stop is probed ([`StopsMode::Every`]).
+    pub fn read_at(self) -> &'static [ProbeKind] {
         match self {
-            ReadField::GcPhase => ProbeKind::StopTheWorld,
-            _ => ProbeKind::StartTheWorldReturn,
+            ReadField::GcPhase => &[ProbeKind::StopTheWorld],
+            _ => &[ProbeKind::StartTheWorldReturn],
+        }
+    }
+
+    /// Which events carry this field in the default mode ([`StopsMode::Cycle`]): all at
+    /// the cycle's end; the allocation counter and GOMAXPROCS also at non-GC stops' ends
+    /// (whose paired events read the slots of [`ProbeKind::StartTheWorldReturn`]).
+    pub fn read_at_cycle(self) -> &'static [ProbeKind] {
+        match self {
+            ReadField::TotalAlloc | ReadField::Gomaxprocs => {
+                &[ProbeKind::GcDone, ProbeKind::StartTheWorldReturn]
+            }
+            _ => &[ProbeKind::GcDone],
         }
     }
 }
@@ -101,12 +115,30 @@ pub struct ReadSlot {
     pub field: ReadField,
     /// Link-time address; add the load bias for the running process.
     pub address: u64,
+    /// The probe kinds whose events read it.
+    pub at: &'static [ProbeKind],
+}
+
+/// How stops of the world are watched.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum StopsMode {
+    /// Default: one probe hit per GC cycle, after the world has restarted, reading the
+    /// runtime's own clocks in `work`; non-GC stops on their own paths. Nothing fires
+    /// inside a GC pause.
+    #[default]
+    Cycle,
+    /// Every stop of the world probed where it starts and ends (opt-in `--every-stop`):
+    /// each mark-termination restart gets its own start, at two hits per stop, one of
+    /// them inside the pause.
+    Every,
 }
 
 /// One uprobe to attach.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProbeSite {
     pub kind: ProbeKind,
+    /// The kernel program to run there (usually `kind.program_name()`).
+    pub program: &'static str,
     pub function: String,
     /// Link-time virtual address of the probed instruction.
     pub address: u64,
@@ -119,6 +151,14 @@ pub struct ProbeSite {
 pub struct ProbePlan {
     pub go_version: GoVersion,
     pub scheme: StwScheme,
+    pub mode: StopsMode,
+    /// [`StopsMode::Cycle`], Go 1.22+: where `gcMarkTermination` keeps its `worldStop`'s
+    /// `startedStopping`, relative to the frame pointer at `mProf_Flush`'s entry.
+    pub frame_off: Option<i64>,
+    /// [`StopsMode::Cycle`], Go 1.22+: link-time address of `runtime.stopTheWorldContext`.
+    pub stw_ctx: Option<u64>,
+    /// [`StopsMode::Cycle`], Go 1.19–1.20: offsets of `g.m` and `m.preemptoff`.
+    pub preemptoff: Option<(u32, u32)>,
     pub sites: Vec<ProbeSite>,
     pub reads: Vec<ReadSlot>,
     /// Link-time range of `runtime.systemstack` (for [`StwScheme::CallerInferred`]).
@@ -167,7 +207,11 @@ fn scheme_for(v: &GoVersion) -> Result<StwScheme, PlanError> {
     })
 }
 
-fn entry_site(bin: &GoBinary, kind: ProbeKind, f: &Function) -> Result<ProbeSite, PlanError> {
+pub(super) fn entry_site(
+    bin: &GoBinary,
+    kind: ProbeKind,
+    f: &Function,
+) -> Result<ProbeSite, PlanError> {
     let file_offset = bin
         .file_offset(f.address)
         .ok_or_else(|| PlanError::NoFileOffset {
@@ -176,13 +220,14 @@ fn entry_site(bin: &GoBinary, kind: ProbeKind, f: &Function) -> Result<ProbeSite
         })?;
     Ok(ProbeSite {
         kind,
+        program: kind.program_name(),
         function: f.name.clone(),
         address: f.address,
         file_offset,
     })
 }
 
-fn return_sites(
+pub(super) fn return_sites(
     bin: &GoBinary,
     kind: ProbeKind,
     f: &Function,
@@ -206,6 +251,7 @@ fn return_sites(
                 })?;
             Ok(ProbeSite {
                 kind,
+                program: kind.program_name(),
                 function: f.name.clone(),
                 address,
                 file_offset,
@@ -214,7 +260,11 @@ fn return_sites(
         .collect()
 }
 
-fn required(bin: &GoBinary, name: &'static str, what: &'static str) -> Result<Function, PlanError> {
+pub(super) fn required(
+    bin: &GoBinary,
+    name: &'static str,
+    what: &'static str,
+) -> Result<Function, PlanError> {
     bin.function(name).ok_or(PlanError::MissingFunction {
         function: name,
         what,
@@ -363,6 +413,11 @@ pub const READS: &[ReadSpec] = &[
     work(ReadField::TMarkTerm, &["tMarkTerm"], STATE),
     ctl(ReadField::GcPercent, &["gcPercent"], "GOGC"),
     ctl(ReadField::MemoryLimit, &["memoryLimit"], "GOMEMLIMIT"),
+    work(
+        ReadField::PauseNs,
+        &["pauseNS"],
+        "the runtime's own pause per cycle",
+    ),
     ctl(ReadField::TotalAlloc, &["totalAlloc"], "allocation rate"),
     global(
         ReadField::GcPhase,
@@ -431,11 +486,15 @@ fn locate(bin: &GoBinary, location: Location) -> Option<u64> {
 fn plan_reads(
     bin: &GoBinary,
     scheme: StwScheme,
+    mode: StopsMode,
     warnings: &mut Vec<String>,
 ) -> (Vec<ReadSlot>, Option<(u64, u64)>) {
     let wanted: Vec<&ReadSpec> = READS
         .iter()
-        .filter(|r| r.field != ReadField::GcPhase || scheme == StwScheme::CallerInferred)
+        .filter(|r| {
+            r.field != ReadField::GcPhase
+                || (scheme == StwScheme::CallerInferred && mode == StopsMode::Every)
+        })
         .collect();
     if bin.is_stripped() {
         warnings.extend(bin.data_symbol_warnings());
@@ -452,7 +511,7 @@ fn plan_reads(
         ));
     }
     let mut systemstack = None;
-    if scheme == StwScheme::CallerInferred {
+    if scheme == StwScheme::CallerInferred && mode == StopsMode::Every {
         // An assembly function: `.abi0` in the symbol table, plain in pclntab.
         systemstack = bin
             .function("runtime.systemstack")
@@ -470,6 +529,10 @@ fn plan_reads(
             Some(address) if reads.len() < MAX_READS => reads.push(ReadSlot {
                 field: want.field,
                 address,
+                at: match mode {
+                    StopsMode::Every => want.field.read_at(),
+                    StopsMode::Cycle => want.field.read_at_cycle(),
+                },
             }),
             _ => {
                 if !lost.contains(&want.without) {
@@ -487,8 +550,50 @@ fn plan_reads(
     (reads, systemstack)
 }
 
-/// Decide the probes and memory reads for `bin`.
+/// Decide the probes and memory reads for `bin` in the default mode.
 pub fn plan(bin: &GoBinary) -> Result<ProbePlan, PlanError> {
+    plan_with(bin, StopsMode::Cycle)
+}
+
+/// Decide the probes and memory reads for `bin`. The default mode falls back to probing
+/// every stop, with a warning that says why, when this binary does not let it see a
+/// cycle whole from its end (a runtime variable or code shape it needs is missing).
+pub fn plan_with(bin: &GoBinary, mode: StopsMode) -> Result<ProbePlan, PlanError> {
+    if mode == StopsMode::Cycle {
+        let version = bin.go_version().clone();
+        let scheme = scheme_for(&version)?;
+        let mut warnings = Vec::new();
+        let (reads, _) = plan_reads(bin, scheme, StopsMode::Cycle, &mut warnings);
+        match super::cycle_plan::plan_cycle(bin, scheme, &reads, &mut warnings) {
+            Ok(cycle) => {
+                return Ok(ProbePlan {
+                    go_version: version,
+                    scheme,
+                    mode,
+                    frame_off: cycle.frame_off,
+                    stw_ctx: cycle.stw_ctx,
+                    preemptoff: cycle.preemptoff,
+                    sites: cycle.sites,
+                    reads,
+                    systemstack: None,
+                    warnings,
+                })
+            }
+            Err(why) => {
+                let mut every = plan_every(bin)?;
+                every.warnings.insert(
+                    0,
+                    format!("every stop of the world is probed (2 hits each): {why}"),
+                );
+                return Ok(every);
+            }
+        }
+    }
+    plan_every(bin)
+}
+
+/// [`StopsMode::Every`]: entry and end of every stop of the world.
+fn plan_every(bin: &GoBinary) -> Result<ProbePlan, PlanError> {
     let version = bin.go_version().clone();
     let scheme = scheme_for(&version)?;
     let mut sites = Vec::new();
@@ -507,11 +612,15 @@ pub fn plan(bin: &GoBinary) -> Result<ProbePlan, PlanError> {
     }
     sites.extend(return_sites(bin, ProbeKind::StartTheWorldReturn, &start)?);
 
-    let (reads, systemstack) = plan_reads(bin, scheme, &mut warnings);
+    let (reads, systemstack) = plan_reads(bin, scheme, StopsMode::Every, &mut warnings);
 
     Ok(ProbePlan {
         go_version: version,
         scheme,
+        mode: StopsMode::Every,
+        frame_off: None,
+        stw_ctx: None,
+        preemptoff: None,
         sites,
         reads,
         systemstack,

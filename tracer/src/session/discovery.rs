@@ -28,7 +28,7 @@ impl ExeWatch {
     /// Go program this tracer supports.
     pub(super) fn new(path: &Path) -> Result<ExeWatch> {
         target::file_identity(path).with_context(|| format!("cannot read {}", path.display()))?;
-        analyse(path, "--exe")?;
+        analyse(path, "--exe", crate::probes::StopsMode::Cycle)?;
         Ok(ExeWatch {
             path: path.to_path_buf(),
             seen: HashMap::new(),

@@ -1,0 +1,154 @@
+//! A GC cycle rebuilt from the runtime's own account at its end ([`TraceEvent::GcDone`],
+//! the default probe plan): no probe inside either of its stops.
+//!
+//! What the runtime keeps (mgc.go, Go 1.19–1.27): `tSweepTerm` (before the sweep-
+//! termination stop), `tMark` (its end), `tMarkTerm` (before the last mark-termination
+//! stop), `tEnd` (its end) and `pauseNS`, the sum of every stop of the cycle as the
+//! runtime counts it (what `MemStats.PauseNs` gets). Per stop:
+//! - Go 1.19–1.21 count each stop from `work.pauseStart`, which is `tSweepTerm` and
+//!   `tMarkTerm`: sweep termination is exactly `[tSweepTerm, tMark]`, mark termination
+//!   `[tMarkTerm, tEnd]`.
+//! - Go 1.22+ count from the stop's own `worldStop.startedStopping`, taken a little after
+//!   `tSweepTerm`/`tMarkTerm` (once `sched.lock` is held). The mark-termination one is
+//!   read from `gcMarkTermination`'s frame; the sweep-termination one is what is left:
+//!   `pauseNS - mark termination`, ending at `tMark`.
+//! - `gcMarkDone` may stop the world, find more work and restart it (counted in
+//!   `pauseNS`, nowhere else): whatever `pauseNS` holds beyond the two stops is reported
+//!   as one more "GC mark termination" stop of the cycle. The runtime keeps only the
+//!   total, not when they happened, so it is placed just before the final mark
+//!   termination (`--every-stop` probes them one by one).
+//!
+//! So each cycle's stop records add up to its `pause_ns` exactly.
+
+use super::{Model, Requests};
+use crate::events::{RuntimeSnapshot, StwReason, Trigger};
+use crate::records::{GcRecord, Record, StwRecord};
+
+impl Model {
+    /// A time trigger (`forcegchelper` calling `gcStart`) at `ts_ns`.
+    pub(super) fn time_requested(&mut self, ts_ns: u64) {
+        self.time_request = Some(ts_ns);
+    }
+
+    pub(super) fn gc_done(
+        &mut self,
+        snap: &RuntimeSnapshot,
+        mark_stop_start: Option<u64>,
+        out: &mut Vec<Record>,
+    ) {
+        if let Some(total) = snap.total_alloc {
+            self.alloc_reading(total);
+        }
+        let (Some(number), Some(numgc)) = (snap.gc_cycles, snap.num_gc) else {
+            self.diag.discarded_cycles += 1;
+            return;
+        };
+        // numgc reaches the cycle's number just before the world restarts; a hit before
+        // that (gcSweep's own flush under gcstoptheworld=2, inside the stop) or a second
+        // one for the same cycle says nothing new.
+        if numgc != number || self.last_done.is_some_and(|(n, _)| n == number) {
+            return;
+        }
+        let f = &snap.gc;
+        let clock = match (
+            f.t_sweep_term,
+            f.t_mark,
+            f.t_mark_term,
+            snap.gc_end_ns,
+            snap.pause_ns,
+        ) {
+            (Some(a), Some(b), Some(c), Some(d), Some(p)) if a <= b && b <= c && c <= d => {
+                [a, b, c, d, p]
+            }
+            _ => {
+                self.diag.discarded_cycles += 1;
+                return;
+            }
+        };
+        let [t_sweep, t_mark, t_mark_term, t_end, pause] = clock;
+        let prev_end = self.last_done.map(|(_, end)| end);
+        self.last_done = Some((number, t_end));
+
+        let mark_start = mark_stop_start
+            .filter(|s| (t_mark_term..=t_end).contains(s))
+            .unwrap_or(t_mark_term);
+        let mark_ns = t_end - mark_start;
+        let rest = pause.saturating_sub(mark_ns);
+        let sweep_ns = rest.min(t_mark - t_sweep);
+        let restarts_ns = rest - sweep_ns;
+        let start_ns = t_mark - sweep_ns;
+
+        let trigger = match snap.user_forced {
+            Some(true) => Some(Trigger::Forced),
+            _ => {
+                let timed = self
+                    .time_request
+                    .is_some_and(|t| t <= t_sweep && prev_end.is_none_or(|e| t > e));
+                if timed {
+                    Some(Trigger::Time)
+                } else if snap.user_forced.is_some() {
+                    Some(Trigger::Heap)
+                } else {
+                    None
+                }
+            }
+        };
+        self.requests = Requests::default();
+        self.last_cycle = Some(self.last_cycle.map_or(number, |l| l.max(number)));
+
+        let mut stop = |model: &mut Model, start_ns: u64, duration_ns: u64, reason| {
+            model.pauses.record(duration_ns);
+            out.push(Record::Stw(StwRecord {
+                reason,
+                start_ns,
+                duration_ns,
+                cycle: Some(number),
+            }));
+        };
+        stop(self, start_ns, sweep_ns, StwReason::GcSweepTerm);
+        if restarts_ns > 0 {
+            stop(
+                self,
+                mark_start.saturating_sub(restarts_ns),
+                restarts_ns,
+                StwReason::GcMarkTerm,
+            );
+        }
+        stop(self, mark_start, mark_ns, StwReason::GcMarkTerm);
+
+        let record = GcRecord {
+            cycle: number,
+            trigger,
+            start_ns,
+            end_ns: t_end,
+            sweep_term_ns: sweep_ns,
+            mark_ns: mark_start - t_mark,
+            mark_term_ns: mark_ns,
+            pause_ns: pause,
+            runtime_init_ns: snap.runtime_init_ns,
+            gomaxprocs: f.maxprocs.or(snap.gomaxprocs),
+            heap_start_bytes: f.heap0,
+            heap_end_bytes: f.heap1,
+            heap_live_bytes: f.heap2,
+            heap_goal_bytes: f.heap_goal,
+            stacks_bytes: f.stacks,
+            globals_bytes: f.globals,
+            gogc: snap.gogc,
+            memory_limit_bytes: snap.memory_limit,
+            cpu_percent: f.cpu_percent,
+            cpu: f.stwprocs.and_then(|procs| {
+                let procs = u64::from(procs);
+                Some(crate::records::GcCpu {
+                    sweep_term_ns: procs * (t_mark - t_sweep),
+                    assist_ns: f.assist_ns?,
+                    background_ns: f.background_ns?,
+                    idle_ns: f.idle_ns?,
+                    mark_term_ns: procs * (t_end - t_mark_term),
+                })
+            }),
+            runtime_clock: Some([t_sweep, t_mark, t_mark_term, t_end]),
+        };
+        self.cycles_reported += 1;
+        out.push(Record::Gc(record));
+    }
+}
