@@ -417,6 +417,44 @@ mod tests {
     }
 
     #[test]
+    fn go119_reason_from_preemptoff_bytes() {
+        let mut d = Decoder::new(spec(StwScheme::CallerInferred));
+        let mut e = raw(ProbeKind::StopNamed);
+        let text = b"read mem stats\0\0garbage after it......";
+        e.regs[0] = 14;
+        for i in 0..5 {
+            e.regs[1 + i] = u64::from_le_bytes(text[i * 8..i * 8 + 8].try_into().unwrap());
+        }
+        let reason = |d: &mut Decoder, e: &RawEvent| match d.decode(e) {
+            Some(TraceEvent::StwBegin { reason, .. }) => reason,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(reason(&mut d, &e), StwReason::ReadMemStats);
+        // Unread (0) or longer than what was copied: unknown, never a guess.
+        e.regs[0] = 0;
+        assert_eq!(reason(&mut d, &e), StwReason::Unknown);
+        e.regs[0] = 41;
+        assert_eq!(reason(&mut d, &e), StwReason::Unknown);
+    }
+
+    #[test]
+    fn gc_done_carries_the_frame_word_only_when_read() {
+        let mut d = Decoder::new(spec(StwScheme::WorldStop));
+        let mut e = raw(ProbeKind::GcDone);
+        e.regs[4] = 1;
+        e.regs[5] = 123;
+        let start = |d: &mut Decoder, e: &RawEvent| match d.decode(e) {
+            Some(TraceEvent::GcDone {
+                mark_stop_start, ..
+            }) => mark_stop_start,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(start(&mut d, &e), Some(123));
+        e.regs[4] = 0;
+        assert_eq!(start(&mut d, &e), None);
+    }
+
+    #[test]
     fn garbage_is_counted_not_fatal() {
         let mut d = Decoder::new(spec(StwScheme::WorldStop));
         let mut e = raw(ProbeKind::GcStart);

@@ -289,3 +289,31 @@ pub struct Frame {
     pub file: String,
     pub line: u32,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::StwReason;
+
+    /// Go 1.19–1.20's `stopTheWorld` strings name the same stops as 1.21's codes.
+    #[test]
+    fn old_reason_strings_map_to_codes() {
+        for (text, code) in [
+            (&b"read mem stats"[..], 7),
+            (b"GOMAXPROCS", 9),
+            (b"profile", 4),
+            (b"profile cleanup", 5),
+            (b"stack trace", 6),
+            (b"write heap dump", 3),
+            (b"doAllThreadsSyscall", 8),
+            (b"start tracing", 10),
+            (b"stop tracing", 11),
+        ] {
+            assert_eq!(StwReason::from_text(text), StwReason::from_code(code));
+        }
+        for code in 0..=11 {
+            let r = StwReason::from_code(code);
+            assert_eq!(StwReason::from_text(r.as_str().as_bytes()), r);
+        }
+        assert_eq!(StwReason::from_text(b"read mem stat"), StwReason::Unknown);
+    }
+}

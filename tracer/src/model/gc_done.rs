@@ -152,3 +152,152 @@ impl Model {
         out.push(Record::Gc(record));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::events::{GcFigures, RuntimeSnapshot, StwReason, TraceEvent, Trigger};
+    use crate::model::Model;
+    use crate::records::Record;
+
+    /// The runtime's account of cycle `n` at its end: sweep termination
+    /// [1_000, 1_400] (stopped from 1_100 on 1.22+), mark until 9_000, mark termination
+    /// [9_000, 9_300], `pause` in total.
+    fn done(n: u32, pause: u64, mark_stop_start: Option<u64>, forced: bool) -> TraceEvent {
+        let base = u64::from(n) * 100_000;
+        TraceEvent::GcDone {
+            ts_ns: base + 9_500,
+            snapshot: RuntimeSnapshot {
+                gc_cycles: Some(n),
+                num_gc: Some(n),
+                user_forced: Some(forced),
+                gc_end_ns: Some(base + 9_300),
+                pause_ns: Some(pause),
+                gc: GcFigures {
+                    t_sweep_term: Some(base + 1_000),
+                    t_mark: Some(base + 1_400),
+                    t_mark_term: Some(base + 9_000),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+            mark_stop_start: mark_stop_start.map(|s| base + s),
+        }
+    }
+
+    fn stops(recs: &[Record]) -> Vec<(StwReason, u64, u64, Option<u32>)> {
+        recs.iter()
+            .filter_map(|r| match r {
+                Record::Stw(s) => Some((s.reason, s.start_ns, s.duration_ns, s.cycle)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn go119_stops_are_the_clocks() {
+        let mut m = Model::new();
+        let recs = m.apply(&done(3, 700, None, false));
+        assert_eq!(
+            stops(&recs),
+            [
+                (StwReason::GcSweepTerm, 301_000, 400, Some(3)),
+                (StwReason::GcMarkTerm, 309_000, 300, Some(3)),
+            ]
+        );
+        let Some(Record::Gc(g)) = recs.last() else {
+            panic!("no gc record: {recs:?}");
+        };
+        assert_eq!(
+            (g.cycle, g.pause_ns, g.start_ns, g.end_ns),
+            (3, 700, 301_000, 309_300)
+        );
+        assert_eq!(
+            (g.sweep_term_ns, g.mark_ns, g.mark_term_ns),
+            (400, 7_600, 300)
+        );
+        assert_eq!(g.trigger, Some(Trigger::Heap));
+        // The same cycle again (a second flush) says nothing new.
+        assert!(m.apply(&done(3, 700, None, false)).is_empty());
+    }
+
+    #[test]
+    fn go122_stops_start_at_started_stopping() {
+        let mut m = Model::new();
+        // Mark termination stopped from 9_050: 250 ns; sweep termination is the rest
+        // (300 of the 400 between tSweepTerm and tMark).
+        let recs = m.apply(&done(4, 550, Some(9_050), true));
+        assert_eq!(
+            stops(&recs),
+            [
+                (StwReason::GcSweepTerm, 401_100, 300, Some(4)),
+                (StwReason::GcMarkTerm, 409_050, 250, Some(4)),
+            ]
+        );
+        let Some(Record::Gc(g)) = recs.last() else {
+            panic!("no gc record");
+        };
+        assert_eq!(g.trigger, Some(Trigger::Forced));
+        // A frame word outside [tMarkTerm, tEnd] is not this stop's start.
+        let recs = m.apply(&done(5, 700, Some(1), false));
+        assert_eq!(
+            stops(&recs)[1],
+            (StwReason::GcMarkTerm, 509_000, 300, Some(5))
+        );
+    }
+
+    #[test]
+    fn restarts_get_a_record_and_the_sum_is_pause_ns() {
+        let mut m = Model::new();
+        let recs = m.apply(&done(6, 1_000, None, false));
+        let s = stops(&recs);
+        assert_eq!(s.len(), 3, "{s:?}");
+        assert_eq!(s[1], (StwReason::GcMarkTerm, 608_700, 300, Some(6)));
+        assert_eq!(s.iter().map(|x| x.2).sum::<u64>(), 1_000);
+    }
+
+    #[test]
+    fn time_trigger_from_forcegc_between_cycles() {
+        let mut m = Model::new();
+        m.apply(&done(7, 700, None, false));
+        m.apply(&TraceEvent::GcRequested {
+            ts_ns: 800_500,
+            trigger: Trigger::Time,
+        });
+        let recs = m.apply(&done(8, 700, None, false));
+        let Some(Record::Gc(g)) = recs.last() else {
+            panic!("no gc record");
+        };
+        assert_eq!(g.trigger, Some(Trigger::Time));
+        // That request does not make the next cycle a time one too.
+        let recs = m.apply(&done(9, 700, None, false));
+        let Some(Record::Gc(g)) = recs.last() else {
+            panic!("no gc record");
+        };
+        assert_eq!(g.trigger, Some(Trigger::Heap));
+    }
+
+    #[test]
+    fn incomplete_or_unreadable_cycles_are_not_reported() {
+        let mut m = Model::new();
+        // numgc not advanced yet: the flush inside the stop (gcstoptheworld=2).
+        let TraceEvent::GcDone { mut snapshot, .. } = done(10, 700, None, false) else {
+            unreachable!()
+        };
+        snapshot.num_gc = Some(9);
+        let ev = TraceEvent::GcDone {
+            ts_ns: 0,
+            snapshot,
+            mark_stop_start: None,
+        };
+        assert!(m.apply(&ev).is_empty());
+        snapshot.num_gc = Some(10);
+        snapshot.pause_ns = None;
+        let ev = TraceEvent::GcDone {
+            ts_ns: 0,
+            snapshot,
+            mark_stop_start: None,
+        };
+        assert!(m.apply(&ev).is_empty());
+        assert_eq!(m.diagnostics().discarded_cycles, 1);
+    }
+}

@@ -2,8 +2,18 @@
 //!
 //! The choice is made per Go version (signatures differ; see shared notes
 //! `go-runtime.md`) and for few hits per GC cycle: a probe hit costs microseconds, so
-//! nothing here fires per allocation. Per stop-the-world we take two hits, and only one of
-//! them falls inside the pause:
+//! nothing here fires per allocation.
+//!
+//! **Default ([`StopsMode::Cycle`], `cycle_plan.rs`):** one hit per GC cycle, after the
+//! world has restarted (entry of `mProf_Flush`, called by `gcMarkTermination` before it
+//! releases `worldsema`), reading the runtime's own clocks and `pauseNS` in `work`; the
+//! GC's two stops are rebuilt from them, so no probe fires inside a GC pause. Non-GC stops
+//! are probed on their own paths only (1 hit each on Go 1.22+, 2 before, none inside the
+//! pause on 1.19–1.21). Falls back to the mode below, with a warning, when the binary
+//! lacks what it needs.
+//!
+//! **`--every-stop` ([`StopsMode::Every`]):** two hits per stop-the-world, one inside the
+//! pause:
 //!
 //! | Go        | stop begins                                   | world restarted          |
 //! |-----------|-----------------------------------------------|--------------------------|
@@ -12,8 +22,7 @@
 //! | 1.19–1.20 | `stopTheWorldWithSema()` entry; reason from the caller and `gcphase` | same RET |
 //!
 //! Cycle numbers and the forced flag are read from the runtime's own variables (`work`,
-//! `memstats`) when the world restarts, at addresses found through the symbol table and
-//! DWARF.
+//! `memstats`), at addresses found through the symbol table and DWARF.
 
 use crate::binary::{BinaryError, Function, GoBinary, GoVersion, OffsetsSource};
 use tracer_common::{ProbeKind, MAX_READS};
