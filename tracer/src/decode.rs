@@ -420,7 +420,7 @@ mod tests {
     fn go119_reason_from_preemptoff_bytes() {
         let mut d = Decoder::new(spec(StwScheme::CallerInferred));
         let mut e = raw(ProbeKind::StopNamed);
-        let text = b"read mem stats\0\0garbage after it......";
+        let text = b"read mem stats\0\0garbage after it........";
         e.regs[0] = 14;
         for i in 0..5 {
             e.regs[1 + i] = u64::from_le_bytes(text[i * 8..i * 8 + 8].try_into().unwrap());
