@@ -225,6 +225,7 @@ impl Decoder {
             memory_limit: self.read(raw, ReadField::MemoryLimit).map(|v| v as i64),
             total_alloc: self.read(raw, ReadField::TotalAlloc),
             pause_ns: self.read(raw, ReadField::PauseNs),
+            num_forced_gc: self.read(raw, ReadField::NumForcedGc).map(|v| v as u32),
         }
     }
 

@@ -157,6 +157,8 @@ pub struct RuntimeSnapshot {
     /// `work.pauseNS`: all stop-the-world time of the cycle so far (what
     /// `MemStats.PauseNs` gets when the cycle ends).
     pub pause_ns: Option<u64>,
+    /// `memstats.numforcedgc`: forced cycles completed (`MemStats.NumForcedGC`).
+    pub num_forced_gc: Option<u32>,
 }
 
 /// The runtime's own account of the last cycle (the variables gctrace prints from).

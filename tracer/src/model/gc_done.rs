@@ -66,8 +66,23 @@ impl Model {
             }
         };
         let [t_sweep, t_mark, t_mark_term, t_end, pause] = clock;
-        let prev_end = self.last_done.map(|(_, end)| end);
+        let prev = self.last_done;
+        let prev_end = prev.map(|(_, end)| end);
         self.last_done = Some((number, t_end));
+        // Forced: numforcedgc is advanced inside the cycle's own stop and nothing can
+        // advance it again before this probe, while work.userForced can already belong
+        // to the next cycle here (gcStart sets it before it waits for gcsema). Known from
+        // the count when the previous cycle was seen (or this is the program's first).
+        let prev_forced = match prev {
+            Some((n, _)) if n.wrapping_add(1) == number => self.last_forced_count,
+            None if number == 1 => Some(0),
+            _ => None,
+        };
+        self.last_forced_count = snap.num_forced_gc;
+        let forced = match (prev_forced, snap.num_forced_gc) {
+            (Some(before), Some(now)) => Some(now != before),
+            _ => snap.user_forced,
+        };
 
         let mark_start = mark_stop_start
             .filter(|s| (t_mark_term..=t_end).contains(s))
@@ -78,7 +93,7 @@ impl Model {
         let restarts_ns = rest - sweep_ns;
         let start_ns = t_mark - sweep_ns;
 
-        let trigger = match snap.user_forced {
+        let trigger = match forced {
             Some(true) => Some(Trigger::Forced),
             _ => {
                 let timed = self
@@ -86,7 +101,7 @@ impl Model {
                     .is_some_and(|t| t <= t_sweep && prev_end.is_none_or(|e| t > e));
                 if timed {
                     Some(Trigger::Time)
-                } else if snap.user_forced.is_some() {
+                } else if forced.is_some() {
                     Some(Trigger::Heap)
                 } else {
                     None
@@ -274,6 +289,46 @@ mod tests {
             panic!("no gc record");
         };
         assert_eq!(g.trigger, Some(Trigger::Heap));
+    }
+
+    /// work.userForced read after the restart may be the next cycle's (Go 1.19 showed
+    /// it); numforcedgc, advanced inside the stop, decides when the previous count is known.
+    #[test]
+    fn forced_comes_from_the_forced_count() {
+        let with_count = |n: u32, forced_count: u32, user_forced: bool| {
+            let TraceEvent::GcDone { mut snapshot, .. } = done(n, 700, None, user_forced) else {
+                unreachable!()
+            };
+            snapshot.num_forced_gc = Some(forced_count);
+            TraceEvent::GcDone {
+                ts_ns: 0,
+                snapshot,
+                mark_stop_start: None,
+            }
+        };
+        let trigger = |recs: Vec<Record>| match recs.last() {
+            Some(Record::Gc(g)) => g.trigger,
+            other => panic!("{other:?}"),
+        };
+        let mut m = Model::new();
+        // Cycle 1 of the program: heap, although the next runtime.GC() set userForced.
+        assert_eq!(
+            trigger(m.apply(&with_count(1, 0, true))),
+            Some(Trigger::Heap)
+        );
+        assert_eq!(
+            trigger(m.apply(&with_count(2, 1, false))),
+            Some(Trigger::Forced)
+        );
+        assert_eq!(
+            trigger(m.apply(&with_count(3, 1, true))),
+            Some(Trigger::Heap)
+        );
+        // After a gap the count cannot say which cycle it was: userForced decides.
+        assert_eq!(
+            trigger(m.apply(&with_count(5, 2, true))),
+            Some(Trigger::Forced)
+        );
     }
 
     #[test]

@@ -179,6 +179,8 @@ pub struct Model {
     time_request: Option<u64>,
     /// Number and `tEnd` of the last cycle reported from a [`TraceEvent::GcDone`].
     last_done: Option<(u32, u64)>,
+    /// `memstats.numforcedgc` at that cycle's end.
+    last_forced_count: Option<u32>,
 }
 
 impl Model {

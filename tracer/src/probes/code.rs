@@ -145,6 +145,46 @@ pub fn global_stored_after_call(bin: &GoBinary, f: &Function, callee: &Function)
         .then(|| store.ip_rel_memory_address())
 }
 
+/// Go 1.19–1.20 `stopTheWorld(reason string)` does `getg().m.preemptoff = reason`:
+/// `MOVQ k(R14), M` (g.m), then the string's length stored at `M+off+8` and its pointer
+/// at `M+off` (or, with the write barrier on, `ADDQ $off, M` before `gcWriteBarrier`).
+/// Returns `(k, off)`, the offsets of `g.m` and `m.preemptoff`, for binaries without
+/// DWARF; amd64 only.
+pub fn preemptoff_from_code(bin: &GoBinary, stop_the_world: &Function) -> Option<(u32, u32)> {
+    if bin.arch() != Arch::X86_64 {
+        return None;
+    }
+    let code = x86_instructions(bin, stop_the_world)?;
+    let load = code.iter().position(|i| {
+        i.code() == Code::Mov_r64_rm64
+            && i.op1_kind() == OpKind::Memory
+            && i.memory_base() == Register::R14
+            && i.memory_index() == Register::None
+    })?;
+    let m = code[load].op0_register();
+    let g_m = u32::try_from(code[load].memory_displacement64()).ok()?;
+    let mut stores = Vec::new();
+    let mut adds = Vec::new();
+    for i in code.iter().skip(load + 1).take(12) {
+        if i.code() == Code::Mov_rm64_r64
+            && i.op0_kind() == OpKind::Memory
+            && i.memory_base() == m
+            && i.memory_index() == Register::None
+        {
+            stores.push(i.memory_displacement64());
+        }
+        if matches!(i.code(), Code::Add_rm64_imm32 | Code::Add_rm64_imm8) && i.op0_register() == m {
+            adds.push(i.immediate(1));
+        }
+    }
+    let off = stores
+        .iter()
+        .copied()
+        .find(|d| *d >= 8 && (stores.contains(&(d - 8)) || adds.contains(&(d - 8))))?
+        - 8;
+    Some((g_m, u32::try_from(off).ok()?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -42,6 +42,7 @@ const STOP_CLOSURE: &str = "runtime.stopTheWorld.func1";
 const START_CLOSURE: &str = "runtime.startTheWorld.func1";
 const STOP_CONTEXT: &str = "runtime.stopTheWorldContext";
 const FORCEGC: &str = "runtime.forcegchelper";
+const STOP_THE_WORLD_FN: &str = "runtime.stopTheWorld";
 
 /// What [`plan_cycle`] decided.
 pub(super) struct CyclePlan {
@@ -198,12 +199,15 @@ pub(super) fn plan_cycle(
                         (Ok(g), Ok(o)) => Some((g, o)),
                         _ => None,
                     },
-                    _ => None,
+                    // No DWARF: from stopTheWorld's own store of its argument.
+                    _ => bin
+                        .function(STOP_THE_WORLD_FN)
+                        .and_then(|f| code::preemptoff_from_code(bin, &f)),
                 };
                 if plan.preemptoff.is_none() {
                     warnings.push(
-                        "runtime.m.preemptoff not located (no DWARF): non-GC stops are \
-                         reported as unknown"
+                        "runtime.m.preemptoff not located (no DWARF, and stopTheWorld's \
+                         code not recognised): non-GC stops are reported as unknown"
                             .into(),
                     );
                 }

@@ -89,6 +89,8 @@ pub enum ReadField {
     MemoryLimit,
     /// `work.pauseNS` (int64): the cycle's stop-the-world time, `MemStats.PauseNs`.
     PauseNs,
+    /// `memstats.numforcedgc` (uint32): forced cycles so far, counted inside the stop.
+    NumForcedGc,
     /// `gcController.totalAlloc` (uint64): cumulative bytes allocated, span granularity.
     /// Keep it last: [`ReadField::COUNT`] counts up to it.
     TotalAlloc,
@@ -426,6 +428,12 @@ pub const READS: &[ReadSpec] = &[
         ReadField::PauseNs,
         &["pauseNS"],
         "the runtime's own pause per cycle",
+    ),
+    stats(
+        ReadField::NumForcedGc,
+        &["numforcedgc"],
+        "exact forced flag (read from work.userForced, which the next runtime.GC() may \
+         already have set)",
     ),
     ctl(ReadField::TotalAlloc, &["totalAlloc"], "allocation rate"),
     global(
