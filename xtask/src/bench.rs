@@ -334,7 +334,18 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         println!("bench: took {} s", started.elapsed().as_secs());
         return Ok(());
     }
-    let gc_sites = gc_probe_sites(&tracer, &gcload)?;
+    // bpftrace's default-series baseline: the three entry points a do-it-yourself script
+    // takes, and the ones the plan before issue 14 probed (its hit estimates below assume
+    // that plan; the observer series counts the default mode's hits in the kernel).
+    let _ = gc_probe_sites;
+    let gc_sites: Vec<String> = [
+        "runtime.gcStart",
+        "runtime.stopTheWorldWithSema",
+        START_THE_WORLD,
+    ]
+    .iter()
+    .map(|f| format!("\"{f}\""))
+    .collect();
     let alloc_functions = alloc_functions(&go.go, &gcload)?;
     let gc_script = dir.join("gc.bt");
     let alloc_script = dir.join("allocs.bt");
