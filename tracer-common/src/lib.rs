@@ -45,6 +45,17 @@ pub enum ProbeKind {
     /// second and third argument registers, and `regs[3]`, the entry's
     /// `bpf_ktime_get_ns()` (see [`StwEntry`]).
     StopPaired = 7,
+    /// Entry of `runtime.mProf_Flush`, which `gcMarkTermination` calls once per cycle
+    /// after the world has restarted and before it releases `worldsema`: `work` still
+    /// holds the whole cycle (clocks, `pauseNS`, heap figures), nothing can overwrite it
+    /// yet, and no goroutine is stopped. One hit per GC cycle. `regs[4]` is 1 when the
+    /// frame word [`Config::frame_off`] was read into `regs[5]`.
+    GcDone = 8,
+    /// Go 1.19–1.20: a non-GC stop is about to begin (the call of
+    /// `stopTheWorldWithSema` in `stopTheWorld`'s closure). `regs[0]` is the length of
+    /// the reason string (`m.preemptoff`, the `stopTheWorld(reason string)` argument) and
+    /// `regs[1..6]` its first 40 bytes; `regs[0]` is 0 when it could not be read.
+    StopNamed = 9,
 }
 
 /// What the `startTheWorldWithSema` entry program keeps for its return (per thread, in
@@ -60,7 +71,7 @@ pub struct StwEntry {
 }
 
 impl ProbeKind {
-    pub const ALL: [ProbeKind; 7] = [
+    pub const ALL: [ProbeKind; 9] = [
         ProbeKind::GcStart,
         ProbeKind::StopTheWorld,
         ProbeKind::StartTheWorld,
@@ -68,15 +79,19 @@ impl ProbeKind {
         ProbeKind::UserSample,
         ProbeKind::Alloc,
         ProbeKind::StopPaired,
+        ProbeKind::GcDone,
+        ProbeKind::StopNamed,
     ];
 
-    /// The kinds implemented by a kernel program.
-    pub const PROBES: [ProbeKind; 5] = [
+    /// The kinds implemented by a kernel program of their own.
+    pub const PROBES: [ProbeKind; 7] = [
         ProbeKind::GcStart,
         ProbeKind::StopTheWorld,
         ProbeKind::StartTheWorld,
         ProbeKind::StartTheWorldReturn,
         ProbeKind::Alloc,
+        ProbeKind::GcDone,
+        ProbeKind::StopNamed,
     ];
 
     pub fn from_u32(v: u32) -> Option<ProbeKind> {
@@ -92,11 +107,22 @@ impl ProbeKind {
             ProbeKind::StartTheWorldReturn => "stw_start_ret",
             ProbeKind::UserSample => "user_sample",
             ProbeKind::Alloc => "alloc",
-            // Sent by `stw_start_ret`.
+            // Sent by `stw_start_ret`, and by `stw_other_end` (see [`OTHER_STOP_END`]).
             ProbeKind::StopPaired => "stw_start_ret",
+            ProbeKind::GcDone => "gc_done",
+            ProbeKind::StopNamed => "stw_named",
         }
     }
 }
+
+/// Program for the end of a non-GC stop on Go 1.22+ (a RET of `startTheWorld`'s closure):
+/// sends a [`ProbeKind::StopPaired`] event whose entry registers are read from the
+/// runtime's own `stopTheWorldContext` (the `worldStop` of the last non-GC stop, at
+/// [`Config::stw_ctx_addr`]) instead of an entry probe: one hit per stop, none inside it.
+pub const OTHER_STOP_END: &str = "stw_other_end";
+
+/// Number of [`ProbeKind`] values that index [`Config::read_slots`].
+pub const KIND_SLOTS: usize = 16;
 
 /// One probe hit, exactly as the kernel saw it. 360 bytes.
 #[repr(C)]
@@ -142,7 +168,7 @@ pub struct Config {
     pub read_addrs: [u64; MAX_READS],
     /// Indexed by [`ProbeKind`] value: bit i set = read slot i on that probe. Reads cost
     /// little next to the probe hit itself, but there is no point paying for them twice.
-    pub read_slots: [u32; 8],
+    pub read_slots: [u32; KIND_SLOTS],
     /// Run-time address range of `runtime.mallocgc`: an allocation probe whose caller is
     /// in it is not counted (mallocgc itself was, Go 1.27 calls a size-specialised
     /// function from inside it).
@@ -150,7 +176,17 @@ pub struct Config {
     pub malloc_hi: u64,
     /// [`alloc_flags`] bits.
     pub alloc_flags: u32,
-    pub _pad2: u32,
+    /// Go 1.19–1.20: offset of `m.preemptoff` (a string) in `runtime.m`; 0 = unknown.
+    pub preemptoff_off: u32,
+    /// [`ProbeKind::GcDone`]: where the mark-termination `worldStop.startedStopping`
+    /// lives, relative to the frame pointer at the probe (the caller's frame,
+    /// `gcMarkTermination`'s); 0 = not read.
+    pub frame_off: i64,
+    /// Run-time address of `runtime.stopTheWorldContext` (Go 1.22+); 0 = unknown.
+    pub stw_ctx_addr: u64,
+    /// Offset of `g.m` in `runtime.g` (for [`Config::preemptoff_off`]).
+    pub g_m_off: u32,
+    pub _pad3: u32,
 }
 
 /// Bits of [`Config::alloc_flags`].
@@ -259,7 +295,10 @@ mod tests {
     #[test]
     fn layout_is_stable() {
         assert_eq!(core::mem::size_of::<RawEvent>(), 360);
-        assert_eq!(core::mem::size_of::<Config>(), 8 + 8 * MAX_READS + 32 + 24);
+        assert_eq!(
+            core::mem::size_of::<Config>(),
+            8 + 8 * MAX_READS + 4 * KIND_SLOTS + 24 + 24
+        );
         assert_eq!(core::mem::size_of::<AllocSiteKey>(), 16 + 8 * SITE_FRAMES);
         // read_ok and read_slots are u32 bitmasks over the slots.
         const { assert!(MAX_READS <= 32) };

@@ -23,8 +23,8 @@ use aya_ebpf::{
 };
 use tracer_common::{
     alloc_flags, counter, AllocSiteKey, AllocSiteValue, AllocSizeKey, Config, ProbeKind, RawEvent,
-    StwEntry, ALLOC_SITES_ENTRIES, ALLOC_SIZES_ENTRIES, ARG_REGS, EVENTS_RING_BYTES, MAX_READS,
-    SITE_FRAMES,
+    StwEntry, ALLOC_SITES_ENTRIES, ALLOC_SIZES_ENTRIES, ARG_REGS, EVENTS_RING_BYTES, KIND_SLOTS,
+    MAX_READS, SITE_FRAMES,
 };
 
 #[map(name = "EVENTS")]
@@ -69,6 +69,48 @@ pub fn stw_stop(ctx: ProbeContext) -> u32 {
     emit(&ctx, ProbeKind::StopTheWorld)
 }
 
+/// Entry of `runtime.mProf_Flush`, called by `gcMarkTermination` once the world runs
+/// again: one event per GC cycle with what `work` holds, and the mark-termination
+/// `worldStop.startedStopping` from the caller's frame when user space found where.
+#[uprobe]
+pub fn gc_done(ctx: ProbeContext) -> u32 {
+    match ours() {
+        Some((pid_tgid, config)) => {
+            send_patched(&ctx, pid_tgid, config, ProbeKind::GcDone, Patch::Frame)
+        }
+        None => 0,
+    }
+}
+
+/// Go 1.19–1.20, just before a non-GC stop: the reason string `stopTheWorld` put in
+/// `m.preemptoff`, read here because the runtime keeps no reason code.
+#[uprobe]
+pub fn stw_named(ctx: ProbeContext) -> u32 {
+    match ours() {
+        Some((pid_tgid, config)) => {
+            send_patched(&ctx, pid_tgid, config, ProbeKind::StopNamed, Patch::Named)
+        }
+        None => 0,
+    }
+}
+
+/// Go 1.22+, a RET of `startTheWorld`'s closure (the world runs again, RAX = `now`): the
+/// whole non-GC stop in one event, its reason and start read from the runtime's
+/// `stopTheWorldContext`, which no other stop can overwrite before `worldsema` is released.
+#[uprobe]
+pub fn stw_other_end(ctx: ProbeContext) -> u32 {
+    match ours() {
+        Some((pid_tgid, config)) => send_patched(
+            &ctx,
+            pid_tgid,
+            config,
+            ProbeKind::StopPaired,
+            Patch::Context,
+        ),
+        None => 0,
+    }
+}
+
 /// Entry of `startTheWorldWithSema` (Go 1.22+): nothing is sent yet. The registers that
 /// say when and why the world stopped wait in [`STW_ENTRY`] for the return on the same
 /// thread, which sends one [`ProbeKind::StopPaired`] event for the whole stop.
@@ -103,9 +145,15 @@ pub fn stw_start_ret(ctx: ProbeContext) -> u32 {
     match entry {
         Some(entry) => {
             let _ = STW_ENTRY.remove(tid);
-            send(&ctx, pid_tgid, config, ProbeKind::StopPaired, Some(&entry))
+            send_patched(
+                &ctx,
+                pid_tgid,
+                config,
+                ProbeKind::StopPaired,
+                Patch::Paired(entry),
+            )
         }
-        None => send(&ctx, pid_tgid, config, ProbeKind::StartTheWorldReturn, None),
+        None => send(&ctx, pid_tgid, config, ProbeKind::StartTheWorldReturn),
     }
 }
 
@@ -226,20 +274,37 @@ fn ours() -> Option<(u64, &'static Config)> {
 #[inline(always)]
 fn emit(ctx: &ProbeContext, kind: ProbeKind) -> u32 {
     match ours() {
-        Some((pid_tgid, config)) => send(ctx, pid_tgid, config, kind, None),
+        Some((pid_tgid, config)) => send(ctx, pid_tgid, config, kind),
         None => 0,
     }
 }
 
-/// Fill and submit an event for a hit of the traced process; `paired` is the entry
-/// of the stop a [`ProbeKind::StopPaired`] event completes.
+/// What an event carries beyond the probed thread's registers.
+enum Patch {
+    None,
+    /// The entry of the stop a [`ProbeKind::StopPaired`] event completes.
+    Paired(StwEntry),
+    /// The word at frame pointer + [`Config::frame_off`] in `regs[5]` (`regs[4]` = 1).
+    Frame,
+    /// The reason string of `m.preemptoff` (see [`ProbeKind::StopNamed`]).
+    Named,
+    /// `stopTheWorldContext`'s reason and start, as a paired entry would carry them.
+    Context,
+}
+
 #[inline(always)]
-fn send(
+fn send(ctx: &ProbeContext, pid_tgid: u64, config: &Config, kind: ProbeKind) -> u32 {
+    send_patched(ctx, pid_tgid, config, kind, Patch::None)
+}
+
+/// Fill and submit an event for a hit of the traced process.
+#[inline(always)]
+fn send_patched(
     ctx: &ProbeContext,
     pid_tgid: u64,
     config: &Config,
     kind: ProbeKind,
-    paired: Option<&StwEntry>,
+    patch: Patch,
 ) -> u32 {
     bump(counter::HITS);
 
@@ -268,10 +333,57 @@ fn send(
         (*ev).ktime_ns = bpf_ktime_get_ns();
         (*ev).pid_tgid = pid_tgid;
         fill_regs(ctx, &mut *ev);
-        if let Some(entry) = paired {
-            (*ev).regs[1] = entry.args[0];
-            (*ev).regs[2] = entry.args[1];
-            (*ev).regs[3] = entry.ktime_ns;
+        match patch {
+            Patch::None => {}
+            Patch::Paired(entry) => {
+                (*ev).regs[1] = entry.args[0];
+                (*ev).regs[2] = entry.args[1];
+                (*ev).regs[3] = entry.ktime_ns;
+            }
+            Patch::Frame => {
+                (*ev).regs[4] = 0;
+                (*ev).regs[5] = 0;
+                if config.frame_off != 0 {
+                    let at = frame_pointer(ctx).wrapping_add(config.frame_off as u64);
+                    if let Ok(v) = bpf_probe_read_user(at as *const u64) {
+                        (*ev).regs[4] = 1;
+                        (*ev).regs[5] = v;
+                    }
+                }
+            }
+            Patch::Named => {
+                (*ev).regs = [0; ARG_REGS];
+                if config.preemptoff_off != 0 {
+                    let m = bpf_probe_read_user(
+                        (*ev).g.wrapping_add(u64::from(config.g_m_off)) as *const u64
+                    )
+                    .unwrap_or(0);
+                    let at = m.wrapping_add(u64::from(config.preemptoff_off));
+                    if m != 0 {
+                        if let Ok(s) = bpf_probe_read_user(at as *const [u64; 2]) {
+                            if let Ok(bytes) = bpf_probe_read_user(s[0] as *const [u64; 5]) {
+                                (*ev).regs[0] = s[1];
+                                (*ev).regs[1] = bytes[0];
+                                (*ev).regs[2] = bytes[1];
+                                (*ev).regs[3] = bytes[2];
+                                (*ev).regs[4] = bytes[3];
+                                (*ev).regs[5] = bytes[4];
+                            }
+                        }
+                    }
+                }
+            }
+            Patch::Context => {
+                (*ev).regs[1] = 0;
+                (*ev).regs[2] = 0;
+                if config.stw_ctx_addr != 0 {
+                    if let Ok(w) = bpf_probe_read_user(config.stw_ctx_addr as *const [u64; 2]) {
+                        (*ev).regs[1] = w[0];
+                        (*ev).regs[2] = w[1];
+                    }
+                }
+                (*ev).regs[3] = (*ev).ktime_ns;
+            }
         }
         (*ev).read_ok = 0;
         (*ev).seq = seq;
@@ -280,7 +392,7 @@ fn send(
             ProbeKind::StopPaired => ProbeKind::StartTheWorldReturn,
             k => k,
         };
-        let slots = config.read_slots[slots_of as usize & 7];
+        let slots = config.read_slots[slots_of as usize & (KIND_SLOTS - 1)];
         let mut i = 0;
         while i < MAX_READS {
             (*ev).reads[i] = 0;
@@ -312,6 +424,14 @@ fn fill_regs(ctx: &ProbeContext, ev: &mut RawEvent) {
     }
 }
 
+/// The frame pointer register (RBP): at a function's entry, still its caller's.
+#[cfg(bpf_target_arch = "x86_64")]
+#[inline(always)]
+fn frame_pointer(ctx: &ProbeContext) -> u64 {
+    // SAFETY: ctx.regs is the kernel-provided pt_regs of the probed user thread.
+    unsafe { (*ctx.regs).rbp }
+}
+
 /// The Go ABIInternal integer argument registers, in argument order.
 #[cfg(bpf_target_arch = "x86_64")]
 #[inline(always)]
@@ -333,6 +453,15 @@ fn fill_regs(ctx: &ProbeContext, ev: &mut RawEvent) {
         ev.g = r.regs[28];
         ev.ret_addr = r.regs[30];
     }
+}
+
+/// The frame pointer register (X29): at a function's entry, still its caller's.
+#[cfg(bpf_target_arch = "aarch64")]
+#[inline(always)]
+fn frame_pointer(ctx: &ProbeContext) -> u64 {
+    use aya_ebpf::bindings::user_pt_regs;
+    // SAFETY: on arm64 the kernel's pt_regs begins with user_pt_regs (regs[31], sp, pc).
+    unsafe { (*(ctx.regs as *const user_pt_regs)).regs[29] }
 }
 
 /// The Go ABIInternal integer argument registers, in argument order.

@@ -252,6 +252,12 @@ pub struct TraceArgs {
     #[arg(long, hide = true, value_name = "KIB", value_parser = parse_ring_kib)]
     pub ring_kib: Option<u32>,
 
+    /// Probe every stop of the world where it starts and ends (two probe hits per stop,
+    /// one inside the pause) instead of once per GC cycle after it: gives each
+    /// mark-termination restart its own start time, at the cost of lengthening pauses.
+    #[arg(long)]
+    pub every_stop: bool,
+
     /// With --allocs sample: how much the allocation probes may add to the target's CPU
     /// time, in percent (on top of the GC probes every mode has; the allocation probes are
     /// attached in short bursts only while this account is in credit).

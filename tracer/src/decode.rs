@@ -161,6 +161,26 @@ impl Decoder {
                     snapshot: self.snapshot(raw),
                 })
             }
+            ProbeKind::GcDone => Some(TraceEvent::GcDone {
+                ts_ns: raw.ktime_ns,
+                snapshot: self.snapshot(raw),
+                mark_stop_start: (raw.regs[4] == 1).then_some(raw.regs[5]),
+            }),
+            ProbeKind::StopNamed => {
+                // regs[0] = length of m.preemptoff, regs[1..6] its first 40 bytes.
+                let mut text = [0u8; 40];
+                for (i, word) in raw.regs[1..].iter().enumerate() {
+                    text[i * 8..i * 8 + 8].copy_from_slice(&word.to_le_bytes());
+                }
+                let len = usize::try_from(raw.regs[0]).unwrap_or(usize::MAX);
+                let reason = text
+                    .get(..len)
+                    .map_or(StwReason::Unknown, StwReason::from_text);
+                Some(TraceEvent::StwBegin {
+                    ts_ns: raw.ktime_ns,
+                    reason,
+                })
+            }
             // Allocation probes aggregate in kernel maps and never emit events.
             ProbeKind::Alloc => {
                 self.undecodable += 1;
@@ -204,6 +224,8 @@ impl Decoder {
                 .map(|v| v as u32 as i32),
             memory_limit: self.read(raw, ReadField::MemoryLimit).map(|v| v as i64),
             total_alloc: self.read(raw, ReadField::TotalAlloc),
+            pause_ns: self.read(raw, ReadField::PauseNs),
+            num_forced_gc: self.read(raw, ReadField::NumForcedGc).map(|v| v as u32),
         }
     }
 
@@ -393,6 +415,44 @@ mod tests {
                 reason: StwReason::ReadMemStats
             })
         );
+    }
+
+    #[test]
+    fn go119_reason_from_preemptoff_bytes() {
+        let mut d = Decoder::new(spec(StwScheme::CallerInferred));
+        let mut e = raw(ProbeKind::StopNamed);
+        let text = b"read mem stats\0\0garbage after it........";
+        e.regs[0] = 14;
+        for i in 0..5 {
+            e.regs[1 + i] = u64::from_le_bytes(text[i * 8..i * 8 + 8].try_into().unwrap());
+        }
+        let reason = |d: &mut Decoder, e: &RawEvent| match d.decode(e) {
+            Some(TraceEvent::StwBegin { reason, .. }) => reason,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(reason(&mut d, &e), StwReason::ReadMemStats);
+        // Unread (0) or longer than what was copied: unknown, never a guess.
+        e.regs[0] = 0;
+        assert_eq!(reason(&mut d, &e), StwReason::Unknown);
+        e.regs[0] = 41;
+        assert_eq!(reason(&mut d, &e), StwReason::Unknown);
+    }
+
+    #[test]
+    fn gc_done_carries_the_frame_word_only_when_read() {
+        let mut d = Decoder::new(spec(StwScheme::WorldStop));
+        let mut e = raw(ProbeKind::GcDone);
+        e.regs[4] = 1;
+        e.regs[5] = 123;
+        let start = |d: &mut Decoder, e: &RawEvent| match d.decode(e) {
+            Some(TraceEvent::GcDone {
+                mark_stop_start, ..
+            }) => mark_stop_start,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(start(&mut d, &e), Some(123));
+        e.regs[4] = 0;
+        assert_eq!(start(&mut d, &e), None);
     }
 
     #[test]

@@ -99,6 +99,27 @@ impl StwReason {
         }
     }
 
+    /// From the runtime's own words: `stwReasonStrings` (Go 1.21+) or the string Go
+    /// 1.19–1.20 pass to `stopTheWorld(reason string)`, mapped to the 1.21+ vocabulary
+    /// (1.21 renamed them when it made them codes). Unknown text is [`StwReason::Unknown`].
+    pub fn from_text(text: &[u8]) -> StwReason {
+        use StwReason::*;
+        match text {
+            b"GC mark termination" => GcMarkTerm,
+            b"GC sweep termination" => GcSweepTerm,
+            b"write heap dump" => WriteHeapDump,
+            b"profile" | b"goroutine profile" => GoroutineProfile,
+            b"profile cleanup" | b"goroutine profile cleanup" => GoroutineProfileCleanup,
+            b"stack trace" | b"all goroutines stack trace" => AllGoroutinesStackTrace,
+            b"read mem stats" => ReadMemStats,
+            b"doAllThreadsSyscall" | b"AllThreadsSyscall" => AllThreadsSyscall,
+            b"GOMAXPROCS" => Gomaxprocs,
+            b"start tracing" | b"start trace" => StartTrace,
+            b"stop tracing" | b"stop trace" => StopTrace,
+            _ => Unknown,
+        }
+    }
+
     /// Whether the stop belongs to a GC cycle.
     pub fn is_gc(self) -> bool {
         matches!(self, StwReason::GcMarkTerm | StwReason::GcSweepTerm)
@@ -133,6 +154,11 @@ pub struct RuntimeSnapshot {
     pub memory_limit: Option<i64>,
     /// `gcController.totalAlloc`: bytes allocated since start, counted per span.
     pub total_alloc: Option<u64>,
+    /// `work.pauseNS`: all stop-the-world time of the cycle so far (what
+    /// `MemStats.PauseNs` gets when the cycle ends).
+    pub pause_ns: Option<u64>,
+    /// `memstats.numforcedgc`: forced cycles completed (`MemStats.NumForcedGC`).
+    pub num_forced_gc: Option<u32>,
 }
 
 /// The runtime's own account of the last cycle (the variables gctrace prints from).
@@ -186,6 +212,15 @@ pub enum TraceEvent {
         reason: StwReason,
         end_ns: u64,
         snapshot: RuntimeSnapshot,
+    },
+    /// A GC cycle's mark termination is over and the world runs again (one event per
+    /// cycle): `snapshot` holds the runtime's whole account of the cycle, from which its
+    /// two stops are rebuilt. `mark_stop_start` is the mark-termination stop's own
+    /// `worldStop.startedStopping` (Go 1.22+), when it could be read.
+    GcDone {
+        ts_ns: u64,
+        snapshot: RuntimeSnapshot,
+        mark_stop_start: Option<u64>,
     },
     /// A periodic reading of the runtime's cumulative allocation counter.
     AllocSample { ts_ns: u64, total_bytes: u64 },
@@ -249,3 +284,31 @@ pub struct SiteStat {
 
 /// One stack frame, symbolized (the binary analysis' own frame type).
 pub use crate::binary::Frame;
+
+#[cfg(test)]
+mod tests {
+    use super::StwReason;
+
+    /// Go 1.19–1.20's `stopTheWorld` strings name the same stops as 1.21's codes.
+    #[test]
+    fn old_reason_strings_map_to_codes() {
+        for (text, code) in [
+            (&b"read mem stats"[..], 7),
+            (b"GOMAXPROCS", 9),
+            (b"profile", 4),
+            (b"profile cleanup", 5),
+            (b"stack trace", 6),
+            (b"write heap dump", 3),
+            (b"doAllThreadsSyscall", 8),
+            (b"start tracing", 10),
+            (b"stop tracing", 11),
+        ] {
+            assert_eq!(StwReason::from_text(text), StwReason::from_code(code));
+        }
+        for code in 0..=11 {
+            let r = StwReason::from_code(code);
+            assert_eq!(StwReason::from_text(r.as_str().as_bytes()), r);
+        }
+        assert_eq!(StwReason::from_text(b"read mem stat"), StwReason::Unknown);
+    }
+}

@@ -14,11 +14,17 @@ use crate::probes::plan::{self, plan};
 
 /// Functions listed by `inspect`: everything the tracer may probe, including those not
 /// attached by default (allocation entry points).
-const FUNCTIONS: [&str; 4] = [
+const FUNCTIONS: [&str; 8] = [
     "runtime.gcStart",
     "runtime.stopTheWorldWithSema",
     "runtime.startTheWorldWithSema",
     "runtime.mallocgc",
+    // The default plan (probes/cycle_plan.rs): once per GC cycle, the time trigger, and
+    // the non-GC stops' own paths.
+    "runtime.mProf_Flush",
+    "runtime.forcegchelper",
+    "runtime.stopTheWorld.func1",
+    "runtime.startTheWorld.func1",
 ];
 
 #[derive(Debug, Serialize)]

@@ -67,6 +67,11 @@ fn main() -> ExitCode {
                 pprof: t.pprof,
                 record: t.record,
                 ring_kib: t.ring_kib,
+                stops: if t.every_stop {
+                    tracer::probes::StopsMode::Every
+                } else {
+                    tracer::probes::StopsMode::Cycle
+                },
                 overhead_budget: t.overhead_budget,
                 format,
                 output: t.output,

@@ -82,7 +82,6 @@ fn every_configured_toolchain_has_a_test() {
     }
 }
 
-/// |measured - expected| within `abs_ns + pct% of expected`.
 /// The `--format json` run of a series, made once and judged by several tests (CI has
 /// two cores: one run per version keeps the suite short).
 fn shared_run(series: &str) -> Arc<TracedRun> {

@@ -714,12 +714,9 @@ fn gomaxprocs_change(toolchain: &Toolchain) {
         }
     }
 
-    // Each change is one non-GC stop of the world, with the runtime's reason.
-    let reason = if toolchain.minor() >= 21 {
-        "GOMAXPROCS"
-    } else {
-        "unknown"
-    };
+    // Each change is one non-GC stop of the world, with the runtime's reason (on Go
+    // 1.19-1.20 from the string passed to stopTheWorldGC, "GOMAXPROCS" too).
+    let reason = "GOMAXPROCS";
     let mut changes: Vec<&common::StwRec> = run
         .trace
         .stw

@@ -35,6 +35,7 @@ use clap::Args;
 use crate::env;
 
 mod bigbin;
+mod observer;
 mod own_cost;
 
 /// Markers of the section `cargo xtask bench` rewrites in docs/performance.md.
@@ -115,6 +116,19 @@ pub struct BenchArgs {
     /// Seconds per run of the event-rate series.
     #[arg(long, default_value_t = 3)]
     rate_secs: u64,
+    /// Rounds of the observer-effect series (alone, default mode, --every-stop, bpftrace
+    /// on the three classic entry points; 0 skips it). See bench/observer.rs.
+    #[arg(long, default_value_t = 6)]
+    observer_rounds: usize,
+    /// MiB each run of the observer series allocates (small heap, many cycles).
+    #[arg(long, default_value_t = 512)]
+    observer_work_mib: u64,
+    /// GOGC of the observer series' program (100: the 4 MiB minimum goal).
+    #[arg(long, default_value_t = 100)]
+    observer_gogc: u32,
+    /// Run only the observer-effect series (and write only its section).
+    #[arg(long)]
+    observer_only: bool,
     /// Print the results without rewriting docs/performance.md.
     #[arg(long)]
     no_write: bool,
@@ -292,7 +306,46 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     }
 
     let tracer = env::tracer_binary();
-    let gc_sites = gc_probe_sites(&tracer, &gcload)?;
+    let (observer_gcload, observer_dir) = (gcload.clone(), dir.clone());
+    let observer_section = |tracer: &Path| -> Result<Option<String>> {
+        if args.observer_rounds == 0 {
+            return Ok(None);
+        }
+        let section = observer::measure(
+            &observer::Setup {
+                tracer,
+                gcload: &observer_gcload,
+                dir: &observer_dir,
+                work_mib: args.observer_work_mib,
+                gogc: args.observer_gogc,
+            },
+            args.observer_rounds,
+        )?;
+        println!("\n{section}");
+        if !args.no_write {
+            let doc = env::workspace_root().join("docs").join("performance.md");
+            write_marked(&doc, observer::BEGIN, observer::END, &section)?;
+            println!("bench: wrote {}", doc.display());
+        }
+        Ok(Some(section))
+    };
+    if args.observer_only {
+        observer_section(&tracer)?;
+        println!("bench: took {} s", started.elapsed().as_secs());
+        return Ok(());
+    }
+    // bpftrace's default-series baseline: the three entry points a do-it-yourself script
+    // takes, and the ones the plan before issue 14 probed (its hit estimates below assume
+    // that plan; the observer series counts the default mode's hits in the kernel).
+    let _ = gc_probe_sites;
+    let gc_sites: Vec<String> = [
+        "runtime.gcStart",
+        "runtime.stopTheWorldWithSema",
+        START_THE_WORLD,
+    ]
+    .iter()
+    .map(|f| format!("\"{f}\""))
+    .collect();
     let alloc_functions = alloc_functions(&go.go, &gcload)?;
     let gc_script = dir.join("gc.bt");
     let alloc_script = dir.join("allocs.bt");
@@ -403,6 +456,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         write_section(&doc, &section)?;
         println!("bench: wrote {}", doc.display());
     }
+    observer_section(&bench.tracer)?;
     println!("bench: took {} s", started.elapsed().as_secs());
     Ok(())
 }
@@ -1393,14 +1447,19 @@ impl Report {
 
 /// Replaces the generated section of `doc` (or appends one), keeping the rest.
 fn write_section(doc: &Path, section: &str) -> Result<()> {
+    write_marked(doc, BEGIN, END, section)
+}
+
+/// Replace the text between `begin` and `end` in `doc` (or append it).
+fn write_marked(doc: &Path, begin: &str, end: &str, section: &str) -> Result<()> {
     let old = fs::read_to_string(doc).unwrap_or_default();
-    let generated = format!("{BEGIN}\n\n{section}\n{END}\n");
-    let new = match (old.find(BEGIN), old.find(END)) {
+    let generated = format!("{begin}\n\n{section}\n{end}\n");
+    let new = match (old.find(begin), old.find(end)) {
         (Some(b), Some(e)) if b < e => {
             format!(
                 "{}{generated}{}",
                 &old[..b],
-                &old[e + END.len()..].trim_start_matches('\n')
+                &old[e + end.len()..].trim_start_matches('\n')
             )
         }
         _ if old.is_empty() => format!("# Performance\n\n{generated}"),

@@ -25,6 +25,7 @@
 //! [`Model::diagnostics`] reports.
 
 mod allocs;
+mod gc_done;
 pub mod histogram;
 
 pub use allocs::AllocModel;
@@ -174,6 +175,12 @@ pub struct Model {
     diag: Diagnostics,
     alloc: AllocState,
     allocs: AllocModel,
+    /// Latest time trigger seen (`forcegchelper` calling `gcStart`).
+    time_request: Option<u64>,
+    /// Number and `tEnd` of the last cycle reported from a [`TraceEvent::GcDone`].
+    last_done: Option<(u32, u64)>,
+    /// `memstats.numforcedgc` at that cycle's end.
+    last_forced_count: Option<u32>,
 }
 
 impl Model {
@@ -192,10 +199,18 @@ impl Model {
     /// than allocating one per stop of the world.
     pub fn apply_into(&mut self, ev: &TraceEvent, out: &mut Vec<Record>) {
         match ev {
-            &TraceEvent::GcRequested { trigger, .. } => {
+            &TraceEvent::GcRequested { ts_ns, trigger } => {
                 self.requests.last = Some(trigger);
                 self.requests.any_time |= trigger == Trigger::Time;
+                if trigger == Trigger::Time {
+                    self.time_requested(ts_ns);
+                }
             }
+            TraceEvent::GcDone {
+                snapshot,
+                mark_stop_start,
+                ..
+            } => self.gc_done(snapshot, *mark_stop_start, out),
             TraceEvent::Gap { .. } => {
                 // A stop whose end (or a later stop's begin) was lost would pair wrongly,
                 // and a cycle missing a stop would be reported with wrong phases.

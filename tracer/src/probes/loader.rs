@@ -22,7 +22,7 @@ use aya::{
 use tracer_common::{
     alloc_flags, counter, AllocSiteKey, AllocSiteValue, AllocSizeKey, Config, ProbeKind,
     ALLOC_SITES_MAP, ALLOC_SIZES_MAP, CONFIG_MAP, COUNTERS_MAP, EVENTS_MAP, EVENTS_RING_BYTES,
-    MAX_READS,
+    KIND_SLOTS, MAX_READS,
 };
 
 use super::multi::{MultiError, MultiLink, MultiProgram};
@@ -163,7 +163,19 @@ impl Probes {
         };
         for (i, read) in plan.reads.iter().enumerate().take(MAX_READS) {
             config.read_addrs[i] = read.address.wrapping_add(bias);
-            config.read_slots[read.field.read_at() as usize] |= 1 << i;
+            for kind in read.at {
+                config.read_slots[*kind as usize % KIND_SLOTS] |= 1 << i;
+            }
+        }
+        if let Some(off) = plan.frame_off {
+            config.frame_off = off;
+        }
+        if let Some(addr) = plan.stw_ctx {
+            config.stw_ctx_addr = addr.wrapping_add(bias);
+        }
+        if let Some((g_m, off)) = plan.preemptoff {
+            config.g_m_off = g_m;
+            config.preemptoff_off = off;
         }
         if let Some((alloc, sites)) = allocs {
             config.malloc_lo = alloc.mallocgc.0.wrapping_add(bias);
@@ -205,17 +217,21 @@ impl Probes {
                 }
             }
         }
-        for kind in ProbeKind::PROBES {
-            let sites: Vec<&ProbeSite> = plan.sites.iter().filter(|s| s.kind == kind).collect();
-            if !sites.is_empty() {
-                probes.attach_sites(kind, &sites)?;
+        let mut programs: Vec<&'static str> = Vec::new();
+        for site in &plan.sites {
+            if !programs.contains(&site.program) {
+                programs.push(site.program);
             }
+        }
+        for program in programs {
+            let sites: Vec<&ProbeSite> =
+                plan.sites.iter().filter(|s| s.program == program).collect();
+            probes.attach_sites(program, &sites)?;
         }
         Ok(probes)
     }
 
-    fn program(&mut self, kind: ProbeKind) -> Result<&mut UProbe, AttachError> {
-        let name = kind.program_name();
+    fn program(&mut self, name: &'static str) -> Result<&mut UProbe, AttachError> {
         let program: &mut UProbe = self
             .ebpf
             .program_mut(name)
@@ -232,11 +248,11 @@ impl Probes {
 
     fn attach_sites(
         &mut self,
-        kind: ProbeKind,
+        program: &'static str,
         sites: &[&ProbeSite],
     ) -> Result<Vec<UProbeLinkId>, AttachError> {
         let (pid, exe) = (self.pid, self.exe.clone());
-        let program = self.program(kind)?;
+        let program = self.program(program)?;
         let mut links = Vec::with_capacity(sites.len());
         for site in sites {
             let link = program
@@ -282,7 +298,7 @@ impl Probes {
             }
         }
         let sites: Vec<&ProbeSite> = plan.sites.iter().collect();
-        let links = self.attach_sites(ProbeKind::Alloc, &sites)?;
+        let links = self.attach_sites(ProbeKind::Alloc.program_name(), &sites)?;
         self.alloc_links = links;
         Ok(())
     }
@@ -300,7 +316,7 @@ impl Probes {
         }
         let ids = std::mem::take(&mut self.alloc_links);
         let n = ids.len();
-        if let Ok(program) = self.program(ProbeKind::Alloc) {
+        if let Ok(program) = self.program(ProbeKind::Alloc.program_name()) {
             for id in ids {
                 // A link already gone (target exited) is nothing to report.
                 if let Ok(link) = program.take_link(id) {
@@ -328,7 +344,7 @@ impl Probes {
         };
         let bare = time_calls();
         let me = NonZeroU32::new(std::process::id()).ok_or(AttachError::BadPid)?;
-        let program = self.program(ProbeKind::GcStart)?;
+        let program = self.program(ProbeKind::GcStart.program_name())?;
         let link = program
             .attach(
                 "gctrace_bpf_calibration_point",

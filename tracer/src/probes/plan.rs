@@ -2,8 +2,18 @@
 //!
 //! The choice is made per Go version (signatures differ; see shared notes
 //! `go-runtime.md`) and for few hits per GC cycle: a probe hit costs microseconds, so
-//! nothing here fires per allocation. Per stop-the-world we take two hits, and only one of
-//! them falls inside the pause:
+//! nothing here fires per allocation.
+//!
+//! **Default ([`StopsMode::Cycle`], `cycle_plan.rs`):** one hit per GC cycle, after the
+//! world has restarted (entry of `mProf_Flush`, called by `gcMarkTermination` before it
+//! releases `worldsema`), reading the runtime's own clocks and `pauseNS` in `work`; the
+//! GC's two stops are rebuilt from them, so no probe fires inside a GC pause. Non-GC stops
+//! are probed on their own paths only (1 hit each on Go 1.22+, 2 before, none inside the
+//! pause on 1.19–1.21). Falls back to the mode below, with a warning, when the binary
+//! lacks what it needs.
+//!
+//! **`--every-stop` ([`StopsMode::Every`]):** two hits per stop-the-world, one inside the
+//! pause:
 //!
 //! | Go        | stop begins                                   | world restarted          |
 //! |-----------|-----------------------------------------------|--------------------------|
@@ -12,8 +22,7 @@
 //! | 1.19–1.20 | `stopTheWorldWithSema()` entry; reason from the caller and `gcphase` | same RET |
 //!
 //! Cycle numbers and the forced flag are read from the runtime's own variables (`work`,
-//! `memstats`) when the world restarts, at addresses found through the symbol table and
-//! DWARF.
+//! `memstats`), at addresses found through the symbol table and DWARF.
 
 use crate::binary::{BinaryError, Function, GoBinary, GoVersion, OffsetsSource};
 use tracer_common::{ProbeKind, MAX_READS};
@@ -78,6 +87,10 @@ pub enum ReadField {
     GcPercent,
     /// `gcController.memoryLimit` (int64): GOMEMLIMIT.
     MemoryLimit,
+    /// `work.pauseNS` (int64): the cycle's stop-the-world time, `MemStats.PauseNs`.
+    PauseNs,
+    /// `memstats.numforcedgc` (uint32): forced cycles so far, counted inside the stop.
+    NumForcedGc,
     /// `gcController.totalAlloc` (uint64): cumulative bytes allocated, span granularity.
     /// Keep it last: [`ReadField::COUNT`] counts up to it.
     TotalAlloc,
@@ -87,11 +100,23 @@ impl ReadField {
     /// Number of variants (discriminants are 0..COUNT): sizes per-field lookup tables.
     pub const COUNT: usize = ReadField::TotalAlloc as usize + 1;
 
-    /// Which event carries this field.
-    pub fn read_at(self) -> ProbeKind {
+    /// Which events carry this field when every stop is probed ([`StopsMode::Every`]).
+    pub fn read_at(self) -> &'static [ProbeKind] {
         match self {
-            ReadField::GcPhase => ProbeKind::StopTheWorld,
-            _ => ProbeKind::StartTheWorldReturn,
+            ReadField::GcPhase => &[ProbeKind::StopTheWorld],
+            _ => &[ProbeKind::StartTheWorldReturn],
+        }
+    }
+
+    /// Which events carry this field in the default mode ([`StopsMode::Cycle`]): all at
+    /// the cycle's end; the allocation counter and GOMAXPROCS also at non-GC stops' ends
+    /// (whose paired events read the slots of [`ProbeKind::StartTheWorldReturn`]).
+    pub fn read_at_cycle(self) -> &'static [ProbeKind] {
+        match self {
+            ReadField::TotalAlloc | ReadField::Gomaxprocs => {
+                &[ProbeKind::GcDone, ProbeKind::StartTheWorldReturn]
+            }
+            _ => &[ProbeKind::GcDone],
         }
     }
 }
@@ -101,12 +126,30 @@ pub struct ReadSlot {
     pub field: ReadField,
     /// Link-time address; add the load bias for the running process.
     pub address: u64,
+    /// The probe kinds whose events read it.
+    pub at: &'static [ProbeKind],
+}
+
+/// How stops of the world are watched.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum StopsMode {
+    /// Default: one probe hit per GC cycle, after the world has restarted, reading the
+    /// runtime's own clocks in `work`; non-GC stops on their own paths. Nothing fires
+    /// inside a GC pause.
+    #[default]
+    Cycle,
+    /// Every stop of the world probed where it starts and ends (opt-in `--every-stop`):
+    /// each mark-termination restart gets its own start, at two hits per stop, one of
+    /// them inside the pause.
+    Every,
 }
 
 /// One uprobe to attach.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProbeSite {
     pub kind: ProbeKind,
+    /// The kernel program to run there (usually `kind.program_name()`).
+    pub program: &'static str,
     pub function: String,
     /// Link-time virtual address of the probed instruction.
     pub address: u64,
@@ -119,6 +162,14 @@ pub struct ProbeSite {
 pub struct ProbePlan {
     pub go_version: GoVersion,
     pub scheme: StwScheme,
+    pub mode: StopsMode,
+    /// [`StopsMode::Cycle`], Go 1.22+: where `gcMarkTermination` keeps its `worldStop`'s
+    /// `startedStopping`, relative to the frame pointer at `mProf_Flush`'s entry.
+    pub frame_off: Option<i64>,
+    /// [`StopsMode::Cycle`], Go 1.22+: link-time address of `runtime.stopTheWorldContext`.
+    pub stw_ctx: Option<u64>,
+    /// [`StopsMode::Cycle`], Go 1.19–1.20: offsets of `g.m` and `m.preemptoff`.
+    pub preemptoff: Option<(u32, u32)>,
     pub sites: Vec<ProbeSite>,
     pub reads: Vec<ReadSlot>,
     /// Link-time range of `runtime.systemstack` (for [`StwScheme::CallerInferred`]).
@@ -167,7 +218,11 @@ fn scheme_for(v: &GoVersion) -> Result<StwScheme, PlanError> {
     })
 }
 
-fn entry_site(bin: &GoBinary, kind: ProbeKind, f: &Function) -> Result<ProbeSite, PlanError> {
+pub(super) fn entry_site(
+    bin: &GoBinary,
+    kind: ProbeKind,
+    f: &Function,
+) -> Result<ProbeSite, PlanError> {
     let file_offset = bin
         .file_offset(f.address)
         .ok_or_else(|| PlanError::NoFileOffset {
@@ -176,13 +231,14 @@ fn entry_site(bin: &GoBinary, kind: ProbeKind, f: &Function) -> Result<ProbeSite
         })?;
     Ok(ProbeSite {
         kind,
+        program: kind.program_name(),
         function: f.name.clone(),
         address: f.address,
         file_offset,
     })
 }
 
-fn return_sites(
+pub(super) fn return_sites(
     bin: &GoBinary,
     kind: ProbeKind,
     f: &Function,
@@ -206,6 +262,7 @@ fn return_sites(
                 })?;
             Ok(ProbeSite {
                 kind,
+                program: kind.program_name(),
                 function: f.name.clone(),
                 address,
                 file_offset,
@@ -214,7 +271,11 @@ fn return_sites(
         .collect()
 }
 
-fn required(bin: &GoBinary, name: &'static str, what: &'static str) -> Result<Function, PlanError> {
+pub(super) fn required(
+    bin: &GoBinary,
+    name: &'static str,
+    what: &'static str,
+) -> Result<Function, PlanError> {
     bin.function(name).ok_or(PlanError::MissingFunction {
         function: name,
         what,
@@ -363,6 +424,17 @@ pub const READS: &[ReadSpec] = &[
     work(ReadField::TMarkTerm, &["tMarkTerm"], STATE),
     ctl(ReadField::GcPercent, &["gcPercent"], "GOGC"),
     ctl(ReadField::MemoryLimit, &["memoryLimit"], "GOMEMLIMIT"),
+    work(
+        ReadField::PauseNs,
+        &["pauseNS"],
+        "the runtime's own pause per cycle",
+    ),
+    stats(
+        ReadField::NumForcedGc,
+        &["numforcedgc"],
+        "exact forced flag (read from work.userForced, which the next runtime.GC() may \
+         already have set)",
+    ),
     ctl(ReadField::TotalAlloc, &["totalAlloc"], "allocation rate"),
     global(
         ReadField::GcPhase,
@@ -453,11 +525,15 @@ fn locate(bin: &GoBinary, location: Location) -> Option<u64> {
 fn plan_reads(
     bin: &GoBinary,
     scheme: StwScheme,
+    mode: StopsMode,
     warnings: &mut Vec<String>,
 ) -> (Vec<ReadSlot>, Option<(u64, u64)>) {
     let wanted: Vec<&ReadSpec> = READS
         .iter()
-        .filter(|r| r.field != ReadField::GcPhase || scheme == StwScheme::CallerInferred)
+        .filter(|r| {
+            r.field != ReadField::GcPhase
+                || (scheme == StwScheme::CallerInferred && mode == StopsMode::Every)
+        })
         .collect();
     if bin.is_stripped() {
         warnings.extend(bin.data_symbol_warnings());
@@ -491,7 +567,7 @@ fn plan_reads(
         }
     }
     let mut systemstack = None;
-    if scheme == StwScheme::CallerInferred {
+    if scheme == StwScheme::CallerInferred && mode == StopsMode::Every {
         // An assembly function: `.abi0` in the symbol table, plain in pclntab.
         systemstack = bin
             .function("runtime.systemstack")
@@ -509,6 +585,10 @@ fn plan_reads(
             Some(address) if reads.len() < MAX_READS => reads.push(ReadSlot {
                 field: want.field,
                 address,
+                at: match mode {
+                    StopsMode::Every => want.field.read_at(),
+                    StopsMode::Cycle => want.field.read_at_cycle(),
+                },
             }),
             _ => {
                 if !lost.contains(&want.without) {
@@ -526,8 +606,50 @@ fn plan_reads(
     (reads, systemstack)
 }
 
-/// Decide the probes and memory reads for `bin`.
+/// Decide the probes and memory reads for `bin` in the default mode.
 pub fn plan(bin: &GoBinary) -> Result<ProbePlan, PlanError> {
+    plan_with(bin, StopsMode::Cycle)
+}
+
+/// Decide the probes and memory reads for `bin`. The default mode falls back to probing
+/// every stop, with a warning that says why, when this binary does not let it see a
+/// cycle whole from its end (a runtime variable or code shape it needs is missing).
+pub fn plan_with(bin: &GoBinary, mode: StopsMode) -> Result<ProbePlan, PlanError> {
+    if mode == StopsMode::Cycle {
+        let version = bin.go_version().clone();
+        let scheme = scheme_for(&version)?;
+        let mut warnings = Vec::new();
+        let (reads, _) = plan_reads(bin, scheme, StopsMode::Cycle, &mut warnings);
+        match super::cycle_plan::plan_cycle(bin, scheme, &reads, &mut warnings) {
+            Ok(cycle) => {
+                return Ok(ProbePlan {
+                    go_version: version,
+                    scheme,
+                    mode,
+                    frame_off: cycle.frame_off,
+                    stw_ctx: cycle.stw_ctx,
+                    preemptoff: cycle.preemptoff,
+                    sites: cycle.sites,
+                    reads,
+                    systemstack: None,
+                    warnings,
+                })
+            }
+            Err(why) => {
+                let mut every = plan_every(bin)?;
+                every.warnings.insert(
+                    0,
+                    format!("every stop of the world is probed (2 hits each): {why}"),
+                );
+                return Ok(every);
+            }
+        }
+    }
+    plan_every(bin)
+}
+
+/// [`StopsMode::Every`]: entry and end of every stop of the world.
+fn plan_every(bin: &GoBinary) -> Result<ProbePlan, PlanError> {
     let version = bin.go_version().clone();
     let scheme = scheme_for(&version)?;
     let mut sites = Vec::new();
@@ -546,11 +668,15 @@ pub fn plan(bin: &GoBinary) -> Result<ProbePlan, PlanError> {
     }
     sites.extend(return_sites(bin, ProbeKind::StartTheWorldReturn, &start)?);
 
-    let (reads, systemstack) = plan_reads(bin, scheme, &mut warnings);
+    let (reads, systemstack) = plan_reads(bin, scheme, StopsMode::Every, &mut warnings);
 
     Ok(ProbePlan {
         go_version: version,
         scheme,
+        mode: StopsMode::Every,
+        frame_off: None,
+        stw_ctx: None,
+        preemptoff: None,
         sites,
         reads,
         systemstack,

@@ -30,8 +30,10 @@ use crate::records::ProcessInfo;
 pub const MAGIC: &[u8; 8] = b"GCTRACE\0";
 /// Version of the layout this build writes (and the newest it reads; older ones read the
 /// same). 2: raw events may be [`tracer_common::ProbeKind::StopPaired`], which a version-1
-/// reader would count as undecodable rather than show as stops.
-pub const FORMAT_VERSION: u32 = 2;
+/// reader would count as undecodable rather than show as stops. 3: raw events may be
+/// [`tracer_common::ProbeKind::GcDone`] and [`tracer_common::ProbeKind::StopNamed`] (the
+/// default probe plan of issue 14), which a version-2 reader would drop.
+pub const FORMAT_VERSION: u32 = 3;
 /// First bytes of every block.
 pub const BLOCK_MAGIC: &[u8; 4] = b"BLK1";
 /// Largest header and block accepted when reading (anything larger is corruption).

@@ -54,7 +54,7 @@ impl Discovery {
         if let Matcher::Exe(path) = &matcher {
             target::file_identity(path)
                 .with_context(|| format!("cannot read {}", path.display()))?;
-            analyse(path, "--exe")?;
+            analyse(path, "--exe", crate::probes::StopsMode::Cycle)?;
         }
         Ok(Discovery {
             matcher,
@@ -115,7 +115,14 @@ impl Discovery {
             let go = *self
                 .go
                 .entry(identity)
-                .or_insert_with(|| analyse(&target::exe_link(pid), &format!("pid {pid}")).is_ok());
+                .or_insert_with(|| {
+                    analyse(
+                        &target::exe_link(pid),
+                        &format!("pid {pid}"),
+                        crate::probes::StopsMode::Cycle,
+                    )
+                    .is_ok()
+                });
             if !go {
                 return false;
             }

@@ -76,6 +76,8 @@ pub struct TraceOptions {
     pub record: Option<PathBuf>,
     /// Ring buffer size override in KiB (tests: provoke overload).
     pub ring_kib: Option<u32>,
+    /// How stops of the world are probed (`--every-stop`).
+    pub stops: crate::probes::StopsMode,
     /// Sampled allocation tracing may slow the target by at most this many percent.
     pub overhead_budget: f64,
     pub format: Format,

@@ -30,7 +30,7 @@ use crate::{
     launch,
     output::{prometheus::Exporter, SharedSink},
     pipeline::Pipeline,
-    probes::{loader::HOST_ARCH, plan, plan_allocs, ProbePlan, Probes, ReadField},
+    probes::{loader::HOST_ARCH, plan_allocs, plan_with, ProbePlan, Probes, ReadField},
     recording::{Header, Recorder},
     records::{ProcessInfo, Record},
     target,
@@ -94,7 +94,11 @@ impl Sampler {
 
 /// The binary at `exe` analysed for tracing: a Go program of our architecture, and where
 /// its probes go. `who` names it in errors ("pid 12 (/usr/bin/x)", or a path).
-pub(super) fn analyse(exe: &Path, who: &str) -> Result<(GoBinary, ProbePlan)> {
+pub(super) fn analyse(
+    exe: &Path,
+    who: &str,
+    stops: crate::probes::StopsMode,
+) -> Result<(GoBinary, ProbePlan)> {
     let bin = GoBinary::open(exe).map_err(|e| anyhow!("{who}: {e}"))?;
     if bin.arch() != HOST_ARCH {
         return Err(anyhow!(
@@ -103,7 +107,7 @@ pub(super) fn analyse(exe: &Path, who: &str) -> Result<(GoBinary, ProbePlan)> {
             HOST_ARCH.as_str()
         ));
     }
-    let plan = plan(&bin).map_err(|e| anyhow!("{who}: {e}"))?;
+    let plan = plan_with(&bin, stops).map_err(|e| anyhow!("{who}: {e}"))?;
     Ok((bin, plan))
 }
 
@@ -120,7 +124,7 @@ pub(super) fn prepare(
     let exe_name = target::exe_display(pid);
     let who = format!("pid {pid} ({exe_name})");
     let pidfd = pidfd_open(pid).map_err(|e| anyhow!("{who}: cannot watch the process: {e}"))?;
-    let (bin, plan) = analyse(&exe, &who)?;
+    let (bin, plan) = analyse(&exe, &who, opts.stops)?;
     warnings.extend(plan.warnings.iter().cloned());
     let bias = load_bias(pid, &bin).map_err(|e| anyhow!("{who}: {e}"))?;
     let alloc_plan = match opts.allocs {

@@ -1,0 +1,199 @@
+//! What the default probe plan needs to know from the runtime's machine code: where a
+//! function calls another, where a register argument is kept in its frame, and which
+//! global a store after a call writes. Each finder decodes whole functions from their
+//! first byte (amd64 is variable-length), so every address it returns is an instruction
+//! boundary, and answers `None` rather than guess when the code does not look as expected.
+
+use iced_x86::{Code, Decoder, DecoderOptions, Instruction, Mnemonic, OpKind, Register};
+
+use crate::binary::{Arch, Function, GoBinary};
+
+/// Decoded instructions of `f` (amd64), or `None` if the bytes cannot be read or decoded.
+fn x86_instructions(bin: &GoBinary, f: &Function) -> Option<Vec<Instruction>> {
+    let bytes = bin.code_bytes(f).ok()?;
+    let mut decoder = Decoder::with_ip(64, bytes, f.address, DecoderOptions::NONE);
+    let mut out = Vec::new();
+    let mut instr = Instruction::default();
+    while decoder.can_decode() {
+        decoder.decode_out(&mut instr);
+        if instr.is_invalid() {
+            return None;
+        }
+        out.push(instr);
+    }
+    Some(out)
+}
+
+/// arm64 instruction words of `f` with their addresses.
+fn arm64_words(bin: &GoBinary, f: &Function) -> Option<Vec<(u64, u32)>> {
+    let bytes = bin.code_bytes(f).ok()?;
+    if !f.address.is_multiple_of(4) || !bytes.len().is_multiple_of(4) {
+        return None;
+    }
+    Some(
+        bytes
+            .chunks_exact(4)
+            .enumerate()
+            .map(|(i, w)| {
+                (
+                    f.address + 4 * i as u64,
+                    u32::from_le_bytes([w[0], w[1], w[2], w[3]]),
+                )
+            })
+            .collect(),
+    )
+}
+
+/// arm64 `BL imm26`: its target.
+fn arm64_bl_target(addr: u64, word: u32) -> Option<u64> {
+    if word & 0xfc00_0000 != 0x9400_0000 {
+        return None;
+    }
+    // Sign-extend the 26-bit word offset.
+    let imm = (((word & 0x03ff_ffff) << 6) as i32 >> 6) as i64 * 4;
+    Some(addr.wrapping_add(imm as u64))
+}
+
+/// Addresses of the call instructions in `f` whose target is `callee`.
+pub fn call_sites(bin: &GoBinary, f: &Function, callee: &Function) -> Vec<u64> {
+    match bin.arch() {
+        Arch::X86_64 => x86_instructions(bin, f)
+            .unwrap_or_default()
+            .iter()
+            .filter(|i| {
+                i.mnemonic() == Mnemonic::Call
+                    && i.op0_kind() == OpKind::NearBranch64
+                    && i.near_branch_target() == callee.address
+            })
+            .map(|i| i.ip())
+            .collect(),
+        Arch::Aarch64 => arm64_words(bin, f)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(a, w)| arm64_bl_target(*a, *w) == Some(callee.address))
+            .map(|(a, _)| a)
+            .collect(),
+    }
+}
+
+/// Where `f` keeps its register argument number `arg` (0-based, integer registers),
+/// relative to its frame pointer: the first store of that register into the frame after
+/// the prologue. A callee's entry probe sees `f`'s frame pointer still in place, so it can
+/// read the argument at `FP + offset` while `f` is suspended in the call. `None` when the
+/// prologue or the store is not the expected shape (the caller then does without).
+pub fn arg_home(bin: &GoBinary, f: &Function, arg: usize) -> Option<i64> {
+    match bin.arch() {
+        Arch::X86_64 => {
+            const ARGS: [Register; 4] =
+                [Register::RAX, Register::RBX, Register::RCX, Register::RDI];
+            let reg = *ARGS.get(arg)?;
+            let code = x86_instructions(bin, f)?;
+            // Prologue: PUSH RBP; MOV RBP, RSP; SUB RSP, F (RBP = RSP + F from here on).
+            let sub = code.iter().take(8).position(|i| {
+                matches!(i.code(), Code::Sub_rm64_imm32 | Code::Sub_rm64_imm8)
+                    && i.op0_register() == Register::RSP
+            })?;
+            let frame = code[sub].immediate(1) as i64;
+            let pushed = code[..sub]
+                .iter()
+                .any(|i| i.code() == Code::Push_r64 && i.op0_register() == Register::RBP);
+            if !pushed || frame <= 0 {
+                return None;
+            }
+            // The argument registers are stored within the first few instructions; a
+            // call before it would have clobbered them.
+            for i in code.iter().skip(sub + 1).take(16) {
+                if i.mnemonic() == Mnemonic::Call {
+                    return None;
+                }
+                if i.code() == Code::Mov_rm64_r64
+                    && i.op0_kind() == OpKind::Memory
+                    && i.memory_base() == Register::RSP
+                    && i.memory_index() == Register::None
+                    && i.op1_register() == reg
+                {
+                    return Some(i.memory_displacement64() as i64 - frame);
+                }
+            }
+            None
+        }
+        // Not derived for arm64 yet: the stop's start then comes from `work.tMarkTerm`.
+        Arch::Aarch64 => None,
+    }
+}
+
+/// The global that `f` writes first after its call of `callee`: for
+/// `stopTheWorldContext = stopTheWorldWithSema(reason)` in `stopTheWorld`'s closure, the
+/// address of `runtime.stopTheWorldContext` (a stripped binary has no symbol for it).
+/// amd64 only (RIP-relative stores); `None` elsewhere or when the shape differs.
+pub fn global_stored_after_call(bin: &GoBinary, f: &Function, callee: &Function) -> Option<u64> {
+    if bin.arch() != Arch::X86_64 {
+        return None;
+    }
+    let code = x86_instructions(bin, f)?;
+    let call = code.iter().position(|i| {
+        i.mnemonic() == Mnemonic::Call
+            && i.op0_kind() == OpKind::NearBranch64
+            && i.near_branch_target() == callee.address
+    })?;
+    let store = code.get(call + 1)?;
+    // MOVB AL, global(SB): the first field of the result (reason) at the global's start.
+    (store.mnemonic() == Mnemonic::Mov
+        && store.op0_kind() == OpKind::Memory
+        && store.is_ip_rel_memory_operand()
+        && store.op1_register() == Register::AL)
+        .then(|| store.ip_rel_memory_address())
+}
+
+/// Go 1.19–1.20 `stopTheWorld(reason string)` does `getg().m.preemptoff = reason`:
+/// `MOVQ k(R14), M` (g.m), then the string's length stored at `M+off+8` and its pointer
+/// at `M+off` (or, with the write barrier on, `ADDQ $off, M` before `gcWriteBarrier`).
+/// Returns `(k, off)`, the offsets of `g.m` and `m.preemptoff`, for binaries without
+/// DWARF; amd64 only.
+pub fn preemptoff_from_code(bin: &GoBinary, stop_the_world: &Function) -> Option<(u32, u32)> {
+    if bin.arch() != Arch::X86_64 {
+        return None;
+    }
+    let code = x86_instructions(bin, stop_the_world)?;
+    let load = code.iter().position(|i| {
+        i.code() == Code::Mov_r64_rm64
+            && i.op1_kind() == OpKind::Memory
+            && i.memory_base() == Register::R14
+            && i.memory_index() == Register::None
+    })?;
+    let m = code[load].op0_register();
+    let g_m = u32::try_from(code[load].memory_displacement64()).ok()?;
+    let mut stores = Vec::new();
+    let mut adds = Vec::new();
+    for i in code.iter().skip(load + 1).take(12) {
+        if i.code() == Code::Mov_rm64_r64
+            && i.op0_kind() == OpKind::Memory
+            && i.memory_base() == m
+            && i.memory_index() == Register::None
+        {
+            stores.push(i.memory_displacement64());
+        }
+        if matches!(i.code(), Code::Add_rm64_imm32 | Code::Add_rm64_imm8) && i.op0_register() == m {
+            adds.push(i.immediate(1));
+        }
+    }
+    let off = stores
+        .iter()
+        .copied()
+        .find(|d| *d >= 8 && (stores.contains(&(d - 8)) || adds.contains(&(d - 8))))?
+        - 8;
+    Some((g_m, u32::try_from(off).ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arm64_bl_targets_forward_and_back() {
+        // BL +8 and BL -4.
+        assert_eq!(arm64_bl_target(0x1000, 0x9400_0002), Some(0x1008));
+        assert_eq!(arm64_bl_target(0x1000, 0x97ff_ffff), Some(0xffc));
+        assert_eq!(arm64_bl_target(0x1000, 0xd65f_03c0), None);
+    }
+}
