@@ -24,6 +24,9 @@ const FUNCTIONS: [&str; 4] = [
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub go_version: String,
+    /// Where the version was read: "buildinfo" (`.go.buildinfo`) or
+    /// "runtime.buildVersion" (the runtime's own string, when build info was removed).
+    pub version_source: &'static str,
     pub arch: &'static str,
     pub pie: bool,
     pub stripped: bool,
@@ -90,6 +93,7 @@ pub fn inspect(path: &Path) -> Result<Report> {
     let offsets_source = bin.offsets_source().as_str();
     Ok(Report {
         go_version: bin.go_version().raw.clone(),
+        version_source: bin.version_source().as_str(),
         arch: bin.arch().as_str(),
         pie: bin.is_pie(),
         stripped: bin.is_stripped(),
@@ -112,6 +116,12 @@ pub fn render_text(path: &Path, r: &Report) -> String {
         yes_no(r.pie),
         yes_no(r.stripped)
     ));
+    if r.version_source != "buildinfo" {
+        s.push_str(&format!(
+            "  Go version from: {} (no .go.buildinfo; agrees with the function table's layout)\n",
+            r.version_source
+        ));
+    }
     s.push_str(&format!(
         "  runtime struct offsets from: {}\n",
         match r.offsets_source {

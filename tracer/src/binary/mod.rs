@@ -22,6 +22,7 @@ mod pclntab;
 pub mod process;
 mod resolve;
 mod returns;
+mod runtime_version;
 mod symbols;
 mod types;
 
@@ -54,6 +55,26 @@ impl OffsetsSource {
             OffsetsSource::Dwarf => "dwarf",
             OffsetsSource::Table => "table",
             OffsetsSource::None => "none",
+        }
+    }
+}
+
+/// Where the Go version of a binary was read from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum VersionSource {
+    /// The linker's `.go.buildinfo` blob.
+    BuildInfo,
+    /// No build info: the runtime's own `runtime.buildVersion` string, checked against the
+    /// layout of the function table (see `runtime_version.rs`).
+    RuntimeString,
+}
+
+impl VersionSource {
+    /// "buildinfo" or "runtime.buildVersion", as `inspect` reports it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VersionSource::BuildInfo => "buildinfo",
+            VersionSource::RuntimeString => "runtime.buildVersion",
         }
     }
 }
@@ -174,12 +195,14 @@ pub enum BinaryError {
     },
     #[error("{path} is not an ELF executable")]
     NotElf { path: PathBuf },
-    #[error("{path} is not a Go program (no Go build info)")]
+    #[error("{path} is not a Go program (no Go build info, no Go function table)")]
     NotGo { path: PathBuf },
     #[error(
         "{path} is built for {arch}; only x86_64 and aarch64 (64-bit little-endian) are supported"
     )]
     UnsupportedArch { path: PathBuf, arch: String },
+    #[error("{path}: no Go build info (.go.buildinfo), and {detail}")]
+    NoBuildInfo { path: PathBuf, detail: String },
     #[error("{path}: unsupported Go build info: {detail}")]
     UnsupportedBuildInfo { path: PathBuf, detail: String },
     #[error("{path}: cannot decode {what}: {detail}")]
@@ -215,6 +238,7 @@ pub struct GoBinary {
     data: Bytes,
     arch: Arch,
     version: GoVersion,
+    version_source: VersionSource,
     pie: bool,
     stripped: bool,
     has_dwarf: bool,
@@ -273,7 +297,14 @@ impl GoBinary {
     fn from_bytes(data: Bytes, path_for_messages: &Path) -> Result<GoBinary, BinaryError> {
         let path = path_for_messages.to_path_buf();
         let info = ElfInfo::parse(&data, &path)?;
-        let version = buildinfo::find_version(&data, &info, &path)?;
+        let (version, version_source) = match buildinfo::find_version(&data, &info, &path) {
+            Ok(v) => (v, VersionSource::BuildInfo),
+            Err(BinaryError::NotGo { .. }) => (
+                runtime_version::find_version(&data, &info, &path)?,
+                VersionSource::RuntimeString,
+            ),
+            Err(e) => return Err(e),
+        };
         let (functions, data_symbols) = if info.stripped {
             let funcs = pclntab::functions(&data, &info, &version, &path)?;
             (FunctionTable::new(funcs), HashMap::new())
@@ -303,6 +334,7 @@ impl GoBinary {
             recovered: OnceLock::new(),
             arch: info.arch,
             version,
+            version_source,
             pie: info.pie,
             stripped: info.stripped,
             has_dwarf: info.has_dwarf,
@@ -326,6 +358,11 @@ impl GoBinary {
 
     pub fn go_version(&self) -> &GoVersion {
         &self.version
+    }
+
+    /// Where [`GoBinary::go_version`] was read from.
+    pub fn version_source(&self) -> VersionSource {
+        self.version_source
     }
 
     /// Position-independent (ELF type ET_DYN): the load bias of a process is then non-zero.
