@@ -201,6 +201,8 @@ fn process(pid: u32) -> Record {
         go_version: "go1.27.3".into(),
         arch: "x86_64".into(),
         gomaxprocs: Some(2),
+        gogc: None,
+        memory_limit_bytes: None,
     })
 }
 

@@ -57,6 +57,7 @@ impl<W: Write> Sink for GctraceSink<W> {
                 Record::Process(_)
                 | Record::Stw(_)
                 | Record::Alloc(_)
+                | Record::Settings(_)
                 | Record::AllocTypes(_)
                 | Record::AllocSites(_),
                 _,
@@ -344,6 +345,8 @@ mod tests {
                 go_version: "go1.25.5".into(),
                 arch: "x86_64".into(),
                 gomaxprocs: Some(2),
+                gogc: None,
+                memory_limit_bytes: None,
             }),
         )?;
         sink.record(

@@ -19,6 +19,8 @@ fn header() -> Header {
             go_version: "go1.27.3".into(),
             arch: "x86_64".into(),
             gomaxprocs: Some(2),
+            gogc: None,
+            memory_limit_bytes: None,
         },
         decode: DecodeSpec {
             scheme: StwScheme::WorldStop,

@@ -52,6 +52,8 @@ pub fn parse_line(line: &str) -> Option<Record> {
             go_version: s(&v, "go_version"),
             arch: s(&v, "arch"),
             gomaxprocs: ou(&v, "gomaxprocs").map(|p| p as u32),
+            gogc: None,
+            memory_limit_bytes: None,
         }),
         "gc" => {
             let cpu = ou(&v, "cpu_sweep_term_ns").map(|st| GcCpu {

@@ -60,6 +60,8 @@ fn process() -> Record {
         go_version: "go1.25.5".into(),
         arch: "x86_64".into(),
         gomaxprocs: Some(4),
+        gogc: None,
+        memory_limit_bytes: None,
     })
 }
 
@@ -312,6 +314,8 @@ fn processes_are_told_apart_by_pid_and_exe() {
             go_version: "go1.19.8".into(),
             arch: "x86_64".into(),
             gomaxprocs: None,
+            gogc: None,
+            memory_limit_bytes: None,
         }),
     );
     m.record(42, &gc(1, Some(Trigger::Heap), 1));
