@@ -27,6 +27,9 @@ pub struct Report {
     /// Where the version was read: "buildinfo" (`.go.buildinfo`) or
     /// "runtime.buildVersion" (the runtime's own string, when build info was removed).
     pub version_source: &'static str,
+    /// The release is one this tracer was checked against (Go 1.19–1.27, not a
+    /// development build); otherwise the warnings hold the verdict (`unreleased.rs`).
+    pub known_release: bool,
     pub arch: &'static str,
     pub pie: bool,
     pub stripped: bool,
@@ -94,6 +97,7 @@ pub fn inspect(path: &Path) -> Result<Report> {
     Ok(Report {
         go_version: bin.go_version().raw.clone(),
         version_source: bin.version_source().as_str(),
+        known_release: crate::probes::unreleased::is_known_release(bin.go_version()),
         arch: bin.arch().as_str(),
         pie: bin.is_pie(),
         stripped: bin.is_stripped(),

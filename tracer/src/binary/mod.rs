@@ -20,6 +20,7 @@ mod moduledata;
 pub mod offsets_table;
 mod pclntab;
 pub mod process;
+mod reason_table;
 mod resolve;
 mod returns;
 mod runtime_version;
@@ -429,6 +430,22 @@ impl GoBinary {
     /// Extents of the sections runtime globals live in.
     fn data_ranges(&self) -> &[DataRange] {
         &self.data_ranges
+    }
+
+    /// Bytes of arguments and results of the function named `name`, as the runtime's
+    /// own function table records them (`_func.args`), stripped or not: a fingerprint of
+    /// its signature. `None` if the table or the function is missing.
+    pub fn args_size(&self, name: &str) -> Option<u32> {
+        let info = ElfInfo::parse(&self.data, &self.path).ok()?;
+        pclntab::args_size(&self.data, &info, name)
+    }
+
+    /// The runtime's names of its stop-the-world reasons (`runtime.stwReasonStrings`,
+    /// Go 1.21+), in code order, read from the binary; `None` when not found.
+    pub fn stw_reason_names(&self) -> Option<Vec<String>> {
+        let info = ElfInfo::parse(&self.data, &self.path).ok()?;
+        let symbol = self.data_symbols.get("runtime.stwReasonStrings").copied();
+        reason_table::read(&self.data, &info, symbol)
     }
 
     /// Link-time addresses of every return instruction of `f`, found by decoding it linearly

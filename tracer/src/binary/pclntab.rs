@@ -342,3 +342,22 @@ pub(crate) fn family(data: &[u8], info: &ElfInfo) -> Option<Family> {
         stores_text_start: relocs.value(slot_addr, header.text_start_slot).is_some(),
     })
 }
+/// `_func.args` (bytes of arguments and results, Go's own figure) of the function named
+/// `name`, read from the pclntab by name alone: a signature fingerprint that stripped
+/// binaries keep. `None` when the function or the table is missing.
+pub(crate) fn args_size(data: &[u8], info: &ElfInfo, name: &str) -> Option<u32> {
+    let (tab, _) = locate(data, info)?;
+    let header = Header::parse(tab).ok()?;
+    let ft = header.pcln_offset;
+    for i in 0..header.nfunc {
+        let off = ft.checked_add(usize::try_from(i.checked_mul(8)?.checked_add(4)?).ok()?)?;
+        let funcoff = read_uint(tab, off, 4)?;
+        if func_name(tab, &header, funcoff).as_deref() != Some(name) {
+            continue;
+        }
+        let func = ft.checked_add(usize::try_from(funcoff).ok()?)?;
+        // _func: entryOff u32, nameOff i32, args i32.
+        return u32::try_from(read_uint(tab, func.checked_add(8)?, 4)?).ok();
+    }
+    None
+}

@@ -4,6 +4,7 @@
 pub mod loader;
 pub mod multi;
 pub mod plan;
+pub mod unreleased;
 
 pub use loader::{AllocMaps, AttachError, KernelCounters, Probes};
 pub use plan::{

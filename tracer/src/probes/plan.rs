@@ -15,6 +15,7 @@
 //! `memstats`) when the world restarts, at addresses found through the symbol table and
 //! DWARF.
 
+use super::unreleased;
 use crate::binary::{BinaryError, Function, GoBinary, GoVersion, OffsetsSource};
 use tracer_common::{ProbeKind, MAX_READS};
 
@@ -131,6 +132,10 @@ pub struct ProbePlan {
 pub enum PlanError {
     #[error("{version} is not supported: gctrace-bpf understands Go 1.19 to 1.27")]
     UnsupportedVersion { version: String },
+    /// A runtime newer than any checked (or a development build) whose binary does not
+    /// show what the newest scheme relies on (see `unreleased.rs`).
+    #[error("{detail}")]
+    Unverified { detail: String },
     #[error("{function} not found in the binary; cannot trace {what}")]
     MissingFunction {
         function: &'static str,
@@ -156,6 +161,7 @@ pub const START_THE_WORLD: &str = "runtime.startTheWorldWithSema";
 
 fn scheme_for(v: &GoVersion) -> Result<StwScheme, PlanError> {
     if v.major != 1 || v.minor < SUPPORTED_MINORS.0 || v.minor > SUPPORTED_MINORS.1 {
+        // Newer than any checked: see `plan`, which asks the binary (`unreleased.rs`).
         return Err(PlanError::UnsupportedVersion {
             version: v.raw.clone(),
         });
@@ -490,9 +496,16 @@ fn plan_reads(
 /// Decide the probes and memory reads for `bin`.
 pub fn plan(bin: &GoBinary) -> Result<ProbePlan, PlanError> {
     let version = bin.go_version().clone();
-    let scheme = scheme_for(&version)?;
-    let mut sites = Vec::new();
     let mut warnings = Vec::new();
+    let scheme = if unreleased::is_unreleased(&version) {
+        let (scheme, verdict) =
+            unreleased::verdict(bin).map_err(|detail| PlanError::Unverified { detail })?;
+        warnings.extend(verdict);
+        scheme
+    } else {
+        scheme_for(&version)?
+    };
+    let mut sites = Vec::new();
 
     let gc_start = required(bin, GC_START, "GC triggers")?;
     sites.push(entry_site(bin, ProbeKind::GcStart, &gc_start)?);
