@@ -5,6 +5,7 @@ mod bench;
 mod env;
 mod offsets;
 mod setup;
+mod thirdparty;
 
 use std::process::{Command, ExitCode};
 use std::time::Instant;
