@@ -417,6 +417,11 @@ fn promtool_cli_in_launch_mode() {
     if wrong > 0 {
         failures.push(format!("{wrong} gc records lack gogc 10"));
     }
+    println!(
+        "promtool: {} cycles traced, {} gctrace lines",
+        trace.gc.len(),
+        gctrace.len()
+    );
     common::assert_no_failures(
         &format!(
             "promtool launch mode ({} gc records, {} gctrace lines)",

@@ -159,7 +159,7 @@ pub const GC_START: &str = "runtime.gcStart";
 pub const STOP_THE_WORLD: &str = "runtime.stopTheWorldWithSema";
 pub const START_THE_WORLD: &str = "runtime.startTheWorldWithSema";
 
-fn scheme_for(v: &GoVersion) -> Result<StwScheme, PlanError> {
+pub(super) fn scheme_for(v: &GoVersion) -> Result<StwScheme, PlanError> {
     if v.major != 1 || v.minor < SUPPORTED_MINORS.0 || v.minor > SUPPORTED_MINORS.1 {
         // Newer than any checked: see `plan`, which asks the binary (`unreleased.rs`).
         return Err(PlanError::UnsupportedVersion {
@@ -497,14 +497,7 @@ fn plan_reads(
 pub fn plan(bin: &GoBinary) -> Result<ProbePlan, PlanError> {
     let version = bin.go_version().clone();
     let mut warnings = Vec::new();
-    let scheme = if unreleased::is_unreleased(&version) {
-        let (scheme, verdict) =
-            unreleased::verdict(bin).map_err(|detail| PlanError::Unverified { detail })?;
-        warnings.extend(verdict);
-        scheme
-    } else {
-        scheme_for(&version)?
-    };
+    let scheme = unreleased::scheme_of(bin, &mut warnings)?;
     let mut sites = Vec::new();
 
     let gc_start = required(bin, GC_START, "GC triggers")?;

@@ -17,7 +17,7 @@
 //! from DWARF (the built-in table has no entry for an unknown release), and each field
 //! that cannot be located is named in a warning; moduledata reads are validated.
 
-use super::plan::{StwScheme, GC_START, START_THE_WORLD, SUPPORTED_MINORS};
+use super::plan::{scheme_for, PlanError, StwScheme, GC_START, START_THE_WORLD, SUPPORTED_MINORS};
 use crate::binary::{GoBinary, GoVersion};
 use crate::events::StwReason;
 
@@ -32,6 +32,18 @@ const NAMED_REASONS: u8 = 12;
 /// the newest supported, or a development build.
 pub fn is_unreleased(v: &GoVersion) -> bool {
     v.major == 1 && (v.minor > SUPPORTED_MINORS.1 || v.raw.trim_start().starts_with("devel"))
+}
+
+/// The scheme for `bin`: by version for the releases we know; for a newer or
+/// development runtime, only when the binary shows the newest scheme fits (the verdict
+/// goes to `warnings`).
+pub fn scheme_of(bin: &GoBinary, warnings: &mut Vec<String>) -> Result<StwScheme, PlanError> {
+    if !is_unreleased(bin.go_version()) {
+        return scheme_for(bin.go_version());
+    }
+    let (scheme, verdict) = verdict(bin).map_err(|detail| PlanError::Unverified { detail })?;
+    warnings.extend(verdict);
+    Ok(scheme)
 }
 
 /// True when `v` is a release this tracer was checked against.
