@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 use tracer_common::{ProbeKind, RawEvent, MAX_READS};
 
-use crate::events::{GcFigures, RuntimeSnapshot, StwReason, TraceEvent, Trigger};
+use crate::events::{GcFigures, RuntimeSnapshot, Settings, StwReason, TraceEvent, Trigger};
 use crate::probes::{ProbePlan, ReadField, StwScheme};
 
 /// A runtime timestamp passed in a register was taken before the probe fired, so it is
@@ -186,14 +186,16 @@ impl Decoder {
                 self.undecodable += 1;
                 None
             }
-            // A sample without the counter (the target exited between two samples) has
-            // nothing to say; nothing was lost.
+            // A sample with nothing readable (the target exited between two samples)
+            // has nothing to say; nothing was lost.
             ProbeKind::UserSample => {
-                self.read(raw, ReadField::TotalAlloc)
-                    .map(|total_bytes| TraceEvent::AllocSample {
-                        ts_ns: raw.ktime_ns,
-                        total_bytes,
-                    })
+                let total_bytes = self.read(raw, ReadField::TotalAlloc);
+                let settings = self.sampled_settings(raw);
+                (total_bytes.is_some() || !settings.is_empty()).then_some(TraceEvent::Sample {
+                    ts_ns: raw.ktime_ns,
+                    total_bytes,
+                    settings,
+                })
             }
         }
     }
@@ -226,6 +228,33 @@ impl Decoder {
             total_alloc: self.read(raw, ReadField::TotalAlloc),
             pause_ns: self.read(raw, ReadField::PauseNs),
             num_forced_gc: self.read(raw, ReadField::NumForcedGc).map(|v| v as u32),
+        }
+    }
+
+    /// GOGC, GOMEMLIMIT and GOMAXPROCS of a user-space sample, trusted only once the
+    /// runtime has set them: `schedinit` runs `gcinit` (GOGC, GOMEMLIMIT) before
+    /// `procresize` (GOMAXPROCS) and before `runtime.main` sets `runtimeInitTime`, so a
+    /// non-zero `gomaxprocs` or `runtimeInitTime` in the same sample means they are the
+    /// program's. A launched program sampled before its first instruction has zeros
+    /// there, which are not its settings.
+    fn sampled_settings(&self, raw: &RawEvent) -> Settings {
+        let procs = self
+            .read(raw, ReadField::Gomaxprocs)
+            .map(|v| v as u32)
+            .filter(|v| *v != 0);
+        let initialised = procs.is_some()
+            || self
+                .read(raw, ReadField::RuntimeInit)
+                .is_some_and(|v| v != 0);
+        if !initialised {
+            return Settings::default();
+        }
+        Settings {
+            gogc: self
+                .read(raw, ReadField::GcPercent)
+                .map(|v| v as u32 as i32),
+            memory_limit: self.read(raw, ReadField::MemoryLimit).map(|v| v as i64),
+            gomaxprocs: procs,
         }
     }
 
@@ -464,5 +493,50 @@ mod tests {
         e.kind = 1234;
         assert_eq!(d.decode(&e), None);
         assert_eq!(d.undecodable(), 2);
+    }
+
+    /// A sample's settings count only once the runtime has set them: a launched program
+    /// read before it ran has zeros there, and GOGC 0 is a real setting.
+    #[test]
+    fn sampled_settings_only_after_runtime_init() {
+        let spec = DecodeSpec {
+            scheme: StwScheme::WorldStop,
+            reads: vec![
+                ReadField::TotalAlloc,
+                ReadField::GcPercent,
+                ReadField::MemoryLimit,
+                ReadField::Gomaxprocs,
+                ReadField::RuntimeInit,
+            ],
+            systemstack: None,
+        };
+        let mut d = Decoder::new(spec);
+        let mut e = raw(ProbeKind::UserSample);
+        e.read_ok = 0b11111;
+        e.reads[..5].copy_from_slice(&[0, 0, 0, 0, 0]);
+        assert_eq!(
+            d.decode(&e),
+            Some(TraceEvent::Sample {
+                ts_ns: e.ktime_ns,
+                total_bytes: Some(0),
+                settings: Settings::default(),
+            })
+        );
+        e.reads[..5].copy_from_slice(&[4096, u64::from(u32::MAX), i64::MAX as u64, 4, 77]);
+        assert_eq!(
+            d.decode(&e),
+            Some(TraceEvent::Sample {
+                ts_ns: e.ktime_ns,
+                total_bytes: Some(4096),
+                settings: Settings {
+                    gogc: Some(-1),
+                    memory_limit: Some(i64::MAX),
+                    gomaxprocs: Some(4),
+                },
+            })
+        );
+        // Nothing readable: no event.
+        e.read_ok = 0;
+        assert_eq!(d.decode(&e), None);
     }
 }

@@ -161,6 +161,32 @@ pub struct RuntimeSnapshot {
     pub num_forced_gc: Option<u32>,
 }
 
+/// GOGC, GOMEMLIMIT and GOMAXPROCS as read from the target; each `None` when unknown.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Settings {
+    /// `gcController.gcPercent` (negative = off).
+    pub gogc: Option<i32>,
+    /// `gcController.memoryLimit` (`i64::MAX` = none).
+    pub memory_limit: Option<i64>,
+    /// `gomaxprocs`.
+    pub gomaxprocs: Option<u32>,
+}
+
+impl Settings {
+    /// Each field from `newer` where it is known, else from `self`.
+    pub fn updated(self, newer: Settings) -> Settings {
+        Settings {
+            gogc: newer.gogc.or(self.gogc),
+            memory_limit: newer.memory_limit.or(self.memory_limit),
+            gomaxprocs: newer.gomaxprocs.or(self.gomaxprocs),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == Settings::default()
+    }
+}
+
 /// The runtime's own account of the last cycle (the variables gctrace prints from).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct GcFigures {
@@ -222,8 +248,13 @@ pub enum TraceEvent {
         snapshot: RuntimeSnapshot,
         mark_stop_start: Option<u64>,
     },
-    /// A periodic reading of the runtime's cumulative allocation counter.
-    AllocSample { ts_ns: u64, total_bytes: u64 },
+    /// A periodic reading of the runtime's variables by user space: the cumulative
+    /// allocation counter and the settings in force.
+    Sample {
+        ts_ns: u64,
+        total_bytes: Option<u64>,
+        settings: Settings,
+    },
     /// Allocations counted by the allocation probes since the previous batch.
     Allocs(Box<AllocBatch>),
     /// Events were lost here (the kernel's ring buffer was full): whatever was half

@@ -30,6 +30,12 @@ const FUNCTIONS: [&str; 8] = [
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub go_version: String,
+    /// Where the version was read: "buildinfo" (`.go.buildinfo`) or
+    /// "runtime.buildVersion" (the runtime's own string, when build info was removed).
+    pub version_source: &'static str,
+    /// The release is one this tracer was checked against (Go 1.19–1.27, not a
+    /// development build); otherwise the warnings hold the verdict (`unreleased.rs`).
+    pub known_release: bool,
     pub arch: &'static str,
     pub pie: bool,
     pub stripped: bool,
@@ -116,6 +122,8 @@ pub fn inspect(path: &Path) -> Result<Report> {
         .collect();
     Ok(Report {
         go_version: bin.go_version().raw.clone(),
+        version_source: bin.version_source().as_str(),
+        known_release: crate::probes::unreleased::is_known_release(bin.go_version()),
         arch: bin.arch().as_str(),
         pie: bin.is_pie(),
         stripped: bin.is_stripped(),
@@ -139,6 +147,12 @@ pub fn render_text(path: &Path, r: &Report) -> String {
         yes_no(r.pie),
         yes_no(r.stripped)
     ));
+    if r.version_source != "buildinfo" {
+        s.push_str(&format!(
+            "  Go version from: {} (no .go.buildinfo; agrees with the function table's layout)\n",
+            r.version_source
+        ));
+    }
     s.push_str(&format!(
         "  runtime struct offsets from: {}\n",
         match r.offsets_source {

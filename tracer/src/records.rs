@@ -17,6 +17,27 @@ pub struct ProcessInfo {
     /// have none).
     #[serde(default)]
     pub labels: crate::labels::Labels,
+    /// GOGC (negative: off) and GOMEMLIMIT in bytes (`i64::MAX`: none) when the probes
+    /// went on, read from the target's memory; `None` when unreadable or not set yet (a
+    /// launched program before its runtime initialised: a `settings` record follows).
+    /// Absent from recordings made before they were read (serde default).
+    #[serde(default)]
+    pub gogc: Option<i32>,
+    #[serde(default)]
+    pub memory_limit_bytes: Option<i64>,
+}
+
+/// The settings the runtime runs with, as read from its memory: emitted when first
+/// known and whenever one of them changes (`debug.SetGCPercent`, `SetMemoryLimit`,
+/// `runtime.GOMAXPROCS`), so views know them with no GC cycle.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SettingsRecord {
+    pub ts_ns: u64,
+    /// GOGC (negative: off).
+    pub gogc: Option<i32>,
+    /// GOMEMLIMIT in bytes (`i64::MAX`: none).
+    pub memory_limit_bytes: Option<i64>,
+    pub gomaxprocs: Option<u32>,
 }
 
 /// One completed GC cycle. Durations are wall clock, like gctrace's `ms clock` triple;
@@ -165,6 +186,7 @@ pub enum Record {
     Gc(GcRecord),
     Stw(StwRecord),
     Alloc(AllocRecord),
+    Settings(SettingsRecord),
     AllocTypes(AllocTypesRecord),
     AllocSites(AllocSitesRecord),
     Summary(Summary),

@@ -52,6 +52,7 @@ pub struct Pause {
 
 pub fn build(records: &[Record], slo_pause_ns: u64, damage: Option<String>) -> Report {
     let mut process = None;
+    let mut settings = None;
     let mut gcs: Vec<&GcRecord> = Vec::new();
     let mut stws: Vec<&StwRecord> = Vec::new();
     let mut summary = Summary::default();
@@ -79,6 +80,10 @@ pub fn build(records: &[Record], slo_pause_ns: u64, damage: Option<String>) -> R
                 summary = s.clone();
                 None
             }
+            Record::Settings(s) => {
+                settings = Some(s);
+                Some(s.ts_ns)
+            }
             _ => None,
         };
         if let Some(ts) = ts {
@@ -99,10 +104,19 @@ pub fn build(records: &[Record], slo_pause_ns: u64, damage: Option<String>) -> R
         pid: process.map_or(0, |p| p.pid),
         exe: process.map(|p| p.exe.clone()).unwrap_or_default(),
         go_version: process.map(|p| p.go_version.clone()).unwrap_or_default(),
-        gogc: last_gc.and_then(|g| g.gogc),
-        memory_limit_bytes: last_gc.and_then(|g| g.memory_limit_bytes),
-        gomaxprocs: last_gc
-            .and_then(|g| g.gomaxprocs)
+        // The settings as last read (each second and at every stop), else the last
+        // cycle's, else those read at attach: known with no cycle in the recording.
+        gogc: settings
+            .and_then(|s| s.gogc)
+            .or(last_gc.and_then(|g| g.gogc))
+            .or(process.and_then(|p| p.gogc)),
+        memory_limit_bytes: settings
+            .and_then(|s| s.memory_limit_bytes)
+            .or(last_gc.and_then(|g| g.memory_limit_bytes))
+            .or(process.and_then(|p| p.memory_limit_bytes)),
+        gomaxprocs: settings
+            .and_then(|s| s.gomaxprocs)
+            .or(last_gc.and_then(|g| g.gomaxprocs))
             .or(process.and_then(|p| p.gomaxprocs)),
         duration_s: if last_ts > first_ts {
             (last_ts - first_ts) as f64 / 1e9

@@ -372,7 +372,10 @@ fn not_go_and_malformed_inputs_fail_cleanly() {
     let e = GoBinary::open(Path::new("/bin/ls"))
         .unwrap_err()
         .to_string();
-    assert_eq!(e, "/bin/ls is not a Go program (no Go build info)");
+    assert_eq!(
+        e,
+        "/bin/ls is not a Go program (no Go build info, no Go function table)"
+    );
     let e = GoBinary::parse(b"#!/bin/sh\n".to_vec(), Path::new("x.sh"))
         .unwrap_err()
         .to_string();

@@ -106,6 +106,7 @@ macro_rules! newest_and_go1_19 {
 newest_and_go1_19! {
     stripped_build_heap_matches_gctrace => super::stripped_build,
     pie_cgo_build_heap_matches_gctrace => super::pie_cgo_build,
+    no_buildinfo_build_heap_matches_gctrace => super::no_buildinfo_build,
     own_pid_and_mount_namespace_by_host_pid => super::own_namespaces,
 }
 
@@ -113,6 +114,35 @@ newest_and_go1_19! {
 fn stripped_build(toolchain: &Toolchain) {
     let run = common::traced_run(toolchain, GcBuild::Stripped, "json", &[]);
     check_launch_run(&run, common::DEFAULT_KNOBS, "stripped");
+}
+
+/// Stripped and without `.go.buildinfo` (removed by objcopy): the version comes from the
+/// runtime's own `runtime.buildVersion`, checked against the pclntab's layout, and the
+/// run must match gctrace as a stripped build with build info does.
+fn no_buildinfo_build(toolchain: &Toolchain) {
+    let bin = common::build_gcload_as(toolchain, GcBuild::NoBuildInfo);
+    let out = Command::new(common::tracer_bin())
+        .args(["inspect", "--format", "json"])
+        .arg(&bin)
+        .output()
+        .expect("running gctrace-bpf inspect");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let report: serde_json::Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("inspect --format json: {e}\n{text}"));
+    assert_eq!(
+        report["go_version"].as_str(),
+        Some(toolchain.go_version().as_str()),
+        "inspect of {}: {text}",
+        bin.display()
+    );
+    assert_eq!(
+        report["version_source"].as_str(),
+        Some("runtime.buildVersion"),
+        "inspect of {}: {text}",
+        bin.display()
+    );
+    let run = common::traced_run(toolchain, GcBuild::NoBuildInfo, "json", &[]);
+    check_launch_run(&run, common::DEFAULT_KNOBS, "no .go.buildinfo");
 }
 
 /// `CGO_ENABLED=1 -buildmode=pie`: loaded at a random address, dynamically linked, and

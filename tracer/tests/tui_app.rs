@@ -216,6 +216,8 @@ fn process(pid: u32) -> Record {
         arch: "x86_64".into(),
         gomaxprocs: Some(2),
         labels: Default::default(),
+        gogc: None,
+        memory_limit_bytes: None,
     })
 }
 

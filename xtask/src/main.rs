@@ -8,6 +8,7 @@ mod env;
 mod offsets;
 mod offsets_loo;
 mod setup;
+mod thirdparty;
 
 use std::process::{Command, ExitCode};
 use std::time::Instant;

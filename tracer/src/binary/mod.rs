@@ -24,8 +24,10 @@ pub mod offsets_table;
 mod pclntab;
 mod print_anchors;
 pub mod process;
+mod reason_table;
 mod resolve;
 mod returns;
+mod runtime_version;
 mod symbols;
 mod types;
 
@@ -84,6 +86,26 @@ impl FieldSource {
             FieldSource::Table => "table",
             FieldSource::Code => "code",
             FieldSource::Unknown => "unknown",
+        }
+    }
+}
+
+/// Where the Go version of a binary was read from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum VersionSource {
+    /// The linker's `.go.buildinfo` blob.
+    BuildInfo,
+    /// No build info: the runtime's own `runtime.buildVersion` string, checked against the
+    /// layout of the function table (see `runtime_version.rs`).
+    RuntimeString,
+}
+
+impl VersionSource {
+    /// "buildinfo" or "runtime.buildVersion", as `inspect` reports it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VersionSource::BuildInfo => "buildinfo",
+            VersionSource::RuntimeString => "runtime.buildVersion",
         }
     }
 }
@@ -204,12 +226,14 @@ pub enum BinaryError {
     },
     #[error("{path} is not an ELF executable")]
     NotElf { path: PathBuf },
-    #[error("{path} is not a Go program (no Go build info)")]
+    #[error("{path} is not a Go program (no Go build info, no Go function table)")]
     NotGo { path: PathBuf },
     #[error(
         "{path} is built for {arch}; only x86_64 and aarch64 (64-bit little-endian) are supported"
     )]
     UnsupportedArch { path: PathBuf, arch: String },
+    #[error("{path}: no Go build info (.go.buildinfo), and {detail}")]
+    NoBuildInfo { path: PathBuf, detail: String },
     #[error("{path}: unsupported Go build info: {detail}")]
     UnsupportedBuildInfo { path: PathBuf, detail: String },
     #[error("{path}: cannot decode {what}: {detail}")]
@@ -245,6 +269,7 @@ pub struct GoBinary {
     data: Bytes,
     arch: Arch,
     version: GoVersion,
+    version_source: VersionSource,
     pie: bool,
     stripped: bool,
     has_dwarf: bool,
@@ -308,7 +333,14 @@ impl GoBinary {
     fn from_bytes(data: Bytes, path_for_messages: &Path) -> Result<GoBinary, BinaryError> {
         let path = path_for_messages.to_path_buf();
         let info = ElfInfo::parse(&data, &path)?;
-        let version = buildinfo::find_version(&data, &info, &path)?;
+        let (version, version_source) = match buildinfo::find_version(&data, &info, &path) {
+            Ok(v) => (v, VersionSource::BuildInfo),
+            Err(BinaryError::NotGo { .. }) => (
+                runtime_version::find_version(&data, &info, &path)?,
+                VersionSource::RuntimeString,
+            ),
+            Err(e) => return Err(e),
+        };
         let (functions, data_symbols) = if info.stripped {
             let funcs = pclntab::functions(&data, &info, &version, &path)?;
             (FunctionTable::new(funcs), HashMap::new())
@@ -342,6 +374,7 @@ impl GoBinary {
             table_excluded,
             arch: info.arch,
             version,
+            version_source,
             pie: info.pie,
             stripped: info.stripped,
             has_dwarf: info.has_dwarf,
@@ -375,6 +408,11 @@ impl GoBinary {
 
     pub fn go_version(&self) -> &GoVersion {
         &self.version
+    }
+
+    /// Where [`GoBinary::go_version`] was read from.
+    pub fn version_source(&self) -> VersionSource {
+        self.version_source
     }
 
     /// Position-independent (ELF type ET_DYN): the load bias of a process is then non-zero.
@@ -475,6 +513,22 @@ impl GoBinary {
     /// Extents of the sections runtime globals live in.
     fn data_ranges(&self) -> &[DataRange] {
         &self.data_ranges
+    }
+
+    /// Bytes of arguments and results of the function named `name`, as the runtime's
+    /// own function table records them (`_func.args`), stripped or not: a fingerprint of
+    /// its signature. `None` if the table or the function is missing.
+    pub fn args_size(&self, name: &str) -> Option<u32> {
+        let info = ElfInfo::parse(&self.data, &self.path).ok()?;
+        pclntab::args_size(&self.data, &info, name)
+    }
+
+    /// The runtime's names of its stop-the-world reasons (`runtime.stwReasonStrings`,
+    /// Go 1.21+), in code order, read from the binary; `None` when not found.
+    pub fn stw_reason_names(&self) -> Option<Vec<String>> {
+        let info = ElfInfo::parse(&self.data, &self.path).ok()?;
+        let symbol = self.data_symbols.get("runtime.stwReasonStrings").copied();
+        reason_table::read(&self.data, &info, symbol)
     }
 
     /// Link-time addresses of every return instruction of `f`, found by decoding it linearly

@@ -320,3 +320,44 @@ impl RelativeRelocs {
         (v != 0).then_some(v)
     }
 }
+
+/// What the pclntab header says about the Go release that wrote it, for checking a
+/// version found elsewhere (see [`super::runtime_version`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Family {
+    /// 0xfffffff0 (Go 1.18–1.19) or 0xfffffff1 (Go 1.20+).
+    pub magic: u32,
+    /// `pcHeader.textStart` holds the text address (Go ≤ 1.25; Go 1.26 stopped storing it).
+    pub stores_text_start: bool,
+}
+
+/// The layout family of the binary's pclntab, or `None` when it has no recognisable one.
+pub(crate) fn family(data: &[u8], info: &ElfInfo) -> Option<Family> {
+    let (tab, addr) = locate(data, info)?;
+    let header = Header::parse(tab).ok()?;
+    let relocs = RelativeRelocs::read(data, info.pie);
+    let slot_addr = addr.wrapping_add(8 + 2 * 8);
+    Some(Family {
+        magic: u32::try_from(header.magic).ok()?,
+        stores_text_start: relocs.value(slot_addr, header.text_start_slot).is_some(),
+    })
+}
+/// `_func.args` (bytes of arguments and results, Go's own figure) of the function named
+/// `name`, read from the pclntab by name alone: a signature fingerprint that stripped
+/// binaries keep. `None` when the function or the table is missing.
+pub(crate) fn args_size(data: &[u8], info: &ElfInfo, name: &str) -> Option<u32> {
+    let (tab, _) = locate(data, info)?;
+    let header = Header::parse(tab).ok()?;
+    let ft = header.pcln_offset;
+    for i in 0..header.nfunc {
+        let off = ft.checked_add(usize::try_from(i.checked_mul(8)?.checked_add(4)?).ok()?)?;
+        let funcoff = read_uint(tab, off, 4)?;
+        if func_name(tab, &header, funcoff).as_deref() != Some(name) {
+            continue;
+        }
+        let func = ft.checked_add(usize::try_from(funcoff).ok()?)?;
+        // _func: entryOff u32, nameOff i32, args i32.
+        return u32::try_from(read_uint(tab, func.checked_add(8)?, 4)?).ok();
+    }
+    None
+}

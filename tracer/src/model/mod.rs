@@ -30,8 +30,8 @@ pub mod histogram;
 
 pub use allocs::AllocModel;
 
-use crate::events::{GcFigures, RuntimeSnapshot, StwReason, TraceEvent, Trigger};
-use crate::records::{AllocRecord, GcCpu, GcRecord, Record, StwRecord, Summary};
+use crate::events::{GcFigures, RuntimeSnapshot, Settings, StwReason, TraceEvent, Trigger};
+use crate::records::{AllocRecord, GcCpu, GcRecord, Record, SettingsRecord, StwRecord, Summary};
 use histogram::PauseHistogram;
 
 /// Oddities the model saw and coped with. None of them is a lost event: they are what a
@@ -181,6 +181,8 @@ pub struct Model {
     last_done: Option<(u32, u64)>,
     /// `memstats.numforcedgc` at that cycle's end.
     last_forced_count: Option<u32>,
+    /// The settings last reported in a `Settings` record.
+    settings: Settings,
 }
 
 impl Model {
@@ -241,7 +243,15 @@ impl Model {
                 self.stw_begin(begin_ns, reason, out);
                 self.stw_end(end_ns, snapshot, out);
             }
-            &TraceEvent::AllocSample { ts_ns, total_bytes } => {
+            &TraceEvent::Sample {
+                ts_ns,
+                total_bytes,
+                settings,
+            } => {
+                self.observe_settings(ts_ns, settings, out);
+                let Some(total_bytes) = total_bytes else {
+                    return;
+                };
                 self.alloc_reading(total_bytes);
                 let rate = self.alloc.last_sample.and_then(|(t0, b0)| {
                     let dt = ts_ns.checked_sub(t0).filter(|dt| *dt > 0)?;
@@ -427,6 +437,23 @@ impl Model {
             memory_limit: snap.memory_limit,
         });
         number
+    }
+
+    /// Settings sampled at `ts_ns` (each second, by user space): a `Settings` record when
+    /// they add to or change what was last reported (fields read as unknown keep their
+    /// last known value). Stops' snapshots are not used: every cycle's record carries its
+    /// own, and a record per stop would repeat the same values thousands of times.
+    fn observe_settings(&mut self, ts_ns: u64, seen: Settings, out: &mut Vec<Record>) {
+        let now = self.settings.updated(seen);
+        if now != self.settings {
+            self.settings = now;
+            out.push(Record::Settings(SettingsRecord {
+                ts_ns,
+                gogc: now.gogc,
+                memory_limit_bytes: now.memory_limit,
+                gomaxprocs: now.gomaxprocs,
+            }));
+        }
     }
 
     /// A mark-termination stop ended. Returns the cycle it belongs to, if known.

@@ -503,3 +503,61 @@ fn old_go_mark_termination_ends_at_runtime_t_end() {
     );
     assert_eq!(gcs(&recs)[0].mark_term_ns, 300);
 }
+
+fn sample(ts_ns: u64, total: Option<u64>, gogc: Option<i32>, procs: Option<u32>) -> TraceEvent {
+    TraceEvent::Sample {
+        ts_ns,
+        total_bytes: total,
+        settings: Settings {
+            gogc,
+            memory_limit: gogc.map(|_| i64::MAX),
+            gomaxprocs: procs,
+        },
+    }
+}
+
+/// Settings are reported when first read and when they change, never repeated; an
+/// unknown field keeps its last value; a sample without the counter still says them.
+#[test]
+fn settings_reported_when_known_and_when_changed() {
+    let mut m = Model::new();
+    let recs = run(
+        &mut m,
+        &[
+            sample(10, None, None, None),
+            sample(20, Some(1 << 20), Some(100), Some(4)),
+            sample(30, Some(2 << 20), Some(100), Some(4)),
+            sample(40, Some(3 << 20), None, Some(4)),
+            sample(50, None, Some(-1), Some(2)),
+        ],
+    );
+    let settings: Vec<&SettingsRecord> = recs
+        .iter()
+        .filter_map(|r| match r {
+            Record::Settings(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        settings,
+        [
+            &SettingsRecord {
+                ts_ns: 20,
+                gogc: Some(100),
+                memory_limit_bytes: Some(i64::MAX),
+                gomaxprocs: Some(4),
+            },
+            &SettingsRecord {
+                ts_ns: 50,
+                gogc: Some(-1),
+                memory_limit_bytes: Some(i64::MAX),
+                gomaxprocs: Some(2),
+            },
+        ]
+    );
+    let allocs = recs
+        .iter()
+        .filter(|r| matches!(r, Record::Alloc(_)))
+        .count();
+    assert_eq!(allocs, 3);
+}

@@ -57,6 +57,7 @@ impl<W: Write> Sink for GctraceSink<W> {
                 Record::Process(_)
                 | Record::Stw(_)
                 | Record::Alloc(_)
+                | Record::Settings(_)
                 | Record::AllocTypes(_)
                 | Record::AllocSites(_),
                 _,
@@ -345,6 +346,8 @@ mod tests {
                 arch: "x86_64".into(),
                 gomaxprocs: Some(2),
                 labels: Default::default(),
+                gogc: None,
+                memory_limit_bytes: None,
             }),
         )?;
         sink.record(

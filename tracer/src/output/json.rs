@@ -13,7 +13,7 @@ use super::Sink;
 use crate::events::Trigger;
 use crate::records::{
     permille_as_pct, AllocRecord, AllocSitesRecord, AllocTypesRecord, GcRecord, ProcessInfo,
-    Record, StwRecord, Summary,
+    Record, SettingsRecord, StwRecord, Summary,
 };
 
 /// Writes each record as one JSON line.
@@ -45,9 +45,30 @@ struct ProcessJson<'a> {
     go_version: &'a str,
     arch: &'a str,
     gomaxprocs: Option<u32>,
+    gogc: Option<i32>,
+    memory_limit_bytes: Option<i64>,
     /// `cgroup`, `container_id`, `pod_uid`, `pod_name`, … (`null` when unknown).
     #[serde(flatten)]
     labels: &'a crate::labels::Labels,
+}
+
+#[derive(Serialize)]
+struct SettingsJson {
+    r#type: &'static str,
+    ts_ns: u64,
+    gogc: Option<i32>,
+    memory_limit_bytes: Option<i64>,
+    gomaxprocs: Option<u32>,
+}
+
+fn settings(s: &SettingsRecord) -> SettingsJson {
+    SettingsJson {
+        r#type: "settings",
+        ts_ns: s.ts_ns,
+        gogc: s.gogc,
+        memory_limit_bytes: s.memory_limit_bytes,
+        gomaxprocs: s.gomaxprocs,
+    }
 }
 
 #[derive(Serialize)]
@@ -237,6 +258,8 @@ fn process(p: &ProcessInfo) -> ProcessJson<'_> {
         go_version: &p.go_version,
         arch: &p.arch,
         gomaxprocs: p.gomaxprocs,
+        gogc: p.gogc,
+        memory_limit_bytes: p.memory_limit_bytes,
         labels: &p.labels,
     }
 }
@@ -349,6 +372,13 @@ impl<W: Write> Sink for JsonSink<W> {
                     pid,
                 },
             ),
+            Record::Settings(s) => serde_json::to_writer(
+                line,
+                &WithPid {
+                    inner: settings(s),
+                    pid,
+                },
+            ),
         }
         .map_err(io::Error::other)?;
         self.line.push(b'\n');
@@ -379,6 +409,8 @@ mod tests {
             go_version: "go1.25.5".into(),
             arch: "x86_64".into(),
             gomaxprocs: None,
+            gogc: None,
+            memory_limit_bytes: None,
             labels: crate::labels::Labels {
                 cgroup: Some("/system.slice/app.service".into()),
                 systemd_unit: Some("app.service".into()),
@@ -387,7 +419,7 @@ mod tests {
         });
         assert_eq!(
             line(rec),
-            r#"{"type":"process","pid":4242,"exe":"/usr/bin/my \"app\"","go_version":"go1.25.5","arch":"x86_64","gomaxprocs":null,"cgroup":"/system.slice/app.service","container_id":null,"container_runtime":null,"container_name":null,"pod_uid":null,"pod_name":null,"pod_namespace":null,"systemd_unit":"app.service"}"#
+            r#"{"type":"process","pid":4242,"exe":"/usr/bin/my \"app\"","go_version":"go1.25.5","arch":"x86_64","gomaxprocs":null,"gogc":null,"memory_limit_bytes":null,"cgroup":"/system.slice/app.service","container_id":null,"container_runtime":null,"container_name":null,"pod_uid":null,"pod_name":null,"pod_namespace":null,"systemd_unit":"app.service"}"#
                 .to_owned()
                 + "\n"
         );

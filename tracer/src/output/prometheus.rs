@@ -286,6 +286,7 @@ impl GcMetrics {
             Record::Stw(s) => self.stw(pid, s),
             Record::Alloc(a) => self.alloc(pid, a),
             Record::Summary(s) => self.summary(pid, s),
+            Record::Settings(s) => self.settings(pid, s.gogc, s.memory_limit_bytes, s.gomaxprocs),
             // Top types and sites are a profile, not a time series: the JSON and the TUI
             // show them.
             Record::AllocTypes(_) | Record::AllocSites(_) => {}
@@ -312,8 +313,26 @@ impl GcMetrics {
         let k = self.known(pid);
         k.target = target.clone();
         k.info = Some(info);
-        if let Some(n) = p.gomaxprocs {
+        self.settings(pid, p.gogc, p.memory_limit_bytes, p.gomaxprocs);
+    }
+
+    /// GOGC, GOMEMLIMIT and GOMAXPROCS as last read (at attach, then as they change).
+    fn settings(
+        &mut self,
+        pid: u32,
+        gogc: Option<i32>,
+        memory_limit: Option<i64>,
+        gomaxprocs: Option<u32>,
+    ) {
+        let target = self.target(pid);
+        if let Some(n) = gomaxprocs {
             self.gomaxprocs.get_or_create(&target).set(i64::from(n));
+        }
+        if let Some(gogc) = gogc {
+            self.gogc.get_or_create(&target).set(i64::from(gogc));
+        }
+        if let Some(limit) = memory_limit {
+            self.memory_limit.get_or_create(&target).set(limit);
         }
     }
 

@@ -6,6 +6,7 @@ mod cycle_plan;
 pub mod loader;
 pub mod multi;
 pub mod plan;
+pub mod unreleased;
 
 pub use loader::{AllocMaps, AttachError, KernelCounters, Probes};
 pub use plan::{

@@ -24,6 +24,7 @@
 //! Cycle numbers and the forced flag are read from the runtime's own variables (`work`,
 //! `memstats`), at addresses found through the symbol table and DWARF.
 
+use super::unreleased;
 use crate::binary::{BinaryError, Function, GoBinary, GoVersion, OffsetsSource};
 use tracer_common::{ProbeKind, MAX_READS};
 
@@ -182,6 +183,10 @@ pub struct ProbePlan {
 pub enum PlanError {
     #[error("{version} is not supported: gctrace-bpf understands Go 1.19 to 1.27")]
     UnsupportedVersion { version: String },
+    /// A runtime newer than any checked (or a development build) whose binary does not
+    /// show what the newest scheme relies on (see `unreleased.rs`).
+    #[error("{detail}")]
+    Unverified { detail: String },
     #[error("{function} not found in the binary; cannot trace {what}")]
     MissingFunction {
         function: &'static str,
@@ -205,8 +210,9 @@ pub const GC_START: &str = "runtime.gcStart";
 pub const STOP_THE_WORLD: &str = "runtime.stopTheWorldWithSema";
 pub const START_THE_WORLD: &str = "runtime.startTheWorldWithSema";
 
-fn scheme_for(v: &GoVersion) -> Result<StwScheme, PlanError> {
+pub(super) fn scheme_for(v: &GoVersion) -> Result<StwScheme, PlanError> {
     if v.major != 1 || v.minor < SUPPORTED_MINORS.0 || v.minor > SUPPORTED_MINORS.1 {
+        // Newer than any checked: see `plan`, which asks the binary (`unreleased.rs`).
         return Err(PlanError::UnsupportedVersion {
             version: v.raw.clone(),
         });
@@ -651,9 +657,9 @@ pub fn plan_with(bin: &GoBinary, mode: StopsMode) -> Result<ProbePlan, PlanError
 /// [`StopsMode::Every`]: entry and end of every stop of the world.
 fn plan_every(bin: &GoBinary) -> Result<ProbePlan, PlanError> {
     let version = bin.go_version().clone();
-    let scheme = scheme_for(&version)?;
-    let mut sites = Vec::new();
     let mut warnings = Vec::new();
+    let scheme = unreleased::scheme_of(bin, &mut warnings)?;
+    let mut sites = Vec::new();
 
     let gc_start = required(bin, GC_START, "GC triggers")?;
     sites.push(entry_site(bin, ProbeKind::GcStart, &gc_start)?);

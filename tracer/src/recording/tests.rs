@@ -20,6 +20,8 @@ fn header() -> Header {
             arch: "x86_64".into(),
             gomaxprocs: Some(2),
             labels: Default::default(),
+            gogc: None,
+            memory_limit_bytes: None,
         },
         decode: DecodeSpec {
             scheme: StwScheme::WorldStop,

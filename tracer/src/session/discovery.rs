@@ -112,17 +112,14 @@ impl Discovery {
             let Some(identity) = target::exe_identity(pid) else {
                 return false;
             };
-            let go = *self
-                .go
-                .entry(identity)
-                .or_insert_with(|| {
-                    analyse(
-                        &target::exe_link(pid),
-                        &format!("pid {pid}"),
-                        crate::probes::StopsMode::Cycle,
-                    )
-                    .is_ok()
-                });
+            let go = *self.go.entry(identity).or_insert_with(|| {
+                analyse(
+                    &target::exe_link(pid),
+                    &format!("pid {pid}"),
+                    crate::probes::StopsMode::Cycle,
+                )
+                .is_ok()
+            });
             if !go {
                 return false;
             }

@@ -26,7 +26,7 @@ use crate::{
     alloc::{AllocMode, LiveAllocs},
     binary::{process::load_bias, GoBinary},
     decode::{DecodeSpec, Decoder},
-    events::TraceEvent,
+    events::{Settings, TraceEvent},
     launch,
     output::{prometheus::Exporter, SharedSink},
     pipeline::Pipeline,
@@ -62,6 +62,17 @@ pub(super) struct Prepared {
     /// found (a short-lived one) is still seen to exit, and gets its summary.
     pidfd: OwnedFd,
 }
+
+/// The runtime variables user space samples itself: the allocation counter and the
+/// settings (GOGC, GOMEMLIMIT, GOMAXPROCS; `runtimeInitTime` says whether the runtime
+/// has set them yet).
+const SAMPLED: [ReadField; 5] = [
+    ReadField::TotalAlloc,
+    ReadField::GcPercent,
+    ReadField::MemoryLimit,
+    ReadField::Gomaxprocs,
+    ReadField::RuntimeInit,
+];
 
 /// Periodic reads of target memory by user space, shaped as raw events
 /// ([`ProbeKind::UserSample`]) so they are decoded, modelled and recorded like the rest.
@@ -150,23 +161,36 @@ pub(super) fn prepare(
             .reads
             .iter()
             .enumerate()
-            .filter(|(_, r)| r.field == ReadField::TotalAlloc)
+            .filter(|(_, r)| SAMPLED.contains(&r.field))
             .map(|(i, r)| (i, r.address.wrapping_add(bias)))
             .collect(),
     };
     let first_sample = sampler.sample();
+    let decode = DecodeSpec::new(&plan, bias);
+    // The settings in force as the probes go on (unknown for a launched program whose
+    // runtime has not started yet: the model reports them once read).
+    let at_attach = match first_sample
+        .as_ref()
+        .and_then(|raw| Decoder::new(decode.clone()).decode(raw))
+    {
+        Some(TraceEvent::Sample { settings, .. }) => settings,
+        _ => Settings::default(),
+    };
     let process = ProcessInfo {
         pid,
         exe: exe_name,
         go_version: bin.go_version().raw.clone(),
         arch: bin.arch().as_str().to_string(),
-        gomaxprocs: target::gomaxprocs(pid, gomaxprocs_addr),
+        gomaxprocs: at_attach
+            .gomaxprocs
+            .or_else(|| target::gomaxprocs(pid, gomaxprocs_addr)),
+        gogc: at_attach.gogc,
+        memory_limit_bytes: at_attach.memory_limit,
         labels: Labels::of_process(pid),
     };
     if let Some(w) = process.labels.unknown_pod_warning() {
         warnings.push(format!("{who}: {w}"));
     }
-    let decode = DecodeSpec::new(&plan, bias);
     let header = Header {
         tracer_version: env!("CARGO_PKG_VERSION").to_string(),
         process: process.clone(),

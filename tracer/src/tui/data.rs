@@ -12,8 +12,8 @@ use super::history::{HeapPoint, History, Window};
 use crate::events::StwReason;
 use crate::model::histogram::PauseHistogram;
 use crate::records::{
-    AllocRecord, AllocSitesRecord, AllocTypesRecord, GcRecord, ProcessInfo, Record, StwRecord,
-    Summary,
+    AllocRecord, AllocSitesRecord, AllocTypesRecord, GcRecord, ProcessInfo, Record, SettingsRecord,
+    StwRecord, Summary,
 };
 
 /// Cycles kept for the Cycles view's table (a busy program does a few per second:
@@ -99,6 +99,8 @@ pub const LATENCY_BARS_NS: [u64; 13] = [
 #[derive(Clone, Debug)]
 pub struct Data {
     pub process: Option<ProcessInfo>,
+    /// The settings as last read (a `settings` record), fresher than the last cycle's.
+    pub settings: Option<SettingsRecord>,
     pub gcs: Ring<GcRecord>,
     pub stws: Ring<StwRecord>,
     pub allocs: Ring<AllocRecord>,
@@ -130,6 +132,7 @@ impl Default for Data {
     fn default() -> Data {
         Data {
             process: None,
+            settings: None,
             gcs: Ring::new(GC_HISTORY),
             stws: Ring::new(STW_HISTORY),
             allocs: Ring::new(ALLOC_HISTORY),
@@ -166,6 +169,10 @@ impl Data {
     pub(super) fn record(&mut self, rec: Record) {
         match rec {
             Record::Process(p) => self.process = Some(p),
+            Record::Settings(s) => {
+                self.saw_time(s.ts_ns);
+                self.settings = Some(s);
+            }
             Record::Gc(g) => {
                 self.saw_time(g.end_ns);
                 self.cycles += 1;
@@ -231,6 +238,26 @@ impl Data {
     /// The latest cycle, for the settings in force (GOGC, GOMEMLIMIT, GOMAXPROCS).
     pub fn latest_gc(&self) -> Option<&GcRecord> {
         self.gcs.last()
+    }
+
+    /// GOGC, GOMEMLIMIT and GOMAXPROCS in force, freshest first: the last `settings`
+    /// record (they are read each second and at every stop), else the last cycle's, else
+    /// what was read at attach.
+    pub fn current_settings(&self) -> (Option<i32>, Option<i64>, Option<u32>) {
+        let s = self.settings.as_ref();
+        let g = self.latest_gc();
+        let p = self.process.as_ref();
+        (
+            s.and_then(|s| s.gogc)
+                .or(g.and_then(|g| g.gogc))
+                .or(p.and_then(|p| p.gogc)),
+            s.and_then(|s| s.memory_limit_bytes)
+                .or(g.and_then(|g| g.memory_limit_bytes))
+                .or(p.and_then(|p| p.memory_limit_bytes)),
+            s.and_then(|s| s.gomaxprocs)
+                .or(g.and_then(|g| g.gomaxprocs))
+                .or(p.and_then(|p| p.gomaxprocs)),
+        )
     }
 
     /// Stops in the window, oldest first, as far back as [`STW_HISTORY`] reaches (the

@@ -17,9 +17,7 @@ pub struct Tolerance {
 }
 
 /// On real hardware.
-pub const NATIVE: Tolerance = Tolerance {
-    agreement_pct: 95,
-};
+pub const NATIVE: Tolerance = Tolerance { agreement_pct: 95 };
 
 /// gctrace's value range widened by 60 µs + 15 %.
 pub fn clock_ok(range: MsRange, measured: u64) -> bool {

@@ -214,6 +214,10 @@ pub enum GcBuild {
     /// `CGO_ENABLED=1 go build -buildmode=pie`: dynamically linked, position independent,
     /// and gcload's cgo.go calls C once.
     PieCgo,
+    /// Stripped, then `objcopy --remove-section .go.buildinfo`: the shape of release
+    /// binaries whose build info was removed after the build (the version must come from
+    /// the runtime's own string).
+    NoBuildInfo,
 }
 
 impl GcBuild {
@@ -223,13 +227,14 @@ impl GcBuild {
             GcBuild::Default => "default",
             GcBuild::Stripped => "stripped",
             GcBuild::PieCgo => "pie-cgo",
+            GcBuild::NoBuildInfo => "no-buildinfo",
         }
     }
 
     fn configure(self, cmd: &mut Command) {
         match self {
             GcBuild::Default => {}
-            GcBuild::Stripped => {
+            GcBuild::Stripped | GcBuild::NoBuildInfo => {
                 cmd.arg("-ldflags=-s -w");
             }
             GcBuild::PieCgo => {
@@ -314,6 +319,18 @@ pub fn build_gcload_as(toolchain: &Toolchain, build: GcBuild) -> PathBuf {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    if build == GcBuild::NoBuildInfo {
+        let out = Command::new("objcopy")
+            .args(["--remove-section", ".go.buildinfo"])
+            .arg(&tmp)
+            .output()
+            .unwrap_or_else(|e| panic!("running objcopy: {e}"));
+        assert!(
+            out.status.success(),
+            "objcopy --remove-section .go.buildinfo failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     fs::rename(&tmp, &bin).unwrap_or_else(|e| panic!("renaming to {}: {e}", bin.display()));
     fs::write(&stamp, &fingerprint).unwrap_or_else(|e| panic!("writing {}: {e}", stamp.display()));
     bin

@@ -53,6 +53,8 @@ pub fn parse_line(line: &str) -> Option<Record> {
             arch: s(&v, "arch"),
             gomaxprocs: ou(&v, "gomaxprocs").map(|p| p as u32),
             labels: serde_json::from_value(v.clone()).unwrap_or_default(),
+            gogc: None,
+            memory_limit_bytes: None,
         }),
         "gc" => {
             let cpu = ou(&v, "cpu_sweep_term_ns").map(|st| GcCpu {

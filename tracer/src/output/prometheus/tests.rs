@@ -61,6 +61,8 @@ fn process() -> Record {
         arch: "x86_64".into(),
         gomaxprocs: Some(4),
         labels: Default::default(),
+        gogc: None,
+        memory_limit_bytes: None,
     })
 }
 
@@ -314,6 +316,8 @@ fn processes_are_told_apart_by_pid_and_exe() {
             arch: "x86_64".into(),
             gomaxprocs: None,
             labels: Default::default(),
+            gogc: None,
+            memory_limit_bytes: None,
         }),
     );
     m.record(42, &gc(1, Some(Trigger::Heap), 1));

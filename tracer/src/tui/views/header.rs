@@ -17,7 +17,6 @@ use crate::tui::alerts::alerts;
 
 pub(super) fn draw_header(app: &App, f: &mut Frame, area: Rect) {
     let d = app.shown();
-    let g = d.latest_gc();
     let mut l1 = vec![Span::styled(
         " gctrace-bpf ",
         Style::new().fg(Color::Black).bg(Color::Cyan).bold(),
@@ -45,20 +44,18 @@ pub(super) fn draw_header(app: &App, f: &mut Frame, area: Rect) {
         None if app.config.several => l1.push(label("  waiting for a process to trace…")),
         None => l1.push(label("  waiting for the target…")),
     }
-    let gogc = match g.and_then(|g| g.gogc) {
+    let (gogc, limit, procs) = d.current_settings();
+    let gogc = match gogc {
         Some(v) if v < 0 => "off".to_string(),
         Some(v) => v.to_string(),
         None => "?".to_string(),
     };
-    let limit = match g.and_then(|g| g.memory_limit_bytes) {
+    let limit = match limit {
         Some(i64::MAX) => "off".to_string(),
         Some(v) => bytes(v.max(0) as u64),
         None => "?".to_string(),
     };
-    let procs = g
-        .and_then(|g| g.gomaxprocs)
-        .or(d.process.as_ref().and_then(|p| p.gomaxprocs))
-        .map_or("?".to_string(), |p| p.to_string());
+    let procs = procs.map_or("?".to_string(), |p| p.to_string());
     let allocs = match app.config.allocs {
         AllocMode::Rate => "rate",
         AllocMode::Sample => "sample",

@@ -14,6 +14,8 @@ fn process(pid: u32, labels: Labels) -> Record {
         go_version: "go1.25.5".into(),
         arch: "x86_64".into(),
         gomaxprocs: Some(2),
+        gogc: Some(100),
+        memory_limit_bytes: Some(i64::MAX),
         labels,
     })
 }

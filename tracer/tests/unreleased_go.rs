@@ -1,0 +1,320 @@
+//! A Go runtime newer than any this tracer knows (go1.28.0) or a development build: a
+//! clear verdict from `inspect` and at attach, and no wrong numbers. Fixtures are real
+//! builds whose version strings are rewritten (`.go.buildinfo` and the runtime's
+//! `runtime.buildVersion`), so everything else is a real runtime: the newest release
+//! stands in for a 1.28 that kept its signatures, older ones for one that changed them.
+//! Live runs need root; everything skips unless GCTRACE_INTEGRATION=1.
+
+// Helpers of a test crate: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{GcBuild, Toolchain, RUN_TIMEOUT};
+use serde_json::Value;
+
+/// Copy of `bin` with every occurrence of `from` replaced by `to` (same length).
+fn rewritten(bin: &Path, from: &str, to: &str, dir: &Path, name: &str) -> PathBuf {
+    assert_eq!(from.len(), to.len());
+    let data = fs::read(bin).unwrap_or_else(|e| panic!("reading {}: {e}", bin.display()));
+    let (f, t) = (from.as_bytes(), to.as_bytes());
+    let mut out = data.clone();
+    let mut n = 0;
+    let mut i = 0;
+    while i + f.len() <= out.len() {
+        if &out[i..i + f.len()] == f {
+            out[i..i + f.len()].copy_from_slice(t);
+            n += 1;
+            i += f.len();
+        } else {
+            i += 1;
+        }
+    }
+    assert!(
+        n >= 2,
+        "{from} found {n} times in {} (build info and runtime)",
+        bin.display()
+    );
+    let path = dir.join(name);
+    fs::write(&path, out).unwrap();
+    fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    path
+}
+
+/// `.go.buildinfo`'s version (a uvarint-length string right after the 32-byte header)
+/// replaced by a longer development-build string, the module info string after it
+/// shortened to keep the blob's size.
+fn with_devel_buildinfo(bin: &Path, devel: &str, dir: &Path) -> PathBuf {
+    let mut data = fs::read(bin).unwrap();
+    let magic = b"\xff Go buildinf:";
+    let at = data
+        .windows(magic.len())
+        .position(|w| w == magic)
+        .expect("build info");
+    let v = at + 32;
+    let vlen = usize::from(data[v]);
+    assert!(vlen < 128);
+    let m = v + 1 + vlen;
+    // modinfo: uvarint length (1 or 2 bytes) then bytes.
+    let (mlen, mused) = if data[m] & 0x80 == 0 {
+        (usize::from(data[m]), 1)
+    } else {
+        (
+            usize::from(data[m] & 0x7f) | usize::from(data[m + 1]) << 7,
+            2,
+        )
+    };
+    let total = 1 + vlen + mused + mlen;
+    let new_v = devel.as_bytes();
+    let avail = total - 1 - new_v.len();
+    let mut blob = vec![new_v.len() as u8];
+    blob.extend_from_slice(new_v);
+    let rest = if avail - 1 < 128 {
+        blob.push((avail - 1) as u8);
+        avail - 1
+    } else {
+        let rest = avail - 2;
+        assert!(rest < 1 << 14);
+        blob.extend_from_slice(&[(rest as u8 & 0x7f) | 0x80, (rest >> 7) as u8]);
+        rest
+    };
+    blob.extend(std::iter::repeat_n(b' ', rest));
+    assert_eq!(blob.len(), total);
+    data[v..v + total].copy_from_slice(&blob);
+    let path = dir.join("devel");
+    fs::write(&path, data).unwrap();
+    fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    path
+}
+
+fn inspect(bin: &Path) -> (Value, String) {
+    let json = Command::new(common::tracer_bin())
+        .args(["inspect", "--format", "json"])
+        .arg(bin)
+        .output()
+        .expect("inspect");
+    let text = Command::new(common::tracer_bin())
+        .arg("inspect")
+        .arg(bin)
+        .output()
+        .expect("inspect");
+    let report = serde_json::from_slice(&json.stdout).unwrap_or_else(|e| {
+        panic!(
+            "inspect JSON of {}: {e}\n{}",
+            bin.display(),
+            String::from_utf8_lossy(&json.stderr)
+        )
+    });
+    (report, String::from_utf8_lossy(&text.stdout).into_owned())
+}
+
+fn warnings(report: &Value) -> Vec<String> {
+    report["warnings"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|w| w.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn newest() -> Toolchain {
+    common::newest_toolchain()
+}
+
+/// A "go1.28.0" that kept the newest release's signatures: traced, with a verdict that
+/// says it is newer and what was verified; with DWARF, every field is read.
+#[test]
+fn newer_release_with_same_signatures_is_traced_with_a_verdict() {
+    let tc = newest();
+    let tmp = tempfile::tempdir().unwrap();
+    let from = tc.go_version();
+    let bin = rewritten(
+        &common::build_gcload(&tc),
+        &from,
+        "go1.28.0",
+        tmp.path(),
+        "gcload",
+    );
+    let (report, text) = inspect(&bin);
+    assert_eq!(report["go_version"], "go1.28.0", "{text}");
+    assert_eq!(report["offsets_source"], "dwarf", "{text}");
+    let w = warnings(&report);
+    assert!(
+        w.iter().any(|w| w.contains("newer than Go 1.27")
+            && w.contains("verified in this binary")
+            && w.contains("runtime.startTheWorldWithSema (40 bytes of arguments)")
+            && w.contains("stop reason names")),
+        "{text}"
+    );
+    assert!(text.contains("verdict: traceable, with gaps"), "{text}");
+    assert!(!w.iter().any(|w| w.contains("unknown:")), "{text}");
+
+    if !common::integration_enabled() {
+        return;
+    }
+    // Live: the verdict at attach, and the same figures as the runtime's gctrace.
+    let out = tmp.path().join("trace.ndjson");
+    let memstats = tmp.path().join("memstats.json");
+    let _exclusive = common::exclusive();
+    let mut cmd = Command::new(common::tracer_bin());
+    cmd.env("GODEBUG", "gctrace=1")
+        .args(["--format", "json", "--output"])
+        .arg(&out)
+        .arg("--")
+        .arg(&bin)
+        .args(common::WORKLOAD_ARGS)
+        .arg("-memstats-out")
+        .arg(&memstats);
+    let run = common::run(&mut cmd, tmp.path(), "traced", RUN_TIMEOUT);
+    let diag = common::diagnostics(&run.stdout, &run.stderr);
+    assert!(run.status.success(), "{diag}");
+    assert!(
+        run.stderr.contains("go1.28.0 is newer than Go 1.27"),
+        "no verdict at attach\n{diag}"
+    );
+    let trace = common::read_trace(&out);
+    let gctrace = common::parse_gctrace(&run.stderr);
+    let mut failures = trace.errors.clone();
+    failures.extend(common::check_heap_against_gctrace(&trace, &gctrace));
+    failures.extend(common::check_knobs(&trace, common::DEFAULT_KNOBS));
+    failures.extend(common::check_alloc(
+        &trace,
+        &common::MemStats::read(&memstats),
+    ));
+    let reads = trace
+        .stw
+        .iter()
+        .filter(|s| s.reason == "read mem stats")
+        .count();
+    // 20 calls spread over the run, one more for -memstats-out at the end.
+    if reads != 21 {
+        failures.push(format!(
+            "{reads} `read mem stats` stops, the workload made 21 ReadMemStats calls"
+        ));
+    }
+    common::assert_no_failures("go1.28.0 (rewritten newest release)", &failures, &diag);
+}
+
+/// Stripped "go1.28.0": no table entry and no DWARF, so the struct fields are unknown,
+/// named in the verdict, and `null` in every record: pauses only, no guessed number.
+#[test]
+fn newer_stripped_release_leaves_fields_unknown() {
+    let tc = newest();
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = rewritten(
+        &common::build_gcload_as(&tc, GcBuild::Stripped),
+        &tc.go_version(),
+        "go1.28.0",
+        tmp.path(),
+        "gcload",
+    );
+    let (report, text) = inspect(&bin);
+    let w = warnings(&report);
+    assert!(w.iter().any(|w| w.contains("newer than Go 1.27")), "{text}");
+    assert!(
+        w.iter()
+            .any(|w| w.contains("unknown:") && w.contains("gctrace figures")),
+        "the verdict does not name the unknown figures:\n{text}"
+    );
+    assert_eq!(report["offsets_source"], "none", "{text}");
+
+    if !common::integration_enabled() {
+        return;
+    }
+    let out = tmp.path().join("trace.ndjson");
+    let _exclusive = common::exclusive();
+    let mut cmd = Command::new(common::tracer_bin());
+    cmd.env("GODEBUG", "gctrace=1")
+        .args(["--format", "json", "--output"])
+        .arg(&out)
+        .arg("--")
+        .arg(&bin)
+        .args(common::WORKLOAD_ARGS);
+    let run = common::run(&mut cmd, tmp.path(), "traced", RUN_TIMEOUT);
+    let diag = common::diagnostics(&run.stdout, &run.stderr);
+    assert!(run.status.success(), "{diag}");
+    let trace = common::read_trace(&out);
+    assert!(trace.stw.len() >= 20, "too few stops\n{diag}");
+    for g in &trace.gc {
+        assert!(
+            g.heap_live_bytes.is_none() && g.heap_goal_bytes.is_none() && g.gogc.is_none(),
+            "a figure of an unlocated field was reported: {g:?}\n{diag}"
+        );
+    }
+}
+
+/// A "go1.28.0" whose startTheWorldWithSema has another signature (an older runtime's,
+/// renamed): refused in one line that says why, by inspect and at attach.
+#[test]
+fn newer_release_with_changed_signature_is_refused() {
+    let Some(tc) = common::toolchains()
+        .into_iter()
+        .find(|t| t.minor() == 22 || t.minor() == 21)
+    else {
+        panic!("no Go 1.21 or 1.22 toolchain in the matrix");
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = rewritten(
+        &common::build_gcload(&tc),
+        &tc.go_version(),
+        // Same length as "go1.22.10" / "go1.21.13".
+        "go1.28.10",
+        tmp.path(),
+        "gcload",
+    );
+    let (report, text) = inspect(&bin);
+    let w = warnings(&report);
+    assert!(
+        w.iter().any(
+            |w| w.starts_with("cannot trace: go1.28.10 is newer than Go 1.27")
+                && w.contains("runtime.startTheWorldWithSema takes")
+        ),
+        "{text}"
+    );
+    assert!(text.contains("verdict: cannot be traced"), "{text}");
+    if !common::integration_enabled() {
+        return;
+    }
+    let tmp2 = tempfile::tempdir().unwrap();
+    let run = common::run(
+        Command::new(common::tracer_bin()).arg("--").arg(&bin),
+        tmp2.path(),
+        "refused",
+        RUN_TIMEOUT,
+    );
+    assert_eq!(run.status.code(), Some(1), "{}", run.stderr);
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "expected one line:\n{}", run.stderr);
+    assert!(lines[0].contains("its signature changed"), "{}", run.stderr);
+}
+
+/// A development build ("devel go1.28-…" in its build info): the verdict names it so.
+#[test]
+fn development_build_gets_a_verdict() {
+    let tc = newest();
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = with_devel_buildinfo(
+        &common::build_gcload(&tc),
+        "devel go1.28-1a2b3c4d5e Tue Jan 1 00:00:00 2030 +0000",
+        tmp.path(),
+    );
+    let (report, text) = inspect(&bin);
+    assert!(
+        report["go_version"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("devel go1.28-")),
+        "{text}"
+    );
+    let w = warnings(&report);
+    assert!(
+        w.iter()
+            .any(|w| w.contains("newer than Go 1.27") && w.contains("verified in this binary")),
+        "{text}"
+    );
+}
