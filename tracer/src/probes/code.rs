@@ -81,6 +81,8 @@ pub fn call_sites(bin: &GoBinary, f: &Function, callee: &Function) -> Vec<u64> {
 /// the prologue. A callee's entry probe sees `f`'s frame pointer still in place, so it can
 /// read the argument at `FP + offset` while `f` is suspended in the call. `None` when the
 /// prologue or the store is not the expected shape (the caller then does without).
+/// amd64: after `PUSH RBP; MOV RBP, RSP; SUB RSP, F`, `[RSP+d]` is `[RBP+d-F]`; arm64:
+/// after `SUB $8, RSP, R29`, `[RSP+d]` is `[R29+8+d]`.
 pub fn arg_home(bin: &GoBinary, f: &Function, arg: usize) -> Option<i64> {
     match bin.arch() {
         Arch::X86_64 => {
@@ -117,8 +119,24 @@ pub fn arg_home(bin: &GoBinary, f: &Function, arg: usize) -> Option<i64> {
             }
             None
         }
-        // Not derived for arm64 yet: the stop's start then comes from `work.tMarkTerm`.
-        Arch::Aarch64 => None,
+        Arch::Aarch64 => {
+            // Prologue ends with `SUB $8, RSP, R29` (FP = SP - 8); then the argument
+            // `MOVD Rarg, off(RSP)` (STR Xarg, [SP, #off]): FP + 8 + off.
+            const SET_FP: u32 = 0xd100_23fd;
+            let arg = u32::try_from(arg).ok().filter(|a| *a < 8)?;
+            let words = arm64_words(bin, f)?;
+            let fp = words.iter().take(12).position(|(_, w)| *w == SET_FP)?;
+            for (addr, w) in words.iter().skip(fp + 1).take(16) {
+                if arm64_bl_target(*addr, *w).is_some() {
+                    return None;
+                }
+                // STR (immediate, unsigned offset), 64-bit: 1111 1001 00 imm12 Rn Rt.
+                if w & 0xffc0_0000 == 0xf900_0000 && (w >> 5) & 31 == 31 && w & 31 == arg {
+                    return Some(i64::from((w >> 10) & 0xfff) * 8 + 8);
+                }
+            }
+            None
+        }
     }
 }
 

@@ -26,8 +26,8 @@
 //! | 1.21      | 2    | the call of `stopTheWorldWithSema` (before the stop) | same RET; reason in RAX at the call |
 //! | 1.19–1.20 | 2    | the same call                           | same RET; reason: `m.preemptoff`, the string `stopTheWorld` was given |
 //!
-//! None of them falls inside the pause except nothing: the call site runs before the world
-//! starts stopping, the RET after it runs again.
+//! None of them falls inside the pause: the call site runs before the world starts
+//! stopping, the RET after it runs again.
 
 use tracer_common::{ProbeKind, OTHER_STOP_END};
 

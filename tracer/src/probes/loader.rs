@@ -25,8 +25,9 @@ use tracer_common::{
     KIND_SLOTS, MAX_READS,
 };
 
+use super::alloc_plan::AllocPlan;
 use super::multi::{MultiError, MultiLink, MultiProgram};
-use super::plan::{AllocPlan, ProbePlan, ProbeSite};
+use super::plan::{ProbePlan, ProbeSite};
 
 /// Set (to anything) to attach the allocation probes one perf-event uprobe per site even
 /// where the kernel has `uprobe_multi` links: for comparing the two in tests and benches.

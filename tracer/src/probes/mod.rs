@@ -1,6 +1,7 @@
 //! Probes: which runtime functions to instrument for a given binary ([`plan`]) and the
 //! loading and attaching of the kernel programs ([`loader`]).
 
+mod alloc_plan;
 pub mod code;
 mod cycle_plan;
 pub mod loader;
@@ -8,8 +9,8 @@ pub mod multi;
 pub mod plan;
 pub mod unreleased;
 
+pub use alloc_plan::{plan_allocs, AllocPlan, MALLOCGC};
 pub use loader::{AllocMaps, AttachError, KernelCounters, Probes};
 pub use plan::{
-    plan, plan_allocs, plan_with, AllocPlan, PlanError, ProbePlan, ProbeSite, ReadField, ReadSlot,
-    StopsMode, StwScheme,
+    plan, plan_with, PlanError, ProbePlan, ProbeSite, ReadField, ReadSlot, StopsMode, StwScheme,
 };
