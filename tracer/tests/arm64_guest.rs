@@ -20,6 +20,10 @@ use serde_json::Value;
 
 const ARCH: &str = "aarch64";
 
+/// The longest gap allowed between two alloc records under emulation (see
+/// `launch_matches_runtime`).
+const EMULATED_ALLOC_GAP_NS: u64 = 2_500_000_000;
+
 /// How closely an emulated run must agree with the runtime. Pauses and stop lengths
 /// come from the runtime's own clocks and must be exact, as natively; the phase clocks
 /// are compared with gctrace's printed figures, and the guest's clock runs in host time
@@ -122,7 +126,24 @@ fn launch_matches_runtime(series: &str) {
     let mut failures = trace.errors.clone();
     failures.extend(common::check_heap_against_gctrace(&trace, &gctrace));
     failures.extend(common::check_knobs(&trace, common::DEFAULT_KNOBS));
-    failures.extend(common::check_alloc(&trace, memstats));
+    // The once-a-second alloc records: the x86 tests allow 1.5 s between two; the
+    // emulated tracer's timer shares one vCPU with the workload and the probes (1.3 s seen
+    // unloaded, 1.7 s on a loaded host), so 2.5 s here, every other check unchanged.
+    failures.extend(
+        common::check_alloc(&trace, memstats)
+            .into_iter()
+            .filter(|f| !f.contains(" ms apart: ")),
+    );
+    for w in trace.alloc.windows(2) {
+        if w[1].ts_ns.saturating_sub(w[0].ts_ns) > EMULATED_ALLOC_GAP_NS {
+            failures.push(format!(
+                "alloc records {} ms apart: {:?} then {:?}",
+                (w[1].ts_ns - w[0].ts_ns) / 1_000_000,
+                w[0],
+                w[1]
+            ));
+        }
+    }
     common::assert_no_failures(
         &format!("arm64 Go {} runtime state", run.go_version),
         &failures,
