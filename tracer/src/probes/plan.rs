@@ -621,6 +621,21 @@ pub fn plan(bin: &GoBinary) -> Result<ProbePlan, PlanError> {
 /// every stop, with a warning that says why, when this binary does not let it see a
 /// cycle whole from its end (a runtime variable or code shape it needs is missing).
 pub fn plan_with(bin: &GoBinary, mode: StopsMode) -> Result<ProbePlan, PlanError> {
+    // A runtime newer than any we know: seeing a cycle from its end relies on where
+    // gcMarkTermination calls mProf_Flush, which its source may have moved, so only the
+    // every-stop plan (whose functions' signatures `unreleased` verifies) is used.
+    if mode == StopsMode::Cycle && unreleased::is_unreleased(bin.go_version()) {
+        let mut every = plan_every(bin)?;
+        every.warnings.insert(
+            0,
+            format!(
+                "every stop of the world is probed (2 hits each): one hit per cycle is \
+                 verified on Go 1.{}-1.{} only",
+                SUPPORTED_MINORS.0, SUPPORTED_MINORS.1
+            ),
+        );
+        return Ok(every);
+    }
     if mode == StopsMode::Cycle {
         let version = bin.go_version().clone();
         let scheme = scheme_for(&version)?;
