@@ -133,6 +133,9 @@ pub struct RuntimeSnapshot {
     pub memory_limit: Option<i64>,
     /// `gcController.totalAlloc`: bytes allocated since start, counted per span.
     pub total_alloc: Option<u64>,
+    /// Goroutines: `runtime.NumGoroutine()` plus the dead goroutines cached on Ps (up to
+    /// 64 per P), which are not at a fixed address (see the decoder).
+    pub goroutines: Option<u64>,
 }
 
 /// The runtime's own account of the last cycle (the variables gctrace prints from).

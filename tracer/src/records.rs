@@ -47,6 +47,9 @@ pub struct GcRecord {
     /// GOGC in force (negative: off) and GOMEMLIMIT in bytes (`i64::MAX`: none).
     pub gogc: Option<i32>,
     pub memory_limit_bytes: Option<i64>,
+    /// Goroutines when the world restarted after mark termination:
+    /// `runtime.NumGoroutine()` plus the dead goroutines cached on Ps (up to 64 per P).
+    pub goroutines: Option<u64>,
     /// gctrace's `P%`: GC CPU share since the program started, whole percent.
     pub cpu_percent: Option<u32>,
     /// gctrace's `ms cpu` figures.
@@ -155,6 +158,9 @@ pub fn permille_as_pct(permille: Option<u32>) -> Option<f64> {
     permille.map(|p| f64::from(p) / 10.0)
 }
 
+/// `Gc` is the largest variant; records live in one reused vector per pipeline and are
+/// never stored in bulk by the model, so boxing it would only add an allocation per cycle.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Record {
     Process(ProcessInfo),

@@ -67,6 +67,7 @@ struct GcJson {
     globals_bytes: Option<u64>,
     gogc: Option<i32>,
     memory_limit_bytes: Option<i64>,
+    goroutines: Option<u64>,
     gc_cpu_percent: Option<u32>,
     cpu_sweep_term_ns: Option<u64>,
     cpu_assist_ns: Option<u64>,
@@ -257,6 +258,7 @@ fn gc(g: &GcRecord) -> GcJson {
         globals_bytes: g.globals_bytes,
         gogc: g.gogc,
         memory_limit_bytes: g.memory_limit_bytes,
+        goroutines: g.goroutines,
         gc_cpu_percent: g.cpu_percent,
         cpu_sweep_term_ns: g.cpu.map(|c| c.sweep_term_ns),
         cpu_assist_ns: g.cpu.map(|c| c.assist_ns),
@@ -409,7 +411,7 @@ mod tests {
                 r#"{"type":"gc","cycle":3,"trigger":"forced","start_ns":100,"end_ns":900,"#,
                 r#""sweep_term_ns":26,"mark_ns":700,"mark_term_ns":74,"pause_ns":100,"#,
                 r#""heap_start_bytes":4194304,"heap_end_bytes":null,"heap_live_bytes":null,"#,
-                r#""heap_goal_bytes":null,"gomaxprocs":8,"stacks_bytes":null,"globals_bytes":null,"gogc":null,"memory_limit_bytes":null,"gc_cpu_percent":null,"cpu_sweep_term_ns":null,"cpu_assist_ns":null,"cpu_background_ns":null,"cpu_idle_ns":null,"cpu_mark_term_ns":null,"pid":4242}"#,
+                r#""heap_goal_bytes":null,"gomaxprocs":8,"stacks_bytes":null,"globals_bytes":null,"gogc":null,"memory_limit_bytes":null,"goroutines":null,"gc_cpu_percent":null,"cpu_sweep_term_ns":null,"cpu_assist_ns":null,"cpu_background_ns":null,"cpu_idle_ns":null,"cpu_mark_term_ns":null,"pid":4242}"#,
                 "\n"
             )
         );

@@ -113,6 +113,7 @@ pub struct GcMetrics {
     heap_start: Family<Target, Gauge>,
     heap_end: Family<Target, Gauge>,
     heap_goal: Family<Target, Gauge>,
+    goroutines: Family<Target, Gauge>,
     gomaxprocs: Family<Target, Gauge>,
     gogc: Family<Target, Gauge>,
     memory_limit: Family<Target, Gauge>,
@@ -146,6 +147,7 @@ impl GcMetrics {
             heap_start: Family::default(),
             heap_end: Family::default(),
             heap_goal: Family::default(),
+            goroutines: Family::default(),
             gomaxprocs: Family::default(),
             gogc: Family::default(),
             memory_limit: Family::default(),
@@ -232,6 +234,12 @@ impl GcMetrics {
              go_gc_heap_goal_bytes would be the goal of the next one",
             Unit::Bytes,
             m.heap_goal.clone(),
+        );
+        r.register(
+            "go_sched_goroutines_goroutines",
+            "Goroutines as of the last GC cycle's end: runtime.NumGoroutine() plus the \
+             dead goroutines cached on Ps (up to 64 per P)",
+            m.goroutines.clone(),
         );
         r.register(
             "go_sched_gomaxprocs_threads",
@@ -356,6 +364,7 @@ impl GcMetrics {
             (&self.heap_end, g.heap_end_bytes),
             (&self.heap_goal, g.heap_goal_bytes),
             (&self.gomaxprocs, g.gomaxprocs.map(u64::from)),
+            (&self.goroutines, g.goroutines),
         ] {
             if let Some(v) = value {
                 family.get_or_create(&t).set(gauge_value(v));

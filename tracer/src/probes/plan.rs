@@ -78,6 +78,16 @@ pub enum ReadField {
     GcPercent,
     /// `gcController.memoryLimit` (int64): GOMEMLIMIT.
     MemoryLimit,
+    /// `allglen` (uintptr): every goroutine ever created and not freed (the runtime
+    /// reuses dead ones, it never frees them).
+    Allglen,
+    /// `sched.gFree.n` (1.19–1.24) or `sched.gFree.stack.size` (1.25+) (int32): dead
+    /// goroutines on the global free list (with a stack).
+    SchedGFree,
+    /// `sched.gFree.noStack.size` (int32, Go 1.25+): dead goroutines without a stack.
+    SchedGFreeNoStack,
+    /// `sched.ngsys` (int32): system goroutines.
+    SchedNgsys,
     /// `gcController.totalAlloc` (uint64): cumulative bytes allocated, span granularity.
     /// Keep it last: [`ReadField::COUNT`] counts up to it.
     TotalAlloc,
@@ -251,6 +261,25 @@ const MSTATS: &str = "runtime.mstats";
 const CONTROLLER: &str = "runtime.gcController";
 const CONTROLLER_TYPE: &str = "runtime.gcControllerState";
 const STATE: &str = "gctrace figures";
+const SCHED: &str = "runtime.sched";
+const SCHED_TYPE: &str = "runtime.schedt";
+const GOROUTINES: &str = "goroutine count";
+
+const fn sched(
+    field: ReadField,
+    members: &'static [&'static str],
+    without: &'static str,
+) -> ReadSpec {
+    ReadSpec {
+        field,
+        location: Location::Field {
+            global: SCHED,
+            ty: SCHED_TYPE,
+            members,
+        },
+        without,
+    }
+}
 
 const fn work(
     field: ReadField,
@@ -364,6 +393,19 @@ pub const READS: &[ReadSpec] = &[
     ctl(ReadField::GcPercent, &["gcPercent"], "GOGC"),
     ctl(ReadField::MemoryLimit, &["memoryLimit"], "GOMEMLIMIT"),
     ctl(ReadField::TotalAlloc, &["totalAlloc"], "allocation rate"),
+    // `gcount()`'s terms that sit at fixed addresses (its per-P free lists do not).
+    global(ReadField::Allglen, "runtime.allglen", GOROUTINES),
+    sched(
+        ReadField::SchedGFree,
+        &["gFree.n", "gFree.stack.size"],
+        GOROUTINES,
+    ),
+    sched(
+        ReadField::SchedGFreeNoStack,
+        &["gFree.noStack.size"],
+        GOROUTINES,
+    ),
+    sched(ReadField::SchedNgsys, &["ngsys"], GOROUTINES),
     global(
         ReadField::GcPhase,
         "runtime.gcphase",
@@ -433,9 +475,12 @@ fn plan_reads(
     scheme: StwScheme,
     warnings: &mut Vec<String>,
 ) -> (Vec<ReadSlot>, Option<(u64, u64)>) {
+    let minor = bin.go_version().minor;
     let wanted: Vec<&ReadSpec> = READS
         .iter()
         .filter(|r| r.field != ReadField::GcPhase || scheme == StwScheme::CallerInferred)
+        // The free list was split in two in Go 1.25.
+        .filter(|r| r.field != ReadField::SchedGFreeNoStack || minor >= 25)
         .collect();
     if bin.is_stripped() {
         warnings.extend(bin.data_symbol_warnings());
@@ -609,7 +654,15 @@ mod tests {
     #[test]
     fn every_read_global_can_be_located_without_symtab() {
         use crate::binary::globals::{SCALAR_GLOBALS, STRUCT_GLOBALS};
-        for r in READS {
+        // The goroutine count's terms are not located in stripped binaries yet (the
+        // planner warns that the count is unknown there).
+        let goroutine_terms = [
+            ReadField::Allglen,
+            ReadField::SchedGFree,
+            ReadField::SchedGFreeNoStack,
+            ReadField::SchedNgsys,
+        ];
+        for r in READS.iter().filter(|r| !goroutine_terms.contains(&r.field)) {
             match r.location {
                 Location::Field { global, ty, .. } => {
                     assert!(STRUCT_GLOBALS.contains(&(global, ty)), "{r:?}")

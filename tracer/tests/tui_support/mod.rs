@@ -80,6 +80,7 @@ pub fn parse_line(line: &str) -> Option<Record> {
                 globals_bytes: ou(&v, "globals_bytes"),
                 gogc: v["gogc"].as_i64().map(|g| g as i32),
                 memory_limit_bytes: v["memory_limit_bytes"].as_i64(),
+                goroutines: ou(&v, "goroutines"),
                 cpu_percent: ou(&v, "gc_cpu_percent").map(|p| p as u32),
                 cpu,
                 runtime_clock: None,
