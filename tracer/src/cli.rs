@@ -106,6 +106,15 @@ pub struct ReportArgs {
     /// Pause SLO in milliseconds: pauses over it are counted, p99 is checked against it.
     #[arg(long, default_value_t = 1.0, value_name = "MS")]
     pub slo_pause: f64,
+    /// Findings: the pause p50 target in milliseconds.
+    #[arg(long, default_value_t = 0.5, value_name = "MS")]
+    pub slo_pause_p50: f64,
+    /// Findings: the share of CPU the GC may take before it counts as thrashing, percent.
+    #[arg(long, default_value_t = 5.0, value_name = "PERCENT", value_parser = parse_percent)]
+    pub slo_gc_cpu: f64,
+    /// Findings: GC cycles a second above which `gc-frequency` is reported.
+    #[arg(long, default_value_t = 50.0, value_name = "PER_S")]
+    pub max_gc_rate: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -232,6 +241,14 @@ pub struct TraceArgs {
     /// TUI: the share of CPU the GC may take before it counts as thrashing, in percent.
     #[arg(long, default_value_t = 5.0, value_name = "PERCENT", value_parser = parse_percent)]
     pub slo_gc_cpu: f64,
+
+    /// Findings: the pause p50 target (the p99 target is --slo-pause).
+    #[arg(long, default_value = "0.5ms", value_name = "DURATION", value_parser = parse_pause)]
+    pub slo_pause_p50: Duration,
+
+    /// Findings: GC cycles a second above which `gc-frequency` is reported.
+    #[arg(long, default_value_t = 50.0, value_name = "PER_S")]
+    pub max_gc_rate: f64,
 
     /// Command to start and trace from its first instruction (after `--`). It inherits
     /// stdin, stdout, stderr and the environment; gctrace-bpf exits with its status.

@@ -240,6 +240,12 @@ pub struct AllocStat {
 pub struct SiteStat {
     /// Innermost first: the allocating function's caller chain, runtime frames removed.
     pub frames: Vec<Frame>,
+    /// The runtime function the outermost of `frames` called to allocate (the
+    /// outermost runtime frame dropped from the stack: `runtime.growslice`,
+    /// `runtime.concatstring2`, `runtime.convT64`, ...); empty when the code called the
+    /// allocator directly or the recording predates it. What the findings classify by.
+    #[serde(default)]
+    pub via: String,
     pub type_name: String,
     pub objects: u64,
     pub bytes: u64,

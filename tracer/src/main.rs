@@ -64,8 +64,15 @@ fn main() -> ExitCode {
                 duration: t.duration,
                 prometheus: t.prometheus,
                 slo: tracer::tui::Slo {
-                    pause_ns: t.slo_pause.as_nanos().min(u128::from(u64::MAX)) as u64,
+                    pause_ns: nanos(t.slo_pause),
                     gc_cpu_percent: t.slo_gc_cpu,
+                },
+                findings: tracer::findings::Thresholds {
+                    pause_p99_ns: nanos(t.slo_pause),
+                    pause_p50_ns: nanos(t.slo_pause_p50),
+                    gc_cpu_percent: t.slo_gc_cpu,
+                    cycles_per_s: t.max_gc_rate,
+                    ..tracer::findings::Thresholds::default()
                 },
             })
         }
@@ -119,6 +126,10 @@ fn output_writer(path: Option<&std::path::Path>) -> Result<Box<dyn std::io::Writ
     })
 }
 
+fn nanos(d: std::time::Duration) -> u64 {
+    d.as_nanos().min(u128::from(u64::MAX)) as u64
+}
+
 fn run_replay(args: ReplayArgs) -> Result<i32> {
     use std::io::IsTerminal;
     let format = args.format.unwrap_or(
@@ -141,8 +152,15 @@ fn run_replay(args: ReplayArgs) -> Result<i32> {
 
 fn run_report(args: ReportArgs) -> Result<i32> {
     let reader = tracer::recording::Reader::open(&args.file)?;
-    let records = tracer::replay::records(&reader)?;
     let slo_ns = (args.slo_pause * 1e6).max(0.0) as u64;
+    let thresholds = tracer::findings::Thresholds {
+        pause_p99_ns: slo_ns,
+        pause_p50_ns: (args.slo_pause_p50 * 1e6).max(0.0) as u64,
+        gc_cpu_percent: args.slo_gc_cpu,
+        cycles_per_s: args.max_gc_rate,
+        ..tracer::findings::Thresholds::default()
+    };
+    let records = tracer::replay::records_judged(&reader, thresholds)?;
     let report = tracer::report::build(&records, slo_ns, reader.damage.clone());
     match args.format {
         ReportFormat::Json => println!(

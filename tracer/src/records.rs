@@ -161,7 +161,7 @@ pub fn permille_as_pct(permille: Option<u32>) -> Option<f64> {
 /// `Gc` is the largest variant; records live in one reused vector per pipeline and are
 /// never stored in bulk by the model, so boxing it would only add an allocation per cycle.
 #[allow(clippy::large_enum_variant)]
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Record {
     Process(ProcessInfo),
     Gc(GcRecord),
@@ -169,5 +169,116 @@ pub enum Record {
     Alloc(AllocRecord),
     AllocTypes(AllocTypesRecord),
     AllocSites(AllocSitesRecord),
+    Finding(FindingRecord),
     Summary(Summary),
+}
+
+/// A diagnosis from the findings rule engine ([`crate::findings`]): one record when it
+/// starts (sustained evidence) and one when it ends. Vocabulary: docs/findings.md.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FindingRecord {
+    /// When the evidence was judged (CLOCK_MONOTONIC ns of the last record seen).
+    pub ts_ns: u64,
+    pub state: FindingState,
+    pub id: FindingId,
+    pub severity: Severity,
+    /// One line for people: what was seen, with the numbers.
+    pub summary: String,
+    /// The numbers the rule decided on, by name (units in the names).
+    pub evidence: Vec<(&'static str, f64)>,
+    /// What to change, in one or two lines.
+    pub remedy: &'static str,
+    /// Code-level findings: the user's own frames that allocate this way, heaviest first.
+    pub sites: Vec<crate::events::Frame>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FindingState {
+    Start,
+    End,
+}
+
+impl FindingState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingState::Start => "start",
+            FindingState::End => "end",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+/// The fixed vocabulary of findings (docs/findings.md): ids never change meaning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FindingId {
+    GcThrashing,
+    PauseSlo,
+    GcFrequency,
+    HeapGrowth,
+    GoroutineGrowth,
+    MemoryLimitSpiral,
+    GomaxprocsOverCpuLimit,
+    AllocStringConcat,
+    AllocSliceGrowth,
+    AllocInterfaceBoxing,
+    AllocMapGrowth,
+}
+
+impl FindingId {
+    pub const ALL: [FindingId; 11] = [
+        FindingId::GcThrashing,
+        FindingId::PauseSlo,
+        FindingId::GcFrequency,
+        FindingId::HeapGrowth,
+        FindingId::GoroutineGrowth,
+        FindingId::MemoryLimitSpiral,
+        FindingId::GomaxprocsOverCpuLimit,
+        FindingId::AllocStringConcat,
+        FindingId::AllocSliceGrowth,
+        FindingId::AllocInterfaceBoxing,
+        FindingId::AllocMapGrowth,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingId::GcThrashing => "gc-thrashing",
+            FindingId::PauseSlo => "pause-slo",
+            FindingId::GcFrequency => "gc-frequency",
+            FindingId::HeapGrowth => "heap-growth",
+            FindingId::GoroutineGrowth => "goroutine-growth",
+            FindingId::MemoryLimitSpiral => "memory-limit-spiral",
+            FindingId::GomaxprocsOverCpuLimit => "gomaxprocs-over-cpu-limit",
+            FindingId::AllocStringConcat => "alloc-string-concat",
+            FindingId::AllocSliceGrowth => "alloc-slice-growth",
+            FindingId::AllocInterfaceBoxing => "alloc-interface-boxing",
+            FindingId::AllocMapGrowth => "alloc-map-growth",
+        }
+    }
+
+    /// Findings about a line of code (they carry `sites`), not about the whole process.
+    pub fn is_code_level(self) -> bool {
+        matches!(
+            self,
+            FindingId::AllocStringConcat
+                | FindingId::AllocSliceGrowth
+                | FindingId::AllocInterfaceBoxing
+                | FindingId::AllocMapGrowth
+        )
+    }
 }

@@ -10,10 +10,10 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use super::Sink;
-use crate::events::Trigger;
+use crate::events::{Frame, Trigger};
 use crate::records::{
-    permille_as_pct, AllocRecord, AllocSitesRecord, AllocTypesRecord, GcRecord, ProcessInfo,
-    Record, StwRecord, Summary,
+    permille_as_pct, AllocRecord, AllocSitesRecord, AllocTypesRecord, FindingRecord, GcRecord,
+    ProcessInfo, Record, StwRecord, Summary,
 };
 
 /// Writes each record as one JSON line.
@@ -131,6 +131,8 @@ struct SiteJson<'a> {
     counted: u64,
     error_pct: Option<f64>,
     frames: Vec<FrameJson<'a>>,
+    /// The runtime function the outermost frame called (`runtime.growslice`, …), or "".
+    via: &'a str,
 }
 
 #[derive(Serialize)]
@@ -188,6 +190,7 @@ fn alloc_sites(r: &AllocSitesRecord) -> AllocSitesJson<'_> {
                 bytes: s.bytes,
                 counted: s.counted,
                 error_pct: permille_as_pct(s.error_permille),
+                via: &s.via,
                 frames: s
                     .frames
                     .iter()
@@ -298,6 +301,48 @@ struct WithPid<T: Serialize> {
     pid: u32,
 }
 
+/// `{"type":"finding",…}`: see docs/findings.md.
+#[derive(Serialize)]
+pub(crate) struct FindingJson<'a> {
+    r#type: &'static str,
+    ts_ns: u64,
+    state: &'static str,
+    id: &'static str,
+    severity: &'static str,
+    summary: &'a str,
+    evidence: Evidence<'a>,
+    remedy: &'static str,
+    sites: &'a [Frame],
+}
+
+/// Evidence as a JSON object, in the rule's order.
+pub(crate) struct Evidence<'a>(pub &'a [(&'static str, f64)]);
+
+impl Serialize for Evidence<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in self.0 {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+pub(crate) fn finding(f: &FindingRecord) -> FindingJson<'_> {
+    FindingJson {
+        r#type: "finding",
+        ts_ns: f.ts_ns,
+        state: f.state.as_str(),
+        id: f.id.as_str(),
+        severity: f.severity.as_str(),
+        summary: &f.summary,
+        evidence: Evidence(&f.evidence),
+        remedy: f.remedy,
+        sites: &f.sites,
+    }
+}
+
 fn summary(s: &Summary) -> SummaryJson {
     SummaryJson {
         r#type: "summary",
@@ -337,6 +382,13 @@ impl<W: Write> Sink for JsonSink<W> {
                 line,
                 &WithPid {
                     inner: alloc_sites(r),
+                    pid,
+                },
+            ),
+            Record::Finding(f) => serde_json::to_writer(
+                line,
+                &WithPid {
+                    inner: finding(f),
                     pid,
                 },
             ),

@@ -62,6 +62,15 @@ struct StwLabels {
     reason: &'static str,
 }
 
+/// A finding of the rule engine (docs/findings.md), by id and severity.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FindingLabels {
+    #[prometheus(flatten)]
+    target: Target,
+    id: &'static str,
+    severity: &'static str,
+}
+
 /// A GC phase, or a kind of GC CPU time.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PhaseLabels {
@@ -123,6 +132,7 @@ pub struct GcMetrics {
     alloc_objects: Family<Target, Counter>,
     alloc_rate: Family<Target, Gauge>,
     lost_events: Family<Target, Counter>,
+    findings: Family<FindingLabels, Gauge>,
 }
 
 impl Default for GcMetrics {
@@ -157,6 +167,7 @@ impl GcMetrics {
             alloc_objects: Family::default(),
             alloc_rate: Family::default(),
             lost_events: Family::default(),
+            findings: Family::default(),
         };
         // Counters get `_total` and unit'd metrics their unit appended by the encoder:
         // "go_gc_heap_allocs" with Unit::Bytes is exported as go_gc_heap_allocs_bytes_total.
@@ -296,6 +307,11 @@ impl GcMetrics {
              use; the figures above miss what they described",
             m.lost_events.clone(),
         );
+        r.register(
+            "gctrace_bpf_finding_active",
+            "1 while the finding (docs/findings.md) is active, 0 once it has ended",
+            m.findings.clone(),
+        );
         m
     }
 
@@ -314,6 +330,15 @@ impl GcMetrics {
             Record::Stw(s) => self.stw(pid, s),
             Record::Alloc(a) => self.alloc(pid, a),
             Record::Summary(s) => self.summary(pid, s),
+            Record::Finding(f) => {
+                let labels = FindingLabels {
+                    target: self.target(pid),
+                    id: f.id.as_str(),
+                    severity: f.severity.as_str(),
+                };
+                let on = i64::from(f.state == crate::records::FindingState::Start);
+                self.findings.get_or_create(&labels).set(on);
+            }
             // Top types and sites are a profile, not a time series: the JSON and the TUI
             // show them.
             Record::AllocTypes(_) | Record::AllocSites(_) => {}

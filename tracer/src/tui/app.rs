@@ -28,8 +28,6 @@ pub const ALLOC_HISTORY: usize = 4096;
 pub const WINDOWS_S: [u64; 7] = [10, 30, 60, 120, 300, 600, 1800];
 const DEFAULT_WINDOW: usize = 2;
 
-/// Consecutive cycles of growing live heap that raise the leak-suspicion alert.
-pub const HEAP_GROWTH_ALERT: u32 = 5;
 /// Non-GC stops per second (over the window, and at least 5 of them: two stops in the
 /// first second are no pattern) that raise the frequent-stops alert.
 pub const NON_GC_STOPS_PER_S_ALERT: f64 = 1.0;
@@ -293,13 +291,13 @@ pub struct Data {
     /// Stops per reason since attach (a dozen reasons at most).
     pub reasons: BTreeMap<StwReason, u64>,
     pub cycles: u64,
-    /// Consecutive completed cycles whose live heap grew (0 after a shrink).
-    pub heap_growth_streak: u32,
     /// First and latest CLOCK_MONOTONIC time seen (records or ticks).
     pub first_ns: Option<u64>,
     pub now_ns: u64,
     pub lost: u64,
     pub ended: Option<Ended>,
+    /// Findings of the rule engine, as their records arrived.
+    pub findings: super::findings::Board,
 }
 
 impl Default for Data {
@@ -318,11 +316,11 @@ impl Default for Data {
             non_gc_stops: 0,
             reasons: BTreeMap::new(),
             cycles: 0,
-            heap_growth_streak: 0,
             first_ns: None,
             now_ns: 0,
             lost: 0,
             ended: None,
+            findings: Default::default(),
         }
     }
 }
@@ -344,12 +342,6 @@ impl Data {
             Record::Gc(g) => {
                 self.saw_time(g.end_ns);
                 self.cycles += 1;
-                let prev_live = self.gcs.last().and_then(|p| p.heap_live_bytes);
-                match (prev_live, g.heap_live_bytes) {
-                    (Some(a), Some(b)) if b > a => self.heap_growth_streak += 1,
-                    (_, Some(_)) => self.heap_growth_streak = 0,
-                    _ => {}
-                }
                 self.gcs.push(g);
             }
             Record::Stw(s) => {
@@ -379,6 +371,10 @@ impl Data {
             Record::AllocSites(s) => {
                 self.saw_time(s.ts_ns);
                 self.alloc_sites = Some(s);
+            }
+            Record::Finding(f) => {
+                self.saw_time(f.ts_ns);
+                self.findings.record(f);
             }
             Record::Summary(s) => {
                 self.lost = self.lost.max(s.lost_events);
@@ -865,37 +861,12 @@ impl App {
     }
 }
 
-/// Alerts for the alerts line, most urgent first, from the data on screen.
+/// Alerts for the alerts line, most urgent first: the rule engine's active findings
+/// (docs/findings.md), then what only the screen's window shows.
 pub fn alerts(app: &App) -> Vec<String> {
     let d = app.shown();
     let w = app.window_s();
-    let mut out = Vec::new();
-    if let Some([_, _, p99, _]) = d.window_percentiles(w) {
-        if p99 > app.config.slo_pause_ns {
-            out.push(format!(
-                "p99 pause {} > SLO {}",
-                super::fmt::dur(p99),
-                super::fmt::dur(app.config.slo_pause_ns)
-            ));
-        }
-    }
-    let cpu = d
-        .window_gc_cpu_percent(w)
-        .or(d.gc_cpu_percent().map(f64::from));
-    if let Some(cpu) = cpu {
-        if cpu > app.config.slo_gc_cpu_percent {
-            out.push(format!(
-                "GC thrashing: GC CPU {cpu:.1}% > {}%",
-                app.config.slo_gc_cpu_percent
-            ));
-        }
-    }
-    if d.heap_growth_streak >= HEAP_GROWTH_ALERT {
-        out.push(format!(
-            "live heap grew {} cycles in a row: leak?",
-            d.heap_growth_streak
-        ));
-    }
+    let mut out = d.findings.alerts();
     let covered = d.covered_s(w);
     let non_gc = d.window_stws(w).filter(|s| !s.reason.is_gc()).count();
     if covered > 0.0 && non_gc >= 5 && non_gc as f64 / covered >= NON_GC_STOPS_PER_S_ALERT {

@@ -11,6 +11,7 @@
 //! interface as the JSON and gctrace outputs.
 
 pub mod app;
+pub mod findings;
 pub mod fmt;
 pub mod live;
 pub mod terminal;
