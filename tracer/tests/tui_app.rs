@@ -50,9 +50,13 @@ fn views_switch_with_tab_and_digits() {
     key(&mut app, KeyCode::Char('4'));
     assert_eq!(app.ui.view, View::Allocations);
     key(&mut app, KeyCode::Tab);
+    assert_eq!(app.ui.view, View::Advice);
+    key(&mut app, KeyCode::Tab);
     assert_eq!(app.ui.view, View::Overview);
     key(&mut app, KeyCode::BackTab);
-    assert_eq!(app.ui.view, View::Allocations);
+    assert_eq!(app.ui.view, View::Advice);
+    key(&mut app, KeyCode::Char('5'));
+    assert_eq!(app.ui.view, View::Advice);
 }
 
 #[test]

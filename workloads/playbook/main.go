@@ -3,8 +3,9 @@
 // that shows none of the code-level or thrashing findings). Each cause's allocation is
 // on a line of its own function, so a test can check that a finding points there.
 //
-// It prints `goroutines N` (runtime.NumGoroutine) whenever the count changes, for
-// checking the tracer's goroutine count, and `done` at the end.
+// It prints `goroutines N at T` (runtime.NumGoroutine, CLOCK_MONOTONIC ns: the clock of
+// the tracer's timestamps) whenever the count changes, for checking the tracer's
+// goroutine count, and `done` at the end.
 package main
 
 import (
@@ -13,7 +14,10 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"sync"
+	"syscall"
 	"time"
+	"unsafe"
 )
 
 var (
@@ -75,6 +79,28 @@ func healthy(buf []byte, n int) []byte {
 	return buf
 }
 
+// monotonic is CLOCK_MONOTONIC in ns (the runtime's nanotime, the tracer's clock).
+func monotonic() int64 {
+	var ts syscall.Timespec
+	syscall.Syscall(syscall.SYS_CLOCK_GETTIME, 1, uintptr(unsafe.Pointer(&ts)), 0)
+	return ts.Nano()
+}
+
+func printGoroutines() {
+	fmt.Printf("goroutines %d at %d\n", runtime.NumGoroutine(), monotonic())
+}
+
+// churn starts and ends n goroutines, so the runtime holds dead ones on its free lists
+// (what a goroutine count read from allglen alone would wrongly include).
+func churn(n int) {
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() { wg.Done() }()
+	}
+	wg.Wait()
+}
+
 // leak starts goroutines that never exit, in steps, and keeps a little memory each.
 func leak(stop <-chan struct{}, every time.Duration, step int) {
 	block := make(chan struct{})
@@ -88,7 +114,7 @@ func leak(stop <-chan struct{}, every time.Duration, step int) {
 			for i := 0; i < step; i++ {
 				go func(b []byte) { <-block; _ = b }(make([]byte, 4096))
 			}
-			fmt.Printf("goroutines %d\n", runtime.NumGoroutine())
+			printGoroutines()
 		}
 	}
 }
@@ -99,7 +125,10 @@ func main() {
 	flag.Parse()
 
 	fmt.Printf("playbook %s pid %d\n", *cause, os.Getpid())
-	fmt.Printf("goroutines %d\n", runtime.NumGoroutine())
+	if *cause == "leak" {
+		churn(2000)
+	}
+	printGoroutines()
 	stop := make(chan struct{})
 	deadline := time.Now().Add(*duration)
 	var buf []byte
@@ -121,7 +150,10 @@ func main() {
 		case "map":
 			mapNoHint(4000)
 		case "leak":
-			buf = healthy(buf, 2000)
+			// Short-lived garbage, so cycles (and goroutine readings) come often.
+			for i := 0; i < 200; i++ {
+				buf = make([]byte, 1024)
+			}
 			time.Sleep(time.Millisecond)
 		case "heap-growth":
 			// Keeps 64 KiB more per millisecond: the live heap grows cycle after cycle.

@@ -103,14 +103,16 @@ pub enum View {
     Cycles,
     Pauses,
     Allocations,
+    Advice,
 }
 
 impl View {
-    pub const ALL: [View; 4] = [
+    pub const ALL: [View; 5] = [
         View::Overview,
         View::Cycles,
         View::Pauses,
         View::Allocations,
+        View::Advice,
     ];
 
     pub fn title(self) -> &'static str {
@@ -119,6 +121,7 @@ impl View {
             View::Cycles => "Cycles",
             View::Pauses => "Pauses",
             View::Allocations => "Allocations",
+            View::Advice => "Advice",
         }
     }
 
@@ -706,9 +709,12 @@ impl App {
                 self.ui.help = false;
                 self.ui.cycle_detail = None;
             }
-            KeyCode::Tab => self.ui.view = View::ALL[(self.ui.view.index() + 1) % 4],
-            KeyCode::BackTab => self.ui.view = View::ALL[(self.ui.view.index() + 3) % 4],
-            KeyCode::Char(c @ '1'..='4') => {
+            KeyCode::Tab => self.ui.view = View::ALL[(self.ui.view.index() + 1) % View::ALL.len()],
+            KeyCode::BackTab => {
+                let n = View::ALL.len();
+                self.ui.view = View::ALL[(self.ui.view.index() + n - 1) % n]
+            }
+            KeyCode::Char(c @ '1'..='5') => {
                 self.ui.view = View::ALL[usize::from(c as u8 - b'1')];
             }
             KeyCode::Char(' ') => {

@@ -10,6 +10,7 @@
 //! The model knows nothing of the UI: records reach it through the same [`Sink`]
 //! interface as the JSON and gctrace outputs.
 
+pub mod advice;
 pub mod app;
 pub mod findings;
 pub mod fmt;

@@ -64,11 +64,12 @@ pub fn draw(app: &App, f: &mut Frame) {
         View::Cycles => draw_cycles(app, f, body),
         View::Pauses => draw_pauses(app, f, body),
         View::Allocations => draw_allocations(app, f, body),
+        View::Advice => super::advice::draw(app, f, body),
     }
     let keys = if app.config.several {
-        " q quit  p process  tab/1-4 view  ↑↓ scroll  ⏎ detail  space freeze  ? help"
+        " q quit  p process  tab/1-5 view  ↑↓ scroll  ⏎ detail  space freeze  ? help"
     } else {
-        " q quit  tab/1-4 view  ↑↓ scroll  ⏎ detail  space freeze  +/- window  ? help"
+        " q quit  tab/1-5 view  ↑↓ scroll  ⏎ detail  space freeze  +/- window  ? help"
     };
     f.render_widget(
         Paragraph::new(keys).style(Style::new().fg(Color::DarkGray)),
@@ -1081,7 +1082,10 @@ fn draw_help(app: &App, f: &mut Frame, area: Rect) {
     let popup = centered(area, 66, 15);
     let mut keys = vec![
         ("q, Ctrl-C", "quit (probes are removed; the target runs on)"),
-        ("tab, 1-4", "views: overview, cycles, pauses, allocations"),
+        (
+            "tab, 1-5",
+            "views: overview, cycles, pauses, allocations, advice",
+        ),
         ("↑ ↓ PgUp PgDn", "scroll the cycles or pauses table"),
         ("Home End", "newest / oldest"),
         ("Enter", "details of the selected cycle"),
