@@ -90,13 +90,36 @@ pub struct SloArgs {
     /// The share of CPU the GC may take before it counts as thrashing, in percent.
     #[arg(long, default_value_t = 5.0, value_name = "PERCENT", value_parser = parse_percent)]
     pub slo_gc_cpu: f64,
+
+    /// Findings: the pause p50 target (the p99 target is --slo-pause).
+    #[arg(long, default_value = "0.5ms", value_name = "DURATION", value_parser = parse_pause)]
+    pub slo_pause_p50: Duration,
+
+    /// Findings: GC cycles a second above which `gc-frequency` is reported.
+    #[arg(long, default_value_t = 50.0, value_name = "PER_S")]
+    pub max_gc_rate: f64,
 }
 
 impl SloArgs {
     /// The pause SLO in nanoseconds.
     pub fn pause_ns(&self) -> u64 {
-        self.slo_pause.as_nanos().min(u128::from(u64::MAX)) as u64
+        nanos(self.slo_pause)
     }
+
+    /// The findings' thresholds these flags set (the rest at the playbook's defaults).
+    pub fn thresholds(&self) -> crate::findings::Thresholds {
+        crate::findings::Thresholds {
+            pause_p99_ns: nanos(self.slo_pause),
+            pause_p50_ns: nanos(self.slo_pause_p50),
+            gc_cpu_percent: self.slo_gc_cpu,
+            cycles_per_s: self.max_gc_rate,
+            ..crate::findings::Thresholds::default()
+        }
+    }
+}
+
+fn nanos(d: Duration) -> u64 {
+    d.as_nanos().min(u128::from(u64::MAX)) as u64
 }
 
 #[derive(Debug, Args)]

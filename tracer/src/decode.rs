@@ -228,6 +228,7 @@ impl Decoder {
             total_alloc: self.read(raw, ReadField::TotalAlloc),
             pause_ns: self.read(raw, ReadField::PauseNs),
             num_forced_gc: self.read(raw, ReadField::NumForcedGc).map(|v| v as u32),
+            goroutines: self.goroutines(raw),
         }
     }
 
@@ -256,6 +257,23 @@ impl Decoder {
             memory_limit: self.read(raw, ReadField::MemoryLimit).map(|v| v as i64),
             gomaxprocs: procs,
         }
+    }
+
+    /// `gcount()` without its per-P term: `allglen` minus the global free lists and the
+    /// system goroutines. Each P also caches up to 64 dead goroutines (`pp.gFree`), which
+    /// `runtime.NumGoroutine()` subtracts too; they sit behind `allp` and are not read,
+    /// so this is `NumGoroutine()` plus the dead goroutines cached on Ps.
+    fn goroutines(&self, raw: &RawEvent) -> Option<u64> {
+        let int32 = |f| self.read(raw, f).map(|v| i64::from(v as u32 as i32));
+        let all = self.read(raw, ReadField::Allglen)? as i64;
+        let no_stack = if self.slot_of[ReadField::SchedGFreeNoStack as usize] == NOT_READ {
+            0
+        } else {
+            int32(ReadField::SchedGFreeNoStack)?
+        };
+        let n = all - int32(ReadField::SchedGFree)? - no_stack - int32(ReadField::SchedNgsys)?;
+        // As gcount: the variables change concurrently; at least one goroutine runs.
+        Some(n.max(1) as u64)
     }
 
     fn figures(&self, raw: &RawEvent) -> GcFigures {

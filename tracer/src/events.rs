@@ -159,6 +159,9 @@ pub struct RuntimeSnapshot {
     pub pause_ns: Option<u64>,
     /// `memstats.numforcedgc`: forced cycles completed (`MemStats.NumForcedGC`).
     pub num_forced_gc: Option<u32>,
+    /// Goroutines: `runtime.NumGoroutine()` plus the dead goroutines cached on Ps (up to
+    /// 64 per P), which are not at a fixed address (see the decoder).
+    pub goroutines: Option<u64>,
 }
 
 /// GOGC, GOMEMLIMIT and GOMAXPROCS as read from the target; each `None` when unknown.
@@ -303,6 +306,12 @@ pub struct AllocStat {
 pub struct SiteStat {
     /// Innermost first: the allocating function's caller chain, runtime frames removed.
     pub frames: Vec<Frame>,
+    /// The runtime function the outermost of `frames` called to allocate (the
+    /// outermost runtime frame dropped from the stack: `runtime.growslice`,
+    /// `runtime.concatstring2`, `runtime.convT64`, ...); empty when the code called the
+    /// allocator directly or the recording predates it. What the findings classify by.
+    #[serde(default)]
+    pub via: String,
     pub type_name: String,
     pub objects: u64,
     pub bytes: u64,

@@ -11,11 +11,13 @@
 
 pub mod alloc;
 pub mod binary;
+pub mod cgroup;
 pub mod cli;
 pub mod clock;
 pub mod decode;
 pub mod events;
 pub mod export;
+pub mod findings;
 pub mod inspect;
 pub mod labels;
 pub mod launch;

@@ -81,6 +81,7 @@ fn main() -> ExitCode {
                     pause_ns: t.slo.pause_ns(),
                     gc_cpu_percent: t.slo.slo_gc_cpu,
                 },
+                findings: t.slo.thresholds(),
             })
         }
     };
@@ -158,8 +159,8 @@ fn run_replay(args: ReplayArgs) -> Result<i32> {
 
 fn run_report(args: ReportArgs) -> Result<i32> {
     let reader = tracer::recording::Reader::open(&args.file)?;
-    let records = tracer::replay::records(&reader)?;
     let slo_ns = args.slo.pause_ns();
+    let records = tracer::replay::records_judged(&reader, args.slo.thresholds())?;
     let report = tracer::report::build(&records, slo_ns, reader.damage.clone());
     match args.format {
         ReportFormat::Json => println!(

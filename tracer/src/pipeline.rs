@@ -7,6 +7,7 @@ use tracer_common::RawEvent;
 
 use crate::decode::Decoder;
 use crate::events::TraceEvent;
+use crate::findings::{Engine, Thresholds};
 use crate::model::Model;
 use crate::output::Sink;
 use crate::recording::{End, Recorder};
@@ -26,6 +27,10 @@ pub struct Pipeline {
     /// Records the model completed and the output has not had yet (see
     /// [`Pipeline::raw_deferred`]); one vector reused for the whole run.
     pending: Vec<Record>,
+    /// The findings rule engine, judging every record on its way to the output.
+    pub findings: Engine,
+    /// Findings of the record being judged (reused).
+    found: Vec<Record>,
 }
 
 impl Pipeline {
@@ -42,12 +47,36 @@ impl Pipeline {
             sink,
             recorder,
             pending: Vec::new(),
+            findings: Engine::new(Thresholds::default()),
+            found: Vec::new(),
+        }
+    }
+
+    /// Judge with these thresholds instead of the playbook's defaults.
+    pub fn with_thresholds(mut self, t: Thresholds) -> Self {
+        self.findings = Engine::new(t);
+        self
+    }
+
+    /// Run the rule engine over `recs`, putting each finding right after the record
+    /// that made it start or end (so it precedes the summary, and time order holds).
+    fn judge(findings: &mut Engine, found: &mut Vec<Record>, recs: &mut Vec<Record>) {
+        let mut i = 0;
+        while i < recs.len() {
+            found.clear();
+            findings.observe(&recs[i], found);
+            let n = found.len();
+            if n > 0 {
+                recs.splice(i + 1..i + 1, found.drain(..));
+            }
+            i += 1 + n;
         }
     }
 
     /// Write records made outside the model (the process record), after any pending.
-    pub fn emit(&mut self, records: Vec<Record>) -> Result<()> {
+    pub fn emit(&mut self, mut records: Vec<Record>) -> Result<()> {
         self.write_pending()?;
+        Self::judge(&mut self.findings, &mut self.found, &mut records);
         self.sink
             .records(self.pid, &records)
             .context("cannot write output")
@@ -95,6 +124,7 @@ impl Pipeline {
         if self.pending.is_empty() {
             return Ok(());
         }
+        Self::judge(&mut self.findings, &mut self.found, &mut self.pending);
         let written = self.sink.records(self.pid, &self.pending);
         self.pending.clear();
         written.context("cannot write output")

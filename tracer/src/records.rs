@@ -72,6 +72,9 @@ pub struct GcRecord {
     /// GOGC in force (negative: off) and GOMEMLIMIT in bytes (`i64::MAX`: none).
     pub gogc: Option<i32>,
     pub memory_limit_bytes: Option<i64>,
+    /// Goroutines when the world restarted after mark termination:
+    /// `runtime.NumGoroutine()` plus the dead goroutines cached on Ps (up to 64 per P).
+    pub goroutines: Option<u64>,
     /// gctrace's `P%`: GC CPU share since the program started, whole percent.
     pub cpu_percent: Option<u32>,
     /// gctrace's `ms cpu` figures.
@@ -180,7 +183,10 @@ pub fn permille_as_pct(permille: Option<u32>) -> Option<f64> {
     permille.map(|p| f64::from(p) / 10.0)
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// `Gc` is the largest variant; records live in one reused vector per pipeline and are
+/// never stored in bulk by the model, so boxing it would only add an allocation per cycle.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Record {
     Process(ProcessInfo),
     Gc(GcRecord),
@@ -189,5 +195,116 @@ pub enum Record {
     Settings(SettingsRecord),
     AllocTypes(AllocTypesRecord),
     AllocSites(AllocSitesRecord),
+    Finding(FindingRecord),
     Summary(Summary),
+}
+
+/// A diagnosis from the findings rule engine ([`crate::findings`]): one record when it
+/// starts (sustained evidence) and one when it ends. Vocabulary: docs/findings.md.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FindingRecord {
+    /// When the evidence was judged (CLOCK_MONOTONIC ns of the last record seen).
+    pub ts_ns: u64,
+    pub state: FindingState,
+    pub id: FindingId,
+    pub severity: Severity,
+    /// One line for people: what was seen, with the numbers.
+    pub summary: String,
+    /// The numbers the rule decided on, by name (units in the names).
+    pub evidence: Vec<(&'static str, f64)>,
+    /// What to change, in one or two lines.
+    pub remedy: &'static str,
+    /// Code-level findings: the user's own frames that allocate this way, heaviest first.
+    pub sites: Vec<crate::events::Frame>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FindingState {
+    Start,
+    End,
+}
+
+impl FindingState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingState::Start => "start",
+            FindingState::End => "end",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+/// The fixed vocabulary of findings (docs/findings.md): ids never change meaning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FindingId {
+    GcThrashing,
+    PauseSlo,
+    GcFrequency,
+    HeapGrowth,
+    GoroutineGrowth,
+    MemoryLimitSpiral,
+    GomaxprocsOverCpuLimit,
+    AllocStringConcat,
+    AllocSliceGrowth,
+    AllocInterfaceBoxing,
+    AllocMapGrowth,
+}
+
+impl FindingId {
+    pub const ALL: [FindingId; 11] = [
+        FindingId::GcThrashing,
+        FindingId::PauseSlo,
+        FindingId::GcFrequency,
+        FindingId::HeapGrowth,
+        FindingId::GoroutineGrowth,
+        FindingId::MemoryLimitSpiral,
+        FindingId::GomaxprocsOverCpuLimit,
+        FindingId::AllocStringConcat,
+        FindingId::AllocSliceGrowth,
+        FindingId::AllocInterfaceBoxing,
+        FindingId::AllocMapGrowth,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingId::GcThrashing => "gc-thrashing",
+            FindingId::PauseSlo => "pause-slo",
+            FindingId::GcFrequency => "gc-frequency",
+            FindingId::HeapGrowth => "heap-growth",
+            FindingId::GoroutineGrowth => "goroutine-growth",
+            FindingId::MemoryLimitSpiral => "memory-limit-spiral",
+            FindingId::GomaxprocsOverCpuLimit => "gomaxprocs-over-cpu-limit",
+            FindingId::AllocStringConcat => "alloc-string-concat",
+            FindingId::AllocSliceGrowth => "alloc-slice-growth",
+            FindingId::AllocInterfaceBoxing => "alloc-interface-boxing",
+            FindingId::AllocMapGrowth => "alloc-map-growth",
+        }
+    }
+
+    /// Findings about a line of code (they carry `sites`), not about the whole process.
+    pub fn is_code_level(self) -> bool {
+        matches!(
+            self,
+            FindingId::AllocStringConcat
+                | FindingId::AllocSliceGrowth
+                | FindingId::AllocInterfaceBoxing
+                | FindingId::AllocMapGrowth
+        )
+    }
 }

@@ -9,6 +9,7 @@ use anyhow::Result;
 
 use crate::decode::Decoder;
 use crate::events::TraceEvent;
+use crate::findings::Thresholds;
 use crate::output::Sink;
 use crate::pipeline::Pipeline;
 use crate::recording::{Item, Reader};
@@ -55,12 +56,23 @@ pub fn replay_reader(
     sink: Box<dyn Sink + Send>,
     pace: Option<f64>,
 ) -> Result<Replayed> {
+    replay_judged(reader, sink, pace, Thresholds::default())
+}
+
+/// [`replay_reader`] with the findings judged against `thresholds`.
+pub fn replay_judged(
+    reader: &Reader,
+    sink: Box<dyn Sink + Send>,
+    pace: Option<f64>,
+    thresholds: Thresholds,
+) -> Result<Replayed> {
     let mut pipe = Pipeline::new(
         reader.header.process.pid,
         Decoder::new(reader.header.decode.clone()),
         sink,
         None,
-    );
+    )
+    .with_thresholds(thresholds);
     pipe.emit(vec![Record::Process(reader.header.process.clone())])?;
     let mut kernel_lost = 0;
     let mut exit_status = None;
@@ -95,8 +107,13 @@ pub fn replay_reader(
 
 /// Every record of a recording, in order.
 pub fn records(reader: &Reader) -> Result<Vec<Record>> {
+    records_judged(reader, Thresholds::default())
+}
+
+/// Every record of a recording, in order, the findings judged against `thresholds`.
+pub fn records_judged(reader: &Reader, thresholds: Thresholds) -> Result<Vec<Record>> {
     let collect = Collect::default();
-    replay_reader(reader, Box::new(collect.clone()), None)?;
+    replay_judged(reader, Box::new(collect.clone()), None, thresholds)?;
     let records = collect.0.lock().map(|v| v.clone()).unwrap_or_default();
     Ok(records)
 }

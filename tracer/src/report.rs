@@ -8,7 +8,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::records::{GcRecord, Record, StwRecord, Summary};
+use crate::events::Frame;
+use crate::records::{FindingState, GcRecord, Record, StwRecord, Summary};
 
 /// How many of the longest pauses are listed.
 const WORST: usize = 10;
@@ -23,6 +24,8 @@ pub struct Report {
     pub gomaxprocs: Option<u32>,
     /// First to last event, seconds.
     pub duration_s: f64,
+    /// CLOCK_MONOTONIC time of the first event (findings' times are relative to it).
+    pub first_ns: u64,
     pub cycles: u64,
     pub stop_the_world_pauses: usize,
     pub pause_p50_ns: Option<u64>,
@@ -40,6 +43,22 @@ pub struct Report {
     pub lost_events: u64,
     /// Why the recording ended early, if it did.
     pub damage: Option<String>,
+    /// What the findings rule engine diagnosed (docs/findings.md), in order of start.
+    pub findings: Vec<ReportFinding>,
+}
+
+/// One finding of the run: as it started, and when it ended (None: still active at the
+/// end of the recording).
+#[derive(Debug, Serialize)]
+pub struct ReportFinding {
+    pub id: &'static str,
+    pub severity: &'static str,
+    pub start_ns: u64,
+    pub end_ns: Option<u64>,
+    pub summary: String,
+    pub evidence: serde_json::Map<String, serde_json::Value>,
+    pub remedy: &'static str,
+    pub sites: Vec<Frame>,
 }
 
 #[derive(Debug, Serialize)]
@@ -57,6 +76,7 @@ pub fn build(records: &[Record], slo_pause_ns: u64, damage: Option<String>) -> R
     let mut stws: Vec<&StwRecord> = Vec::new();
     let mut summary = Summary::default();
     let mut allocs = Vec::new();
+    let mut findings: Vec<ReportFinding> = Vec::new();
     let (mut first_ts, mut last_ts) = (u64::MAX, 0u64);
     for r in records {
         let ts = match r {
@@ -83,6 +103,34 @@ pub fn build(records: &[Record], slo_pause_ns: u64, damage: Option<String>) -> R
             Record::Settings(s) => {
                 settings = Some(s);
                 Some(s.ts_ns)
+            }
+            Record::Finding(f) if f.state == FindingState::Start => {
+                findings.push(ReportFinding {
+                    id: f.id.as_str(),
+                    severity: f.severity.as_str(),
+                    start_ns: f.ts_ns,
+                    end_ns: None,
+                    summary: f.summary.clone(),
+                    evidence: f
+                        .evidence
+                        .iter()
+                        .map(|(k, v)| ((*k).to_string(), serde_json::json!(v)))
+                        .collect(),
+                    remedy: f.remedy,
+                    sites: f.sites.clone(),
+                });
+                None
+            }
+            Record::Finding(f) => {
+                let id = f.id.as_str();
+                if let Some(open) = findings
+                    .iter_mut()
+                    .rev()
+                    .find(|o| o.id == id && o.end_ns.is_none())
+                {
+                    open.end_ns = Some(f.ts_ns);
+                }
+                None
             }
             _ => None,
         };
@@ -118,6 +166,7 @@ pub fn build(records: &[Record], slo_pause_ns: u64, damage: Option<String>) -> R
             .and_then(|s| s.gomaxprocs)
             .or(last_gc.and_then(|g| g.gomaxprocs))
             .or(process.and_then(|p| p.gomaxprocs)),
+        first_ns: if first_ts == u64::MAX { 0 } else { first_ts },
         duration_s: if last_ts > first_ts {
             (last_ts - first_ts) as f64 / 1e9
         } else {
@@ -146,6 +195,7 @@ pub fn build(records: &[Record], slo_pause_ns: u64, damage: Option<String>) -> R
         p99_over_slo: summary.pause_p99_ns.is_some_and(|p| p > slo_pause_ns),
         lost_events: summary.lost_events,
         damage,
+        findings,
     }
 }
 
@@ -251,5 +301,32 @@ pub fn render(r: &Report, markdown: bool) -> String {
         mib_unit(r.alloc_rate_bytes_per_s),
         mib_unit(r.alloc_bytes)
     );
+    h(&mut s, "Findings");
+    if r.findings.is_empty() {
+        let _ = writeln!(s, "{item}none");
+    }
+    let at = |ns: u64| (ns.saturating_sub(r.first_ns)) as f64 / 1e9;
+    for f in &r.findings {
+        let until = f
+            .end_ns
+            .map_or("the end".to_string(), |e| format!("{:.1} s", at(e)));
+        let id = if markdown {
+            format!("**{}**", f.id)
+        } else {
+            f.id.to_string()
+        };
+        let _ = writeln!(
+            s,
+            "{item}{id} ({}), {:.1} s to {until}: {}",
+            f.severity,
+            at(f.start_ns),
+            f.summary
+        );
+        let sub = if markdown { "  - " } else { "      " };
+        for site in &f.sites {
+            let _ = writeln!(s, "{sub}at {}:{} ({})", site.file, site.line, site.function);
+        }
+        let _ = writeln!(s, "{sub}remedy: {}", f.remedy);
+    }
     s
 }

@@ -5,6 +5,7 @@ mod tui_support;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use tracer::events::StwReason;
+use tracer::findings::{Engine, Thresholds};
 use tracer::records::{GcRecord, Record, StwRecord};
 use tracer::tui::alerts::alerts;
 use tracer::tui::app::View;
@@ -54,9 +55,13 @@ fn views_switch_with_tab_and_digits() {
     key(&mut app, KeyCode::Char('4'));
     assert_eq!(app.ui.view, View::Allocations);
     key(&mut app, KeyCode::Tab);
+    assert_eq!(app.ui.view, View::Advice);
+    key(&mut app, KeyCode::Tab);
     assert_eq!(app.ui.view, View::Overview);
     key(&mut app, KeyCode::BackTab);
-    assert_eq!(app.ui.view, View::Allocations);
+    assert_eq!(app.ui.view, View::Advice);
+    key(&mut app, KeyCode::Char('5'));
+    assert_eq!(app.ui.view, View::Advice);
 }
 
 #[test]
@@ -87,54 +92,62 @@ fn freezing_keeps_the_screen_while_tracing_goes_on() {
     assert_eq!(app.shown().cycles, 2);
 }
 
-#[test]
-fn growing_heap_raises_the_leak_alert() {
-    let mut app = App::new(Config::default());
-    for i in 0..5u32 {
-        update(
-            &mut app,
-            AppEvent::Record(
-                PID,
-                gc(i + 1, 1_000_000_000 * u64::from(i + 1), 100 + u64::from(i)),
-            ),
-        );
+/// Records as the pipeline hands them to the TUI: through the findings rule engine.
+fn judged(app: &mut App, recs: impl IntoIterator<Item = Record>) {
+    let mut engine = Engine::new(Thresholds::default());
+    for r in recs {
+        let mut found = Vec::new();
+        engine.observe(&r, &mut found);
+        update(app, AppEvent::Record(PID, r));
+        for f in found {
+            update(app, AppEvent::Record(PID, f));
+        }
     }
-    assert_eq!(app.live.heap_growth_streak, 4);
-    assert!(!alerts(&app).iter().any(|a| a.contains("leak")));
-    update(&mut app, AppEvent::Record(PID, gc(6, 6_000_000_000, 200)));
-    assert!(
-        alerts(&app).iter().any(|a| a.contains("leak")),
-        "{:?}",
-        alerts(&app)
+}
+
+#[test]
+fn a_growing_heap_finding_reaches_the_alerts_line_and_leaves_it() {
+    let mut app = App::new(Config::default());
+    // Two cycles a second, +1 MB each: sustained over 30 s.
+    judged(
+        &mut app,
+        (0..60u32).map(|i| {
+            gc(
+                i + 1,
+                1_000_000_000 + 500_000_000 * u64::from(i),
+                100 + u64::from(i) * 1_000_000,
+            )
+        }),
     );
-    update(&mut app, AppEvent::Record(PID, gc(7, 7_000_000_000, 50)));
-    assert_eq!(app.live.heap_growth_streak, 0);
+    let a = alerts(&app);
+    assert!(
+        a.iter().any(|a| a.starts_with("heap-growth: live heap")),
+        "{a:?}"
+    );
+    assert_eq!(app.live.findings.active.len(), 1);
 }
 
 #[test]
 fn slo_breach_and_frequent_stops_are_alerts() {
     let mut app = App::new(Config::default());
-    for i in 0..20u64 {
-        update(
-            &mut app,
-            AppEvent::Record(
-                PID,
-                Record::Stw(StwRecord {
-                    reason: StwReason::ReadMemStats,
-                    start_ns: 1_000_000_000 + i * 100_000_000,
-                    duration_ns: if i == 0 { 5_000_000 } else { 20_000 },
-                    cycle: None,
-                }),
-            ),
-        );
-    }
+    judged(
+        &mut app,
+        (0..50u64).map(|i| {
+            Record::Stw(StwRecord {
+                reason: StwReason::ReadMemStats,
+                start_ns: 1_000_000_000 + i * 100_000_000,
+                duration_ns: if i == 0 { 5_000_000 } else { 20_000 },
+                cycle: None,
+            })
+        }),
+    );
     let a = alerts(&app);
     assert!(
         a.iter()
-            .any(|a| a.contains("p99 pause 5.00ms > SLO 1.00ms")),
+            .any(|a| a.starts_with("pause-slo: pause p99 5.00 ms")),
         "{a:?}"
     );
-    assert!(a.iter().any(|a| a.contains("20 non-GC stops")), "{a:?}");
+    assert!(a.iter().any(|a| a.contains("50 non-GC stops")), "{a:?}");
 }
 
 #[test]

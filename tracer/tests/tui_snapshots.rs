@@ -240,3 +240,23 @@ fn picker_draws_at_every_size() {
         }
     }
 }
+
+#[test]
+fn advice() {
+    // A real run of `workloads/playbook -cause concat` (GOGC=800, --allocs sample, Go
+    // 1.25), its finding records left out: the rule engine judges the records again.
+    let (mut app, pid) = app_from("trace-playbook-concat-1.25.ndjson", AllocMode::Sample);
+    key(&mut app, KeyCode::Char('5'));
+    let text = snap(&app, pid, 120, 40);
+    assert!(text.contains("alloc-string-concat"), "{text}");
+    // The line of the workload's `s += ...` (marked `// playbook:concat`) when it ran.
+    assert!(
+        text.contains("at playbook/main.go:36 (main.concat)"),
+        "{text}"
+    );
+    insta::assert_snapshot!("advice_120x40", text);
+    // With no data: no findings, no goroutine count.
+    let mut empty = App::new(Config::default());
+    key(&mut empty, KeyCode::Char('5'));
+    insta::assert_snapshot!("advice_empty_80x24", snap(&empty, 0, 80, 24));
+}

@@ -128,6 +128,7 @@ fn go_toolchains(lines: bool) -> Result<()> {
 }
 
 fn demo(tracer_args: &[String], demo_args: &[String]) -> Result<()> {
+    use std::io::IsTerminal;
     use std::os::unix::process::CommandExt;
 
     setup::setup()?;
@@ -144,6 +145,9 @@ fn demo(tracer_args: &[String], demo_args: &[String]) -> Result<()> {
         .current_dir(env::workspace_root().join("workloads").join("demo")))
     .with_context(|| format!("building the demo workload with Go {}", go.version))?;
 
+    if std::io::stdout().is_terminal() {
+        return demo_tui(&demo, tracer_args, demo_args);
+    }
     let mut tracer = Command::new(env::tracer_binary());
     tracer
         .args(tracer_args)
@@ -154,6 +158,41 @@ fn demo(tracer_args: &[String], demo_args: &[String]) -> Result<()> {
     // Replace xtask, so Ctrl-C and the exit status are the tracer's own.
     let err = tracer.exec();
     Err(err).with_context(|| format!("could not run {}", env::tracer_binary().display()))
+}
+
+/// On a terminal: the demo runs on its own (its output to a log file, so it does not
+/// scribble over the screen) and the tracer attaches to it by `--pid`, as in an
+/// incident, opening the live TUI. The demo is stopped when the tracer returns.
+fn demo_tui(demo: &std::path::Path, tracer_args: &[String], demo_args: &[String]) -> Result<()> {
+    let log_path = env::target_dir().join("workloads").join("demo.log");
+    let log = std::fs::File::create(&log_path)
+        .with_context(|| format!("creating {}", log_path.display()))?;
+    let err_log = log
+        .try_clone()
+        .with_context(|| format!("opening {}", log_path.display()))?;
+    let mut child = Command::new(demo)
+        .args(demo_args)
+        .stdin(std::process::Stdio::null())
+        .stdout(log)
+        .stderr(err_log)
+        .spawn()
+        .with_context(|| format!("starting {}", demo.display()))?;
+    let pid = child.id().to_string();
+    let mut tracer = Command::new(env::tracer_binary());
+    tracer.args(["--pid", &pid]).args(tracer_args);
+    println!(
+        "demo workload pid {pid} (its output: {}); $ {}",
+        log_path.display(),
+        env::describe(&tracer)
+    );
+    let status = tracer.status();
+    // The demo may still be running (q before its end): it is ours to stop.
+    let _ = child.kill();
+    let _ = child.wait();
+    let status =
+        status.with_context(|| format!("could not run {}", env::tracer_binary().display()))?;
+    anyhow::ensure!(status.success(), "gctrace-bpf exited with {status}");
+    Ok(())
 }
 
 fn test() -> Result<()> {

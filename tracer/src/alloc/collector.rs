@@ -32,7 +32,7 @@ pub struct Collector {
     prev_sites: HashMap<AllocSiteKey, AllocSiteValue>,
     prev_dropped: u64,
     /// Symbolized stacks by their return addresses.
-    stacks: HashMap<(u64, [u64; SITE_FRAMES]), Vec<Frame>>,
+    stacks: HashMap<(u64, [u64; SITE_FRAMES]), (Vec<Frame>, String)>,
 }
 
 impl Collector {
@@ -103,9 +103,10 @@ impl Collector {
             if objects == 0 {
                 continue;
             }
-            let frames = self.frames(&key, resolver);
+            let (frames, via) = self.frames(&key, resolver);
             batch.by_site.push(SiteStat {
                 frames,
+                via,
                 type_name: resolver.type_name(key.typ),
                 objects,
                 bytes: value.bytes.saturating_sub(prev.bytes),
@@ -120,7 +121,8 @@ impl Collector {
     /// entry (the probed function itself); allocator frames (`runtime.*`,
     /// `internal/runtime/*`) at the inner end are dropped so the site is the code that
     /// asked for memory.
-    fn frames(&mut self, key: &AllocSiteKey, resolver: &mut dyn Resolver) -> Vec<Frame> {
+    /// Also returns the outermost dropped runtime frame's function (see [`SiteStat::via`]).
+    fn frames(&mut self, key: &AllocSiteKey, resolver: &mut dyn Resolver) -> (Vec<Frame>, String) {
         if let Some(f) = self.stacks.get(&(key.ret_addr, key.frames)) {
             return f.clone();
         }
@@ -135,13 +137,17 @@ impl Collector {
                 f.function.starts_with("runtime.") || f.function.starts_with("internal/runtime/")
             })
             .count();
+        let mut via = String::new();
         if runtime_prefix < frames.len() {
+            if let Some(outer) = runtime_prefix.checked_sub(1) {
+                via = frames[outer].function.clone();
+            }
             frames.drain(..runtime_prefix);
         }
         frames.truncate(MAX_FRAMES);
-        self.stacks
-            .insert((key.ret_addr, key.frames), frames.clone());
-        frames
+        let out = (frames, via);
+        self.stacks.insert((key.ret_addr, key.frames), out.clone());
+        out
     }
 }
 
@@ -204,6 +210,7 @@ mod tests {
         // entry (the probed function) is skipped.
         assert_eq!(site.frames[0].line, 200);
         assert_eq!(site.frames.len(), 2);
+        assert_eq!(site.via, "runtime.newobject");
         // Second collection: only the difference.
         maps.sizes[0].1 = 4;
         let b = c.collect(20, &maps, 0, &mut Fake);

@@ -39,7 +39,8 @@ pub struct AllocModel {
     runtime_bytes: u64,
     dropped_objects: u64,
     by_type: HashMap<String, Count>,
-    by_site: HashMap<(Vec<Frame>, String), Count>,
+    /// By (frames, type, runtime function called: [`SiteStat::via`]).
+    by_site: HashMap<(Vec<Frame>, String, String), Count>,
     by_class: HashMap<u64, Count>,
     last_snapshot_ns: Option<u64>,
     last_ts_ns: u64,
@@ -85,12 +86,13 @@ impl BurstSums {
     }
 }
 
-fn other_site() -> (Vec<Frame>, String) {
+fn other_site() -> (Vec<Frame>, String, String) {
     (
         vec![Frame {
             function: "(other)".into(),
             ..Frame::default()
         }],
+        String::new(),
         String::new(),
     )
 }
@@ -212,7 +214,7 @@ impl AllocModel {
             self.by_type.entry(key).or_default().add(t.objects, t.bytes);
         }
         for s in &b.by_site {
-            let key = (s.frames.clone(), s.type_name.clone());
+            let key = (s.frames.clone(), s.type_name.clone(), s.via.clone());
             let key = if self.by_site.len() >= MAX_KEYS && !self.by_site.contains_key(&key) {
                 other_site()
             } else {
@@ -302,10 +304,11 @@ impl AllocModel {
     pub fn all_sites(&self) -> Vec<SiteStat> {
         self.by_site
             .iter()
-            .map(|((frames, type_name), c)| {
+            .map(|((frames, type_name, via), c)| {
                 let (objects, bytes) = self.scaled(c);
                 SiteStat {
                     frames: frames.clone(),
+                    via: via.clone(),
                     type_name: type_name.clone(),
                     objects,
                     bytes,

@@ -150,6 +150,7 @@ impl Model {
             globals_bytes: f.globals,
             gogc: snap.gogc,
             memory_limit_bytes: snap.memory_limit,
+            goroutines: snap.goroutines,
             cpu_percent: f.cpu_percent,
             cpu: f.stwprocs.and_then(|procs| {
                 let procs = u64::from(procs);

@@ -88,6 +88,7 @@ struct CycleInProgress {
     gc_end_ns: Option<u64>,
     gogc: Option<i32>,
     memory_limit: Option<i64>,
+    goroutines: Option<u64>,
 }
 
 impl CycleInProgress {
@@ -112,6 +113,7 @@ impl CycleInProgress {
             globals_bytes: self.figures.globals,
             gogc: self.gogc,
             memory_limit_bytes: self.memory_limit,
+            goroutines: self.goroutines,
             cpu_percent: self.figures.cpu_percent,
             cpu: self.cpu(),
             runtime_clock: self.runtime_clock(),
@@ -435,6 +437,7 @@ impl Model {
             gc_end_ns: None,
             gogc: snap.gogc,
             memory_limit: snap.memory_limit,
+            goroutines: snap.goroutines,
         });
         number
     }
@@ -494,6 +497,7 @@ impl Model {
         c.gc_end_ns = snap.gc_end_ns;
         c.gogc = snap.gogc.or(c.gogc);
         c.memory_limit = snap.memory_limit.or(c.memory_limit);
+        c.goroutines = snap.goroutines.or(c.goroutines);
         Some(c.number)
     }
 

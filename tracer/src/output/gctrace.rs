@@ -52,6 +52,21 @@ impl<W: Write> Sink for GctraceSink<W> {
                 let line = summary_line(s);
                 format!("# [pid {pid}] {}", line.strip_prefix("# ").unwrap_or(&line))
             }
+            // Not the runtime's: a comment line, as the summary is.
+            (Record::Finding(f), tagged) => {
+                let tag = if tagged {
+                    format!("[pid {pid}] ")
+                } else {
+                    String::new()
+                };
+                format!(
+                    "# {tag}finding {} {} ({}): {}\n",
+                    f.state.as_str(),
+                    f.id.as_str(),
+                    f.severity.as_str(),
+                    f.summary
+                )
+            }
             // gctrace has no line for these; JSON carries them.
             (
                 Record::Process(_)

@@ -10,10 +10,10 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use super::Sink;
-use crate::events::Trigger;
+use crate::events::{Frame, Trigger};
 use crate::records::{
-    permille_as_pct, AllocRecord, AllocSitesRecord, AllocTypesRecord, GcRecord, ProcessInfo,
-    Record, SettingsRecord, StwRecord, Summary,
+    permille_as_pct, AllocRecord, AllocSitesRecord, AllocTypesRecord, FindingRecord, GcRecord,
+    ProcessInfo, Record, SettingsRecord, StwRecord, Summary,
 };
 
 /// Writes each record as one JSON line.
@@ -91,6 +91,7 @@ struct GcJson {
     globals_bytes: Option<u64>,
     gogc: Option<i32>,
     memory_limit_bytes: Option<i64>,
+    goroutines: Option<u64>,
     gc_cpu_percent: Option<u32>,
     cpu_sweep_term_ns: Option<u64>,
     cpu_assist_ns: Option<u64>,
@@ -154,6 +155,8 @@ struct SiteJson<'a> {
     counted: u64,
     error_pct: Option<f64>,
     frames: Vec<FrameJson<'a>>,
+    /// The runtime function the outermost frame called (`runtime.growslice`, …), or "".
+    via: &'a str,
 }
 
 #[derive(Serialize)]
@@ -211,6 +214,7 @@ fn alloc_sites(r: &AllocSitesRecord) -> AllocSitesJson<'_> {
                 bytes: s.bytes,
                 counted: s.counted,
                 error_pct: permille_as_pct(s.error_permille),
+                via: &s.via,
                 frames: s
                     .frames
                     .iter()
@@ -284,6 +288,7 @@ fn gc(g: &GcRecord) -> GcJson {
         globals_bytes: g.globals_bytes,
         gogc: g.gogc,
         memory_limit_bytes: g.memory_limit_bytes,
+        goroutines: g.goroutines,
         gc_cpu_percent: g.cpu_percent,
         cpu_sweep_term_ns: g.cpu.map(|c| c.sweep_term_ns),
         cpu_assist_ns: g.cpu.map(|c| c.assist_ns),
@@ -321,6 +326,48 @@ struct WithPid<T: Serialize> {
     #[serde(flatten)]
     inner: T,
     pid: u32,
+}
+
+/// `{"type":"finding",…}`: see docs/findings.md.
+#[derive(Serialize)]
+pub(crate) struct FindingJson<'a> {
+    r#type: &'static str,
+    ts_ns: u64,
+    state: &'static str,
+    id: &'static str,
+    severity: &'static str,
+    summary: &'a str,
+    evidence: Evidence<'a>,
+    remedy: &'static str,
+    sites: &'a [Frame],
+}
+
+/// Evidence as a JSON object, in the rule's order.
+pub(crate) struct Evidence<'a>(pub &'a [(&'static str, f64)]);
+
+impl Serialize for Evidence<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in self.0 {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+pub(crate) fn finding(f: &FindingRecord) -> FindingJson<'_> {
+    FindingJson {
+        r#type: "finding",
+        ts_ns: f.ts_ns,
+        state: f.state.as_str(),
+        id: f.id.as_str(),
+        severity: f.severity.as_str(),
+        summary: &f.summary,
+        evidence: Evidence(&f.evidence),
+        remedy: f.remedy,
+        sites: &f.sites,
+    }
 }
 
 fn summary(s: &Summary) -> SummaryJson {
@@ -362,6 +409,13 @@ impl<W: Write> Sink for JsonSink<W> {
                 line,
                 &WithPid {
                     inner: alloc_sites(r),
+                    pid,
+                },
+            ),
+            Record::Finding(f) => serde_json::to_writer(
+                line,
+                &WithPid {
+                    inner: finding(f),
                     pid,
                 },
             ),
@@ -450,7 +504,7 @@ mod tests {
                 r#"{"type":"gc","cycle":3,"trigger":"forced","start_ns":100,"end_ns":900,"#,
                 r#""sweep_term_ns":26,"mark_ns":700,"mark_term_ns":74,"pause_ns":100,"#,
                 r#""heap_start_bytes":4194304,"heap_end_bytes":null,"heap_live_bytes":null,"#,
-                r#""heap_goal_bytes":null,"gomaxprocs":8,"stacks_bytes":null,"globals_bytes":null,"gogc":null,"memory_limit_bytes":null,"gc_cpu_percent":null,"cpu_sweep_term_ns":null,"cpu_assist_ns":null,"cpu_background_ns":null,"cpu_idle_ns":null,"cpu_mark_term_ns":null,"pid":4242}"#,
+                r#""heap_goal_bytes":null,"gomaxprocs":8,"stacks_bytes":null,"globals_bytes":null,"gogc":null,"memory_limit_bytes":null,"goroutines":null,"gc_cpu_percent":null,"cpu_sweep_term_ns":null,"cpu_assist_ns":null,"cpu_background_ns":null,"cpu_idle_ns":null,"cpu_mark_term_ns":null,"pid":4242}"#,
                 "\n"
             )
         );

@@ -37,7 +37,8 @@ use prometheus_client::registry::{Registry, Unit};
 
 pub use self::series::LINGER;
 use self::series::{
-    note, CgroupLabels, InfoLabels, Known, PhaseLabels, StwLabels, Target, TriggerLabels, PHASES,
+    note, CgroupLabels, FindingLabels, InfoLabels, Known, PhaseLabels, StwLabels, Target,
+    TriggerLabels, PHASES,
 };
 use super::{Sink, Tee};
 use crate::events::Trigger;
@@ -80,6 +81,7 @@ pub struct GcMetrics {
     heap_start: Family<Target, Gauge>,
     heap_end: Family<Target, Gauge>,
     heap_goal: Family<Target, Gauge>,
+    goroutines: Family<Target, Gauge>,
     gomaxprocs: Family<Target, Gauge>,
     gogc: Family<Target, Gauge>,
     memory_limit: Family<Target, Gauge>,
@@ -89,6 +91,7 @@ pub struct GcMetrics {
     alloc_objects: Family<Target, Counter>,
     alloc_rate: Family<Target, Gauge>,
     lost_events: Family<Target, Counter>,
+    findings: Family<FindingLabels, Gauge>,
 }
 
 impl Default for GcMetrics {
@@ -113,6 +116,7 @@ impl GcMetrics {
             heap_start: Family::default(),
             heap_end: Family::default(),
             heap_goal: Family::default(),
+            goroutines: Family::default(),
             gomaxprocs: Family::default(),
             gogc: Family::default(),
             memory_limit: Family::default(),
@@ -122,6 +126,7 @@ impl GcMetrics {
             alloc_objects: Family::default(),
             alloc_rate: Family::default(),
             lost_events: Family::default(),
+            findings: Family::default(),
         };
         // Counters get `_total` and unit'd metrics their unit appended by the encoder:
         // "go_gc_heap_allocs" with Unit::Bytes is exported as go_gc_heap_allocs_bytes_total.
@@ -201,6 +206,12 @@ impl GcMetrics {
             m.heap_goal.clone(),
         );
         r.register(
+            "go_sched_goroutines_goroutines",
+            "Goroutines as of the last GC cycle's end: runtime.NumGoroutine() plus the \
+             dead goroutines cached on Ps (up to 64 per P)",
+            m.goroutines.clone(),
+        );
+        r.register(
             "go_sched_gomaxprocs_threads",
             "The current runtime.GOMAXPROCS setting, as of the last GC cycle",
             m.gomaxprocs.clone(),
@@ -255,6 +266,11 @@ impl GcMetrics {
              use; the figures above miss what they described",
             m.lost_events.clone(),
         );
+        r.register(
+            "gctrace_bpf_finding_active",
+            "1 while the finding (docs/findings.md) is active, 0 once it has ended",
+            m.findings.clone(),
+        );
         m
     }
 
@@ -287,6 +303,20 @@ impl GcMetrics {
             Record::Alloc(a) => self.alloc(pid, a),
             Record::Summary(s) => self.summary(pid, s),
             Record::Settings(s) => self.settings(pid, s.gogc, s.memory_limit_bytes, s.gomaxprocs),
+            Record::Finding(f) => {
+                let labels = FindingLabels {
+                    target: self.target(pid),
+                    id: f.id.as_str(),
+                    severity: f.severity.as_str(),
+                };
+                let on = i64::from(f.state == crate::records::FindingState::Start);
+                self.findings.get_or_create(&labels).set(on);
+                let used = (labels.id, labels.severity);
+                let k = self.known(pid);
+                if !k.findings.contains(&used) {
+                    k.findings.push(used);
+                }
+            }
             // Top types and sites are a profile, not a time series: the JSON and the TUI
             // show them.
             Record::AllocTypes(_) | Record::AllocSites(_) => {}
@@ -366,6 +396,7 @@ impl GcMetrics {
             (&self.heap_end, g.heap_end_bytes),
             (&self.heap_goal, g.heap_goal_bytes),
             (&self.gomaxprocs, g.gomaxprocs.map(u64::from)),
+            (&self.goroutines, g.goroutines),
         ] {
             if let Some(v) = value {
                 family.get_or_create(&t).set(gauge_value(v));
@@ -486,8 +517,16 @@ impl GcMetrics {
             &self.gogc,
             &self.memory_limit,
             &self.alloc_rate,
+            &self.goroutines,
         ] {
             f.remove(t);
+        }
+        for &(id, severity) in &k.findings {
+            self.findings.remove(&FindingLabels {
+                target: t.clone(),
+                id,
+                severity,
+            });
         }
         self.gc_cpu_fraction.remove(t);
         self.cycle_pause.remove(t);

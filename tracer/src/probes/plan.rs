@@ -92,6 +92,16 @@ pub enum ReadField {
     PauseNs,
     /// `memstats.numforcedgc` (uint32): forced cycles so far, counted inside the stop.
     NumForcedGc,
+    /// `allglen` (uintptr): every goroutine ever created and not freed (the runtime
+    /// reuses dead ones, it never frees them).
+    Allglen,
+    /// `sched.gFree.n` (1.19–1.24) or `sched.gFree.stack.size` (1.25+) (int32): dead
+    /// goroutines on the global free list (with a stack).
+    SchedGFree,
+    /// `sched.gFree.noStack.size` (int32, Go 1.25+): dead goroutines without a stack.
+    SchedGFreeNoStack,
+    /// `sched.ngsys` (int32): system goroutines.
+    SchedNgsys,
     /// `gcController.totalAlloc` (uint64): cumulative bytes allocated, span granularity.
     /// Keep it last: [`ReadField::COUNT`] counts up to it.
     TotalAlloc,
@@ -318,6 +328,25 @@ const MSTATS: &str = "runtime.mstats";
 const CONTROLLER: &str = "runtime.gcController";
 const CONTROLLER_TYPE: &str = "runtime.gcControllerState";
 const STATE: &str = "gctrace figures";
+const SCHED: &str = "runtime.sched";
+const SCHED_TYPE: &str = "runtime.schedt";
+const GOROUTINES: &str = "goroutine count";
+
+const fn sched(
+    field: ReadField,
+    members: &'static [&'static str],
+    without: &'static str,
+) -> ReadSpec {
+    ReadSpec {
+        field,
+        location: Location::Field {
+            global: SCHED,
+            ty: SCHED_TYPE,
+            members,
+        },
+        without,
+    }
+}
 
 const fn work(
     field: ReadField,
@@ -442,6 +471,19 @@ pub const READS: &[ReadSpec] = &[
          already have set)",
     ),
     ctl(ReadField::TotalAlloc, &["totalAlloc"], "allocation rate"),
+    // `gcount()`'s terms that sit at fixed addresses (its per-P free lists do not).
+    global(ReadField::Allglen, "runtime.allglen", GOROUTINES),
+    sched(
+        ReadField::SchedGFree,
+        &["gFree.n", "gFree.stack.size"],
+        GOROUTINES,
+    ),
+    sched(
+        ReadField::SchedGFreeNoStack,
+        &["gFree.noStack.size"],
+        GOROUTINES,
+    ),
+    sched(ReadField::SchedNgsys, &["ngsys"], GOROUTINES),
     global(
         ReadField::GcPhase,
         "runtime.gcphase",
@@ -534,12 +576,15 @@ fn plan_reads(
     mode: StopsMode,
     warnings: &mut Vec<String>,
 ) -> (Vec<ReadSlot>, Option<(u64, u64)>) {
+    let minor = bin.go_version().minor;
     let wanted: Vec<&ReadSpec> = READS
         .iter()
         .filter(|r| {
             r.field != ReadField::GcPhase
                 || (scheme == StwScheme::CallerInferred && mode == StopsMode::Every)
         })
+        // The free list was split in two in Go 1.25.
+        .filter(|r| r.field != ReadField::SchedGFreeNoStack || minor >= 25)
         .collect();
     if bin.is_stripped() {
         warnings.extend(bin.data_symbol_warnings());

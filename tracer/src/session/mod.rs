@@ -87,6 +87,8 @@ pub struct TraceOptions {
     pub prometheus: Option<std::net::SocketAddr>,
     /// Thresholds the TUI checks against.
     pub slo: tui::Slo,
+    /// Thresholds of the findings rule engine (docs/findings.md).
+    pub findings: crate::findings::Thresholds,
 }
 
 /// Why the event loop ended (the run's, or one target's).

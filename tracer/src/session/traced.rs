@@ -417,7 +417,10 @@ pub(super) async fn run(
         }
         None => None,
     };
-    let mut pipe = Pipeline::new(pid, decoder, sink.handle(), recorder);
+    let mut pipe =
+        Pipeline::new(pid, decoder, sink.handle(), recorder).with_thresholds(opts.findings);
+    pipe.findings
+        .set_cpu_limit(crate::cgroup::cpu_limit_cores(pid));
     pipe.emit(vec![Record::Process(process)])?;
     if let Some(raw) = first_sample {
         pipe.raw(&raw)?;

@@ -80,14 +80,16 @@ pub enum View {
     Cycles,
     Pauses,
     Allocations,
+    Advice,
 }
 
 impl View {
-    pub const ALL: [View; 4] = [
+    pub const ALL: [View; 5] = [
         View::Overview,
         View::Cycles,
         View::Pauses,
         View::Allocations,
+        View::Advice,
     ];
 
     pub fn title(self) -> &'static str {
@@ -96,6 +98,7 @@ impl View {
             View::Cycles => "Cycles",
             View::Pauses => "Pauses",
             View::Allocations => "Allocations",
+            View::Advice => "Advice",
         }
     }
 

@@ -119,13 +119,13 @@ pub struct Data {
     /// Stops per reason since attach (a dozen reasons at most).
     pub reasons: BTreeMap<StwReason, u64>,
     pub cycles: u64,
-    /// Consecutive completed cycles whose live heap grew (0 after a shrink).
-    pub heap_growth_streak: u32,
     /// First and latest CLOCK_MONOTONIC time seen (records or ticks).
     pub first_ns: Option<u64>,
     pub now_ns: u64,
     pub lost: u64,
     pub ended: Option<Ended>,
+    /// Findings of the rule engine, as their records arrived.
+    pub findings: super::findings::Board,
 }
 
 impl Default for Data {
@@ -146,11 +146,11 @@ impl Default for Data {
             non_gc_stops: 0,
             reasons: BTreeMap::new(),
             cycles: 0,
-            heap_growth_streak: 0,
             first_ns: None,
             now_ns: 0,
             lost: 0,
             ended: None,
+            findings: Default::default(),
         }
     }
 }
@@ -176,12 +176,6 @@ impl Data {
             Record::Gc(g) => {
                 self.saw_time(g.end_ns);
                 self.cycles += 1;
-                let prev_live = self.gcs.last().and_then(|p| p.heap_live_bytes);
-                match (prev_live, g.heap_live_bytes) {
-                    (Some(a), Some(b)) if b > a => self.heap_growth_streak += 1,
-                    (_, Some(_)) => self.heap_growth_streak = 0,
-                    _ => {}
-                }
                 self.history.cycle(&g);
                 self.gcs.push(g);
             }
@@ -213,6 +207,10 @@ impl Data {
             Record::AllocSites(s) => {
                 self.saw_time(s.ts_ns);
                 self.alloc_sites = Some(s);
+            }
+            Record::Finding(f) => {
+                self.saw_time(f.ts_ns);
+                self.findings.record(f);
             }
             Record::Summary(s) => {
                 self.lost = self.lost.max(s.lost_events);

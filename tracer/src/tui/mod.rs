@@ -19,6 +19,7 @@
 pub mod alerts;
 pub mod app;
 pub mod data;
+pub mod findings;
 /// The TUI's number formats live with the report's in [`crate::units`].
 pub use crate::units as fmt;
 pub mod history;

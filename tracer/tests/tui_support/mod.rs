@@ -83,6 +83,7 @@ pub fn parse_line(line: &str) -> Option<Record> {
                 globals_bytes: ou(&v, "globals_bytes"),
                 gogc: v["gogc"].as_i64().map(|g| g as i32),
                 memory_limit_bytes: v["memory_limit_bytes"].as_i64(),
+                goroutines: ou(&v, "goroutines"),
                 cpu_percent: ou(&v, "gc_cpu_percent").map(|p| p as u32),
                 cpu,
                 runtime_clock: None,
@@ -136,6 +137,7 @@ pub fn parse_line(line: &str) -> Option<Record> {
                 .as_array()?
                 .iter()
                 .map(|site| SiteStat {
+                    via: s(site, "via"),
                     type_name: s(site, "type"),
                     objects: u(site, "objects"),
                     bytes: u(site, "bytes"),
@@ -183,7 +185,21 @@ pub fn fixture(name: &str) -> Vec<Record> {
         text.lines().filter(|l| !l.trim().is_empty()).count(),
         "{name}: every line parses"
     );
-    records
+    judged(records)
+}
+
+/// The records as the pipeline hands them to a view: each followed by the findings of
+/// the rule engine (default thresholds) that it starts or ends.
+pub fn judged(records: Vec<Record>) -> Vec<Record> {
+    let mut engine = tracer::findings::Engine::new(tracer::findings::Thresholds::default());
+    let mut out = Vec::with_capacity(records.len());
+    for r in records {
+        let mut found = Vec::new();
+        engine.observe(&r, &mut found);
+        out.push(r);
+        out.extend(found);
+    }
+    out
 }
 
 /// The screen as text, one line per row, trailing blanks trimmed.

@@ -86,6 +86,15 @@ pub(super) const PHASES: [&str; 6] = [
     "idle",
 ];
 
+/// A finding of the rule engine (docs/findings.md), by id and severity.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct FindingLabels {
+    #[prometheus(flatten)]
+    pub target: Target,
+    pub id: &'static str,
+    pub severity: &'static str,
+}
+
 /// What is known of one traced process, and which label values its series used.
 #[derive(Debug, Default)]
 pub(super) struct Known {
@@ -93,6 +102,8 @@ pub(super) struct Known {
     pub info: Option<InfoLabels>,
     pub reasons: Vec<&'static str>,
     pub triggers: Vec<&'static str>,
+    /// Findings (id, severity) it has had.
+    pub findings: Vec<(&'static str, &'static str)>,
     /// When its `summary` came.
     pub ended: Option<Instant>,
     /// A scrape has served its series since it ended.

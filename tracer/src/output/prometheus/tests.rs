@@ -569,3 +569,34 @@ fn listen_addresses() {
         assert!(parse_listen_addr(bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn goroutines_and_findings() {
+    use crate::records::{FindingId, FindingRecord, FindingState, Severity};
+    let mut with_g = gc(3, None, 1);
+    if let Record::Gc(g) = &mut with_g {
+        g.goroutines = Some(1234);
+    }
+    let finding = |state| {
+        Record::Finding(FindingRecord {
+            ts_ns: 5,
+            state,
+            id: FindingId::GcThrashing,
+            severity: Severity::Warning,
+            summary: "GC CPU 12%".into(),
+            evidence: vec![("gc_cpu_percent", 12.0)],
+            remedy: "less",
+            sites: Vec::new(),
+        })
+    };
+    let mut m = fed(&[process(), with_g, finding(FindingState::Start)]);
+    let key = format!(r#"gctrace_bpf_finding_active{{{T},id="gc-thrashing",severity="warning"}}"#);
+    let s = samples(&text(&m));
+    assert_eq!(
+        get(&s, &format!("go_sched_goroutines_goroutines{{{T}}}")),
+        1234.0
+    );
+    assert_eq!(get(&s, &key), 1.0);
+    m.record(42, &finding(FindingState::End));
+    assert_eq!(get(&samples(&text(&m)), &key), 0.0);
+}

@@ -2,6 +2,7 @@
 //! reads the state, never blocks, and copes with no data at all and with any terminal
 //! size (below [`MIN_WIDTH`]×[`MIN_HEIGHT`] it shows a single line saying so).
 
+mod advice;
 mod allocations;
 mod cycles;
 mod header;
@@ -71,11 +72,12 @@ pub fn draw(app: &App, f: &mut Frame) {
         View::Cycles => cycles::draw_cycles(app, f, body),
         View::Pauses => pauses::draw_pauses(app, f, body),
         View::Allocations => allocations::draw_allocations(app, f, body),
+        View::Advice => advice::draw(app, f, body),
     }
     let keys = if app.config.several {
-        " q quit  p process  tab/1-4 view  ↑↓ scroll  ⏎ detail  space freeze  ? help"
+        " q quit  p process  tab/1-5 view  ↑↓ scroll  ⏎ detail  space freeze  ? help"
     } else {
-        " q quit  tab/1-4 view  ↑↓ scroll  ⏎ detail  space freeze  +/- window  ? help"
+        " q quit  tab/1-5 view  ↑↓ scroll  ⏎ detail  space freeze  +/- window  ? help"
     };
     f.render_widget(
         Paragraph::new(keys).style(Style::new().fg(Color::DarkGray)),

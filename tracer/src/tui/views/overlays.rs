@@ -17,7 +17,10 @@ pub(super) fn draw_help(app: &App, f: &mut Frame, area: Rect) {
     let popup = centered(area, 66, 15);
     let mut keys = vec![
         ("q, Ctrl-C", "quit (probes are removed; the target runs on)"),
-        ("tab, 1-4", "views: overview, cycles, pauses, allocations"),
+        (
+            "tab, 1-5",
+            "views: overview, cycles, pauses, allocations, advice",
+        ),
         ("↑ ↓ PgUp PgDn", "scroll the cycles or pauses table"),
         ("Home End", "newest / oldest"),
         ("Enter", "details of the selected cycle"),

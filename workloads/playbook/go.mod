@@ -1,0 +1,3 @@
+module playbook
+
+go 1.19
