@@ -37,6 +37,25 @@ pub enum Matcher {
     AllGo,
 }
 
+/// Processes found while the run goes on (`--exe`, `--all`).
+#[derive(Debug, Clone)]
+pub struct Discover {
+    pub matcher: Matcher,
+    /// Only processes in this cgroup subtree (`--cgroup`).
+    pub cgroup: Option<String>,
+    /// At most this many of them traced at once (`--max-processes`); more are reported
+    /// and left alone.
+    pub max_processes: usize,
+}
+
+/// A process found but not traced: the ceiling is reached.
+pub(super) fn over_ceiling(pid: u32, max: usize) -> String {
+    format!(
+        "pid {pid} ({}): not traced: {max} processes are traced already (--max-processes)",
+        target::exe_display(pid)
+    )
+}
+
 pub(super) struct Discovery {
     matcher: Matcher,
     cgroup: Option<String>,

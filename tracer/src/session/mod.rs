@@ -34,8 +34,8 @@ use crate::{
     pprof, target,
     tui::{self, AppEvent, Control},
 };
-use discovery::Discovery;
-pub use discovery::Matcher;
+use discovery::{over_ceiling, Discovery};
+pub use discovery::{Discover, Matcher};
 use traced::{Ended, Notices, Prepared, RunContext};
 
 /// What to trace.
@@ -52,17 +52,6 @@ pub enum Target {
         pids: Vec<u32>,
         discover: Option<Discover>,
     },
-}
-
-/// Processes found while the run goes on (`--exe`, `--all`).
-#[derive(Debug, Clone)]
-pub struct Discover {
-    pub matcher: Matcher,
-    /// Only processes in this cgroup subtree (`--cgroup`).
-    pub cgroup: Option<String>,
-    /// At most this many of them traced at once (`--max-processes`); more are reported
-    /// and left alone.
-    pub max_processes: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -268,14 +257,6 @@ impl ChildExit {
 }
 
 /// The line that says a process is traced from now on (several targets only).
-/// A process found but not traced: the ceiling is reached.
-fn over_ceiling(pid: u32, max: usize) -> String {
-    format!(
-        "pid {pid} ({}): not traced: {max} processes are traced already (--max-processes)",
-        target::exe_display(pid)
-    )
-}
-
 fn picked_up(p: &Prepared, opts: &TraceOptions) -> String {
     let info = &p.process;
     let mut msg = format!(

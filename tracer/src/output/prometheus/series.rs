@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use prometheus_client::encoding::{EncodeLabel, EncodeLabelSet, LabelSetEncoder};
 
+use super::Exposition;
 use crate::labels::Labels;
 
 /// How long the series of an ended process are kept when no scrape comes.
@@ -124,6 +125,100 @@ impl Known {
             None => false,
             Some(at) => (scraping && self.served_after_end) || now.duration_since(at) >= LINGER,
         }
+    }
+}
+
+/// Removing the series of ended processes.
+impl super::GcMetrics {
+    /// Processes traced and not yet removed (ended ones included until they go).
+    pub fn processes(&self) -> usize {
+        self.procs.len()
+    }
+
+    /// Remove the series of ended processes that are due ([`Known::expired`]).
+    pub(super) fn expire(&mut self, now: Instant, scraping: bool) {
+        let due: Vec<u32> = self
+            .procs
+            .iter()
+            .filter(|(_, k)| k.expired(now, scraping))
+            .map(|(&pid, _)| pid)
+            .collect();
+        for pid in due {
+            self.remove(pid);
+        }
+    }
+
+    /// Remove every series of `pid`.
+    pub(super) fn remove(&mut self, pid: u32) {
+        let Some(k) = self.procs.remove(&pid) else {
+            return;
+        };
+        let t = &k.target;
+        if let Some(info) = &k.info {
+            self.info.remove(info);
+        }
+        for f in [&self.cycles_runtime, &self.alloc_bytes, &self.alloc_objects] {
+            f.remove(t);
+        }
+        self.lost_events.remove(t);
+        for f in [
+            &self.heap_live,
+            &self.heap_start,
+            &self.heap_end,
+            &self.heap_goal,
+            &self.gomaxprocs,
+            &self.gogc,
+            &self.memory_limit,
+            &self.alloc_rate,
+            &self.goroutines,
+        ] {
+            f.remove(t);
+        }
+        for &(id, severity) in &k.findings {
+            self.findings.remove(&FindingLabels {
+                target: t.clone(),
+                id,
+                severity,
+            });
+        }
+        self.gc_cpu_fraction.remove(t);
+        self.cycle_pause.remove(t);
+        for &reason in &k.reasons {
+            let l = StwLabels {
+                target: t.clone(),
+                reason,
+            };
+            self.pauses_gc.remove(&l);
+            self.pauses_other.remove(&l);
+        }
+        for &trigger in &k.triggers {
+            self.cycles_traced.remove(&TriggerLabels {
+                target: t.clone(),
+                trigger,
+            });
+        }
+        for phase in PHASES {
+            let l = PhaseLabels {
+                target: t.clone(),
+                phase,
+            };
+            self.phases.remove(&l);
+            self.gc_cpu_seconds.remove(&l);
+        }
+    }
+
+    /// What a scrape gets: first the processes whose end an earlier scrape has served
+    /// go, then the registry is encoded, and the ended processes it still showed are
+    /// marked served.
+    pub fn scrape(&mut self, format: Exposition) -> Result<String, std::fmt::Error> {
+        self.expire(Instant::now(), true);
+        let out = self.encode(format)?;
+        for k in self.procs.values_mut() {
+            if k.ended.is_some() {
+                k.served_after_end = true;
+            }
+        }
+        Ok(out)
     }
 }
 
