@@ -5,6 +5,9 @@
 //! A version string rewritten to another layout family is refused in one line naming
 //! the disagreement. Analysis only (no root, no run).
 
+// Helpers of a test crate: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

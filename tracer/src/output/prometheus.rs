@@ -37,7 +37,8 @@ use prometheus_client::registry::{Registry, Unit};
 
 pub use self::series::LINGER;
 use self::series::{
-    note, CgroupLabels, FindingLabels, InfoLabels, Known, PhaseLabels, StwLabels, Target, TriggerLabels,
+    note, CgroupLabels, FindingLabels, InfoLabels, Known, PhaseLabels, StwLabels, Target,
+    TriggerLabels,
 };
 use super::{Sink, Tee};
 use crate::events::Trigger;
