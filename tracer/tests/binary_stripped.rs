@@ -222,6 +222,17 @@ fn recovered_globals_equal_symtab() {
     }
 }
 
+/// What stripped binaries are known not to have (each with a warning that says so): the
+/// goroutine count, which needs the symbol table, and on arm64 what is located from amd64
+/// code only: the Go 1.19-1.20 stop reasons (`m.preemptoff`) and, on 1.22+, the one-hit
+/// non-GC stops (`stopTheWorldContext`; every stop is probed instead).
+fn known_gap(warning: &str) -> bool {
+    warning.contains("unknown: goroutine count")
+        || (warning.contains("runtime.m.preemptoff not located")
+            && warning.contains("non-GC stops are reported as unknown"))
+        || warning.contains("(2 hits each): runtime.stopTheWorldContext not located")
+}
+
 /// The planner reads the same variables at the same addresses from both builds.
 #[test]
 fn stripped_plan_reads_like_plain() {
@@ -229,9 +240,11 @@ fn stripped_plan_reads_like_plain() {
         let what = p.stripped.display();
         let plain = plan(&open(&p.plain)).unwrap();
         let stripped = plan(&open(&p.stripped)).unwrap();
+        // The goroutine count needs the symbol table: the plain build alone has it.
         let rel = |path: &Path, reads: &[tracer::probes::ReadSlot]| {
             reads
                 .iter()
+                .filter(|r| !plan::symbols_only(r.field))
                 .map(|r| (r.field, section_relative(path, r.address)))
                 .collect::<Vec<_>>()
         };
@@ -240,8 +253,11 @@ fn stripped_plan_reads_like_plain() {
             rel(&p.plain, &plain.reads),
             "{what}"
         );
+        // Only the goroutine count, which needs the symbol table, may be unknown, and on
+        // arm64 Go 1.19-1.20 the stop reasons (m.preemptoff is found from amd64 code only;
+        // engineering notes).
         assert!(
-            stripped.warnings.is_empty(),
+            stripped.warnings.iter().all(|w| known_gap(w)),
             "{what}: {:?}",
             stripped.warnings
         );
@@ -317,6 +333,7 @@ fn leave_one_out_offsets_from_code_equal_dwarf() {
             let rel = |path: &Path, reads: &[tracer::probes::ReadSlot]| {
                 reads
                     .iter()
+                    .filter(|r| !plan::symbols_only(r.field))
                     .map(|r| (r.field, section_relative(path, r.address)))
                     .collect::<Vec<_>>()
             };
@@ -351,8 +368,14 @@ fn inspect_reports_no_unknown_field() {
                 let want = if path == &p.plain { "dwarf" } else { "table" };
                 assert_eq!(f.source, want, "{what}: {}", f.field);
             }
+            // Every struct field is known; the goroutine count alone needs the symbol
+            // table, and says so.
             let text = tracer::inspect::render_text(path, &report);
-            assert!(!text.contains("unknown"), "{what}:\n{text}");
+            let unknown: Vec<&str> = text
+                .lines()
+                .filter(|l| l.contains("unknown") && !known_gap(l))
+                .collect();
+            assert!(unknown.is_empty(), "{what}:\n{text}");
         }
     }
 }
@@ -387,5 +410,12 @@ fn unknown_release_without_dwarf_degrades_with_a_warning() {
         plain.struct_field_offset("runtime.workType", "cycles")
     );
     let plan = plan(&bin).unwrap();
-    assert!(plan.warnings.is_empty(), "{:?}", plan.warnings);
+    // Only the goroutine count, which needs the symbol table, is unknown.
+    assert!(
+        plan.warnings
+            .iter()
+            .all(|w| w.ends_with("unknown: goroutine count")),
+        "{:?}",
+        plan.warnings
+    );
 }

@@ -491,11 +491,26 @@ pub const READS: &[ReadSpec] = &[
     ),
 ];
 
-/// Every (struct type, field name) the tracer may read, each once, in [`READS`] order.
-/// Alternative names are all listed: a binary has one of them.
+/// The goroutine count's terms (`allglen`, `sched.gFree`, `sched.ngsys`): located only
+/// through the symbol table and DWARF. They are not in the offsets table and not derived
+/// from code, so a stripped binary has no goroutine count (and a warning says so) while
+/// its GC figures are unaffected.
+pub fn symbols_only(field: ReadField) -> bool {
+    matches!(
+        field,
+        ReadField::Allglen
+            | ReadField::SchedGFree
+            | ReadField::SchedGFreeNoStack
+            | ReadField::SchedNgsys
+    )
+}
+
+/// Every (struct type, field name) the tracer may read, each once, in [`READS`] order,
+/// but the [`symbols_only`] ones: what the offsets table holds. Alternative names are all
+/// listed: a binary has one of them.
 pub fn read_struct_fields() -> Vec<(&'static str, &'static str)> {
     let mut out: Vec<(&'static str, &'static str)> = Vec::new();
-    for r in READS {
+    for r in READS.iter().filter(|r| !symbols_only(r.field)) {
         if let Location::Field { ty, members, .. } = r.location {
             for m in members {
                 if !out.contains(&(ty, *m)) {
@@ -512,7 +527,7 @@ pub fn read_struct_fields() -> Vec<(&'static str, &'static str)> {
 /// `inspect` lists with each offset's source.
 pub fn fields_read(bin: &GoBinary) -> Vec<(&'static str, &'static str)> {
     let mut out: Vec<(&'static str, &'static str)> = Vec::new();
-    for spec in READS {
+    for spec in READS.iter().filter(|r| !symbols_only(r.field)) {
         if let Location::Field { ty, members, .. } = location_for(spec, bin.go_version()) {
             let m = members
                 .iter()
