@@ -147,12 +147,13 @@ fn check_cycles_against_gctrace(
     }
     let mb = |b: Option<u64>| b.map(|b| b >> 20);
     let mut bad = Vec::new();
+    // A server's own log lines land in the same stderr as the runtime's gctrace lines and
+    // can cut one in two (seen with esbuild's request log): such a cycle has no usable
+    // oracle and is not compared; they must stay a small minority.
+    let mut garbled = Vec::new();
     for g in &trace.gc {
         let Some(line) = gctrace.get(&g.cycle) else {
-            bad.push(format!(
-                "cycle {}: no gctrace line with that number",
-                g.cycle
-            ));
+            garbled.push(format!("cycle {}: no whole gctrace line", g.cycle));
             continue;
         };
         let heap = line.heap_mb.map(|h| h.map(Some)).unwrap_or([None; 3]);
@@ -170,7 +171,14 @@ fn check_cycles_against_gctrace(
             line.goal_mb,
             line.procs.map(u64::from),
         ];
-        if ours != theirs || ours.iter().any(Option::is_none) {
+        if theirs.iter().any(Option::is_none) {
+            garbled.push(format!(
+                "cycle {}: gctrace line cut ({})",
+                g.cycle, line.text
+            ));
+            continue;
+        }
+        if ours != theirs {
             bad.push(format!(
                 "cycle {}: tracer {ours:?} vs gctrace {theirs:?} ({})",
                 g.cycle, line.text
@@ -178,17 +186,30 @@ fn check_cycles_against_gctrace(
         }
     }
     let total = trace.gc.len();
-    if (total - bad.len()) * 100 < total * common::AGREEMENT_PCT {
+    if garbled.len() * 5 > total {
         failures.push(format!(
-            "{} of {total} cycles disagree with gctrace:\n  {}",
+            "{} of {total} cycles have no whole gctrace line to compare with:\n  {}",
+            garbled.len(),
+            garbled.join("\n  ")
+        ));
+    }
+    let compared = total - garbled.len();
+    if (compared - bad.len()) * 100 < compared * common::AGREEMENT_PCT {
+        failures.push(format!(
+            "{} of {compared} compared cycles disagree with gctrace:\n  {}",
             bad.len(),
             bad.join("\n  ")
         ));
-    } else if !bad.is_empty() {
+    } else if !bad.is_empty() || !garbled.is_empty() {
         println!(
-            "tolerated ({} of {total}):\n  {}",
+            "tolerated ({} of {compared} disagree; {} not comparable):\n  {}",
             bad.len(),
-            bad.join("\n  ")
+            garbled.len(),
+            bad.iter()
+                .chain(&garbled)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("\n  ")
         );
     }
     failures
