@@ -13,9 +13,10 @@
 //! - the runtime's `stwReasonStrings` begins with the reasons we name, in our order, so
 //!   every code decodes to the runtime's own word.
 //!
-//! Everything else already stays unknown rather than guessed: struct offsets come only
-//! from DWARF (the built-in table has no entry for an unknown release), and each field
-//! that cannot be located is named in a warning; moduledata reads are validated.
+//! Everything else already stays unknown rather than guessed: struct offsets come from
+//! DWARF, or from the binary's own code where it verifies them field by field (the
+//! built-in table has no entry for an unknown release), and each field that cannot be
+//! located is named in a warning; moduledata reads are validated.
 
 use super::plan::{scheme_for, PlanError, StwScheme, GC_START, START_THE_WORLD, SUPPORTED_MINORS};
 use crate::binary::{GoBinary, GoVersion};
@@ -141,9 +142,9 @@ pub fn verdict(bin: &GoBinary) -> Result<(StwScheme, Vec<String>), String> {
     warnings.insert(
         0,
         format!(
-            "{what}: traced as {newest} (verified in this binary: {}); struct offsets never \
-             from the built-in table (it has no entry for this runtime), every field not \
-             located stays unknown",
+            "{what}: traced as {newest} (verified in this binary: {}); struct offsets from \
+             DWARF or verified from its code, never straight from the built-in table (it \
+             has no entry for this runtime); every field not located stays unknown",
             checked.join(", ")
         ),
     );
