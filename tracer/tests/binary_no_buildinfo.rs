@@ -27,8 +27,12 @@ func main() { fmt.Println("ok") }
 /// `objcopy --remove-section .go.buildinfo`. The host's objcopy reads only x86-64 ELF by
 /// name; other machines go through its generic `elf64-little`, which writes e_machine 0,
 /// so the original machine is put back.
+/// The copy gets a name of its own per call: the tests of this file run in parallel on
+/// the same builds, and one of them read the other's half-written copy.
 fn remove_buildinfo(bin: &Path) -> PathBuf {
-    let out = bin.with_extension("nobuildinfo");
+    static COPIES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = COPIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let out = bin.with_extension(format!("nobuildinfo-{}-{n}", std::process::id()));
     let original = std::fs::read(bin).unwrap();
     let machine = [original[18], original[19]];
     let mut cmd = Command::new("objcopy");
