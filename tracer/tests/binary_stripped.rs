@@ -222,6 +222,20 @@ fn recovered_globals_equal_symtab() {
     }
 }
 
+/// A plan's reads as (field, section and offset), comparable between a stripped build
+/// and its plain twin, whose data may sit at other addresses. The goroutine count needs
+/// the symbol table, so only the plain build has it: left out.
+fn reads_by_section(
+    path: &Path,
+    reads: &[tracer::probes::ReadSlot],
+) -> Vec<(tracer::probes::ReadField, (String, u64))> {
+    reads
+        .iter()
+        .filter(|r| !plan::symbols_only(r.field))
+        .map(|r| (r.field, section_relative(path, r.address)))
+        .collect()
+}
+
 /// What stripped binaries are known not to have (each with a warning that says so): the
 /// goroutine count, which needs the symbol table, and on arm64 what is located from amd64
 /// code only: the Go 1.19-1.20 stop reasons (`m.preemptoff`) and, on 1.22+, the one-hit
@@ -240,17 +254,9 @@ fn stripped_plan_reads_like_plain() {
         let what = p.stripped.display();
         let plain = plan(&open(&p.plain)).unwrap();
         let stripped = plan(&open(&p.stripped)).unwrap();
-        // The goroutine count needs the symbol table: the plain build alone has it.
-        let rel = |path: &Path, reads: &[tracer::probes::ReadSlot]| {
-            reads
-                .iter()
-                .filter(|r| !plan::symbols_only(r.field))
-                .map(|r| (r.field, section_relative(path, r.address)))
-                .collect::<Vec<_>>()
-        };
         assert_eq!(
-            rel(&p.stripped, &stripped.reads),
-            rel(&p.plain, &plain.reads),
+            reads_by_section(&p.stripped, &stripped.reads),
+            reads_by_section(&p.plain, &plain.reads),
             "{what}"
         );
         // Only the goroutine count, which needs the symbol table, may be unknown, and on
@@ -330,16 +336,9 @@ fn leave_one_out_offsets_from_code_equal_dwarf() {
         if has_same_minor_neighbour(stripped.go_version().raw.as_str(), stripped.arch()) {
             assert!(unknown.is_empty(), "{what}: unknown {unknown:?}");
             let plain_plan = plan::plan(&plain).unwrap();
-            let rel = |path: &Path, reads: &[tracer::probes::ReadSlot]| {
-                reads
-                    .iter()
-                    .filter(|r| !plan::symbols_only(r.field))
-                    .map(|r| (r.field, section_relative(path, r.address)))
-                    .collect::<Vec<_>>()
-            };
             assert_eq!(
-                rel(&p.stripped, &plan.reads),
-                rel(&p.plain, &plain_plan.reads),
+                reads_by_section(&p.stripped, &plan.reads),
+                reads_by_section(&p.plain, &plain_plan.reads),
                 "{what}"
             );
         } else {
