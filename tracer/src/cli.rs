@@ -140,6 +140,38 @@ pub struct ReplayArgs {
     /// The TUI's alerts check these (as in a live run).
     #[command(flatten)]
     pub slo: SloArgs,
+    /// Export the recording's metrics and cycles too (not with the TUI).
+    #[command(flatten)]
+    pub otlp: OtlpArgs,
+}
+
+/// `--otlp [ENDPOINT]` and `--otlp-protocol`.
+#[derive(Debug, Args, Default)]
+pub struct OtlpArgs {
+    /// Also export the metrics, and each GC cycle and stop of the world as a span, over
+    /// OTLP to an OpenTelemetry Collector at ENDPOINT (http://HOST:PORT; without a value,
+    /// OTEL_EXPORTER_OTLP_ENDPOINT or http://localhost:4317). OTEL_METRIC_EXPORT_INTERVAL,
+    /// OTEL_BSP_SCHEDULE_DELAY and OTEL_EXPORTER_OTLP_TIMEOUT are honoured.
+    #[arg(long, value_name = "ENDPOINT", num_args = 0..=1, default_missing_value = "")]
+    pub otlp: Option<String>,
+    /// --otlp's wire protocol [default: OTEL_EXPORTER_OTLP_PROTOCOL, else http/protobuf
+    /// for port 4318 and grpc for any other].
+    #[arg(long, value_enum, value_name = "PROTOCOL", requires = "otlp")]
+    pub otlp_protocol: Option<crate::output::otlp::Protocol>,
+}
+
+impl OtlpArgs {
+    /// The export's settings, if asked for; a bad endpoint or variable is a one-line error.
+    pub fn config(&self) -> Result<Option<crate::output::otlp::Config>, String> {
+        self.otlp
+            .as_deref()
+            .map(|e| {
+                crate::output::otlp::Config::resolve(e, self.otlp_protocol, |k| {
+                    std::env::var(k).ok()
+                })
+            })
+            .transpose()
+    }
 }
 
 #[derive(Debug, Args)]
@@ -292,6 +324,9 @@ pub struct TraceArgs {
     /// ADDR is HOST:PORT (127.0.0.1:9101) or :PORT for every interface.
     #[arg(long, value_name = "ADDR", value_parser = crate::output::prometheus::parse_listen_addr)]
     pub prometheus: Option<SocketAddr>,
+
+    #[command(flatten)]
+    pub otlp: OtlpArgs,
 
     /// Detach after this many seconds (fractions allowed); the target keeps running.
     #[arg(short, long, value_name = "SECONDS", value_parser = parse_duration)]

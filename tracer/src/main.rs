@@ -43,6 +43,14 @@ fn main() -> ExitCode {
         }),
         None => {
             let t = cli.trace;
+            let otlp = match t.otlp.config() {
+                Ok(c) => c,
+                Err(e) => {
+                    // A bad endpoint or OTEL_* variable is a usage error.
+                    eprintln!("gctrace-bpf: {e}");
+                    return ExitCode::from(2);
+                }
+            };
             let format = t.resolved_format(std::io::stdout().is_terminal());
             let matcher = match (t.exe, t.all) {
                 (Some(path), _) => Some(session::Matcher::Exe(path)),
@@ -77,6 +85,7 @@ fn main() -> ExitCode {
                 output: t.output,
                 duration: t.duration,
                 prometheus: t.prometheus,
+                otlp,
                 slo: tracer::tui::Slo {
                     pause_ns: t.slo.pause_ns(),
                     gc_cpu_percent: t.slo.slo_gc_cpu,
@@ -144,6 +153,11 @@ fn run_replay(args: ReplayArgs) -> Result<i32> {
         },
     );
     if format == tracer::output::Format::Tui {
+        if args.otlp.otlp.is_some() {
+            anyhow::bail!(
+                "--otlp replays into gctrace or json output, not the TUI (add --format json)"
+            );
+        }
         tracer::tui::check_usable(args.output.as_deref())?;
         let slo = tracer::tui::Slo {
             pause_ns: args.slo.pause_ns(),
@@ -153,7 +167,20 @@ fn run_replay(args: ReplayArgs) -> Result<i32> {
         return Ok(0);
     }
     let sink = tracer::output::sink_for(format, output_writer(args.output.as_deref())?);
-    tracer::replay::replay(&args.file, sink, args.speed)?;
+    let Some(config) = args.otlp.config().map_err(anyhow::Error::msg)? else {
+        tracer::replay::replay(&args.file, sink, args.speed)?;
+        return Ok(0);
+    };
+    // The recording's clocks place its events in time.
+    let header = tracer::recording::Reader::open(&args.file)?.header;
+    let offset = i128::from(header.start_unix_ns) - i128::from(header.start_monotonic_ns);
+    let otlp = tracer::output::otlp::Exporter::start_with_clock(config, offset)?;
+    tracer::replay::replay(&args.file, otlp.tee(sink), args.speed)?;
+    let stats = otlp.finish();
+    eprintln!(
+        "gctrace-bpf: {}",
+        tracer::output::otlp::summary_line(otlp.config(), &stats)
+    );
     Ok(0)
 }
 

@@ -1,6 +1,6 @@
 //! Views of the model's [`Record`]s: newline-delimited JSON for programs, the Go
 //! runtime's own `GODEBUG=gctrace=1` text for people used to reading it, and Prometheus
-//! metrics ([`prometheus`]) next to either, combined by a [`Tee`].
+//! metrics ([`prometheus`]) and OTLP export ([`otlp`]) next to either, combined by a [`Tee`].
 //!
 //! Sinks write each record with a single `write_all` of whole lines, so a line is never
 //! torn when several writers share a pipe, and never buffer themselves: the caller picks
@@ -9,6 +9,7 @@
 
 mod gctrace;
 mod json;
+pub mod otlp;
 pub mod prometheus;
 mod tee;
 

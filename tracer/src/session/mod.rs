@@ -74,6 +74,8 @@ pub struct TraceOptions {
     pub duration: Option<Duration>,
     /// Also serve Prometheus metrics here (`--prometheus`).
     pub prometheus: Option<std::net::SocketAddr>,
+    /// Also export over OTLP (`--otlp`).
+    pub otlp: Option<crate::output::otlp::Config>,
     /// Thresholds the TUI checks against.
     pub slo: tui::Slo,
     /// Thresholds of the findings rule engine (docs/findings.md).
@@ -104,6 +106,22 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
         eprintln!(
             "gctrace-bpf: serving Prometheus metrics on http://{}/metrics",
             e.local_addr()
+        );
+    }
+    let otlp = opts
+        .otlp
+        .clone()
+        .map(crate::output::otlp::Exporter::start)
+        .transpose()?;
+    if let Some(o) = &otlp {
+        if opts.format == Format::Tui {
+            o.hold_warnings();
+        }
+        let c = o.config();
+        eprintln!(
+            "gctrace-bpf: exporting OTLP to {} ({})",
+            c.endpoint,
+            c.protocol.as_str()
         );
     }
 
@@ -189,7 +207,17 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
         child.as_ref().map(|c| c.exit.clone()),
         exe_watch,
         exporter,
-    )))?;
+        otlp.clone(),
+    )));
+    // What the run produced is sent even when it ended in an error.
+    if let Some(o) = &otlp {
+        let stats = o.finish();
+        eprintln!(
+            "gctrace-bpf: {}",
+            crate::output::otlp::summary_line(o.config(), &stats)
+        );
+    }
+    let stop = stop?;
 
     match (child, stop) {
         (Some(_), Stop::TargetExited(Some(status))) => Ok(launch::exit_code(status)),
@@ -382,6 +410,7 @@ async fn event_loop(
     launched: Option<ExitWatch>,
     mut exe_watch: Option<(Discovery, usize)>,
     exporter: Option<Exporter>,
+    otlp: Option<crate::output::otlp::Exporter>,
 ) -> Result<Stop> {
     let several = matches!(opts.target, Target::Processes { .. });
     let opts = Arc::new(opts);
@@ -396,8 +425,12 @@ async fn event_loop(
         _ => None,
     };
     let primary = primary_sink(&opts, tui.as_ref(), several)?;
-    let sink = SharedSink::new(match &exporter {
+    let primary = match &exporter {
         Some(e) => e.tee(primary),
+        None => primary,
+    };
+    let sink = SharedSink::new(match &otlp {
+        Some(o) => o.tee(primary),
         None => primary,
     });
     let output = sink.clone();
@@ -412,6 +445,7 @@ async fn event_loop(
         notices: notices.clone(),
         stop: stop_rx,
         exporter,
+        otlp,
     };
     let mut targets: JoinSet<Result<Ended>> = JoinSet::new();
     for line in not_traced {

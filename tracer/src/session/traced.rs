@@ -289,6 +289,8 @@ pub(super) struct RunContext {
     /// Prometheus metrics, if served (they get the records through `sink`; the kernel's
     /// live count of lost events is not a record).
     pub(super) exporter: Option<Exporter>,
+    /// OTLP export, if asked for (same reason).
+    pub(super) otlp: Option<crate::output::otlp::Exporter>,
 }
 
 /// How a target's trace ended.
@@ -396,6 +398,7 @@ pub(super) async fn run(
         notices,
         mut stop,
         exporter,
+        otlp,
     } = ctx;
     let pid = sampler.pid;
     let several = notices.several;
@@ -507,6 +510,9 @@ pub(super) async fn run(
                 let lost = probes.lost()?;
                 if let Some(e) = &exporter {
                     e.set_lost_events(pid, lost);
+                }
+                if let Some(o) = &otlp {
+                    o.set_lost_events(pid, lost);
                 }
                 if notices.tui.is_some() {
                     notices.to_tui(AppEvent::Lost(pid, lost));
