@@ -63,10 +63,16 @@ pub fn wheel_is_go(wheel: &str, go: &str) -> bool {
 pub const CACHE_ROOT: &str = "/var/cache/gctrace-bpf";
 
 /// Python tools the tests run (`PYTHONPATH` = [`python_tools_dir`]), from PyPI, pinned:
-/// the Kubernetes schema validator that checks deploy/kubernetes/.
-pub const PYTHON_TOOLS: &[&str] = &["kubernetes-validate==1.37.0"];
+/// the Kubernetes schema validator that checks deploy/kubernetes/, and the official OTLP
+/// protobuf classes and gRPC server that tests/otlp/receiver.py decodes `--otlp` with.
+pub const PYTHON_TOOLS: &[&str] = &[
+    "kubernetes-validate==1.37.0",
+    "opentelemetry-proto==1.45.2",
+    "grpcio==1.85.3",
+];
 /// What must import for [`PYTHON_TOOLS`] to count as installed.
-pub const PYTHON_TOOLS_IMPORTS: &str = "import kubernetes_validate";
+pub const PYTHON_TOOLS_IMPORTS: &str = "import kubernetes_validate, grpc; \
+     from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc";
 
 pub fn python_tools_dir() -> PathBuf {
     Path::new(CACHE_ROOT).join("python-tools")
