@@ -102,10 +102,38 @@ fn attr_int(a: &BTreeMap<String, Value>, key: &str) -> Option<i64> {
     a.get(key).map(int)
 }
 
+/// Each span received, as its name, duration and attributes, sorted.
+fn span_digest(received: &[Value]) -> Vec<String> {
+    let mut out: Vec<String> = received
+        .iter()
+        .filter(|r| r["signal"] == "traces")
+        .flat_map(|r| {
+            r["request"]["resourceSpans"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .flat_map(|rs| rs["scopeSpans"].as_array().cloned().unwrap_or_default())
+        .flat_map(|ss| ss["spans"].as_array().cloned().unwrap_or_default())
+        .map(|s| {
+            format!(
+                "{} {} {:?}",
+                s["name"],
+                int(&s["endTimeUnixNano"]) - int(&s["startTimeUnixNano"]),
+                attrs(&s["attributes"])
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
 #[derive(Debug)]
 struct Run {
     json: Vec<Value>,
     received: Vec<Value>,
+    /// What `replay RECORDING --otlp` of the same run sent (over HTTP).
+    replayed: Vec<Value>,
     stderr: String,
     memstats: MemStats,
 }
@@ -139,6 +167,8 @@ fn traced(protocol: &str, reachable: bool) -> Run {
         .env("OTEL_METRIC_EXPORT_INTERVAL", "1000")
         .args(["--format", "json", "--output"])
         .arg(&out)
+        .arg("--record")
+        .arg(tmp.path().join("run.gct"))
         .arg("--otlp")
         .arg(format!("http://127.0.0.1:{port}"))
         .args(["--otlp-protocol", protocol, "--"])
@@ -154,6 +184,22 @@ fn traced(protocol: &str, reachable: bool) -> Run {
         common::diagnostics(&run.stdout, &run.stderr)
     );
     drop(receiver);
+    let replayed = tmp.path().join("replayed.ndjson");
+    if reachable {
+        let receiver = Receiver::start(&replayed);
+        let mut cmd = Command::new(common::tracer_bin());
+        cmd.arg("replay")
+            .arg(tmp.path().join("run.gct"))
+            .args(["--format", "json", "--output", "/dev/null", "--otlp"])
+            .arg(format!("http://127.0.0.1:{}", receiver.http_port))
+            .args(["--otlp-protocol", "http/protobuf"]);
+        let run = common::run(&mut cmd, tmp.path(), "replay", common::RUN_TIMEOUT);
+        assert!(
+            run.status.success(),
+            "replay failed\n{}",
+            common::diagnostics(&run.stdout, &run.stderr)
+        );
+    }
     let lines = |p: &Path| -> Vec<Value> {
         std::fs::read_to_string(p)
             .unwrap_or_default()
@@ -164,6 +210,7 @@ fn traced(protocol: &str, reachable: bool) -> Run {
     Run {
         json: lines(&out),
         received: lines(&got),
+        replayed: lines(&replayed),
         stderr: run.stderr,
         memstats: MemStats::read(&memstats),
     }
@@ -417,6 +464,14 @@ fn check(protocol: &str) {
     if by_reason != got_reasons {
         failures.push(format!(
             "pauses by reason: OTLP {got_reasons:?}, JSON {by_reason:?}"
+        ));
+    }
+    // Replayed from the recording, the spans are the live ones (ids and the placing of
+    // monotonic times on the wall clock aside).
+    let (live, replayed) = (span_digest(&run.received), span_digest(&run.replayed));
+    if live != replayed {
+        failures.push(format!(
+            "replay --otlp sent other spans than the live run:\n live {live:?}\n replay {replayed:?}"
         ));
     }
     common::assert_no_failures(&format!("OTLP over {protocol}"), &failures, &diag);
