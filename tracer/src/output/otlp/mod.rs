@@ -124,6 +124,16 @@ impl Shared {
         }
     }
 
+    /// A request not tried after another failed: its `items` are not delivered.
+    fn skipped(&self, items: u64, spans: bool) {
+        let mut s = self.stats();
+        if spans {
+            s.spans_lost += items;
+        } else {
+            s.points_lost += items;
+        }
+    }
+
     /// Note the outcome of one request of `items` spans or points.
     fn outcome(&self, result: Result<u64>, items: u64, spans: bool) {
         let mut s = self.stats();
@@ -301,15 +311,28 @@ fn run(shared: &Shared, transport: &mut Transport, rx: &mpsc::Receiver<Wake>) {
             Ok(Wake::Shutdown) | Err(RecvTimeoutError::Disconnected) => true,
             Ok(Wake::Spans) | Err(RecvTimeoutError::Timeout) => false,
         };
+        // Once a request of this round failed, the rest are not tried (counted as not
+        // delivered): a receiver that hangs costs one timeout a round, and at exit the
+        // tracer does not wait a timeout per queued request.
+        let failed_before = shared.stats().failed_requests;
+        let failed_now = || shared.stats().failed_requests > failed_before;
         let spans = shared.state().take_spans();
         for (req, n) in spans {
-            shared.outcome(transport.traces(req), n, true);
+            if failed_now() {
+                shared.skipped(n, true);
+            } else {
+                shared.outcome(transport.traces(req), n, true);
+            }
         }
         if last || Instant::now() >= next_metrics {
             next_metrics = Instant::now() + config.metric_interval;
             let requests = shared.state().take_metrics();
             for (req, n) in requests {
-                shared.outcome(transport.metrics(req), n, false);
+                if failed_now() {
+                    shared.skipped(n, false);
+                } else {
+                    shared.outcome(transport.metrics(req), n, false);
+                }
             }
         }
         if last {
