@@ -14,8 +14,8 @@
 //! Either can be narrowed to a cgroup subtree (`--cgroup PREFIX`: the process's cgroup
 //! path, as `/proc/PID/cgroup` gives it, starts with PREFIX).
 //!
-//! Found by scanning /proc every [`RESCAN_INTERVAL`]: a process that lives less than
-//! that may be missed (issue 18 moves discovery into the kernel).
+//! Found at their exec (see [`super::fleet`]) and, as a safety net and for the processes
+//! running before the tracer, by scanning /proc every [`RESCAN_INTERVAL`].
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -126,7 +126,16 @@ impl Discovery {
         fresh
     }
 
-    fn wanted(&mut self, pid: u32) -> bool {
+    pub(super) fn matcher(&self) -> &Matcher {
+        &self.matcher
+    }
+
+    pub(super) fn cgroup(&self) -> Option<&String> {
+        self.cgroup.as_ref()
+    }
+
+    /// Whether `pid` is wanted (`--all`: a Go program; `--cgroup`: in the subtree).
+    pub(super) fn wanted(&mut self, pid: u32) -> bool {
         if self.matcher == Matcher::AllGo {
             let Some(identity) = target::exe_identity(pid) else {
                 return false;
@@ -154,7 +163,7 @@ impl Discovery {
 }
 
 /// Whether cgroup `path` is `prefix` or below it (`/a/b` is under `/a`, `/ab` is not).
-fn in_subtree(path: &str, prefix: &str) -> bool {
+pub(super) fn in_subtree(path: &str, prefix: &str) -> bool {
     let prefix = prefix.trim_end_matches('/');
     path == prefix || prefix.is_empty() || path.starts_with(&format!("{prefix}/"))
 }
