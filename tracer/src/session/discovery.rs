@@ -134,6 +134,18 @@ impl Discovery {
         self.cgroup.as_ref()
     }
 
+    /// Whether `pid` is known to be outside the `--cgroup` subtree (false when it
+    /// cannot be read: it ended, and shared probes may still have its events).
+    pub(super) fn outside_cgroup(&self, pid: u32) -> bool {
+        let Some(prefix) = &self.cgroup else {
+            return false;
+        };
+        std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+            .ok()
+            .and_then(|t| labels::cgroup_path(&t))
+            .is_some_and(|path| !in_subtree(&path, prefix))
+    }
+
     /// Whether `pid` is wanted (`--all`: a Go program; `--cgroup`: in the subtree).
     pub(super) fn wanted(&mut self, pid: u32) -> bool {
         if self.matcher == Matcher::AllGo {

@@ -40,6 +40,9 @@ enum Verdict {
 
 type Identity = (u64, u64);
 
+/// Binaries analysed at once.
+const MAX_ANALYSES: usize = 2;
+
 /// A binary analysed and, if its processes can share probes, attached.
 type Analysed = (Identity, Result<Option<(Binary, Probes)>>);
 
@@ -52,6 +55,9 @@ pub(super) struct Fleet {
     /// Binaries being analysed and attached, with the processes waiting for them.
     pending: HashMap<Identity, Vec<u32>>,
     analysing: JoinSet<Analysed>,
+    /// Binaries waiting for their analysis: a few at a time, each holds its file's
+    /// tables in memory (a host's worth at once made the tracer's peak RSS).
+    queued: std::collections::VecDeque<(Identity, PathBuf)>,
     /// Processes getting probes of their own.
     attaching: JoinSet<(u32, Result<Prepared>, Vec<String>)>,
     found_tx: mpsc::UnboundedSender<Found>,
@@ -61,6 +67,8 @@ pub(super) struct Fleet {
     rescan: tokio::time::Interval,
     /// Processes found that exited before they could be attached (own probes).
     pub(super) gone_early: u64,
+    /// Traced already with probes of their own (`--pid`): shared probes leave them alone.
+    given: Vec<u32>,
     /// Wanted processes running when it started.
     pub(super) found_at_start: usize,
 }
@@ -70,6 +78,7 @@ impl Fleet {
     /// thread (shared probes start a task there).
     pub(super) fn start(
         discovery: Discovery,
+        given: Vec<u32>,
         opts: Arc<TraceOptions>,
         warn: &mut dyn FnMut(String),
     ) -> Fleet {
@@ -97,6 +106,7 @@ impl Fleet {
             binaries: HashMap::new(),
             pending: HashMap::new(),
             analysing: JoinSet::new(),
+            queued: Default::default(),
             attaching: JoinSet::new(),
             found_tx,
             found_rx,
@@ -106,6 +116,7 @@ impl Fleet {
                 RESCAN_INTERVAL,
             ),
             gone_early: 0,
+            given,
             found_at_start: 0,
         };
         // --exe: the file's probes go on now, before any process of it is found.
@@ -179,7 +190,9 @@ impl Fleet {
                 return;
             }
         }
-        if matches!(self.binaries.get(&id), Some(Verdict::No)) {
+        // Outside --cgroup: not even analysed, nor its binary probed.
+        if matches!(self.binaries.get(&id), Some(Verdict::No)) || self.discovery.outside_cgroup(pid)
+        {
             return;
         }
         // The scan must not offer it again.
@@ -219,6 +232,10 @@ impl Fleet {
     /// (both off this thread).
     fn analyse(&mut self, id: Identity, exe: PathBuf) {
         self.pending.entry(id).or_default();
+        if self.analysing.len() >= MAX_ANALYSES {
+            self.queued.push_back((id, exe));
+            return;
+        }
         let opts = self.opts.clone();
         self.analysing.spawn_blocking(move || {
             let who = exe.display().to_string();
@@ -240,19 +257,17 @@ impl Fleet {
             Ok(j) => j,
             Err(e) => return Some(format!("analysing a new binary failed: {e}")),
         };
+        if let Some((next, exe)) = self.queued.pop_front() {
+            self.analyse(next, exe);
+        }
         let waiting = self.pending.remove(&id).unwrap_or_default();
         let mut line = None;
         let verdict = match attempt {
             Ok(Some((binary, probes))) => {
                 let cgroup = self.discovery.cgroup().cloned();
                 let exe = binary.exe.display().to_string();
-                match shared::start(
-                    binary,
-                    probes,
-                    self.opts.clone(),
-                    cgroup,
-                    self.found_tx.clone(),
-                ) {
+                let (opts, found) = (self.opts.clone(), self.found_tx.clone());
+                match shared::start(binary, probes, opts, cgroup, &self.given, found) {
                     Ok(group) => Verdict::Shared(group),
                     Err(e) => {
                         line = Some(format!(

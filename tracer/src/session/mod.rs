@@ -412,6 +412,8 @@ async fn event_loop(
     for line in not_traced {
         notices.say(line);
     }
+    // Traced with probes of their own: shared probes must leave them alone.
+    let given: Vec<u32> = prepared.iter().map(|p| p.process.pid).collect();
     for p in prepared {
         if several {
             notices.say(picked_up(&p, &opts));
@@ -421,7 +423,9 @@ async fn event_loop(
     let mut max_processes = usize::MAX;
     let mut fleet = exe_watch.take().map(|(w, max)| {
         max_processes = max;
-        let fleet = Fleet::start(w, opts.clone(), &mut |line| notices.say(line));
+        let fleet = Fleet::start(w, given.clone(), opts.clone(), &mut |line| {
+            notices.say(line)
+        });
         if targets.is_empty() && fleet.found_at_start == 0 {
             notices.say(format!(
                 "{} yet; waiting for one (Ctrl-C ends)",

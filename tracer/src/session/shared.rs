@@ -77,12 +77,13 @@ pub(super) fn start(
     mut probes: Probes,
     opts: Arc<TraceOptions>,
     cgroup: Option<String>,
+    given: &[u32],
     found: mpsc::UnboundedSender<Found>,
 ) -> Result<Group> {
     let ring = probes.take_events()?;
     let ring = watch_fd(ring).map_err(|e| anyhow!("cannot poll the ring buffer: {e}"))?;
     let (tx, rx) = mpsc::unbounded_channel();
-    let state = State {
+    let mut state = State {
         binary,
         probes: Arc::new(Mutex::new(probes)),
         opts,
@@ -91,7 +92,11 @@ pub(super) fn start(
         feeds: HashMap::new(),
         ignored: HashSet::new(),
         weak: tx.downgrade(),
+        warned: false,
     };
+    for &pid in given {
+        state.ignore(pid);
+    }
     tokio::task::spawn_local(run(state, ring, rx));
     Ok(Group { tx })
 }
@@ -109,6 +114,8 @@ struct State {
     ignored: HashSet<u32>,
     /// For the feeds: the group lives while a process or the session holds a sender.
     weak: mpsc::WeakUnboundedSender<GroupMsg>,
+    /// The plan's warnings were said (with the first process).
+    warned: bool,
 }
 
 /// Until every sender is gone (the session's handle and every process's feed).
@@ -222,7 +229,11 @@ impl State {
             &who,
             &mut warnings,
         );
-        warnings.extend(self.binary.plan.warnings.iter().cloned());
+        // What the binary lacks is said with its first process, not with every one.
+        if !self.warned {
+            self.warned = true;
+            warnings.extend(self.binary.plan.warnings.iter().cloned());
+        }
         let (tx, events) = mpsc::unbounded_channel();
         let feed = Feed {
             pid,
