@@ -148,11 +148,22 @@ impl Discovery {
 
     /// Whether `pid` is wanted (`--all`: a Go program; `--cgroup`: in the subtree).
     pub(super) fn wanted(&mut self, pid: u32) -> bool {
+        // The cgroup first: it is one small read, where deciding Go or not reads the
+        // binary (a host's binaries outside the subtree are never analysed).
+        if let Some(prefix) = &self.cgroup {
+            let inside = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+                .ok()
+                .and_then(|t| labels::cgroup_path(&t))
+                .is_some_and(|path| in_subtree(&path, prefix));
+            if !inside {
+                return false;
+            }
+        }
         if self.matcher == Matcher::AllGo {
             let Some(identity) = target::exe_identity(pid) else {
                 return false;
             };
-            let go = *self.go.entry(identity).or_insert_with(|| {
+            return *self.go.entry(identity).or_insert_with(|| {
                 analyse(
                     &target::exe_link(pid),
                     &format!("pid {pid}"),
@@ -160,17 +171,8 @@ impl Discovery {
                 )
                 .is_ok()
             });
-            if !go {
-                return false;
-            }
         }
-        match &self.cgroup {
-            None => true,
-            Some(prefix) => std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
-                .ok()
-                .and_then(|t| labels::cgroup_path(&t))
-                .is_some_and(|path| in_subtree(&path, prefix)),
-        }
+        true
     }
 }
 
