@@ -164,7 +164,8 @@ pub struct RawEvent {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Config {
-    /// Only events from this process (tgid) are emitted; 0 = any.
+    /// Only events from this process (tgid) are emitted; 0 = any but those in the
+    /// `IGNORED_TGIDS` map (probes shared by every process of a binary).
     pub tgid: u32,
     /// Wake the reader when more than this many bytes wait in the event ring (half its
     /// size: the ring is sized at load time, the program cannot know it). 0: half of
