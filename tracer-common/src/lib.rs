@@ -56,6 +56,10 @@ pub enum ProbeKind {
     /// the reason string (`m.preemptoff`, the `stopTheWorld(reason string)` argument) and
     /// `regs[1..6]` its first 40 bytes; `regs[0]` is 0 when it could not be read.
     StopNamed = 9,
+    /// Not a uprobe: `sched:sched_process_exec` (program `exec`), a process started a
+    /// new program. Only `pid_tgid`, `ktime_ns` and `cpu` are set. Sent by the discovery
+    /// object of `--exe` and `--all`, never decoded into the model.
+    Exec = 10,
 }
 
 /// What the `startTheWorldWithSema` entry program keeps for its return (per thread, in
@@ -71,7 +75,7 @@ pub struct StwEntry {
 }
 
 impl ProbeKind {
-    pub const ALL: [ProbeKind; 9] = [
+    pub const ALL: [ProbeKind; 10] = [
         ProbeKind::GcStart,
         ProbeKind::StopTheWorld,
         ProbeKind::StartTheWorld,
@@ -81,6 +85,7 @@ impl ProbeKind {
         ProbeKind::StopPaired,
         ProbeKind::GcDone,
         ProbeKind::StopNamed,
+        ProbeKind::Exec,
     ];
 
     /// The kinds implemented by a kernel program of their own.
@@ -111,6 +116,7 @@ impl ProbeKind {
             ProbeKind::StopPaired => "stw_start_ret",
             ProbeKind::GcDone => "gc_done",
             ProbeKind::StopNamed => "stw_named",
+            ProbeKind::Exec => "exec",
         }
     }
 }
@@ -158,7 +164,8 @@ pub struct RawEvent {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Config {
-    /// Only events from this process (tgid) are emitted; 0 = any.
+    /// Only events from this process (tgid) are emitted; 0 = any but those in the
+    /// `IGNORED_TGIDS` map (probes shared by every process of a binary).
     pub tgid: u32,
     /// Wake the reader when more than this many bytes wait in the event ring (half its
     /// size: the ring is sized at load time, the program cannot know it). 0: half of
@@ -256,6 +263,11 @@ pub mod counter {
 pub const EVENTS_MAP: &str = "EVENTS";
 /// Per-CPU `u64` counters, indexed by [`counter`].
 pub const COUNTERS_MAP: &str = "COUNTERS";
+/// LRU hash of tgid → events lost (ring full) by that process, filled when
+/// [`Config::tgid`] is 0 (probes shared by every process of a binary).
+pub const LOST_BY_TGID_MAP: &str = "LOST_BY_TGID";
+/// LRU hash of tgid → 1: processes whose hits the shared probes ignore.
+pub const IGNORED_TGIDS_MAP: &str = "IGNORED_TGIDS";
 /// Array of one [`Config`].
 pub const CONFIG_MAP: &str = "CONFIG";
 /// Per-CPU hash of [`AllocSizeKey`] → count.

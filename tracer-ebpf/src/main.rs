@@ -16,9 +16,9 @@ use aya_ebpf::{
     helpers::{
         bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_ktime_get_ns, bpf_probe_read_user,
     },
-    macros::{map, uprobe},
+    macros::{map, tracepoint, uprobe},
     maps::{Array, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
-    programs::ProbeContext,
+    programs::{ProbeContext, TracePointContext},
     EbpfContext,
 };
 use tracer_common::{
@@ -36,9 +36,21 @@ static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT
 #[map(name = "CONFIG")]
 static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
 
-/// Per-thread event sequence numbers (LRU: threads come and go).
+/// Per-thread event sequence numbers (LRU: threads come and go), keyed by the whole
+/// pid_tgid: probes shared by every process of a binary see thread ids of ended
+/// processes reused by new ones, whose numbering must start again at 1.
 #[map(name = "THREAD_SEQ")]
-static THREAD_SEQ: LruHashMap<u32, u32> = LruHashMap::with_max_entries(16384, 0);
+static THREAD_SEQ: LruHashMap<u64, u32> = LruHashMap::with_max_entries(16384, 0);
+
+/// Events lost (ring full) per process, for probes shared by every process of a binary
+/// ([`Config::tgid`] 0): each process's summary says how many of its own were lost.
+#[map(name = "LOST_BY_TGID")]
+static LOST_BY_TGID: LruHashMap<u32, u64> = LruHashMap::with_max_entries(16384, 0);
+
+/// Processes user space does not trace although they run a probed binary (outside the
+/// cgroup, past the ceiling): their hits are counted as foreign and cost no event.
+#[map(name = "IGNORED_TGIDS")]
+static IGNORED_TGIDS: LruHashMap<u32, u8> = LruHashMap::with_max_entries(16384, 0);
 
 /// `startTheWorldWithSema` entries waiting for their return, per thread (LRU: an entry
 /// whose return was never seen, at attach or detach, is overwritten or evicted).
@@ -58,6 +70,30 @@ const USER_STACK: u64 = 256;
 
 /// `BPF_RB_AVAIL_DATA` for `bpf_ringbuf_query`.
 const RB_AVAIL_DATA: u64 = 0;
+
+/// `sched:sched_process_exec`: a process replaced its program. Sent at once (forced
+/// wakeup) as a [`ProbeKind::Exec`] event so user space can look at the process while it
+/// still runs, however short its life: its binary, cgroup and labels, and a pidfd.
+#[tracepoint]
+pub fn exec(_ctx: TracePointContext) -> u32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let Some(mut entry) = EVENTS.reserve::<RawEvent>(0) else {
+        bump(counter::LOST);
+        return 0;
+    };
+    let ev = entry.as_mut_ptr();
+    // SAFETY: `ev` points at a reserved, exclusively owned ring-buffer slot of the right
+    // size; it is zeroed, then the fields that matter are written before submission.
+    unsafe {
+        ev.write(RawEvent::default());
+        (*ev).kind = ProbeKind::Exec as u32;
+        (*ev).cpu = bpf_get_smp_processor_id();
+        (*ev).ktime_ns = bpf_ktime_get_ns();
+        (*ev).pid_tgid = pid_tgid;
+    }
+    entry.submit(BPF_RB_FORCE_WAKEUP as u64);
+    0
+}
 
 #[uprobe]
 pub fn gc_start(ctx: ProbeContext) -> u32 {
@@ -229,15 +265,15 @@ pub fn alloc(ctx: ProbeContext) -> u32 {
 /// thread were lost). Per thread, not per CPU: a stop's begin and end come from one
 /// thread, which may move between CPUs in between.
 #[inline(always)]
-fn next_seq(tid: u32) -> u32 {
-    match THREAD_SEQ.get_ptr_mut(tid) {
+fn next_seq(pid_tgid: u64) -> u32 {
+    match THREAD_SEQ.get_ptr_mut(pid_tgid) {
         // SAFETY: a thread runs on one CPU at a time, so only it updates its own entry.
         Some(p) => unsafe {
             *p = (*p).wrapping_add(1);
             *p
         },
         None => {
-            let _ = THREAD_SEQ.insert(tid, 1u32, 0);
+            let _ = THREAD_SEQ.insert(pid_tgid, 1u32, 0);
             1
         }
     }
@@ -263,7 +299,14 @@ fn add(index: u32, n: u64) {
 fn ours() -> Option<(u64, &'static Config)> {
     let pid_tgid = bpf_get_current_pid_tgid();
     let config = CONFIG.get(0)?;
-    if config.tgid != 0 && (pid_tgid >> 32) as u32 != config.tgid {
+    let tgid = (pid_tgid >> 32) as u32;
+    let foreign = if config.tgid == 0 {
+        // SAFETY: the value is only tested for presence.
+        unsafe { IGNORED_TGIDS.get(tgid) }.is_some()
+    } else {
+        tgid != config.tgid
+    };
+    if foreign {
         bump(counter::FOREIGN);
         return None;
     }
@@ -319,9 +362,20 @@ fn send_patched(
         BPF_RB_NO_WAKEUP
     } as u64;
 
-    let seq = next_seq(pid_tgid as u32);
+    let seq = next_seq(pid_tgid);
     let Some(mut entry) = EVENTS.reserve::<RawEvent>(0) else {
         bump(counter::LOST);
+        if config.tgid == 0 {
+            let tgid = (pid_tgid >> 32) as u32;
+            match LOST_BY_TGID.get_ptr_mut(tgid) {
+                // SAFETY: a plain counter; a rare race between CPUs may lose an
+                // increment of a count that is already non-zero.
+                Some(p) => unsafe { *p += 1 },
+                None => {
+                    let _ = LOST_BY_TGID.insert(tgid, 1u64, 0);
+                }
+            }
+        }
         return 0;
     };
     let ev = entry.as_mut_ptr();

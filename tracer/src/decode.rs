@@ -181,8 +181,9 @@ impl Decoder {
                     reason,
                 })
             }
-            // Allocation probes aggregate in kernel maps and never emit events.
-            ProbeKind::Alloc => {
+            // Allocation probes aggregate in kernel maps and never emit events; exec
+            // events go to discovery, never to a process's pipeline.
+            ProbeKind::Alloc | ProbeKind::Exec => {
                 self.undecodable += 1;
                 None
             }

@@ -358,11 +358,13 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
 }
 
 /// `--all --cgroup`: Go programs started one after another in a cgroup of the test's
-/// (each living 2 s: discovery scans /proc every second) are each picked up, with their
-/// own `process` record first and `summary` last, no event lost, every cycle the runtime
-/// printed after the pick-up recorded under its pid; a plain program there is not traced;
-/// the tracer's memory stays bounded; other processes of the host (outside the cgroup)
-/// are left alone; past --max-processes a process is reported and left alone.
+/// are each picked up, with their own `process` record first and `summary` last, no
+/// event lost, every cycle the runtime printed recorded under its pid — from cycle 1 for
+/// all but the first process of the binary (found at its exec, whose binary is analysed
+/// and attached meanwhile), and for processes that live 50 ms and run one forced cycle;
+/// a plain program there is not traced; the tracer's memory stays bounded; other
+/// processes of the host (outside the cgroup) are left alone; past --max-processes a
+/// process is reported and left alone.
 #[test]
 fn all_traces_every_go_process_of_a_cgroup() {
     if !common::integration_enabled() {
@@ -413,11 +415,20 @@ fn all_traces_every_go_process_of_a_cgroup() {
     let mut runs = Vec::new();
     let mut rss = Vec::new();
     for i in 0..6 {
-        let mut g = in_cgroup(&gcload, &cg, tmp.path(), &format!("g{i}"), "-duration 2s");
+        let mut g = in_cgroup(&gcload, &cg, tmp.path(), &format!("g{i}"), "-duration 1s");
         let status = g.wait_timeout(Duration::from_secs(60));
         assert!(status.is_some_and(|s| s.success()), "g{i}: {status:?}");
         rss.extend(peak_rss_kib(tracer.pid()));
         runs.push(g);
+    }
+    // Short lives: 50 ms and one forced cycle each, one after another.
+    let mut short = Vec::new();
+    for i in 0..8 {
+        let args = "-duration 50ms -forced 1 -goroutines 1";
+        let mut g = in_cgroup(&gcload, &cg, tmp.path(), &format!("s{i}"), args);
+        let status = g.wait_timeout(Duration::from_secs(60));
+        assert!(status.is_some_and(|s| s.success()), "s{i}: {status:?}");
+        short.push(g);
     }
     // Three at once with a ceiling of two (the sleeper is not counted: it is not Go).
     let mut burst: Vec<ChildGuard> = (0..3)
@@ -442,7 +453,7 @@ fn all_traces_every_go_process_of_a_cgroup() {
     if traces.contains_key(&0) {
         failures.push("records without a pid".to_owned());
     }
-    for g in &runs {
+    for (i, g) in runs.iter().chain(&short).enumerate() {
         let pid = u64::from(g.pid());
         let Some(trace) = traces.get(&pid) else {
             failures.push(format!("{} (pid {pid}) not traced", g.name));
@@ -472,6 +483,13 @@ fn all_traces_every_go_process_of_a_cgroup() {
             failures.push(format!("pid {pid}: no cycle recorded of {}", printed.len()));
             continue;
         };
+        // Only the binary's first process may have started before its probes.
+        if i > 0 && from != 1 {
+            failures.push(format!(
+                "{} (pid {pid}): recorded from cycle {from}, not from its first",
+                g.name
+            ));
+        }
         let want: Vec<u32> = printed.keys().copied().filter(|&c| c >= from).collect();
         if recorded != want {
             failures.push(format!(
@@ -495,6 +513,7 @@ fn all_traces_every_go_process_of_a_cgroup() {
     }
     let ours: Vec<u64> = runs
         .iter()
+        .chain(&short)
         .chain(&burst)
         .map(|g| u64::from(g.pid()))
         .collect();

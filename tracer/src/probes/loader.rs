@@ -1,7 +1,10 @@
-//! Loading the embedded kernel programs and attaching them to one process.
+//! Loading the embedded kernel programs and attaching them to one process, or to every
+//! process of one binary ([`Scope::AllProcesses`], for `--exe` and `--all`: a uprobe is
+//! on the file, so it fires in processes started later from their first instruction),
+//! and the `sched_process_exec` tracepoint that tells of new processes ([`Probes::execs`]).
 //!
-//! Probes are attached to `/proc/PID/exe` (the binary as the target sees it, even inside
-//! another mount namespace) with the kernel filtering on the target process. Dropping
+//! Probes of one process are attached to `/proc/PID/exe` (the binary as the target sees
+//! it, even inside another mount namespace) with the kernel filtering on the target. Dropping
 //! [`Probes`] — or the tracer dying, even by SIGKILL — closes the perf-event links and the
 //! kernel removes every breakpoint: the target is left as it was.
 
@@ -12,17 +15,17 @@ use std::{
 };
 
 use aya::{
-    maps::{Array, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{Array, HashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
     programs::{
         uprobe::{UProbeAttachLocation, UProbeLinkId, UProbeScope},
-        UProbe,
+        TracePoint, UProbe,
     },
     Ebpf, EbpfLoader,
 };
 use tracer_common::{
     alloc_flags, counter, AllocSiteKey, AllocSiteValue, AllocSizeKey, Config, ProbeKind,
     ALLOC_SITES_MAP, ALLOC_SIZES_MAP, CONFIG_MAP, COUNTERS_MAP, EVENTS_MAP, EVENTS_RING_BYTES,
-    KIND_SLOTS, MAX_READS,
+    IGNORED_TGIDS_MAP, KIND_SLOTS, LOST_BY_TGID_MAP, MAX_READS,
 };
 
 use super::alloc_plan::AllocPlan;
@@ -115,11 +118,23 @@ impl KernelCounters {
     }
 }
 
+/// Which processes the probes fire in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// This one (the kernel filters on its tgid).
+    Process(u32),
+    /// Every process that runs the binary, now or later; events are tagged by pid and
+    /// the bias of a PIE is the same in all of them only for non-PIE binaries, so the
+    /// caller uses this for those alone (bias 0).
+    AllProcesses,
+}
+
 /// Loaded and attached probes. Detached on drop.
 pub struct Probes {
     ebpf: Ebpf,
     attached: usize,
-    pid: NonZeroU32,
+    /// None: every process ([`Scope::AllProcesses`]).
+    pid: Option<NonZeroU32>,
     exe: PathBuf,
     /// Links of the allocation probes, so they can come and go (sampling): one
     /// `uprobe_multi` link where the kernel has them, else one perf-event link per site.
@@ -142,22 +157,21 @@ impl Probes {
     /// (0 unless PIE), added to the link-time addresses of the memory reads. `allocs`
     /// configures (but does not attach) the allocation probes.
     pub fn attach(
-        pid: u32,
+        scope: Scope,
         exe: &Path,
         plan: &ProbePlan,
         bias: u64,
         allocs: Option<(&AllocPlan, bool)>,
         ring_bytes: Option<u32>,
     ) -> Result<Probes, AttachError> {
-        let scope_pid = NonZeroU32::new(pid).ok_or(AttachError::BadPid)?;
-        let mut loader = EbpfLoader::new();
-        if let Some(bytes) = ring_bytes {
-            loader.map_max_entries(EVENTS_MAP, bytes);
-        }
-        let mut ebpf = loader.load(BPF_OBJECT).map_err(AttachError::Load)?;
+        let (tgid, scope_pid) = match scope {
+            Scope::Process(pid) => (pid, Some(NonZeroU32::new(pid).ok_or(AttachError::BadPid)?)),
+            Scope::AllProcesses => (0, None),
+        };
+        let mut ebpf = load(ring_bytes)?;
 
         let mut config = Config {
-            tgid: pid,
+            tgid,
             wake_bytes: ring_bytes.unwrap_or(EVENTS_RING_BYTES) / 2,
             read_addrs: [0; MAX_READS],
             ..Default::default()
@@ -185,20 +199,7 @@ impl Probes {
                 config.alloc_flags |= alloc_flags::SITES;
             }
         }
-        {
-            let map = ebpf
-                .map_mut(CONFIG_MAP)
-                .ok_or(AttachError::Missing(CONFIG_MAP))?;
-            let mut array: Array<&mut MapData, Config> =
-                Array::try_from(map).map_err(|source| AttachError::Map {
-                    name: CONFIG_MAP,
-                    source,
-                })?;
-            array.set(0, config, 0).map_err(|source| AttachError::Map {
-                name: CONFIG_MAP,
-                source,
-            })?;
-        }
+        set_config(&mut ebpf, config)?;
 
         let mut probes = Probes {
             ebpf,
@@ -232,6 +233,76 @@ impl Probes {
         Ok(probes)
     }
 
+    /// Load the programs and attach only the `sched_process_exec` tracepoint: its ring
+    /// carries one [`ProbeKind::Exec`] event per exec on the host, each waking the reader
+    /// at once ([`Probes::take_events`]).
+    pub fn execs() -> Result<Probes, AttachError> {
+        // One page of events per CPU is plenty: each wakes the reader.
+        let mut ebpf = load(Some(64 * 1024))?;
+        let name = ProbeKind::Exec.program_name();
+        let program: &mut TracePoint = ebpf
+            .program_mut(name)
+            .ok_or(AttachError::Missing(name))?
+            .try_into()
+            .map_err(|source| AttachError::Program { name, source })?;
+        program
+            .load()
+            .map_err(|source| AttachError::Program { name, source })?;
+        program
+            .attach("sched", "sched_process_exec")
+            .map_err(|source| AttachError::Program { name, source })?;
+        Ok(Probes {
+            ebpf,
+            attached: 1,
+            pid: None,
+            exe: PathBuf::new(),
+            alloc_links: Vec::new(),
+            alloc_multi: None,
+            alloc_multi_link: None,
+        })
+    }
+
+    /// Shared probes: from now on, hits of process `tgid` cost no event (it is not
+    /// traced: outside the cgroup, past the ceiling, or ended).
+    pub fn ignore(&mut self, tgid: u32) -> Result<(), AttachError> {
+        let map = self
+            .ebpf
+            .map_mut(IGNORED_TGIDS_MAP)
+            .ok_or(AttachError::Missing(IGNORED_TGIDS_MAP))?;
+        let mut ignored: HashMap<&mut MapData, u32, u8> =
+            HashMap::try_from(map).map_err(|source| AttachError::Map {
+                name: IGNORED_TGIDS_MAP,
+                source,
+            })?;
+        ignored
+            .insert(tgid, 1, 0)
+            .map_err(|source| AttachError::Map {
+                name: IGNORED_TGIDS_MAP,
+                source,
+            })
+    }
+
+    /// Shared probes: events of process `tgid` lost so far because the ring was full.
+    pub fn lost_of(&self, tgid: u32) -> Result<u64, AttachError> {
+        let map = self
+            .ebpf
+            .map(LOST_BY_TGID_MAP)
+            .ok_or(AttachError::Missing(LOST_BY_TGID_MAP))?;
+        let lost: HashMap<&MapData, u32, u64> =
+            HashMap::try_from(map).map_err(|source| AttachError::Map {
+                name: LOST_BY_TGID_MAP,
+                source,
+            })?;
+        match lost.get(&tgid, 0) {
+            Ok(n) => Ok(n),
+            Err(aya::maps::MapError::KeyNotFound) => Ok(0),
+            Err(source) => Err(AttachError::Map {
+                name: LOST_BY_TGID_MAP,
+                source,
+            }),
+        }
+    }
+
     fn program(&mut self, name: &'static str) -> Result<&mut UProbe, AttachError> {
         let program: &mut UProbe = self
             .ebpf
@@ -256,11 +327,15 @@ impl Probes {
         let program = self.program(program)?;
         let mut links = Vec::with_capacity(sites.len());
         for site in sites {
+            let scope = match pid {
+                Some(pid) => UProbeScope::OneProcess(pid),
+                None => UProbeScope::AllProcesses,
+            };
             let link = program
                 .attach(
                     UProbeAttachLocation::AbsoluteOffset(site.file_offset),
                     &exe,
-                    UProbeScope::OneProcess(pid),
+                    scope,
                 )
                 .map_err(|source| AttachError::Attach {
                     function: site.function.clone(),
@@ -280,7 +355,7 @@ impl Probes {
         }
         if let Some(program) = &self.alloc_multi {
             let offsets: Vec<u64> = plan.sites.iter().map(|s| s.file_offset).collect();
-            match program.attach(&self.exe, &offsets, self.pid.get()) {
+            match program.attach(&self.exe, &offsets, self.pid.map_or(0, NonZeroU32::get)) {
                 Ok(link) => {
                     self.alloc_multi_link = Some((link, offsets.len()));
                     self.attached += offsets.len();
@@ -466,6 +541,30 @@ impl Probes {
             source,
         })
     }
+}
+
+/// The embedded object, loaded (maps created, no program loaded yet).
+fn load(ring_bytes: Option<u32>) -> Result<Ebpf, AttachError> {
+    let mut loader = EbpfLoader::new();
+    if let Some(bytes) = ring_bytes {
+        loader.map_max_entries(EVENTS_MAP, bytes);
+    }
+    loader.load(BPF_OBJECT).map_err(AttachError::Load)
+}
+
+fn set_config(ebpf: &mut Ebpf, config: Config) -> Result<(), AttachError> {
+    let map = ebpf
+        .map_mut(CONFIG_MAP)
+        .ok_or(AttachError::Missing(CONFIG_MAP))?;
+    let mut array: Array<&mut MapData, Config> =
+        Array::try_from(map).map_err(|source| AttachError::Map {
+            name: CONFIG_MAP,
+            source,
+        })?;
+    array.set(0, config, 0).map_err(|source| AttachError::Map {
+        name: CONFIG_MAP,
+        source,
+    })
 }
 
 /// One kernel counter summed over CPUs.

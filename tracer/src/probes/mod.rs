@@ -10,7 +10,7 @@ pub mod plan;
 pub mod unreleased;
 
 pub use alloc_plan::{plan_allocs, AllocPlan, MALLOCGC};
-pub use loader::{AllocMaps, AttachError, KernelCounters, Probes};
+pub use loader::{AllocMaps, AttachError, KernelCounters, Probes, Scope};
 pub use plan::{
     plan, plan_with, PlanError, ProbePlan, ProbeSite, ReadField, ReadSlot, StopsMode, StwScheme,
 };

@@ -14,8 +14,8 @@
 //! Either can be narrowed to a cgroup subtree (`--cgroup PREFIX`: the process's cgroup
 //! path, as `/proc/PID/cgroup` gives it, starts with PREFIX).
 //!
-//! Found by scanning /proc every [`RESCAN_INTERVAL`]: a process that lives less than
-//! that may be missed (issue 18 moves discovery into the kernel).
+//! Found at their exec (see [`super::fleet`]) and, as a safety net and for the processes
+//! running before the tracer, by scanning /proc every [`RESCAN_INTERVAL`].
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -126,12 +126,44 @@ impl Discovery {
         fresh
     }
 
-    fn wanted(&mut self, pid: u32) -> bool {
+    pub(super) fn matcher(&self) -> &Matcher {
+        &self.matcher
+    }
+
+    pub(super) fn cgroup(&self) -> Option<&String> {
+        self.cgroup.as_ref()
+    }
+
+    /// Whether `pid` is known to be outside the `--cgroup` subtree (false when it
+    /// cannot be read: it ended, and shared probes may still have its events).
+    pub(super) fn outside_cgroup(&self, pid: u32) -> bool {
+        let Some(prefix) = &self.cgroup else {
+            return false;
+        };
+        std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+            .ok()
+            .and_then(|t| labels::cgroup_path(&t))
+            .is_some_and(|path| !in_subtree(&path, prefix))
+    }
+
+    /// Whether `pid` is wanted (`--all`: a Go program; `--cgroup`: in the subtree).
+    pub(super) fn wanted(&mut self, pid: u32) -> bool {
+        // The cgroup first: it is one small read, where deciding Go or not reads the
+        // binary (a host's binaries outside the subtree are never analysed).
+        if let Some(prefix) = &self.cgroup {
+            let inside = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+                .ok()
+                .and_then(|t| labels::cgroup_path(&t))
+                .is_some_and(|path| in_subtree(&path, prefix));
+            if !inside {
+                return false;
+            }
+        }
         if self.matcher == Matcher::AllGo {
             let Some(identity) = target::exe_identity(pid) else {
                 return false;
             };
-            let go = *self.go.entry(identity).or_insert_with(|| {
+            return *self.go.entry(identity).or_insert_with(|| {
                 analyse(
                     &target::exe_link(pid),
                     &format!("pid {pid}"),
@@ -139,22 +171,13 @@ impl Discovery {
                 )
                 .is_ok()
             });
-            if !go {
-                return false;
-            }
         }
-        match &self.cgroup {
-            None => true,
-            Some(prefix) => std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
-                .ok()
-                .and_then(|t| labels::cgroup_path(&t))
-                .is_some_and(|path| in_subtree(&path, prefix)),
-        }
+        true
     }
 }
 
 /// Whether cgroup `path` is `prefix` or below it (`/a/b` is under `/a`, `/ab` is not).
-fn in_subtree(path: &str, prefix: &str) -> bool {
+pub(super) fn in_subtree(path: &str, prefix: &str) -> bool {
     let prefix = prefix.trim_end_matches('/');
     path == prefix || prefix.is_empty() || path.starts_with(&format!("{prefix}/"))
 }

@@ -12,6 +12,9 @@
 //! its output is what it always was (gctrace lines byte for byte as the runtime's).
 
 mod discovery;
+mod feed;
+mod fleet;
+mod shared;
 mod traced;
 
 use std::{
@@ -36,6 +39,7 @@ use crate::{
 };
 use discovery::{over_ceiling, Discovery};
 pub use discovery::{Discover, Matcher};
+use fleet::{Fleet, Step};
 use traced::{Ended, Notices, Prepared, RunContext};
 
 /// What to trace.
@@ -155,18 +159,11 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
             let mut unique = BTreeSet::new();
             pids.retain(|p| unique.insert(*p));
             if let Some(d) = discover {
+                // Processes running now are found once the run's loop starts.
                 let mut watch = Discovery::new(d.matcher.clone(), d.cgroup.clone())?;
                 for &pid in &pids {
                     watch.claim(pid);
                 }
-                let mut found = watch.new_processes();
-                let room = d.max_processes.saturating_sub(pids.len());
-                if found.len() > room {
-                    for pid in found.split_off(room) {
-                        not_traced.push(over_ceiling(pid, d.max_processes));
-                    }
-                }
-                pids.extend(found);
                 exe_watch = Some((watch, d.max_processes));
             }
             for pid in pids {
@@ -390,12 +387,10 @@ async fn tui_step(tui: &mut Option<tui::TerminalLive>) -> Result<Control> {
     }
 }
 
-/// Sleeps until the next scan for new processes of the binary (never, without `--exe`).
-async fn rescan_due(timer: &mut Option<tokio::time::Interval>) {
-    match timer {
-        Some(t) => {
-            t.tick().await;
-        }
+/// The next process `--exe`/`--all` found, or line it has to say (never, without).
+async fn fleet_step(fleet: &mut Option<Fleet>) -> Step {
+    match fleet {
+        Some(f) => f.next().await,
         None => std::future::pending().await,
     }
 }
@@ -451,29 +446,27 @@ async fn event_loop(
     for line in not_traced {
         notices.say(line);
     }
+    // Traced with probes of their own: shared probes must leave them alone.
+    let given: Vec<u32> = prepared.iter().map(|p| p.process.pid).collect();
     for p in prepared {
         if several {
             notices.say(picked_up(&p, &opts));
         }
         targets.spawn_local(traced::run(p, launched.clone(), ctx.clone()));
     }
-    if let Some((w, _)) = &exe_watch {
-        if targets.is_empty() {
+    let mut max_processes = usize::MAX;
+    let mut fleet = exe_watch.take().map(|(w, max)| {
+        max_processes = max;
+        let fleet = Fleet::start(w, given.clone(), opts.clone(), &mut |line| {
+            notices.say(line)
+        });
+        if targets.is_empty() && fleet.found_at_start == 0 {
             notices.say(format!(
                 "{} yet; waiting for one (Ctrl-C ends)",
-                w.waiting_for()
+                fleet.waiting_for()
             ));
         }
-    }
-    // Processes found that exited before they could be attached.
-    let mut gone_early = 0u64;
-    // Processes of --exe being analysed and attached, off this thread.
-    let mut attaching: JoinSet<(u32, Result<Prepared>, Vec<String>)> = JoinSet::new();
-    let mut rescan = exe_watch.as_ref().map(|_| {
-        tokio::time::interval_at(
-            tokio::time::Instant::now() + discovery::RESCAN_INTERVAL,
-            discovery::RESCAN_INTERVAL,
-        )
+        fleet
     });
 
     let mut sigint = tokio::signal::unix::signal(SignalKind::interrupt())?;
@@ -523,63 +516,43 @@ async fn event_loop(
                     }
                 }
                 // Without --exe, the run is over when its last target is.
-                if exe_watch.is_none() && targets.is_empty() {
+                if fleet.is_none() && targets.is_empty() {
                     break match (several, end.stop) {
                         (true, Stop::TargetExited(_)) => Stop::TargetExited(None),
                         (_, stop) => stop,
                     };
                 }
             }
-            _ = rescan_due(&mut rescan) => {
-                if let Some((w, max)) = exe_watch.as_mut() {
-                    for pid in w.new_processes() {
-                        if targets.len() + attaching.len() >= *max {
-                            notices.say(over_ceiling(pid, *max));
-                            continue;
-                        }
-                        let opts = opts.clone();
-                        attaching.spawn_blocking(move || {
-                            let mut warnings = Vec::new();
-                            let prepared = traced::prepare(pid, &opts, &mut warnings);
-                            (pid, prepared, warnings)
-                        });
+            step = fleet_step(&mut fleet) => match step {
+                Step::Traced(p, warnings) => {
+                    let pid = p.process.pid;
+                    if targets.len() >= max_processes {
+                        notices.say(over_ceiling(pid, max_processes));
+                        continue;
                     }
-                }
-            }
-            Some(joined) = attaching.join_next(), if !attaching.is_empty() => {
-                let warn = |pid: u32, warnings: Vec<String>| {
+                    // Picked up first, then what it lacks (the TUI shows the latest line).
+                    notices.say(picked_up(&p, &opts));
                     for w in warnings {
                         notices.say(format!("pid {pid}: warning: {w}"));
                     }
-                };
-                match joined {
-                    // Picked up first, then what it lacks (the TUI shows the latest line).
-                    Ok((pid, Ok(p), warnings)) => {
-                        notices.say(picked_up(&p, &opts));
-                        warn(pid, warnings);
-                        targets.spawn_local(traced::run(p, None, ctx.clone()));
-                    }
-                    // Gone before it could be attached (a short-lived process): nothing
-                    // was traced; counted, and said once at the end.
-                    Ok((pid, Err(_), _)) if !target::exists(pid) => gone_early += 1,
-                    Ok((pid, Err(e), warnings)) => {
-                        warn(pid, warnings);
-                        notices.say(format!("{e:#}; not traced"));
-                    }
-                    Err(e) => notices.say(format!("attaching a new process failed: {e}")),
+                    targets.spawn_local(traced::run(*p, None, ctx.clone()));
                 }
-            }
+                Step::Say(line) => notices.say(line),
+            },
         }
     };
 
     // Processes being attached at this moment are detached as soon as they are ready
     // (dropping them removes their probes); every target's loop then ends with its own
     // summary.
-    while attaching.join_next().await.is_some() {}
-    if gone_early > 0 {
-        notices.say(format!(
-            "{gone_early} process(es) found exited before they could be attached: not traced"
-        ));
+    if let Some(f) = fleet.as_mut() {
+        f.finish().await;
+        if f.gone_early > 0 {
+            notices.say(format!(
+                "{} process(es) found exited before they could be attached: not traced",
+                f.gone_early
+            ));
+        }
     }
     let _ = stop_tx.send(Some(stop));
     let mut failed = None;

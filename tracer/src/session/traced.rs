@@ -8,17 +8,17 @@
 //! detaches the probes, drains what the kernel already delivered and writes the summary.
 
 use std::{
-    os::fd::{AsRawFd, FromRawFd, OwnedFd},
+    os::fd::{FromRawFd, OwnedFd},
     path::{Path, PathBuf},
     sync::{mpsc, Arc},
     time::Duration,
 };
 
 use anyhow::{anyhow, Context, Result};
-use aya::maps::{MapData, RingBuf};
-use tokio::{io::unix::AsyncFd, sync::watch};
+use tokio::sync::watch;
 use tracer_common::{ProbeKind, RawEvent};
 
+use super::feed::{watch_fd, Events, Source};
 use super::{write_profile, Stop, TraceOptions};
 use crate::clock::monotonic_ns;
 use crate::labels::Labels;
@@ -50,7 +50,8 @@ const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
 pub(super) struct Prepared {
     /// What a recording of this run starts with.
     header: Header,
-    probes: Probes,
+    /// Its own probes, or its share of those of its binary.
+    source: Source,
     decoder: Decoder,
     pub(super) process: ProcessInfo,
     sampler: Sampler,
@@ -59,8 +60,9 @@ pub(super) struct Prepared {
     /// Allocation probes, unless `--allocs rate`.
     allocs: Option<LiveAllocs>,
     /// Opened before attaching, so that a process that exits at any moment after it was
-    /// found (a short-lived one) is still seen to exit, and gets its summary.
-    pidfd: OwnedFd,
+    /// found (a short-lived one) is still seen to exit, and gets its summary. None: it
+    /// had exited already when its first event was read (shared probes only).
+    pidfd: Option<OwnedFd>,
 }
 
 /// The runtime variables user space samples itself: the allocation counter and the
@@ -76,7 +78,7 @@ const SAMPLED: [ReadField; 5] = [
 
 /// Periodic reads of target memory by user space, shaped as raw events
 /// ([`ProbeKind::UserSample`]) so they are decoded, modelled and recorded like the rest.
-struct Sampler {
+pub(super) struct Sampler {
     pid: u32,
     /// (read slot index, run-time address) of the counters sampled.
     slots: Vec<(usize, u64)>,
@@ -143,13 +145,85 @@ pub(super) fn prepare(
         _ => Some(plan_allocs(&bin).map_err(|e| anyhow!("{who}: {e}"))?),
     };
     let mut probes = Probes::attach(
-        pid,
+        crate::probes::Scope::Process(pid),
         &exe,
         &plan,
         bias,
         alloc_plan.as_ref().map(|p| (p, true)),
         opts.ring_kib.map(|k| k.saturating_mul(1024)),
     )?;
+    let described = describe(pid, exe_name, &bin, &plan, bias, opts, &who, warnings);
+    let allocs = match alloc_plan {
+        None => None,
+        Some(alloc_plan) => {
+            let cost = if opts.allocs == AllocMode::Sample {
+                {
+                    let cost = probes.measure_hit_cost()?;
+                    log::info!("allocation sampling: one probe hit costs {cost:?} here");
+                    cost
+                }
+            } else {
+                Duration::ZERO
+            };
+            let mut live = LiveAllocs::new(
+                opts.allocs,
+                alloc_plan,
+                bin,
+                pid,
+                bias,
+                opts.overhead_budget,
+                cost,
+            );
+            live.start(&mut probes)?;
+            Some(live)
+        }
+    };
+    Ok(described.prepared(Source::Own(probes), allocs, Some(pidfd)))
+}
+
+/// What [`Prepared`] holds beyond the probes: how to decode, and what the records and the
+/// recording say about the process.
+pub(super) struct Described {
+    header: Header,
+    decode: DecodeSpec,
+    process: ProcessInfo,
+    sampler: Sampler,
+    first_sample: Option<RawEvent>,
+}
+
+impl Described {
+    pub(super) fn prepared(
+        self,
+        source: Source,
+        allocs: Option<LiveAllocs>,
+        pidfd: Option<OwnedFd>,
+    ) -> Prepared {
+        Prepared {
+            header: self.header,
+            source,
+            decoder: Decoder::new(self.decode),
+            process: self.process,
+            sampler: self.sampler,
+            first_sample: self.first_sample,
+            allocs,
+            pidfd,
+        }
+    }
+}
+
+/// The process as the records describe it, read now (a process that has exited already
+/// gets what its binary says, the rest unknown).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn describe(
+    pid: u32,
+    exe_name: String,
+    bin: &GoBinary,
+    plan: &ProbePlan,
+    bias: u64,
+    opts: &TraceOptions,
+    who: &str,
+    warnings: &mut Vec<String>,
+) -> Described {
     let gomaxprocs_addr = plan
         .reads
         .iter()
@@ -166,7 +240,7 @@ pub(super) fn prepare(
             .collect(),
     };
     let first_sample = sampler.sample();
-    let decode = DecodeSpec::new(&plan, bias);
+    let decode = DecodeSpec::new(plan, bias);
     // The settings in force as the probes go on (unknown for a launched program whose
     // runtime has not started yet: the model reports them once read).
     let at_attach = match first_sample
@@ -203,41 +277,13 @@ pub(super) fn prepare(
             .unwrap_or(0),
         start_monotonic_ns: monotonic_ns(),
     };
-    let allocs = match alloc_plan {
-        None => None,
-        Some(alloc_plan) => {
-            let cost = if opts.allocs == AllocMode::Sample {
-                {
-                    let cost = probes.measure_hit_cost()?;
-                    log::info!("allocation sampling: one probe hit costs {cost:?} here");
-                    cost
-                }
-            } else {
-                Duration::ZERO
-            };
-            let mut live = LiveAllocs::new(
-                opts.allocs,
-                alloc_plan,
-                bin,
-                pid,
-                bias,
-                opts.overhead_budget,
-                cost,
-            );
-            live.start(&mut probes)?;
-            Some(live)
-        }
-    };
-    Ok(Prepared {
-        probes,
-        decoder: Decoder::new(decode),
-        process,
+    Described {
         header,
+        decode,
+        process,
         sampler,
         first_sample,
-        allocs,
-        pidfd,
-    })
+    }
 }
 
 /// Where what happens to a target is told: the TUI when it is on, else stderr. With one
@@ -318,36 +364,6 @@ pub(super) fn per_process_path(path: &Path, pid: u32) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// Move every raw event the kernel has delivered into the pipeline.
-fn drain(pipe: &mut Pipeline, ring: &mut RingBuf<MapData>) -> Result<usize> {
-    let mut n = 0;
-    while let Some(item) = ring.next() {
-        n += 1;
-        if item.len() < std::mem::size_of::<RawEvent>() {
-            continue;
-        }
-        let ptr = item.as_ptr().cast::<RawEvent>();
-        if ptr.is_aligned() {
-            // SAFETY: the slot holds at least size_of::<RawEvent>() bytes, written by the
-            // kernel program as a RawEvent (plain integers: any bit pattern is valid) and
-            // committed before the kernel made the slot visible; the pointer is aligned
-            // (the kernel pads records to 8 bytes) and the slot is ours until `item` is
-            // dropped, after the pipeline is done with it. Decoding in place rather than
-            // copying the 360-byte event first: the copy was a sixth of our CPU time at
-            // tens of thousands of events a second.
-            let raw = unsafe { &*ptr };
-            pipe.raw_deferred(raw)?;
-        } else {
-            // SAFETY: as above; read_unaligned copes with any alignment.
-            let raw: RawEvent = unsafe { std::ptr::read_unaligned(ptr) };
-            pipe.raw_deferred(&raw)?;
-        }
-        drop(item);
-    }
-    pipe.write_pending()?;
-    Ok(n)
-}
-
 /// Sleeps until the sampled allocation probes need attention (forever if never).
 async fn burst_timer(deadline: Option<std::time::Instant>) {
     match deadline {
@@ -356,15 +372,7 @@ async fn burst_timer(deadline: Option<std::time::Instant>) {
     }
 }
 
-/// Register a descriptor we own with the event loop, for readability.
-fn watch_fd<T: AsRawFd>(inner: T) -> std::io::Result<AsyncFd<T>> {
-    // SAFETY: `inner` owns its descriptor (a ring-buffer map or a pidfd) and keeps it open
-    // and unchanged until the AsyncFd, which owns `inner`, is dropped.
-    unsafe { AsyncFd::register_with_interest(inner, tokio::io::Interest::READABLE) }
-        .map_err(|e| std::io::Error::other(e.to_string()))
-}
-
-fn pidfd_open(pid: u32) -> std::io::Result<OwnedFd> {
+pub(super) fn pidfd_open(pid: u32) -> std::io::Result<OwnedFd> {
     // SAFETY: plain syscall with integer arguments; a non-negative result is a new fd we own.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
     if fd < 0 {
@@ -384,7 +392,7 @@ pub(super) async fn run(
 ) -> Result<Ended> {
     let Prepared {
         header,
-        mut probes,
+        source,
         decoder,
         process,
         sampler,
@@ -404,8 +412,7 @@ pub(super) async fn run(
     let several = notices.several;
     // The program the probes are in; an execve replaces it.
     let exe_identity = target::exe_identity(pid);
-    let ring = probes.take_events()?;
-    let mut ring = watch_fd(ring).context("cannot poll the ring buffer")?;
+    let mut events = Events::open(source)?;
     let recorder = match &opts.record {
         Some(path) => {
             let path = if several {
@@ -432,9 +439,11 @@ pub(super) async fn run(
 
     // Target exit: our own child is reaped by the session's waiter thread (its status is
     // the exit code); any other process is watched through a pidfd.
-    let pidfd = match launched {
-        Some(_) => None,
-        None => Some(watch_fd(pidfd).context("cannot watch the target process")?),
+    // A process without a pidfd (shared probes: it had exited when its first event was
+    // read) is gone already.
+    let pidfd = match (launched.is_some(), pidfd) {
+        (false, Some(fd)) => Some(watch_fd(fd).context("cannot watch the target process")?),
+        _ => None,
     };
     let target_gone = async {
         match (&pidfd, launched) {
@@ -472,14 +481,10 @@ pub(super) async fn run(
                 let why = changed.ok().and_then(|()| *stop.borrow());
                 break why.unwrap_or(Stop::Quit);
             }
-            guard = ring.readable_mut() => {
-                let mut guard = guard?;
-                drain(&mut pipe, guard.get_inner_mut())?;
-                guard.clear_ready();
-            }
+            batch = events.next_batch(&mut pipe) => batch?,
             _ = sample_tick.tick() => {
                 // Drain first so the sample lands after the events that preceded it.
-                drain(&mut pipe, ring.get_mut())?;
+                events.drain(&mut pipe)?;
                 if target::exe_identity(pid) != exe_identity && target::exists(pid) {
                     notices.say(format!(
                         "pid {pid} replaced its program (exec of {}); the new program is not traced, {}",
@@ -491,23 +496,24 @@ pub(super) async fn run(
                 if let Some(raw) = sampler.sample() {
                     pipe.raw(&raw)?;
                 }
-                if let Some(a) = allocs.as_mut().filter(|a| a.mode() == AllocMode::Exact) {
-                    if let Some(batch) = a.batch(&probes, monotonic_ns())? {
+                let exact = allocs.as_mut().filter(|a| a.mode() == AllocMode::Exact);
+                if let (Some(a), Some(probes)) = (exact, events.own_probes()) {
+                    if let Some(batch) = a.batch(probes, monotonic_ns())? {
                         pipe.event(TraceEvent::Allocs(Box::new(batch)))?;
                     }
                 }
             }
             _ = burst_timer(allocs.as_ref().and_then(LiveAllocs::next_deadline)) => {
-                if let Some(a) = allocs.as_mut() {
-                    if let Some(batch) = a.steer(&mut probes, monotonic_ns())? {
+                if let (Some(a), Some(probes)) = (allocs.as_mut(), events.own_probes()) {
+                    if let Some(batch) = a.steer(probes, monotonic_ns())? {
                         pipe.event(TraceEvent::Allocs(Box::new(batch)))?;
                     }
                 }
             }
             _ = tick.tick() => {
-                drain(&mut pipe, ring.get_mut())?;
+                events.drain(&mut pipe)?;
                 pipe.flush()?;
-                let lost = probes.lost()?;
+                let lost = events.lost()?;
                 if let Some(e) = &exporter {
                     e.set_lost_events(pid, lost);
                 }
@@ -525,11 +531,9 @@ pub(super) async fn run(
     };
 
     // Detach first so nothing arrives after the final drain, then account for it all.
-    let counters = probes.counters()?;
-    probes.detach();
-    drain(&mut pipe, ring.get_mut())?;
-    if let Some(a) = allocs.as_mut() {
-        if let Some(batch) = a.batch(&probes, monotonic_ns())? {
+    let kernel_lost = events.finish(&mut pipe).await?;
+    if let (Some(a), Some(probes)) = (allocs.as_mut(), events.own_probes()) {
+        if let Some(batch) = a.batch(probes, monotonic_ns())? {
             pipe.event(TraceEvent::Allocs(Box::new(batch)))?;
         }
         let c = probes.counters()?;
@@ -550,7 +554,7 @@ pub(super) async fn run(
         Stop::TargetExited(Some(status)) => Some(launch::exit_code(status)),
         _ => None,
     };
-    let lost = pipe.finish(counters.lost, exit_status)?;
+    let lost = pipe.finish(kernel_lost, exit_status)?;
     notices.to_tui(AppEvent::Lost(pid, lost));
     if let Some(path) = &opts.pprof {
         let path = if several {
