@@ -31,6 +31,7 @@ mod returns;
 mod runtime_version;
 mod symbols;
 mod types;
+mod work_anchors;
 
 use std::collections::HashMap;
 use std::fmt;
