@@ -281,8 +281,8 @@ fn stripped_plan_reads_like_plain() {
 
 /// Leave-one-out, amd64 and arm64: the stripped build analysed as if the table lacked
 /// its release derives its offsets from code. Every offset it gives must equal the
-/// plain build's DWARF (a wrong number is never acceptable), every field must be known
-/// (bar Go 1.19's pacer fields), and whatever is unknown is named in a warning.
+/// plain build's DWARF (a wrong number is never acceptable) and every field must be
+/// known, on every release of the matrix.
 /// The globals located with derived layouts equal `.symtab`.
 #[test]
 fn leave_one_out_offsets_from_code_equal_dwarf() {
@@ -323,30 +323,16 @@ fn leave_one_out_offsets_from_code_equal_dwarf() {
             stripped.derived_confirmed_by()
         );
         let plan = plan(&stripped).unwrap();
-        // Complete everywhere, also on releases alone in their minor (1.21, 1.22: `work`
-        // from its code anchors, the rest from confirmed layouts), except Go 1.19's
-        // `gcControllerState`: no tabulated layout matches it and its code anchors only
-        // the three fields the gctrace line prints.
-        let allowed = |u: &String| {
-            stripped.go_version().minor == 19 && u.starts_with("runtime.gcControllerState.")
-        };
-        assert!(unknown.iter().all(allowed), "{what}: unknown {unknown:?}");
-        if unknown.is_empty() {
-            let plain_plan = plan::plan(&plain).unwrap();
-            assert_eq!(
-                reads_by_section(&p.stripped, &plan.reads),
-                reads_by_section(&p.plain, &plain_plan.reads),
-                "{what}"
-            );
-        } else {
-            for u in &unknown {
-                assert!(
-                    plan.warnings.iter().any(|w| w.contains(u.as_str())),
-                    "{what}: {u} unknown without a warning naming it: {:?}",
-                    plan.warnings
-                );
-            }
-        }
+        // Complete everywhere, also on releases alone in their minor (1.19, 1.21, 1.22:
+        // `work` and the pacer fields from their code anchors, the rest from confirmed
+        // layouts), and the plan reads what the plain build's plan reads.
+        assert!(unknown.is_empty(), "{what}: unknown {unknown:?}");
+        let plain_plan = plan::plan(&plain).unwrap();
+        assert_eq!(
+            reads_by_section(&p.stripped, &plan.reads),
+            reads_by_section(&p.plain, &plain_plan.reads),
+            "{what}"
+        );
     }
 }
 

@@ -5,7 +5,9 @@
 //! 1. **Anchors** ([`super::print_anchors`]): the gctrace printing code of
 //!    `gcMarkTermination` names nine fields by the text printed after them (heap0/1/2,
 //!    goal, stacks, globals, maxprocs, numgc, userForced) and gives their absolute
-//!    addresses, assuming no layout.
+//!    addresses, assuming no layout. [`super::work_anchors`] adds `&work` and the `work`
+//!    fields the labels do not name (clock, stwprocs, cycles, pauseNS);
+//!    [`super::pacer_anchors`] the pacer's GOGC, memory limit, TotalAlloc and mark times.
 //! 2. **Candidates**: every table release of the same architecture, same minor first
 //!    (nearest patch), then neighbouring minors. For each, the globals are located by the
 //!    usual votes ([`super::globals`]) with that release's layouts; a struct's candidate
@@ -27,9 +29,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::globals::{self, Recovered, STRUCT_GLOBALS};
 use super::offsets_table::{self, Layouts, StructLayout};
-use super::{print_anchors, work_anchors, GoBinary, GoVersion};
+use super::{pacer_anchors, print_anchors, work_anchors, GoBinary, GoVersion};
 
 const WORK_TYPE: &str = "runtime.workType";
+const CONTROLLER_TYPE: &str = "runtime.gcControllerState";
 
 /// What derivation found for one binary.
 #[derive(Debug, Default)]
@@ -171,6 +174,14 @@ pub(crate) fn derive(bin: &GoBinary) -> Derived {
         let more = work_anchors::anchors(bin, base, &out.anchors, init_time);
         for ((ty, f), addr) in &more {
             log::debug!("anchor {ty}.{f} at {addr:#x} (work code)");
+        }
+        out.anchors.extend(more);
+    }
+    // The pacer's mark times, from the CPU figures of the gctrace line.
+    if let Some(base) = code.receiver_base(CONTROLLER_TYPE) {
+        let more = pacer_anchors::anchors(bin, base);
+        for ((ty, f), addr) in &more {
+            log::debug!("anchor {ty}.{f} at {addr:#x} (cpu figures)");
         }
         out.anchors.extend(more);
     }

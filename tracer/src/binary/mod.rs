@@ -22,6 +22,7 @@ mod lines;
 mod moduledata;
 mod offsets;
 pub mod offsets_table;
+mod pacer_anchors;
 mod pclntab;
 mod print_anchors;
 pub mod process;

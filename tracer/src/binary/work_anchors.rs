@@ -34,11 +34,11 @@ const FULL_USERS: &[&str] = &["runtime.putfull", "runtime.trygetfull"];
 
 /// One absolute memory access (address computations left out), either architecture.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Acc {
-    target: u64,
-    size: u8,
+pub(super) struct Acc {
+    pub target: u64,
+    pub size: u8,
     /// A plain load into a general register.
-    load: bool,
+    pub load: bool,
 }
 
 /// How [`work_base`]'s evidence is named in `globals::Evidence`.
@@ -215,7 +215,7 @@ pub(crate) fn pause_ns(
 }
 
 /// `f`'s absolute memory accesses in address order (address computations left out).
-fn accesses(bin: &GoBinary, f: &super::Function) -> Vec<Acc> {
+pub(super) fn accesses(bin: &GoBinary, f: &super::Function) -> Vec<Acc> {
     match bin.arch() {
         Arch::X86_64 => globals::decode(bin, f)
             .iter()
@@ -324,7 +324,7 @@ fn stwprocs(acc: &[Acc], work: &Range<u64>, pairs: &[[u64; 2]]) -> Option<u64> {
 /// arm64 an exclusive or LSE atomic, or `LDRW; ADD $1; STRW` on one address).
 fn cycles(bin: &GoBinary, f: &super::Function, work: &Range<u64>) -> Option<u64> {
     let found: BTreeSet<u64> = match bin.arch() {
-        Arch::X86_64 => increments_x86(bin, f),
+        Arch::X86_64 => increments_x86(bin, f, 4),
         Arch::Aarch64 => increments_arm64(bin, f),
     }
     .into_iter()
@@ -333,13 +333,16 @@ fn cycles(bin: &GoBinary, f: &super::Function, work: &Range<u64>) -> Option<u64>
     (found.len() == 1).then(|| found.first().copied()).flatten()
 }
 
-fn increments_x86(bin: &GoBinary, f: &super::Function) -> Vec<u64> {
+/// The `size`-byte globals `f` increments in place on x86-64, in address order: `INC`
+/// / `ADD $1` on the global, or `LOCK XADD` through a register a `LEA` just set.
+pub(super) fn increments_x86(bin: &GoBinary, f: &super::Function, size: usize) -> Vec<u64> {
     let code = globals::decode(bin, f);
     let mut out = Vec::new();
     for (i, ins) in code.iter().enumerate() {
-        let mem4 =
-            ins.op_count() > 0 && ins.op0_kind() == OpKind::Memory && ins.memory_size().size() == 4;
-        if !mem4 {
+        let mem = ins.op_count() > 0
+            && ins.op0_kind() == OpKind::Memory
+            && ins.memory_size().size() == size;
+        if !mem {
             continue;
         }
         if ins.is_ip_rel_memory_operand() {
