@@ -2,12 +2,14 @@
 //! (`GCTRACE_OFFSETS_TABLE_EXCLUDE`): every struct offset comes from the binary's own
 //! code (`tracer/src/binary/derive.rs`), and the trace must still agree with the
 //! runtime's gctrace lines (runtime cycle numbers, heap triple and goal in MB, GOMAXPROCS),
-//! GOGC, and TotalAlloc. Launch mode and `--pid` mode, an older and the newest release.
+//! GOGC, and TotalAlloc. Launch mode and `--pid` mode, older releases and the newest.
 //! Needs root; skips unless GCTRACE_INTEGRATION=1 (`cargo xtask test`).
 //!
-//! The older release is 1.23: derivation confirms a layout against another release of
-//! the same minor, and 1.19.8, 1.21.13 and 1.22.10 are alone in theirs in today's table
-//! (their missing fields are covered by `binary_stripped.rs`'s leave-one-out test).
+//! The older releases are 1.19 and 1.21, each alone in its minor in the table: no
+//! tabulated layout of `runtime.work` (nor, on 1.19, of `gcControllerState`) matches
+//! them, so those fields come from the code's own anchors (`tracer/src/binary/
+//! work_anchors.rs`, `pacer_anchors.rs`, `print_anchors.rs`) and the rest from layouts
+//! the code confirms.
 
 mod common;
 
@@ -172,6 +174,7 @@ fn toolchain(series: &str) -> Toolchain {
 }
 
 releases! {
-    go1_23 => "1.23",
+    go1_19 => "1.19",
+    go1_21 => "1.21",
     newest => "",
 }

@@ -5,7 +5,9 @@
 //! 1. **Anchors** ([`super::print_anchors`]): the gctrace printing code of
 //!    `gcMarkTermination` names nine fields by the text printed after them (heap0/1/2,
 //!    goal, stacks, globals, maxprocs, numgc, userForced) and gives their absolute
-//!    addresses, assuming no layout.
+//!    addresses, assuming no layout. [`super::work_anchors`] adds `&work` and the `work`
+//!    fields the labels do not name (clock, stwprocs, cycles, pauseNS);
+//!    [`super::pacer_anchors`] the pacer's GOGC, memory limit, TotalAlloc and mark times.
 //! 2. **Candidates**: every table release of the same architecture, same minor first
 //!    (nearest patch), then neighbouring minors. For each, the globals are located by the
 //!    usual votes ([`super::globals`]) with that release's layouts; a struct's candidate
@@ -27,7 +29,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::globals::{self, Recovered, STRUCT_GLOBALS};
 use super::offsets_table::{self, Layouts, StructLayout};
-use super::{print_anchors, GoBinary, GoVersion};
+use super::{pacer_anchors, print_anchors, work_anchors, GoBinary, GoVersion};
+
+const WORK_TYPE: &str = "runtime.workType";
+const CONTROLLER_TYPE: &str = "runtime.gcControllerState";
 
 /// What derivation found for one binary.
 #[derive(Debug, Default)]
@@ -124,6 +129,30 @@ fn confirms(anchors: &print_anchors::Anchors, ty: &str, base: u64, layout: &Stru
     any
 }
 
+/// `work.pauseNS`, anchored beside `memstats.pause_total_ns` once `mstats` is confirmed.
+fn pause_anchor(bin: &GoBinary, out: &mut Derived) {
+    const MSTATS: &str = "runtime.mstats";
+    if !out.confirmed_by.contains_key(MSTATS) {
+        return;
+    }
+    let addr = |s: &str| out.recovered.addresses.get(s).copied();
+    let (Some(work), Some(memstats)) = (addr("runtime.work"), addr("runtime.memstats")) else {
+        return;
+    };
+    let Some(total) = out
+        .layouts
+        .get(MSTATS)
+        .and_then(|l| l.fields.get("pause_total_ns"))
+        .and_then(|o| memstats.checked_add(*o))
+    else {
+        return;
+    };
+    if let Some(p) = work_anchors::pause_ns(bin, work, &out.anchors, total) {
+        log::debug!("anchor {WORK_TYPE}.pauseNS at {p:#x} (beside pause_total_ns)");
+        out.anchors.insert((WORK_TYPE, "pauseNS"), p);
+    }
+}
+
 /// Derives what can be verified of `bin`'s runtime struct layouts from its code.
 pub(crate) fn derive(bin: &GoBinary) -> Derived {
     let mut out = Derived::default();
@@ -139,6 +168,23 @@ pub(crate) fn derive(bin: &GoBinary) -> Derived {
         )),
     }
     let code = globals::code_evidence(bin);
+    // `work`'s base and the fields the print labels do not name.
+    if let Some(base) = code.receiver_base(WORK_TYPE) {
+        let init_time = globals::runtime_init_time_of(bin).ok();
+        let more = work_anchors::anchors(bin, base, &out.anchors, init_time);
+        for ((ty, f), addr) in &more {
+            log::debug!("anchor {ty}.{f} at {addr:#x} (work code)");
+        }
+        out.anchors.extend(more);
+    }
+    // The pacer's mark times, from the CPU figures of the gctrace line.
+    if let Some(base) = code.receiver_base(CONTROLLER_TYPE) {
+        let more = pacer_anchors::anchors(bin, base);
+        for ((ty, f), addr) in &more {
+            log::debug!("anchor {ty}.{f} at {addr:#x} (cpu figures)");
+        }
+        out.anchors.extend(more);
+    }
     for (key, layouts) in candidates(bin) {
         if STRUCT_GLOBALS
             .iter()
@@ -192,6 +238,7 @@ pub(crate) fn derive(bin: &GoBinary) -> Derived {
         ));
     }
     out.recovered = globals::recover_with(bin, &code, &|ty| out.layouts.get(ty).cloned());
+    pause_anchor(bin, &mut out);
     // The final votes must still put every anchor where the confirmed layout says.
     for (symbol, ty) in STRUCT_GLOBALS {
         let Some(layout) = out.layouts.get(*ty) else {

@@ -25,7 +25,7 @@ use std::ops::Range;
 use iced_x86::{Code, Decoder, DecoderOptions, Instruction, Mnemonic, OpKind, Register};
 
 use super::offsets_table::StructLayout;
-use super::{globals_arm64, Arch, Function, GoBinary};
+use super::{globals_arm64, work_anchors, Arch, Function, GoBinary};
 
 /// Struct globals recovered by voting: symbol, its type, and the runtime functions whose
 /// code is searched (by name prefix). These are the functions of a GC cycle and of
@@ -71,7 +71,9 @@ pub(crate) struct Recovered {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Evidence {
     pub symbol: String,
-    /// "receiver" (`LEA RAX, [global]; CALL method` sites) or "fields" (field votes).
+    /// "receiver" (`LEA RAX, [global]; CALL method` sites), "lfstack receiver"
+    /// (`&work.full` passed to `lfstack` methods, [`work_anchors::work_base`]) or
+    /// "fields" (field votes).
     pub method: &'static str,
     /// Receiver sites naming the chosen address, or distinct fields it explains.
     pub support: usize,
@@ -134,6 +136,12 @@ pub(crate) fn code_evidence(bin: &GoBinary) -> CodeEvidence {
                 Arch::X86_64 => receiver_of(bin, ty),
                 Arch::Aarch64 => globals_arm64::receiver_of(bin, ty),
             };
+            // `workType` has no methods, but its first member `full` is an `lfstack`
+            // receiver.
+            let r = match r {
+                Ok(None) if *ty == "runtime.workType" => work_anchors::work_base(bin),
+                r => r,
+            };
             (*ty, r)
         })
         .collect();
@@ -171,7 +179,12 @@ pub(crate) fn recover_with(
                 claimed.push(base..base.saturating_add(struct_size(&layout)));
                 out.votes.push(Evidence {
                     symbol: (*symbol).to_string(),
-                    method: "receiver",
+                    // `workType` has no methods: its receiver is `work.full`'s.
+                    method: if *ty == "runtime.workType" {
+                        work_anchors::RECEIVER_METHOD
+                    } else {
+                        "receiver"
+                    },
                     support,
                     against,
                 });
@@ -445,6 +458,14 @@ fn gomaxprocs(bin: &GoBinary) -> Result<u64, String> {
         })
         .map(|i| i.ip_rel_memory_address())
         .ok_or_else(|| "no 4-byte global load in runtime.GOMAXPROCS".into())
+}
+
+/// `&runtimeInitTime`, either architecture (see [`runtime_init_time`]).
+pub(crate) fn runtime_init_time_of(bin: &GoBinary) -> Result<u64, String> {
+    match bin.arch() {
+        Arch::X86_64 => runtime_init_time(bin),
+        Arch::Aarch64 => globals_arm64::runtime_init_time(bin),
+    }
 }
 
 /// `runtime.main` does `runtimeInitTime = nanotime()`: the first 8-byte store of a

@@ -22,6 +22,7 @@ mod lines;
 mod moduledata;
 mod offsets;
 pub mod offsets_table;
+mod pacer_anchors;
 mod pclntab;
 mod print_anchors;
 pub mod process;
@@ -31,6 +32,7 @@ mod returns;
 mod runtime_version;
 mod symbols;
 mod types;
+mod work_anchors;
 
 use std::collections::HashMap;
 use std::fmt;

@@ -28,7 +28,7 @@ pub type Anchors = BTreeMap<(&'static str, &'static str), u64>;
 
 /// A step of the architecture-neutral dataflow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Flow {
+pub(super) enum Flow {
     /// `dst` = value of the global at `addr` (`size` bytes).
     Load {
         dst: u16,
@@ -85,17 +85,21 @@ pub fn anchors(bin: &GoBinary) -> Result<Anchors, String> {
     let f = bin
         .function("runtime.gcMarkTermination")
         .ok_or("runtime.gcMarkTermination not found")?;
-    let flow = match bin.arch() {
-        Arch::X86_64 => x86_flow(bin, &f),
-        Arch::Aarch64 => arm64_flow(bin, &f),
-    };
-    let printed = run(bin, &flow);
+    let printed = run(bin, &flow(bin, &f));
     let stacks = if bin.go_version().minor < 20 {
         "maxStackScan"
     } else {
         "lastStackScan"
     };
     Ok(label(&printed, stacks))
+}
+
+/// The architecture-neutral dataflow steps of `f`, in address order.
+pub(super) fn flow(bin: &GoBinary, f: &super::Function) -> Vec<Flow> {
+    match bin.arch() {
+        Arch::X86_64 => x86_flow(bin, f),
+        Arch::Aarch64 => arm64_flow(bin, f),
+    }
 }
 
 /// Names the numbers by the text printed right after them. A field seen at two different
