@@ -11,7 +11,7 @@
 //! Malformed input never panics: every read goes through bounds-checked accessors and
 //! failures come back as [`BinaryError`] (or `None` where a lookup simply has no answer).
 
-mod arm64;
+pub(crate) mod arm64;
 mod buildinfo;
 mod derive;
 mod dwarf;
