@@ -76,6 +76,36 @@ pub fn call_sites(bin: &GoBinary, f: &Function, callee: &Function) -> Vec<u64> {
     }
 }
 
+/// amd64: the `PUSHQ BP` right after `f`'s stack-bound check (`CMPQ SP, 16(R14)` and
+/// its `JBE` to the morestack tail, which restarts `f` from its entry), where every
+/// register but the flags still holds its value at `f`'s entry, so a probe there reads
+/// what an entry probe reads. The kernel emulates a `push` at a uprobe instead of
+/// single-stepping it out of line, and on a virtual machine the single-step is most of a
+/// hit's cost (measured here: ~26 µs at an entry, ~1 µs at its push; docs/performance.md).
+/// `None` on arm64 or when the prologue has another shape (the caller probes the entry).
+pub fn entry_equivalent_push(bin: &GoBinary, f: &Function) -> Option<u64> {
+    if bin.arch() != Arch::X86_64 {
+        return None;
+    }
+    let code = x86_instructions(bin, f)?;
+    let [cmp, jbe, push, ..] = code.as_slice() else {
+        return None;
+    };
+    let bound_check = cmp.mnemonic() == Mnemonic::Cmp
+        && cmp.op0_kind() == OpKind::Register
+        && cmp.op0_register() == Register::RSP
+        && cmp.op1_kind() == OpKind::Memory
+        && cmp.memory_base() == Register::R14;
+    let to_tail = jbe.mnemonic() == Mnemonic::Jbe
+        && jbe.near_branch_target() > push.ip()
+        && jbe.near_branch_target() < f.address + f.size;
+    (bound_check
+        && to_tail
+        && push.code() == Code::Push_r64
+        && push.op0_register() == Register::RBP)
+        .then(|| push.ip())
+}
+
 /// Where `f` keeps its register argument number `arg` (0-based, integer registers),
 /// relative to its frame pointer: the first store of that register into the frame after
 /// the prologue. A callee's entry probe sees `f`'s frame pointer still in place, so it can
