@@ -11,7 +11,8 @@
 //! Malformed input never panics: every read goes through bounds-checked accessors and
 //! failures come back as [`BinaryError`] (or `None` where a lookup simply has no answer).
 
-pub(crate) mod arm64;
+mod arm64;
+pub(crate) mod arm64_regs;
 mod buildinfo;
 mod derive;
 mod dwarf;

@@ -6,7 +6,7 @@
 
 use iced_x86::{Code, Decoder, DecoderOptions, Instruction, Mnemonic, OpKind, Register};
 
-use crate::binary::{arm64, Arch, Function, GoBinary};
+use crate::binary::{arm64_regs as arm64, Arch, Function, GoBinary};
 
 /// Decoded instructions of `f` (amd64), or `None` if the bytes cannot be read or decoded.
 fn x86_instructions(bin: &GoBinary, f: &Function) -> Option<Vec<Instruction>> {
