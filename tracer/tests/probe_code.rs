@@ -91,3 +91,45 @@ fn mark_stop_start_home_matches_objdump() {
         );
     }
 }
+
+/// The default plan probes `mProf_Flush` at the `PUSHQ BP` after its stack check (a push
+/// the kernel emulates, where an entry probe is single-stepped): that address is objdump's
+/// first `PUSHQ BP` of the function, three instructions in; none on arm64.
+#[test]
+fn gc_done_site_is_the_push_after_the_stack_check() {
+    if !common::integration_enabled() {
+        return;
+    }
+    let toolchain = common::newest_toolchain();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for goarch in ["amd64", "arm64"] {
+        let out = tmp.path().join(format!("gcload-{goarch}"));
+        build(&toolchain.go, goarch, &out);
+        let bin = GoBinary::open(&out).expect("open");
+        let f = bin.function("runtime.mProf_Flush").expect("mProf_Flush");
+        let text = Command::new(&toolchain.go)
+            .args(["tool", "objdump", "-s", "^runtime.mProf_Flush$"])
+            .arg(&out)
+            .output()
+            .expect("go tool objdump")
+            .stdout;
+        let text = String::from_utf8_lossy(&text);
+        let lines: Vec<Vec<&str>> = text
+            .lines()
+            .skip(1)
+            .map(|l| l.split('\t').filter(|f| !f.is_empty()).collect())
+            .collect();
+        let expected = (goarch == "amd64").then(|| {
+            assert!(lines[0][3].starts_with("CMPQ SP, 0x10(R14)"), "{text}");
+            assert!(lines[1][3].starts_with("JBE "), "{text}");
+            assert!(lines[2][3].starts_with("PUSHQ BP"), "{text}");
+            u64::from_str_radix(lines[2][1].trim_start_matches("0x"), 16).expect("hex")
+        });
+        assert_eq!(
+            code::entry_equivalent_push(&bin, &f),
+            expected,
+            "Go {} {goarch}",
+            toolchain.version
+        );
+    }
+}

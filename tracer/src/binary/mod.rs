@@ -12,6 +12,7 @@
 //! failures come back as [`BinaryError`] (or `None` where a lookup simply has no answer).
 
 mod arm64;
+pub(crate) mod arm64_regs;
 mod buildinfo;
 mod derive;
 mod dwarf;

@@ -6,7 +6,7 @@
 
 use iced_x86::{Code, Decoder, DecoderOptions, Instruction, Mnemonic, OpKind, Register};
 
-use crate::binary::{Arch, Function, GoBinary};
+use crate::binary::{arm64_regs as arm64, Arch, Function, GoBinary};
 
 /// Decoded instructions of `f` (amd64), or `None` if the bytes cannot be read or decoded.
 fn x86_instructions(bin: &GoBinary, f: &Function) -> Option<Vec<Instruction>> {
@@ -76,6 +76,36 @@ pub fn call_sites(bin: &GoBinary, f: &Function, callee: &Function) -> Vec<u64> {
     }
 }
 
+/// amd64: the `PUSHQ BP` right after `f`'s stack-bound check (`CMPQ SP, 16(R14)` and
+/// its `JBE` to the morestack tail, which restarts `f` from its entry), where every
+/// register but the flags still holds its value at `f`'s entry, so a probe there reads
+/// what an entry probe reads. The kernel emulates a `push` at a uprobe instead of
+/// single-stepping it out of line, and on a virtual machine the single-step is most of a
+/// hit's cost (measured here: ~26 µs at an entry, ~1 µs at its push; docs/performance.md).
+/// `None` on arm64 or when the prologue has another shape (the caller probes the entry).
+pub fn entry_equivalent_push(bin: &GoBinary, f: &Function) -> Option<u64> {
+    if bin.arch() != Arch::X86_64 {
+        return None;
+    }
+    let code = x86_instructions(bin, f)?;
+    let [cmp, jbe, push, ..] = code.as_slice() else {
+        return None;
+    };
+    let bound_check = cmp.mnemonic() == Mnemonic::Cmp
+        && cmp.op0_kind() == OpKind::Register
+        && cmp.op0_register() == Register::RSP
+        && cmp.op1_kind() == OpKind::Memory
+        && cmp.memory_base() == Register::R14;
+    let to_tail = jbe.mnemonic() == Mnemonic::Jbe
+        && jbe.near_branch_target() > push.ip()
+        && jbe.near_branch_target() < f.address + f.size;
+    (bound_check
+        && to_tail
+        && push.code() == Code::Push_r64
+        && push.op0_register() == Register::RBP)
+        .then(|| push.ip())
+}
+
 /// Where `f` keeps its register argument number `arg` (0-based, integer registers),
 /// relative to its frame pointer: the first store of that register into the frame after
 /// the prologue. A callee's entry probe sees `f`'s frame pointer still in place, so it can
@@ -143,10 +173,12 @@ pub fn arg_home(bin: &GoBinary, f: &Function, arg: usize) -> Option<i64> {
 /// The global that `f` writes first after its call of `callee`: for
 /// `stopTheWorldContext = stopTheWorldWithSema(reason)` in `stopTheWorld`'s closure, the
 /// address of `runtime.stopTheWorldContext` (a stripped binary has no symbol for it).
-/// amd64 only (RIP-relative stores); `None` elsewhere or when the shape differs.
+/// amd64: a RIP-relative `MOVB AL`; arm64: `ADRP` + `MOVB R0, lo12(R27)`
+/// ([`arm64::byte_global_stored_after_call`]). `None` when the shape differs.
 pub fn global_stored_after_call(bin: &GoBinary, f: &Function, callee: &Function) -> Option<u64> {
-    if bin.arch() != Arch::X86_64 {
-        return None;
+    if bin.arch() == Arch::Aarch64 {
+        let code = bin.code_bytes(f).ok()?;
+        return arm64::byte_global_stored_after_call(code, f.address, callee.address);
     }
     let code = x86_instructions(bin, f)?;
     let call = code.iter().position(|i| {
@@ -167,10 +199,10 @@ pub fn global_stored_after_call(bin: &GoBinary, f: &Function, callee: &Function)
 /// `MOVQ k(R14), M` (g.m), then the string's length stored at `M+off+8` and its pointer
 /// at `M+off` (or, with the write barrier on, `ADDQ $off, M` before `gcWriteBarrier`).
 /// Returns `(k, off)`, the offsets of `g.m` and `m.preemptoff`, for binaries without
-/// DWARF; amd64 only.
+/// DWARF. arm64: see [`preemptoff_from_arm64`].
 pub fn preemptoff_from_code(bin: &GoBinary, stop_the_world: &Function) -> Option<(u32, u32)> {
-    if bin.arch() != Arch::X86_64 {
-        return None;
+    if bin.arch() == Arch::Aarch64 {
+        return preemptoff_from_arm64(bin, stop_the_world);
     }
     let code = x86_instructions(bin, stop_the_world)?;
     let load = code.iter().position(|i| {
@@ -201,6 +233,42 @@ pub fn preemptoff_from_code(bin: &GoBinary, stop_the_world: &Function) -> Option
         .find(|d| *d >= 8 && (stores.contains(&(d - 8)) || adds.contains(&(d - 8))))?
         - 8;
     Some((g_m, u32::try_from(off).ok()?))
+}
+
+/// The arm64 shape of [`preemptoff_from_code`]'s: after the prologue (`SUB $8, RSP,
+/// R29`), `MOVD k(R28), Rm` (g.m; R28 is the g register), then within a few
+/// instructions the string's length stored at `off+8(Rm)` and its pointer at `off(Rm)`
+/// (or `ADD $off, Rm, R2` before `gcWriteBarrier`).
+fn preemptoff_from_arm64(bin: &GoBinary, stop_the_world: &Function) -> Option<(u32, u32)> {
+    const SET_FP: u32 = 0xd100_23fd;
+    const G: u8 = 28;
+    let words = arm64_words(bin, stop_the_world)?;
+    let fp = words.iter().take(12).position(|(_, w)| *w == SET_FP)?;
+    let (load, (m, g_m)) = words
+        .iter()
+        .enumerate()
+        .skip(fp + 1)
+        .find_map(|(i, (_, w))| {
+            arm64::ldr_x_imm(*w)
+                .filter(|(_, rn, _)| *rn == G)
+                .map(|(rt, _, off)| (i, (rt, off)))
+        })?;
+    let mut stores = Vec::new();
+    let mut adds = Vec::new();
+    for (_, w) in words.iter().skip(load + 1).take(12) {
+        if let Some((_, _, off)) = arm64::str_x_imm(*w).filter(|(_, rn, _)| *rn == m) {
+            stores.push(off);
+        }
+        if let Some((_, _, imm)) = arm64::add_x_imm(*w).filter(|(_, rn, _)| *rn == m) {
+            adds.push(imm);
+        }
+    }
+    let off = stores
+        .iter()
+        .copied()
+        .find(|d| *d >= 8 && (stores.contains(&(d - 8)) || adds.contains(&(d - 8))))?
+        - 8;
+    Some((u32::try_from(g_m).ok()?, u32::try_from(off).ok()?))
 }
 
 #[cfg(test)]
