@@ -19,7 +19,7 @@ use std::{
 pub enum LaunchError {
     #[error("no command given")]
     Empty,
-    #[error("cannot start {cmd}: {source}")]
+    #[error("cannot start {cmd}")]
     Start {
         cmd: String,
         #[source]
@@ -243,12 +243,14 @@ mod tests {
     fn missing_command_is_a_clear_error() {
         let err = spawn_stopped(&["/nonexistent/gctrace-test-cmd".into()]).unwrap_err();
         assert!(
-            err.to_string()
-                .starts_with("cannot start /nonexistent/gctrace-test-cmd"),
+            crate::errors::chain(&err).starts_with("cannot start /nonexistent/gctrace-test-cmd"),
             "{err}"
         );
         let err = spawn_stopped(&["gctrace-no-such-command".into()]).unwrap_err();
-        assert!(err.to_string().contains("command not found"), "{err}");
+        assert!(
+            crate::errors::chain(&err).contains("command not found"),
+            "{err}"
+        );
     }
 
     #[test]

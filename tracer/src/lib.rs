@@ -15,6 +15,7 @@ pub mod cgroup;
 pub mod cli;
 pub mod clock;
 pub mod decode;
+pub mod errors;
 pub mod events;
 pub mod export;
 pub mod findings;

@@ -97,7 +97,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("gctrace-bpf: {}", one_line(&e));
+            eprintln!("gctrace-bpf: {}", tracer::errors::chain(e.as_ref()));
             ExitCode::from(1)
         }
     }
@@ -194,18 +194,4 @@ fn run_export(args: ExportArgs) -> Result<i32> {
         tracer::session::write_profile(out, model.allocs(), reader.header.start_unix_ns, 0)?;
     }
     Ok(0)
-}
-
-/// The error and its causes on one line, without repeating a cause that an outer message
-/// already quotes.
-fn one_line(e: &anyhow::Error) -> String {
-    let mut msg = e.to_string();
-    for cause in e.chain().skip(1) {
-        let c = cause.to_string();
-        if !msg.contains(&c) {
-            msg.push_str(": ");
-            msg.push_str(&c);
-        }
-    }
-    msg.replace('\n', " ")
 }

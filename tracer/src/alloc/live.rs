@@ -187,7 +187,10 @@ impl LiveAllocs {
                     probes.detach_allocs();
                     self.failed = true;
                     if target::exists(self.resolver.pid) {
-                        eprintln!("gctrace-bpf: allocation sampling stopped: {e}");
+                        eprintln!(
+                            "gctrace-bpf: allocation sampling stopped: {}",
+                            crate::errors::chain(&e)
+                        );
                     }
                     return Ok(None);
                 }

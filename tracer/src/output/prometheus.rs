@@ -28,7 +28,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{Context, Result};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -554,7 +554,7 @@ impl Exporter {
     /// port is a one-line error that leaves the target alone.
     pub fn start(addr: SocketAddr) -> Result<Exporter> {
         let listener = TcpListener::bind(addr)
-            .map_err(|e| anyhow!("cannot serve Prometheus metrics on {addr}: {e}"))?;
+            .with_context(|| format!("cannot serve Prometheus metrics on {addr}"))?;
         let addr = listener
             .local_addr()
             .context("cannot serve Prometheus metrics")?;

@@ -110,7 +110,7 @@ pub(super) fn analyse(
     who: &str,
     stops: crate::probes::StopsMode,
 ) -> Result<(GoBinary, ProbePlan)> {
-    let bin = GoBinary::open(exe).map_err(|e| anyhow!("{who}: {e}"))?;
+    let bin = GoBinary::open(exe).with_context(|| who.to_string())?;
     if bin.arch() != HOST_ARCH {
         return Err(anyhow!(
             "{who} is a {} program; this tracer runs on {}",
@@ -118,7 +118,7 @@ pub(super) fn analyse(
             HOST_ARCH.as_str()
         ));
     }
-    let plan = plan_with(&bin, stops).map_err(|e| anyhow!("{who}: {e}"))?;
+    let plan = plan_with(&bin, stops).with_context(|| who.to_string())?;
     Ok((bin, plan))
 }
 
@@ -137,10 +137,10 @@ pub(super) fn prepare(
     let pidfd = pidfd_open(pid).map_err(|e| anyhow!("{who}: cannot watch the process: {e}"))?;
     let (bin, plan) = analyse(&exe, &who, opts.stops)?;
     warnings.extend(plan.warnings.iter().cloned());
-    let bias = load_bias(pid, &bin).map_err(|e| anyhow!("{who}: {e}"))?;
+    let bias = load_bias(pid, &bin).with_context(|| who.clone())?;
     let alloc_plan = match opts.allocs {
         AllocMode::Rate => None,
-        _ => Some(plan_allocs(&bin).map_err(|e| anyhow!("{who}: {e}"))?),
+        _ => Some(plan_allocs(&bin).with_context(|| who.clone())?),
     };
     let mut probes = Probes::attach(
         pid,

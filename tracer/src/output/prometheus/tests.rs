@@ -542,7 +542,7 @@ fn exporter_serves_what_its_sink_gets() -> Result<()> {
     assert_eq!(json.lines().count(), 2, "{json}");
 
     // The port is taken now: a second exporter says so, naming the address.
-    let err = Exporter::start(addr).expect_err("port in use").to_string();
+    let err = crate::errors::chain(Exporter::start(addr).expect_err("port in use").as_ref());
     assert!(
         err.starts_with(&format!("cannot serve Prometheus metrics on {addr}: ")),
         "{err}"
