@@ -195,8 +195,8 @@ pub(super) fn prepare(
         tracer_version: env!("CARGO_PKG_VERSION").to_string(),
         process: process.clone(),
         decode: decode.clone(),
-        offsets_source: bin.offsets_source().as_str().to_string(),
-        allocs: format!("{:?}", opts.allocs).to_lowercase(),
+        offsets_source: bin.offsets_source(),
+        allocs: opts.allocs,
         start_unix_ns: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as i64)
