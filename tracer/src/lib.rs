@@ -32,6 +32,7 @@ pub mod records;
 pub mod replay;
 pub mod report;
 pub mod session;
+pub mod sys;
 pub mod target;
 pub mod tui;
 pub mod units;

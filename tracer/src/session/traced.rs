@@ -8,7 +8,7 @@
 //! detaches the probes, drains what the kernel already delivered and writes the summary.
 
 use std::{
-    os::fd::{AsRawFd, FromRawFd, OwnedFd},
+    os::fd::{AsRawFd, OwnedFd},
     path::{Path, PathBuf},
     sync::{mpsc, Arc},
     time::Duration,
@@ -134,7 +134,8 @@ pub(super) fn prepare(
     let exe = target::exe_link(pid);
     let exe_name = target::exe_display(pid);
     let who = format!("pid {pid} ({exe_name})");
-    let pidfd = pidfd_open(pid).map_err(|e| anyhow!("{who}: cannot watch the process: {e}"))?;
+    let pidfd =
+        crate::sys::pidfd_open(pid).map_err(|e| anyhow!("{who}: cannot watch the process: {e}"))?;
     let (bin, plan) = analyse(&exe, &who, opts.stops)?;
     warnings.extend(plan.warnings.iter().cloned());
     let bias = load_bias(pid, &bin).with_context(|| who.clone())?;
@@ -360,16 +361,6 @@ fn watch_fd<T: AsRawFd>(inner: T) -> std::io::Result<AsyncFd<T>> {
     // and unchanged until the AsyncFd, which owns `inner`, is dropped.
     unsafe { AsyncFd::register_with_interest(inner, tokio::io::Interest::READABLE) }
         .map_err(|e| std::io::Error::other(e.to_string()))
-}
-
-fn pidfd_open(pid: u32) -> std::io::Result<OwnedFd> {
-    // SAFETY: plain syscall with integer arguments; a non-negative result is a new fd we own.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: fd was just returned by pidfd_open and is owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
 /// Trace one prepared target until it exits, execs, or the run stops (`ctx.stop`).
