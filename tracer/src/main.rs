@@ -152,7 +152,7 @@ fn run_replay(args: ReplayArgs) -> Result<i32> {
         tracer::replay::replay_tui(&args.file, slo, args.speed.unwrap_or(1.0))?;
         return Ok(0);
     }
-    let sink = tracer::output::sink_for(format, output_writer(args.output.as_deref())?);
+    let sink = tracer::output::sink_for(format, output_writer(args.output.as_deref())?)?;
     tracer::replay::replay(&args.file, sink, args.speed)?;
     Ok(0)
 }

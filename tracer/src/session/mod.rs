@@ -311,7 +311,7 @@ fn primary_sink(
 ) -> Result<Box<dyn Sink + Send>> {
     Ok(match tui {
         Some(t) => t.sink(),
-        None => sink_for_processes(opts.format, open_output(opts)?, several),
+        None => sink_for_processes(opts.format, open_output(opts)?, several)?,
     })
 }
 
