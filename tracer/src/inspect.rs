@@ -74,12 +74,12 @@ fn hex(a: u64) -> String {
 
 /// Analyse the binary at `path` (for a running process: `/proc/PID/exe`).
 pub fn inspect(path: &Path) -> Result<Report> {
-    let bin = GoBinary::open(path).map_err(|e| anyhow!("{e}"))?;
+    let bin = GoBinary::open(path)?;
     let mut warnings = Vec::new();
     let plan = match plan(&bin) {
         Ok(p) => Some(p),
         Err(e) => {
-            warnings.push(format!("cannot trace: {e}"));
+            warnings.push(format!("cannot trace: {}", crate::errors::chain(&e)));
             None
         }
     };
@@ -92,7 +92,7 @@ pub fn inspect(path: &Path) -> Result<Report> {
         let rets = match bin.return_sites(&f) {
             Ok(r) => r,
             Err(e) => {
-                warnings.push(format!("{name}: {e}"));
+                warnings.push(format!("{name}: {}", crate::errors::chain(&e)));
                 Vec::new()
             }
         };
@@ -224,7 +224,7 @@ pub fn dump_layouts(path: &Path) -> Result<String> {
     use crate::binary::{globals, OffsetsSource};
     use crate::probes::plan::read_struct_fields;
 
-    let bin = GoBinary::open(path).map_err(|e| anyhow!("{e}"))?;
+    let bin = GoBinary::open(path)?;
     if bin.offsets_source() != OffsetsSource::Dwarf {
         return Err(anyhow!(
             "{}: no DWARF describing the runtime; build it without -ldflags=-w",

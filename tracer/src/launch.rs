@@ -9,6 +9,7 @@
 //! All of this must happen on one thread (ptrace requests are only accepted from the
 //! tracing thread), before any async runtime starts threads.
 
+use crate::sys;
 use std::{
     ffi::{CString, OsString},
     os::unix::ffi::OsStrExt,
@@ -19,7 +20,7 @@ use std::{
 pub enum LaunchError {
     #[error("no command given")]
     Empty,
-    #[error("cannot start {cmd}: {source}")]
+    #[error("cannot start {cmd}")]
     Start {
         cmd: String,
         #[source]
@@ -112,57 +113,22 @@ pub fn spawn_stopped(argv: &[OsString]) -> Result<Launched, LaunchError> {
     c_argv.push(std::ptr::null());
 
     // A close-on-exec pipe carries the exec errno back; EOF means exec succeeded.
-    let mut fds = [0 as libc::c_int; 2];
-    // SAFETY: fds is a valid 2-element array for pipe2 to fill.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(start_err(std::io::Error::last_os_error()));
-    }
-    let (read_fd, write_fd) = (fds[0], fds[1]);
-
-    // SAFETY: fork in a process that has started no other threads yet (the caller's
-    // contract); the child only calls async-signal-safe functions before exec/_exit.
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        let e = std::io::Error::last_os_error();
-        // SAFETY: closing fds we own.
-        unsafe {
-            libc::close(read_fd);
-            libc::close(write_fd);
-        }
-        return Err(start_err(e));
-    }
-    if pid == 0 {
-        // SAFETY: child side: only async-signal-safe calls (ptrace, execv, write, _exit);
-        // all pointers were prepared before fork and stay valid.
-        unsafe {
-            libc::close(read_fd);
-            libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0);
-            libc::execv(c_program.as_ptr(), c_argv.as_ptr());
-            let errno = *libc::__errno_location();
-            let bytes = errno.to_ne_bytes();
-            libc::write(write_fd, bytes.as_ptr().cast(), bytes.len());
-            libc::_exit(127);
-        }
-    }
-    // SAFETY: parent closes its copy of the write end.
-    unsafe { libc::close(write_fd) };
+    let (read_end, write_end) = sys::pipe_cloexec().map_err(start_err)?;
+    let pid =
+        sys::fork_exec_traced(&c_program, &c_argv, &write_end, &read_end).map_err(start_err)?;
+    // The parent's copy of the write end goes first, or the read below would never end.
+    drop(write_end);
     let mut buf = [0u8; 4];
-    // SAFETY: reading into a local buffer of the given size from our pipe.
-    let n = unsafe { libc::read(read_fd, buf.as_mut_ptr().cast(), buf.len()) };
-    // SAFETY: closing the fd we own.
-    unsafe { libc::close(read_fd) };
+    let n = sys::read(&read_end, &mut buf);
+    drop(read_end);
 
-    let mut status: libc::c_int = 0;
-    // SAFETY: waiting for our own child.
-    let w = unsafe { libc::waitpid(pid, &mut status, 0) };
-    if n == 4 {
+    let waited = sys::waitpid(pid);
+    if matches!(n, Ok(4)) {
         return Err(start_err(std::io::Error::from_raw_os_error(
             i32::from_ne_bytes(buf),
         )));
     }
-    if w != pid {
-        return Err(start_err(std::io::Error::last_os_error()));
-    }
+    let status = waited.map_err(start_err)?;
     if !libc::WIFSTOPPED(status) {
         return Err(LaunchError::Died {
             cmd: name,
@@ -170,7 +136,7 @@ pub fn spawn_stopped(argv: &[OsString]) -> Result<Launched, LaunchError> {
         });
     }
     Ok(Launched {
-        pid: pid as u32,
+        pid,
         resumed: false,
     })
 }
@@ -181,11 +147,7 @@ impl Launched {
         if self.resumed {
             return Ok(());
         }
-        // SAFETY: detaching our own ptrace-stopped child; no pointers involved.
-        let r = unsafe { libc::ptrace(libc::PTRACE_DETACH, self.pid as libc::pid_t, 0, 0) };
-        if r != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
+        sys::ptrace_detach(self.pid)?;
         self.resumed = true;
         Ok(())
     }
@@ -199,12 +161,9 @@ impl Launched {
         if self.resumed {
             return;
         }
-        // SAFETY: signalling and reaping our own child.
-        unsafe {
-            libc::kill(self.pid as libc::pid_t, libc::SIGKILL);
-            let mut status = 0;
-            libc::waitpid(self.pid as libc::pid_t, &mut status, 0);
-        }
+        // Our own child, stopped: nothing to do if it is already gone.
+        let _ = sys::kill(self.pid, libc::SIGKILL);
+        let _ = sys::waitpid(self.pid);
         self.resumed = true;
     }
 }
@@ -219,18 +178,13 @@ impl Drop for Launched {
 /// Block until child `pid` exits; returns its wait status.
 pub fn wait_exit(pid: u32) -> std::io::Result<libc::c_int> {
     loop {
-        let mut status: libc::c_int = 0;
-        // SAFETY: waiting for our own child; status is a valid out pointer.
-        let r = unsafe { libc::waitpid(pid as libc::pid_t, &mut status, 0) };
-        if r == pid as libc::pid_t {
-            if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
-                return Ok(status);
+        match sys::waitpid(pid) {
+            Ok(status) if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) => {
+                return Ok(status)
             }
-            continue;
-        }
-        let e = std::io::Error::last_os_error();
-        if e.kind() != std::io::ErrorKind::Interrupted {
-            return Err(e);
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
         }
     }
 }
@@ -243,12 +197,14 @@ mod tests {
     fn missing_command_is_a_clear_error() {
         let err = spawn_stopped(&["/nonexistent/gctrace-test-cmd".into()]).unwrap_err();
         assert!(
-            err.to_string()
-                .starts_with("cannot start /nonexistent/gctrace-test-cmd"),
+            crate::errors::chain(&err).starts_with("cannot start /nonexistent/gctrace-test-cmd"),
             "{err}"
         );
         let err = spawn_stopped(&["gctrace-no-such-command".into()]).unwrap_err();
-        assert!(err.to_string().contains("command not found"), "{err}");
+        assert!(
+            crate::errors::chain(&err).contains("command not found"),
+            "{err}"
+        );
     }
 
     #[test]

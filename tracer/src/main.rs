@@ -106,7 +106,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("gctrace-bpf: {}", one_line(&e));
+            eprintln!("gctrace-bpf: {}", tracer::errors::chain(e.as_ref()));
             ExitCode::from(1)
         }
     }
@@ -166,7 +166,7 @@ fn run_replay(args: ReplayArgs) -> Result<i32> {
         tracer::replay::replay_tui(&args.file, slo, args.speed.unwrap_or(1.0))?;
         return Ok(0);
     }
-    let sink = tracer::output::sink_for(format, output_writer(args.output.as_deref())?);
+    let sink = tracer::output::sink_for(format, output_writer(args.output.as_deref())?)?;
     let Some(config) = args.otlp.config().map_err(anyhow::Error::msg)? else {
         tracer::replay::replay(&args.file, sink, args.speed)?;
         return Ok(0);
@@ -221,18 +221,4 @@ fn run_export(args: ExportArgs) -> Result<i32> {
         tracer::session::write_profile(out, model.allocs(), reader.header.start_unix_ns, 0)?;
     }
     Ok(0)
-}
-
-/// The error and its causes on one line, without repeating a cause that an outer message
-/// already quotes.
-fn one_line(e: &anyhow::Error) -> String {
-    let mut msg = e.to_string();
-    for cause in e.chain().skip(1) {
-        let c = cause.to_string();
-        if !msg.contains(&c) {
-            msg.push_str(": ");
-            msg.push_str(&c);
-        }
-    }
-    msg.replace('\n', " ")
 }

@@ -141,11 +141,7 @@ pub fn model(reader: &Reader) -> Result<crate::model::Model> {
 pub fn replay_tui(path: &Path, slo: crate::tui::Slo, speed: f64) -> Result<()> {
     use crate::tui::{AppEvent, Control, Ended, TerminalLive};
     let reader = Reader::open(path)?;
-    let allocs = match reader.header.allocs.as_str() {
-        "exact" => crate::alloc::AllocMode::Exact,
-        "sample" => crate::alloc::AllocMode::Sample,
-        _ => crate::alloc::AllocMode::Rate,
-    };
+    let allocs = reader.header.allocs;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

@@ -21,9 +21,7 @@ pub fn cpu_time(pid: u32) -> io::Result<std::time::Duration> {
             .ok_or_else(|| io::Error::other("malformed /proc/PID/stat"))
     };
     let ticks = field(14)? + field(15)?;
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    let hz = if hz > 0 { hz as u64 } else { 100 };
+    let hz = crate::sys::clock_ticks_per_second().unwrap_or(100);
     Ok(std::time::Duration::from_nanos(
         ticks.saturating_mul(1_000_000_000) / hz,
     ))
@@ -141,23 +139,7 @@ pub fn gomaxprocs(pid: u32, gomaxprocs_addr: Option<u64>) -> Option<u32> {
             }
         }
     }
-    cpus_allowed(pid)
-}
-
-fn cpus_allowed(pid: u32) -> Option<u32> {
-    // SAFETY: cpu_set_t is plain data; sched_getaffinity fills it and we pass its size.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(
-            pid as libc::pid_t,
-            std::mem::size_of::<libc::cpu_set_t>(),
-            &mut set,
-        ) != 0
-        {
-            return None;
-        }
-        Some(libc::CPU_COUNT(&set) as u32)
-    }
+    crate::sys::cpus_allowed(pid)
 }
 
 const CAP_SYS_ADMIN: u32 = 21;
@@ -187,6 +169,44 @@ pub fn check_privileges() -> Result<(), TargetError> {
     Err(TargetError::NotPrivileged {
         missing: missing.join(" and "),
     })
+}
+
+const CAP_DAC_OVERRIDE: u32 = 1;
+const CAP_DAC_READ_SEARCH: u32 = 2;
+const CAP_KILL: u32 = 5;
+const CAP_SYS_PTRACE: u32 = 19;
+const CAP_SETPCAP: u32 = 8;
+
+/// After the probes are attached, keep only the capabilities the rest of the run needs
+/// and drop the others for good (effective, permitted and inheritable sets):
+/// CAP_BPF to read the maps, CAP_SYS_PTRACE to read the target's memory, CAP_KILL to
+/// signal a launched command, the DAC ones to write output files where root could, and
+/// CAP_PERFMON and CAP_SYS_ADMIN only when probes still come and go (`keep_attach`,
+/// sampled allocation tracing). Returns the effective set kept.
+pub fn drop_capabilities(keep_attach: bool) -> std::io::Result<u64> {
+    let mut keep: u64 = [
+        CAP_BPF,
+        CAP_SYS_PTRACE,
+        CAP_KILL,
+        CAP_DAC_OVERRIDE,
+        CAP_DAC_READ_SEARCH,
+    ]
+    .iter()
+    .fold(0, |m, c| m | 1 << c);
+    if keep_attach {
+        keep |= 1 << CAP_PERFMON | 1 << CAP_SYS_ADMIN;
+    }
+    let _ = CAP_SETPCAP;
+    let mut data = crate::sys::capabilities()?;
+    for (i, d) in data.iter_mut().enumerate() {
+        let k = (keep >> (32 * i)) as u32;
+        d.effective &= k;
+        d.permitted &= k;
+        d.inheritable &= k;
+    }
+    // Only reduces the sets (a subset is always allowed).
+    crate::sys::set_capabilities(&data)?;
+    Ok(u64::from(data[0].effective) | u64::from(data[1].effective) << 32)
 }
 
 #[cfg(test)]
@@ -230,71 +250,4 @@ mod tests {
         assert!(check_exists(0).is_err());
         assert!(gomaxprocs(std::process::id(), None).is_some());
     }
-}
-
-const CAP_DAC_OVERRIDE: u32 = 1;
-const CAP_DAC_READ_SEARCH: u32 = 2;
-const CAP_KILL: u32 = 5;
-const CAP_SYS_PTRACE: u32 = 19;
-const CAP_SETPCAP: u32 = 8;
-
-/// `_LINUX_CAPABILITY_VERSION_3`: 64-bit capability sets in two 32-bit halves.
-const CAP_VERSION_3: u32 = 0x2008_0522;
-
-#[repr(C)]
-struct CapHeader {
-    version: u32,
-    pid: i32,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct CapData {
-    effective: u32,
-    permitted: u32,
-    inheritable: u32,
-}
-
-/// After the probes are attached, keep only the capabilities the rest of the run needs
-/// and drop the others for good (effective, permitted and inheritable sets):
-/// CAP_BPF to read the maps, CAP_SYS_PTRACE to read the target's memory, CAP_KILL to
-/// signal a launched command, the DAC ones to write output files where root could, and
-/// CAP_PERFMON and CAP_SYS_ADMIN only when probes still come and go (`keep_attach`,
-/// sampled allocation tracing). Returns the effective set kept.
-pub fn drop_capabilities(keep_attach: bool) -> std::io::Result<u64> {
-    let mut keep: u64 = [
-        CAP_BPF,
-        CAP_SYS_PTRACE,
-        CAP_KILL,
-        CAP_DAC_OVERRIDE,
-        CAP_DAC_READ_SEARCH,
-    ]
-    .iter()
-    .fold(0, |m, c| m | 1 << c);
-    if keep_attach {
-        keep |= 1 << CAP_PERFMON | 1 << CAP_SYS_ADMIN;
-    }
-    let _ = CAP_SETPCAP;
-    let mut header = CapHeader {
-        version: CAP_VERSION_3,
-        pid: 0,
-    };
-    let mut data = [CapData::default(); 2];
-    // SAFETY: capget fills `data` (two entries for version 3) for the calling thread;
-    // header and data are valid, properly sized, and live across the call.
-    if unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    for (i, d) in data.iter_mut().enumerate() {
-        let k = (keep >> (32 * i)) as u32;
-        d.effective &= k;
-        d.permitted &= k;
-        d.inheritable &= k;
-    }
-    header.pid = 0;
-    // SAFETY: as above; capset only reduces the sets here (a subset is always allowed).
-    if unsafe { libc::syscall(libc::SYS_capset, &header, data.as_ptr()) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(u64::from(data[0].effective) | u64::from(data[1].effective) << 32)
 }

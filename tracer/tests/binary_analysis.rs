@@ -379,9 +379,9 @@ fn not_go_and_malformed_inputs_fail_cleanly() {
         .unwrap_err()
         .to_string();
     assert_eq!(e, "x.sh is not an ELF executable");
-    let e = GoBinary::open(Path::new("/nonexistent/prog"))
-        .unwrap_err()
-        .to_string();
+    let e = GoBinary::open(Path::new("/nonexistent/prog")).unwrap_err();
+    assert_eq!(e.to_string(), "cannot read /nonexistent/prog");
+    let e = tracer::errors::chain(&e);
     assert!(e.starts_with("cannot read /nonexistent/prog: "), "{e}");
 
     // Truncations and corruptions of real binaries must give errors or answers, never panic.

@@ -23,8 +23,12 @@ use crate::events::{AllocBatch, Frame};
 use crate::probes::{AllocPlan, Probes};
 use crate::target;
 
-/// `--allocs`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+/// `--allocs`. Serialized (in recording headers) as "rate", "sample", "exact": the names
+/// headers written before it was an enum already used.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum AllocMode {
     /// Allocation rate from the runtime's own counter; no allocation probes (default).
     Rate,
@@ -187,7 +191,10 @@ impl LiveAllocs {
                     probes.detach_allocs();
                     self.failed = true;
                     if target::exists(self.resolver.pid) {
-                        eprintln!("gctrace-bpf: allocation sampling stopped: {e}");
+                        eprintln!(
+                            "gctrace-bpf: allocation sampling stopped: {}",
+                            crate::errors::chain(&e)
+                        );
                     }
                     return Ok(None);
                 }

@@ -175,7 +175,7 @@ impl Function {
 /// shown to the user as they are.
 #[derive(Debug, thiserror::Error)]
 pub enum BinaryError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Io {
         path: PathBuf,
         #[source]

@@ -24,9 +24,6 @@
 
 use std::collections::HashMap;
 
-use object::read::elf::ElfFile64;
-use object::{elf, Endianness, Object, RelocationFlags};
-
 use super::elf::{read_uint, ElfInfo, LoadSegment};
 use super::GoVersion;
 
@@ -45,7 +42,7 @@ impl Memory {
     pub fn new(data: &[u8], info: &ElfInfo) -> Memory {
         Memory {
             segments: info.segments.clone(),
-            relocs: relative_relocs(data, info.pie),
+            relocs: super::pclntab::relative_relocs(data, info.pie),
         }
     }
 
@@ -283,28 +280,4 @@ fn pointers_to(data: &[u8], info: &ElfInfo, mem: &Memory, target: u64) -> Vec<u6
         }
     }
     out
-}
-
-/// Addends of R_*_RELATIVE dynamic relocations by target address (empty unless PIE).
-fn relative_relocs(data: &[u8], pie: bool) -> HashMap<u64, u64> {
-    let mut map = HashMap::new();
-    if !pie {
-        return map;
-    }
-    let Ok(file) = ElfFile64::<Endianness>::parse(data) else {
-        return map;
-    };
-    if let Some(relocs) = file.dynamic_relocations() {
-        for (addr, rel) in relocs {
-            let relative = matches!(
-                rel.flags(),
-                RelocationFlags::Elf { r_type }
-                    if r_type == elf::R_X86_64_RELATIVE || r_type == elf::R_AARCH64_RELATIVE
-            );
-            if relative && !rel.has_implicit_addend() {
-                map.insert(addr, rel.addend() as u64);
-            }
-        }
-    }
-    map
 }

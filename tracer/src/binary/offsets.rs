@@ -7,7 +7,9 @@ use super::offsets_table::{self, StructLayout};
 use super::{derive, globals, GoBinary, PROBE_STRUCT};
 
 /// Where [`GoBinary::struct_field_offset`] gets the runtime's struct layouts from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// Serialized (in recording headers) under the names [`OffsetsSource::as_str`] gives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum OffsetsSource {
     /// The binary's own debug info.
     Dwarf,

@@ -285,32 +285,38 @@ fn text_start_candidates(
     out
 }
 
+/// Addends of R_*_RELATIVE dynamic relocations by target address (empty unless PIE);
+/// `moduledata.rs` reads the same ones.
+pub(super) fn relative_relocs(data: &[u8], pie: bool) -> HashMap<u64, u64> {
+    let mut map = HashMap::new();
+    if !pie {
+        return map;
+    }
+    let Ok(file) = ElfFile64::<Endianness>::parse(data) else {
+        return map;
+    };
+    if let Some(relocs) = file.dynamic_relocations() {
+        for (addr, rel) in relocs {
+            let relative = matches!(
+                rel.flags(),
+                RelocationFlags::Elf { r_type }
+                    if r_type == elf::R_X86_64_RELATIVE || r_type == elf::R_AARCH64_RELATIVE
+            );
+            if relative && !rel.has_implicit_addend() {
+                map.insert(addr, rel.addend() as u64);
+            }
+        }
+    }
+    map
+}
+
 /// Addends of R_*_RELATIVE dynamic relocations by target address, for PIE binaries whose
 /// pointers are only filled in at load time.
 struct RelativeRelocs(HashMap<u64, u64>);
 
 impl RelativeRelocs {
     fn read(data: &[u8], pie: bool) -> RelativeRelocs {
-        let mut map = HashMap::new();
-        if !pie {
-            return RelativeRelocs(map);
-        }
-        let Ok(file) = ElfFile64::<Endianness>::parse(data) else {
-            return RelativeRelocs(map);
-        };
-        if let Some(relocs) = file.dynamic_relocations() {
-            for (addr, rel) in relocs {
-                let relative = matches!(
-                    rel.flags(),
-                    RelocationFlags::Elf { r_type }
-                        if r_type == elf::R_X86_64_RELATIVE || r_type == elf::R_AARCH64_RELATIVE
-                );
-                if relative && !rel.has_implicit_addend() {
-                    map.insert(addr, rel.addend() as u64);
-                }
-            }
-        }
-        RelativeRelocs(map)
+        RelativeRelocs(relative_relocs(data, pie))
     }
 
     /// The value a pointer at `addr` holds after loading at link-time addresses: the

@@ -102,9 +102,19 @@ impl FromStr for Format {
     }
 }
 
-/// The sink for `format`, writing to `w`. The TUI is not a writer: the session gets its
-/// sink from [`crate::tui::Live`]; asked for a writer anyway, it gets the gctrace text.
-pub fn sink_for(format: Format, w: Box<dyn Write + Send>) -> Box<dyn Sink + Send> {
+/// `output` owns the formats that write to a [`Write`]r (gctrace, JSON); the TUI owns its
+/// own sink ([`crate::tui::TerminalLive::sink`]), and [`Format::Tui`] is only the command
+/// line's way to choose it. Asking `output` for a TUI writer is this error, where it used
+/// to give the gctrace text silently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the terminal UI is not an output writer (its sink is the TUI's own)")]
+pub struct NotAWriter;
+
+/// The sink for `format`, writing to `w`; [`NotAWriter`] for the TUI.
+pub fn sink_for(
+    format: Format,
+    w: Box<dyn Write + Send>,
+) -> Result<Box<dyn Sink + Send>, NotAWriter> {
     sink_for_processes(format, w, false)
 }
 
@@ -114,12 +124,13 @@ pub fn sink_for_processes(
     format: Format,
     w: Box<dyn Write + Send>,
     several: bool,
-) -> Box<dyn Sink + Send> {
-    match (format, several) {
-        (Format::Gctrace | Format::Tui, false) => Box::new(GctraceSink::new(w)),
-        (Format::Gctrace | Format::Tui, true) => Box::new(GctraceSink::tagged(w)),
+) -> Result<Box<dyn Sink + Send>, NotAWriter> {
+    Ok(match (format, several) {
+        (Format::Gctrace, false) => Box::new(GctraceSink::new(w)),
+        (Format::Gctrace, true) => Box::new(GctraceSink::tagged(w)),
         (Format::Json, _) => Box::new(JsonSink::new(w)),
-    }
+        (Format::Tui, _) => return Err(NotAWriter),
+    })
 }
 
 /// One sink shared by the pipelines of several processes (each a handle from
@@ -225,7 +236,7 @@ mod tests {
             (Format::Gctrace, "# "),
         ] {
             let buf = Shared::default();
-            let mut sink = sink_for(format, Box::new(buf.clone()));
+            let mut sink = sink_for(format, Box::new(buf.clone())).map_err(io::Error::other)?;
             sink.record(1, &summary)?;
             sink.flush()?;
             let text = String::from_utf8(buf.0.lock().map(|v| v.clone()).unwrap_or_default())
@@ -233,17 +244,20 @@ mod tests {
             assert!(text.starts_with(prefix), "{format}: {text}");
             assert!(text.ends_with('\n'));
         }
+        assert_eq!(
+            sink_for(Format::Tui, Box::new(Shared::default())).err(),
+            Some(NotAWriter)
+        );
         Ok(())
     }
 
     #[test]
     fn shared_sink_writes_every_pipeline_to_one_output() -> io::Result<()> {
         let buf = Shared::default();
-        let shared = SharedSink::new(sink_for_processes(
-            Format::Json,
-            Box::new(buf.clone()),
-            true,
-        ));
+        let shared = SharedSink::new(
+            sink_for_processes(Format::Json, Box::new(buf.clone()), true)
+                .map_err(io::Error::other)?,
+        );
         let (mut a, mut b) = (shared.handle(), shared.handle());
         a.record(1, &Record::Summary(Summary::default()))?;
         b.record(2, &Record::Summary(Summary::default()))?;
@@ -271,11 +285,10 @@ mod tests {
         ];
         let text = |batch: bool| -> io::Result<String> {
             let buf = Shared::default();
-            let mut sink = SharedSink::new(sink_for_processes(
-                Format::Json,
-                Box::new(buf.clone()),
-                true,
-            ))
+            let mut sink = SharedSink::new(
+                sink_for_processes(Format::Json, Box::new(buf.clone()), true)
+                    .map_err(io::Error::other)?,
+            )
             .handle();
             if batch {
                 sink.records(7, &recs)?;

@@ -116,13 +116,13 @@ pub(super) fn plan_cycle(
             &flush,
             at,
         )?,
-        None => entry_site(bin, ProbeKind::GcDone, &flush).map_err(|e| e.to_string())?,
+        None => entry_site(bin, ProbeKind::GcDone, &flush).map_err(|e| crate::errors::chain(&e))?,
     };
     let mut sites = vec![done];
 
     // Time triggers: forcegchelper's call of gcStart (RAX = gcTriggerTime there).
-    let gc_start =
-        required(bin, super::plan::GC_START, "GC triggers").map_err(|e| e.to_string())?;
+    let gc_start = required(bin, super::plan::GC_START, "GC triggers")
+        .map_err(|e| crate::errors::chain(&e))?;
     match bin.function(FORCEGC) {
         Some(helper) => {
             let calls = code::call_sites(bin, &helper, &gc_start);
@@ -168,7 +168,7 @@ pub(super) fn plan_cycle(
                 return Err(format!("{STOP_CONTEXT} not located"));
             }
             let ends = return_sites(bin, ProbeKind::StopPaired, &start_closure)
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| crate::errors::chain(&e))?;
             sites.extend(ends.into_iter().map(|mut s| {
                 s.program = OTHER_STOP_END;
                 s
@@ -201,7 +201,7 @@ pub(super) fn plan_cycle(
             }
             sites.extend(
                 return_sites(bin, ProbeKind::StartTheWorldReturn, &start_closure)
-                    .map_err(|e| e.to_string())?,
+                    .map_err(|e| crate::errors::chain(&e))?,
             );
             if scheme == StwScheme::CallerInferred {
                 let g_m = bin.struct_field_offset("runtime.g", "m");

@@ -53,30 +53,30 @@ pub const HOST_ARCH: Arch = Arch::Aarch64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AttachError {
-    #[error("cannot load the eBPF programs: {0} (needs root, or CAP_BPF and CAP_PERFMON, and a kernel with BPF ring buffers, 5.8+)")]
+    #[error("cannot load the eBPF programs (needs root, or CAP_BPF and CAP_PERFMON, and a kernel with BPF ring buffers, 5.8+)")]
     Load(#[source] aya::EbpfError),
     #[error("eBPF object is missing {0}")]
     Missing(&'static str),
-    #[error("eBPF map {name}: {source}")]
+    #[error("eBPF map {name}")]
     Map {
         name: &'static str,
         #[source]
         source: aya::maps::MapError,
     },
-    #[error("cannot load program {name}: {source}")]
+    #[error("cannot load program {name}")]
     Program {
         name: &'static str,
         #[source]
         source: aya::programs::ProgramError,
     },
-    #[error("cannot attach uprobe to {function} at {address:#x}: {source}")]
+    #[error("cannot attach uprobe to {function} at {address:#x}")]
     Attach {
         function: String,
         address: u64,
         #[source]
         source: aya::programs::ProgramError,
     },
-    #[error("cannot attach the allocation probes ({sites} sites): {source}")]
+    #[error("cannot attach the allocation probes ({sites} sites)")]
     Multi {
         sites: usize,
         #[source]
@@ -215,7 +215,10 @@ impl Probes {
             match MultiProgram::load(BPF_OBJECT, &probes.ebpf, ProbeKind::Alloc.program_name()) {
                 Ok(program) => probes.alloc_multi = Some(program),
                 Err(e) => {
-                    log::info!("allocation probes: no uprobe_multi ({e}); one uprobe per site")
+                    log::info!(
+                        "allocation probes: no uprobe_multi ({}); one uprobe per site",
+                        crate::errors::chain(&e)
+                    )
                 }
             }
         }
@@ -362,7 +365,10 @@ impl Probes {
                     return Ok(());
                 }
                 Err(e) if e.unsupported() => {
-                    log::info!("allocation probes: no uprobe_multi ({e}); one uprobe per site");
+                    log::info!(
+                        "allocation probes: no uprobe_multi ({}); one uprobe per site",
+                        crate::errors::chain(&e)
+                    );
                     self.alloc_multi = None;
                 }
                 Err(e) => {

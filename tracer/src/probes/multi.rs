@@ -41,7 +41,7 @@ pub enum MultiError {
     NoProgram(String),
     #[error("map {0} of the eBPF object was not created")]
     NoMap(String),
-    #[error("the kernel rejected program {name}: {source}{log}")]
+    #[error("the kernel rejected program {name}{log}")]
     Load {
         name: String,
         source: io::Error,

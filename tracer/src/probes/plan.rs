@@ -202,7 +202,7 @@ pub enum PlanError {
         function: &'static str,
         what: &'static str,
     },
-    #[error("{function}: {source}")]
+    #[error("{function}")]
     Decode {
         function: String,
         source: BinaryError,

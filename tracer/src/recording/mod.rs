@@ -23,6 +23,8 @@ pub use writer::Recorder;
 
 use serde::{Deserialize, Serialize};
 
+use crate::alloc::AllocMode;
+use crate::binary::OffsetsSource;
 use crate::decode::DecodeSpec;
 use crate::records::ProcessInfo;
 
@@ -58,10 +60,10 @@ pub struct Header {
     pub process: ProcessInfo,
     /// How to decode the raw events (Go version's register usage, read slots).
     pub decode: DecodeSpec,
-    /// Where the struct offsets came from ("dwarf", "table", "none").
-    pub offsets_source: String,
-    /// `--allocs` mode of the run.
-    pub allocs: String,
+    /// Where the struct offsets came from ("dwarf", "table", "code", "none").
+    pub offsets_source: OffsetsSource,
+    /// `--allocs` mode of the run ("rate", "sample", "exact").
+    pub allocs: AllocMode,
     /// Wall clock (Unix ns) and monotonic clock (ns) at the start, to place events in time.
     pub start_unix_ns: i64,
     pub start_monotonic_ns: u64,

@@ -28,8 +28,8 @@ fn header() -> Header {
             reads: vec![],
             systemstack: None,
         },
-        offsets_source: "dwarf".into(),
-        allocs: "rate".into(),
+        offsets_source: crate::binary::OffsetsSource::Dwarf,
+        allocs: crate::alloc::AllocMode::Rate,
         start_unix_ns: 1,
         start_monotonic_ns: 2,
     }
@@ -150,4 +150,51 @@ fn older_format_is_read() {
     let old = Reader::parse(&data, Path::new("r.gct")).unwrap();
     assert_eq!(old.items, current.items);
     assert!(old.damage.is_none());
+}
+
+/// The header of a recording made by gctrace-bpf 0.1.0 before `allocs` and
+/// `offsets_source` were enums (`--allocs sample`, offsets from DWARF), verbatim.
+const HEADER_BEFORE_ENUMS: &str = r#"{"tracer_version":"0.1.0","process":{"pid":4699,"exe":"/tmp/s5h/gcload-1.27","go_version":"go1.27.3","arch":"x86_64","gomaxprocs":2,"labels":{"cgroup":"/process_api/060ea08e21630070fa48a06713768731","container_id":null,"container_runtime":null,"container_name":null,"pod_uid":null,"pod_name":null,"pod_namespace":null,"systemd_unit":null},"gogc":null,"memory_limit_bytes":null},"decode":{"scheme":"WorldStop","reads":["GcCycles","NumGc","UserForced","RuntimeInit","Gomaxprocs","GcEnd","Heap0","Heap1","Heap2","HeapGoal","StackScan","GlobalsScan","MaxProcs","StwProcs","GcCpuFraction","AssistTime","DedicatedMarkTime","FractionalMarkTime","IdleMarkTime","TSweepTerm","TMark","TMarkTerm","GcPercent","MemoryLimit","PauseNs","NumForcedGc","TotalAlloc","Allglen","SchedGFree","SchedGFreeNoStack","SchedNgsys"],"systemstack":null},"offsets_source":"dwarf","allocs":"sample","start_unix_ns":1796175230003607761,"start_monotonic_ns":12242566480869}"#;
+
+/// Recordings made before the header's enums still replay: the header reads into the
+/// enums, and is written back byte for byte (the enums serialize under the old names).
+#[test]
+fn header_written_before_the_enums_is_read() {
+    let header: Header = serde_json::from_str(HEADER_BEFORE_ENUMS).unwrap();
+    assert_eq!(header.allocs, crate::alloc::AllocMode::Sample);
+    assert_eq!(header.offsets_source, crate::binary::OffsetsSource::Dwarf);
+    assert_eq!(serde_json::to_string(&header).unwrap(), HEADER_BEFORE_ENUMS);
+
+    // The same header in a whole file: the blocks after it replay as before.
+    let current = recording(3);
+    let old_len = u32::from_le_bytes(current[12..16].try_into().unwrap()) as usize;
+    let mut data = current[..12].to_vec();
+    data.extend_from_slice(&(HEADER_BEFORE_ENUMS.len() as u32).to_le_bytes());
+    data.extend_from_slice(HEADER_BEFORE_ENUMS.as_bytes());
+    data.extend_from_slice(&current[16 + old_len..]);
+    let old = Reader::parse(&data, Path::new("r.gct")).unwrap();
+    let now = Reader::parse(&current, Path::new("r.gct")).unwrap();
+    assert_eq!(old.header, header);
+    assert_eq!(old.items, now.items);
+    assert!(old.damage.is_none());
+
+    // Every name each enum had as a string.
+    for (name, mode) in [
+        ("rate", crate::alloc::AllocMode::Rate),
+        ("sample", crate::alloc::AllocMode::Sample),
+        ("exact", crate::alloc::AllocMode::Exact),
+    ] {
+        assert_eq!(serde_json::to_string(&mode).unwrap(), format!("\"{name}\""));
+    }
+    for s in [
+        crate::binary::OffsetsSource::Dwarf,
+        crate::binary::OffsetsSource::Table,
+        crate::binary::OffsetsSource::Code,
+        crate::binary::OffsetsSource::None,
+    ] {
+        assert_eq!(
+            serde_json::to_string(&s).unwrap(),
+            format!("\"{}\"", s.as_str())
+        );
+    }
 }

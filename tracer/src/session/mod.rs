@@ -224,15 +224,13 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
             // its exit status once it ends, as a wrapper should.
             if let Stop::Signal(kind) = stop {
                 if kind == SignalKind::terminate() {
-                    // SAFETY: signalling our own child.
-                    unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+                    let _ = crate::sys::kill(pid, libc::SIGTERM);
                 }
             }
             if stop == Stop::Quit {
                 // Quitting the TUI is its Ctrl-C: in raw mode the terminal did not send
                 // the command the SIGINT it would otherwise have got.
-                // SAFETY: signalling our own child.
-                unsafe { libc::kill(pid as libc::pid_t, libc::SIGINT) };
+                let _ = crate::sys::kill(pid, libc::SIGINT);
             }
             let status = child
                 .waiter
@@ -338,7 +336,7 @@ fn primary_sink(
 ) -> Result<Box<dyn Sink + Send>> {
     Ok(match tui {
         Some(t) => t.sink(),
-        None => sink_for_processes(opts.format, open_output(opts)?, several),
+        None => sink_for_processes(opts.format, open_output(opts)?, several)?,
     })
 }
 

@@ -19,8 +19,9 @@ use tokio::sync::mpsc;
 use tracer_common::{ProbeKind, RawEvent};
 
 use super::feed::{take_ring, watch_fd, Feed, GroupMsg, Source};
-use super::traced::{describe, pidfd_open, Prepared};
+use super::traced::{describe, Prepared};
 use super::TraceOptions;
+use crate::sys::pidfd_open;
 use crate::{
     binary::GoBinary,
     labels,

@@ -8,7 +8,7 @@
 //! detaches the probes, drains what the kernel already delivered and writes the summary.
 
 use std::{
-    os::fd::{FromRawFd, OwnedFd},
+    os::fd::OwnedFd,
     path::{Path, PathBuf},
     sync::{mpsc, Arc},
     time::Duration,
@@ -112,7 +112,7 @@ pub(super) fn analyse(
     who: &str,
     stops: crate::probes::StopsMode,
 ) -> Result<(GoBinary, ProbePlan)> {
-    let bin = GoBinary::open(exe).map_err(|e| anyhow!("{who}: {e}"))?;
+    let bin = GoBinary::open(exe).with_context(|| who.to_string())?;
     if bin.arch() != HOST_ARCH {
         return Err(anyhow!(
             "{who} is a {} program; this tracer runs on {}",
@@ -120,7 +120,7 @@ pub(super) fn analyse(
             HOST_ARCH.as_str()
         ));
     }
-    let plan = plan_with(&bin, stops).map_err(|e| anyhow!("{who}: {e}"))?;
+    let plan = plan_with(&bin, stops).with_context(|| who.to_string())?;
     Ok((bin, plan))
 }
 
@@ -136,13 +136,14 @@ pub(super) fn prepare(
     let exe = target::exe_link(pid);
     let exe_name = target::exe_display(pid);
     let who = format!("pid {pid} ({exe_name})");
-    let pidfd = pidfd_open(pid).map_err(|e| anyhow!("{who}: cannot watch the process: {e}"))?;
+    let pidfd =
+        crate::sys::pidfd_open(pid).map_err(|e| anyhow!("{who}: cannot watch the process: {e}"))?;
     let (bin, plan) = analyse(&exe, &who, opts.stops)?;
     warnings.extend(plan.warnings.iter().cloned());
-    let bias = load_bias(pid, &bin).map_err(|e| anyhow!("{who}: {e}"))?;
+    let bias = load_bias(pid, &bin).with_context(|| who.clone())?;
     let alloc_plan = match opts.allocs {
         AllocMode::Rate => None,
-        _ => Some(plan_allocs(&bin).map_err(|e| anyhow!("{who}: {e}"))?),
+        _ => Some(plan_allocs(&bin).with_context(|| who.clone())?),
     };
     let mut probes = Probes::attach(
         crate::probes::Scope::Process(pid),
@@ -269,8 +270,8 @@ pub(super) fn describe(
         tracer_version: env!("CARGO_PKG_VERSION").to_string(),
         process: process.clone(),
         decode: decode.clone(),
-        offsets_source: bin.offsets_source().as_str().to_string(),
-        allocs: format!("{:?}", opts.allocs).to_lowercase(),
+        offsets_source: bin.offsets_source(),
+        allocs: opts.allocs,
         start_unix_ns: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as i64)
@@ -370,16 +371,6 @@ async fn burst_timer(deadline: Option<std::time::Instant>) {
         Some(d) => tokio::time::sleep_until(d.into()).await,
         None => std::future::pending().await,
     }
-}
-
-pub(super) fn pidfd_open(pid: u32) -> std::io::Result<OwnedFd> {
-    // SAFETY: plain syscall with integer arguments; a non-negative result is a new fd we own.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: fd was just returned by pidfd_open and is owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
 /// Trace one prepared target until it exits, execs, or the run stops (`ctx.stop`).

@@ -1,9 +1,12 @@
 use std::collections::BTreeMap;
+use std::io;
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
+use std::sync::{Arc, Mutex};
 
 use super::*;
-use crate::events::StwReason;
+use crate::events::{StwReason, Trigger};
+use crate::records::{AllocRecord, GcRecord, ProcessInfo, Record, StwRecord, Summary};
 use crate::records::{AllocTypesRecord, GcCpu};
 
 /// `name{k="v",...} value` lines of the Prometheus text format, keyed by the line's
@@ -505,7 +508,7 @@ fn http_routes_and_formats() {
 
 /// Through a real socket: the exporter serves what its sink was given.
 #[test]
-fn exporter_serves_what_its_sink_gets() -> Result<()> {
+fn exporter_serves_what_its_sink_gets() -> anyhow::Result<()> {
     let exporter = Exporter::start(parse_listen_addr("127.0.0.1:0").map_err(anyhow::Error::msg)?)?;
     let addr = exporter.local_addr();
     assert_ne!(addr.port(), 0);
@@ -542,7 +545,7 @@ fn exporter_serves_what_its_sink_gets() -> Result<()> {
     assert_eq!(json.lines().count(), 2, "{json}");
 
     // The port is taken now: a second exporter says so, naming the address.
-    let err = Exporter::start(addr).expect_err("port in use").to_string();
+    let err = crate::errors::chain(Exporter::start(addr).expect_err("port in use").as_ref());
     assert!(
         err.starts_with(&format!("cannot serve Prometheus metrics on {addr}: ")),
         "{err}"
