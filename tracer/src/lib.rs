@@ -34,3 +34,4 @@ pub mod session;
 pub mod target;
 pub mod tui;
 pub mod units;
+pub mod whatif;
