@@ -263,6 +263,18 @@ pub fn predict(inputs: &Inputs, w: &WhatIf) -> Prediction {
             }
         }
     }
+    // A fixed allocation rate the GC cannot keep up with is outside the model: the
+    // program would slow down instead, by an amount nothing here measures.
+    if let Some(cpu) = p.gc_cpu_percent.filter(|c| *c > 100.0) {
+        p.cycles_per_s = None;
+        p.gc_cpu_percent = None;
+        p.peak_heap_bytes = None;
+        p.warnings.push(format!(
+            "beyond the model: the GC would need {cpu:.0} % of GOMAXPROCS at the recorded \
+             allocation rate; the program would slow down instead"
+        ));
+        return p;
+    }
     if p.gc_cpu_percent.is_none() {
         p.warnings
             .push("gc_cpu_percent unknown: GC CPU per cycle or GOMAXPROCS not measured".into());

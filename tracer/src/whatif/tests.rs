@@ -355,3 +355,26 @@ fn steady_inputs_skip_forced_cycles_and_gaps() {
     assert_eq!(inp.cycles, 15);
     assert_eq!(inp.mark_alloc_bytes, Some(14 * MIB));
 }
+
+#[test]
+fn a_gc_that_would_need_more_than_every_cpu_is_outside_the_model() {
+    let gcs = steady(100, None, |l| 2 * l, 40);
+    let mut inp = measure(&gcs);
+    // Marking a hundred times as costly: GOGC=50 would need more than both Ps.
+    for v in [
+        &mut inp.background_cpu_ns_per_byte,
+        &mut inp.mark_cpu_ns_per_byte,
+        &mut inp.assist_cpu_ns_per_byte,
+    ] {
+        *v = v.map(|x| x * 100.0);
+    }
+    let p = predict(&inp, &"gogc=50".parse().unwrap());
+    assert_eq!(
+        (p.cycles_per_s, p.gc_cpu_percent, p.peak_heap_bytes),
+        (None, None, None)
+    );
+    assert!(
+        p.warnings.iter().any(|w| w.contains("beyond the model")),
+        "{p:?}"
+    );
+}
