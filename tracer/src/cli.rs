@@ -185,6 +185,14 @@ pub struct ReportArgs {
     /// Pauses over the pause SLO are counted, and p99 is checked against it.
     #[command(flatten)]
     pub slo: SloArgs,
+    /// Predict what another setting would do, from the recording's own cycles and the
+    /// Go pacer's equations: cycles/s, GC CPU % and peak heap. SETTING is
+    /// gogc=N|off[,limit=SIZE|off] or limit=SIZE|off, SIZE as GOMEMLIMIT takes it
+    /// (512MiB, 2GiB, bytes); what it does not name stays as recorded. Repeatable, e.g.
+    /// `--what-if gogc=200 --what-if gogc=off,limit=2GiB` [default: gogc=50, 200 and
+    /// 400, and gogc=off at the recorded limit when one was set].
+    #[arg(long = "what-if", value_name = "SETTING")]
+    pub what_if: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

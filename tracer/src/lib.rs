@@ -36,3 +36,4 @@ pub mod sys;
 pub mod target;
 pub mod tui;
 pub mod units;
+pub mod whatif;

@@ -185,10 +185,26 @@ fn run_replay(args: ReplayArgs) -> Result<i32> {
 }
 
 fn run_report(args: ReportArgs) -> Result<i32> {
+    // Parsed here rather than by clap so a bad setting is one line (a usage error: 2).
+    let mut what_if = Vec::new();
+    for w in &args.what_if {
+        match w.parse::<tracer::whatif::WhatIf>() {
+            Ok(w) => what_if.push(w),
+            Err(e) => {
+                eprintln!("gctrace-bpf: bad --what-if '{w}': {e}");
+                return Ok(2);
+            }
+        }
+    }
     let reader = tracer::recording::Reader::open(&args.file)?;
     let slo_ns = args.slo.pause_ns();
     let records = tracer::replay::records_judged(&reader, args.slo.thresholds())?;
-    let report = tracer::report::build(&records, slo_ns, reader.damage.clone());
+    let report = tracer::report::build(
+        &records,
+        slo_ns,
+        reader.damage.clone(),
+        (!what_if.is_empty()).then_some(&what_if[..]),
+    );
     match args.format {
         ReportFormat::Json => println!(
             "{}",

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::events::Frame;
 use crate::records::{FindingState, GcRecord, Record, StwRecord, Summary};
+use crate::whatif::{Inputs, Prediction, WhatIf};
 
 /// How many of the longest pauses are listed.
 const WORST: usize = 10;
@@ -45,6 +46,10 @@ pub struct Report {
     pub damage: Option<String>,
     /// What the findings rule engine diagnosed (docs/findings.md), in order of start.
     pub findings: Vec<ReportFinding>,
+    /// What other GOGC / GOMEMLIMIT settings would do (docs/what-if.md), and the
+    /// measured steady state the predictions start from.
+    pub what_if: Vec<Prediction>,
+    pub what_if_inputs: Inputs,
 }
 
 /// One finding of the run: as it started, and when it ended (None: still active at the
@@ -69,7 +74,14 @@ pub struct Pause {
     pub cycle: Option<u32>,
 }
 
-pub fn build(records: &[Record], slo_pause_ns: u64, damage: Option<String>) -> Report {
+/// The report of `records`; `what_if` are the settings to predict (`None`: the
+/// defaults, GOGC 50, 200, 400 and the memory limit when one is set).
+pub fn build(
+    records: &[Record],
+    slo_pause_ns: u64,
+    damage: Option<String>,
+    what_if: Option<&[WhatIf]>,
+) -> Report {
     let mut process = None;
     let mut settings = None;
     let mut gcs: Vec<&GcRecord> = Vec::new();
@@ -142,6 +154,12 @@ pub fn build(records: &[Record], slo_pause_ns: u64, damage: Option<String>) -> R
     let mut worst: Vec<&StwRecord> = stws.clone();
     worst.sort_by_key(|s| std::cmp::Reverse(s.duration_ns));
     let last_gc = gcs.last();
+    let what_if_inputs = Inputs::measure(&gcs, process.map_or("", |p| p.go_version.as_str()));
+    let tried = match what_if {
+        Some(w) => w.to_vec(),
+        None => crate::whatif::default_settings(&what_if_inputs),
+    };
+    let what_if = crate::whatif::predict_all(&what_if_inputs, &tried);
     let alloc_rate = match (allocs.first(), allocs.last()) {
         (Some(&(t0, b0)), Some(&(t1, b1))) if t1 > t0 => {
             Some(((b1.saturating_sub(b0)) as u128 * 1_000_000_000 / (t1 - t0) as u128) as u64)
@@ -196,6 +214,8 @@ pub fn build(records: &[Record], slo_pause_ns: u64, damage: Option<String>) -> R
         lost_events: summary.lost_events,
         damage,
         findings,
+        what_if,
+        what_if_inputs,
     }
 }
 
@@ -328,5 +348,7 @@ pub fn render(r: &Report, markdown: bool) -> String {
         }
         let _ = writeln!(s, "{sub}remedy: {}", f.remedy);
     }
+    h(&mut s, "What if");
+    crate::whatif::text::render(&mut s, &r.what_if_inputs, &r.what_if, markdown);
     s
 }

@@ -260,3 +260,18 @@ fn advice() {
     key(&mut empty, KeyCode::Char('5'));
     insta::assert_snapshot!("advice_empty_80x24", snap(&empty, 0, 80, 24));
 }
+
+#[test]
+fn advice_what_if() {
+    // A real run of `workloads/steady` (GOGC=100, Go 1.25, 12 s under the tracer): the
+    // Advice view predicts GOGC 50, 200 and 400 from its cycles.
+    let (mut app, pid) = app_from("trace-steady-1.25.ndjson", AllocMode::Rate);
+    key(&mut app, KeyCode::Char('5'));
+    let text = snap(&app, pid, 120, 40);
+    for setting in ["GOGC 50", "GOGC 200", "GOGC 400"] {
+        assert!(text.contains(setting), "{text}");
+    }
+    assert!(text.contains("cycles/s, GC CPU"), "{text}");
+    assert!(!text.contains("? cycles/s"), "{text}");
+    insta::assert_snapshot!("advice_what_if_120x40", text);
+}

@@ -1,5 +1,7 @@
 //! The Advice view: the rule engine's findings (what, evidence, remedy, the user's lines
-//! of code) and the goroutine count with its chart. It only draws what the records said.
+//! of code), the goroutine count with its chart, and what GOGC 50, 200 and 400 (and
+//! GOGC=off at the memory limit, when one is set) would do, predicted from the cycles
+//! shown (docs/what-if.md). It only draws what the records said.
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Style};
@@ -9,12 +11,64 @@ use ratatui::Frame;
 
 use super::super::app::App;
 use crate::records::{FindingRecord, Severity};
+use crate::whatif;
 
 pub(super) fn draw(app: &App, f: &mut Frame, area: Rect) {
-    let [goroutines, findings] =
-        Layout::vertical([Constraint::Length(4), Constraint::Min(3)]).areas(area);
+    let what_if = what_if_lines(app);
+    let height = u16::try_from(what_if.len() + 2).unwrap_or(u16::MAX);
+    let [goroutines, predictions, findings] = Layout::vertical([
+        Constraint::Length(4),
+        Constraint::Length(height),
+        Constraint::Min(3),
+    ])
+    .areas(area);
     draw_goroutines(app, f, goroutines);
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .title(" What if (predicted from these cycles; docs/what-if.md) ");
+    f.render_widget(Paragraph::new(what_if).block(block), predictions);
     draw_findings(app, f, findings);
+}
+
+/// The default what-ifs over the cycles held: a line of basis, one per setting, and
+/// the first note (why a figure is unknown) when there is one.
+fn what_if_lines(app: &App) -> Vec<Line<'static>> {
+    let d = app.shown();
+    let gcs: Vec<&crate::records::GcRecord> = d.gcs.iter().collect();
+    let go = d.process.as_ref().map_or("", |p| p.go_version.as_str());
+    let inputs = whatif::Inputs::measure(&gcs, go);
+    let mut lines = vec![Line::from(Span::styled(
+        format!(" {}", whatif::text::basis(&inputs)),
+        Style::new().dim(),
+    ))];
+    if inputs.cycles < whatif::inputs::MIN_PAIRS {
+        return lines;
+    }
+    let preds = whatif::predict_all(&inputs, &whatif::default_settings(&inputs));
+    for p in &preds {
+        lines.push(Line::from(vec![
+            Span::styled(
+                format!(" {:<26}", whatif::text::label(p)),
+                Style::new().bold(),
+            ),
+            Span::raw(whatif::text::figures(
+                p.cycles_per_s,
+                p.gc_cpu_percent,
+                p.peak_heap_bytes,
+            )),
+            Span::styled(
+                format!("  (goal set by {})", p.bound_by.unwrap_or("?")),
+                Style::new().dim(),
+            ),
+        ]));
+    }
+    if let Some(note) = preds.iter().find_map(|p| p.warnings.first()) {
+        lines.push(Line::from(Span::styled(
+            format!(" note: {note}"),
+            Style::new().fg(Color::Yellow),
+        )));
+    }
+    lines
 }
 
 fn severity_style(s: Severity) -> Style {
