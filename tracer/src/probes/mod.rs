@@ -7,6 +7,7 @@ mod cycle_plan;
 pub mod loader;
 pub mod multi;
 pub mod plan;
+mod reads;
 pub mod unreleased;
 
 pub use alloc_plan::{plan_allocs, AllocPlan, MALLOCGC};

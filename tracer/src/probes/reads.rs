@@ -1,0 +1,485 @@
+//! The runtime variables the kernel programs read, and where each lives in a binary.
+//!
+//! [`READS`] lists every one with the struct field (or global) that holds it and the
+//! field name a warning uses when it cannot be located; [`plan_reads`] turns that list
+//! into read slots (link-time addresses) for one binary. Offsets come from
+//! [`GoBinary::struct_field_offset`]: DWARF, the offsets table, or the binary's own code.
+
+use super::plan::{StopsMode, StwScheme};
+use crate::binary::{GoBinary, GoVersion, OffsetsSource};
+use tracer_common::{ProbeKind, MAX_READS};
+
+/// A runtime variable read by the kernel program into one of the event's read slots.
+/// Every one is read when the world restarts, except [`ReadField::GcPhase`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ReadField {
+    /// `work.cycles` (uint32).
+    GcCycles,
+    /// `memstats.numgc` (uint32).
+    NumGc,
+    /// `work.userForced` (bool).
+    UserForced,
+    /// `runtimeInitTime` (int64).
+    RuntimeInit,
+    /// `gomaxprocs` (int32).
+    Gomaxprocs,
+    /// `gcphase` (uint32): 0 off, 1 mark, 2 mark termination. Read when the world
+    /// starts stopping (Go 1.19–1.20 only).
+    GcPhase,
+    /// `work.tEnd` (int64).
+    GcEnd,
+    /// `work.heap0`, `heap1`, `heap2` (uint64): gctrace's heap triple.
+    Heap0,
+    Heap1,
+    Heap2,
+    /// `gcController.lastHeapGoal` (uint64).
+    HeapGoal,
+    /// `gcController.lastStackScan` (`maxStackScan` before 1.20) (uint64).
+    StackScan,
+    /// `gcController.globalsScan` (uint64).
+    GlobalsScan,
+    /// `work.maxprocs`, `work.stwprocs` (int32).
+    MaxProcs,
+    StwProcs,
+    /// `memstats.gc_cpu_fraction` (float64).
+    GcCpuFraction,
+    /// `gcController.assistTime`, `dedicatedMarkTime`, `fractionalMarkTime`,
+    /// `idleMarkTime` (int64 ns).
+    AssistTime,
+    DedicatedMarkTime,
+    FractionalMarkTime,
+    IdleMarkTime,
+    /// `work.tSweepTerm`, `tMark`, `tMarkTerm` (int64 nanotime).
+    TSweepTerm,
+    TMark,
+    TMarkTerm,
+    /// `gcController.gcPercent` (int32): GOGC, negative = off.
+    GcPercent,
+    /// `gcController.memoryLimit` (int64): GOMEMLIMIT.
+    MemoryLimit,
+    /// `work.pauseNS` (int64): the cycle's stop-the-world time, `MemStats.PauseNs`.
+    PauseNs,
+    /// `memstats.numforcedgc` (uint32): forced cycles so far, counted inside the stop.
+    NumForcedGc,
+    /// `allglen` (uintptr): every goroutine ever created and not freed (the runtime
+    /// reuses dead ones, it never frees them).
+    Allglen,
+    /// `sched.gFree.n` (1.19–1.24) or `sched.gFree.stack.size` (1.25+) (int32): dead
+    /// goroutines on the global free list (with a stack).
+    SchedGFree,
+    /// `sched.gFree.noStack.size` (int32, Go 1.25+): dead goroutines without a stack.
+    SchedGFreeNoStack,
+    /// `sched.ngsys` (int32): system goroutines.
+    SchedNgsys,
+    /// `gcController.totalAlloc` (uint64): cumulative bytes allocated, span granularity.
+    /// Keep it last: [`ReadField::COUNT`] counts up to it.
+    TotalAlloc,
+}
+
+impl ReadField {
+    /// Number of variants (discriminants are 0..COUNT): sizes per-field lookup tables.
+    pub const COUNT: usize = ReadField::TotalAlloc as usize + 1;
+
+    /// Which events carry this field when every stop is probed ([`StopsMode::Every`]).
+    pub fn read_at(self) -> &'static [ProbeKind] {
+        match self {
+            ReadField::GcPhase => &[ProbeKind::StopTheWorld],
+            _ => &[ProbeKind::StartTheWorldReturn],
+        }
+    }
+
+    /// Which events carry this field in the default mode ([`StopsMode::Cycle`]): all at
+    /// the cycle's end; the allocation counter and GOMAXPROCS also at non-GC stops' ends
+    /// (whose paired events read the slots of [`ProbeKind::StartTheWorldReturn`]).
+    pub fn read_at_cycle(self) -> &'static [ProbeKind] {
+        match self {
+            ReadField::TotalAlloc | ReadField::Gomaxprocs => {
+                &[ProbeKind::GcDone, ProbeKind::StartTheWorldReturn]
+            }
+            _ => &[ProbeKind::GcDone],
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadSlot {
+    pub field: ReadField,
+    /// Link-time address; add the load bias for the running process.
+    pub address: u64,
+    /// The probe kinds whose events read it.
+    pub at: &'static [ProbeKind],
+}
+
+/// Where a runtime variable read by the kernel programs lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Location {
+    /// A field of a struct-typed global: the global's symbol, its struct type, and the
+    /// field's names, newest first (the first one the binary has is used, unless
+    /// [`location_for`] picks one by Go version).
+    Field {
+        global: &'static str,
+        ty: &'static str,
+        members: &'static [&'static str],
+    },
+    /// A global of its own.
+    Global(&'static str),
+}
+
+/// One runtime variable the kernel programs may read, and what the user loses without it.
+#[derive(Clone, Copy, Debug)]
+pub struct ReadSpec {
+    pub field: ReadField,
+    pub location: Location,
+    pub without: &'static str,
+}
+
+const WORK: &str = "runtime.work";
+const WORK_TYPE: &str = "runtime.workType";
+const MEMSTATS: &str = "runtime.memstats";
+const MSTATS: &str = "runtime.mstats";
+const CONTROLLER: &str = "runtime.gcController";
+const CONTROLLER_TYPE: &str = "runtime.gcControllerState";
+const STATE: &str = "gctrace figures";
+const SCHED: &str = "runtime.sched";
+const SCHED_TYPE: &str = "runtime.schedt";
+const GOROUTINES: &str = "goroutine count";
+
+const fn sched(
+    field: ReadField,
+    members: &'static [&'static str],
+    without: &'static str,
+) -> ReadSpec {
+    ReadSpec {
+        field,
+        location: Location::Field {
+            global: SCHED,
+            ty: SCHED_TYPE,
+            members,
+        },
+        without,
+    }
+}
+
+const fn work(
+    field: ReadField,
+    members: &'static [&'static str],
+    without: &'static str,
+) -> ReadSpec {
+    ReadSpec {
+        field,
+        location: Location::Field {
+            global: WORK,
+            ty: WORK_TYPE,
+            members,
+        },
+        without,
+    }
+}
+
+const fn stats(
+    field: ReadField,
+    members: &'static [&'static str],
+    without: &'static str,
+) -> ReadSpec {
+    ReadSpec {
+        field,
+        location: Location::Field {
+            global: MEMSTATS,
+            ty: MSTATS,
+            members,
+        },
+        without,
+    }
+}
+
+const fn ctl(
+    field: ReadField,
+    members: &'static [&'static str],
+    without: &'static str,
+) -> ReadSpec {
+    ReadSpec {
+        field,
+        location: Location::Field {
+            global: CONTROLLER,
+            ty: CONTROLLER_TYPE,
+            members,
+        },
+        without,
+    }
+}
+
+const fn global(field: ReadField, symbol: &'static str, without: &'static str) -> ReadSpec {
+    ReadSpec {
+        field,
+        location: Location::Global(symbol),
+        without,
+    }
+}
+
+/// Every runtime variable the tracer reads, in read-slot order: the one list that both
+/// [`plan`] and the offsets table generator (`cargo xtask gen-offsets`, through
+/// [`read_struct_fields`]) work from, so the table always covers what is read.
+/// [`ReadField::GcPhase`] is only read on Go 1.19–1.20.
+pub const READS: &[ReadSpec] = &[
+    work(
+        ReadField::GcCycles,
+        &["cycles"],
+        "cycle numbers (counted from attach instead)",
+    ),
+    stats(
+        ReadField::NumGc,
+        &["numgc"],
+        "cycle completion (a cycle is closed at the next one)",
+    ),
+    work(
+        ReadField::UserForced,
+        &["userForced"],
+        "forced flag (inferred from gcStart)",
+    ),
+    global(
+        ReadField::RuntimeInit,
+        "runtime.runtimeInitTime",
+        "gctrace @ times",
+    ),
+    global(ReadField::Gomaxprocs, "runtime.gomaxprocs", "GOMAXPROCS"),
+    work(ReadField::GcEnd, &["tEnd"], "exact end of mark termination"),
+    // gctrace's heap, goal and cpu figures and the settings in force, read when the
+    // world restarts after mark termination, where gctrace itself reads them.
+    work(ReadField::Heap0, &["heap0"], STATE),
+    work(ReadField::Heap1, &["heap1"], STATE),
+    work(ReadField::Heap2, &["heap2"], STATE),
+    ctl(ReadField::HeapGoal, &["lastHeapGoal"], STATE),
+    ctl(
+        ReadField::StackScan,
+        &["lastStackScan", "maxStackScan"],
+        STATE,
+    ),
+    ctl(ReadField::GlobalsScan, &["globalsScan"], STATE),
+    work(ReadField::MaxProcs, &["maxprocs"], STATE),
+    work(ReadField::StwProcs, &["stwprocs"], STATE),
+    stats(ReadField::GcCpuFraction, &["gc_cpu_fraction"], STATE),
+    ctl(ReadField::AssistTime, &["assistTime"], STATE),
+    ctl(ReadField::DedicatedMarkTime, &["dedicatedMarkTime"], STATE),
+    ctl(
+        ReadField::FractionalMarkTime,
+        &["fractionalMarkTime"],
+        STATE,
+    ),
+    ctl(ReadField::IdleMarkTime, &["idleMarkTime"], STATE),
+    work(ReadField::TSweepTerm, &["tSweepTerm"], STATE),
+    work(ReadField::TMark, &["tMark"], STATE),
+    work(ReadField::TMarkTerm, &["tMarkTerm"], STATE),
+    ctl(ReadField::GcPercent, &["gcPercent"], "GOGC"),
+    ctl(ReadField::MemoryLimit, &["memoryLimit"], "GOMEMLIMIT"),
+    work(
+        ReadField::PauseNs,
+        &["pauseNS"],
+        "the runtime's own pause per cycle",
+    ),
+    stats(
+        ReadField::NumForcedGc,
+        &["numforcedgc"],
+        "exact forced flag (read from work.userForced, which the next runtime.GC() may \
+         already have set)",
+    ),
+    ctl(ReadField::TotalAlloc, &["totalAlloc"], "allocation rate"),
+    // `gcount()`'s terms that sit at fixed addresses (its per-P free lists do not).
+    global(ReadField::Allglen, "runtime.allglen", GOROUTINES),
+    sched(
+        ReadField::SchedGFree,
+        &["gFree.n", "gFree.stack.size"],
+        GOROUTINES,
+    ),
+    sched(
+        ReadField::SchedGFreeNoStack,
+        &["gFree.noStack.size"],
+        GOROUTINES,
+    ),
+    sched(ReadField::SchedNgsys, &["ngsys"], GOROUTINES),
+    global(
+        ReadField::GcPhase,
+        "runtime.gcphase",
+        "telling GC stops apart",
+    ),
+];
+
+/// The goroutine count's terms (`allglen`, `sched.gFree`, `sched.ngsys`): located only
+/// through the symbol table and DWARF. They are not in the offsets table and not derived
+/// from code, so a stripped binary has no goroutine count (and a warning says so) while
+/// its GC figures are unaffected.
+pub fn symbols_only(field: ReadField) -> bool {
+    matches!(
+        field,
+        ReadField::Allglen
+            | ReadField::SchedGFree
+            | ReadField::SchedGFreeNoStack
+            | ReadField::SchedNgsys
+    )
+}
+
+/// Every (struct type, field name) the tracer may read, each once, in [`READS`] order,
+/// but the [`symbols_only`] ones: what the offsets table holds. Alternative names are all
+/// listed: a binary has one of them.
+pub fn read_struct_fields() -> Vec<(&'static str, &'static str)> {
+    let mut out: Vec<(&'static str, &'static str)> = Vec::new();
+    for r in READS.iter().filter(|r| !symbols_only(r.field)) {
+        if let Location::Field { ty, members, .. } = r.location {
+            for m in members {
+                if !out.contains(&(ty, *m)) {
+                    out.push((ty, m));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The struct fields `bin` would have read, one per [`READS`] entry that is a field (the
+/// member the binary has, or the first candidate name when none is known): what
+/// `inspect` lists with each offset's source.
+pub fn fields_read(bin: &GoBinary) -> Vec<(&'static str, &'static str)> {
+    let mut out: Vec<(&'static str, &'static str)> = Vec::new();
+    for spec in READS.iter().filter(|r| !symbols_only(r.field)) {
+        if let Location::Field { ty, members, .. } = location_for(spec, bin.go_version()) {
+            let m = members
+                .iter()
+                .copied()
+                .find(|m| bin.struct_field_offset(ty, m).is_some())
+                .or_else(|| members.first().copied());
+            if let Some(m) = m {
+                if !out.contains(&(ty, m)) {
+                    out.push((ty, m));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Where `spec` is read in a binary of `version`: its location, except where the field
+/// gctrace prints changed while the old one stayed. Go 1.19 has both `lastStackScan` and
+/// `maxStackScan`, but its gctrace prints `maxStackScan` (stack space in use) where 1.20+
+/// print `lastStackScan` (stack bytes the last cycle scanned), so the first-found rule of
+/// [`locate`] read the wrong one on 1.19 (with 10,000 parked goroutines: 32 MB read where
+/// gctrace said 78 MB; with few goroutines both round to 0 MB).
+fn location_for(spec: &ReadSpec, version: &GoVersion) -> Location {
+    match spec.location {
+        Location::Field { global, ty, .. }
+            if spec.field == ReadField::StackScan && version.minor < 20 =>
+        {
+            Location::Field {
+                global,
+                ty,
+                members: &["maxStackScan"],
+            }
+        }
+        other => other,
+    }
+}
+
+/// Link-time address of one runtime variable in `bin`, if it can be located.
+fn locate(bin: &GoBinary, location: Location) -> Option<u64> {
+    match location {
+        Location::Global(symbol) => bin.data_symbol(symbol),
+        Location::Field {
+            global,
+            ty,
+            members,
+        } => {
+            let base = bin.data_symbol(global)?;
+            let off = members
+                .iter()
+                .find_map(|m| bin.struct_field_offset(ty, m))?;
+            base.checked_add(off)
+        }
+    }
+}
+
+/// The runtime variables to read, with their link-time addresses. Unknown ones become
+/// warnings; the rest of the tracer shows them as unknown.
+pub(super) fn plan_reads(
+    bin: &GoBinary,
+    scheme: StwScheme,
+    mode: StopsMode,
+    warnings: &mut Vec<String>,
+) -> (Vec<ReadSlot>, Option<(u64, u64)>) {
+    let minor = bin.go_version().minor;
+    let wanted: Vec<&ReadSpec> = READS
+        .iter()
+        .filter(|r| {
+            r.field != ReadField::GcPhase
+                || (scheme == StwScheme::CallerInferred && mode == StopsMode::Every)
+        })
+        // The free list was split in two in Go 1.25.
+        .filter(|r| r.field != ReadField::SchedGFreeNoStack || minor >= 25)
+        .collect();
+    if bin.is_stripped() {
+        warnings.extend(bin.data_symbol_warnings());
+    }
+    let needs_offsets = wanted
+        .iter()
+        .any(|r| matches!(r.location, Location::Field { .. }));
+    let source = bin.offsets_source();
+    if needs_offsets && matches!(source, OffsetsSource::None | OffsetsSource::Code) {
+        warnings.extend(bin.derived_offsets_warnings());
+        let unknown: Vec<String> = fields_read(bin)
+            .into_iter()
+            .filter(|(ty, f)| bin.struct_field_offset(ty, f).is_none())
+            .map(|(ty, f)| format!("{ty}.{f}"))
+            .collect();
+        if source == OffsetsSource::None {
+            warnings.push(format!(
+                "no DWARF and {} {} is not in the built-in offsets table, and its code \
+                 confirms no layout: runtime struct fields cannot be located",
+                bin.go_version(),
+                bin.arch()
+            ));
+        } else if !unknown.is_empty() {
+            warnings.push(format!(
+                "no DWARF and {} {} is not in the built-in offsets table: offsets derived \
+                 from code; not verified, so unknown: {}",
+                bin.go_version(),
+                bin.arch(),
+                unknown.join(", ")
+            ));
+        }
+    }
+    let mut systemstack = None;
+    if scheme == StwScheme::CallerInferred && mode == StopsMode::Every {
+        // An assembly function: `.abi0` in the symbol table, plain in pclntab.
+        systemstack = bin
+            .function("runtime.systemstack")
+            .or_else(|| bin.function("runtime.systemstack.abi0"))
+            .map(|f| (f.address, f.address + f.size));
+        if systemstack.is_none() {
+            warnings.push("runtime.systemstack not found: GC stops reported as unknown".into());
+        }
+    }
+
+    let mut reads = Vec::new();
+    let mut lost: Vec<&str> = Vec::new();
+    for want in wanted {
+        match locate(bin, location_for(want, bin.go_version())) {
+            Some(address) if reads.len() < MAX_READS => reads.push(ReadSlot {
+                field: want.field,
+                address,
+                at: match mode {
+                    StopsMode::Every => want.field.read_at(),
+                    StopsMode::Cycle => want.field.read_at_cycle(),
+                },
+            }),
+            _ => {
+                if !lost.contains(&want.without) {
+                    lost.push(want.without);
+                }
+            }
+        }
+    }
+    if !lost.is_empty() {
+        warnings.push(format!(
+            "runtime variables not located in this binary; unknown: {}",
+            lost.join(", ")
+        ));
+    }
+    (reads, systemstack)
+}
