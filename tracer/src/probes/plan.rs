@@ -24,11 +24,11 @@
 //! Cycle numbers and the forced flag are read from the runtime's own variables (`work`,
 //! `memstats`), at addresses found through the symbol table and DWARF.
 
-use super::unreleased;
+use super::reads::plan_reads;
 pub use super::reads::{
     fields_read, read_struct_fields, symbols_only, Location, ReadField, ReadSlot, ReadSpec, READS,
 };
-use super::reads::plan_reads;
+use super::unreleased;
 use crate::binary::{BinaryError, Function, GoBinary, GoVersion};
 use tracer_common::ProbeKind;
 
