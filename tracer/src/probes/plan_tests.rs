@@ -1,5 +1,6 @@
 //! Unit tests of `plan.rs`.
 use super::*;
+use crate::probes::reads::location_for;
 
 fn v(minor: u32) -> GoVersion {
     GoVersion {

@@ -362,7 +362,7 @@ pub fn fields_read(bin: &GoBinary) -> Vec<(&'static str, &'static str)> {
 /// print `lastStackScan` (stack bytes the last cycle scanned), so the first-found rule of
 /// [`locate`] read the wrong one on 1.19 (with 10,000 parked goroutines: 32 MB read where
 /// gctrace said 78 MB; with few goroutines both round to 0 MB).
-fn location_for(spec: &ReadSpec, version: &GoVersion) -> Location {
+pub(super) fn location_for(spec: &ReadSpec, version: &GoVersion) -> Location {
     match spec.location {
         Location::Field { global, ty, .. }
             if spec.field == ReadField::StackScan && version.minor < 20 =>
