@@ -326,25 +326,6 @@ fn cgroup_labels_and_ended_series() {
     common::assert_no_failures("labels on the process records", &failures, &diag(&tracer));
 }
 
-/// The `--format json` output split by each record's `"pid"`, each part parsed on its
-/// own; lines without a pid under pid 0.
-fn traces_by_pid(text: &str) -> std::collections::BTreeMap<u64, common::Trace> {
-    let mut lines: std::collections::BTreeMap<u64, String> = Default::default();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let pid = serde_json::from_str::<Value>(line)
-            .ok()
-            .and_then(|v| v["pid"].as_u64())
-            .unwrap_or(0);
-        let part = lines.entry(pid).or_default();
-        part.push_str(line);
-        part.push('\n');
-    }
-    lines
-        .into_iter()
-        .map(|(pid, t)| (pid, common::parse_trace(&t)))
-        .collect()
-}
-
 /// Peak RSS of a running process (VmHWM), in KiB.
 fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -448,7 +429,7 @@ fn all_traces_every_go_process_of_a_cgroup() {
     drop(sleeper);
 
     let text = std::fs::read_to_string(&out).unwrap_or_default();
-    let traces = traces_by_pid(&text);
+    let traces = common::traces_by_pid(&text);
     let mut failures = Vec::new();
     if traces.contains_key(&0) {
         failures.push("records without a pid".to_owned());

@@ -12,7 +12,6 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{ChildGuard, GcTraceLine, Trace};
-use serde_json::Value;
 
 /// Generous: attaching reads the binary and loads the kernel programs, on a shared
 /// two-core machine.
@@ -49,25 +48,6 @@ fn wait_for_stderr(tracer: &mut ChildGuard, text: &str, timeout: Duration) -> bo
         thread::sleep(Duration::from_millis(50));
     }
     false
-}
-
-/// The `--format json` output split by the `"pid"` every record carries, each part
-/// parsed on its own; lines without a pid are reported under pid 0.
-fn traces_by_pid(text: &str) -> BTreeMap<u64, Trace> {
-    let mut lines: BTreeMap<u64, String> = BTreeMap::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let pid = serde_json::from_str::<Value>(line)
-            .ok()
-            .and_then(|v| v.get("pid").and_then(Value::as_u64))
-            .unwrap_or(0);
-        let part = lines.entry(pid).or_default();
-        part.push_str(line);
-        part.push('\n');
-    }
-    lines
-        .into_iter()
-        .map(|(pid, text)| (pid, common::parse_trace(&text)))
-        .collect()
 }
 
 /// One process's records against its own gctrace lines. The tracer sees the cycles
@@ -266,7 +246,7 @@ fn exe_picks_up_a_process_started_later() {
     );
 
     let text = std::fs::read_to_string(&out).unwrap_or_default();
-    let traces = traces_by_pid(&text);
+    let traces = common::traces_by_pid(&text);
     let (a, b) = (u64::from(first.pid()), u64::from(second.pid()));
     let pids: Vec<u64> = traces.keys().copied().collect();
     let mut failures = Vec::new();
@@ -387,7 +367,7 @@ fn pid_given_twice_traces_both_until_both_exit() {
         ));
     }
     let text = std::fs::read_to_string(&out).unwrap_or_default();
-    let traces = traces_by_pid(&text);
+    let traces = common::traces_by_pid(&text);
     let (l, s) = (u64::from(long.pid()), u64::from(short.pid()));
     let pids: Vec<u64> = traces.keys().copied().collect();
     if pids != [l.min(s), l.max(s)] {

@@ -863,6 +863,26 @@ fn field_str(v: &Value, key: &str) -> Option<String> {
     v.get(key).and_then(Value::as_str).map(str::to_owned)
 }
 
+/// The `--format json` output of a run over several processes, split by the `"pid"`
+/// every record carries, each part parsed on its own; lines without a pid are reported
+/// under pid 0.
+pub fn traces_by_pid(text: &str) -> BTreeMap<u64, Trace> {
+    let mut lines: BTreeMap<u64, String> = BTreeMap::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let pid = serde_json::from_str::<Value>(line)
+            .ok()
+            .and_then(|v| v.get("pid").and_then(Value::as_u64))
+            .unwrap_or(0);
+        let part = lines.entry(pid).or_default();
+        part.push_str(line);
+        part.push('\n');
+    }
+    lines
+        .into_iter()
+        .map(|(pid, text)| (pid, parse_trace(&text)))
+        .collect()
+}
+
 /// Reads the tracer's `--format json` output.
 pub fn read_trace(path: &Path) -> Trace {
     let text = fs::read_to_string(path).unwrap_or_default();
