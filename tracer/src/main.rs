@@ -234,7 +234,7 @@ fn run_export(args: ExportArgs) -> Result<i32> {
     if let Some(out) = &args.pprof {
         // Replayed only when asked for: a Perfetto export alone needs just the records.
         let model = tracer::replay::model(&reader)?;
-        tracer::session::write_profile(out, model.allocs(), reader.header.start_unix_ns, 0)?;
+        tracer::pprof::write_profile(out, model.allocs(), reader.header.start_unix_ns, 0)?;
     }
     Ok(0)
 }

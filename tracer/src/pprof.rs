@@ -12,12 +12,16 @@
 
 use std::collections::HashMap;
 use std::io::{self, Write};
+use std::path::Path;
 
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use prost::Message;
 
+use anyhow::{Context, Result};
+
 use crate::binary::Frame;
+use crate::model::AllocModel;
 
 /// One allocation site's totals: the stack that allocated, and how much.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -223,6 +227,45 @@ pub fn write_alloc_profile(
     let mut gz = GzEncoder::new(w, Compression::default());
     gz.write_all(&profile.encode_to_vec())?;
     gz.finish()?.flush()
+}
+
+/// Write the allocation sites of `allocs` to the file `path` as a pprof profile (live
+/// runs at their end, and `export` from a recording): says so, and writes nothing, when
+/// the run counted no sites.
+pub fn write_profile(
+    path: &Path,
+    allocs: &AllocModel,
+    start_unix_ns: i64,
+    duration_ns: u64,
+) -> Result<()> {
+    if !allocs.active() {
+        eprintln!(
+            "gctrace-bpf: no allocation profile written to {}: it needs --allocs sample or exact",
+            path.display()
+        );
+        return Ok(());
+    }
+    let samples: Vec<AllocSample> = allocs
+        .all_sites()
+        .into_iter()
+        .map(|s| AllocSample {
+            stack: s.frames,
+            objects: s.objects,
+            bytes: s.bytes,
+        })
+        .collect();
+    let file =
+        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let period = if allocs.exact() { 1 } else { 0 };
+    write_alloc_profile(
+        std::io::BufWriter::new(file),
+        &samples,
+        period,
+        start_unix_ns,
+        i64::try_from(duration_ns).unwrap_or(i64::MAX),
+    )
+    .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 //! the buffering (a `BufWriter` for a file, stdout's line buffering for a terminal) and
 //! calls [`Sink::flush`] when a batch of records has been written.
 
+pub mod files;
 mod gctrace;
 mod json;
 pub mod otlp;

@@ -18,12 +18,7 @@ mod shared;
 mod traced;
 
 use std::{
-    collections::BTreeSet,
-    ffi::OsString,
-    io::Write,
-    path::{Path, PathBuf},
-    sync::Arc,
-    time::Duration,
+    collections::BTreeSet, ffi::OsString, io::Write, path::PathBuf, sync::Arc, time::Duration,
 };
 
 use anyhow::{anyhow, Context, Result};
@@ -32,9 +27,8 @@ use tokio::{signal::unix::SignalKind, sync::watch, task::JoinSet};
 use crate::{
     alloc::AllocMode,
     launch::{self, Launched},
-    model::AllocModel,
     output::{prometheus::Exporter, sink_for_processes, Format, SharedSink, Sink},
-    pprof, target,
+    target,
     tui::{self, AppEvent, Control},
 };
 use discovery::{over_ceiling, Discovery};
@@ -289,7 +283,7 @@ fn picked_up(p: &Prepared, opts: &TraceOptions) -> String {
     if let Some(path) = &opts.record {
         msg.push_str(&format!(
             ", recording to {}",
-            traced::per_process_path(path, info.pid).display()
+            crate::output::files::per_process_path(path, info.pid).display()
         ));
     }
     msg
@@ -338,43 +332,6 @@ fn primary_sink(
         Some(t) => t.sink(),
         None => sink_for_processes(opts.format, open_output(opts)?, several)?,
     })
-}
-
-/// Write the allocation sites as a pprof profile.
-pub fn write_profile(
-    path: &Path,
-    allocs: &AllocModel,
-    start_unix_ns: i64,
-    duration_ns: u64,
-) -> Result<()> {
-    if !allocs.active() {
-        eprintln!(
-            "gctrace-bpf: no allocation profile written to {}: it needs --allocs sample or exact",
-            path.display()
-        );
-        return Ok(());
-    }
-    let samples: Vec<pprof::AllocSample> = allocs
-        .all_sites()
-        .into_iter()
-        .map(|s| pprof::AllocSample {
-            stack: s.frames,
-            objects: s.objects,
-            bytes: s.bytes,
-        })
-        .collect();
-    let file =
-        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-    let period = if allocs.exact() { 1 } else { 0 };
-    pprof::write_alloc_profile(
-        std::io::BufWriter::new(file),
-        &samples,
-        period,
-        start_unix_ns,
-        i64::try_from(duration_ns).unwrap_or(i64::MAX),
-    )
-    .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
 }
 
 /// The TUI's next frame or key (never, without the TUI).

@@ -9,7 +9,7 @@
 
 use std::{
     os::fd::OwnedFd,
-    path::{Path, PathBuf},
+    path::Path,
     sync::{mpsc, Arc},
     time::Duration,
 };
@@ -19,9 +19,11 @@ use tokio::sync::watch;
 use tracer_common::{ProbeKind, RawEvent};
 
 use super::feed::{watch_fd, Events, Source};
-use super::{write_profile, Stop, TraceOptions};
+use super::{Stop, TraceOptions};
 use crate::clock::monotonic_ns;
 use crate::labels::Labels;
+use crate::output::files::per_process_path;
+use crate::pprof::write_profile;
 use crate::{
     alloc::{AllocMode, LiveAllocs},
     binary::{process::load_bias, GoBinary},
@@ -349,22 +351,6 @@ pub(super) struct Ended {
     pub(super) lost: u64,
 }
 
-/// `path` for process `pid` when a run may trace several: the pid before the extension
-/// (`incident.gct` → `incident.1234.gct`, `allocs.pb.gz` → `allocs.1234.pb.gz`, `trace`
-/// → `trace.1234`), so the files of one run sort together and keep their type.
-pub(super) fn per_process_path(path: &Path, pid: u32) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    // A leading dot names a hidden file, not an extension.
-    let name = match name.char_indices().skip(1).find(|&(_, c)| c == '.') {
-        Some((dot, _)) => format!("{}.{pid}{}", &name[..dot], &name[dot..]),
-        None => format!("{name}.{pid}"),
-    };
-    path.with_file_name(name)
-}
-
 /// Sleeps until the sampled allocation probes need attention (forever if never).
 async fn burst_timer(deadline: Option<std::time::Instant>) {
     match deadline {
@@ -565,21 +551,4 @@ pub(super) async fn run(
         stop: end,
         lost,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn per_process_paths_put_the_pid_before_the_extension() {
-        let p = |s: &str| per_process_path(Path::new(s), 42);
-        assert_eq!(p("incident.gct"), PathBuf::from("incident.42.gct"));
-        assert_eq!(
-            p("/tmp/a/allocs.pb.gz"),
-            PathBuf::from("/tmp/a/allocs.42.pb.gz")
-        );
-        assert_eq!(p("trace"), PathBuf::from("trace.42"));
-        assert_eq!(p("dir/.hidden"), PathBuf::from("dir/.hidden.42"));
-    }
 }
