@@ -37,6 +37,9 @@ pub struct Report {
     /// development build); otherwise the warnings hold the verdict (`unreleased.rs`).
     pub known_release: bool,
     pub arch: &'static str,
+    /// This tracer's kernel programs can probe it: its architecture is this machine's
+    /// (an arm64 binary is still analysed on x86_64, with a warning).
+    pub traceable_here: bool,
     pub pie: bool,
     pub stripped: bool,
     /// Where struct field offsets come from: "dwarf", "table", "code" or "none".
@@ -76,6 +79,13 @@ fn hex(a: u64) -> String {
 pub fn inspect(path: &Path) -> Result<Report> {
     let bin = GoBinary::open(path)?;
     let mut warnings = Vec::new();
+    let traceable_here = match crate::probes::host_mismatch(&bin) {
+        Some(why) => {
+            warnings.push(format!("cannot be traced on this machine: {why}"));
+            false
+        }
+        None => true,
+    };
     let plan = match plan(&bin) {
         Ok(p) => Some(p),
         Err(e) => {
@@ -125,6 +135,7 @@ pub fn inspect(path: &Path) -> Result<Report> {
         version_source: bin.version_source().as_str(),
         known_release: crate::probes::unreleased::is_known_release(bin.go_version()),
         arch: bin.arch().as_str(),
+        traceable_here,
         pie: bin.is_pie(),
         stripped: bin.is_stripped(),
         offsets_source,

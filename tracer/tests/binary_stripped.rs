@@ -353,6 +353,19 @@ fn inspect_reports_no_unknown_field() {
             let report = tracer::inspect::inspect(path).unwrap();
             let what = path.display();
             assert!(report.fields.len() > 20, "{what}");
+            // Analysed on any machine, traceable only on its own architecture, and the
+            // text says why not.
+            let host = if cfg!(target_arch = "aarch64") {
+                "arm64"
+            } else {
+                "amd64"
+            };
+            assert_eq!(report.traceable_here, p.goarch == host, "{what}");
+            let refused = report
+                .warnings
+                .iter()
+                .any(|w| w.starts_with("cannot be traced on this machine: built for"));
+            assert_eq!(refused, p.goarch != host, "{what}: {:?}", report.warnings);
             for f in &report.fields {
                 assert!(f.offset.is_some(), "{what}: {} unknown", f.field);
                 let want = if path == &p.plain { "dwarf" } else { "table" };

@@ -1,7 +1,8 @@
-//! Probes: which runtime functions to instrument for a given binary ([`plan`]) and the
-//! loading and attaching of the kernel programs ([`loader`]).
+//! Probes: from a binary to its plan ([`analyse`]), which runtime functions to instrument
+//! ([`plan`]), and the loading and attaching of the kernel programs ([`loader`]).
 
 mod alloc_plan;
+mod analysis;
 pub mod code;
 mod cycle_plan;
 pub mod loader;
@@ -11,6 +12,7 @@ mod reads;
 pub mod unreleased;
 
 pub use alloc_plan::{plan_allocs, AllocPlan, MALLOCGC};
+pub use analysis::{analyse, host_mismatch};
 pub use loader::{AllocMaps, AttachError, KernelCounters, Probes, Scope};
 pub use plan::{
     plan, plan_with, PlanError, ProbePlan, ProbeSite, ReadField, ReadSlot, StopsMode, StwScheme,

@@ -22,7 +22,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
-use super::traced::analyse;
+use crate::probes::analyse;
 use crate::{labels, target};
 
 /// How often /proc is scanned for new processes.

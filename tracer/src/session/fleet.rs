@@ -16,8 +16,9 @@ use tokio::{io::unix::AsyncFd, sync::mpsc, task::JoinSet};
 use super::discovery::{Discovery, Matcher, RESCAN_INTERVAL};
 use super::feed::{take_ring, watch_fd};
 use super::shared::{self, Binary, Found, Group};
-use super::traced::{self, analyse, Prepared};
+use super::traced::{self, Prepared};
 use super::TraceOptions;
+use crate::probes::analyse;
 use crate::{alloc::AllocMode, probes::Probes, target};
 
 /// What the fleet has for the session.

@@ -9,7 +9,6 @@
 
 use std::{
     os::fd::OwnedFd,
-    path::Path,
     sync::{mpsc, Arc},
     time::Duration,
 };
@@ -32,7 +31,7 @@ use crate::{
     launch,
     output::{prometheus::Exporter, SharedSink},
     pipeline::Pipeline,
-    probes::{loader::HOST_ARCH, plan_allocs, plan_with, ProbePlan, Probes, ReadField},
+    probes::{analyse, plan_allocs, ProbePlan, Probes, ReadField},
     recording::{Header, Recorder},
     records::{ProcessInfo, Record},
     target,
@@ -105,25 +104,6 @@ impl Sampler {
         }
         (raw.read_ok != 0).then_some(raw)
     }
-}
-
-/// The binary at `exe` analysed for tracing: a Go program of our architecture, and where
-/// its probes go. `who` names it in errors ("pid 12 (/usr/bin/x)", or a path).
-pub(super) fn analyse(
-    exe: &Path,
-    who: &str,
-    stops: crate::probes::StopsMode,
-) -> Result<(GoBinary, ProbePlan)> {
-    let bin = GoBinary::open(exe).with_context(|| who.to_string())?;
-    if bin.arch() != HOST_ARCH {
-        return Err(anyhow!(
-            "{who} is a {} program; this tracer runs on {}",
-            bin.arch().as_str(),
-            HOST_ARCH.as_str()
-        ));
-    }
-    let plan = plan_with(&bin, stops).with_context(|| who.to_string())?;
-    Ok((bin, plan))
 }
 
 /// Analyse the process's binary and attach to it. Blocking (reads the binary, loads the
