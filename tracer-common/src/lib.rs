@@ -193,7 +193,17 @@ pub struct Config {
     pub stw_ctx_addr: u64,
     /// Offset of `g.m` in `runtime.g` (for [`Config::preemptoff_off`]).
     pub g_m_off: u32,
-    pub _pad3: u32,
+    /// [`config_flags`] bits.
+    pub flags: u32,
+}
+
+/// Bits of [`Config::flags`].
+pub mod config_flags {
+    /// The addresses in the config are link-time ones, and the kernel adds the probed
+    /// process's load bias: the probe's run-time address (the instruction pointer at the
+    /// hit) minus its link-time address (the attach cookie). One config then serves every
+    /// process of a PIE binary, each mapped at its own address, from its first hit.
+    pub const BIAS_FROM_IP: u32 = 1;
 }
 
 /// Bits of [`Config::alloc_flags`].

@@ -14,7 +14,8 @@
 use aya_ebpf::{
     bindings::{BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::{
-        bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_ktime_get_ns, bpf_probe_read_user,
+        bpf_get_attach_cookie, bpf_get_current_pid_tgid, bpf_get_smp_processor_id,
+        bpf_ktime_get_ns, bpf_probe_read_user,
     },
     macros::{map, tracepoint, uprobe},
     maps::{Array, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
@@ -22,9 +23,9 @@ use aya_ebpf::{
     EbpfContext,
 };
 use tracer_common::{
-    alloc_flags, counter, AllocSiteKey, AllocSiteValue, AllocSizeKey, Config, ProbeKind, RawEvent,
-    StwEntry, ALLOC_SITES_ENTRIES, ALLOC_SIZES_ENTRIES, ARG_REGS, EVENTS_RING_BYTES, KIND_SLOTS,
-    MAX_READS, SITE_FRAMES,
+    alloc_flags, config_flags, counter, AllocSiteKey, AllocSiteValue, AllocSizeKey, Config,
+    ProbeKind, RawEvent, StwEntry, ALLOC_SITES_ENTRIES, ALLOC_SIZES_ENTRIES, ARG_REGS,
+    EVENTS_RING_BYTES, KIND_SLOTS, MAX_READS, SITE_FRAMES,
 };
 
 #[map(name = "EVENTS")]
@@ -431,7 +432,8 @@ fn send_patched(
                 (*ev).regs[1] = 0;
                 (*ev).regs[2] = 0;
                 if config.stw_ctx_addr != 0 {
-                    if let Ok(w) = bpf_probe_read_user(config.stw_ctx_addr as *const [u64; 2]) {
+                    let at = config.stw_ctx_addr.wrapping_add(load_bias(ctx, config));
+                    if let Ok(w) = bpf_probe_read_user(at as *const [u64; 2]) {
                         (*ev).regs[1] = w[0];
                         (*ev).regs[2] = w[1];
                     }
@@ -447,12 +449,13 @@ fn send_patched(
             k => k,
         };
         let slots = config.read_slots[slots_of as usize & (KIND_SLOTS - 1)];
+        let bias = load_bias(ctx, config);
         let mut i = 0;
         while i < MAX_READS {
             (*ev).reads[i] = 0;
             let addr = config.read_addrs[i];
             if addr != 0 && slots & (1 << i) != 0 {
-                if let Ok(v) = bpf_probe_read_user(addr as *const u64) {
+                if let Ok(v) = bpf_probe_read_user(addr.wrapping_add(bias) as *const u64) {
                     (*ev).reads[i] = v;
                     (*ev).read_ok |= 1 << i;
                 }
@@ -476,6 +479,41 @@ fn fill_regs(ctx: &ProbeContext, ev: &mut RawEvent) {
         ev.g = r.r14;
         ev.ret_addr = bpf_probe_read_user(r.rsp as *const u64).unwrap_or(0);
     }
+}
+
+/// What to add to the config's addresses for the probed process: 0 when they are its
+/// own already; with [`config_flags::BIAS_FROM_IP`], the instruction pointer at the hit
+/// (the probe's run-time address: the kernel sets it back to the breakpoint before the
+/// program runs) minus the probe's link-time address, which user space gave as the
+/// attach cookie.
+#[inline(always)]
+fn load_bias(ctx: &ProbeContext, config: &Config) -> u64 {
+    if config.flags & config_flags::BIAS_FROM_IP == 0 {
+        return 0;
+    }
+    // SAFETY: a helper taking the program's own context pointer.
+    let cookie = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) };
+    if cookie == 0 {
+        return 0;
+    }
+    instruction_pointer(ctx).wrapping_sub(cookie)
+}
+
+/// The instruction pointer (RIP) of the probed thread.
+#[cfg(bpf_target_arch = "x86_64")]
+#[inline(always)]
+fn instruction_pointer(ctx: &ProbeContext) -> u64 {
+    // SAFETY: ctx.regs is the kernel-provided pt_regs of the probed user thread.
+    unsafe { (*ctx.regs).rip }
+}
+
+/// The instruction pointer (PC) of the probed thread.
+#[cfg(bpf_target_arch = "aarch64")]
+#[inline(always)]
+fn instruction_pointer(ctx: &ProbeContext) -> u64 {
+    use aya_ebpf::bindings::user_pt_regs;
+    // SAFETY: on arm64 the kernel's pt_regs begins with user_pt_regs (regs[31], sp, pc).
+    unsafe { (*(ctx.regs as *const user_pt_regs)).pc }
 }
 
 /// The frame pointer register (RBP): at a function's entry, still its caller's.

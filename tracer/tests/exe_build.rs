@@ -68,7 +68,10 @@ fn exe_records_every_cycle_of_every_compile_process() {
     );
     let diag = |t: &ChildGuard| common::diagnostics(&t.stdout_text(), &t.stderr_text());
     let start = Instant::now();
-    while !tracer.stderr_text().contains("no process runs") {
+    while !tracer
+        .stderr_text()
+        .contains("every process of it is traced from its start")
+    {
         assert!(
             start.elapsed() < Duration::from_secs(60) && tracer.try_wait().is_none(),
             "the tracer is not waiting for compile processes\n{}",
@@ -178,4 +181,91 @@ fn exe_records_every_cycle_of_every_compile_process() {
         printed.len()
     );
     common::assert_no_failures("--exe across go build -a", &failures, &diag(&tracer));
+}
+
+/// A PIE binary is mapped at its own address in each process: one set of probes serves
+/// them all because the kernel takes each process's load bias at the hit (the probe's
+/// run-time address minus its link-time one). Short lives, one forced cycle each; the
+/// heap figures, read through the bias, must agree with each process's own gctrace.
+#[test]
+fn exe_traces_short_lived_pie_processes_from_their_first_cycle() {
+    if !common::integration_enabled() {
+        return;
+    }
+    let _exclusive = common::exclusive();
+    let built = common::build_gcload_as(&common::newest_toolchain(), common::GcBuild::PieCgo);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let gcload = dir.join("gcload-pie");
+    fs::copy(&built, &gcload).unwrap();
+    let out = dir.join("trace.ndjson");
+    let mut tracer = ChildGuard::spawn(
+        Command::new(common::tracer_bin())
+            .arg("--exe")
+            .arg(&gcload)
+            .args(["--format", "json", "--output"])
+            .arg(&out),
+        dir,
+        "tracer",
+    );
+    let diag = |t: &ChildGuard| common::diagnostics(&t.stdout_text(), &t.stderr_text());
+    let start = Instant::now();
+    while !tracer
+        .stderr_text()
+        .contains("every process of it is traced from its start")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(60) && tracer.try_wait().is_none(),
+            "the tracer is not waiting\n{}",
+            diag(&tracer)
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    let mut runs = Vec::new();
+    for i in 0..6 {
+        let mut g = ChildGuard::spawn(
+            Command::new(&gcload).env("GODEBUG", "gctrace=1").args([
+                "-duration",
+                "50ms",
+                "-forced",
+                "1",
+                "-goroutines",
+                "1",
+            ]),
+            dir,
+            &format!("pie{i}"),
+        );
+        let status = g.wait_timeout(Duration::from_secs(60));
+        assert!(status.is_some_and(|s| s.success()), "pie{i}: {status:?}");
+        runs.push(g);
+    }
+    thread::sleep(Duration::from_millis(1500));
+    tracer.signal(libc::SIGINT);
+    let status = tracer.wait_timeout(Duration::from_secs(30));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "tracer: {status:?}\n{}",
+        diag(&tracer)
+    );
+    let traces = common::traces_by_pid(&fs::read_to_string(&out).unwrap_or_default());
+    let mut failures = Vec::new();
+    for g in &runs {
+        let pid = u64::from(g.pid());
+        let gctrace = common::parse_gctrace(&g.stderr_text());
+        let Some(trace) = traces.get(&pid) else {
+            failures.push(format!("{} (pid {pid}) not traced", g.name));
+            continue;
+        };
+        let printed: BTreeSet<u32> = gctrace.keys().copied().collect();
+        let got: BTreeSet<u32> = trace.gc.iter().map(|r| r.cycle).collect();
+        if printed.is_empty() || !printed.is_subset(&got) {
+            failures.push(format!("pid {pid}: printed {printed:?}, recorded {got:?}"));
+        }
+        failures.extend(
+            common::check_heap_against_gctrace(trace, &gctrace)
+                .into_iter()
+                .map(|f| format!("pid {pid}: {f}")),
+        );
+    }
+    common::assert_no_failures("--exe on a PIE", &failures, &diag(&tracer));
 }

@@ -17,15 +17,15 @@ use std::{
 use aya::{
     maps::{Array, HashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
     programs::{
-        uprobe::{UProbeAttachLocation, UProbeLinkId, UProbeScope},
+        uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeLinkId, UProbeScope},
         TracePoint, UProbe,
     },
     Ebpf, EbpfLoader,
 };
 use tracer_common::{
-    alloc_flags, counter, AllocSiteKey, AllocSiteValue, AllocSizeKey, Config, ProbeKind,
-    ALLOC_SITES_MAP, ALLOC_SIZES_MAP, CONFIG_MAP, COUNTERS_MAP, EVENTS_MAP, EVENTS_RING_BYTES,
-    IGNORED_TGIDS_MAP, KIND_SLOTS, LOST_BY_TGID_MAP, MAX_READS,
+    alloc_flags, config_flags, counter, AllocSiteKey, AllocSiteValue, AllocSizeKey, Config,
+    ProbeKind, ALLOC_SITES_MAP, ALLOC_SIZES_MAP, CONFIG_MAP, COUNTERS_MAP, EVENTS_MAP,
+    EVENTS_RING_BYTES, IGNORED_TGIDS_MAP, KIND_SLOTS, LOST_BY_TGID_MAP, MAX_READS,
 };
 
 use super::alloc_plan::AllocPlan;
@@ -123,9 +123,9 @@ impl KernelCounters {
 pub enum Scope {
     /// This one (the kernel filters on its tgid).
     Process(u32),
-    /// Every process that runs the binary, now or later; events are tagged by pid and
-    /// the bias of a PIE is the same in all of them only for non-PIE binaries, so the
-    /// caller uses this for those alone (bias 0).
+    /// Every process that runs the binary, now or later; events are tagged by pid. The
+    /// caller passes bias 0: the kernel adds each process's own load bias to the reads
+    /// (`config_flags::BIAS_FROM_IP`), so PIE binaries share probes too.
     AllProcesses,
 }
 
@@ -174,6 +174,13 @@ impl Probes {
             tgid,
             wake_bytes: ring_bytes.unwrap_or(EVENTS_RING_BYTES) / 2,
             read_addrs: [0; MAX_READS],
+            // Every process: the addresses stay link-time, each process's bias is taken
+            // in the kernel (0 for a non-PIE binary).
+            flags: if scope == Scope::AllProcesses {
+                config_flags::BIAS_FROM_IP
+            } else {
+                0
+            },
             ..Default::default()
         };
         for (i, read) in plan.reads.iter().enumerate().take(MAX_READS) {
@@ -334,17 +341,20 @@ impl Probes {
                 Some(pid) => UProbeScope::OneProcess(pid),
                 None => UProbeScope::AllProcesses,
             };
-            let link = program
-                .attach(
-                    UProbeAttachLocation::AbsoluteOffset(site.file_offset),
-                    &exe,
-                    scope,
-                )
-                .map_err(|source| AttachError::Attach {
-                    function: site.function.clone(),
-                    address: site.address,
-                    source,
-                })?;
+            // The cookie is the site's link-time address: with every process in scope the
+            // kernel takes each one's load bias from it (`config_flags::BIAS_FROM_IP`).
+            let point = UProbeAttachPoint {
+                location: UProbeAttachLocation::AbsoluteOffset(site.file_offset),
+                cookie: Some(site.address),
+            };
+            let link =
+                program
+                    .attach(point, &exe, scope)
+                    .map_err(|source| AttachError::Attach {
+                        function: site.function.clone(),
+                        address: site.address,
+                        source,
+                    })?;
             links.push(link);
         }
         self.attached += links.len();

@@ -241,7 +241,7 @@ impl Fleet {
         self.analysing.spawn_blocking(move || {
             let who = exe.display().to_string();
             let attempt = analyse(&exe, &who, opts.stops).and_then(|(bin, plan)| {
-                if !shared::shareable(&bin) {
+                if !shared::shareable(&bin, &plan) {
                     return Ok(None);
                 }
                 let binary = Binary { exe, bin, plan };
@@ -268,8 +268,18 @@ impl Fleet {
                 let cgroup = self.discovery.cgroup().cloned();
                 let exe = binary.exe.display().to_string();
                 let (opts, found) = (self.opts.clone(), self.found_tx.clone());
+                let exe_given = matches!(self.discovery.matcher(), Matcher::Exe(_));
                 match shared::start(binary, probes, opts, cgroup, &self.given, found) {
-                    Ok(group) => Verdict::Shared(group),
+                    Ok(group) => {
+                        // --exe: from now on no process of it is missed (a test waits
+                        // for this line; users see when the watch is complete).
+                        if exe_given {
+                            line = Some(format!(
+                                "probes on {exe}: every process of it is traced from its start"
+                            ));
+                        }
+                        Verdict::Shared(group)
+                    }
                     Err(e) => {
                         line = Some(format!(
                             "{exe}: {e:#}; its processes get probes of their own"

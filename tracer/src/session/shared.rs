@@ -21,6 +21,7 @@ use tracer_common::{ProbeKind, RawEvent};
 use super::feed::{take_ring, watch_fd, Feed, GroupMsg, Source};
 use super::traced::{describe, Prepared};
 use super::TraceOptions;
+use crate::binary::process::load_bias;
 use crate::sys::pidfd_open;
 use crate::{
     binary::GoBinary,
@@ -220,12 +221,24 @@ impl State {
         };
         let who = format!("pid {pid} ({exe_name})");
         let mut warnings = Vec::new();
+        // The kernel reads need no bias; the allocation counter read from /proc and
+        // the decoding do (PIE). A process already gone is read by its events alone.
+        let bias = match load_bias(pid, &self.binary.bin) {
+            Ok(b) => b,
+            Err(_) if !target::exists(pid) => 0,
+            Err(e) => {
+                self.ignore(pid);
+                let line = format!("{who}: not traced: {}", crate::errors::chain(&e));
+                let _ = self.found.send(Found::Refused(line));
+                return false;
+            }
+        };
         let described = describe(
             pid,
             exe_name,
             &self.binary.bin,
             &self.binary.plan,
-            0,
+            bias,
             &self.opts,
             &who,
             &mut warnings,
@@ -255,9 +268,14 @@ impl State {
     }
 }
 
-/// Whether `exe` can share probes among its processes (non-PIE: same addresses in all).
-pub(super) fn shareable(bin: &GoBinary) -> bool {
-    !bin.is_pie()
+/// Whether `bin` can share probes among its processes. Their reads are right in every
+/// process, PIE or not (the kernel adds each one's load bias). What user space decodes
+/// from run-time addresses needs the process's bias from /proc, which a process that
+/// ended before its first event was read no longer has: that is only the caller
+/// inference of Go 1.19–1.20's `--every-stop` (`systemstack`'s range), kept per process
+/// for PIE binaries.
+pub(super) fn shareable(bin: &GoBinary, plan: &ProbePlan) -> bool {
+    !bin.is_pie() || plan.systemstack.is_none()
 }
 
 /// `path`'s identity, for matching processes to a group.
