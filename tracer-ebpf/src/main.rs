@@ -364,6 +364,8 @@ fn send_patched(
     } as u64;
 
     let seq = next_seq(pid_tgid);
+    // Added to every address the config names (0 unless one config serves many processes).
+    let bias = load_bias(ctx, config);
     let Some(mut entry) = EVENTS.reserve::<RawEvent>(0) else {
         bump(counter::LOST);
         if config.tgid == 0 {
@@ -432,7 +434,7 @@ fn send_patched(
                 (*ev).regs[1] = 0;
                 (*ev).regs[2] = 0;
                 if config.stw_ctx_addr != 0 {
-                    let at = config.stw_ctx_addr.wrapping_add(load_bias(ctx, config));
+                    let at = config.stw_ctx_addr.wrapping_add(bias);
                     if let Ok(w) = bpf_probe_read_user(at as *const [u64; 2]) {
                         (*ev).regs[1] = w[0];
                         (*ev).regs[2] = w[1];
@@ -449,7 +451,6 @@ fn send_patched(
             k => k,
         };
         let slots = config.read_slots[slots_of as usize & (KIND_SLOTS - 1)];
-        let bias = load_bias(ctx, config);
         let mut i = 0;
         while i < MAX_READS {
             (*ev).reads[i] = 0;

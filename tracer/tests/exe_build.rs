@@ -25,6 +25,46 @@ fn printed_cycles(text: &str) -> Vec<u32> {
         .collect()
 }
 
+/// `gctrace-bpf --exe EXE --format json --output OUT`, once it says the file's probes are
+/// on (from then on no process of it is missed).
+fn watch_exe(exe: &std::path::Path, dir: &std::path::Path, out: &std::path::Path) -> ChildGuard {
+    let mut tracer = ChildGuard::spawn(
+        Command::new(common::tracer_bin())
+            .arg("--exe")
+            .arg(exe)
+            .args(["--format", "json", "--output"])
+            .arg(out),
+        dir,
+        "tracer",
+    );
+    let start = Instant::now();
+    while !tracer
+        .stderr_text()
+        .contains("every process of it is traced from its start")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(60) && tracer.try_wait().is_none(),
+            "the tracer is not watching {}\n{}",
+            exe.display(),
+            common::diagnostics(&tracer.stdout_text(), &tracer.stderr_text())
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    tracer
+}
+
+/// Ctrl-C once the last process's records are in; the tracer must end cleanly.
+fn stop(tracer: &mut ChildGuard) {
+    thread::sleep(Duration::from_millis(1500));
+    tracer.signal(libc::SIGINT);
+    let status = tracer.wait_timeout(Duration::from_secs(30));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "tracer: {status:?}\n{}",
+        common::diagnostics(&tracer.stdout_text(), &tracer.stderr_text())
+    );
+}
+
 #[test]
 fn exe_records_every_cycle_of_every_compile_process() {
     if !common::integration_enabled() {
@@ -57,28 +97,8 @@ fn exe_records_every_cycle_of_every_compile_process() {
     fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).unwrap();
 
     let out = dir.join("trace.ndjson");
-    let mut tracer = ChildGuard::spawn(
-        Command::new(common::tracer_bin())
-            .arg("--exe")
-            .arg(&compile)
-            .args(["--format", "json", "--output"])
-            .arg(&out),
-        dir,
-        "tracer",
-    );
+    let mut tracer = watch_exe(&compile, dir, &out);
     let diag = |t: &ChildGuard| common::diagnostics(&t.stdout_text(), &t.stderr_text());
-    let start = Instant::now();
-    while !tracer
-        .stderr_text()
-        .contains("every process of it is traced from its start")
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(60) && tracer.try_wait().is_none(),
-            "the tracer is not waiting for compile processes\n{}",
-            diag(&tracer)
-        );
-        thread::sleep(Duration::from_millis(50));
-    }
 
     // Every package gcload needs, the runtime first among them, compiled afresh.
     let build = Command::new(&toolchain.go)
@@ -101,14 +121,7 @@ fn exe_records_every_cycle_of_every_compile_process() {
         "go build -a failed: {}",
         String::from_utf8_lossy(&build.stderr)
     );
-    thread::sleep(Duration::from_millis(1500));
-    tracer.signal(libc::SIGINT);
-    let status = tracer.wait_timeout(Duration::from_secs(30));
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "tracer: {status:?}\n{}",
-        diag(&tracer)
-    );
+    stop(&mut tracer);
 
     // The oracle: cycles printed per compile pid.
     let mut printed: BTreeMap<u64, Vec<u32>> = BTreeMap::new();
@@ -199,28 +212,8 @@ fn exe_traces_short_lived_pie_processes_from_their_first_cycle() {
     let gcload = dir.join("gcload-pie");
     fs::copy(&built, &gcload).unwrap();
     let out = dir.join("trace.ndjson");
-    let mut tracer = ChildGuard::spawn(
-        Command::new(common::tracer_bin())
-            .arg("--exe")
-            .arg(&gcload)
-            .args(["--format", "json", "--output"])
-            .arg(&out),
-        dir,
-        "tracer",
-    );
+    let mut tracer = watch_exe(&gcload, dir, &out);
     let diag = |t: &ChildGuard| common::diagnostics(&t.stdout_text(), &t.stderr_text());
-    let start = Instant::now();
-    while !tracer
-        .stderr_text()
-        .contains("every process of it is traced from its start")
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(60) && tracer.try_wait().is_none(),
-            "the tracer is not waiting\n{}",
-            diag(&tracer)
-        );
-        thread::sleep(Duration::from_millis(50));
-    }
     let mut runs = Vec::new();
     for i in 0..6 {
         let mut g = ChildGuard::spawn(
@@ -239,14 +232,7 @@ fn exe_traces_short_lived_pie_processes_from_their_first_cycle() {
         assert!(status.is_some_and(|s| s.success()), "pie{i}: {status:?}");
         runs.push(g);
     }
-    thread::sleep(Duration::from_millis(1500));
-    tracer.signal(libc::SIGINT);
-    let status = tracer.wait_timeout(Duration::from_secs(30));
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "tracer: {status:?}\n{}",
-        diag(&tracer)
-    );
+    stop(&mut tracer);
     let traces = common::traces_by_pid(&fs::read_to_string(&out).unwrap_or_default());
     let mut failures = Vec::new();
     for g in &runs {

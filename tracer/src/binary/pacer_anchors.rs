@@ -144,34 +144,8 @@ fn settings_and_total(bin: &GoBinary, ctrl: &Range<u64>) -> Anchors {
 /// (assistTime, idleMarkTime): the 2nd and 4th of five consecutive stack words stored in
 /// order, those two straight from 8-byte loads of `ctrl`, the 3rd not (a sum).
 fn cpu_array(flow: &[Flow], ctrl: &Range<u64>) -> Option<(u64, u64)> {
-    let mut holds: HashMap<u16, u64> = HashMap::new();
     // (slot, the controller word stored, if straight from a load).
-    let mut stored: Vec<(u64, Option<u64>)> = Vec::new();
-    for step in flow {
-        match *step {
-            Flow::Load { dst, addr, size } => {
-                if size == 8 && ctrl.contains(&addr) {
-                    holds.insert(dst, addr);
-                } else {
-                    holds.remove(&dst);
-                }
-            }
-            Flow::AddrOf { dst, .. } | Flow::LoadSlot { dst, .. } | Flow::Clobber { dst } => {
-                holds.remove(&dst);
-            }
-            Flow::Move { dst, src } => match holds.get(&src).copied() {
-                Some(a) => {
-                    holds.insert(dst, a);
-                }
-                None => {
-                    holds.remove(&dst);
-                }
-            },
-            Flow::StoreSlot { slot, src } => stored.push((slot, holds.get(&src).copied())),
-            Flow::TestByte { .. } => {}
-            Flow::Call { .. } => holds.clear(),
-        }
-    }
+    let stored = print_anchors::stores_of_loads(flow, ctrl);
     stored.windows(5).find_map(|w| {
         let consecutive = w.windows(2).all(|p| p[0].0.checked_add(8) == Some(p[1].0));
         match (w[1].1, w[2].1, w[3].1) {

@@ -13,6 +13,7 @@
 //! anchors are what candidate layouts are checked against ([`super::derive`]).
 
 use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
 
 use iced_x86::{Mnemonic, OpKind, Register};
 
@@ -92,6 +93,40 @@ pub fn anchors(bin: &GoBinary) -> Result<Anchors, String> {
         "lastStackScan"
     };
     Ok(label(&printed, stacks))
+}
+/// Each store of a register to a stack slot in `flow`, in order: the slot, and the
+/// 8-byte global word in `range` the register holds, when it was loaded straight from one
+/// and not changed since (a value computed from loads, like a sum, holds none). What the
+/// print code's arrays (`[]int64{...}`) are built from.
+pub(super) fn stores_of_loads(flow: &[Flow], range: &Range<u64>) -> Vec<(u64, Option<u64>)> {
+    let mut holds: HashMap<u16, u64> = HashMap::new();
+    let mut stored = Vec::new();
+    for step in flow {
+        match *step {
+            Flow::Load { dst, addr, size } => {
+                if size == 8 && range.contains(&addr) {
+                    holds.insert(dst, addr);
+                } else {
+                    holds.remove(&dst);
+                }
+            }
+            Flow::AddrOf { dst, .. } | Flow::LoadSlot { dst, .. } | Flow::Clobber { dst } => {
+                holds.remove(&dst);
+            }
+            Flow::Move { dst, src } => match holds.get(&src).copied() {
+                Some(a) => {
+                    holds.insert(dst, a);
+                }
+                None => {
+                    holds.remove(&dst);
+                }
+            },
+            Flow::StoreSlot { slot, src } => stored.push((slot, holds.get(&src).copied())),
+            Flow::TestByte { .. } => {}
+            Flow::Call { .. } => holds.clear(),
+        }
+    }
+    stored
 }
 
 /// The architecture-neutral dataflow steps of `f`, in address order.

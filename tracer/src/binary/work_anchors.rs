@@ -18,7 +18,7 @@
 //! every release) count as `work`'s. Where a pattern is absent, ambiguous or disagrees
 //! with itself the field is left out (unknown), never guessed.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::ops::Range;
 
 use iced_x86::{Mnemonic, OpKind, Register};
@@ -259,39 +259,11 @@ fn sweep_term(acc: &[Acc], init_time: u64, work: &Range<u64>) -> Option<u64> {
 /// `[]int64{work.tMark, work.tMarkTerm, work.tEnd}`: the first three 8-byte loads of
 /// distinct `work` words stored, one after the other, to consecutive words of the stack.
 fn clock_array(flow: &[Flow], work: &Range<u64>) -> Option<[u64; 3]> {
-    // Register -> the `work` word it was loaded from (8 bytes), while unchanged.
-    let mut holds: HashMap<u16, u64> = HashMap::new();
-    // (slot, address) of each store of such a register to the stack, in order.
-    let mut stored: Vec<(u64, u64)> = Vec::new();
-    for step in flow {
-        match *step {
-            Flow::Load { dst, addr, size } => {
-                if size == 8 && work.contains(&addr) {
-                    holds.insert(dst, addr);
-                } else {
-                    holds.remove(&dst);
-                }
-            }
-            Flow::AddrOf { dst, .. } | Flow::LoadSlot { dst, .. } | Flow::Clobber { dst } => {
-                holds.remove(&dst);
-            }
-            Flow::Move { dst, src } => match holds.get(&src).copied() {
-                Some(a) => {
-                    holds.insert(dst, a);
-                }
-                None => {
-                    holds.remove(&dst);
-                }
-            },
-            Flow::StoreSlot { slot, src } => {
-                if let Some(a) = holds.get(&src) {
-                    stored.push((slot, *a));
-                }
-            }
-            Flow::TestByte { .. } => {}
-            Flow::Call { .. } => holds.clear(),
-        }
-    }
+    // (slot, address) of each store of a `work` word, straight from its load, in order.
+    let stored: Vec<(u64, u64)> = print_anchors::stores_of_loads(flow, work)
+        .into_iter()
+        .filter_map(|(slot, a)| Some((slot, a?)))
+        .collect();
     stored.windows(3).find_map(|w| {
         let consecutive = w[1].0 == w[0].0.checked_add(8)? && w[2].0 == w[1].0.checked_add(8)?;
         let distinct = w[0].1 != w[1].1 && w[1].1 != w[2].1 && w[0].1 != w[2].1;
