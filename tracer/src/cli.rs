@@ -98,6 +98,16 @@ pub struct SloArgs {
     /// Findings: GC cycles a second above which `gc-frequency` is reported.
     #[arg(long, default_value_t = 50.0, value_name = "PER_S")]
     pub max_gc_rate: f64,
+
+    /// Findings: the window of the pause, GC CPU and frequency rules, in seconds (shorter
+    /// reacts faster to a burst, longer ignores more of one).
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS", value_parser = parse_window)]
+    pub finding_window: f64,
+
+    /// Findings: the window of the growth rules (heap-growth, goroutine-growth), in
+    /// seconds; a trend must span a third of it.
+    #[arg(long, default_value_t = 30.0, value_name = "SECONDS", value_parser = parse_window)]
+    pub growth_window: f64,
 }
 
 impl SloArgs {
@@ -113,6 +123,8 @@ impl SloArgs {
             pause_p50_ns: nanos(self.slo_pause_p50),
             gc_cpu_percent: self.slo_gc_cpu,
             cycles_per_s: self.max_gc_rate,
+            window_s: self.finding_window,
+            growth_window_s: self.growth_window,
             ..crate::findings::Thresholds::default()
         }
     }
@@ -383,6 +395,19 @@ fn parse_percent(s: &str) -> Result<f64, String> {
     Ok(p)
 }
 
+/// A findings window: at least 3 s (judged once a second, over a few judgements) and at
+/// most an hour (the window's cycles are kept in memory).
+fn parse_window(s: &str) -> Result<f64, String> {
+    let w: f64 = s
+        .trim_end_matches('s')
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number of seconds"))?;
+    if !(3.0..=3600.0).contains(&w) {
+        return Err(format!("'{s}' must be between 3 and 3600 seconds"));
+    }
+    Ok(w)
+}
+
 fn parse_pause(s: &str) -> Result<Duration, String> {
     let t = s.trim();
     let (num, scale) = [
@@ -496,6 +521,13 @@ mod tests {
         assert_eq!(c.resolved_format(false), Format::Tui);
         assert_eq!(c.slo.slo_pause, Duration::from_micros(500));
         assert_eq!(c.slo.slo_gc_cpu, 5.0);
+        let t = parse(&["-p", "1", "--finding-window", "4", "--growth-window", "12s"])
+            .unwrap()
+            .trace
+            .slo
+            .thresholds();
+        assert_eq!((t.window_s, t.growth_window_s), (4.0, 12.0));
+        assert!(parse(&["-p", "1", "--finding-window", "1"]).is_err());
         // The same flags, units and defaults in a replay and a report.
         for sub in ["replay", "report"] {
             let c = parse(&[sub, "f.gct", "--slo-pause", "5", "--slo-gc-cpu", "10"]).unwrap();
@@ -506,6 +538,7 @@ mod tests {
             };
             assert_eq!(slo.slo_pause, Duration::from_millis(5), "{sub}");
             assert_eq!(slo.slo_gc_cpu, 10.0, "{sub}");
+            assert_eq!(slo.thresholds().window_s, 10.0, "{sub}");
         }
         assert_eq!(parse_pause("2"), Ok(Duration::from_millis(2)));
         assert_eq!(parse_pause("0.5s"), Ok(Duration::from_millis(500)));
