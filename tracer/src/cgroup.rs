@@ -1,32 +1,81 @@
-//! The CPU limit the target's cgroup (v2) puts on it: `cpu.max` of its cgroup and of
-//! every ancestor, the smallest quota/period. What `gomaxprocs-over-cpu-limit` compares
-//! GOMAXPROCS with (Go 1.25+ derives GOMAXPROCS from the same files).
+//! The CPU limit the target's cgroup puts on it: the CFS quota of its cgroup and of every
+//! ancestor, the smallest quota/period — `cpu.max` on cgroup v2, `cpu.cfs_quota_us` /
+//! `cpu.cfs_period_us` on v1 (hybrid hosts still bind the cpu controller to v1). What
+//! `gomaxprocs-over-cpu-limit` compares GOMAXPROCS with (Go 1.25+ derives GOMAXPROCS
+//! from the same files, v1 and v2).
 
 use std::path::{Path, PathBuf};
 
 /// CPUs the target may use, or None when no cgroup on its path sets a limit (or the
-/// files cannot be read: cgroup v1, no /sys/fs/cgroup in this mount namespace).
+/// files cannot be read: no /sys/fs/cgroup in this mount namespace).
 pub fn cpu_limit_cores(pid: u32) -> Option<f64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-    // cgroup v2 only: "0::/path".
-    let rel = text.lines().find_map(|l| l.strip_prefix("0::"))?;
-    limit_under(Path::new("/sys/fs/cgroup"), rel.trim())
+    // cgroup v2: "0::/path".
+    let v2 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .and_then(|rel| limit_under(Path::new("/sys/fs/cgroup"), rel.trim(), read_cpu_max));
+    v2.or_else(|| {
+        // cgroup v1: "N:cpu,cpuacct:/path", under the mount of the cpu controller.
+        let rel = text.lines().find_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, controllers, path) = (f.next()?, f.next()?, f.next()?);
+            controllers.split(',').any(|c| c == "cpu").then_some(path)
+        })?;
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+        let (mount_root, mount_point) = v1_cpu_mount(&mountinfo)?;
+        let rel = rel.trim();
+        // A mount of a sub-tree (a container's view) shows paths below its root.
+        let rel = rel.strip_prefix(mount_root.as_str()).unwrap_or(rel);
+        limit_under(Path::new(&mount_point), rel, read_cfs_quota)
+    })
 }
 
-fn limit_under(root: &Path, rel: &str) -> Option<f64> {
+/// The (root, mount point) of the cgroup v1 hierarchy that has the cpu controller.
+fn v1_cpu_mount(mountinfo: &str) -> Option<(String, String)> {
+    mountinfo.lines().find_map(|l| {
+        let (left, right) = l.split_once(" - ")?;
+        let mut r = right.split_whitespace();
+        let (fstype, _source, opts) = (r.next()?, r.next()?, r.next()?);
+        if fstype != "cgroup" || !opts.split(',').any(|o| o == "cpu") {
+            return None;
+        }
+        let mut f = left.split_whitespace();
+        let (root, point) = (f.nth(3)?, f.next()?);
+        Some((root.trim_end_matches('/').to_owned(), point.to_owned()))
+    })
+}
+
+/// The smallest limit `read` finds in `rel` (a cgroup path) under `root` and its ancestors.
+fn limit_under(root: &Path, rel: &str, read: fn(&Path) -> Option<f64>) -> Option<f64> {
     let mut dir: PathBuf = root.join(rel.trim_start_matches('/'));
     let mut best: Option<f64> = None;
     while dir.starts_with(root) {
-        if let Ok(s) = std::fs::read_to_string(dir.join("cpu.max")) {
-            if let Some(cores) = parse_cpu_max(&s) {
-                best = Some(best.map_or(cores, |b| b.min(cores)));
-            }
+        if let Some(cores) = read(&dir) {
+            best = Some(best.map_or(cores, |b| b.min(cores)));
         }
         if !dir.pop() || dir == root.parent().unwrap_or(root) {
             break;
         }
     }
     best
+}
+
+fn read_cpu_max(dir: &Path) -> Option<f64> {
+    parse_cpu_max(&std::fs::read_to_string(dir.join("cpu.max")).ok()?)
+}
+
+/// v1: quota -1 is no limit.
+fn read_cfs_quota(dir: &Path) -> Option<f64> {
+    let num = |f: &str| -> Option<f64> {
+        std::fs::read_to_string(dir.join(f))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    let (quota, period) = (num("cpu.cfs_quota_us")?, num("cpu.cfs_period_us")?);
+    (period > 0.0 && quota > 0.0).then(|| quota / period)
 }
 
 /// `cpu.max` is "QUOTA PERIOD" or "max PERIOD".
@@ -50,10 +99,30 @@ mod tests {
         std::fs::create_dir_all(&leaf).unwrap();
         std::fs::write(root.join("a/cpu.max"), "50000 100000\n").unwrap();
         std::fs::write(leaf.join("cpu.max"), "max 100000\n").unwrap();
-        assert_eq!(limit_under(&root, "/a/b"), Some(0.5));
+        assert_eq!(limit_under(&root, "/a/b", read_cpu_max), Some(0.5));
         std::fs::write(leaf.join("cpu.max"), "25000 100000\n").unwrap();
-        assert_eq!(limit_under(&root, "/a/b"), Some(0.25));
-        assert_eq!(limit_under(&root, "/nothing"), None);
+        assert_eq!(limit_under(&root, "/a/b", read_cpu_max), Some(0.25));
+        assert_eq!(limit_under(&root, "/nothing", read_cpu_max), None);
         std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn cgroup_v1_quota_and_mount() {
+        let root = std::env::temp_dir().join(format!("gctrace-cg1-{}", std::process::id()));
+        let leaf = root.join("a");
+        std::fs::create_dir_all(&leaf).unwrap();
+        std::fs::write(root.join("cpu.cfs_quota_us"), "-1\n").unwrap();
+        std::fs::write(root.join("cpu.cfs_period_us"), "100000\n").unwrap();
+        std::fs::write(leaf.join("cpu.cfs_quota_us"), "150000\n").unwrap();
+        std::fs::write(leaf.join("cpu.cfs_period_us"), "100000\n").unwrap();
+        assert_eq!(limit_under(&root, "/a", read_cfs_quota), Some(1.5));
+        assert_eq!(limit_under(&root, "/", read_cfs_quota), None);
+        std::fs::remove_dir_all(&root).unwrap();
+        let mi = "30 25 0:26 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n\
+                  31 25 0:27 /kube /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n";
+        assert_eq!(
+            v1_cpu_mount(mi),
+            Some(("/kube".to_owned(), "/sys/fs/cgroup/cpu,cpuacct".to_owned()))
+        );
     }
 }
