@@ -34,15 +34,21 @@ type phase struct {
 	description string
 }
 
+// The first four phases are the collector's ordinary moods; the next three each make a
+// finding of gctrace-bpf start (see docs/findings.md), the last lets them end.
 var phases = []phase{
 	{"steady", 6, 4, 512, 4 << 20, "steady traffic: small requests, a small cache; regular heap-triggered cycles"},
-	{"burst", 3, 32, 2048, 4 << 20, "traffic burst: 8x the allocation rate; cycles come much faster"},
-	{"big-heap", 6, 24, 2048, 128 << 20, "cache warm-up: ~128 MiB stays live; fewer, longer cycles with more mark work"},
-	{"cooldown", 5, 2, 512, 1 << 20, "cool-down: the cache is dropped; the heap shrinks back"},
+	{"burst", 4, 32, 2048, 4 << 20, "traffic burst: 8x the allocation rate; cycles come much faster"},
+	{"big-heap", 7, 24, 2048, 128 << 20, "cache warm-up: ~128 MiB stays live; fewer, longer cycles with more mark work"},
+	{"cooldown", 3, 2, 512, 1 << 20, "cool-down: the cache is dropped; the heap shrinks back"},
+	{"concat", 12, 4, 512, 1 << 20, "responses built with += in a loop: alloc-string-concat (with --allocs sample)"},
+	{"thrash", 8, 0, 0, 1 << 20, "a tight loop of tiny garbage over a small heap: gc-thrashing, gc-frequency"},
+	{"leak", 16, 4, 512, 1 << 20, "every 40th request leaves a goroutine blocked (~200/s): goroutine-growth, heap-growth"},
+	{"recovery", 4, 2, 512, 1 << 20, "the leaked goroutines exit: the findings end (after their windows)"},
 }
 
 func main() {
-	duration := flag.Duration("duration", 20*time.Second, "total run time")
+	duration := flag.Duration("duration", 60*time.Second, "total run time (the finding phases need their share of a minute)")
 	workers := flag.Int("workers", 2, "request-handling goroutines")
 	flag.Parse()
 
@@ -75,6 +81,9 @@ func main() {
 		length := *duration * time.Duration(p.weight) / time.Duration(totalWeight)
 		fmt.Printf("demo: phase %s (%.1fs)\n", p.name, length.Seconds())
 		cache = resizeCache(cache, p.cacheBytes)
+		if p.name == "recovery" {
+			close(leaked)
+		}
 		if !runPhase(p, *workers, length, done) {
 			break
 		}
@@ -145,7 +154,23 @@ func runPhase(p phase, workers int, length time.Duration, done <-chan struct{}) 
 	return !stopped
 }
 
+// leaked is closed when the leak phase is over: its goroutines wait for it.
+var leaked = make(chan struct{})
+
+// node is a small object with a pointer: the thrash phase's live heap is made of them,
+// so every cycle has marking to do.
+type node struct {
+	next *node
+	pad  [48]byte
+}
+
+var sink interface{}
+
 func handle(worker int, p phase, stop <-chan struct{}) {
+	if p.name == "thrash" {
+		thrash(stop)
+		return
+	}
 	// A small window of in-flight requests stays live.
 	inflight := make([]*request, 256)
 	id := 0
@@ -164,7 +189,46 @@ func handle(worker int, p phase, stop <-chan struct{}) {
 				body:    make([]byte, p.body),
 			}
 			inflight[id%len(inflight)] = r
+			switch p.name {
+			case "concat":
+				sink = render(r)
+			case "leak":
+				// Every 40th request's goroutine waits for a reply nobody sends, holding the
+				// request: the goroutine count and the live heap grow.
+				if id%40 == 0 {
+					go func(r *request) { <-leaked; _ = r }(r)
+				}
+			}
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// render builds a response the slow way: += copies the whole string each time.
+func render(r *request) string {
+	out := ""
+	for i := 0; i < 64; i++ {
+		out += r.path + ";"
+	}
+	return out
+}
+
+// thrash allocates tiny objects as fast as it can over a small live list of pointers:
+// the heap stays at its 4 MiB floor and the GC runs all the time.
+func thrash(stop <-chan struct{}) {
+	var live *node
+	for i := 0; i < (512<<10)/64; i++ {
+		live = &node{next: live}
+	}
+	for {
+		select {
+		case <-stop:
+			runtime.KeepAlive(live)
+			return
+		default:
+		}
+		for i := 0; i < 1000; i++ {
+			sink = &node{}
+		}
 	}
 }
