@@ -63,9 +63,11 @@ pub struct Inputs {
     /// set (inverted from their goal); `None` otherwise.
     pub non_heap_bytes: Option<u64>,
     /// The program as it ran (same cycles): cycles/s, GC CPU % (idle workers
-    /// excluded) and mean heap at mark termination, to set the predictions against.
+    /// excluded), all GC CPU % (idle workers included: gctrace's five cpu figures) and
+    /// mean heap at mark termination, to set the predictions against.
     pub now_cycles_per_s: Option<f64>,
     pub now_gc_cpu_percent: Option<f64>,
+    pub now_gc_cpu_total_percent: Option<f64>,
     pub now_peak_heap_bytes: Option<u64>,
     /// Why an input is unknown, naming it.
     pub warnings: Vec<String>,
@@ -257,10 +259,13 @@ impl Inputs {
                     .iter()
                     .map(|(_, c)| c.assist_ns.saturating_add(c.background_ns) as f64)
                     .sum::<f64>();
-            inp.now_gc_cpu_percent = inp
+            let idle: f64 = cpus.iter().map(|(_, c)| c.idle_ns as f64).sum();
+            let capacity = inp
                 .gomaxprocs
                 .filter(|_| inp.span_s > 0.0)
-                .map(|p| total / (inp.span_s * 1e9 * f64::from(p)) * 100.0);
+                .map(|p| inp.span_s * 1e9 * f64::from(p));
+            inp.now_gc_cpu_percent = capacity.map(|cap| total / cap * 100.0);
+            inp.now_gc_cpu_total_percent = capacity.map(|cap| (total + idle) / cap * 100.0);
         }
         if inp.stop_cpu_ns.is_none() || inp.mark_cpu_ns_per_byte.is_none() {
             inp.warnings.push(

@@ -97,8 +97,13 @@ pub struct Prediction {
     pub memory_limit_bytes: Option<u64>,
     pub cycles_per_s: Option<f64>,
     /// GC CPU, percent of GOMAXPROCS × wall time (idle mark workers excluded, as in
-    /// gctrace's P% and the gc-thrashing finding).
+    /// gctrace's P% and the gc-thrashing finding). The split between idle and other
+    /// workers is taken as recorded; it moves with how idle the machine is.
     pub gc_cpu_percent: Option<f64>,
+    /// All GC CPU, idle mark workers included (gctrace's five cpu figures, the
+    /// runtime's `/cpu/classes/gc/total`), percent of GOMAXPROCS × wall time: the work
+    /// a cycle needs whichever worker does it, so the figure the model predicts best.
+    pub gc_cpu_total_percent: Option<f64>,
     /// The heap at mark termination (gctrace's heap1), the most a cycle lets it grow.
     pub peak_heap_bytes: Option<u64>,
     pub heap_goal_bytes: Option<u64>,
@@ -145,6 +150,7 @@ pub fn predict(inputs: &Inputs, w: &WhatIf) -> Prediction {
         memory_limit_bytes: limit,
         cycles_per_s: None,
         gc_cpu_percent: None,
+        gc_cpu_total_percent: None,
         peak_heap_bytes: None,
         heap_goal_bytes: None,
         bound_by: None,
@@ -163,6 +169,7 @@ pub fn predict(inputs: &Inputs, w: &WhatIf) -> Prediction {
         p.bound_by = Some("none");
         p.cycles_per_s = Some(0.0);
         p.gc_cpu_percent = Some(0.0);
+        p.gc_cpu_total_percent = Some(0.0);
         p.warnings.push(
             "GOGC=off and no memory limit: no cycle runs and the heap grows with every \
              allocation (no peak)"
@@ -224,12 +231,24 @@ pub fn predict(inputs: &Inputs, w: &WhatIf) -> Prediction {
         let assists = (assist * scan + all * scan * (share - share_now)).max(0.0);
         Some(stop + bg * scan + assists)
     })();
+    // All of a cycle's GC CPU: the stops and all marking, whoever does it. Assists and
+    // idle workers take over work the dedicated and fractional workers would have
+    // done, so the total follows the bytes to scan and not the split; never less than
+    // the part outside idle workers (the assist rule may move more onto assists than
+    // idle workers did).
+    let total_cost_ns = inputs
+        .stop_cpu_ns
+        .zip(inputs.mark_cpu_ns_per_byte)
+        .map(|(stop, all)| cost_ns.map_or(stop + all * scan, |c| c.max(stop + all * scan)));
     let capacity_ns = inputs.gomaxprocs.map(|p| f64::from(p) * 1e9);
     if c.peak > c.marked {
         let cycles = growth / (c.peak - c.marked) as f64;
         p.cycles_per_s = Some(cycles);
         p.peak_heap_bytes = Some(c.peak);
         p.gc_cpu_percent = cost_ns
+            .zip(capacity_ns)
+            .map(|(cost, cap)| cycles * cost / cap * 100.0);
+        p.gc_cpu_total_percent = total_cost_ns
             .zip(capacity_ns)
             .map(|(cost, cap)| cycles * cost / cap * 100.0);
     }
@@ -244,6 +263,8 @@ pub fn predict(inputs: &Inputs, w: &WhatIf) -> Prediction {
                 let cycles = pacer::CPU_LIMIT_SHARE * cap / cost;
                 p.cycles_per_s = Some(cycles);
                 p.gc_cpu_percent = Some(pacer::CPU_LIMIT_SHARE * 100.0);
+                // The limiter counts no idle worker: they come on top.
+                p.gc_cpu_total_percent = total_cost_ns.map(|t| cycles * t / cap * 100.0);
                 p.peak_heap_bytes = Some(c.marked + (growth / cycles) as u64);
                 p.bound_by = Some("gc-cpu-limiter");
                 p.warnings.push(
@@ -254,6 +275,7 @@ pub fn predict(inputs: &Inputs, w: &WhatIf) -> Prediction {
             }
             None => {
                 p.cycles_per_s = None;
+                p.gc_cpu_total_percent = None;
                 p.peak_heap_bytes = None;
                 p.warnings.push(
                     "the memory limit leaves no runway and GC CPU per cycle is unknown: \
@@ -268,6 +290,7 @@ pub fn predict(inputs: &Inputs, w: &WhatIf) -> Prediction {
     if let Some(cpu) = p.gc_cpu_percent.filter(|c| *c > 100.0) {
         p.cycles_per_s = None;
         p.gc_cpu_percent = None;
+        p.gc_cpu_total_percent = None;
         p.peak_heap_bytes = None;
         p.warnings.push(format!(
             "beyond the model: the GC would need {cpu:.0} % of GOMAXPROCS at the recorded \

@@ -31,10 +31,22 @@ fn pct(v: Option<f64>) -> String {
     v.map_or("?".into(), |c| format!("{c:.1} %"))
 }
 
-/// "8.1 cycles/s, GC CPU 2.3 %, peak heap 90.1 MiB".
-pub fn figures(cycles_per_s: Option<f64>, gc_cpu: Option<f64>, peak: Option<u64>) -> String {
+/// "8.1 cycles/s, GC CPU 2.3 % (+ idle 9.0 %), peak heap 90.1 MiB": GC CPU as
+/// gctrace's P% and the gc-thrashing finding count it, then what idle mark workers add
+/// to it (`gc_cpu_total` less it; the sum is what the model predicts best).
+pub fn figures(
+    cycles_per_s: Option<f64>,
+    gc_cpu: Option<f64>,
+    gc_cpu_total: Option<f64>,
+    peak: Option<u64>,
+) -> String {
+    let idle = match (gc_cpu, gc_cpu_total) {
+        (Some(c), Some(t)) => format!(" (+ idle {})", pct(Some((t - c).max(0.0)))),
+        (Some(_), None) => " (+ idle ?)".into(),
+        (None, _) => String::new(),
+    };
     format!(
-        "{} cycles/s, GC CPU {}, peak heap {}",
+        "{} cycles/s, GC CPU {}{idle}, peak heap {}",
         rate(cycles_per_s),
         pct(gc_cpu),
         mib_unit(peak)
@@ -55,6 +67,7 @@ pub fn basis(i: &Inputs) -> String {
         figures(
             i.now_cycles_per_s,
             i.now_gc_cpu_percent,
+            i.now_gc_cpu_total_percent,
             i.now_peak_heap_bytes
         )
     )
@@ -67,7 +80,8 @@ pub fn render(s: &mut String, inputs: &Inputs, preds: &[Prediction], markdown: b
     if markdown {
         let _ = writeln!(
             s,
-            "\n| setting | cycles/s | GC CPU | peak heap | goal set by |\n|---|---|---|---|---|"
+            "\n| setting | cycles/s | GC CPU | + idle workers | peak heap | goal set by |\n\
+             |---|---|---|---|---|---|"
         );
     }
     for p in preds {
@@ -75,10 +89,14 @@ pub fn render(s: &mut String, inputs: &Inputs, preds: &[Prediction], markdown: b
         if markdown {
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {by} |",
+                "| {} | {} | {} | {} | {} | {by} |",
                 label(p),
                 rate(p.cycles_per_s),
                 pct(p.gc_cpu_percent),
+                pct(p
+                    .gc_cpu_total_percent
+                    .zip(p.gc_cpu_percent)
+                    .map(|(t, c)| (t - c).max(0.0))),
                 mib_unit(p.peak_heap_bytes)
             );
         } else {
@@ -86,7 +104,12 @@ pub fn render(s: &mut String, inputs: &Inputs, preds: &[Prediction], markdown: b
                 s,
                 "  {:<26} {} (goal set by {by})",
                 label(p),
-                figures(p.cycles_per_s, p.gc_cpu_percent, p.peak_heap_bytes)
+                figures(
+                    p.cycles_per_s,
+                    p.gc_cpu_percent,
+                    p.gc_cpu_total_percent,
+                    p.peak_heap_bytes
+                )
             );
         }
     }

@@ -54,6 +54,7 @@ fn what_if_lines(app: &App) -> Vec<Line<'static>> {
             Span::raw(whatif::text::figures(
                 p.cycles_per_s,
                 p.gc_cpu_percent,
+                p.gc_cpu_total_percent,
                 p.peak_heap_bytes,
             )),
             Span::styled(
