@@ -100,6 +100,20 @@ pub struct GcCpu {
     pub mark_term_ns: u64,
 }
 
+impl GcCpu {
+    /// Each phase's CPU time under the `phase` label value the metric exporters
+    /// (Prometheus and OTLP) give it, in gctrace's order.
+    pub fn by_phase(&self) -> [(&'static str, u64); 5] {
+        [
+            ("sweep_termination", self.sweep_term_ns),
+            ("assist", self.assist_ns),
+            ("background", self.background_ns),
+            ("idle", self.idle_ns),
+            ("mark_termination", self.mark_term_ns),
+        ]
+    }
+}
+
 /// Allocation so far, from the runtime's own cumulative counter.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AllocRecord {

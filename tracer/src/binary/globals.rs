@@ -22,10 +22,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Range;
 
-use iced_x86::{Code, Decoder, DecoderOptions, Instruction, Mnemonic, OpKind, Register};
+use iced_x86::{Code, Instruction, Mnemonic, OpKind, Register};
 
 use super::offsets_table::StructLayout;
-use super::{globals_arm64, work_anchors, Arch, Function, GoBinary};
+use super::{globals_arm64, receivers, work_anchors, x86, Arch, Function, GoBinary};
 
 /// Struct globals recovered by voting: symbol, its type, and the runtime functions whose
 /// code is searched (by name prefix). These are the functions of a GC cycle and of
@@ -52,8 +52,9 @@ const VOTING_FUNCTIONS: &[&str] = &[
     "runtime.readGCStats_m",
 ];
 
-/// Fewest `LEA RAX, [global]; CALL method` sites that identify a receiver global.
-pub(crate) const MIN_RECEIVER_SITES: usize = 3;
+/// Fewest receiver sites (`LEA RAX, [global]; CALL method`, or its arm64 form) that
+/// identify a receiver global.
+const MIN_RECEIVER_SITES: usize = 3;
 
 /// Fewest distinct fields a base must explain to be believed.
 pub const MIN_DISTINCT_FIELDS: usize = 3;
@@ -132,10 +133,7 @@ pub(crate) fn code_evidence(bin: &GoBinary) -> CodeEvidence {
     let receivers = STRUCT_GLOBALS
         .iter()
         .map(|(_, ty)| {
-            let r = match bin.arch() {
-                Arch::X86_64 => receiver_of(bin, ty),
-                Arch::Aarch64 => globals_arm64::receiver_of(bin, ty),
-            };
+            let r = receiver_of(bin, ty);
             // `workType` has no methods, but its first member `full` is an `lfstack`
             // receiver.
             let r = match r {
@@ -280,21 +278,13 @@ pub(crate) fn access_targets(bin: &GoBinary, f: &Function) -> Vec<u64> {
     }
 }
 
+/// The instructions of `f` up to the first it cannot decode (none when its bytes cannot
+/// be read): the locators search code, they place no probe.
 pub(crate) fn decode(bin: &GoBinary, f: &Function) -> Vec<Instruction> {
     let Ok(bytes) = bin.code_bytes(f) else {
         return Vec::new();
     };
-    let mut decoder = Decoder::with_ip(64, bytes, f.address, DecoderOptions::NONE);
-    let mut out = Vec::new();
-    let mut instr = Instruction::default();
-    while decoder.can_decode() {
-        decoder.decode_out(&mut instr);
-        if instr.is_invalid() {
-            break;
-        }
-        out.push(instr);
-    }
-    out
+    x86::decode(bytes, f.address).unwrap_or_else(|stop| stop.decoded)
 }
 
 /// Picks the base that best explains the accesses. A candidate base B scores the
@@ -378,44 +368,23 @@ fn struct_size(layout: &StructLayout) -> u64 {
         .unwrap_or(0)
 }
 
-/// Methods on a struct global are called with `&global` as receiver, which Go's register
-/// ABI (amd64, every supported release) passes in RAX: `LEA RAX, [global]` shortly
-/// before `CALL runtime.(*T).method`. `runtime.setGCPercent`, `gcStart`,
-/// `gcMarkTermination` and friends do this with `gcController`. Every such site in the
-/// runtime must name the same address, bar a stray minority (at most one in five: a
-/// LEA of another pointer argument can precede a call); `Ok(None)` when there are too
-/// few sites to tell (e.g. `workType` has no methods).
+/// Methods on a struct global are called with `&global` as receiver
+/// ([`receivers::receivers`]): `runtime.setGCPercent`, `gcStart`, `gcMarkTermination`
+/// and friends do this with `gcController`. Every such site in the runtime must name
+/// the same address, bar a stray minority (at most one in five: a LEA of another
+/// pointer argument can precede a call); `Ok(None)` when there are too few sites to
+/// tell (e.g. `workType` has no methods).
 /// Returns (address, sites naming it, sites naming others).
 fn receiver_of(bin: &GoBinary, ty: &str) -> Result<Option<(u64, usize, usize)>, String> {
-    const WINDOW: usize = 4;
     let Some(short) = ty.strip_prefix("runtime.") else {
         return Ok(None);
     };
     let method_prefix = format!("runtime.(*{short}).");
+    let is_method = |name: &str| name.starts_with(&method_prefix);
     let mut seen: BTreeMap<u64, usize> = BTreeMap::new();
     for f in bin.functions_with_prefix("runtime.") {
-        let code = decode(bin, &f);
-        for (i, lea) in code.iter().enumerate() {
-            if lea.mnemonic() != Mnemonic::Lea
-                || lea.op0_register() != Register::RAX
-                || !lea.is_ip_rel_memory_operand()
-            {
-                continue;
-            }
-            let call = code.iter().skip(i + 1).take(WINDOW).find(|c| {
-                c.is_call_near()
-                    || c.op0_register() == Register::RAX
-                    || c.op0_register() == Register::EAX
-            });
-            let is_method_call = call.is_some_and(|c| {
-                c.is_call_near()
-                    && bin.function_at(c.near_branch_target()).is_some_and(|g| {
-                        g.address == c.near_branch_target() && g.name.starts_with(&method_prefix)
-                    })
-            });
-            if is_method_call {
-                *seen.entry(lea.ip_rel_memory_address()).or_default() += 1;
-            }
+        for base in receivers::receivers(bin, &f, &is_method) {
+            *seen.entry(base).or_default() += 1;
         }
     }
     // A stray match (a LEA of something else whose call happens to follow) is
@@ -528,6 +497,11 @@ fn gcphase(bin: &GoBinary) -> Result<u64, String> {
             }
         }
     }
+    gcphase_agreed(found)
+}
+
+/// The one address every `setGCPhase` site (either architecture's pattern) named.
+pub(crate) fn gcphase_agreed(found: BTreeSet<u64>) -> Result<u64, String> {
     match found.len() {
         1 => found
             .into_iter()

@@ -3,10 +3,9 @@
 //! each pattern is the arm64 shape of its x86-64 twin and is checked against `.symtab` on
 //! every supported toolchain by `tracer/tests/binary_stripped.rs`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use super::arm64::{self, Access, Event, Kind};
-use super::globals::MIN_RECEIVER_SITES;
 use super::{Function, GoBinary};
 
 /// The decoded events of `f` (empty when its bytes cannot be read).
@@ -25,63 +24,6 @@ pub(crate) fn accesses(bin: &GoBinary, f: &Function) -> Vec<Access> {
             _ => None,
         })
         .collect()
-}
-
-/// `&global` as a method receiver arrives in R0: `ADRP R0; ADD $lo, R0, R0` shortly
-/// before `BL runtime.(*T).method`, R0 untouched in between. Same voting rule as on
-/// x86-64 (see `globals::receiver_of`).
-pub(crate) fn receiver_of(bin: &GoBinary, ty: &str) -> Result<Option<(u64, usize, usize)>, String> {
-    const WINDOW: usize = 6;
-    let Some(short) = ty.strip_prefix("runtime.") else {
-        return Ok(None);
-    };
-    let method_prefix = format!("runtime.(*{short}).");
-    let mut seen: BTreeMap<u64, usize> = BTreeMap::new();
-    for f in bin.functions_with_prefix("runtime.") {
-        let ev = events(bin, &f);
-        for (i, e) in ev.iter().enumerate() {
-            let Event::Access(Access {
-                target,
-                kind: Kind::AddrOf { rd: 0 },
-                ..
-            }) = e
-            else {
-                continue;
-            };
-            let next = ev.iter().skip(i + 1).take(WINDOW).find(|n| {
-                matches!(n, Event::Call { .. } | Event::Clobber { rd: 0, .. })
-                    || matches!(
-                        n,
-                        Event::Access(Access {
-                            kind: Kind::AddrOf { rd: 0 },
-                            ..
-                        })
-                    )
-            });
-            let is_method_call = matches!(next, Some(Event::Call { target: t, .. })
-                if bin.function_at(*t).is_some_and(|g| g.address == *t && g.name.starts_with(&method_prefix)));
-            if is_method_call {
-                *seen.entry(*target).or_default() += 1;
-            }
-        }
-    }
-    let total: usize = seen.values().sum();
-    let Some((&base, &n)) = seen.iter().max_by_key(|(_, n)| **n) else {
-        return Ok(None);
-    };
-    if n >= MIN_RECEIVER_SITES && n * 5 >= total * 4 {
-        return Ok(Some((base, n, total - n)));
-    }
-    if n < MIN_RECEIVER_SITES && seen.len() == 1 {
-        return Ok(None);
-    }
-    Err(format!(
-        "{method_prefix}* receivers disagree: {}",
-        seen.iter()
-            .map(|(a, n)| format!("{a:#x} ({n}x)"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    ))
 }
 
 /// `GOMAXPROCS(n)` reads `int(gomaxprocs)` before anything else it loads: the first
@@ -168,14 +110,5 @@ pub(crate) fn gcphase(bin: &GoBinary) -> Result<u64, String> {
             }
         }
     }
-    match found.len() {
-        1 => found
-            .into_iter()
-            .next()
-            .ok_or_else(|| "no setGCPhase pattern".into()),
-        0 => Err("no inlined setGCPhase (atomic store then reload) found".into()),
-        n => Err(format!(
-            "setGCPhase pattern matched {n} different addresses"
-        )),
-    }
+    super::globals::gcphase_agreed(found)
 }

@@ -28,12 +28,14 @@ mod pclntab;
 mod print_anchors;
 pub mod process;
 mod reason_table;
+mod receivers;
 mod resolve;
 mod returns;
 mod runtime_version;
 mod symbols;
 mod types;
 mod work_anchors;
+pub(crate) mod x86;
 
 use std::collections::HashMap;
 use std::fmt;

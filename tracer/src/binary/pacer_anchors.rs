@@ -16,7 +16,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::ops::Range;
 
 use super::arm64::Kind;
-use super::print_anchors::{self, Anchors, Flow};
+use super::print_anchors::{self, set_or_forget, Anchors, Flow};
 use super::work_anchors::{self, Acc};
 use super::{globals_arm64, Arch, GoBinary};
 
@@ -100,14 +100,10 @@ fn settings_and_total(bin: &GoBinary, ctrl: &Range<u64>) -> Anchors {
                 | Flow::Clobber { dst } => {
                     holds.remove(&dst);
                 }
-                Flow::Move { dst, src } => match holds.get(&src).copied() {
-                    Some(a) => {
-                        holds.insert(dst, a);
-                    }
-                    None => {
-                        holds.remove(&dst);
-                    }
-                },
+                Flow::Move { dst, src } => {
+                    let v = holds.get(&src).copied();
+                    set_or_forget(&mut holds, dst, v);
+                }
                 Flow::Call { target } => {
                     let callee = bin.function_at(target).map(|g| g.name).unwrap_or_default();
                     if callee == "runtime.gcPaceScavenger" {

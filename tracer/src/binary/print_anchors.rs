@@ -81,6 +81,23 @@ enum Printed {
     Guarded(Vec<u8>, Option<u64>),
 }
 
+/// What a register or stack slot holds after a copy into it: the source's value if that
+/// was known, else nothing (the old value is gone either way).
+pub(super) fn set_or_forget<K: std::hash::Hash + Eq, V>(
+    held: &mut HashMap<K, V>,
+    key: K,
+    value: Option<V>,
+) {
+    match value {
+        Some(v) => {
+            held.insert(key, v);
+        }
+        None => {
+            held.remove(&key);
+        }
+    }
+}
+
 /// The anchors of `bin`'s `gcMarkTermination`, or why there are none.
 pub fn anchors(bin: &GoBinary) -> Result<Anchors, String> {
     let f = bin
@@ -113,14 +130,10 @@ pub(super) fn stores_of_loads(flow: &[Flow], range: &Range<u64>) -> Vec<(u64, Op
             Flow::AddrOf { dst, .. } | Flow::LoadSlot { dst, .. } | Flow::Clobber { dst } => {
                 holds.remove(&dst);
             }
-            Flow::Move { dst, src } => match holds.get(&src).copied() {
-                Some(a) => {
-                    holds.insert(dst, a);
-                }
-                None => {
-                    holds.remove(&dst);
-                }
-            },
+            Flow::Move { dst, src } => {
+                let v = holds.get(&src).copied();
+                set_or_forget(&mut holds, dst, v);
+            }
             Flow::StoreSlot { slot, src } => stored.push((slot, holds.get(&src).copied())),
             Flow::TestByte { .. } => {}
             Flow::Call { .. } => holds.clear(),
@@ -208,30 +221,18 @@ fn run(bin: &GoBinary, flow: &[Flow]) -> Vec<Printed> {
             Flow::AddrOf { dst, addr } => {
                 regs.insert(dst, Val::Addr(addr));
             }
-            Flow::StoreSlot { slot, src } => match regs.get(&src) {
-                Some(v) => {
-                    slots.insert(slot, *v);
-                }
-                None => {
-                    slots.remove(&slot);
-                }
-            },
-            Flow::LoadSlot { dst, slot } => match slots.get(&slot) {
-                Some(v) => {
-                    regs.insert(dst, *v);
-                }
-                None => {
-                    regs.remove(&dst);
-                }
-            },
-            Flow::Move { dst, src } => match regs.get(&src).copied() {
-                Some(v) => {
-                    regs.insert(dst, v);
-                }
-                None => {
-                    regs.remove(&dst);
-                }
-            },
+            Flow::StoreSlot { slot, src } => {
+                let v = regs.get(&src).copied();
+                set_or_forget(&mut slots, slot, v);
+            }
+            Flow::LoadSlot { dst, slot } => {
+                let v = slots.get(&slot).copied();
+                set_or_forget(&mut regs, dst, v);
+            }
+            Flow::Move { dst, src } => {
+                let v = regs.get(&src).copied();
+                set_or_forget(&mut regs, dst, v);
+            }
             Flow::Clobber { dst } => {
                 regs.remove(&dst);
             }
@@ -368,20 +369,13 @@ fn arm64_flow(bin: &GoBinary, f: &super::Function) -> Vec<Flow> {
                     dst: rd.into(),
                     addr: target,
                 }),
+                // An atomic access that writes a register feeds it as a plain load does.
                 Kind::Load {
                     size,
                     rt,
                     fp: false,
-                } => {
-                    out.push(Flow::Load {
-                        dst: rt.into(),
-                        addr: target,
-                        size,
-                    });
-                    loaded.retain(|(p, _)| *p == pc);
-                    loaded.push((pc, rt));
                 }
-                Kind::Atomic {
+                | Kind::Atomic {
                     size, rt: Some(rt), ..
                 } => {
                     out.push(Flow::Load {

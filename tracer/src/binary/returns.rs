@@ -6,9 +6,9 @@
 //! lands inside an instruction and corrupts the program), so the decode must be exact:
 //! any byte sequence we cannot decode is an error, never skipped.
 
-use iced_x86::{Decoder, DecoderOptions, Instruction, Mnemonic};
+use iced_x86::{Instruction, Mnemonic};
 
-use super::{Arch, Function};
+use super::{x86, Arch, Function};
 
 /// `bytes` are exactly the function's bytes, starting at `f.address`.
 pub(crate) fn return_sites(arch: Arch, bytes: &[u8], f: &Function) -> Result<Vec<u64>, String> {
@@ -19,25 +19,18 @@ pub(crate) fn return_sites(arch: Arch, bytes: &[u8], f: &Function) -> Result<Vec
 }
 
 fn x86_64(bytes: &[u8], f: &Function) -> Result<Vec<u64>, String> {
-    let mut decoder = Decoder::with_ip(64, bytes, f.address, DecoderOptions::NONE);
-    let mut instr = Instruction::default();
-    let mut sites = Vec::new();
-    while decoder.can_decode() {
-        decoder.decode_out(&mut instr);
-        if instr.is_invalid() {
-            return Err(format!(
-                "invalid x86-64 instruction at {:#x} in {} ({:?})",
-                instr.ip(),
-                f.name,
-                decoder.last_error()
-            ));
-        }
-        // RET and RET imm16 (near returns; Go never emits far returns).
-        if instr.mnemonic() == Mnemonic::Ret {
-            sites.push(instr.ip());
-        }
-    }
-    Ok(sites)
+    let code = x86::decode(bytes, f.address).map_err(|stop| {
+        format!(
+            "invalid x86-64 instruction at {:#x} in {} ({:?})",
+            stop.ip, f.name, stop.error
+        )
+    })?;
+    // RET and RET imm16 (near returns; Go never emits far returns).
+    Ok(code
+        .iter()
+        .filter(|i| i.mnemonic() == Mnemonic::Ret)
+        .map(Instruction::ip)
+        .collect())
 }
 
 /// RET {Xn}: `1101011 0 0 10 11111 000000 Rn 00000`, any return register.

@@ -23,9 +23,9 @@ use std::ops::Range;
 
 use iced_x86::{Mnemonic, OpKind, Register};
 
-use super::arm64::{Access, Event, Kind};
+use super::arm64::Kind;
 use super::print_anchors::{self, Anchors, Flow};
-use super::{globals, globals_arm64, Arch, GoBinary};
+use super::{globals, globals_arm64, receivers, Arch, GoBinary};
 
 const WORK_TYPE: &str = "runtime.workType";
 
@@ -53,10 +53,7 @@ pub(crate) fn work_base(bin: &GoBinary) -> Result<Option<(u64, usize, usize)>, S
         let Some(f) = bin.function(name) else {
             continue;
         };
-        let found = match bin.arch() {
-            Arch::X86_64 => lfstack_receivers_x86(bin, &f),
-            Arch::Aarch64 => lfstack_receivers_arm64(bin, &f),
-        };
+        let found = receivers::receivers(bin, &f, &|name| name.starts_with("runtime.(*lfstack)."));
         sites += found.len();
         seen.extend(found);
     }
@@ -71,64 +68,6 @@ pub(crate) fn work_base(bin: &GoBinary) -> Result<Option<(u64, usize, usize)>, S
                 .join(", ")
         )),
     }
-}
-
-fn is_lfstack_method(bin: &GoBinary, target: u64) -> bool {
-    bin.function_at(target)
-        .is_some_and(|g| g.address == target && g.name.starts_with("runtime.(*lfstack)."))
-}
-
-/// `LEA RAX, [global]` then, RAX untouched, `CALL runtime.(*lfstack).*`.
-fn lfstack_receivers_x86(bin: &GoBinary, f: &super::Function) -> Vec<u64> {
-    const WINDOW: usize = 4;
-    let code = globals::decode(bin, f);
-    let mut out = Vec::new();
-    for (i, lea) in code.iter().enumerate() {
-        if lea.mnemonic() != Mnemonic::Lea
-            || lea.op0_register() != Register::RAX
-            || !lea.is_ip_rel_memory_operand()
-        {
-            continue;
-        }
-        let next = code.iter().skip(i + 1).take(WINDOW).find(|c| {
-            c.is_call_near()
-                || (c.op_count() > 0
-                    && c.op0_kind() == OpKind::Register
-                    && c.op0_register().full_register() == Register::RAX)
-        });
-        if next.is_some_and(|c| c.is_call_near() && is_lfstack_method(bin, c.near_branch_target()))
-        {
-            out.push(lea.ip_rel_memory_address());
-        }
-    }
-    out
-}
-
-/// `ADRP R0; ADD $lo, R0, R0` then, R0 untouched, `BL runtime.(*lfstack).*`.
-fn lfstack_receivers_arm64(bin: &GoBinary, f: &super::Function) -> Vec<u64> {
-    const WINDOW: usize = 6;
-    let ev = globals_arm64::events(bin, f);
-    let mut out = Vec::new();
-    for (i, e) in ev.iter().enumerate() {
-        let Event::Access(Access {
-            target,
-            kind: Kind::AddrOf { rd: 0 },
-            ..
-        }) = e
-        else {
-            continue;
-        };
-        let next = ev.iter().skip(i + 1).take(WINDOW).find(|n| {
-            matches!(
-                n,
-                Event::Call { .. } | Event::Clobber { rd: 0, .. } | Event::Move { rd: 0, .. }
-            )
-        });
-        if matches!(next, Some(Event::Call { target: t, .. }) if is_lfstack_method(bin, *t)) {
-            out.push(*target);
-        }
-    }
-    out
 }
 
 /// The clock, `stwprocs` and `cycles` anchors of `work` at `base`, given the anchors the

@@ -54,6 +54,18 @@ fn bucket_bounds(idx: u16) -> (u64, u64) {
     (top << shift, 1 << shift)
 }
 
+/// Takes `[lo, hi]` into the exact extent `(min, max)` of `count` values recorded so far
+/// (which is meaningless while `count` is 0, so then it is simply set).
+fn widen(count: u64, min: &mut u64, max: &mut u64, lo: u64, hi: u64) {
+    if count == 0 {
+        *min = lo;
+        *max = hi;
+    } else {
+        *min = (*min).min(lo);
+        *max = (*max).max(hi);
+    }
+}
+
 impl PauseHistogram {
     pub fn record(&mut self, v: u64) {
         let idx = usize::from(index_of(v));
@@ -61,13 +73,7 @@ impl PauseHistogram {
             self.buckets.resize(idx + 1, 0);
         }
         self.buckets[idx] += 1;
-        if self.count == 0 {
-            self.min = v;
-            self.max = v;
-        } else {
-            self.min = self.min.min(v);
-            self.max = self.max.max(v);
-        }
+        widen(self.count, &mut self.min, &mut self.max, v, v);
         self.count += 1;
     }
 
@@ -116,13 +122,7 @@ impl PauseHistogram {
             }
             self.buckets[idx] += u64::from(n);
         }
-        if self.count == 0 {
-            self.min = c.min;
-            self.max = c.max;
-        } else {
-            self.min = self.min.min(c.min);
-            self.max = self.max.max(c.max);
-        }
+        widen(self.count, &mut self.min, &mut self.max, c.min, c.max);
         self.count += c.count;
     }
 }
@@ -147,13 +147,7 @@ impl CompactPauses {
             Ok(at) => self.buckets[at].1 = self.buckets[at].1.saturating_add(1),
             Err(at) => self.buckets.insert(at, (idx, 1)),
         }
-        if self.count == 0 {
-            self.min = v;
-            self.max = v;
-        } else {
-            self.min = self.min.min(v);
-            self.max = self.max.max(v);
-        }
+        widen(self.count, &mut self.min, &mut self.max, v, v);
         self.count += 1;
     }
 

@@ -4,24 +4,13 @@
 //! first byte (amd64 is variable-length), so every address it returns is an instruction
 //! boundary, and answers `None` rather than guess when the code does not look as expected.
 
-use iced_x86::{Code, Decoder, DecoderOptions, Instruction, Mnemonic, OpKind, Register};
+use iced_x86::{Code, Instruction, Mnemonic, OpKind, Register};
 
-use crate::binary::{arm64_regs as arm64, Arch, Function, GoBinary};
+use crate::binary::{arm64_regs as arm64, x86, Arch, Function, GoBinary};
 
 /// Decoded instructions of `f` (amd64), or `None` if the bytes cannot be read or decoded.
 fn x86_instructions(bin: &GoBinary, f: &Function) -> Option<Vec<Instruction>> {
-    let bytes = bin.code_bytes(f).ok()?;
-    let mut decoder = Decoder::with_ip(64, bytes, f.address, DecoderOptions::NONE);
-    let mut out = Vec::new();
-    let mut instr = Instruction::default();
-    while decoder.can_decode() {
-        decoder.decode_out(&mut instr);
-        if instr.is_invalid() {
-            return None;
-        }
-        out.push(instr);
-    }
-    Some(out)
+    x86::decode(bin.code_bytes(f).ok()?, f.address).ok()
 }
 
 /// arm64 instruction words of `f` with their addresses.

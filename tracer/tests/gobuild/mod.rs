@@ -15,6 +15,35 @@ pub const RELEASES: [&str; 7] = [
     "1.21.13", "1.22.10", "1.23.9", "1.24.11", "1.25.5", "1.26.6", "1.27.3",
 ];
 
+/// The binary-analysis tests' program: it allocates, collects once and exits, or with
+/// the argument `sleep` prints `ready` and waits a minute (to be read as a process).
+pub const ALLOCATING_PROGRAM: &str = r#"package main
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"time"
+)
+
+var sink [][]byte
+
+func main() {
+	for i := 0; i < 200; i++ {
+		sink = append(sink, make([]byte, 1<<16))
+		if len(sink) > 50 {
+			sink = sink[:0]
+		}
+	}
+	runtime.GC()
+	if len(os.Args) > 1 && os.Args[1] == "sleep" {
+		fmt.Println("ready")
+		time.Sleep(60 * time.Second)
+	}
+	fmt.Println("ok", len(sink))
+}
+"#;
+
 /// Debian's Go 1.19.
 pub const GO_1_19: &str = "/usr/lib/go-1.19/bin/go";
 

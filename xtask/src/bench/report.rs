@@ -1,6 +1,7 @@
 //! The bench's report: the markdown of the machine, the default-mode series and the
-//! hit counts, its formatting helpers, and the rewrite of the generated section of
-//! docs/performance.md (the other series' sections are in `report_series.rs`).
+//! hit counts, its formatting helpers (the rows its tables share are in `table.rs`),
+//! and the rewrite of the generated section of docs/performance.md (the other series'
+//! sections are in `report_series.rs`).
 
 use std::fmt::Write as _;
 use std::fs;
@@ -125,9 +126,8 @@ impl Report {
 
     pub(super) fn default_md(&self, md: &mut String) {
         let d = &self.default;
-        let alone = d.of(Variant::Alone);
-        let ours = d.of(Variant::Tracer(AllocMode::Rate));
-        let bt = d.of(Variant::Bpftrace(ProbeSet::Gc));
+        let c = gc_columns(d);
+        let (alone, ours, bt) = (c.alone, c.ours, c.other);
         let hits = self.default_hits();
         let cycles = med(ours, |s| s.num_gc).max(1) as f64;
         let _ = writeln!(
@@ -145,20 +145,9 @@ impl Report {
             self.gc_sites.len(),
             self.gc_sites.join("`, `")
         );
-        let _ = writeln!(md, "| measure | alone | gctrace-bpf | bpftrace |");
-        let _ = writeln!(md, "|---|---:|---:|---:|");
-        let row3 = |md: &mut String, name: &str, f: &dyn Fn(&Sample) -> u64| {
-            let (a, o, b) = (med(alone, f), med(ours, f), med(bt, f));
-            let _ = writeln!(
-                md,
-                "| {name} | {} | {} ({:.3}×) | {} ({:.3}×) |",
-                s3(a),
-                s3(o),
-                ratio(o, a),
-                s3(b),
-                ratio(b, a)
-            );
-        };
+        head(md, &["measure", "alone", "gctrace-bpf", "bpftrace"]);
+        let row3 =
+            |md: &mut String, name: &str, f: &dyn Fn(&Sample) -> u64| ratio_row(md, name, c, 3, f);
         row3(
             md,
             "workload wall time (its own clock, main to end of work)",
@@ -168,18 +157,8 @@ impl Report {
         row3(md, "of which system time (uprobe traps land here)", &|s| {
             s.sys_ns
         });
-        let _ = writeln!(
-            md,
-            "| Δ workload CPU time vs alone | | {} | {} |",
-            ms_delta(paired_delta(alone, ours, |s| s.cpu_ns)),
-            ms_delta(paired_delta(alone, bt, |s| s.cpu_ns))
-        );
-        let _ = writeln!(
-            md,
-            "| Δ system time vs alone | | {} | {} |",
-            ms_delta(paired_delta(alone, ours, |s| s.sys_ns)),
-            ms_delta(paired_delta(alone, bt, |s| s.sys_ns))
-        );
+        delta_row(md, "Δ workload CPU time vs alone", c, |s| s.cpu_ns);
+        delta_row(md, "Δ system time vs alone", c, |s| s.sys_ns);
         let _ = writeln!(
             md,
             "| probe hits per run | | {:.0} | {:.0} |",
@@ -196,11 +175,10 @@ impl Report {
             "whole command, spawn to exit (tool start-up, attach, exit included)",
             &|s| s.process_ns,
         );
-        let _ = writeln!(
+        tool_cpu_row(
             md,
-            "| the tool's own CPU time per run (start-up included; 10 ms ticks) | | {} | {} |",
-            s3(med(ours, Sample::tool_cpu_ns)),
-            s3(med(bt, Sample::tool_cpu_ns))
+            "the tool's own CPU time per run (start-up included; 10 ms ticks)",
+            c,
         );
         let _ = writeln!(
             md,

@@ -128,20 +128,14 @@ impl Report {
             series.rounds(),
             self.alloc_functions.len()
         );
-        let _ = writeln!(md, "| measure | alone | gctrace-bpf exact | bpftrace |");
-        let _ = writeln!(md, "|---|---:|---:|---:|");
-        let row3 = |md: &mut String, name: &str, f: &dyn Fn(&Sample) -> u64| {
-            let (a, o, b) = (med(alone, f), med(ours, f), med(bt, f));
-            let _ = writeln!(
-                md,
-                "| {name} | {} | {} ({:.1}×) | {} ({:.1}×) |",
-                s3(a),
-                s3(o),
-                ratio(o, a),
-                s3(b),
-                ratio(b, a)
-            );
+        let c = Columns {
+            alone,
+            ours,
+            other: bt,
         };
+        head(md, &["measure", "alone", "gctrace-bpf exact", "bpftrace"]);
+        let row3 =
+            |md: &mut String, name: &str, f: &dyn Fn(&Sample) -> u64| ratio_row(md, name, c, 1, f);
         row3(md, "workload wall time", &|s| s.work_ns);
         row3(md, "workload CPU time (user + system)", &|s| s.cpu_ns);
         row3(md, "of which system time", &|s| s.sys_ns);
@@ -149,12 +143,7 @@ impl Report {
             paired_delta(alone, ours, |s| s.cpu_ns),
             paired_delta(alone, bt, |s| s.cpu_ns),
         );
-        let _ = writeln!(
-            md,
-            "| Δ workload CPU time vs alone | | {} | {} |",
-            ms_delta(d_ours),
-            ms_delta(d_bt)
-        );
+        delta_row(md, "Δ workload CPU time vs alone", c, |s| s.cpu_ns);
         let _ = writeln!(
             md,
             "| allocations per run (MemStats.Mallocs) | {:.0} | {} | {} |",
@@ -185,12 +174,7 @@ impl Report {
             per_hit(d_bt, hits)
         );
         row3(md, "whole command, spawn to exit", &|s| s.process_ns);
-        let _ = writeln!(
-            md,
-            "| the tool's own CPU time per run (start-up included) | | {} | {} |",
-            s3(med(ours, Sample::tool_cpu_ns)),
-            s3(med(bt, Sample::tool_cpu_ns))
-        );
+        tool_cpu_row(md, "the tool's own CPU time per run (start-up included)", c);
         let _ = writeln!(
             md,
             "\n- Hits per allocation: {:.2}. There are more hits than allocations: on Go \
@@ -202,9 +186,8 @@ impl Report {
     }
 
     pub(super) fn stw_md(&self, md: &mut String, series: &Series) {
-        let alone = series.of(Variant::Alone);
-        let ours = series.of(Variant::Tracer(AllocMode::Rate));
-        let bt = series.of(Variant::Bpftrace(ProbeSet::Gc));
+        let c = gc_columns(series);
+        let (alone, ours, bt) = (c.alone, c.ours, c.other);
         let bt_hits = med(bt, |s| s.hits.all) as f64;
         let stops = med(bt, |s| s.hits.start_the_world) as f64;
         let _ = writeln!(
@@ -218,29 +201,13 @@ impl Report {
             series.work,
             series.rounds()
         );
-        let _ = writeln!(md, "| measure | alone | gctrace-bpf | bpftrace |");
-        let _ = writeln!(md, "|---|---:|---:|---:|");
-        let row3 = |md: &mut String, name: &str, f: &dyn Fn(&Sample) -> u64| {
-            let (a, o, b) = (med(alone, f), med(ours, f), med(bt, f));
-            let _ = writeln!(
-                md,
-                "| {name} | {} | {} ({:.2}×) | {} ({:.2}×) |",
-                s3(a),
-                s3(o),
-                ratio(o, a),
-                s3(b),
-                ratio(b, a)
-            );
-        };
+        head(md, &["measure", "alone", "gctrace-bpf", "bpftrace"]);
+        let row3 =
+            |md: &mut String, name: &str, f: &dyn Fn(&Sample) -> u64| ratio_row(md, name, c, 2, f);
         row3(md, "workload wall time", &|s| s.work_ns);
         row3(md, "workload CPU time (user + system)", &|s| s.cpu_ns);
         row3(md, "of which system time", &|s| s.sys_ns);
-        let _ = writeln!(
-            md,
-            "| Δ workload CPU time vs alone | | {} | {} |",
-            ms_delta(paired_delta(alone, ours, |s| s.cpu_ns)),
-            ms_delta(paired_delta(alone, bt, |s| s.cpu_ns))
-        );
+        delta_row(md, "Δ workload CPU time vs alone", c, |s| s.cpu_ns);
         let _ = writeln!(
             md,
             "| probe hits per run | | {:.0} (bpftrace's + one RET per stop; its trace has {} stw records) | {bt_hits:.0} |",
@@ -254,12 +221,12 @@ impl Report {
             per_hit(paired_delta(alone, bt, |s| s.cpu_ns), stops)
         );
         row3(md, "whole command, spawn to exit", &|s| s.process_ns);
-        let _ = writeln!(
+        tool_cpu_row(
             md,
-            "| the tool's own CPU time per run (start-up included; it decodes and writes every stw event) | | {} | {} |\n",
-            s3(med(ours, Sample::tool_cpu_ns)),
-            s3(med(bt, Sample::tool_cpu_ns))
+            "the tool's own CPU time per run (start-up included; it decodes and writes every stw event)",
+            c,
         );
+        let _ = writeln!(md);
         // Every stop wakes the other vCPU; on a shared host that wake-up is sometimes
         // many times slower for minutes, and the program alone shows it.
         let fastest = alone.iter().map(|s| s.work_ns).min().unwrap_or(0);
@@ -279,11 +246,7 @@ impl Report {
 
     pub(super) fn per_hit_md(&self, md: &mut String) {
         let d = &self.default;
-        let alone = d.of(Variant::Alone);
-        let ours = d.of(Variant::Tracer(AllocMode::Rate));
-        let bt = d.of(Variant::Bpftrace(ProbeSet::Gc));
         let hits = self.default_hits();
-        let (ours_hits, bt_hits) = (hits.ours, hits.bpftrace);
         let _ = writeln!(
             md,
             "### Cost of one probe hit\n\n\
@@ -294,49 +257,50 @@ impl Report {
              the same GC probes, little other work) and the exact mode (hundreds of \
              thousands of hits on the allocation probes) measure the cost of a hit.\n"
         );
-        let _ = writeln!(
+        head(
             md,
-            "| series | hits per run (gctrace-bpf / bpftrace) | gctrace-bpf: µs per hit (CPU / system) | bpftrace: µs per hit (CPU / system) |"
+            &[
+                "series",
+                "hits per run (gctrace-bpf / bpftrace)",
+                "gctrace-bpf: µs per hit (CPU / system)",
+                "bpftrace: µs per hit (CPU / system)",
+            ],
         );
-        let _ = writeln!(md, "|---|---:|---:|---:|");
-        let _ = writeln!(
+        per_hit_row(
             md,
-            "| default mode, `{}` (GC probes, few hits) | {ours_hits:.0} / {bt_hits:.0} | {} / {} | {} / {} |",
-            d.work,
-            per_hit(paired_delta(alone, ours, |s| s.cpu_ns), ours_hits),
-            per_hit(paired_delta(alone, ours, |s| s.sys_ns), ours_hits),
-            per_hit(paired_delta(alone, bt, |s| s.cpu_ns), bt_hits),
-            per_hit(paired_delta(alone, bt, |s| s.sys_ns), bt_hits),
+            &format!("default mode, `{}` (GC probes, few hits)", d.work),
+            gc_columns(d),
+            hits.ours,
+            hits.bpftrace,
         );
         if let Some(w) = &self.stw {
-            let alone = w.of(Variant::Alone);
-            let ours = w.of(Variant::Tracer(AllocMode::Rate));
             let bt = w.of(Variant::Bpftrace(ProbeSet::Gc));
             let bt_hits = med(bt, |s| s.hits.all) as f64;
             let ours_hits = bt_hits + med(bt, |s| s.hits.start_the_world) as f64;
-            let _ = writeln!(
+            per_hit_row(
                 md,
-                "| default mode, `{}` (GC probes, stop-the-world loop) | {ours_hits:.0} / {bt_hits:.0} | {} / {} | {} / {} |",
-                w.work,
-                per_hit(paired_delta(alone, ours, |s| s.cpu_ns), ours_hits),
-                per_hit(paired_delta(alone, ours, |s| s.sys_ns), ours_hits),
-                per_hit(paired_delta(alone, bt, |s| s.cpu_ns), bt_hits),
-                per_hit(paired_delta(alone, bt, |s| s.sys_ns), bt_hits),
+                &format!(
+                    "default mode, `{}` (GC probes, stop-the-world loop)",
+                    w.work
+                ),
+                gc_columns(w),
+                ours_hits,
+                bt_hits,
             );
         }
         if let Some(e) = &self.exact {
-            let alone = e.of(Variant::Alone);
-            let ours = e.of(Variant::Tracer(AllocMode::Exact));
-            let bt = e.of(Variant::Bpftrace(ProbeSet::Allocs));
-            let hits = med(bt, |s| s.hits.all) as f64;
-            let _ = writeln!(
+            let c = Columns {
+                alone: e.of(Variant::Alone),
+                ours: e.of(Variant::Tracer(AllocMode::Exact)),
+                other: e.of(Variant::Bpftrace(ProbeSet::Allocs)),
+            };
+            let hits = med(c.other, |s| s.hits.all) as f64;
+            per_hit_row(
                 md,
-                "| `--allocs exact`, `{}` (allocation probes) | {hits:.0} / {hits:.0} | {} / {} | {} / {} |",
-                e.work,
-                per_hit(paired_delta(alone, ours, |s| s.cpu_ns), hits),
-                per_hit(paired_delta(alone, ours, |s| s.sys_ns), hits),
-                per_hit(paired_delta(alone, bt, |s| s.cpu_ns), hits),
-                per_hit(paired_delta(alone, bt, |s| s.sys_ns), hits),
+                &format!("`--allocs exact`, `{}` (allocation probes)", e.work),
+                c,
+                hits,
+                hits,
             );
         }
         let _ = writeln!(md);

@@ -176,13 +176,7 @@ impl ProcessMetrics {
             );
         }
         if let Some(cpu) = g.cpu {
-            for (phase, ns) in [
-                ("sweep_termination", cpu.sweep_term_ns),
-                ("assist", cpu.assist_ns),
-                ("background", cpu.background_ns),
-                ("idle", cpu.idle_ns),
-                ("mark_termination", cpu.mark_term_ns),
-            ] {
+            for (phase, ns) in cpu.by_phase() {
                 self.add_secs(&names::CPU, phase, ns);
             }
         }

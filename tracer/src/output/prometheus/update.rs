@@ -155,13 +155,7 @@ impl GcMetrics {
                 .set(f64::from(pct) / 100.0);
         }
         if let Some(cpu) = g.cpu {
-            for (phase, ns) in [
-                ("sweep_termination", cpu.sweep_term_ns),
-                ("assist", cpu.assist_ns),
-                ("background", cpu.background_ns),
-                ("idle", cpu.idle_ns),
-                ("mark_termination", cpu.mark_term_ns),
-            ] {
+            for (phase, ns) in cpu.by_phase() {
                 self.gc_cpu_seconds
                     .get_or_create(&PhaseLabels {
                         target: t.clone(),
