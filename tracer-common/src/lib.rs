@@ -195,6 +195,31 @@ pub struct Config {
     pub g_m_off: u32,
     /// [`config_flags`] bits.
     pub flags: u32,
+    /// The read slot that carries the runtime's allocation count (`MemStats.Mallocs`'s
+    /// sum over `memstats.heapStats`) instead of one word: its [`Config::read_addrs`]
+    /// entry is `stats[0].tinyAllocCount`, and the kernel adds up the counting words
+    /// ([`heap_stats_counts`]) of the [`HEAP_STATS_GENS`] generations, each
+    /// [`Config::heap_stats_stride`] bytes apart. Used only when the stride is not 0.
+    pub heap_stats_slot: u32,
+    /// Words from `tinyAllocCount` to the end of `smallAllocCount` (71 in Go 1.19–1.27),
+    /// at most [`HEAP_STATS_MAX_WORDS`].
+    pub heap_stats_words: u32,
+    /// `sizeof(runtime.heapStatsDelta)`; 0 = the slot is not summed (and not read).
+    pub heap_stats_stride: u32,
+    pub _pad: u32,
+}
+
+/// Generations of `runtime.consistentHeapStats.stats` (a ring of three deltas whose sum is
+/// the total; the runtime's own `unsafeRead` sums the three).
+pub const HEAP_STATS_GENS: usize = 3;
+/// Most counting words per generation the kernel reads (read 8 at a time).
+pub const HEAP_STATS_MAX_WORDS: usize = 72;
+
+/// Whether word `i` of a `heapStatsDelta`, counted from `tinyAllocCount`, is an object
+/// count: `tinyAllocCount`, then `largeAlloc` (bytes: not counted), `largeAllocCount`,
+/// and `smallAllocCount[0..]`. What `readmemstats_m` adds up for `MemStats.Mallocs`.
+pub const fn heap_stats_counts(i: usize) -> bool {
+    i != 1
 }
 
 /// Bits of [`Config::flags`].
@@ -319,7 +344,7 @@ mod tests {
         assert_eq!(core::mem::size_of::<RawEvent>(), 360);
         assert_eq!(
             core::mem::size_of::<Config>(),
-            8 + 8 * MAX_READS + 4 * KIND_SLOTS + 24 + 24
+            8 + 8 * MAX_READS + 4 * KIND_SLOTS + 24 + 24 + 16
         );
         assert_eq!(core::mem::size_of::<AllocSiteKey>(), 16 + 8 * SITE_FRAMES);
         // read_ok and read_slots are u32 bitmasks over the slots.

@@ -25,7 +25,7 @@ use aya_ebpf::{
 use tracer_common::{
     alloc_flags, config_flags, counter, AllocSiteKey, AllocSiteValue, AllocSizeKey, Config,
     ProbeKind, RawEvent, StwEntry, ALLOC_SITES_ENTRIES, ALLOC_SIZES_ENTRIES, ARG_REGS,
-    EVENTS_RING_BYTES, KIND_SLOTS, MAX_READS, SITE_FRAMES,
+    EVENTS_RING_BYTES, HEAP_STATS_GENS, HEAP_STATS_MAX_WORDS, KIND_SLOTS, MAX_READS, SITE_FRAMES,
 };
 
 #[map(name = "EVENTS")]
@@ -463,9 +463,50 @@ fn send_patched(
             }
             i += 1;
         }
+        // The allocation count's slot holds a sum, not the word at its address.
+        let hs = config.heap_stats_slot as usize & (MAX_READS - 1);
+        if config.heap_stats_stride != 0 && slots & (1 << hs) != 0 {
+            (*ev).read_ok &= !(1 << hs);
+            let base = config.read_addrs[hs].wrapping_add(bias);
+            if let Some(n) = heap_stats_objects(base, config) {
+                (*ev).reads[hs] = n;
+                (*ev).read_ok |= 1 << hs;
+            }
+        }
     }
     entry.submit(flags);
     0
+}
+
+/// What `MemStats.Mallocs` adds up, read where the runtime keeps it: the object counts
+/// of `memstats.heapStats`'s three generations (`base` = `stats[0].tinyAllocCount`), 8
+/// words per read. `None` when a read faults: a partial sum would be a wrong count.
+#[inline(always)]
+fn heap_stats_objects(base: u64, config: &Config) -> Option<u64> {
+    let words = (config.heap_stats_words as usize).min(HEAP_STATS_MAX_WORDS);
+    let stride = u64::from(config.heap_stats_stride);
+    let mut sum: u64 = 0;
+    let mut g = 0;
+    while g < HEAP_STATS_GENS {
+        let gen = base.wrapping_add(g as u64 * stride);
+        let mut c = 0;
+        while c < HEAP_STATS_MAX_WORDS / 8 && c * 8 < words {
+            let at = gen.wrapping_add(64 * c as u64);
+            // SAFETY: a helper reading target memory; faults are returned, not taken.
+            let chunk = unsafe { bpf_probe_read_user(at as *const [u64; 8]) }.ok()?;
+            let mut j = 0;
+            while j < 8 {
+                let i = c * 8 + j;
+                if i < words && tracer_common::heap_stats_counts(i) {
+                    sum = sum.wrapping_add(chunk[j]);
+                }
+                j += 1;
+            }
+            c += 1;
+        }
+        g += 1;
+    }
+    Some(sum)
 }
 
 #[cfg(bpf_target_arch = "x86_64")]

@@ -196,6 +196,7 @@ impl Decoder {
                     ts_ns: raw.ktime_ns,
                     total_bytes,
                     settings,
+                    total_objects: self.read(raw, ReadField::Mallocs),
                 })
             }
         }
@@ -230,6 +231,7 @@ impl Decoder {
             pause_ns: self.read(raw, ReadField::PauseNs),
             num_forced_gc: self.read(raw, ReadField::NumForcedGc).map(|v| v as u32),
             goroutines: self.goroutines(raw),
+            mallocs: self.read(raw, ReadField::Mallocs),
         }
     }
 
@@ -539,6 +541,7 @@ mod tests {
                 ts_ns: e.ktime_ns,
                 total_bytes: Some(0),
                 settings: Settings::default(),
+                total_objects: None,
             })
         );
         e.reads[..5].copy_from_slice(&[4096, u64::from(u32::MAX), i64::MAX as u64, 4, 77]);
@@ -552,6 +555,7 @@ mod tests {
                     memory_limit: Some(i64::MAX),
                     gomaxprocs: Some(4),
                 },
+                total_objects: None,
             })
         );
         // Nothing readable: no event.

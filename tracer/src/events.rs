@@ -162,6 +162,10 @@ pub struct RuntimeSnapshot {
     /// Goroutines: `runtime.NumGoroutine()` plus the dead goroutines cached on Ps (up to
     /// 64 per P), which are not at a fixed address (see the decoder).
     pub goroutines: Option<u64>,
+    /// Objects allocated since start, as `MemStats.Mallocs` counts them (the sum over
+    /// `memstats.heapStats`; counted per span, like `total_alloc`). Only with the
+    /// allocation probes.
+    pub mallocs: Option<u64>,
 }
 
 /// GOGC, GOMEMLIMIT and GOMAXPROCS as read from the target; each `None` when unknown.
@@ -257,6 +261,8 @@ pub enum TraceEvent {
         ts_ns: u64,
         total_bytes: Option<u64>,
         settings: Settings,
+        /// The runtime's object count ([`RuntimeSnapshot::mallocs`]) at the same reading.
+        total_objects: Option<u64>,
     },
     /// Allocations counted by the allocation probes since the previous batch.
     Allocs(Box<AllocBatch>),

@@ -113,6 +113,14 @@ pub fn read_memory<const N: usize>(pid: u32, addr: u64) -> io::Result<[u8; N]> {
     Ok(buf)
 }
 
+/// `len` bytes of the target's memory at `addr`.
+pub fn read_memory_vec(pid: u32, addr: u64, len: usize) -> io::Result<Vec<u8>> {
+    let f = fs::File::open(format!("/proc/{pid}/mem"))?;
+    let mut buf = vec![0u8; len];
+    f.read_exact_at(&mut buf, addr)?;
+    Ok(buf)
+}
+
 /// GOMAXPROCS as the target will run with it: the `gomaxprocs` variable when the runtime
 /// has set it, otherwise what the runtime will choose (GOMAXPROCS from its environment,
 /// or the CPUs it may run on).

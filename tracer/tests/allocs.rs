@@ -159,52 +159,84 @@ macro_rules! exact_tests {
 // allocations never pass through mallocgc.
 exact_tests!(go1_19 => "1.19", go1_24 => "1.24", go1_26 => "1.26", go1_27 => "1.27");
 
-/// Sampled mode names the known hottest site and type first, and its estimate of the
-/// bytes follows the runtime's own counter.
+/// Sampled mode names the known hottest site and type first, its bytes are the runtime's
+/// own counter, and its objects total is the runtime's own count with an error bar that
+/// holds: |estimate − MemStats.Mallocs| within the stated error in most of three runs,
+/// and that error is no wider than 10 % (it is a worst-case bound: two Ps' mcaches full
+/// of uncounted allocations, 29,288 objects, against the ~600,000 a 3 s run allocates on
+/// this VM: ±5 %).
+///
+/// Windows: the tracer's last reading of the runtime's counts comes at the end of the
+/// workload's last stop of the world, the `runtime.ReadMemStats` that wrote the oracle
+/// (which flushes every mcache first, so the counts are exact there); a launched program
+/// is read before its first instruction (0). What the workload allocates after that read
+/// (encoding the JSON file: some dozens of objects) is counted by the tracer only if a
+/// 1 s sample falls in the few milliseconds before the exit, and is well inside the
+/// stated bound (thousands of objects per P).
 #[test]
 fn sampled_mode_names_the_hottest_site_and_type() {
     if !common::integration_enabled() {
         return;
     }
     let tc = common::newest_toolchain();
-    // One allocating worker beside the hotspot on two CPUs: the hotspot runs during the
-    // short first burst even on a loaded machine (with four workers it could miss it).
-    let run = traced(&tc, "sample", "3s", "1");
-    assert_eq!(run.last("alloc_types")["exact"], false, "{}", run.diag);
-    assert_eq!(run.top_type(), "uint8", "{}", run.diag);
-    assert_eq!(run.top_site_function(), "main.hotspot", "{}", run.diag);
-    assert_eq!(pprof_top(&tc.go, &run.pprof, "alloc_space"), "main.hotspot");
-
-    // The estimate carries its sampling error: one for the whole and one per entry.
-    let types = run.last("alloc_types");
-    let counted = types["counted_objects"].as_u64().unwrap_or(0);
-    let error = types["error_pct"].as_f64().unwrap_or(-1.0);
-    assert!(
-        counted > 0,
-        "no allocation counted in the sample\n{}",
-        run.diag
-    );
-    assert!(error >= 0.0, "no sampling error stated: {types}");
-    for t in types["types"].as_array().into_iter().flatten() {
-        assert!(t["counted"].as_u64().unwrap_or(0) > 0, "{t}");
-        assert!(t["error_pct"].as_f64().is_some(), "{t}");
+    const RUNS: usize = 3;
+    let mut held = 0;
+    let mut lines = Vec::new();
+    for i in 0..RUNS {
+        // One allocating worker beside the hotspot on two CPUs: the hotspot runs during
+        // the short first burst even on a loaded machine (with four workers it could miss
+        // it).
+        let run = traced(&tc, "sample", "3s", "1");
+        assert_eq!(run.last("alloc_types")["exact"], false, "{}", run.diag);
+        assert!(
+            !run.diag.contains("runtime's own object count"),
+            "the object count was not located\n{}",
+            run.diag
+        );
+        if i == 0 {
+            assert_eq!(run.top_type(), "uint8", "{}", run.diag);
+            assert_eq!(run.top_site_function(), "main.hotspot", "{}", run.diag);
+            assert_eq!(pprof_top(&tc.go, &run.pprof, "alloc_space"), "main.hotspot");
+        }
+        let types = run.last("alloc_types");
+        let counted = types["counted_objects"].as_u64().unwrap_or(0);
+        assert!(
+            counted > 0,
+            "no allocation counted in the sample\n{}",
+            run.diag
+        );
+        // Per entry: the sample behind it and its sampling error.
+        for t in types["types"].as_array().into_iter().flatten() {
+            assert!(t["counted"].as_u64().unwrap_or(0) > 0, "{t}");
+            assert!(t["error_pct"].as_f64().is_some(), "{t}");
+        }
+        let stated = types["error_pct"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("no error stated for the objects total: {types}"));
+        let estimate = run.last("summary")["alloc_objects"].as_u64().unwrap_or(0);
+        assert_eq!(types["objects"].as_u64(), Some(estimate), "{types}");
+        let mallocs = run.memstats.mallocs;
+        let off = estimate as f64 - mallocs as f64;
+        let off_pct = off / mallocs as f64 * 100.0;
+        let ok = off.abs() <= estimate as f64 * stated / 100.0;
+        held += usize::from(ok);
+        let line = format!(
+            "run {}: estimated {estimate} objects ({counted} counted in bursts), \
+             MemStats.Mallocs {mallocs}, off by {off:+} ({off_pct:+.3} %), stated ±{stated} %: {}",
+            i + 1,
+            if ok { "within" } else { "OUTSIDE" }
+        );
+        eprintln!("sampled: {line}");
+        lines.push(line);
+        assert!(
+            stated <= 10.0,
+            "stated error {stated} % is too wide to say anything\n{}",
+            run.diag
+        );
     }
-    // The objects estimate (the sample's objects per byte, scaled to the runtime's own
-    // byte counter) against what the runtime counted. Its stated error is sampling error
-    // only: while a burst is attached every allocation costs a trap, which slows tight
-    // small-object loops far more than code allocating large objects, so bursts see too
-    // few small objects and the estimate runs low (measured here: 9 to 57 % under
-    // MemStats.Mallocs on this workload, more on a loaded machine; docs/json-schema.md).
-    // This checks the scale is right, not precise: within a factor of four.
-    let estimate = run.last("summary")["alloc_objects"].as_u64().unwrap_or(0);
-    let mallocs = run.memstats.mallocs;
-    eprintln!(
-        "sampled: estimated {estimate} objects, MemStats.Mallocs {mallocs}, off by {:.1} %, stated error {error} %",
-        (estimate as f64 / mallocs as f64 - 1.0) * 100.0
-    );
     assert!(
-        estimate >= mallocs / 4 && estimate <= mallocs.saturating_mul(4),
-        "estimated {estimate} objects, MemStats.Mallocs {mallocs}\n{}",
-        run.diag
+        held * 2 > RUNS,
+        "the stated error held in {held} of {RUNS} runs:\n{}",
+        lines.join("\n")
     );
 }

@@ -255,6 +255,20 @@ fn stripped_plan_reads_like_plain() {
             stripped.preemptoff, plain.preemptoff,
             "{what}: m.preemptoff"
         );
+        // The runtime's object count (`--allocs sample`) is located through DWARF only:
+        // three generations of `heapStatsDelta`, 71 counting words from `tinyAllocCount`,
+        // 1,176 bytes each (1,168 from Go 1.25, which dropped `inPtrScalarBits`).
+        let stride = if open(&p.plain).go_version().minor >= 25 {
+            1168
+        } else {
+            1176
+        };
+        assert_eq!(
+            plain.heap_stats.map(|h| (h.words, h.stride)),
+            Some((71, stride)),
+            "{what}: memstats.heapStats"
+        );
+        assert_eq!(stripped.heap_stats, None, "{what}");
         // Only the goroutine count, which needs the symbol table, may be unknown.
         assert!(
             stripped.warnings.iter().all(|w| known_gap(w)),

@@ -14,6 +14,35 @@ const CLASS_TO_SIZE: [u16; 68] = [
     32768,
 ];
 
+/// `class_to_allocnpages`: pages in one span of each size class (same table, same
+/// releases).
+const CLASS_TO_NPAGES: [u8; 68] = [
+    0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 2, 1, 2, 1, 2, 1, 3, 2, 3, 1, 3, 2, 3, 4, 5, 6, 1, 7, 6, 5, 4, 3, 5, 7, 2, 9, 7, 5, 8,
+    3, 10, 7, 4,
+];
+
+/// The most allocations one P's mcache can hold that the runtime's counters
+/// (`memstats.heapStats`, `gcController.totalAlloc`) do not show yet: they count a span's
+/// objects when the mcache gives the span back, so each cached span (one per size class,
+/// with and without pointers) may hide all its slots, and tiny allocations packed into
+/// earlier blocks (up to 15 more per 16-byte block of the tiny span, `c.tinyAllocs`)
+/// wait for the tiny span's turn. Large objects are counted at once. 14,644.
+pub const MAX_UNCOUNTED_PER_P: u64 = max_uncounted_per_p();
+
+const fn max_uncounted_per_p() -> u64 {
+    let mut slots = 0;
+    let mut c = 1;
+    while c < CLASS_TO_SIZE.len() {
+        slots += CLASS_TO_NPAGES[c] as u64 * PAGE_SIZE / CLASS_TO_SIZE[c] as u64;
+        c += 1;
+    }
+    let tiny_blocks = PAGE_SIZE / TINY_SIZE;
+    // Scan and noscan spans of every class, the tiny allocations beside the tiny blocks,
+    // and the block in use (`c.tiny`).
+    2 * slots + (TINY_SIZE - 1) * tiny_blocks + TINY_SIZE
+}
+
 /// `_MaxSmallSize`: larger objects get their own span.
 pub const MAX_SMALL_SIZE: u64 = 32768;
 /// `maxTinySize`: smaller pointer-free objects share 16-byte blocks.
@@ -152,5 +181,11 @@ mod tests {
         assert_eq!(count(32_768, false, NEW), Counted::Large(32_768));
         assert_eq!(count(32_765, true, NEW), Counted::Large(32_768));
         assert_eq!(count(32_765, true, OLD), Counted::Small(32_768));
+    }
+
+    #[test]
+    fn uncounted_bound_adds_up_every_cached_span() {
+        // 3,474 slots over one span of each class 1-67, twice, + 15 x 512 + 16.
+        assert_eq!(MAX_UNCOUNTED_PER_P, 2 * 3474 + 15 * 512 + 16);
     }
 }

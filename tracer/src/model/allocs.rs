@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 
+use crate::alloc::sizeclass::MAX_UNCOUNTED_PER_P;
 use crate::events::{AllocBatch, AllocStat, Frame, SiteStat};
 use crate::records::{AllocSitesRecord, AllocTypesRecord, SizeClassStat};
 
@@ -37,6 +38,11 @@ pub struct AllocModel {
     total: Count,
     /// Bytes the runtime's own counter advanced by while traced (set by the model).
     runtime_bytes: u64,
+    /// Objects the runtime's own count advanced by over the same window, when read
+    /// (`memstats.heapStats`, what MemStats.Mallocs sums): the sampled total then.
+    runtime_objects: Option<u64>,
+    /// The most Ps seen: how many mcaches may hold allocations that count is behind by.
+    max_procs: Option<u32>,
     dropped_objects: u64,
     by_type: HashMap<String, Count>,
     /// By (frames, type, runtime function called: [`SiteStat::via`]).
@@ -118,6 +124,19 @@ impl AllocModel {
         (self.runtime_bytes as f64 / self.total.bytes as f64).max(1.0)
     }
 
+    /// What one counted object stands for: as [`AllocModel::factor`], but scaled to the
+    /// runtime's own object count when it is known, so that the objects by type, site
+    /// and size class add up to it. The bursts see too few small objects (see
+    /// docs/json-schema.md), and that bias stays in the shares, not in the total.
+    fn object_factor(&self) -> f64 {
+        match self.runtime_objects {
+            Some(o) if self.sampled && self.total.objects > 0 => {
+                (o as f64 / self.total.objects as f64).max(1.0)
+            }
+            _ => self.factor(),
+        }
+    }
+
     /// The statistical error (95 %, per mille) of a sampled entry's scaled figures, from
     /// what the sample holds: `c` its counted allocations and bytes.
     ///
@@ -134,18 +153,39 @@ impl AllocModel {
     /// there are two bursts or more, the spread of their objects-per-byte ratios measures
     /// that; where it exceeds what independent draws would give, every error is widened
     /// by the same factor (the survey statisticians' design effect).
+    ///
+    /// When objects are scaled to the runtime's object count instead
+    /// ([`AllocModel::object_factor`]), an entry's objects are its share of the sample's
+    /// objects times that count, whose relative variance is `1/n − 1/N` (N the sample's
+    /// objects); the error is the wider of the two, for both figures of the entry.
     fn error_permille(&self, c: &Count) -> Option<u32> {
         if !self.sampled || c.objects == 0 || self.total.bytes == 0 {
             return None;
         }
         let (n, b, total) = (c.objects as f64, c.bytes as f64, self.total.bytes as f64);
-        let rel_var = 1.0 / n + self.sum_sq_sizes() / (total * total) - 2.0 * b / (n * total);
-        Some(permille(rel_var.max(0.0) * self.design_effect()))
+        let bytes_var = 1.0 / n + self.sum_sq_sizes() / (total * total) - 2.0 * b / (n * total);
+        let share_var = match self.runtime_objects {
+            Some(_) if self.total.objects > 0 => 1.0 / n - 1.0 / self.total.objects as f64,
+            _ => 0.0,
+        };
+        Some(permille(
+            bytes_var.max(share_var).max(0.0) * self.design_effect(),
+        ))
     }
 
-    /// The error of the total object estimate: as [`AllocModel::error_permille`] with the
-    /// whole sample as the entry (`Σs²/B² − 1/N`), or the spread between bursts if wider.
+    /// The error of the total object figure. Counted from the runtime's own count: not a
+    /// statistical error but a bound, what the mcaches may hold uncounted at either end
+    /// of the window (at most [`MAX_UNCOUNTED_PER_P`] per P; `None` while GOMAXPROCS is
+    /// unknown). Estimated from the bursts: as [`AllocModel::error_permille`] with the
+    /// whole sample as the entry (`Σs²/B² − 1/N`), or the spread between bursts if wider
+    /// — which does not cover the bursts' bias (the caller warns).
     fn total_error_permille(&self) -> Option<u32> {
+        if let Some(objects) = self.runtime_objects.filter(|_| self.sampled) {
+            let bound = u64::from(self.max_procs?).saturating_mul(MAX_UNCOUNTED_PER_P);
+            let total = objects.max(self.total.objects).max(1);
+            let permille = bound.saturating_mul(1000).div_ceil(total);
+            return Some(u32::try_from(permille).unwrap_or(u32::MAX));
+        }
         let rel_var = self.total_poisson_rel_var()?;
         let between = self.bursts.ratio_rel_var().unwrap_or(0.0);
         Some(permille(rel_var.max(between)))
@@ -177,10 +217,9 @@ impl AllocModel {
     }
 
     fn scaled(&self, c: &Count) -> (u64, u64) {
-        let f = self.factor();
         (
-            (c.objects as f64 * f).round() as u64,
-            (c.bytes as f64 * f).round() as u64,
+            (c.objects as f64 * self.object_factor()).round() as u64,
+            (c.bytes as f64 * self.factor()).round() as u64,
         )
     }
 
@@ -188,6 +227,19 @@ impl AllocModel {
     /// reference that sampled counts are scaled to.
     pub fn set_runtime_bytes(&mut self, bytes: u64) {
         self.runtime_bytes = bytes;
+    }
+
+    /// What the runtime's own object count says was allocated over the same window as
+    /// [`AllocModel::set_runtime_bytes`], and GOMAXPROCS now (for its bound).
+    pub fn set_runtime_objects(&mut self, objects: u64, gomaxprocs: Option<u32>) {
+        self.runtime_objects = Some(objects);
+        self.max_procs = self.max_procs.max(gomaxprocs);
+    }
+
+    /// Whether the sampled objects total is the runtime's own count (else the bursts'
+    /// estimate, biased low).
+    pub fn objects_counted_by_runtime(&self) -> bool {
+        self.runtime_objects.is_some()
     }
 
     /// Estimated (or exact) objects and bytes so far.

@@ -153,6 +153,10 @@ struct AllocState {
     last: Option<u64>,
     /// Latest reported sample, for the rate.
     last_sample: Option<(u64, u64)>,
+    /// The runtime's object count at the first reading (`None` when that reading had
+    /// none: then no later one covers the same window) and the latest.
+    objects_first: Option<u64>,
+    objects_last: Option<u64>,
 }
 
 /// `gcStart` calls seen since the current (or last) cycle started: what the next cycle's
@@ -249,12 +253,13 @@ impl Model {
                 ts_ns,
                 total_bytes,
                 settings,
+                total_objects,
             } => {
                 self.observe_settings(ts_ns, settings, out);
                 let Some(total_bytes) = total_bytes else {
                     return;
                 };
-                self.alloc_reading(total_bytes);
+                self.alloc_reading(total_bytes, total_objects);
                 let rate = self.alloc.last_sample.and_then(|(t0, b0)| {
                     let dt = ts_ns.checked_sub(t0).filter(|dt| *dt > 0)?;
                     let db = total_bytes.saturating_sub(b0);
@@ -323,12 +328,22 @@ impl Model {
         }
     }
 
-    /// A reading of the cumulative allocation counter (it only grows).
-    fn alloc_reading(&mut self, total: u64) {
+    /// A reading of the cumulative allocation counters (they only grow): bytes, and the
+    /// objects when read too. Objects count over the same window as bytes or not at all.
+    fn alloc_reading(&mut self, total: u64, objects: Option<u64>) {
+        if self.alloc.first.is_none() {
+            self.alloc.objects_first = objects;
+        }
         let first = *self.alloc.first.get_or_insert(total);
         let last = self.alloc.last.map_or(total, |l| l.max(total));
         self.alloc.last = Some(last);
         self.allocs.set_runtime_bytes(last.saturating_sub(first));
+        if let (Some(o0), Some(o)) = (self.alloc.objects_first, objects) {
+            let last = self.alloc.objects_last.map_or(o, |l| l.max(o));
+            self.alloc.objects_last = Some(last);
+            self.allocs
+                .set_runtime_objects(last.saturating_sub(o0), self.settings.gomaxprocs);
+        }
     }
 
     /// What the model saw and coped with (orphan ends, dropped cycles, ...), for logs.
@@ -355,7 +370,7 @@ impl Model {
 
     fn stw_end(&mut self, ts_ns: u64, snapshot: &RuntimeSnapshot, out: &mut Vec<Record>) {
         if let Some(total) = snapshot.total_alloc {
-            self.alloc_reading(total);
+            self.alloc_reading(total, snapshot.mallocs);
         }
         match self.open.take() {
             None => self.diag.orphan_stw_ends += 1,

@@ -513,6 +513,7 @@ fn sample(ts_ns: u64, total: Option<u64>, gogc: Option<i32>, procs: Option<u32>)
             memory_limit: gogc.map(|_| i64::MAX),
             gomaxprocs: procs,
         },
+        total_objects: None,
     }
 }
 
@@ -560,4 +561,42 @@ fn settings_reported_when_known_and_when_changed() {
         .filter(|r| matches!(r, Record::Alloc(_)))
         .count();
     assert_eq!(allocs, 3);
+}
+
+/// The runtime's object count sets the sampled objects total, over the window of the byte
+/// counter: it counts only when the first reading had it too.
+#[test]
+fn sampled_objects_total_is_the_runtime_count_over_the_bytes_window() {
+    let batch = crate::events::AllocBatch {
+        ts_ns: 10,
+        sampled: true,
+        objects: 10,
+        bytes: 160,
+        by_class: vec![(16, 10)],
+        ..Default::default()
+    };
+    let reading = |ts_ns: u64, bytes: u64, objects: Option<u64>| TraceEvent::Sample {
+        ts_ns,
+        total_bytes: Some(bytes),
+        settings: Settings {
+            gomaxprocs: Some(2),
+            ..Settings::default()
+        },
+        total_objects: objects,
+    };
+    let mut m = Model::new();
+    m.apply(&reading(1, 1_000, Some(100)));
+    m.apply(&TraceEvent::Allocs(Box::new(batch.clone())));
+    m.apply(&reading(2, 1_000 + 1_600_000, Some(100 + 1_000_000)));
+    let (types, _) = m.allocs().snapshot();
+    assert_eq!((types.objects, types.bytes), (1_000_000, 1_600_000));
+    // A bound, not a statistical error: two Ps' caches against a million objects.
+    assert_eq!(types.objects_error_permille, Some(30));
+    assert_eq!(m.summary().alloc_objects, Some(1_000_000));
+    // First reading without the count: the bursts' estimate (objects per byte).
+    let mut m = Model::new();
+    m.apply(&reading(1, 1_000, None));
+    m.apply(&TraceEvent::Allocs(Box::new(batch)));
+    m.apply(&reading(2, 1_000 + 1_600_000, Some(1_000_000)));
+    assert_eq!(m.allocs().totals(), (100_000, 1_600_000));
 }

@@ -5,6 +5,7 @@ mod alloc_plan;
 mod analysis;
 pub mod code;
 mod cycle_plan;
+pub mod heap_stats;
 pub mod loader;
 pub mod multi;
 pub mod plan;

@@ -90,6 +90,18 @@ pub struct ProbePlan {
     pub systemstack: Option<(u64, u64)>,
     /// What works less well on this binary, in words for the user.
     pub warnings: Vec<String>,
+    /// Where the [`ReadField::Mallocs`] slot's counts are (with the allocation probes
+    /// only); `None` when that slot is not planned.
+    pub heap_stats: Option<super::heap_stats::HeapStats>,
+}
+
+/// The layout behind the [`ReadField::Mallocs`] slot of `reads`, if there is one.
+fn heap_stats_of(bin: &GoBinary, reads: &[ReadSlot]) -> Option<super::heap_stats::HeapStats> {
+    reads
+        .iter()
+        .any(|r| r.field == ReadField::Mallocs)
+        .then(|| super::heap_stats::locate(bin))
+        .flatten()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -240,6 +252,7 @@ pub fn plan_with(bin: &GoBinary, mode: StopsMode) -> Result<ProbePlan, PlanError
                     stw_ctx: cycle.stw_ctx,
                     preemptoff: cycle.preemptoff,
                     sites: cycle.sites,
+                    heap_stats: heap_stats_of(bin, &reads),
                     reads,
                     systemstack: None,
                     warnings,
@@ -288,6 +301,7 @@ fn plan_every(bin: &GoBinary) -> Result<ProbePlan, PlanError> {
         stw_ctx: None,
         preemptoff: None,
         sites,
+        heap_stats: heap_stats_of(bin, &reads),
         reads,
         systemstack,
         warnings,

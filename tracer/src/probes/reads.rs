@@ -72,13 +72,18 @@ pub enum ReadField {
     /// `sched.ngsys` (int32): system goroutines.
     SchedNgsys,
     /// `gcController.totalAlloc` (uint64): cumulative bytes allocated, span granularity.
-    /// Keep it last: [`ReadField::COUNT`] counts up to it.
     TotalAlloc,
+    /// Objects allocated so far, as `MemStats.Mallocs` counts them: not one word but the
+    /// sum over `memstats.heapStats` the kernel takes ([`super::heap_stats`]), counted
+    /// when spans leave an mcache, like [`ReadField::TotalAlloc`]. Only with the
+    /// allocation probes (`--allocs sample|exact`). Keep it last: [`ReadField::COUNT`]
+    /// counts up to it.
+    Mallocs,
 }
 
 impl ReadField {
     /// Number of variants (discriminants are 0..COUNT): sizes per-field lookup tables.
-    pub const COUNT: usize = ReadField::TotalAlloc as usize + 1;
+    pub const COUNT: usize = ReadField::Mallocs as usize + 1;
 
     /// Which events carry this field when every stop is probed ([`StopsMode::Every`]).
     pub fn read_at(self) -> &'static [ProbeKind] {
@@ -93,7 +98,7 @@ impl ReadField {
     /// (whose paired events read the slots of [`ProbeKind::StartTheWorldReturn`]).
     pub fn read_at_cycle(self) -> &'static [ProbeKind] {
         match self {
-            ReadField::TotalAlloc | ReadField::Gomaxprocs => {
+            ReadField::TotalAlloc | ReadField::Mallocs | ReadField::Gomaxprocs => {
                 &[ProbeKind::GcDone, ProbeKind::StartTheWorldReturn]
             }
             _ => &[ProbeKind::GcDone],
@@ -301,12 +306,19 @@ pub const READS: &[ReadSpec] = &[
         "runtime.gcphase",
         "telling GC stops apart",
     ),
+    // Where `memstats.heapStats` starts; the counts' place in it is [`super::heap_stats`]'s.
+    stats(
+        ReadField::Mallocs,
+        &["heapStats"],
+        super::heap_stats::WITHOUT,
+    ),
 ];
 
-/// The goroutine count's terms (`allglen`, `sched.gFree`, `sched.ngsys`): located only
-/// through the symbol table and DWARF. They are not in the offsets table and not derived
-/// from code, so a stripped binary has no goroutine count (and a warning says so) while
-/// its GC figures are unaffected.
+/// The goroutine count's terms (`allglen`, `sched.gFree`, `sched.ngsys`) and the
+/// allocation count (`memstats.heapStats`, whose inner layout changed in Go 1.25): located
+/// only through the symbol table and DWARF. They are not in the offsets table and not
+/// derived from code, so a stripped binary has no goroutine count and no runtime object
+/// count (and a warning says so) while its GC figures are unaffected.
 pub fn symbols_only(field: ReadField) -> bool {
     matches!(
         field,
@@ -314,6 +326,7 @@ pub fn symbols_only(field: ReadField) -> bool {
             | ReadField::SchedGFree
             | ReadField::SchedGFreeNoStack
             | ReadField::SchedNgsys
+            | ReadField::Mallocs
     )
 }
 
@@ -459,7 +472,16 @@ pub(super) fn plan_reads(
     let mut reads = Vec::new();
     let mut lost: Vec<&str> = Vec::new();
     for want in wanted {
-        match locate(bin, location_for(want, bin.go_version())) {
+        let located = locate(bin, location_for(want, bin.go_version()));
+        // The allocation count is read from its first counting word, where the layout
+        // of `heapStats` allows it.
+        let located = match want.field {
+            ReadField::Mallocs => located.and_then(|base| {
+                super::heap_stats::locate(bin).and_then(|h| base.checked_add(h.offset))
+            }),
+            _ => located,
+        };
+        match located {
             Some(address) if reads.len() < MAX_READS => reads.push(ReadSlot {
                 field: want.field,
                 address,
@@ -468,6 +490,9 @@ pub(super) fn plan_reads(
                     StopsMode::Cycle => want.field.read_at_cycle(),
                 },
             }),
+            // Wanted by `--allocs sample` alone, which says so itself when the plan has
+            // no such slot ([`super::heap_stats::WITHOUT`]): not a gap of the other modes.
+            _ if want.field == ReadField::Mallocs => {}
             _ => {
                 if !lost.contains(&want.without) {
                     lost.push(want.without);

@@ -15,7 +15,7 @@ use std::{
 
 use anyhow::{anyhow, Context, Result};
 use tokio::sync::watch;
-use tracer_common::{ProbeKind, RawEvent};
+use tracer_common::{ProbeKind, RawEvent, HEAP_STATS_GENS};
 
 use super::feed::{watch_fd, Events, Source};
 use super::{Stop, TraceOptions};
@@ -31,7 +31,7 @@ use crate::{
     launch,
     output::{prometheus::Exporter, SharedSink},
     pipeline::Pipeline,
-    probes::{analyse, plan_allocs, ProbePlan, Probes, ReadField},
+    probes::{analyse, heap_stats::HeapStats, plan_allocs, ProbePlan, Probes, ReadField},
     recording::{Header, Recorder},
     records::{ProcessInfo, Record},
     target,
@@ -83,6 +83,9 @@ pub(super) struct Sampler {
     pid: u32,
     /// (read slot index, run-time address) of the counters sampled.
     slots: Vec<(usize, u64)>,
+    /// The runtime's object count: its slot, the run-time address of its first word,
+    /// and where the words are (summed like the kernel does).
+    heap_stats: Option<(usize, u64, HeapStats)>,
 }
 
 impl Sampler {
@@ -102,7 +105,30 @@ impl Sampler {
                 raw.read_ok |= 1 << i;
             }
         }
+        if let Some((i, addr, h)) = self.heap_stats {
+            if let Some(n) = self.objects(addr, h) {
+                raw.reads[i] = n;
+                raw.read_ok |= 1 << i;
+            }
+        }
         (raw.read_ok != 0).then_some(raw)
+    }
+
+    /// The runtime's object count, read as the kernel reads it (every generation or
+    /// nothing).
+    fn objects(&self, addr: u64, h: HeapStats) -> Option<u64> {
+        let gens = (0..HEAP_STATS_GENS as u64)
+            .map(|g| {
+                let at = addr.checked_add(g * u64::from(h.stride))?;
+                let mut words = vec![0u64; h.words as usize];
+                let bytes = target::read_memory_vec(self.pid, at, words.len() * 8).ok()?;
+                for (w, b) in words.iter_mut().zip(bytes.chunks_exact(8)) {
+                    *w = u64::from_le_bytes(b.try_into().ok()?);
+                }
+                Some(words)
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(h.objects(&gens))
     }
 }
 
@@ -123,6 +149,12 @@ pub(super) fn prepare(
     let (bin, plan) = analyse(&exe, &who, opts.stops)?;
     warnings.extend(plan.warnings.iter().cloned());
     let bias = load_bias(pid, &bin).with_context(|| who.clone())?;
+    if opts.allocs == AllocMode::Sample && plan.heap_stats.is_none() {
+        warnings.push(format!(
+            "{who}: --allocs sample: unknown: {}",
+            crate::probes::heap_stats::WITHOUT
+        ));
+    }
     let alloc_plan = match opts.allocs {
         AllocMode::Rate => None,
         _ => Some(plan_allocs(&bin).with_context(|| who.clone())?),
@@ -221,6 +253,13 @@ pub(super) fn describe(
             .filter(|(_, r)| SAMPLED.contains(&r.field))
             .map(|(i, r)| (i, r.address.wrapping_add(bias)))
             .collect(),
+        heap_stats: plan.heap_stats.and_then(|h| {
+            let i = plan
+                .reads
+                .iter()
+                .position(|r| r.field == ReadField::Mallocs)?;
+            Some((i, plan.reads[i].address.wrapping_add(bias), h))
+        }),
     };
     let first_sample = sampler.sample();
     let decode = DecodeSpec::new(plan, bias);
