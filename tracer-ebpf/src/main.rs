@@ -445,6 +445,7 @@ fn send_patched(
         }
         (*ev).read_ok = 0;
         (*ev).seq = seq;
+        (*ev)._pad = 0;
         // A paired stop reads what its return reads.
         let slots_of = match kind {
             ProbeKind::StopPaired => ProbeKind::StartTheWorldReturn,
@@ -455,10 +456,10 @@ fn send_patched(
         while i < MAX_READS {
             (*ev).reads[i] = 0;
             let addr = config.read_addrs[i];
-            if addr != 0 && slots & (1 << i) != 0 {
+            if addr != 0 && slots & (1u64 << i) != 0 {
                 if let Ok(v) = bpf_probe_read_user(addr.wrapping_add(bias) as *const u64) {
                     (*ev).reads[i] = v;
-                    (*ev).read_ok |= 1 << i;
+                    (*ev).read_ok |= 1u64 << i;
                 }
             }
             i += 1;

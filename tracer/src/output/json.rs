@@ -98,6 +98,7 @@ struct GcJson {
     cpu_background_ns: Option<u64>,
     cpu_idle_ns: Option<u64>,
     cpu_mark_term_ns: Option<u64>,
+    non_heap_bytes: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -295,6 +296,7 @@ fn gc(g: &GcRecord) -> GcJson {
         cpu_background_ns: g.cpu.map(|c| c.background_ns),
         cpu_idle_ns: g.cpu.map(|c| c.idle_ns),
         cpu_mark_term_ns: g.cpu.map(|c| c.mark_term_ns),
+        non_heap_bytes: g.non_heap_bytes,
     }
 }
 

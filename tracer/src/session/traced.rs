@@ -99,7 +99,7 @@ impl Sampler {
         for &(i, addr) in &self.slots {
             if let Ok(b) = target::read_memory::<8>(self.pid, addr) {
                 raw.reads[i] = u64::from_le_bytes(b);
-                raw.read_ok |= 1 << i;
+                raw.read_ok |= 1u64 << i;
             }
         }
         (raw.read_ok != 0).then_some(raw)
