@@ -13,7 +13,10 @@
 pub const ARG_REGS: usize = 6;
 
 /// Number of target-memory words the kernel reads on the probes that ask for them.
-pub const MAX_READS: usize = 32;
+/// 64 since recording format 4 (32 before: every slot was taken once the pacer's
+/// memory counters were added; the old 360-byte event is still read, see
+/// [`RawEventV3`]).
+pub const MAX_READS: usize = 64;
 
 /// Which probe produced an event. One BPF program per kind; each can be attached at
 /// several addresses (all RET instructions of a function, for instance).
@@ -130,9 +133,9 @@ pub const OTHER_STOP_END: &str = "stw_other_end";
 /// Number of [`ProbeKind`] values that index [`Config::read_slots`].
 pub const KIND_SLOTS: usize = 16;
 
-/// One probe hit, exactly as the kernel saw it. 360 bytes.
+/// One probe hit, exactly as the kernel saw it. 624 bytes.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RawEvent {
     /// [`ProbeKind`] as u32.
     pub kind: u32,
@@ -154,15 +157,80 @@ pub struct RawEvent {
     /// for this kind.
     pub reads: [u64; MAX_READS],
     /// Bit i set when `reads[i]` was read successfully.
-    pub read_ok: u32,
+    pub read_ok: u64,
     /// The thread's sequence number of this probe hit (1, 2, ... from attach), taken
     /// before the ring buffer reservation: a gap means events of the thread were lost.
     pub seq: u32,
+    /// Explicit padding to a multiple of 8 bytes.
+    pub _pad: u32,
+}
+
+// `Default` by hand: the standard library derives it for arrays of up to 32 only.
+impl Default for RawEvent {
+    fn default() -> RawEvent {
+        RawEvent {
+            kind: 0,
+            cpu: 0,
+            ktime_ns: 0,
+            pid_tgid: 0,
+            ip: 0,
+            regs: [0; ARG_REGS],
+            ret_addr: 0,
+            g: 0,
+            reads: [0; MAX_READS],
+            read_ok: 0,
+            seq: 0,
+            _pad: 0,
+        }
+    }
+}
+
+/// Reads of the 32-slot [`RawEvent`] of recording formats 1–3 (360 bytes).
+pub const MAX_READS_V3: usize = 32;
+
+/// The raw event as recording formats 1–3 stored it: 32 read slots and a 32-bit mask.
+/// Kept so old recordings replay ([`RawEventV3::widen`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RawEventV3 {
+    pub kind: u32,
+    pub cpu: u32,
+    pub ktime_ns: u64,
+    pub pid_tgid: u64,
+    pub ip: u64,
+    pub regs: [u64; ARG_REGS],
+    pub ret_addr: u64,
+    pub g: u64,
+    pub reads: [u64; MAX_READS_V3],
+    pub read_ok: u32,
+    pub seq: u32,
+}
+
+impl RawEventV3 {
+    /// The same event in today's layout (slots past 32 unread).
+    pub fn widen(&self) -> RawEvent {
+        let mut reads = [0u64; MAX_READS];
+        reads[..MAX_READS_V3].copy_from_slice(&self.reads);
+        RawEvent {
+            kind: self.kind,
+            cpu: self.cpu,
+            ktime_ns: self.ktime_ns,
+            pid_tgid: self.pid_tgid,
+            ip: self.ip,
+            regs: self.regs,
+            ret_addr: self.ret_addr,
+            g: self.g,
+            reads,
+            read_ok: u64::from(self.read_ok),
+            seq: self.seq,
+            _pad: 0,
+        }
+    }
 }
 
 /// Settings user space writes before attaching (array map [`CONFIG_MAP`], one entry).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Config {
     /// Only events from this process (tgid) are emitted; 0 = any but those in the
     /// `IGNORED_TGIDS` map (probes shared by every process of a binary).
@@ -175,7 +243,7 @@ pub struct Config {
     pub read_addrs: [u64; MAX_READS],
     /// Indexed by [`ProbeKind`] value: bit i set = read slot i on that probe. Reads cost
     /// little next to the probe hit itself, but there is no point paying for them twice.
-    pub read_slots: [u32; KIND_SLOTS],
+    pub read_slots: [u64; KIND_SLOTS],
     /// Run-time address range of `runtime.mallocgc`: an allocation probe whose caller is
     /// in it is not counted (mallocgc itself was, Go 1.27 calls a size-specialised
     /// function from inside it).
@@ -220,6 +288,30 @@ pub const HEAP_STATS_MAX_WORDS: usize = 72;
 /// and `smallAllocCount[0..]`. What `readmemstats_m` adds up for `MemStats.Mallocs`.
 pub const fn heap_stats_counts(i: usize) -> bool {
     i != 1
+}
+
+// `Default` by hand, as for [`RawEvent`].
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            tgid: 0,
+            wake_bytes: 0,
+            read_addrs: [0; MAX_READS],
+            read_slots: [0; KIND_SLOTS],
+            malloc_lo: 0,
+            malloc_hi: 0,
+            alloc_flags: 0,
+            preemptoff_off: 0,
+            frame_off: 0,
+            stw_ctx_addr: 0,
+            g_m_off: 0,
+            flags: 0,
+            heap_stats_slot: 0,
+            heap_stats_words: 0,
+            heap_stats_stride: 0,
+            _pad: 0,
+        }
+    }
 }
 
 /// Bits of [`Config::flags`].
@@ -327,6 +419,8 @@ mod pod {
     // SAFETY: as above.
     unsafe impl aya::Pod for super::Config {}
     // SAFETY: as above.
+    unsafe impl aya::Pod for super::RawEventV3 {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for super::AllocSizeKey {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::AllocSiteKey {}
@@ -341,14 +435,15 @@ mod tests {
 
     #[test]
     fn layout_is_stable() {
-        assert_eq!(core::mem::size_of::<RawEvent>(), 360);
+        assert_eq!(core::mem::size_of::<RawEvent>(), 624);
+        assert_eq!(core::mem::size_of::<RawEventV3>(), 360);
         assert_eq!(
             core::mem::size_of::<Config>(),
-            8 + 8 * MAX_READS + 4 * KIND_SLOTS + 24 + 24 + 16
+            8 + 8 * MAX_READS + 8 * KIND_SLOTS + 24 + 24 + 16
         );
         assert_eq!(core::mem::size_of::<AllocSiteKey>(), 16 + 8 * SITE_FRAMES);
-        // read_ok and read_slots are u32 bitmasks over the slots.
-        const { assert!(MAX_READS <= 32) };
+        // read_ok and read_slots are u64 bitmasks over the slots.
+        const { assert!(MAX_READS <= 64) };
     }
 
     #[test]

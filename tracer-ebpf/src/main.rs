@@ -445,6 +445,7 @@ fn send_patched(
         }
         (*ev).read_ok = 0;
         (*ev).seq = seq;
+        (*ev)._pad = 0;
         // A paired stop reads what its return reads.
         let slots_of = match kind {
             ProbeKind::StopPaired => ProbeKind::StartTheWorldReturn,
@@ -455,22 +456,22 @@ fn send_patched(
         while i < MAX_READS {
             (*ev).reads[i] = 0;
             let addr = config.read_addrs[i];
-            if addr != 0 && slots & (1 << i) != 0 {
+            if addr != 0 && slots & (1u64 << i) != 0 {
                 if let Ok(v) = bpf_probe_read_user(addr.wrapping_add(bias) as *const u64) {
                     (*ev).reads[i] = v;
-                    (*ev).read_ok |= 1 << i;
+                    (*ev).read_ok |= 1u64 << i;
                 }
             }
             i += 1;
         }
         // The allocation count's slot holds a sum, not the word at its address.
         let hs = config.heap_stats_slot as usize & (MAX_READS - 1);
-        if config.heap_stats_stride != 0 && slots & (1 << hs) != 0 {
-            (*ev).read_ok &= !(1 << hs);
+        if config.heap_stats_stride != 0 && slots & (1u64 << hs) != 0 {
+            (*ev).read_ok &= !(1u64 << hs);
             let base = config.read_addrs[hs].wrapping_add(bias);
             if let Some(n) = heap_stats_objects(base, config) {
                 (*ev).reads[hs] = n;
-                (*ev).read_ok |= 1 << hs;
+                (*ev).read_ok |= 1u64 << hs;
             }
         }
     }

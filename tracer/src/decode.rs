@@ -204,7 +204,7 @@ impl Decoder {
 
     fn read(&self, raw: &RawEvent, field: ReadField) -> Option<u64> {
         let i = usize::from(self.slot_of[field as usize]);
-        if i >= raw.reads.len() || raw.read_ok & (1 << i) == 0 {
+        if i >= raw.reads.len() || raw.read_ok & (1u64 << i) == 0 {
             return None;
         }
         Some(raw.reads[i])
@@ -309,7 +309,20 @@ impl Decoder {
             t_sweep_term: r(ReadField::TSweepTerm),
             t_mark: r(ReadField::TMark),
             t_mark_term: r(ReadField::TMarkTerm),
+            non_heap: self.non_heap(raw),
         }
+    }
+
+    /// The non-heap memory as `memoryLimitHeapGoal` computes it (Go 1.19–1.27):
+    /// `mappedReady − heapFree − heapAlloc`, `heapAlloc = totalAlloc − totalFree`. The
+    /// four words are read one after another while the program runs; the runtime
+    /// rereads them until `heapFree + heapAlloc ≤ mappedReady`, so a read that fails
+    /// that check is torn and unknown.
+    fn non_heap(&self, raw: &RawEvent) -> Option<u64> {
+        let r = |f| self.read(raw, f);
+        let alloc = r(ReadField::TotalAlloc)?.checked_sub(r(ReadField::TotalFree)?)?;
+        let used = r(ReadField::HeapFree)?.checked_add(alloc)?;
+        r(ReadField::MappedReady)?.checked_sub(used)
     }
 
     /// Go 1.19–1.20 pass no reason. GC stops call stopTheWorldWithSema directly through

@@ -219,6 +219,11 @@ pub struct GcFigures {
     pub t_sweep_term: Option<u64>,
     pub t_mark: Option<u64>,
     pub t_mark_term: Option<u64>,
+    /// `mappedReady − heapFree − (totalAlloc − totalFree)` (gcController): the memory
+    /// `memoryLimitHeapGoal` counts against GOMEMLIMIT besides heap objects. `None`
+    /// unread, or torn (the runtime's own check, `heapFree + heapAlloc ≤ mappedReady`,
+    /// failed).
+    pub non_heap: Option<u64>,
 }
 
 /// One decoded event.

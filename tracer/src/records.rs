@@ -83,6 +83,10 @@ pub struct GcRecord {
     /// `tMarkTerm`, `tEnd`), when readable. The JSON timings are measured by the probes;
     /// the gctrace view prints these so its lines equal the runtime's.
     pub runtime_clock: Option<[u64; 4]>,
+    /// Memory counted against GOMEMLIMIT that holds no heap objects, when the world
+    /// restarted after mark termination: `memoryLimitHeapGoal`'s `mappedReady −
+    /// heapFree − heapAlloc` (stacks, runtime metadata, free space in in-use spans).
+    pub non_heap_bytes: Option<u64>,
 }
 
 /// CPU time the cycle spent, as gctrace's `a+b/c/d+e ms cpu`.

@@ -223,7 +223,8 @@ fn reads_by_section(
 }
 
 /// What stripped binaries are known not to have (each with a warning that says so): the
-/// goroutine count, which needs the symbol table, and on arm64 what is located from amd64
+/// goroutine count and the non-heap memory, which need the symbol table (one warning
+/// names both), and on arm64 what is located from amd64
 /// code only: the Go 1.19-1.20 stop reasons (`m.preemptoff`) and, on 1.22+, the one-hit
 /// non-GC stops (`stopTheWorldContext`; every stop is probed instead).
 fn known_gap(warning: &str) -> bool {
@@ -406,11 +407,13 @@ fn unknown_release_without_dwarf_degrades_with_a_warning() {
         plain.struct_field_offset("runtime.workType", "cycles")
     );
     let plan = plan(&bin).unwrap();
-    // Only the goroutine count, which needs the symbol table, is unknown.
+    // Only the goroutine count and the non-heap memory, which need the symbol table,
+    // are unknown.
     assert!(
         plan.warnings
             .iter()
-            .all(|w| w.ends_with("unknown: goroutine count")),
+            .all(|w| w
+                .ends_with("unknown: goroutine count, non-heap memory (memory-limit what-ifs)")),
         "{:?}",
         plan.warnings
     );

@@ -9,6 +9,8 @@
 //! (`gc_cpu_percent`, gctrace's P%) is printed, not asserted: how a cycle's marking is
 //! split between idle and other workers follows how idle the machine is
 //! (docs/performance.md, "What-if predictions").
+//! A second test predicts a memory limit from a recording made without one (the
+//! non-heap memory read from the runtime) and runs the workload under that GOMEMLIMIT.
 
 mod common;
 
@@ -103,16 +105,131 @@ fn oracle(stderr: &str) -> ([f64; 4], usize) {
     )
 }
 
-fn untraced(bin: &Path, flags: &[&str], gogc: i32, dir: &Path) -> String {
+/// An untraced run at `GOGC=gogc` (and `GOMEMLIMIT=limit` bytes): its stderr.
+fn untraced(bin: &Path, flags: &[&str], gogc: &str, limit: Option<u64>, dir: &Path) -> String {
     let mut cmd = Command::new(bin);
-    cmd.env("GOGC", gogc.to_string())
+    cmd.env("GOGC", gogc)
         .env("GOMAXPROCS", GOMAXPROCS)
         .env("GODEBUG", "gctrace=1")
+        .env_remove("GOMEMLIMIT")
         .args(flags)
         .args(["-duration", RUN_FOR]);
-    let run = common::run(&mut cmd, dir, &format!("steady-{gogc}"), RUN_TIMEOUT);
-    assert!(run.status.success(), "GOGC={gogc}: {}", run.stderr);
+    if let Some(l) = limit {
+        cmd.env("GOMEMLIMIT", l.to_string());
+    }
+    let name = format!("steady-{gogc}-{}", limit.unwrap_or(0));
+    let run = common::run(&mut cmd, dir, &name, RUN_TIMEOUT);
+    assert!(
+        run.status.success(),
+        "GOGC={gogc} GOMEMLIMIT={limit:?}: {}",
+        run.stderr
+    );
     run.stderr
+}
+
+/// Records workloads/steady at `GOGC=100` under the tracer, without a memory limit:
+/// the recording and the traced run's stderr.
+fn record_steady(bin: &Path, flags: &[&str], dir: &Path) -> (PathBuf, String) {
+    let rec = dir.join("steady.gct");
+    let mut cmd = Command::new(common::tracer_bin());
+    cmd.env("GOGC", "100")
+        .env("GOMAXPROCS", GOMAXPROCS)
+        .env("GODEBUG", "gctrace=1")
+        .env_remove("GOMEMLIMIT")
+        .args(["--format", "json", "--output"])
+        .arg(dir.join("trace.ndjson"))
+        .arg("--record")
+        .arg(&rec)
+        .arg("--")
+        .arg(bin)
+        .args(flags)
+        .args(["-duration", RUN_FOR]);
+    let run = common::run(&mut cmd, dir, "traced", RUN_TIMEOUT);
+    let diag = format!("{cmd:?}\n{}", common::diagnostics(&run.stdout, &run.stderr));
+    assert!(run.status.success(), "traced run failed: {diag}");
+    (rec, run.stderr)
+}
+
+/// `report --format json` of `rec` with these `--what-if` settings.
+fn report(rec: &Path, settings: &[String]) -> Value {
+    let mut report = Command::new(common::tracer_bin());
+    report.arg("report").arg(rec).args(["--format", "json"]);
+    for s in settings {
+        report.args(["--what-if", s]);
+    }
+    let out = report.output().expect("running report");
+    assert!(
+        out.status.success(),
+        "report: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("report json")
+}
+
+/// The four predicted figures of one `what_if` entry, in [`FIGURES`] order.
+fn predicted(p: &Value) -> [Option<f64>; 4] {
+    [
+        "cycles_per_s",
+        "gc_cpu_total_percent",
+        "gc_cpu_percent",
+        "peak_heap_bytes",
+    ]
+    .map(|k| p[k].as_f64())
+}
+
+/// One predicted setting against its untraced run: a table row, and a failure for
+/// each figure outside [`TOLERANCE`] or not predicted.
+fn compare(
+    what: &str,
+    predicted: [Option<f64>; 4],
+    stderr: &str,
+    rows: &mut Vec<String>,
+    failures: &mut Vec<String>,
+) {
+    let (m, n) = oracle(stderr);
+    let mut errs = Vec::new();
+    for (i, name) in FIGURES.iter().enumerate() {
+        match predicted[i] {
+            Some(v) => {
+                let e = v / m[i] - 1.0;
+                errs.push(format!("{:+.0} %", e * 100.0));
+                if let Some(t) = TOLERANCE[i].filter(|t| e.abs() > *t) {
+                    failures.push(format!(
+                        "{what}: {name} predicted {v:.3}, measured {:.3} ({:+.0} %, \
+                         allowed ±{:.0} %)",
+                        m[i],
+                        e * 100.0,
+                        t * 100.0
+                    ));
+                }
+            }
+            None => failures.push(format!("{what}: no {name} predicted")),
+        }
+    }
+    let cells: Vec<String> = (0..4)
+        .map(|i| format!("{} / {}", shown(i, Some(m[i])), shown(i, predicted[i])))
+        .collect();
+    rows.push(format!(
+        "{what} | {} | {n} | {}",
+        cells.join(" | "),
+        errs.join(", ")
+    ));
+}
+
+/// The recorded run against its own gctrace: the inputs' "now" is the oracle's.
+fn recorded_row(what: &str, stderr: &str, inputs: &Value) -> String {
+    let (m, n) = oracle(stderr);
+    let now = [
+        "now_cycles_per_s",
+        "now_gc_cpu_total_percent",
+        "now_gc_cpu_percent",
+        "now_peak_heap_bytes",
+    ]
+    .map(|k| inputs[k].as_f64());
+    let cells: Vec<String> = (0..4)
+        .map(|i| format!("{} / {}", shown(i, Some(m[i])), shown(i, now[i])))
+        .collect();
+    format!("{what} | {} | {n} |", cells.join(" | "))
 }
 
 /// "12.3" / "?" for one figure (peak heap in MiB).
@@ -160,93 +277,102 @@ fn check_workload(
     rows: &mut Vec<String>,
     failures: &mut Vec<String>,
 ) {
-    let rec = dir.join("steady.gct");
-    let mut cmd = Command::new(common::tracer_bin());
-    cmd.env("GOGC", "100")
-        .env("GOMAXPROCS", GOMAXPROCS)
-        .env("GODEBUG", "gctrace=1")
-        .args(["--format", "json", "--output"])
-        .arg(dir.join("trace.ndjson"))
-        .arg("--record")
-        .arg(&rec)
-        .arg("--")
-        .arg(bin)
-        .args(flags)
-        .args(["-duration", RUN_FOR]);
-    let run = common::run(&mut cmd, dir, "traced", RUN_TIMEOUT);
-    let diag = format!("{cmd:?}\n{}", common::diagnostics(&run.stdout, &run.stderr));
-    assert!(run.status.success(), "traced run failed: {diag}");
-
-    let mut report = Command::new(common::tracer_bin());
-    report.arg("report").arg(&rec).args(["--format", "json"]);
-    for g in SETTINGS {
-        report.args(["--what-if", &format!("gogc={g}")]);
-    }
-    let out = report.output().expect("running report");
-    assert!(
-        out.status.success(),
-        "report: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let doc: Value = serde_json::from_slice(&out.stdout).expect("report json");
+    let (rec, stderr) = record_steady(bin, flags, dir);
+    let settings: Vec<String> = SETTINGS.iter().map(|g| format!("gogc={g}")).collect();
+    let doc = report(&rec, &settings);
     let preds = doc["what_if"].as_array().expect("what_if array").clone();
     assert_eq!(preds.len(), SETTINGS.len(), "{doc}");
     let inputs = &doc["what_if_inputs"];
-
-    // The recorded run against its own gctrace: the inputs' "now" is the oracle's.
-    let (m, n) = oracle(&run.stderr);
-    let now = [
-        "now_cycles_per_s",
-        "now_gc_cpu_total_percent",
-        "now_gc_cpu_percent",
-        "now_peak_heap_bytes",
-    ]
-    .map(|k| inputs[k].as_f64());
-    let cells: Vec<String> = (0..4)
-        .map(|i| format!("{} / {}", shown(i, Some(m[i])), shown(i, now[i])))
-        .collect();
-    rows.push(format!(
-        "{workload} | GOGC 100 (recorded) | {} | {n} |",
-        cells.join(" | ")
+    rows.push(recorded_row(
+        &format!("{workload} | GOGC 100 (recorded)"),
+        &stderr,
+        inputs,
     ));
     for (g, p) in SETTINGS.iter().zip(&preds) {
         assert_eq!(p["gogc"], *g, "{p}");
-        let stderr = untraced(bin, flags, *g, dir);
-        let (m, n) = oracle(&stderr);
-        let predicted = [
-            "cycles_per_s",
-            "gc_cpu_total_percent",
-            "gc_cpu_percent",
-            "peak_heap_bytes",
-        ]
-        .map(|k| p[k].as_f64());
-        let mut errs = Vec::new();
-        for (i, name) in FIGURES.iter().enumerate() {
-            match predicted[i] {
-                Some(v) => {
-                    let e = v / m[i] - 1.0;
-                    errs.push(format!("{:+.0} %", e * 100.0));
-                    if let Some(t) = TOLERANCE[i].filter(|t| e.abs() > *t) {
-                        failures.push(format!(
-                            "{workload}, GOGC={g}: {name} predicted {v:.3}, measured {:.3} \
-                             ({:+.0} %, allowed ±{:.0} %)",
-                            m[i],
-                            e * 100.0,
-                            t * 100.0
-                        ));
-                    }
-                }
-                None => failures.push(format!("{workload}, GOGC={g}: no {name} predicted: {p}")),
-            }
-        }
-        let cells: Vec<String> = (0..4)
-            .map(|i| format!("{} / {}", shown(i, Some(m[i])), shown(i, predicted[i])))
-            .collect();
-        rows.push(format!(
-            "{workload} | GOGC {g} | {} | {n} | {}",
-            cells.join(" | "),
-            errs.join(", ")
-        ));
+        let stderr = untraced(bin, flags, &g.to_string(), None, dir);
+        let what = format!("{workload} | GOGC {g}");
+        compare(&what, predicted(p), &stderr, rows, failures);
     }
     rows.push(format!("{workload} inputs: {inputs}"));
+}
+
+/// Memory limits predicted from a recording made without one (issue 17): the non-heap
+/// memory the limit's goal subtracts is read from the runtime (gcController's
+/// mappedReady, heapFree, totalAlloc, totalFree) after each cycle. The limit chosen
+/// binds: the recording's marked heap and non-heap memory plus 20 MiB, so the goal
+/// sits about halfway between the marked heap and GOGC=100's goal and cycles come
+/// about twice as often, well short of the GC CPU limiter. Predicted at GOGC=off and
+/// GOGC=100 under it; each then runs untraced at that setting with gctrace as the
+/// oracle, held to the same [`TOLERANCE`] as the GOGC predictions.
+#[test]
+fn memory_limit_predictions_from_an_unlimited_recording_match_runs() {
+    if !common::integration_enabled() {
+        return;
+    }
+    let tc = common::newest_toolchain();
+    let bin = build_steady(&tc);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let _exclusive = common::exclusive();
+    let (rec, traced_stderr) = record_steady(&bin, &[], tmp.path());
+
+    // The inputs alone first: the non-heap memory must have been read, not inverted
+    // from a goal (there was no limit).
+    let doc = report(&rec, &[]);
+    let inputs = doc["what_if_inputs"].clone();
+    assert_eq!(inputs["memory_limit_bytes"], Value::Null, "{inputs}");
+    assert_eq!(inputs["non_heap_source"], "read", "{inputs}");
+    let non_heap = inputs["non_heap_bytes"].as_u64().expect("non_heap_bytes");
+    let marked = inputs["heap_live_bytes"].as_u64().expect("heap_live_bytes");
+    // Stacks, runtime metadata and the unused part of in-use spans: more than nothing
+    // and far less than the heap for this program.
+    assert!(
+        non_heap > 256 << 10 && non_heap < marked,
+        "non-heap {non_heap} B, marked {marked} B: {inputs}"
+    );
+    let limit = (marked + non_heap + (20 << 20)) >> 20 << 20;
+    let settings = [
+        format!("gogc=off,limit={limit}"),
+        format!("gogc=100,limit={limit}"),
+    ];
+    let doc = report(&rec, &settings);
+    let preds = doc["what_if"].as_array().expect("what_if array").clone();
+    assert_eq!(preds.len(), settings.len(), "{doc}");
+
+    let mut rows = vec![recorded_row(
+        &format!(
+            "GOGC 100, no limit (recorded; non-heap {:.1} MiB)",
+            non_heap as f64 / (1 << 20) as f64
+        ),
+        &traced_stderr,
+        &inputs,
+    )];
+    let mut failures = Vec::new();
+    for (gogc, p) in ["off", "100"].iter().zip(&preds) {
+        assert_eq!(p["memory_limit_bytes"], limit, "{p}");
+        let what = format!("GOGC={gogc} GOMEMLIMIT={} MiB", limit >> 20);
+        // The limit was chosen to bind, short of the limiter.
+        if p["bound_by"] != "memory-limit" {
+            failures.push(format!(
+                "{what}: bound by {}, not the limit: {p}",
+                p["bound_by"]
+            ));
+        }
+        let stderr = untraced(&bin, &[], gogc, Some(limit), tmp.path());
+        compare(&what, predicted(p), &stderr, &mut rows, &mut failures);
+    }
+    let table = common::table(
+        &format!(
+            "Go {}: setting | measured / predicted: cycles/s | all GC CPU % | \
+             GC CPU % excl. idle | peak heap MiB | cycles | errors",
+            tc.version
+        ),
+        &rows,
+    );
+    println!("{table}");
+    assert!(
+        failures.is_empty(),
+        "{}\n{table}\ninputs: {inputs}",
+        failures.join("\n")
+    );
 }

@@ -163,6 +163,7 @@ impl Model {
                 })
             }),
             runtime_clock: Some([t_sweep, t_mark, t_mark_term, t_end]),
+            non_heap_bytes: f.non_heap,
         };
         self.cycles_reported += 1;
         out.push(Record::Gc(record));

@@ -117,6 +117,7 @@ impl CycleInProgress {
             cpu_percent: self.figures.cpu_percent,
             cpu: self.cpu(),
             runtime_clock: self.runtime_clock(),
+            non_heap_bytes: self.figures.non_heap,
         })
     }
 

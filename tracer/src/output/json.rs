@@ -98,6 +98,7 @@ struct GcJson {
     cpu_background_ns: Option<u64>,
     cpu_idle_ns: Option<u64>,
     cpu_mark_term_ns: Option<u64>,
+    non_heap_bytes: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -295,6 +296,7 @@ fn gc(g: &GcRecord) -> GcJson {
         cpu_background_ns: g.cpu.map(|c| c.background_ns),
         cpu_idle_ns: g.cpu.map(|c| c.idle_ns),
         cpu_mark_term_ns: g.cpu.map(|c| c.mark_term_ns),
+        non_heap_bytes: g.non_heap_bytes,
     }
 }
 
@@ -504,7 +506,7 @@ mod tests {
                 r#"{"type":"gc","cycle":3,"trigger":"forced","start_ns":100,"end_ns":900,"#,
                 r#""sweep_term_ns":26,"mark_ns":700,"mark_term_ns":74,"pause_ns":100,"#,
                 r#""heap_start_bytes":4194304,"heap_end_bytes":null,"heap_live_bytes":null,"#,
-                r#""heap_goal_bytes":null,"gomaxprocs":8,"stacks_bytes":null,"globals_bytes":null,"gogc":null,"memory_limit_bytes":null,"goroutines":null,"gc_cpu_percent":null,"cpu_sweep_term_ns":null,"cpu_assist_ns":null,"cpu_background_ns":null,"cpu_idle_ns":null,"cpu_mark_term_ns":null,"pid":4242}"#,
+                r#""heap_goal_bytes":null,"gomaxprocs":8,"stacks_bytes":null,"globals_bytes":null,"gogc":null,"memory_limit_bytes":null,"goroutines":null,"gc_cpu_percent":null,"cpu_sweep_term_ns":null,"cpu_assist_ns":null,"cpu_background_ns":null,"cpu_idle_ns":null,"cpu_mark_term_ns":null,"non_heap_bytes":null,"pid":4242}"#,
                 "\n"
             )
         );

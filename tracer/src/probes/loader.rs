@@ -186,7 +186,7 @@ impl Probes {
         for (i, read) in plan.reads.iter().enumerate().take(MAX_READS) {
             config.read_addrs[i] = read.address.wrapping_add(bias);
             for kind in read.at {
-                config.read_slots[*kind as usize % KIND_SLOTS] |= 1 << i;
+                config.read_slots[*kind as usize % KIND_SLOTS] |= 1u64 << i;
             }
         }
         if let Some(off) = plan.frame_off {

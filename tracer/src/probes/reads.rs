@@ -76,14 +76,23 @@ pub enum ReadField {
     /// Objects allocated so far, as `MemStats.Mallocs` counts them: not one word but the
     /// sum over `memstats.heapStats` the kernel takes ([`super::heap_stats`]), counted
     /// when spans leave an mcache, like [`ReadField::TotalAlloc`]. Only with the
-    /// allocation probes (`--allocs sample|exact`). Keep it last: [`ReadField::COUNT`]
-    /// counts up to it.
+    /// allocation probes (`--allocs sample|exact`).
     Mallocs,
+    /// `gcController.mappedReady` (uint64): mapped memory in the Ready state, what
+    /// counts against GOMEMLIMIT.
+    MappedReady,
+    /// `gcController.heapFree` (uint64): free heap pages not yet returned to the OS.
+    HeapFree,
+    /// `gcController.totalFree` (uint64): cumulative bytes freed. With the three
+    /// above, the non-heap memory `memoryLimitHeapGoal` subtracts from the limit:
+    /// `mappedReady − heapFree − (totalAlloc − totalFree)` (the same in Go 1.19–1.27).
+    /// Keep the last variant last in [`ReadField::COUNT`].
+    TotalFree,
 }
 
 impl ReadField {
     /// Number of variants (discriminants are 0..COUNT): sizes per-field lookup tables.
-    pub const COUNT: usize = ReadField::Mallocs as usize + 1;
+    pub const COUNT: usize = ReadField::TotalFree as usize + 1;
 
     /// Which events carry this field when every stop is probed ([`StopsMode::Every`]).
     pub fn read_at(self) -> &'static [ProbeKind] {
@@ -148,6 +157,7 @@ const STATE: &str = "gctrace figures";
 const SCHED: &str = "runtime.sched";
 const SCHED_TYPE: &str = "runtime.schedt";
 const GOROUTINES: &str = "goroutine count";
+const NON_HEAP: &str = "non-heap memory (memory-limit what-ifs)";
 
 const fn sched(
     field: ReadField,
@@ -312,13 +322,18 @@ pub const READS: &[ReadSpec] = &[
         &["heapStats"],
         super::heap_stats::WITHOUT,
     ),
+    // memoryLimitHeapGoal's terms: the non-heap memory a memory-limit what-if needs.
+    ctl(ReadField::MappedReady, &["mappedReady"], NON_HEAP),
+    ctl(ReadField::HeapFree, &["heapFree"], NON_HEAP),
+    ctl(ReadField::TotalFree, &["totalFree"], NON_HEAP),
 ];
 
-/// The goroutine count's terms (`allglen`, `sched.gFree`, `sched.ngsys`) and the
-/// allocation count (`memstats.heapStats`, whose inner layout changed in Go 1.25): located
-/// only through the symbol table and DWARF. They are not in the offsets table and not
-/// derived from code, so a stripped binary has no goroutine count and no runtime object
-/// count (and a warning says so) while its GC figures are unaffected.
+/// The goroutine count's terms (`allglen`, `sched.gFree`, `sched.ngsys`), the
+/// allocation count (`memstats.heapStats`, whose inner layout changed in Go 1.25) and the
+/// non-heap memory's (`mappedReady`, `heapFree`, `totalFree`): located only through the
+/// symbol table and DWARF. They are not in the offsets table and not derived from code,
+/// so a stripped binary has no goroutine count, no runtime object count and no non-heap
+/// memory (and a warning says so) while its GC figures are unaffected.
 pub fn symbols_only(field: ReadField) -> bool {
     matches!(
         field,
@@ -327,6 +342,9 @@ pub fn symbols_only(field: ReadField) -> bool {
             | ReadField::SchedGFreeNoStack
             | ReadField::SchedNgsys
             | ReadField::Mallocs
+            | ReadField::MappedReady
+            | ReadField::HeapFree
+            | ReadField::TotalFree
     )
 }
 

@@ -34,8 +34,10 @@ pub const MAGIC: &[u8; 8] = b"GCTRACE\0";
 /// same). 2: raw events may be [`tracer_common::ProbeKind::StopPaired`], which a version-1
 /// reader would count as undecodable rather than show as stops. 3: raw events may be
 /// [`tracer_common::ProbeKind::GcDone`] and [`tracer_common::ProbeKind::StopNamed`] (the
-/// default probe plan of issue 14), which a version-2 reader would drop.
-pub const FORMAT_VERSION: u32 = 3;
+/// default probe plan of issue 14), which a version-2 reader would drop. 4: raw events
+/// have 64 read slots (624 bytes, a u64 mask), for the pacer's memory counters; a
+/// version-3 reader would reject them. Events of versions 1–3 (360 bytes) are widened.
+pub const FORMAT_VERSION: u32 = 4;
 /// First bytes of every block.
 pub const BLOCK_MAGIC: &[u8; 4] = b"BLK1";
 /// Largest header and block accepted when reading (anything larger is corruption).

@@ -5,7 +5,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use flate2::read::DeflateDecoder;
-use tracer_common::RawEvent;
+use tracer_common::{RawEvent, RawEventV3};
 
 use super::{frame, End, Header, BLOCK_MAGIC, FORMAT_VERSION, MAGIC, MAX_BLOCK, MAX_HEADER};
 use crate::events::AllocBatch;
@@ -159,13 +159,20 @@ fn parse_frames(payload: &[u8], items: &mut Vec<Item>, ended: &mut bool) -> Resu
         pos += 5 + len;
         match kind {
             frame::RAW_EVENT => {
-                if body.len() != size_of::<RawEvent>() {
+                // Formats 1–3 wrote the 32-slot event; 4 the 64-slot one. The size says
+                // which, whatever the file's version.
+                let ev = if body.len() == size_of::<RawEvent>() {
+                    // SAFETY: `body` holds exactly size_of::<RawEvent>() bytes and RawEvent
+                    // is plain integers (any bit pattern is valid); read_unaligned copes
+                    // with the buffer's alignment.
+                    unsafe { std::ptr::read_unaligned::<RawEvent>(body.as_ptr().cast()) }
+                } else if body.len() == size_of::<RawEventV3>() {
+                    // SAFETY: as above, for the old layout.
+                    let old: RawEventV3 = unsafe { std::ptr::read_unaligned(body.as_ptr().cast()) };
+                    old.widen()
+                } else {
                     return Err("raw event of the wrong size".into());
-                }
-                // SAFETY: `body` holds exactly size_of::<RawEvent>() bytes and RawEvent is
-                // plain integers (any bit pattern is valid); read_unaligned copes with the
-                // buffer's alignment.
-                let ev: RawEvent = unsafe { std::ptr::read_unaligned(body.as_ptr().cast()) };
+                };
                 parsed.push(Item::Raw(ev));
             }
             frame::ALLOC_BATCH => {

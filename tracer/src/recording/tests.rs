@@ -78,8 +78,49 @@ fn round_trip() {
             exit_status: Some(3)
         })
     ));
-    // 1000 events of 360 bytes fill several 64 KiB blocks and compress well.
-    assert!(data.len() < 1000 * 360 / 4, "{} bytes", data.len());
+    // 1000 events of 624 bytes fill several 64 KiB blocks and compress well.
+    assert!(data.len() < 1000 * 624 / 4, "{} bytes", data.len());
+}
+
+/// Formats 1–3 stored the 360-byte, 32-slot event: it replays widened, every field and
+/// read slot where it was, the slots past 32 unread.
+#[test]
+fn old_32_slot_events_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.gct");
+    let mut rec = Recorder::create(&path, &header()).unwrap();
+    let mut old = tracer_common::RawEventV3 {
+        kind: 8,
+        cpu: 1,
+        ktime_ns: 77,
+        pid_tgid: 42 << 32 | 43,
+        regs: [1, 2, 3, 4, 5, 6],
+        read_ok: 0x8000_0001,
+        seq: 9,
+        ..Default::default()
+    };
+    old.reads[0] = 11;
+    old.reads[31] = 12;
+    // SAFETY: RawEventV3 is #[repr(C)] integers without implicit padding.
+    let bytes = unsafe {
+        std::slice::from_raw_parts(
+            (&old as *const tracer_common::RawEventV3).cast::<u8>(),
+            size_of::<tracer_common::RawEventV3>(),
+        )
+    };
+    rec.frame(frame::RAW_EVENT, bytes).unwrap();
+    rec.finish(End::default()).unwrap();
+    let data = std::fs::read(&path).unwrap();
+    let r = Reader::parse(&data, Path::new("old.gct")).unwrap();
+    assert!(r.damage.is_none(), "{:?}", r.damage);
+    let Item::Raw(ev) = r.items[0] else {
+        panic!("{:?}", r.items[0]);
+    };
+    assert_eq!((ev.kind, ev.cpu, ev.ktime_ns, ev.seq), (8, 1, 77, 9));
+    assert_eq!(ev.pid_tgid, 42 << 32 | 43);
+    assert_eq!(ev.regs, [1, 2, 3, 4, 5, 6]);
+    assert_eq!((ev.reads[0], ev.reads[31], ev.reads[32]), (11, 12, 0));
+    assert_eq!(ev.read_ok, 0x8000_0001);
 }
 
 #[test]

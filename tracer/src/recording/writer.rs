@@ -48,7 +48,7 @@ impl Recorder {
         })
     }
 
-    fn frame(&mut self, kind: u8, bytes: &[u8]) -> io::Result<()> {
+    pub(super) fn frame(&mut self, kind: u8, bytes: &[u8]) -> io::Result<()> {
         self.block.push(kind);
         self.block
             .extend_from_slice(&(bytes.len() as u32).to_le_bytes());

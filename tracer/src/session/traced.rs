@@ -102,7 +102,7 @@ impl Sampler {
         for &(i, addr) in &self.slots {
             if let Ok(b) = target::read_memory::<8>(self.pid, addr) {
                 raw.reads[i] = u64::from_le_bytes(b);
-                raw.read_ok |= 1 << i;
+                raw.read_ok |= 1u64 << i;
             }
         }
         if let Some((i, addr, h)) = self.heap_stats {

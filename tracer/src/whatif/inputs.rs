@@ -59,9 +59,13 @@ pub struct Inputs {
     pub mark_cpu_ns_per_byte: Option<f64>,
     pub assist_cpu_ns_per_byte: Option<f64>,
     /// Memory that counts against GOMEMLIMIT and holds no heap objects (the pacer's
-    /// mappedReady − heapFree − heapAlloc): known only from cycles whose goal the limit
-    /// set (inverted from their goal); `None` otherwise.
+    /// mappedReady − heapFree − heapAlloc): the mean of what was read after each steady
+    /// cycle; from a recording without those reads (older, or a stripped binary), only
+    /// from cycles whose goal a limit set (inverted from their goal); `None` otherwise.
     pub non_heap_bytes: Option<u64>,
+    /// Where `non_heap_bytes` came from: `read` (the runtime's counters) or
+    /// `limit-goal` (inverted from goals a limit set); `None` when unknown.
+    pub non_heap_source: Option<&'static str>,
     /// The program as it ran (same cycles): cycles/s, GC CPU % (idle workers
     /// excluded), all GC CPU % (idle workers included: gctrace's five cpu figures) and
     /// mean heap at mark termination, to set the predictions against.
@@ -279,8 +283,14 @@ impl Inputs {
                 .push("gomaxprocs unknown: GC CPU cannot be given as a share".into());
         }
 
-        // Non-heap memory, from cycles whose goal the memory limit set: the goal is
-        // then (limit − non-heap) less its headroom, so non-heap follows from it.
+        // Non-heap memory: read after every steady cycle (the runtime's own terms), or
+        // else from cycles whose goal the memory limit set: the goal is then
+        // (limit − non-heap) less its headroom, so non-heap follows from it.
+        inp.non_heap_bytes = of(|g| g.non_heap_bytes);
+        if inp.non_heap_bytes.is_some() {
+            inp.non_heap_source = Some("read");
+            return inp;
+        }
         inp.non_heap_bytes = inp.memory_limit_bytes.and_then(|limit| {
             let v: Vec<f64> = pairs
                 .iter()
@@ -306,6 +316,14 @@ impl Inputs {
                 .flatten()
                 .map(|m| m as u64)
         });
+        if inp.non_heap_bytes.is_some() {
+            inp.non_heap_source = Some("limit-goal");
+        } else {
+            inp.warnings.push(
+                "non_heap_bytes unknown: gcController.mappedReady, heapFree, totalAlloc and                  totalFree were not read after every steady cycle (a recording older than                  format 4, or a stripped binary), and no memory limit set the goal: memory                  limits cannot be predicted"
+                    .into(),
+            );
+        }
         inp
     }
 }

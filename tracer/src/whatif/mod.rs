@@ -184,7 +184,8 @@ pub fn predict(inputs: &Inputs, w: &WhatIf) -> Prediction {
     if limit.is_some() && known.non_heap.is_none() {
         p.warnings.push(
             "non_heap_bytes unknown: the memory limit's goal is the limit less the \
-             runtime's non-heap memory, known only from a recording whose goal a limit set"
+             runtime's non-heap memory, which this recording neither read (gcController's \
+             mappedReady, heapFree, totalFree) nor shows in goals a limit set"
                 .into(),
         );
         return p;

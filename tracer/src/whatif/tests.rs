@@ -24,6 +24,7 @@ fn recorded(ndjson: &str) -> Vec<GcRecord> {
             gogc: v["gogc"].as_i64().map(|g| g as i32),
             memory_limit_bytes: v["memory_limit_bytes"].as_i64(),
             gomaxprocs: u(&v, "gomaxprocs").map(|p| p as u32),
+            non_heap_bytes: u(&v, "non_heap_bytes"),
             ..GcRecord::default()
         })
         .collect()

@@ -87,6 +87,7 @@ pub fn parse_line(line: &str) -> Option<Record> {
                 cpu_percent: ou(&v, "gc_cpu_percent").map(|p| p as u32),
                 cpu,
                 runtime_clock: None,
+                non_heap_bytes: ou(&v, "non_heap_bytes"),
             })
         }
         "stw" => Record::Stw(StwRecord {
