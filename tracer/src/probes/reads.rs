@@ -147,19 +147,19 @@ pub struct ReadSpec {
     pub without: &'static str,
 }
 
-const WORK: &str = "runtime.work";
-const WORK_TYPE: &str = "runtime.workType";
-const MEMSTATS: &str = "runtime.memstats";
-const MSTATS: &str = "runtime.mstats";
-const CONTROLLER: &str = "runtime.gcController";
-const CONTROLLER_TYPE: &str = "runtime.gcControllerState";
+/// A struct-typed global the tracer reads fields of: its symbol and its type's name.
+type Struct = (&'static str, &'static str);
+const WORK: Struct = ("runtime.work", "runtime.workType");
+const MEMSTATS: Struct = ("runtime.memstats", "runtime.mstats");
+const CONTROLLER: Struct = ("runtime.gcController", "runtime.gcControllerState");
+const SCHED: Struct = ("runtime.sched", "runtime.schedt");
 const STATE: &str = "gctrace figures";
-const SCHED: &str = "runtime.sched";
-const SCHED_TYPE: &str = "runtime.schedt";
 const GOROUTINES: &str = "goroutine count";
 const NON_HEAP: &str = "non-heap memory (memory-limit what-ifs)";
 
-const fn sched(
+/// A field (`members`, a path into the struct) of the struct-typed global `of`.
+const fn member(
+    of: Struct,
     field: ReadField,
     members: &'static [&'static str],
     without: &'static str,
@@ -167,56 +167,8 @@ const fn sched(
     ReadSpec {
         field,
         location: Location::Field {
-            global: SCHED,
-            ty: SCHED_TYPE,
-            members,
-        },
-        without,
-    }
-}
-
-const fn work(
-    field: ReadField,
-    members: &'static [&'static str],
-    without: &'static str,
-) -> ReadSpec {
-    ReadSpec {
-        field,
-        location: Location::Field {
-            global: WORK,
-            ty: WORK_TYPE,
-            members,
-        },
-        without,
-    }
-}
-
-const fn stats(
-    field: ReadField,
-    members: &'static [&'static str],
-    without: &'static str,
-) -> ReadSpec {
-    ReadSpec {
-        field,
-        location: Location::Field {
-            global: MEMSTATS,
-            ty: MSTATS,
-            members,
-        },
-        without,
-    }
-}
-
-const fn ctl(
-    field: ReadField,
-    members: &'static [&'static str],
-    without: &'static str,
-) -> ReadSpec {
-    ReadSpec {
-        field,
-        location: Location::Field {
-            global: CONTROLLER,
-            ty: CONTROLLER_TYPE,
+            global: of.0,
+            ty: of.1,
             members,
         },
         without,
@@ -236,17 +188,20 @@ const fn global(field: ReadField, symbol: &'static str, without: &'static str) -
 /// [`read_struct_fields`]) work from, so the table always covers what is read.
 /// [`ReadField::GcPhase`] is only read on Go 1.19–1.20.
 pub const READS: &[ReadSpec] = &[
-    work(
+    member(
+        WORK,
         ReadField::GcCycles,
         &["cycles"],
         "cycle numbers (counted from attach instead)",
     ),
-    stats(
+    member(
+        MEMSTATS,
         ReadField::NumGc,
         &["numgc"],
         "cycle completion (a cycle is closed at the next one)",
     ),
-    work(
+    member(
+        WORK,
         ReadField::UserForced,
         &["userForced"],
         "forced flag (inferred from gcStart)",
@@ -257,75 +212,117 @@ pub const READS: &[ReadSpec] = &[
         "gctrace @ times",
     ),
     global(ReadField::Gomaxprocs, "runtime.gomaxprocs", "GOMAXPROCS"),
-    work(ReadField::GcEnd, &["tEnd"], "exact end of mark termination"),
+    member(
+        WORK,
+        ReadField::GcEnd,
+        &["tEnd"],
+        "exact end of mark termination",
+    ),
     // gctrace's heap, goal and cpu figures and the settings in force, read when the
     // world restarts after mark termination, where gctrace itself reads them.
-    work(ReadField::Heap0, &["heap0"], STATE),
-    work(ReadField::Heap1, &["heap1"], STATE),
-    work(ReadField::Heap2, &["heap2"], STATE),
-    ctl(ReadField::HeapGoal, &["lastHeapGoal"], STATE),
-    ctl(
+    member(WORK, ReadField::Heap0, &["heap0"], STATE),
+    member(WORK, ReadField::Heap1, &["heap1"], STATE),
+    member(WORK, ReadField::Heap2, &["heap2"], STATE),
+    member(CONTROLLER, ReadField::HeapGoal, &["lastHeapGoal"], STATE),
+    member(
+        CONTROLLER,
         ReadField::StackScan,
         &["lastStackScan", "maxStackScan"],
         STATE,
     ),
-    ctl(ReadField::GlobalsScan, &["globalsScan"], STATE),
-    work(ReadField::MaxProcs, &["maxprocs"], STATE),
-    work(ReadField::StwProcs, &["stwprocs"], STATE),
-    stats(ReadField::GcCpuFraction, &["gc_cpu_fraction"], STATE),
-    ctl(ReadField::AssistTime, &["assistTime"], STATE),
-    ctl(ReadField::DedicatedMarkTime, &["dedicatedMarkTime"], STATE),
-    ctl(
+    member(CONTROLLER, ReadField::GlobalsScan, &["globalsScan"], STATE),
+    member(WORK, ReadField::MaxProcs, &["maxprocs"], STATE),
+    member(WORK, ReadField::StwProcs, &["stwprocs"], STATE),
+    member(
+        MEMSTATS,
+        ReadField::GcCpuFraction,
+        &["gc_cpu_fraction"],
+        STATE,
+    ),
+    member(CONTROLLER, ReadField::AssistTime, &["assistTime"], STATE),
+    member(
+        CONTROLLER,
+        ReadField::DedicatedMarkTime,
+        &["dedicatedMarkTime"],
+        STATE,
+    ),
+    member(
+        CONTROLLER,
         ReadField::FractionalMarkTime,
         &["fractionalMarkTime"],
         STATE,
     ),
-    ctl(ReadField::IdleMarkTime, &["idleMarkTime"], STATE),
-    work(ReadField::TSweepTerm, &["tSweepTerm"], STATE),
-    work(ReadField::TMark, &["tMark"], STATE),
-    work(ReadField::TMarkTerm, &["tMarkTerm"], STATE),
-    ctl(ReadField::GcPercent, &["gcPercent"], "GOGC"),
-    ctl(ReadField::MemoryLimit, &["memoryLimit"], "GOMEMLIMIT"),
-    work(
+    member(
+        CONTROLLER,
+        ReadField::IdleMarkTime,
+        &["idleMarkTime"],
+        STATE,
+    ),
+    member(WORK, ReadField::TSweepTerm, &["tSweepTerm"], STATE),
+    member(WORK, ReadField::TMark, &["tMark"], STATE),
+    member(WORK, ReadField::TMarkTerm, &["tMarkTerm"], STATE),
+    member(CONTROLLER, ReadField::GcPercent, &["gcPercent"], "GOGC"),
+    member(
+        CONTROLLER,
+        ReadField::MemoryLimit,
+        &["memoryLimit"],
+        "GOMEMLIMIT",
+    ),
+    member(
+        WORK,
         ReadField::PauseNs,
         &["pauseNS"],
         "the runtime's own pause per cycle",
     ),
-    stats(
+    member(
+        MEMSTATS,
         ReadField::NumForcedGc,
         &["numforcedgc"],
         "exact forced flag (read from work.userForced, which the next runtime.GC() may \
          already have set)",
     ),
-    ctl(ReadField::TotalAlloc, &["totalAlloc"], "allocation rate"),
+    member(
+        CONTROLLER,
+        ReadField::TotalAlloc,
+        &["totalAlloc"],
+        "allocation rate",
+    ),
     // `gcount()`'s terms that sit at fixed addresses (its per-P free lists do not).
     global(ReadField::Allglen, "runtime.allglen", GOROUTINES),
-    sched(
+    member(
+        SCHED,
         ReadField::SchedGFree,
         &["gFree.n", "gFree.stack.size"],
         GOROUTINES,
     ),
-    sched(
+    member(
+        SCHED,
         ReadField::SchedGFreeNoStack,
         &["gFree.noStack.size"],
         GOROUTINES,
     ),
-    sched(ReadField::SchedNgsys, &["ngsys"], GOROUTINES),
+    member(SCHED, ReadField::SchedNgsys, &["ngsys"], GOROUTINES),
     global(
         ReadField::GcPhase,
         "runtime.gcphase",
         "telling GC stops apart",
     ),
     // Where `memstats.heapStats` starts; the counts' place in it is [`super::heap_stats`]'s.
-    stats(
+    member(
+        MEMSTATS,
         ReadField::Mallocs,
         &["heapStats"],
         super::heap_stats::WITHOUT,
     ),
     // memoryLimitHeapGoal's terms: the non-heap memory a memory-limit what-if needs.
-    ctl(ReadField::MappedReady, &["mappedReady"], NON_HEAP),
-    ctl(ReadField::HeapFree, &["heapFree"], NON_HEAP),
-    ctl(ReadField::TotalFree, &["totalFree"], NON_HEAP),
+    member(
+        CONTROLLER,
+        ReadField::MappedReady,
+        &["mappedReady"],
+        NON_HEAP,
+    ),
+    member(CONTROLLER, ReadField::HeapFree, &["heapFree"], NON_HEAP),
+    member(CONTROLLER, ReadField::TotalFree, &["totalFree"], NON_HEAP),
 ];
 
 /// The goroutine count's terms (`allglen`, `sched.gFree`, `sched.ngsys`), the
