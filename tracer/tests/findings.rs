@@ -11,7 +11,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::Toolchain;
@@ -19,35 +19,9 @@ use serde_json::Value;
 
 const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Builds workloads/playbook with `toolchain` (a second or two; not cached).
+/// Builds workloads/playbook with `toolchain`.
 fn build_playbook(toolchain: &Toolchain) -> PathBuf {
-    let src = common::workspace_root().join("workloads").join("playbook");
-    let dir = common::target_dir()
-        .join("playbook-cache")
-        .join(&toolchain.version);
-    std::fs::create_dir_all(&dir).expect("playbook cache dir");
-    let bin = dir.join("playbook");
-    let cache = common::target_dir().join("gcload-cache");
-    let out = Command::new(&toolchain.go)
-        .env("GOTOOLCHAIN", "local")
-        .env("GOCACHE", cache.join("gocache"))
-        .env("GOPATH", cache.join("gopath"))
-        .env("GOFLAGS", "")
-        .env("CGO_ENABLED", "0")
-        .stdin(Stdio::null())
-        .args(["build", "-o"])
-        .arg(&bin)
-        .arg("./")
-        .current_dir(&src)
-        .output()
-        .expect("running go build");
-    assert!(
-        out.status.success(),
-        "building playbook with Go {}: {}",
-        toolchain.version,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    bin
+    common::build_workload(toolchain, "playbook")
 }
 
 /// The line of main.go marked `// playbook:TAG`.

@@ -15,7 +15,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::Toolchain;
@@ -38,34 +38,9 @@ const WORKLOADS: [(&str, &[&str]); 1] = [("live 32 MiB", &[])];
 /// on CI's 2 cores).
 const GOMAXPROCS: &str = "2";
 
+/// Builds workloads/steady with `toolchain`.
 fn build_steady(toolchain: &Toolchain) -> PathBuf {
-    let src = common::workspace_root().join("workloads").join("steady");
-    let dir = common::target_dir()
-        .join("steady-cache")
-        .join(&toolchain.version);
-    std::fs::create_dir_all(&dir).expect("steady cache dir");
-    let bin = dir.join("steady");
-    let cache = common::target_dir().join("gcload-cache");
-    let out = Command::new(&toolchain.go)
-        .env("GOTOOLCHAIN", "local")
-        .env("GOCACHE", cache.join("gocache"))
-        .env("GOPATH", cache.join("gopath"))
-        .env("GOFLAGS", "")
-        .env("CGO_ENABLED", "0")
-        .stdin(Stdio::null())
-        .args(["build", "-o"])
-        .arg(&bin)
-        .arg("./")
-        .current_dir(&src)
-        .output()
-        .expect("running go build");
-    assert!(
-        out.status.success(),
-        "building steady with Go {}: {}",
-        toolchain.version,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    bin
+    common::build_workload(toolchain, "steady")
 }
 
 /// The steady state by the runtime's own gctrace lines: cycles/s, all GC CPU % of

@@ -203,6 +203,31 @@ fn go_command(go: &Path) -> Command {
     cmd
 }
 
+/// Builds `workloads/NAME` with `toolchain` into `<target>/NAME-cache/<version>/NAME` (a
+/// second or two; not cached: the small workloads other than gcload).
+pub fn build_workload(toolchain: &Toolchain, name: &str) -> PathBuf {
+    let src = workspace_root().join("workloads").join(name);
+    let dir = target_dir()
+        .join(format!("{name}-cache"))
+        .join(&toolchain.version);
+    fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+    let bin = dir.join(name);
+    let out = go_command(&toolchain.go)
+        .args(["build", "-o"])
+        .arg(&bin)
+        .arg("./")
+        .current_dir(&src)
+        .output()
+        .unwrap_or_else(|e| panic!("running {} build: {e}", toolchain.go.display()));
+    assert!(
+        out.status.success(),
+        "building {name} with Go {}: {}",
+        toolchain.version,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    bin
+}
+
 /// How gcload is built: the default static binary, or one of the shapes real
 /// deployments have that the tracer must cope with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
