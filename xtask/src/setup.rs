@@ -26,6 +26,7 @@ pub fn setup() -> Result<()> {
     rust_components()?;
     go_wheels()?;
     go_caches()?;
+    tracefs()?;
     crate::arm64::assets::ensure()?;
     python_tools()?;
     npm()?;
@@ -182,6 +183,22 @@ fn cargo_fuzz() -> Result<()> {
         bail!("cargo-fuzz still not found after cargo install");
     }
     Ok(())
+}
+
+/// The kernel's tracing file system, which attaching a tracepoint needs (the exec
+/// tracepoint that finds new processes of `--exe`/`--all`). systemd mounts it at boot;
+/// a bare VM image may not, and then new processes are only found by a /proc scan.
+fn tracefs() -> Result<()> {
+    const AT: &str = "/sys/kernel/tracing";
+    if Path::new(AT).join("available_events").exists() {
+        println!("ok: tracefs mounted at {AT}");
+        return Ok(());
+    }
+    println!("mounting tracefs at {AT}");
+    run(Command::new("mount")
+        .args(["-t", "tracefs", "nodev", AT])
+        .stdin(Stdio::null()))
+    .context("the exec tracepoint of --exe and --all needs tracefs")
 }
 
 fn rust_components() -> Result<()> {
