@@ -644,23 +644,12 @@ fn ten_thousand_goroutines(toolchain: &Toolchain) {
     );
 }
 
-#[test]
-fn ten_thousand_goroutines_newest_go() {
-    if !common::integration_enabled() {
-        return;
-    }
-    ten_thousand_goroutines(&common::newest_toolchain());
-}
-
-/// Go 1.19 counts stacks differently (`maxStackScan`: the stack space in use, read by the
-/// tracer from another field than 1.20+'s `lastStackScan`).
-#[test]
-fn ten_thousand_goroutines_go1_19() {
-    if !common::integration_enabled() {
-        return;
-    }
-    ten_thousand_goroutines(&common::toolchain("1.19"));
-}
+per_toolchain!(ten_thousand_goroutines {
+    ten_thousand_goroutines_newest_go => newest,
+    /// Go 1.19 counts stacks differently (`maxStackScan`: the stack space in use, read by the
+    /// tracer from another field than 1.20+'s `lastStackScan`).
+    ten_thousand_goroutines_go1_19 => "1.19",
+});
 
 /// GOMAXPROCS changed twice while traced (2 → 1 → 4, `runtime.GOMAXPROCS` from the
 /// program). Against the runtime: the per-cycle GOMAXPROCS follows gctrace's `P` cycle by
@@ -780,29 +769,11 @@ fn gomaxprocs_change(toolchain: &Toolchain) {
     );
 }
 
-#[test]
-fn gomaxprocs_change_newest_go() {
-    if !common::integration_enabled() {
-        return;
-    }
-    gomaxprocs_change(&common::newest_toolchain());
-}
-
-/// The first version with reason codes (passed to `stopTheWorldWithSema`, not yet to
-/// `startTheWorldWithSema` as from 1.22).
-#[test]
-fn gomaxprocs_change_go1_21() {
-    if !common::integration_enabled() {
-        return;
-    }
-    gomaxprocs_change(&common::toolchain("1.21"));
-}
-
-/// No reason codes: the change is an `unknown` stop, but still counted and placed.
-#[test]
-fn gomaxprocs_change_go1_19() {
-    if !common::integration_enabled() {
-        return;
-    }
-    gomaxprocs_change(&common::toolchain("1.19"));
-}
+per_toolchain!(gomaxprocs_change {
+    gomaxprocs_change_newest_go => newest,
+    /// The first version with reason codes (passed to `stopTheWorldWithSema`, not yet to
+    /// `startTheWorldWithSema` as from 1.22).
+    gomaxprocs_change_go1_21 => "1.21",
+    /// No reason codes: the change is an `unknown` stop, but still counted and placed.
+    gomaxprocs_change_go1_19 => "1.19",
+});

@@ -189,6 +189,29 @@ pub fn newest_toolchain() -> Toolchain {
         .expect("toolchains() is never empty")
 }
 
+/// One `#[test]` per Go toolchain for a check `fn(&Toolchain)`, each skipped unless the
+/// integration tests are requested: `per_toolchain!(check { check_newest_go => newest,
+/// check_go1_19 => "1.19" });`. A doc comment or attribute before a name goes on that test.
+/// Why a macro: a test per toolchain shows which Go broke in the test list, and the
+/// wrappers were otherwise the same five lines written out for every pair.
+#[macro_export]
+macro_rules! per_toolchain {
+    ($check:ident { $( $(#[$meta:meta])* $name:ident => $series:tt ),+ $(,)? }) => {
+        $(
+            $(#[$meta])*
+            #[test]
+            fn $name() {
+                if !$crate::common::integration_enabled() {
+                    return;
+                }
+                $check(&$crate::per_toolchain!(@toolchain $series));
+            }
+        )+
+    };
+    (@toolchain newest) => { $crate::common::newest_toolchain() };
+    (@toolchain $series:literal) => { $crate::common::toolchain($series) };
+}
+
 /// `go` with settings for tests: never download a toolchain, caches under target/,
 /// static binaries.
 fn go_command(go: &Path) -> Command {
