@@ -14,8 +14,8 @@ pub const ARG_REGS: usize = 6;
 
 /// Number of target-memory words the kernel reads on the probes that ask for them.
 /// 64 since recording format 4 (32 before: every slot was taken once the pacer's
-/// memory counters were added; the old 360-byte event is still read, see
-/// [`RawEventV3`]).
+/// memory counters were added; the old 360-byte event is still read, see the tracer's
+/// `recording::old_event`).
 pub const MAX_READS: usize = 64;
 
 /// Which probe produced an event. One BPF program per kind; each can be attached at
@@ -180,49 +180,6 @@ impl Default for RawEvent {
             reads: [0; MAX_READS],
             read_ok: 0,
             seq: 0,
-            _pad: 0,
-        }
-    }
-}
-
-/// Reads of the 32-slot [`RawEvent`] of recording formats 1–3 (360 bytes).
-pub const MAX_READS_V3: usize = 32;
-
-/// The raw event as recording formats 1–3 stored it: 32 read slots and a 32-bit mask.
-/// Kept so old recordings replay ([`RawEventV3::widen`]).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RawEventV3 {
-    pub kind: u32,
-    pub cpu: u32,
-    pub ktime_ns: u64,
-    pub pid_tgid: u64,
-    pub ip: u64,
-    pub regs: [u64; ARG_REGS],
-    pub ret_addr: u64,
-    pub g: u64,
-    pub reads: [u64; MAX_READS_V3],
-    pub read_ok: u32,
-    pub seq: u32,
-}
-
-impl RawEventV3 {
-    /// The same event in today's layout (slots past 32 unread).
-    pub fn widen(&self) -> RawEvent {
-        let mut reads = [0u64; MAX_READS];
-        reads[..MAX_READS_V3].copy_from_slice(&self.reads);
-        RawEvent {
-            kind: self.kind,
-            cpu: self.cpu,
-            ktime_ns: self.ktime_ns,
-            pid_tgid: self.pid_tgid,
-            ip: self.ip,
-            regs: self.regs,
-            ret_addr: self.ret_addr,
-            g: self.g,
-            reads,
-            read_ok: u64::from(self.read_ok),
-            seq: self.seq,
             _pad: 0,
         }
     }
@@ -419,8 +376,6 @@ mod pod {
     // SAFETY: as above.
     unsafe impl aya::Pod for super::Config {}
     // SAFETY: as above.
-    unsafe impl aya::Pod for super::RawEventV3 {}
-    // SAFETY: as above.
     unsafe impl aya::Pod for super::AllocSizeKey {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::AllocSiteKey {}
@@ -436,7 +391,6 @@ mod tests {
     #[test]
     fn layout_is_stable() {
         assert_eq!(core::mem::size_of::<RawEvent>(), 624);
-        assert_eq!(core::mem::size_of::<RawEventV3>(), 360);
         assert_eq!(
             core::mem::size_of::<Config>(),
             8 + 8 * MAX_READS + 8 * KIND_SLOTS + 24 + 24 + 16

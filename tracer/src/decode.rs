@@ -217,16 +217,9 @@ impl Decoder {
             num_gc: self.read(raw, ReadField::NumGc).map(|v| v as u32),
             user_forced: self.read(raw, ReadField::UserForced).map(|v| v & 0xff != 0),
             runtime_init_ns: self.read(raw, ReadField::RuntimeInit).filter(|v| *v != 0),
-            gomaxprocs: self
-                .read(raw, ReadField::Gomaxprocs)
-                .map(|v| v as u32)
-                .filter(|v| *v != 0),
+            settings: self.settings(raw),
             gc_end_ns: self.read(raw, ReadField::GcEnd).filter(|v| *v != 0),
             gc: self.figures(raw),
-            gogc: self
-                .read(raw, ReadField::GcPercent)
-                .map(|v| v as u32 as i32),
-            memory_limit: self.read(raw, ReadField::MemoryLimit).map(|v| v as i64),
             total_alloc: self.read(raw, ReadField::TotalAlloc),
             pause_ns: self.read(raw, ReadField::PauseNs),
             num_forced_gc: self.read(raw, ReadField::NumForcedGc).map(|v| v as u32),
@@ -242,23 +235,30 @@ impl Decoder {
     /// program's. A launched program sampled before its first instruction has zeros
     /// there, which are not its settings.
     fn sampled_settings(&self, raw: &RawEvent) -> Settings {
-        let procs = self
-            .read(raw, ReadField::Gomaxprocs)
-            .map(|v| v as u32)
-            .filter(|v| *v != 0);
-        let initialised = procs.is_some()
+        let settings = self.settings(raw);
+        let initialised = settings.gomaxprocs.is_some()
             || self
                 .read(raw, ReadField::RuntimeInit)
                 .is_some_and(|v| v != 0);
-        if !initialised {
-            return Settings::default();
+        if initialised {
+            settings
+        } else {
+            Settings::default()
         }
+    }
+
+    /// GOGC, GOMEMLIMIT and GOMAXPROCS as read (a zero `gomaxprocs`, before
+    /// `procresize`, is unknown). Each 8-byte read holds a narrower field in its low bytes.
+    fn settings(&self, raw: &RawEvent) -> Settings {
         Settings {
             gogc: self
                 .read(raw, ReadField::GcPercent)
                 .map(|v| v as u32 as i32),
             memory_limit: self.read(raw, ReadField::MemoryLimit).map(|v| v as i64),
-            gomaxprocs: procs,
+            gomaxprocs: self
+                .read(raw, ReadField::Gomaxprocs)
+                .map(|v| v as u32)
+                .filter(|v| *v != 0),
         }
     }
 

@@ -138,8 +138,9 @@ pub struct RuntimeSnapshot {
     pub user_forced: Option<bool>,
     /// `runtimeInitTime`: nanotime() when the runtime started (gctrace's `@Ts` origin).
     pub runtime_init_ns: Option<u64>,
-    /// `gomaxprocs`.
-    pub gomaxprocs: Option<u32>,
+    /// GOGC, GOMEMLIMIT and GOMAXPROCS at this stop (`gomaxprocs` is `None` while it
+    /// still reads 0, before `procresize`).
+    pub settings: Settings,
     /// `work.tEnd`: when the runtime ended the last mark termination's pause. Go before
     /// 1.22 takes it before restarting the world (which can take a while when threads
     /// must be created), and counts the pause up to it; 1.22+ passes it to
@@ -148,10 +149,6 @@ pub struct RuntimeSnapshot {
     /// What gctrace prints for the cycle that just ended its mark termination; valid at
     /// that stop's end (later stops of the same cycle carry the same values).
     pub gc: GcFigures,
-    /// `gcController.gcPercent`: GOGC (negative = off).
-    pub gogc: Option<i32>,
-    /// `gcController.memoryLimit`: GOMEMLIMIT in bytes (`i64::MAX` = none).
-    pub memory_limit: Option<i64>,
     /// `gcController.totalAlloc`: bytes allocated since start, counted per span.
     pub total_alloc: Option<u64>,
     /// `work.pauseNS`: all stop-the-world time of the cycle so far (what
@@ -171,9 +168,9 @@ pub struct RuntimeSnapshot {
 /// GOGC, GOMEMLIMIT and GOMAXPROCS as read from the target; each `None` when unknown.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Settings {
-    /// `gcController.gcPercent` (negative = off).
+    /// `gcController.gcPercent`: GOGC (negative = off).
     pub gogc: Option<i32>,
-    /// `gcController.memoryLimit` (`i64::MAX` = none).
+    /// `gcController.memoryLimit`: GOMEMLIMIT in bytes (`i64::MAX` = none).
     pub memory_limit: Option<i64>,
     /// `gomaxprocs`.
     pub gomaxprocs: Option<u32>,

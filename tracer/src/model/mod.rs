@@ -446,13 +446,13 @@ impl Model {
             mark_start_ns: end_ns,
             pause_ns: end_ns.saturating_sub(start_ns),
             runtime_init_ns: snap.runtime_init_ns,
-            gomaxprocs: snap.gomaxprocs,
+            gomaxprocs: snap.settings.gomaxprocs,
             mark_term: None,
             lazy: false,
             figures: GcFigures::default(),
             gc_end_ns: None,
-            gogc: snap.gogc,
-            memory_limit: snap.memory_limit,
+            gogc: snap.settings.gogc,
+            memory_limit: snap.settings.memory_limit,
             goroutines: snap.goroutines,
         });
         number
@@ -508,11 +508,11 @@ impl Model {
         c.mark_term = Some((start_ns, end_ns));
         c.lazy = snap.num_gc.is_none();
         c.runtime_init_ns = c.runtime_init_ns.or(snap.runtime_init_ns);
-        c.gomaxprocs = c.gomaxprocs.or(snap.gomaxprocs);
+        c.gomaxprocs = c.gomaxprocs.or(snap.settings.gomaxprocs);
         c.figures = snap.gc;
         c.gc_end_ns = snap.gc_end_ns;
-        c.gogc = snap.gogc.or(c.gogc);
-        c.memory_limit = snap.memory_limit.or(c.memory_limit);
+        c.gogc = snap.settings.gogc.or(c.gogc);
+        c.memory_limit = snap.settings.memory_limit.or(c.memory_limit);
         c.goroutines = snap.goroutines.or(c.goroutines);
         Some(c.number)
     }

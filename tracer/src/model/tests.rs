@@ -9,7 +9,10 @@ fn snap(gc_cycles: u32, num_gc: u32, user_forced: bool) -> RuntimeSnapshot {
         num_gc: Some(num_gc),
         user_forced: Some(user_forced),
         runtime_init_ns: Some(1_000),
-        gomaxprocs: Some(8),
+        settings: Settings {
+            gomaxprocs: Some(8),
+            ..Default::default()
+        },
         ..Default::default()
     }
 }

@@ -15,6 +15,7 @@
 //! and flushed as they fill and at least every second, each checksummed, so a tracer
 //! killed mid-run leaves a file whose intact blocks replay.
 
+mod old_event;
 mod reader;
 mod writer;
 

@@ -5,9 +5,11 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use flate2::read::DeflateDecoder;
-use tracer_common::{RawEvent, RawEventV3};
+use tracer_common::RawEvent;
 
-use super::{frame, End, Header, BLOCK_MAGIC, FORMAT_VERSION, MAGIC, MAX_BLOCK, MAX_HEADER};
+use super::{
+    frame, old_event, End, Header, BLOCK_MAGIC, FORMAT_VERSION, MAGIC, MAX_BLOCK, MAX_HEADER,
+};
 use crate::events::AllocBatch;
 
 #[derive(Debug, thiserror::Error)]
@@ -166,12 +168,8 @@ fn parse_frames(payload: &[u8], items: &mut Vec<Item>, ended: &mut bool) -> Resu
                     // is plain integers (any bit pattern is valid); read_unaligned copes
                     // with the buffer's alignment.
                     unsafe { std::ptr::read_unaligned::<RawEvent>(body.as_ptr().cast()) }
-                } else if body.len() == size_of::<RawEventV3>() {
-                    // SAFETY: as above, for the old layout.
-                    let old: RawEventV3 = unsafe { std::ptr::read_unaligned(body.as_ptr().cast()) };
-                    old.widen()
                 } else {
-                    return Err("raw event of the wrong size".into());
+                    old_event::widen(body).ok_or("raw event of the wrong size")?
                 };
                 parsed.push(Item::Raw(ev));
             }

@@ -89,26 +89,31 @@ fn old_32_slot_events_replay() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("old.gct");
     let mut rec = Recorder::create(&path, &header()).unwrap();
-    let mut old = tracer_common::RawEventV3 {
-        kind: 8,
-        cpu: 1,
-        ktime_ns: 77,
-        pid_tgid: 42 << 32 | 43,
-        regs: [1, 2, 3, 4, 5, 6],
-        read_ok: 0x8000_0001,
-        seq: 9,
-        ..Default::default()
-    };
-    old.reads[0] = 11;
-    old.reads[31] = 12;
-    // SAFETY: RawEventV3 is #[repr(C)] integers without implicit padding.
-    let bytes = unsafe {
-        std::slice::from_raw_parts(
-            (&old as *const tracer_common::RawEventV3).cast::<u8>(),
-            size_of::<tracer_common::RawEventV3>(),
-        )
-    };
-    rec.frame(frame::RAW_EVENT, bytes).unwrap();
+    // The old layout written out by hand, field by field (little-endian, as on amd64
+    // and arm64): kind, cpu, ktime_ns, pid_tgid, ip, regs[6], ret_addr, g, reads[32],
+    // read_ok (u32), seq (u32).
+    let mut bytes = Vec::new();
+    bytes.extend(8u32.to_le_bytes());
+    bytes.extend(1u32.to_le_bytes());
+    bytes.extend(77u64.to_le_bytes());
+    bytes.extend((42u64 << 32 | 43).to_le_bytes());
+    bytes.extend(0u64.to_le_bytes());
+    for r in 1..=6u64 {
+        bytes.extend(r.to_le_bytes());
+    }
+    bytes.extend([0u8; 16]);
+    for slot in 0..32u64 {
+        let v: u64 = match slot {
+            0 => 11,
+            31 => 12,
+            _ => 0,
+        };
+        bytes.extend(v.to_le_bytes());
+    }
+    bytes.extend(0x8000_0001u32.to_le_bytes());
+    bytes.extend(9u32.to_le_bytes());
+    assert_eq!(bytes.len(), 360);
+    rec.frame(frame::RAW_EVENT, &bytes).unwrap();
     rec.finish(End::default()).unwrap();
     let data = std::fs::read(&path).unwrap();
     let r = Reader::parse(&data, Path::new("old.gct")).unwrap();
