@@ -836,7 +836,7 @@ pub fn parse_gctrace(stderr: &str) -> BTreeMap<u32, GcTraceLine> {
 // ---------------------------------------------------------------------------------
 // The tracer's NDJSON output
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Deserialize)]
 pub struct ProcessRec {
     pub pid: Option<u64>,
     pub exe: Option<String>,
@@ -844,7 +844,7 @@ pub struct ProcessRec {
     pub arch: Option<String>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Deserialize)]
 pub struct GcRec {
     pub cycle: u32,
     pub trigger: Option<String>,
@@ -866,13 +866,13 @@ pub struct GcRec {
     pub memory_limit_bytes: Option<i64>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Deserialize)]
 pub struct AllocRec {
     pub ts_ns: u64,
     pub total_bytes: u64,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Deserialize)]
 pub struct StwRec {
     pub reason: String,
     pub start_ns: u64,
@@ -880,7 +880,7 @@ pub struct StwRec {
     pub cycle: Option<u32>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Deserialize)]
 pub struct SummaryRec {
     pub cycles: u64,
     pub lost_events: u64,
@@ -899,16 +899,6 @@ pub struct Trace {
     pub summary: Option<SummaryRec>,
     /// Lines that are not JSON objects or lack a required field.
     pub errors: Vec<String>,
-}
-
-fn field_u64(v: &Value, key: &str) -> Result<u64, String> {
-    v.get(key)
-        .and_then(Value::as_u64)
-        .ok_or_else(|| format!("missing or non-integer {key:?}"))
-}
-
-fn field_str(v: &Value, key: &str) -> Option<String> {
-    v.get(key).and_then(Value::as_str).map(str::to_owned)
 }
 
 /// The `--format json` output of a run over several processes, split by the `"pid"`
@@ -951,57 +941,28 @@ pub fn parse_trace(text: &str) -> Trace {
                 continue;
             }
         };
-        let ty = field_str(&v, "type").unwrap_or_default();
+        let ty = v
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
         if trace.first_type.is_none() {
             trace.first_type = Some(ty.clone());
         }
         trace.last_type = Some(ty.clone());
-        let parsed: Result<(), String> = (|| {
+        // Each record by its own field names (the harness' structs, not the tracer's: a
+        // renamed or missing field must fail here, not pass by construction). A field
+        // that is not an `Option` is required.
+        let parsed: Result<(), serde_json::Error> = (|| {
             match ty.as_str() {
                 // Only the first process record counts.
                 "process" if trace.process.is_none() => {
-                    trace.process = Some(ProcessRec {
-                        pid: v.get("pid").and_then(Value::as_u64),
-                        exe: field_str(&v, "exe"),
-                        go_version: field_str(&v, "go_version"),
-                        arch: field_str(&v, "arch"),
-                    });
+                    trace.process = Some(serde_json::from_value(v)?);
                 }
-                "gc" => trace.gc.push(GcRec {
-                    cycle: field_u64(&v, "cycle")? as u32,
-                    trigger: field_str(&v, "trigger"),
-                    start_ns: field_u64(&v, "start_ns")?,
-                    end_ns: field_u64(&v, "end_ns")?,
-                    sweep_term_ns: field_u64(&v, "sweep_term_ns")?,
-                    mark_ns: field_u64(&v, "mark_ns")?,
-                    mark_term_ns: field_u64(&v, "mark_term_ns")?,
-                    pause_ns: field_u64(&v, "pause_ns")?,
-                    heap_start_bytes: v.get("heap_start_bytes").and_then(Value::as_u64),
-                    heap_end_bytes: v.get("heap_end_bytes").and_then(Value::as_u64),
-                    heap_live_bytes: v.get("heap_live_bytes").and_then(Value::as_u64),
-                    heap_goal_bytes: v.get("heap_goal_bytes").and_then(Value::as_u64),
-                    stacks_bytes: v.get("stacks_bytes").and_then(Value::as_u64),
-                    gomaxprocs: v.get("gomaxprocs").and_then(Value::as_u64),
-                    gogc: v.get("gogc").and_then(Value::as_i64),
-                    memory_limit_bytes: v.get("memory_limit_bytes").and_then(Value::as_i64),
-                }),
-                "alloc" => trace.alloc.push(AllocRec {
-                    ts_ns: field_u64(&v, "ts_ns")?,
-                    total_bytes: field_u64(&v, "total_bytes")?,
-                }),
-                "stw" => trace.stw.push(StwRec {
-                    reason: field_str(&v, "reason").ok_or("missing \"reason\"")?,
-                    start_ns: field_u64(&v, "start_ns")?,
-                    duration_ns: field_u64(&v, "duration_ns")?,
-                    cycle: v.get("cycle").and_then(Value::as_u64).map(|c| c as u32),
-                }),
-                "summary" => {
-                    trace.summary = Some(SummaryRec {
-                        cycles: field_u64(&v, "cycles")?,
-                        lost_events: field_u64(&v, "lost_events")?,
-                        alloc_bytes: v.get("alloc_bytes").and_then(Value::as_u64),
-                    })
-                }
+                "gc" => trace.gc.push(serde_json::from_value(v)?),
+                "alloc" => trace.alloc.push(serde_json::from_value(v)?),
+                "stw" => trace.stw.push(serde_json::from_value(v)?),
+                "summary" => trace.summary = Some(serde_json::from_value(v)?),
                 // Record types added later are not this harness's business.
                 _ => {}
             }
@@ -1358,4 +1319,20 @@ pub fn self_test_parsers() {
     assert_eq!(trace.gc[0].trigger.as_deref(), Some("heap"));
     assert_eq!(trace.stw[0].cycle, None);
     assert_eq!(trace.summary.as_ref().map(|s| s.lost_events), Some(0));
+    assert_eq!(trace.process.as_ref().and_then(|p| p.pid), Some(7));
+    assert_eq!(trace.gc[0].pause_ns, 6);
+    assert_eq!(trace.gc[0].heap_start_bytes, None);
+
+    // A record without a required field, or with one of the wrong type, is an error
+    // that names it; a record type the harness does not know is passed over.
+    let bad = parse_trace(
+        "{\"type\":\"gc\",\"cycle\":1,\"start_ns\":1}\n\
+         {\"type\":\"stw\",\"reason\":5,\"start_ns\":1,\"duration_ns\":2}\n\
+         {\"type\":\"future\",\"x\":1}\n\
+         not json\n",
+    );
+    assert_eq!(bad.errors.len(), 3, "{:?}", bad.errors);
+    assert!(bad.errors[0].contains("end_ns"), "{:?}", bad.errors);
+    assert!(bad.gc.is_empty() && bad.stw.is_empty());
+    assert_eq!(bad.last_type.as_deref(), Some("future"));
 }
