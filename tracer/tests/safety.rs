@@ -7,10 +7,12 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::target_procs::{assert_exits_ok, exclusive_tempdir, json_tracer};
 use common::{ChildGuard, GcTraceLine, Toolchain};
 
 /// The target's CPU time in the kernel (stime, clock ticks): uprobe traps are charged here.
@@ -21,7 +23,7 @@ fn stime_ticks(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-fn start_workload(dir: &std::path::Path) -> ChildGuard {
+fn start_workload(dir: &Path) -> ChildGuard {
     let gcload = common::build_gcload(&common::newest_toolchain());
     let w = ChildGuard::spawn(
         Command::new(&gcload).args(["-forever", "-goroutines", "2"]),
@@ -32,16 +34,23 @@ fn start_workload(dir: &std::path::Path) -> ChildGuard {
     w
 }
 
+/// The tracer attached to `pid` with `args`, writing JSON to `<dir>/<name>.json`, its
+/// output in `<dir>/<name>.stdout` and `.stderr`.
+fn spawn_attached(dir: &Path, pid: u32, args: &[&str], name: &str) -> ChildGuard {
+    ChildGuard::spawn(
+        json_tracer(&dir.join(format!("{name}.json")))
+            .args(["--pid", &pid.to_string()])
+            .args(args),
+        dir,
+        name,
+    )
+}
+
 /// Ends the workload with SIGTERM: it must exit 0 after printing its closing line.
 fn finish_workload(mut w: ChildGuard) {
     w.signal(libc::SIGTERM);
-    let status = w.wait_timeout(Duration::from_secs(20));
+    assert_exits_ok(&mut w, Duration::from_secs(20), "on SIGTERM");
     let out = w.stdout_text();
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "workload ended with {status:?}\n{}",
-        common::diagnostics(&out, &w.stderr_text())
-    );
     assert!(
         out.contains("gcload done: goroutines=2 forced=0 readmemstats=0"),
         "{out}"
@@ -50,25 +59,14 @@ fn finish_workload(mut w: ChildGuard) {
 
 #[test]
 fn attach_and_detach_fifty_times_leaves_the_target_unharmed() {
-    if !common::integration_enabled() {
+    let Some((_exclusive, dir)) = exclusive_tempdir() else {
         return;
-    }
-    let _exclusive = common::exclusive();
-    let dir = tempfile::tempdir().expect("tempdir");
+    };
     let mut w = start_workload(dir.path());
     let pid = w.pid().to_string();
     for i in 0..50 {
-        let out = Command::new(common::tracer_bin())
-            .args([
-                "--pid",
-                &pid,
-                "--duration",
-                "0.05",
-                "--format",
-                "json",
-                "--output",
-            ])
-            .arg(dir.path().join("t.json"))
+        let out = json_tracer(&dir.path().join("t.json"))
+            .args(["--pid", &pid, "--duration", "0.05"])
             .output()
             .expect("running gctrace-bpf");
         assert!(
@@ -86,30 +84,14 @@ fn attach_and_detach_fifty_times_leaves_the_target_unharmed() {
 
 #[test]
 fn sigkill_of_the_tracer_removes_every_probe() {
-    if !common::integration_enabled() {
+    let Some((_exclusive, dir)) = exclusive_tempdir() else {
         return;
-    }
-    let _exclusive = common::exclusive();
-    let dir = tempfile::tempdir().expect("tempdir");
+    };
     let w = start_workload(dir.path());
     let pid = w.pid();
     // Exact allocation tracing traps on every allocation: while attached, the target's
     // kernel time climbs fast; once the probes are gone it must fall back.
-    let mut tracer = ChildGuard::spawn(
-        Command::new(common::tracer_bin())
-            .args([
-                "--pid",
-                &pid.to_string(),
-                "--allocs",
-                "exact",
-                "--format",
-                "json",
-                "--output",
-            ])
-            .arg(dir.path().join("t.json")),
-        dir.path(),
-        "tracer",
-    );
+    let mut tracer = spawn_attached(dir.path(), pid, &["--allocs", "exact"], "tracer");
     let window = Duration::from_secs(2);
     thread::sleep(Duration::from_secs(2));
     let s0 = stime_ticks(pid);
@@ -138,35 +120,15 @@ fn sigkill_of_the_tracer_removes_every_probe() {
 
 #[test]
 fn two_tracers_on_one_target_both_see_its_cycles() {
-    if !common::integration_enabled() {
+    let Some((_exclusive, dir)) = exclusive_tempdir() else {
         return;
-    }
-    let _exclusive = common::exclusive();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let w = start_workload(dir.path());
-    let pid = w.pid().to_string();
-    let spawn = |name: &str| {
-        ChildGuard::spawn(
-            Command::new(common::tracer_bin())
-                .args([
-                    "--pid",
-                    &pid,
-                    "--duration",
-                    "3",
-                    "--format",
-                    "json",
-                    "--output",
-                ])
-                .arg(dir.path().join(format!("{name}.json"))),
-            dir.path(),
-            name,
-        )
     };
+    let w = start_workload(dir.path());
+    let spawn = |name: &str| spawn_attached(dir.path(), w.pid(), &["--duration", "3"], name);
     let mut a = spawn("a");
     let mut b = spawn("b");
     for t in [&mut a, &mut b] {
-        let status = t.wait_timeout(Duration::from_secs(30));
-        assert!(status.is_some_and(|s| s.success()), "{}", t.stderr_text());
+        assert_exits_ok(t, Duration::from_secs(30), "after its 3 s");
     }
     let cycles = |name: &str| -> Vec<u64> {
         common::read_trace(&dir.path().join(format!("{name}.json")))
@@ -191,18 +153,14 @@ fn two_tracers_on_one_target_both_see_its_cycles() {
 /// lost stop reported as complete (every gc record agrees with the runtime's own line).
 #[test]
 fn ring_buffer_overload_is_counted_and_the_model_stays_consistent() {
-    if !common::integration_enabled() {
+    let Some((_exclusive, dir)) = exclusive_tempdir() else {
         return;
-    }
-    let _exclusive = common::exclusive();
+    };
     let gcload = common::build_gcload(&common::newest_toolchain());
-    let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("t.json");
-    let mut cmd = Command::new(common::tracer_bin());
+    let mut cmd = json_tracer(&out);
     cmd.env("GODEBUG", "gctrace=1")
-        .args(["--ring-kib", "4", "--format", "json", "--output"])
-        .arg(&out)
-        .arg("--")
+        .args(["--ring-kib", "4", "--"])
         .arg(&gcload)
         .args(["-duration", "3s", "-readmemstats", "20000"]);
     let run = common::run(&mut cmd, dir.path(), "traced", common::RUN_TIMEOUT);
@@ -224,10 +182,8 @@ fn ring_buffer_overload_is_counted_and_the_model_stays_consistent() {
     // The workload times every ReadMemStats call: no stop it caused lasted longer than
     // the longest call, so a stop paired with a later stop's end shows up.
     let ms_path = dir.path().join("storm-memstats.json");
-    let mut cmd = Command::new(common::tracer_bin());
-    cmd.args(["--ring-kib", "4", "--format", "json", "--output"])
-        .arg(dir.path().join("storm.json"))
-        .arg("--")
+    let mut cmd = json_tracer(&dir.path().join("storm.json"));
+    cmd.args(["--ring-kib", "4", "--"])
         .arg(&gcload)
         .args(["-stw-loop", "30000", "-memstats-out"])
         .arg(&ms_path);
@@ -310,27 +266,11 @@ fn assert_no_overlap(trace: &common::Trace) {
 /// no CAP_SYS_ADMIN, no CAP_PERFMON (default mode).
 #[test]
 fn capabilities_are_dropped_after_attach() {
-    if !common::integration_enabled() {
+    let Some((_exclusive, dir)) = exclusive_tempdir() else {
         return;
-    }
-    let _exclusive = common::exclusive();
-    let dir = tempfile::tempdir().expect("tempdir");
+    };
     let w = start_workload(dir.path());
-    let tracer = ChildGuard::spawn(
-        Command::new(common::tracer_bin())
-            .args([
-                "--pid",
-                &w.pid().to_string(),
-                "--duration",
-                "3",
-                "--format",
-                "json",
-                "--output",
-            ])
-            .arg(dir.path().join("t.json")),
-        dir.path(),
-        "tracer",
-    );
+    let tracer = spawn_attached(dir.path(), w.pid(), &["--duration", "3"], "tracer");
     thread::sleep(Duration::from_millis(1500));
     let status =
         std::fs::read_to_string(format!("/proc/{}/status", tracer.pid())).unwrap_or_default();
@@ -356,21 +296,17 @@ fn capabilities_are_dropped_after_attach() {
 /// in launch mode the tracer still exits with the (new) program's status.
 #[test]
 fn target_exec_is_reported_and_ends_the_run_cleanly() {
-    if !common::integration_enabled() {
+    let Some((_exclusive, dir)) = exclusive_tempdir() else {
         return;
-    }
-    let _exclusive = common::exclusive();
+    };
     let gcload = common::build_gcload(&common::newest_toolchain());
-    let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("t.json");
     let script = dir.path().join("after.sh");
     std::fs::write(&script, "#!/bin/sh\nsleep 2\nexit 4\n").expect("script");
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let mut cmd = Command::new(common::tracer_bin());
-    cmd.args(["--format", "json", "--output"])
-        .arg(&out)
-        .arg("--")
+    let mut cmd = json_tracer(&out);
+    cmd.arg("--")
         .arg(&gcload)
         .args(["-duration", "1s", "-exec"])
         .arg(&script);
@@ -419,12 +355,10 @@ fn alone_and_traced(toolchain: &Toolchain, args: &[&str], env: &[(&str, &str)]) 
         .envs(env.iter().copied())
         .args(args);
     let alone = common::run(&mut alone, dir.path(), "alone", common::RUN_TIMEOUT);
-    let mut traced = Command::new(common::tracer_bin());
+    let mut traced = json_tracer(&out);
     traced
         .env("GODEBUG", "gctrace=1")
         .envs(env.iter().copied())
-        .args(["--format", "json", "--output"])
-        .arg(&out)
         .arg("--")
         .arg(&gcload)
         .args(args);
