@@ -11,7 +11,9 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::target_procs::{assert_exits_ok, child_diag, exclusive_tempdir, json_tracer};
+use common::target_procs::{
+    assert_exits_ok, child_diag, exclusive_tempdir, json_tracer, terminate_cleanly,
+};
 use common::{ChildGuard, GcTraceLine, Trace};
 
 /// Generous: attaching reads the binary and loads the kernel programs, on a shared
@@ -56,6 +58,17 @@ fn wait_for_stderr(tracer: &mut ChildGuard, text: &str, timeout: Duration) -> bo
 fn assert_tracer_says(tracer: &mut ChildGuard, text: &str, timeout: Duration, failure: &str) {
     assert!(
         wait_for_stderr(tracer, text, timeout),
+        "{failure}\n{}",
+        child_diag(tracer)
+    );
+}
+
+/// Fails the test if the tracer ends within the next 1.5 s (a target's exit must not end
+/// it while another still runs); `failure` says which ending that would be.
+fn assert_tracer_stays(tracer: &mut ChildGuard, failure: &str) {
+    thread::sleep(Duration::from_millis(1500));
+    assert!(
+        tracer.try_wait().is_none(),
         "{failure}\n{}",
         child_diag(tracer)
     );
@@ -238,21 +251,14 @@ fn exe_picks_up_a_process_started_later() {
         "the tracer did not report the second instance's exit",
     );
     // The tracer waits for more processes; the first is still traced.
-    thread::sleep(Duration::from_millis(1500));
-    assert!(
-        tracer.try_wait().is_none(),
-        "the tracer ended when one of its processes exited\n{}",
-        child_diag(&tracer)
+    assert_tracer_stays(
+        &mut tracer,
+        "the tracer ended when one of its processes exited",
     );
-    tracer.signal(libc::SIGTERM);
-    assert_exits_ok(&mut tracer, Duration::from_secs(30), "on SIGTERM");
+    terminate_cleanly(&mut tracer, Duration::from_secs(30));
+    // The first instance outlives the tracer's detach.
     assert!(first.try_wait().is_none(), "the first instance died");
-    first.signal(libc::SIGTERM);
-    assert_exits_ok(
-        &mut first,
-        Duration::from_secs(30),
-        "on SIGTERM after the tracer detached",
-    );
+    terminate_cleanly(&mut first, Duration::from_secs(30));
 
     let (traces, mut failures) = check_processes(
         &out,
@@ -312,14 +318,11 @@ fn pid_given_twice_traces_both_until_both_exit() {
         );
     }
     assert_exits_ok(&mut short, Duration::from_secs(60), "on its own");
-    thread::sleep(Duration::from_millis(1500));
-    assert!(
-        tracer.try_wait().is_none(),
-        "the tracer ended while one of its --pid targets still runs\n{}",
-        child_diag(&tracer)
+    assert_tracer_stays(
+        &mut tracer,
+        "the tracer ended while one of its --pid targets still runs",
     );
-    long.signal(libc::SIGTERM);
-    assert_exits_ok(&mut long, Duration::from_secs(30), "on SIGTERM");
+    terminate_cleanly(&mut long, Duration::from_secs(30));
     // Every --pid target has exited: the run ends by itself.
     for t in [&mut tracer, &mut text_tracer] {
         assert_exits_ok(t, Duration::from_secs(30), "after every target exited");

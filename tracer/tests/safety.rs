@@ -12,7 +12,7 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::target_procs::{assert_exits_ok, exclusive_tempdir, json_tracer};
+use common::target_procs::{assert_exits_ok, exclusive_tempdir, json_tracer, terminate_cleanly};
 use common::{ChildGuard, GcTraceLine, Toolchain};
 
 /// The target's CPU time in the kernel (stime, clock ticks): uprobe traps are charged here.
@@ -48,8 +48,7 @@ fn spawn_attached(dir: &Path, pid: u32, args: &[&str], name: &str) -> ChildGuard
 
 /// Ends the workload with SIGTERM: it must exit 0 after printing its closing line.
 fn finish_workload(mut w: ChildGuard) {
-    w.signal(libc::SIGTERM);
-    assert_exits_ok(&mut w, Duration::from_secs(20), "on SIGTERM");
+    terminate_cleanly(&mut w, Duration::from_secs(20));
     let out = w.stdout_text();
     assert!(
         out.contains("gcload done: goroutines=2 forced=0 readmemstats=0"),
@@ -381,6 +380,39 @@ fn alone_and_traced(toolchain: &Toolchain, args: &[&str], env: &[(&str, &str)]) 
 }
 
 impl AloneAndTraced {
+    /// The gc records by cycle, to look up gctrace's line's cycle.
+    fn gc_by_cycle(&self) -> BTreeMap<u32, &common::GcRec> {
+        self.trace.gc.iter().map(|g| (g.cycle, g)).collect()
+    }
+
+    /// The failure when a figure of the tracer's differs from gctrace's: `disagreement`
+    /// says which, `rows` are the cycles that differ, one a row under `header`.
+    fn disagreement(&self, disagreement: &str, header: &str, rows: &[String]) -> Option<String> {
+        (!rows.is_empty()).then(|| {
+            format!(
+                "{disagreement} in {} of {} cycles:\n{}",
+                rows.len(),
+                self.gctrace.len(),
+                common::table(header, rows)
+            )
+        })
+    }
+
+    /// Fails the test with `failures`, named by the Go version, `what` was checked and
+    /// how many cycles each side had.
+    fn assert_no_failures(&self, what: &str, failures: &[String]) {
+        common::assert_no_failures(
+            &format!(
+                "Go {}: {what} ({} gctrace lines, {} gc records)",
+                self.go_version,
+                self.gctrace.len(),
+                self.trace.gc.len()
+            ),
+            failures,
+            &self.diag,
+        );
+    }
+
     /// The problems that make the run unusable or show harm: the target's exit status
     /// or output differ from the untraced run's, the trace is malformed or incomplete,
     /// events were lost, or a cycle the runtime printed has no gc record (or one it did
@@ -464,6 +496,7 @@ impl AloneAndTraced {
 /// as it does untraced.
 fn ten_thousand_goroutines(toolchain: &Toolchain) {
     const GOROUTINES: u64 = 10_000;
+    const STACKS_HEADER: &str = " cycle | tracer MB  | gctrace MB";
     let run = alone_and_traced(
         toolchain,
         &[
@@ -484,8 +517,7 @@ fn ten_thousand_goroutines(toolchain: &Toolchain) {
     {
         failures.push("the workload did not park its 10,000 goroutines".into());
     }
-    let by_cycle: BTreeMap<u32, &common::GcRec> =
-        run.trace.gc.iter().map(|g| (g.cycle, g)).collect();
+    let by_cycle = run.gc_by_cycle();
     let mut rows = Vec::new();
     let mut excused = Vec::new();
     let lines: Vec<&GcTraceLine> = run.gctrace.values().collect();
@@ -540,17 +572,14 @@ fn ten_thousand_goroutines(toolchain: &Toolchain) {
     if !excused.is_empty() {
         println!(
             "Go 1.19: stacks figures excused (maxStackScan moved between the two reads):\n{}",
-            common::table(" cycle | tracer MB  | gctrace MB", &excused)
+            common::table(STACKS_HEADER, &excused)
         );
     }
-    if !rows.is_empty() {
-        failures.push(format!(
-            "the stacks figure disagrees with gctrace in {} of {} cycles:\n{}",
-            rows.len(),
-            run.gctrace.len(),
-            common::table(" cycle | tracer MB  | gctrace MB", &rows)
-        ));
-    }
+    failures.extend(run.disagreement(
+        "the stacks figure disagrees with gctrace",
+        STACKS_HEADER,
+        &rows,
+    ));
     // Each parked goroutine holds at least 16 frames × 128 bytes of live stack.
     let floor_mb = (GOROUTINES * 16 * 128) >> 20;
     let most = run
@@ -566,16 +595,7 @@ fn ten_thousand_goroutines(toolchain: &Toolchain) {
         ));
     }
     failures.extend(common::check_heap_against_gctrace(&run.trace, &run.gctrace));
-    common::assert_no_failures(
-        &format!(
-            "Go {}: 10,000 goroutines ({} gctrace lines, {} gc records)",
-            run.go_version,
-            run.gctrace.len(),
-            run.trace.gc.len()
-        ),
-        &failures,
-        &run.diag,
-    );
+    run.assert_no_failures("10,000 goroutines", &failures);
 }
 
 per_toolchain!(ten_thousand_goroutines {
@@ -604,8 +624,7 @@ fn gomaxprocs_change(toolchain: &Toolchain) {
     }
 
     // The tracer's GOMAXPROCS against gctrace's P, every cycle, no tolerance.
-    let by_cycle: BTreeMap<u32, &common::GcRec> =
-        run.trace.gc.iter().map(|g| (g.cycle, g)).collect();
+    let by_cycle = run.gc_by_cycle();
     let mut rows = Vec::new();
     for (cycle, line) in &run.gctrace {
         let Some(rec) = by_cycle.get(cycle) else {
@@ -619,14 +638,11 @@ fn gomaxprocs_change(toolchain: &Toolchain) {
             ));
         }
     }
-    if !rows.is_empty() {
-        failures.push(format!(
-            "gomaxprocs disagrees with gctrace's P in {} of {} cycles:\n{}",
-            rows.len(),
-            run.gctrace.len(),
-            common::table(" cycle | tracer | gctrace", &rows)
-        ));
-    }
+    failures.extend(run.disagreement(
+        "gomaxprocs disagrees with gctrace's P",
+        " cycle | tracer | gctrace",
+        &rows,
+    ));
     // The run must have cycles under every value, or it tested nothing.
     for v in VALUES {
         if !run.gctrace.values().any(|l| l.procs == Some(v as u32)) {
@@ -691,16 +707,7 @@ fn gomaxprocs_change(toolchain: &Toolchain) {
             }
         }
     }
-    common::assert_no_failures(
-        &format!(
-            "Go {}: GOMAXPROCS 2 -> 1 -> 4 ({} gctrace lines, {} gc records)",
-            run.go_version,
-            run.gctrace.len(),
-            run.trace.gc.len()
-        ),
-        &failures,
-        &run.diag,
-    );
+    run.assert_no_failures("GOMAXPROCS 2 -> 1 -> 4", &failures);
 }
 
 per_toolchain!(gomaxprocs_change {

@@ -50,3 +50,9 @@ pub fn assert_exits_ok(child: &mut ChildGuard, timeout: Duration, context: &str)
         child_diag(child)
     );
 }
+
+/// Sends `child` SIGTERM and fails the test unless it then exits 0 within `timeout`.
+pub fn terminate_cleanly(child: &mut ChildGuard, timeout: Duration) {
+    child.signal(libc::SIGTERM);
+    assert_exits_ok(child, timeout, "on SIGTERM");
+}
