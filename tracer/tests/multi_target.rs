@@ -11,6 +11,9 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::target_procs::{
+    assert_exits_ok, child_diag, exclusive_tempdir, json_tracer, terminate_cleanly,
+};
 use common::{ChildGuard, GcTraceLine, Trace};
 
 /// Generous: attaching reads the binary and loads the kernel programs, on a shared
@@ -48,6 +51,27 @@ fn wait_for_stderr(tracer: &mut ChildGuard, text: &str, timeout: Duration) -> bo
         thread::sleep(Duration::from_millis(50));
     }
     false
+}
+
+/// Fails the test unless the tracer's stderr comes to contain `text` within `timeout`;
+/// `failure` says what the tracer then did not do.
+fn assert_tracer_says(tracer: &mut ChildGuard, text: &str, timeout: Duration, failure: &str) {
+    assert!(
+        wait_for_stderr(tracer, text, timeout),
+        "{failure}\n{}",
+        child_diag(tracer)
+    );
+}
+
+/// Fails the test if the tracer ends within the next 1.5 s (a target's exit must not end
+/// it while another still runs); `failure` says which ending that would be.
+fn assert_tracer_stays(tracer: &mut ChildGuard, failure: &str) {
+    thread::sleep(Duration::from_millis(1500));
+    assert!(
+        tracer.try_wait().is_none(),
+        "{failure}\n{}",
+        child_diag(tracer)
+    );
 }
 
 /// One process's records against its own gctrace lines. The tracer sees the cycles
@@ -153,6 +177,35 @@ fn check_process(
     failures
 }
 
+/// The records in `out` by pid, and what is wrong with them: they must carry exactly the
+/// pids of `procs` (`(who, process, to_exit)`), and each process's records must pass
+/// `check_process` against the gctrace lines on its own stderr.
+fn check_processes(
+    out: &Path,
+    procs: &[(&str, &ChildGuard, bool)],
+) -> (BTreeMap<u64, Trace>, Vec<String>) {
+    let text = std::fs::read_to_string(out).unwrap_or_default();
+    let traces = common::traces_by_pid(&text);
+    let mut expected: Vec<u64> = procs.iter().map(|(_, p, _)| u64::from(p.pid())).collect();
+    expected.sort_unstable();
+    let pids: Vec<u64> = traces.keys().copied().collect();
+    let mut failures = Vec::new();
+    if pids != expected {
+        failures.push(format!(
+            "records carry pids {pids:?}; expected exactly {expected:?}"
+        ));
+    }
+    for (who, process, to_exit) in procs {
+        failures.extend(check_process(
+            who,
+            traces.get(&u64::from(process.pid())),
+            &common::parse_gctrace(&process.stderr_text()),
+            *to_exit,
+        ));
+    }
+    (traces, failures)
+}
+
 fn last_gc_end(trace: Option<&Trace>) -> u64 {
     trace
         .and_then(|t| t.gc.iter().map(|g| g.end_ns).max())
@@ -161,126 +214,76 @@ fn last_gc_end(trace: Option<&Trace>) -> u64 {
 
 #[test]
 fn exe_picks_up_a_process_started_later() {
-    if !common::integration_enabled() {
+    let Some((_exclusive, tmp)) = exclusive_tempdir() else {
         return;
-    }
-    let _exclusive = common::exclusive();
-    let tmp = tempfile::tempdir().expect("tempdir");
+    };
     let gcload = private_gcload(tmp.path());
     let out = tmp.path().join("trace.ndjson");
 
     let mut first = workload(&gcload, tmp.path(), "first", &["-forever"]);
     thread::sleep(Duration::from_millis(500));
     let mut tracer = ChildGuard::spawn(
-        Command::new(common::tracer_bin())
-            .arg("--exe")
-            .arg(&gcload)
-            .args(["--format", "json", "--output"])
-            .arg(&out),
+        json_tracer(&out).arg("--exe").arg(&gcload),
         tmp.path(),
         "tracer",
     );
-    let diag = |tracer: &ChildGuard| {
-        format!(
-            "--- tracer ---\n{}",
-            common::diagnostics(&tracer.stdout_text(), &tracer.stderr_text())
-        )
-    };
-    assert!(
-        wait_for_stderr(
-            &mut tracer,
-            &format!("tracing pid {}", first.pid()),
-            ATTACH_TIMEOUT
-        ),
-        "the tracer did not pick up the running instance\n{}",
-        diag(&tracer)
+    assert_tracer_says(
+        &mut tracer,
+        &format!("tracing pid {}", first.pid()),
+        ATTACH_TIMEOUT,
+        "the tracer did not pick up the running instance",
     );
 
     // The second instance starts after the tracer, runs a few seconds and exits on its
     // own while traced; the first must be traced on regardless.
     let mut second = workload(&gcload, tmp.path(), "second", &["-duration", "4s"]);
-    assert!(
-        wait_for_stderr(
-            &mut tracer,
-            &format!("tracing pid {}", second.pid()),
-            ATTACH_TIMEOUT
-        ),
-        "the tracer did not pick up the instance started after it\n{}",
-        diag(&tracer)
+    assert_tracer_says(
+        &mut tracer,
+        &format!("tracing pid {}", second.pid()),
+        ATTACH_TIMEOUT,
+        "the tracer did not pick up the instance started after it",
     );
-    let second_status = second.wait_timeout(Duration::from_secs(60));
-    assert!(
-        second_status.is_some_and(|s| s.success()),
-        "the second instance ended with {second_status:?}\n{}",
-        common::diagnostics(&second.stdout_text(), &second.stderr_text())
-    );
-    assert!(
-        wait_for_stderr(
-            &mut tracer,
-            &format!("pid {} exited", second.pid()),
-            Duration::from_secs(10)
-        ),
-        "the tracer did not report the second instance's exit\n{}",
-        diag(&tracer)
+    assert_exits_ok(&mut second, Duration::from_secs(60), "on its own");
+    assert_tracer_says(
+        &mut tracer,
+        &format!("pid {} exited", second.pid()),
+        Duration::from_secs(10),
+        "the tracer did not report the second instance's exit",
     );
     // The tracer waits for more processes; the first is still traced.
-    thread::sleep(Duration::from_millis(1500));
-    assert!(
-        tracer.try_wait().is_none(),
-        "the tracer ended when one of its processes exited\n{}",
-        diag(&tracer)
+    assert_tracer_stays(
+        &mut tracer,
+        "the tracer ended when one of its processes exited",
     );
-    tracer.signal(libc::SIGTERM);
-    let status = tracer.wait_timeout(Duration::from_secs(30));
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "the tracer ended with {status:?} on SIGTERM\n{}",
-        diag(&tracer)
-    );
+    terminate_cleanly(&mut tracer, Duration::from_secs(30));
+    // The first instance outlives the tracer's detach.
     assert!(first.try_wait().is_none(), "the first instance died");
-    first.signal(libc::SIGTERM);
-    let first_status = first.wait_timeout(Duration::from_secs(30));
-    assert!(
-        first_status.is_some_and(|s| s.success()),
-        "the first instance ended with {first_status:?} after the tracer detached"
-    );
+    terminate_cleanly(&mut first, Duration::from_secs(30));
 
-    let text = std::fs::read_to_string(&out).unwrap_or_default();
-    let traces = common::traces_by_pid(&text);
-    let (a, b) = (u64::from(first.pid()), u64::from(second.pid()));
-    let pids: Vec<u64> = traces.keys().copied().collect();
-    let mut failures = Vec::new();
-    if pids != [a.min(b), a.max(b)] {
-        failures.push(format!(
-            "records carry pids {pids:?}; expected exactly {a} and {b}"
-        ));
-    }
-    failures.extend(check_process(
-        "first (running before the tracer)",
-        traces.get(&a),
-        &common::parse_gctrace(&first.stderr_text()),
-        false,
-    ));
-    failures.extend(check_process(
-        "second (started after the tracer, exited while traced)",
-        traces.get(&b),
-        &common::parse_gctrace(&second.stderr_text()),
-        true,
-    ));
+    let (traces, mut failures) = check_processes(
+        &out,
+        &[
+            ("first (running before the tracer)", &first, false),
+            (
+                "second (started after the tracer, exited while traced)",
+                &second,
+                true,
+            ),
+        ],
+    );
     // The first was traced on after the second had exited.
+    let (a, b) = (u64::from(first.pid()), u64::from(second.pid()));
     if last_gc_end(traces.get(&a)) <= last_gc_end(traces.get(&b)) {
         failures.push("no cycle of the first instance after the second exited".into());
     }
-    common::assert_no_failures("--exe", &failures, &diag(&tracer));
+    common::assert_no_failures("--exe", &failures, &child_diag(&tracer));
 }
 
 #[test]
 fn pid_given_twice_traces_both_until_both_exit() {
-    if !common::integration_enabled() {
+    let Some((_exclusive, tmp)) = exclusive_tempdir() else {
         return;
-    }
-    let _exclusive = common::exclusive();
-    let tmp = tempfile::tempdir().expect("tempdir");
+    };
     let gcload = private_gcload(tmp.path());
     let out = tmp.path().join("trace.ndjson");
     let gctrace_out = tmp.path().join("trace.txt");
@@ -292,11 +295,9 @@ fn pid_given_twice_traces_both_until_both_exit() {
     thread::sleep(Duration::from_millis(300));
     let pids = format!("{},{}", long.pid(), short.pid());
     let mut tracer = ChildGuard::spawn(
-        Command::new(common::tracer_bin())
+        json_tracer(&out)
             .args(["--pid", &pids, "--pid"])
-            .arg(sleeper.pid().to_string())
-            .args(["--format", "json", "--output"])
-            .arg(&out),
+            .arg(sleeper.pid().to_string()),
         tmp.path(),
         "tracer",
     );
@@ -308,45 +309,23 @@ fn pid_given_twice_traces_both_until_both_exit() {
         tmp.path(),
         "text-tracer",
     );
-    let diag = |tracer: &ChildGuard| {
-        format!(
-            "--- tracer ---\n{}",
-            common::diagnostics(&tracer.stdout_text(), &tracer.stderr_text())
-        )
-    };
     for pid in [long.pid(), short.pid()] {
-        assert!(
-            wait_for_stderr(&mut tracer, &format!("tracing pid {pid}"), ATTACH_TIMEOUT),
-            "pid {pid} not traced\n{}",
-            diag(&tracer)
+        assert_tracer_says(
+            &mut tracer,
+            &format!("tracing pid {pid}"),
+            ATTACH_TIMEOUT,
+            &format!("pid {pid} not traced"),
         );
     }
-    let short_status = short.wait_timeout(Duration::from_secs(60));
-    assert!(
-        short_status.is_some_and(|s| s.success()),
-        "the short instance ended with {short_status:?}"
+    assert_exits_ok(&mut short, Duration::from_secs(60), "on its own");
+    assert_tracer_stays(
+        &mut tracer,
+        "the tracer ended while one of its --pid targets still runs",
     );
-    thread::sleep(Duration::from_millis(1500));
-    assert!(
-        tracer.try_wait().is_none(),
-        "the tracer ended while one of its --pid targets still runs\n{}",
-        diag(&tracer)
-    );
-    long.signal(libc::SIGTERM);
-    let long_status = long.wait_timeout(Duration::from_secs(30));
-    assert!(
-        long_status.is_some_and(|s| s.success()),
-        "the long instance ended with {long_status:?}"
-    );
+    terminate_cleanly(&mut long, Duration::from_secs(30));
     // Every --pid target has exited: the run ends by itself.
     for t in [&mut tracer, &mut text_tracer] {
-        let status = t.wait_timeout(Duration::from_secs(30));
-        assert!(
-            status.is_some_and(|s| s.success()),
-            "{}: {status:?} after every target exited\n{}",
-            t.name,
-            diag(t)
-        );
+        assert_exits_ok(t, Duration::from_secs(30), "after every target exited");
     }
     let _ = sleeper.wait_timeout(Duration::ZERO);
 
@@ -366,28 +345,10 @@ fn pid_given_twice_traces_both_until_both_exit() {
             sleeper.pid()
         ));
     }
-    let text = std::fs::read_to_string(&out).unwrap_or_default();
-    let traces = common::traces_by_pid(&text);
-    let (l, s) = (u64::from(long.pid()), u64::from(short.pid()));
-    let pids: Vec<u64> = traces.keys().copied().collect();
-    if pids != [l.min(s), l.max(s)] {
-        failures.push(format!(
-            "records carry pids {pids:?}; expected exactly {l} and {s}"
-        ));
-    }
     // Both exited while traced: every cycle to the end is there.
-    failures.extend(check_process(
-        "long",
-        traces.get(&l),
-        &common::parse_gctrace(&long.stderr_text()),
-        true,
-    ));
-    failures.extend(check_process(
-        "short",
-        traces.get(&s),
-        &common::parse_gctrace(&short.stderr_text()),
-        true,
-    ));
+    let (_, process_failures) =
+        check_processes(&out, &[("long", &long, true), ("short", &short, true)]);
+    failures.extend(process_failures);
 
     // gctrace text: every line names one of the two pids, and without its prefix a gc
     // line is that process's own line for the cycle (heap, goal, GOMAXPROCS and the
@@ -444,5 +405,5 @@ fn pid_given_twice_traces_both_until_both_exit() {
     if per_pid.len() != 2 {
         failures.push(format!("gctrace lines of {} pids, not 2", per_pid.len()));
     }
-    common::assert_no_failures("--pid twice", &failures, &diag(&tracer));
+    common::assert_no_failures("--pid twice", &failures, &child_diag(&tracer));
 }

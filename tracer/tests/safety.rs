@@ -7,10 +7,12 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::target_procs::{assert_exits_ok, exclusive_tempdir, json_tracer, terminate_cleanly};
 use common::{ChildGuard, GcTraceLine, Toolchain};
 
 /// The target's CPU time in the kernel (stime, clock ticks): uprobe traps are charged here.
@@ -21,7 +23,7 @@ fn stime_ticks(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-fn start_workload(dir: &std::path::Path) -> ChildGuard {
+fn start_workload(dir: &Path) -> ChildGuard {
     let gcload = common::build_gcload(&common::newest_toolchain());
     let w = ChildGuard::spawn(
         Command::new(&gcload).args(["-forever", "-goroutines", "2"]),
@@ -32,16 +34,22 @@ fn start_workload(dir: &std::path::Path) -> ChildGuard {
     w
 }
 
+/// The tracer attached to `pid` with `args`, writing JSON to `<dir>/<name>.json`, its
+/// output in `<dir>/<name>.stdout` and `.stderr`.
+fn spawn_attached(dir: &Path, pid: u32, args: &[&str], name: &str) -> ChildGuard {
+    ChildGuard::spawn(
+        json_tracer(&dir.join(format!("{name}.json")))
+            .args(["--pid", &pid.to_string()])
+            .args(args),
+        dir,
+        name,
+    )
+}
+
 /// Ends the workload with SIGTERM: it must exit 0 after printing its closing line.
 fn finish_workload(mut w: ChildGuard) {
-    w.signal(libc::SIGTERM);
-    let status = w.wait_timeout(Duration::from_secs(20));
+    terminate_cleanly(&mut w, Duration::from_secs(20));
     let out = w.stdout_text();
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "workload ended with {status:?}\n{}",
-        common::diagnostics(&out, &w.stderr_text())
-    );
     assert!(
         out.contains("gcload done: goroutines=2 forced=0 readmemstats=0"),
         "{out}"
@@ -50,25 +58,14 @@ fn finish_workload(mut w: ChildGuard) {
 
 #[test]
 fn attach_and_detach_fifty_times_leaves_the_target_unharmed() {
-    if !common::integration_enabled() {
+    let Some((_exclusive, dir)) = exclusive_tempdir() else {
         return;
-    }
-    let _exclusive = common::exclusive();
-    let dir = tempfile::tempdir().expect("tempdir");
+    };
     let mut w = start_workload(dir.path());
     let pid = w.pid().to_string();
     for i in 0..50 {
-        let out = Command::new(common::tracer_bin())
-            .args([
-                "--pid",
-                &pid,
-                "--duration",
-                "0.05",
-                "--format",
-                "json",
-                "--output",
-            ])
-            .arg(dir.path().join("t.json"))
+        let out = json_tracer(&dir.path().join("t.json"))
+            .args(["--pid", &pid, "--duration", "0.05"])
             .output()
             .expect("running gctrace-bpf");
         assert!(
@@ -86,30 +83,14 @@ fn attach_and_detach_fifty_times_leaves_the_target_unharmed() {
 
 #[test]
 fn sigkill_of_the_tracer_removes_every_probe() {
-    if !common::integration_enabled() {
+    let Some((_exclusive, dir)) = exclusive_tempdir() else {
         return;
-    }
-    let _exclusive = common::exclusive();
-    let dir = tempfile::tempdir().expect("tempdir");
+    };
     let w = start_workload(dir.path());
     let pid = w.pid();
     // Exact allocation tracing traps on every allocation: while attached, the target's
     // kernel time climbs fast; once the probes are gone it must fall back.
-    let mut tracer = ChildGuard::spawn(
-        Command::new(common::tracer_bin())
-            .args([
-                "--pid",
-                &pid.to_string(),
-                "--allocs",
-                "exact",
-                "--format",
-                "json",
-                "--output",
-            ])
-            .arg(dir.path().join("t.json")),
-        dir.path(),
-        "tracer",
-    );
+    let mut tracer = spawn_attached(dir.path(), pid, &["--allocs", "exact"], "tracer");
     let window = Duration::from_secs(2);
     thread::sleep(Duration::from_secs(2));
     let s0 = stime_ticks(pid);
@@ -138,35 +119,15 @@ fn sigkill_of_the_tracer_removes_every_probe() {
 
 #[test]
 fn two_tracers_on_one_target_both_see_its_cycles() {
-    if !common::integration_enabled() {
+    let Some((_exclusive, dir)) = exclusive_tempdir() else {
         return;
-    }
-    let _exclusive = common::exclusive();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let w = start_workload(dir.path());
-    let pid = w.pid().to_string();
-    let spawn = |name: &str| {
-        ChildGuard::spawn(
-            Command::new(common::tracer_bin())
-                .args([
-                    "--pid",
-                    &pid,
-                    "--duration",
-                    "3",
-                    "--format",
-                    "json",
-                    "--output",
-                ])
-                .arg(dir.path().join(format!("{name}.json"))),
-            dir.path(),
-            name,
-        )
     };
+    let w = start_workload(dir.path());
+    let spawn = |name: &str| spawn_attached(dir.path(), w.pid(), &["--duration", "3"], name);
     let mut a = spawn("a");
     let mut b = spawn("b");
     for t in [&mut a, &mut b] {
-        let status = t.wait_timeout(Duration::from_secs(30));
-        assert!(status.is_some_and(|s| s.success()), "{}", t.stderr_text());
+        assert_exits_ok(t, Duration::from_secs(30), "after its 3 s");
     }
     let cycles = |name: &str| -> Vec<u64> {
         common::read_trace(&dir.path().join(format!("{name}.json")))
@@ -191,18 +152,14 @@ fn two_tracers_on_one_target_both_see_its_cycles() {
 /// lost stop reported as complete (every gc record agrees with the runtime's own line).
 #[test]
 fn ring_buffer_overload_is_counted_and_the_model_stays_consistent() {
-    if !common::integration_enabled() {
+    let Some((_exclusive, dir)) = exclusive_tempdir() else {
         return;
-    }
-    let _exclusive = common::exclusive();
+    };
     let gcload = common::build_gcload(&common::newest_toolchain());
-    let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("t.json");
-    let mut cmd = Command::new(common::tracer_bin());
+    let mut cmd = json_tracer(&out);
     cmd.env("GODEBUG", "gctrace=1")
-        .args(["--ring-kib", "4", "--format", "json", "--output"])
-        .arg(&out)
-        .arg("--")
+        .args(["--ring-kib", "4", "--"])
         .arg(&gcload)
         .args(["-duration", "3s", "-readmemstats", "20000"]);
     let run = common::run(&mut cmd, dir.path(), "traced", common::RUN_TIMEOUT);
@@ -224,10 +181,8 @@ fn ring_buffer_overload_is_counted_and_the_model_stays_consistent() {
     // The workload times every ReadMemStats call: no stop it caused lasted longer than
     // the longest call, so a stop paired with a later stop's end shows up.
     let ms_path = dir.path().join("storm-memstats.json");
-    let mut cmd = Command::new(common::tracer_bin());
-    cmd.args(["--ring-kib", "4", "--format", "json", "--output"])
-        .arg(dir.path().join("storm.json"))
-        .arg("--")
+    let mut cmd = json_tracer(&dir.path().join("storm.json"));
+    cmd.args(["--ring-kib", "4", "--"])
         .arg(&gcload)
         .args(["-stw-loop", "30000", "-memstats-out"])
         .arg(&ms_path);
@@ -310,27 +265,11 @@ fn assert_no_overlap(trace: &common::Trace) {
 /// no CAP_SYS_ADMIN, no CAP_PERFMON (default mode).
 #[test]
 fn capabilities_are_dropped_after_attach() {
-    if !common::integration_enabled() {
+    let Some((_exclusive, dir)) = exclusive_tempdir() else {
         return;
-    }
-    let _exclusive = common::exclusive();
-    let dir = tempfile::tempdir().expect("tempdir");
+    };
     let w = start_workload(dir.path());
-    let tracer = ChildGuard::spawn(
-        Command::new(common::tracer_bin())
-            .args([
-                "--pid",
-                &w.pid().to_string(),
-                "--duration",
-                "3",
-                "--format",
-                "json",
-                "--output",
-            ])
-            .arg(dir.path().join("t.json")),
-        dir.path(),
-        "tracer",
-    );
+    let tracer = spawn_attached(dir.path(), w.pid(), &["--duration", "3"], "tracer");
     thread::sleep(Duration::from_millis(1500));
     let status =
         std::fs::read_to_string(format!("/proc/{}/status", tracer.pid())).unwrap_or_default();
@@ -356,21 +295,17 @@ fn capabilities_are_dropped_after_attach() {
 /// in launch mode the tracer still exits with the (new) program's status.
 #[test]
 fn target_exec_is_reported_and_ends_the_run_cleanly() {
-    if !common::integration_enabled() {
+    let Some((_exclusive, dir)) = exclusive_tempdir() else {
         return;
-    }
-    let _exclusive = common::exclusive();
+    };
     let gcload = common::build_gcload(&common::newest_toolchain());
-    let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("t.json");
     let script = dir.path().join("after.sh");
     std::fs::write(&script, "#!/bin/sh\nsleep 2\nexit 4\n").expect("script");
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let mut cmd = Command::new(common::tracer_bin());
-    cmd.args(["--format", "json", "--output"])
-        .arg(&out)
-        .arg("--")
+    let mut cmd = json_tracer(&out);
+    cmd.arg("--")
         .arg(&gcload)
         .args(["-duration", "1s", "-exec"])
         .arg(&script);
@@ -419,12 +354,10 @@ fn alone_and_traced(toolchain: &Toolchain, args: &[&str], env: &[(&str, &str)]) 
         .envs(env.iter().copied())
         .args(args);
     let alone = common::run(&mut alone, dir.path(), "alone", common::RUN_TIMEOUT);
-    let mut traced = Command::new(common::tracer_bin());
+    let mut traced = json_tracer(&out);
     traced
         .env("GODEBUG", "gctrace=1")
         .envs(env.iter().copied())
-        .args(["--format", "json", "--output"])
-        .arg(&out)
         .arg("--")
         .arg(&gcload)
         .args(args);
@@ -447,6 +380,39 @@ fn alone_and_traced(toolchain: &Toolchain, args: &[&str], env: &[(&str, &str)]) 
 }
 
 impl AloneAndTraced {
+    /// The gc records by cycle, to look up gctrace's line's cycle.
+    fn gc_by_cycle(&self) -> BTreeMap<u32, &common::GcRec> {
+        self.trace.gc.iter().map(|g| (g.cycle, g)).collect()
+    }
+
+    /// The failure when a figure of the tracer's differs from gctrace's: `disagreement`
+    /// says which, `rows` are the cycles that differ, one a row under `header`.
+    fn disagreement(&self, disagreement: &str, header: &str, rows: &[String]) -> Option<String> {
+        (!rows.is_empty()).then(|| {
+            format!(
+                "{disagreement} in {} of {} cycles:\n{}",
+                rows.len(),
+                self.gctrace.len(),
+                common::table(header, rows)
+            )
+        })
+    }
+
+    /// Fails the test with `failures`, named by the Go version, `what` was checked and
+    /// how many cycles each side had.
+    fn assert_no_failures(&self, what: &str, failures: &[String]) {
+        common::assert_no_failures(
+            &format!(
+                "Go {}: {what} ({} gctrace lines, {} gc records)",
+                self.go_version,
+                self.gctrace.len(),
+                self.trace.gc.len()
+            ),
+            failures,
+            &self.diag,
+        );
+    }
+
     /// The problems that make the run unusable or show harm: the target's exit status
     /// or output differ from the untraced run's, the trace is malformed or incomplete,
     /// events were lost, or a cycle the runtime printed has no gc record (or one it did
@@ -530,6 +496,7 @@ impl AloneAndTraced {
 /// as it does untraced.
 fn ten_thousand_goroutines(toolchain: &Toolchain) {
     const GOROUTINES: u64 = 10_000;
+    const STACKS_HEADER: &str = " cycle | tracer MB  | gctrace MB";
     let run = alone_and_traced(
         toolchain,
         &[
@@ -550,8 +517,7 @@ fn ten_thousand_goroutines(toolchain: &Toolchain) {
     {
         failures.push("the workload did not park its 10,000 goroutines".into());
     }
-    let by_cycle: BTreeMap<u32, &common::GcRec> =
-        run.trace.gc.iter().map(|g| (g.cycle, g)).collect();
+    let by_cycle = run.gc_by_cycle();
     let mut rows = Vec::new();
     let mut excused = Vec::new();
     let lines: Vec<&GcTraceLine> = run.gctrace.values().collect();
@@ -606,17 +572,14 @@ fn ten_thousand_goroutines(toolchain: &Toolchain) {
     if !excused.is_empty() {
         println!(
             "Go 1.19: stacks figures excused (maxStackScan moved between the two reads):\n{}",
-            common::table(" cycle | tracer MB  | gctrace MB", &excused)
+            common::table(STACKS_HEADER, &excused)
         );
     }
-    if !rows.is_empty() {
-        failures.push(format!(
-            "the stacks figure disagrees with gctrace in {} of {} cycles:\n{}",
-            rows.len(),
-            run.gctrace.len(),
-            common::table(" cycle | tracer MB  | gctrace MB", &rows)
-        ));
-    }
+    failures.extend(run.disagreement(
+        "the stacks figure disagrees with gctrace",
+        STACKS_HEADER,
+        &rows,
+    ));
     // Each parked goroutine holds at least 16 frames × 128 bytes of live stack.
     let floor_mb = (GOROUTINES * 16 * 128) >> 20;
     let most = run
@@ -632,16 +595,7 @@ fn ten_thousand_goroutines(toolchain: &Toolchain) {
         ));
     }
     failures.extend(common::check_heap_against_gctrace(&run.trace, &run.gctrace));
-    common::assert_no_failures(
-        &format!(
-            "Go {}: 10,000 goroutines ({} gctrace lines, {} gc records)",
-            run.go_version,
-            run.gctrace.len(),
-            run.trace.gc.len()
-        ),
-        &failures,
-        &run.diag,
-    );
+    run.assert_no_failures("10,000 goroutines", &failures);
 }
 
 per_toolchain!(ten_thousand_goroutines {
@@ -670,8 +624,7 @@ fn gomaxprocs_change(toolchain: &Toolchain) {
     }
 
     // The tracer's GOMAXPROCS against gctrace's P, every cycle, no tolerance.
-    let by_cycle: BTreeMap<u32, &common::GcRec> =
-        run.trace.gc.iter().map(|g| (g.cycle, g)).collect();
+    let by_cycle = run.gc_by_cycle();
     let mut rows = Vec::new();
     for (cycle, line) in &run.gctrace {
         let Some(rec) = by_cycle.get(cycle) else {
@@ -685,14 +638,11 @@ fn gomaxprocs_change(toolchain: &Toolchain) {
             ));
         }
     }
-    if !rows.is_empty() {
-        failures.push(format!(
-            "gomaxprocs disagrees with gctrace's P in {} of {} cycles:\n{}",
-            rows.len(),
-            run.gctrace.len(),
-            common::table(" cycle | tracer | gctrace", &rows)
-        ));
-    }
+    failures.extend(run.disagreement(
+        "gomaxprocs disagrees with gctrace's P",
+        " cycle | tracer | gctrace",
+        &rows,
+    ));
     // The run must have cycles under every value, or it tested nothing.
     for v in VALUES {
         if !run.gctrace.values().any(|l| l.procs == Some(v as u32)) {
@@ -757,16 +707,7 @@ fn gomaxprocs_change(toolchain: &Toolchain) {
             }
         }
     }
-    common::assert_no_failures(
-        &format!(
-            "Go {}: GOMAXPROCS 2 -> 1 -> 4 ({} gctrace lines, {} gc records)",
-            run.go_version,
-            run.gctrace.len(),
-            run.trace.gc.len()
-        ),
-        &failures,
-        &run.diag,
-    );
+    run.assert_no_failures("GOMAXPROCS 2 -> 1 -> 4", &failures);
 }
 
 per_toolchain!(gomaxprocs_change {
