@@ -27,6 +27,23 @@ pub struct ProcessInfo {
     pub memory_limit_bytes: Option<i64>,
 }
 
+impl ProcessInfo {
+    /// A process known by its identity alone: settings unknown and no labels, for the
+    /// caller to fill in what it has read.
+    pub fn new(pid: u32, exe: &str, go_version: &str, arch: &str) -> ProcessInfo {
+        ProcessInfo {
+            pid,
+            exe: exe.to_owned(),
+            go_version: go_version.to_owned(),
+            arch: arch.to_owned(),
+            gomaxprocs: None,
+            labels: Default::default(),
+            gogc: None,
+            memory_limit_bytes: None,
+        }
+    }
+}
+
 /// The settings the runtime runs with, as read from its memory: emitted when first
 /// known and whenever one of them changes (`debug.SetGCPercent`, `SetMemoryLimit`,
 /// `runtime.GOMAXPROCS`), so views know them with no GC cycle.

@@ -280,14 +280,8 @@ fn code_level_findings_name_the_users_line_after_two_snapshots() {
     let mut out = Vec::new();
     e.observe(
         &Record::Process(ProcessInfo {
-            pid: 1,
-            exe: "x".into(),
-            go_version: "go1.25.5".into(),
-            arch: "x86_64".into(),
             gomaxprocs: Some(2),
-            gogc: None,
-            memory_limit_bytes: None,
-            labels: Default::default(),
+            ..ProcessInfo::new(1, "x", "go1.25.5", "x86_64")
         }),
         &mut out,
     );

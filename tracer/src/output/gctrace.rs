@@ -355,14 +355,8 @@ mod tests {
         sink.record(
             4242,
             &Record::Process(ProcessInfo {
-                pid: 1,
-                exe: "x".into(),
-                go_version: "go1.25.5".into(),
-                arch: "x86_64".into(),
                 gomaxprocs: Some(2),
-                labels: Default::default(),
-                gogc: None,
-                memory_limit_bytes: None,
+                ..ProcessInfo::new(1, "x", "go1.25.5", "x86_64")
             }),
         )?;
         sink.record(

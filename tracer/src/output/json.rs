@@ -460,18 +460,12 @@ mod tests {
     #[test]
     fn process() {
         let rec = Record::Process(ProcessInfo {
-            pid: 4242,
-            exe: "/usr/bin/my \"app\"".into(),
-            go_version: "go1.25.5".into(),
-            arch: "x86_64".into(),
-            gomaxprocs: None,
-            gogc: None,
-            memory_limit_bytes: None,
             labels: crate::labels::Labels {
                 cgroup: Some("/system.slice/app.service".into()),
                 systemd_unit: Some("app.service".into()),
                 ..Default::default()
             },
+            ..ProcessInfo::new(4242, "/usr/bin/my \"app\"", "go1.25.5", "x86_64")
         });
         assert_eq!(
             line(rec),

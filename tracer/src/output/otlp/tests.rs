@@ -226,16 +226,7 @@ fn a_full_queue_counts_what_it_drops() {
 
 #[test]
 fn resource_has_the_process_and_its_labels() {
-    let mut p = ProcessInfo {
-        pid: 5,
-        exe: "/usr/bin/server".to_owned(),
-        go_version: "go1.25.5".to_owned(),
-        arch: "x86_64".to_owned(),
-        gomaxprocs: None,
-        labels: crate::labels::Labels::default(),
-        gogc: None,
-        memory_limit_bytes: None,
-    };
+    let mut p = ProcessInfo::new(5, "/usr/bin/server", "go1.25.5", "x86_64");
     p.labels.pod_uid = Some("abc".to_owned());
     let attrs = resource_attributes(5, Some(&p));
     let get = |k: &str| attrs.iter().find(|a| a.key == k).map(|a| a.value.clone());

@@ -58,14 +58,8 @@ const T: &str = r#"pid="42",exe="/srv/app""#;
 
 fn process() -> Record {
     Record::Process(ProcessInfo {
-        pid: 42,
-        exe: "/srv/app".into(),
-        go_version: "go1.25.5".into(),
-        arch: "x86_64".into(),
         gomaxprocs: Some(4),
-        labels: Default::default(),
-        gogc: None,
-        memory_limit_bytes: None,
+        ..ProcessInfo::new(42, "/srv/app", "go1.25.5", "x86_64")
     })
 }
 
@@ -312,16 +306,12 @@ fn processes_are_told_apart_by_pid_and_exe() {
     m.record(42, &process());
     m.record(
         43,
-        &Record::Process(ProcessInfo {
-            pid: 43,
-            exe: "/srv/other \"quoted\"".into(),
-            go_version: "go1.19.8".into(),
-            arch: "x86_64".into(),
-            gomaxprocs: None,
-            labels: Default::default(),
-            gogc: None,
-            memory_limit_bytes: None,
-        }),
+        &Record::Process(ProcessInfo::new(
+            43,
+            "/srv/other \"quoted\"",
+            "go1.19.8",
+            "x86_64",
+        )),
     );
     m.record(42, &gc(1, Some(Trigger::Heap), 1));
     m.record(43, &gc(5, Some(Trigger::Heap), 1));

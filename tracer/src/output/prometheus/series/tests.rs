@@ -9,14 +9,11 @@ use crate::records::{GcCpu, GcRecord, ProcessInfo, Record, StwRecord, Summary};
 
 fn process(pid: u32, labels: Labels) -> Record {
     Record::Process(ProcessInfo {
-        pid,
-        exe: format!("/srv/app{pid}"),
-        go_version: "go1.25.5".into(),
-        arch: "x86_64".into(),
         gomaxprocs: Some(2),
         gogc: Some(100),
         memory_limit_bytes: Some(i64::MAX),
         labels,
+        ..ProcessInfo::new(pid, &format!("/srv/app{pid}"), "go1.25.5", "x86_64")
     })
 }
 
