@@ -11,9 +11,11 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::MutexGuard;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::exporters::{agent, served_url, wait_for};
 use common::ChildGuard;
 use serde_json::Value;
 
@@ -82,15 +84,6 @@ fn in_cgroup(gcload: &Path, cgroup: &Path, dir: &Path, name: &str, args: &str) -
     )
 }
 
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(10)))
-        .http_status_as_error(false)
-        .proxy(None)
-        .build()
-        .into()
-}
-
 fn scrape(agent: &ureq::Agent, url: &str) -> String {
     agent
         .get(url)
@@ -110,35 +103,51 @@ fn series_of(text: &str, pid: u32) -> Vec<String> {
         .collect()
 }
 
-fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        thread::sleep(Duration::from_millis(100));
-    }
+/// What each test starts from. The lock is last so that it is released last, after the
+/// scratch directory is gone.
+struct Setup {
+    /// The cgroup v2 hierarchy, where the test makes its cgroups.
+    mount: PathBuf,
+    /// gcload built with the newest Go.
+    gcload: PathBuf,
+    tmp: tempfile::TempDir,
+    /// Where the tracer writes its JSON records.
+    out: PathBuf,
+    _exclusive: MutexGuard<'static, ()>,
 }
 
-#[test]
-fn cgroup_labels_and_ended_series() {
+/// None, after saying why, when the integration tests are not requested or the host has
+/// no cgroup v2 hierarchy to make cgroups in.
+fn setup() -> Option<Setup> {
     if !common::integration_enabled() {
-        return;
+        return None;
     }
     let Some(mount) = cgroup2_mount() else {
         eprintln!("skipped: no cgroup v2 hierarchy mounted");
-        return;
+        return None;
     };
     let _exclusive = common::exclusive();
     let gcload = common::build_gcload(&common::newest_toolchain());
     let tmp = tempfile::tempdir().expect("tempdir");
     let out = tmp.path().join("trace.ndjson");
+    Some(Setup {
+        mount,
+        gcload,
+        tmp,
+        out,
+        _exclusive,
+    })
+}
+
+#[test]
+fn cgroup_labels_and_ended_series() {
+    let Some(setup) = setup() else {
+        return;
+    };
+    let (gcload, dir) = (&setup.gcload, setup.tmp.path());
 
     // containerd's state of the container, as its CRI plugin writes the OCI bundle.
-    let host = tmp.path().join("host");
+    let host = dir.join("host");
     let bundle = host
         .join("run/containerd/io.containerd.runtime.v2.task/k8s.io")
         .join(CONTAINER);
@@ -160,16 +169,16 @@ fn cgroup_labels_and_ended_series() {
     );
     let svc_rel = format!("{top}/system.slice/checkout-worker.service");
     let mut cgroups = Cgroups(Vec::new());
-    let pod_cg = cgroups.make(&mount, &pod_rel);
-    let svc_cg = cgroups.make(&mount, &svc_rel);
+    let pod_cg = cgroups.make(&setup.mount, &pod_rel);
+    let svc_cg = cgroups.make(&setup.mount, &svc_rel);
 
-    let mut pod = in_cgroup(&gcload, &pod_cg, tmp.path(), "pod", "-forever");
-    let mut svc = in_cgroup(&gcload, &svc_cg, tmp.path(), "svc", "-duration 4s");
+    let mut pod = in_cgroup(gcload, &pod_cg, dir, "pod", "-forever");
+    let mut svc = in_cgroup(gcload, &svc_cg, dir, "svc", "-duration 4s");
     // Both are in their cgroups (the shell moved itself) and exec'd into gcload.
     let exec_done = wait_for(Duration::from_secs(10), || {
         let ok = [pod.pid(), svc.pid()]
             .iter()
-            .all(|p| std::fs::read_link(format!("/proc/{p}/exe")).is_ok_and(|e| e == gcload));
+            .all(|p| std::fs::read_link(format!("/proc/{p}/exe")).is_ok_and(|e| e == *gcload));
         ok.then_some(())
     });
     assert!(
@@ -182,22 +191,14 @@ fn cgroup_labels_and_ended_series() {
             .env("GCTRACE_HOST_ROOT", &host)
             .args(["--pid", &format!("{},{}", pod.pid(), svc.pid())])
             .args(["--format", "json", "--output"])
-            .arg(&out)
+            .arg(&setup.out)
             .args(["--prometheus", "127.0.0.1:0"]),
-        tmp.path(),
+        dir,
         "tracer",
     );
     let diag = |t: &ChildGuard| common::diagnostics(&t.stdout_text(), &t.stderr_text());
-    let url = wait_for(ATTACH_TIMEOUT, || {
-        tracer.stderr_text().lines().find_map(|l| {
-            Some(
-                l.strip_prefix("gctrace-bpf: serving Prometheus metrics on ")?
-                    .trim()
-                    .to_owned(),
-            )
-        })
-    })
-    .unwrap_or_else(|| panic!("no metrics address\n{}", diag(&tracer)));
+    let url = wait_for(ATTACH_TIMEOUT, || served_url(&tracer.stderr_text()))
+        .unwrap_or_else(|| panic!("no metrics address\n{}", diag(&tracer)));
     let agent = agent();
 
     // Both processes' series appear, with their labels on every one.
@@ -283,7 +284,7 @@ fn cgroup_labels_and_ended_series() {
     );
 
     // The JSON process records carry the same labels; null where there is nothing.
-    let text = std::fs::read_to_string(&out).unwrap_or_default();
+    let text = std::fs::read_to_string(&setup.out).unwrap_or_default();
     let process = |pid: u32| -> Value {
         text.lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
@@ -348,20 +349,13 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
 /// process is reported and left alone.
 #[test]
 fn all_traces_every_go_process_of_a_cgroup() {
-    if !common::integration_enabled() {
-        return;
-    }
-    let Some(mount) = cgroup2_mount() else {
-        eprintln!("skipped: no cgroup v2 hierarchy mounted");
+    let Some(setup) = setup() else {
         return;
     };
-    let _exclusive = common::exclusive();
-    let gcload = common::build_gcload(&common::newest_toolchain());
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let out = tmp.path().join("trace.ndjson");
+    let (gcload, dir) = (&setup.gcload, setup.tmp.path());
     let top = format!("gctrace-all-{}.slice", std::process::id());
     let mut cgroups = Cgroups(Vec::new());
-    let cg = cgroups.make(&mount, &format!("{top}/run.scope"));
+    let cg = cgroups.make(&setup.mount, &format!("{top}/run.scope"));
 
     let mut tracer = ChildGuard::spawn(
         Command::new(common::tracer_bin())
@@ -373,8 +367,8 @@ fn all_traces_every_go_process_of_a_cgroup() {
                 "2",
             ])
             .args(["--format", "json", "--output"])
-            .arg(&out),
-        tmp.path(),
+            .arg(&setup.out),
+        dir,
         "tracer",
     );
     let diag = |t: &ChildGuard| common::diagnostics(&t.stdout_text(), &t.stderr_text());
@@ -388,15 +382,11 @@ fn all_traces_every_go_process_of_a_cgroup() {
 
     // Not Go: looked at once, never traced.
     let script = format!("echo $$ > '{}/cgroup.procs' && exec sleep 30", cg.display());
-    let sleeper = ChildGuard::spawn(
-        Command::new("sh").args(["-c", &script]),
-        tmp.path(),
-        "sleep",
-    );
+    let sleeper = ChildGuard::spawn(Command::new("sh").args(["-c", &script]), dir, "sleep");
     let mut runs = Vec::new();
     let mut rss = Vec::new();
     for i in 0..6 {
-        let mut g = in_cgroup(&gcload, &cg, tmp.path(), &format!("g{i}"), "-duration 1s");
+        let mut g = in_cgroup(gcload, &cg, dir, &format!("g{i}"), "-duration 1s");
         let status = g.wait_timeout(Duration::from_secs(60));
         assert!(status.is_some_and(|s| s.success()), "g{i}: {status:?}");
         rss.extend(peak_rss_kib(tracer.pid()));
@@ -406,14 +396,14 @@ fn all_traces_every_go_process_of_a_cgroup() {
     let mut short = Vec::new();
     for i in 0..8 {
         let args = "-duration 50ms -forced 1 -goroutines 1";
-        let mut g = in_cgroup(&gcload, &cg, tmp.path(), &format!("s{i}"), args);
+        let mut g = in_cgroup(gcload, &cg, dir, &format!("s{i}"), args);
         let status = g.wait_timeout(Duration::from_secs(60));
         assert!(status.is_some_and(|s| s.success()), "s{i}: {status:?}");
         short.push(g);
     }
     // Three at once with a ceiling of two (the sleeper is not counted: it is not Go).
     let mut burst: Vec<ChildGuard> = (0..3)
-        .map(|i| in_cgroup(&gcload, &cg, tmp.path(), &format!("b{i}"), "-duration 3s"))
+        .map(|i| in_cgroup(gcload, &cg, dir, &format!("b{i}"), "-duration 3s"))
         .collect();
     for b in &mut burst {
         let _ = b.wait_timeout(Duration::from_secs(60));
@@ -428,7 +418,7 @@ fn all_traces_every_go_process_of_a_cgroup() {
     );
     drop(sleeper);
 
-    let text = std::fs::read_to_string(&out).unwrap_or_default();
+    let text = std::fs::read_to_string(&setup.out).unwrap_or_default();
     let traces = common::traces_by_pid(&text);
     let mut failures = Vec::new();
     if traces.contains_key(&0) {
