@@ -388,23 +388,18 @@ fn matching_prefix(
 
 #[test]
 fn scrapes_match_the_json_of_the_same_run() {
-    if !common::integration_enabled() {
+    let Some(fx) = common::gcload_fixture::start() else {
         return;
-    }
-    let toolchain = common::newest_toolchain();
-    let gcload = common::build_gcload(&toolchain);
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let out = tmp.path().join("trace.ndjson");
-    let memstats_path = tmp.path().join("memstats.json");
-
-    let _exclusive = common::exclusive();
+    };
+    let out = fx.dir().join("trace.ndjson");
+    let memstats_path = fx.dir().join("memstats.json");
     let mut cmd = Command::new(common::tracer_bin());
     cmd.args(["--format", "json", "--output"])
         .arg(&out)
         // Port 0: the kernel picks a free port, the tracer says which. No race with
         // other tests for a "free" port.
         .args(["--prometheus", "127.0.0.1:0", "--"])
-        .arg(&gcload)
+        .arg(&fx.gcload)
         .args([
             "-duration",
             "3s",
@@ -416,7 +411,7 @@ fn scrapes_match_the_json_of_the_same_run() {
         ])
         .arg("-memstats-out")
         .arg(&memstats_path);
-    let mut tracer = ChildGuard::spawn(&mut cmd, tmp.path(), "tracer");
+    let mut tracer = ChildGuard::spawn(&mut cmd, fx.dir(), "tracer");
     let started = Instant::now();
     let diag = |tracer: &ChildGuard| {
         format!(

@@ -40,22 +40,18 @@ fn succeeded(cmd: &mut Command) -> Output {
 
 #[test]
 fn replay_equals_live_and_report_equals_summary() {
-    if !common::integration_enabled() {
+    let Some(fx) = common::gcload_fixture::start() else {
         return;
-    }
-    let tc = common::newest_toolchain();
-    let gcload = common::build_gcload(&tc);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let live = dir.path().join("live.json");
-    let rec = dir.path().join("run.gct");
-    let _exclusive = common::exclusive();
+    };
+    let live = fx.dir().join("live.json");
+    let rec = fx.dir().join("run.gct");
     let mut cmd = tracer();
     cmd.args(["--format", "json", "--allocs", "sample", "--output"])
         .arg(&live)
         .arg("--record")
         .arg(&rec)
         .arg("--")
-        .arg(&gcload)
+        .arg(&fx.gcload)
         .args([
             "-duration",
             "3s",
@@ -65,7 +61,7 @@ fn replay_equals_live_and_report_equals_summary() {
             "5",
             "-hotspot",
         ]);
-    let run = common::run(&mut cmd, dir.path(), "traced", common::RUN_TIMEOUT);
+    let run = common::run(&mut cmd, fx.dir(), "traced", common::RUN_TIMEOUT);
     let diag = common::diagnostics(&run.stdout, &run.stderr);
     assert!(run.status.success(), "{}\n{diag}", run.status);
 
@@ -149,7 +145,7 @@ fn replay_equals_live_and_report_equals_summary() {
     }
     assert_eq!(report["pause_max_ns"].as_u64(), durations.last().copied());
 
-    let perfetto = dir.path().join("trace.json");
+    let perfetto = fx.dir().join("trace.json");
     succeeded(
         tracer()
             .arg("export")
