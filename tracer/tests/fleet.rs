@@ -11,11 +11,12 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::MutexGuard;
 use std::thread;
 use std::time::Duration;
 
 use common::exporters::{agent, served_url, wait_for};
+use common::gcload_fixture::GcloadFixture;
+use common::tracer_exit::{assert_exits_ok, diag, stop};
 use common::ChildGuard;
 use serde_json::Value;
 
@@ -103,48 +104,24 @@ fn series_of(text: &str, pid: u32) -> Vec<String> {
         .collect()
 }
 
-/// What each test starts from. The lock is last so that it is released last, after the
-/// scratch directory is gone.
-struct Setup {
-    /// The cgroup v2 hierarchy, where the test makes its cgroups.
-    mount: PathBuf,
-    /// gcload built with the newest Go.
-    gcload: PathBuf,
-    tmp: tempfile::TempDir,
-    /// Where the tracer writes its JSON records.
-    out: PathBuf,
-    _exclusive: MutexGuard<'static, ()>,
-}
-
-/// None, after saying why, when the integration tests are not requested or the host has
-/// no cgroup v2 hierarchy to make cgroups in.
-fn setup() -> Option<Setup> {
-    if !common::integration_enabled() {
-        return None;
-    }
+/// The cgroup v2 hierarchy, where a test makes its cgroups, and the fixture; None (after
+/// saying why) when the integration tests are not requested or the host has no cgroup v2.
+fn setup() -> Option<(PathBuf, GcloadFixture)> {
+    let fx = common::gcload_fixture::start()?;
     let Some(mount) = cgroup2_mount() else {
         eprintln!("skipped: no cgroup v2 hierarchy mounted");
         return None;
     };
-    let _exclusive = common::exclusive();
-    let gcload = common::build_gcload(&common::newest_toolchain());
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let out = tmp.path().join("trace.ndjson");
-    Some(Setup {
-        mount,
-        gcload,
-        tmp,
-        out,
-        _exclusive,
-    })
+    Some((mount, fx))
 }
 
 #[test]
 fn cgroup_labels_and_ended_series() {
-    let Some(setup) = setup() else {
+    let Some((mount, fx)) = setup() else {
         return;
     };
-    let (gcload, dir) = (&setup.gcload, setup.tmp.path());
+    let (gcload, dir) = (&fx.gcload, fx.dir());
+    let out = dir.join("trace.ndjson");
 
     // containerd's state of the container, as its CRI plugin writes the OCI bundle.
     let host = dir.join("host");
@@ -169,8 +146,8 @@ fn cgroup_labels_and_ended_series() {
     );
     let svc_rel = format!("{top}/system.slice/checkout-worker.service");
     let mut cgroups = Cgroups(Vec::new());
-    let pod_cg = cgroups.make(&setup.mount, &pod_rel);
-    let svc_cg = cgroups.make(&setup.mount, &svc_rel);
+    let pod_cg = cgroups.make(&mount, &pod_rel);
+    let svc_cg = cgroups.make(&mount, &svc_rel);
 
     let mut pod = in_cgroup(gcload, &pod_cg, dir, "pod", "-forever");
     let mut svc = in_cgroup(gcload, &svc_cg, dir, "svc", "-duration 4s");
@@ -191,12 +168,11 @@ fn cgroup_labels_and_ended_series() {
             .env("GCTRACE_HOST_ROOT", &host)
             .args(["--pid", &format!("{},{}", pod.pid(), svc.pid())])
             .args(["--format", "json", "--output"])
-            .arg(&setup.out)
+            .arg(&out)
             .args(["--prometheus", "127.0.0.1:0"]),
         dir,
         "tracer",
     );
-    let diag = |t: &ChildGuard| common::diagnostics(&t.stdout_text(), &t.stderr_text());
     let url = wait_for(ATTACH_TIMEOUT, || served_url(&tracer.stderr_text()))
         .unwrap_or_else(|| panic!("no metrics address\n{}", diag(&tracer)));
     let agent = agent();
@@ -276,15 +252,10 @@ fn cgroup_labels_and_ended_series() {
 
     pod.signal(libc::SIGTERM);
     let _ = pod.wait_timeout(Duration::from_secs(30));
-    let status = tracer.wait_timeout(Duration::from_secs(30));
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "tracer: {status:?}\n{}",
-        diag(&tracer)
-    );
+    assert_exits_ok(&mut tracer);
 
     // The JSON process records carry the same labels; null where there is nothing.
-    let text = std::fs::read_to_string(&setup.out).unwrap_or_default();
+    let text = std::fs::read_to_string(&out).unwrap_or_default();
     let process = |pid: u32| -> Value {
         text.lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
@@ -349,13 +320,14 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
 /// process is reported and left alone.
 #[test]
 fn all_traces_every_go_process_of_a_cgroup() {
-    let Some(setup) = setup() else {
+    let Some((mount, fx)) = setup() else {
         return;
     };
-    let (gcload, dir) = (&setup.gcload, setup.tmp.path());
+    let (gcload, dir) = (&fx.gcload, fx.dir());
+    let out = dir.join("trace.ndjson");
     let top = format!("gctrace-all-{}.slice", std::process::id());
     let mut cgroups = Cgroups(Vec::new());
-    let cg = cgroups.make(&setup.mount, &format!("{top}/run.scope"));
+    let cg = cgroups.make(&mount, &format!("{top}/run.scope"));
 
     let mut tracer = ChildGuard::spawn(
         Command::new(common::tracer_bin())
@@ -367,11 +339,10 @@ fn all_traces_every_go_process_of_a_cgroup() {
                 "2",
             ])
             .args(["--format", "json", "--output"])
-            .arg(&setup.out),
+            .arg(&out),
         dir,
         "tracer",
     );
-    let diag = |t: &ChildGuard| common::diagnostics(&t.stdout_text(), &t.stderr_text());
     let waiting = wait_for(ATTACH_TIMEOUT, || {
         tracer
             .stderr_text()
@@ -408,17 +379,10 @@ fn all_traces_every_go_process_of_a_cgroup() {
     for b in &mut burst {
         let _ = b.wait_timeout(Duration::from_secs(60));
     }
-    thread::sleep(Duration::from_millis(1500));
-    tracer.signal(libc::SIGTERM);
-    let status = tracer.wait_timeout(Duration::from_secs(30));
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "tracer: {status:?}\n{}",
-        diag(&tracer)
-    );
+    stop(&mut tracer, libc::SIGTERM);
     drop(sleeper);
 
-    let text = std::fs::read_to_string(&setup.out).unwrap_or_default();
+    let text = std::fs::read_to_string(&out).unwrap_or_default();
     let traces = common::traces_by_pid(&text);
     let mut failures = Vec::new();
     if traces.contains_key(&0) {
