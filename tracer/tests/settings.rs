@@ -11,7 +11,8 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{ChildGuard, RUN_TIMEOUT};
+use common::json_run::{self, JsonRun};
+use common::ChildGuard;
 use serde_json::Value;
 
 const GOGC: i64 = 50;
@@ -79,12 +80,7 @@ fn idle_program_settings_at_attach_in_json_recording_and_report() {
         .arg(&out)
         .arg("--record")
         .arg(&rec);
-    let run = common::run(&mut cmd, fx.dir(), "tracer", RUN_TIMEOUT);
-    let text = std::fs::read_to_string(&out).unwrap_or_default();
-    let diag = format!(
-        "{}--- trace ---\n{text}",
-        common::diagnostics(&run.stdout, &run.stderr)
-    );
+    let JsonRun { run, text, diag } = json_run::run(&mut cmd, fx.dir(), "tracer", &out);
     assert!(
         run.status.success(),
         "tracer failed: {}\n{diag}",
@@ -150,13 +146,7 @@ fn launched_program_settings_record_follows() {
         .arg("--")
         .arg(&fx.gcload)
         .args(["-duration", "2s"]);
-    let run = common::run(&mut cmd, fx.dir(), "traced", RUN_TIMEOUT);
-    let text = std::fs::read_to_string(&out).unwrap_or_default();
-    let diag = format!(
-        "{}--- trace (first 10) ---\n{}",
-        common::diagnostics(&run.stdout, &run.stderr),
-        text.lines().take(10).collect::<Vec<_>>().join("\n")
-    );
+    let JsonRun { run, text, diag } = json_run::run(&mut cmd, fx.dir(), "traced", &out);
     assert!(run.status.success(), "traced run failed\n{diag}");
     let records = lines(&text);
     let process = records.first().expect("a first record");

@@ -21,7 +21,8 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{GcTraceLine, Trace, RUN_TIMEOUT};
+use common::json_run::{self, JsonRun};
+use common::{GcTraceLine, Trace};
 use serde_json::Value;
 
 const CACHE: &str = "/var/cache/gctrace-bpf/thirdparty";
@@ -319,16 +320,10 @@ fn server_under_load(name: &str, mut server: Server, url: &str, gogc: i64, min_c
         // real program shows no code-level finding, and no thrashing its own gctrace
         // does not show, has something to judge in 4 s.
         .args(["--allocs", "sample", "--finding-window", "3"]);
-    let run = common::run(&mut cmd, tmp.path(), "tracer", RUN_TIMEOUT);
+    let JsonRun { run, text, diag } = json_run::run(&mut cmd, tmp.path(), "tracer", &out);
     let _ = load.wait();
-    let text = fs::read_to_string(&out).unwrap_or_default();
     let alive = server.child.try_wait().ok().flatten();
-    let diag = format!(
-        "--- tracer ---\n{}--- server ---\n{}--- trace (first 10) ---\n{}",
-        common::diagnostics(&run.stdout, &run.stderr),
-        server.diag(),
-        text.lines().take(10).collect::<Vec<_>>().join("\n")
-    );
+    let diag = format!("--- tracer ---\n{diag}\n--- server ---\n{}", server.diag());
     assert!(run.status.success(), "{name}: tracer failed\n{diag}");
     assert!(
         alive.is_none(),
@@ -467,13 +462,7 @@ fn promtool_cli_in_launch_mode() {
         .args(["tsdb", "create-blocks-from", "openmetrics"])
         .arg(&input)
         .arg(dir.path().join("blocks"));
-    let run = common::run(&mut cmd, dir.path(), "traced", RUN_TIMEOUT);
-    let text = fs::read_to_string(&out).unwrap_or_default();
-    let diag = format!(
-        "{}--- trace (first 10) ---\n{}",
-        common::diagnostics(&run.stdout, &run.stderr),
-        text.lines().take(10).collect::<Vec<_>>().join("\n")
-    );
+    let JsonRun { run, text, diag } = json_run::run(&mut cmd, dir.path(), "traced", &out);
     assert!(run.status.success(), "promtool failed\n{diag}");
     let trace = common::parse_trace(&text);
     let gctrace = common::parse_gctrace(&run.stderr);
