@@ -15,6 +15,7 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::tracer_exit::{diag, stop};
 use common::ChildGuard;
 
 /// The cycle numbers a gctrace output printed (`gc N @...`).
@@ -46,23 +47,11 @@ fn watch_exe(exe: &std::path::Path, dir: &std::path::Path, out: &std::path::Path
             start.elapsed() < Duration::from_secs(60) && tracer.try_wait().is_none(),
             "the tracer is not watching {}\n{}",
             exe.display(),
-            common::diagnostics(&tracer.stdout_text(), &tracer.stderr_text())
+            diag(&tracer)
         );
         thread::sleep(Duration::from_millis(50));
     }
     tracer
-}
-
-/// Ctrl-C once the last process's records are in; the tracer must end cleanly.
-fn stop(tracer: &mut ChildGuard) {
-    thread::sleep(Duration::from_millis(1500));
-    tracer.signal(libc::SIGINT);
-    let status = tracer.wait_timeout(Duration::from_secs(30));
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "tracer: {status:?}\n{}",
-        common::diagnostics(&tracer.stdout_text(), &tracer.stderr_text())
-    );
 }
 
 #[test]
@@ -98,7 +87,6 @@ fn exe_records_every_cycle_of_every_compile_process() {
 
     let out = dir.join("trace.ndjson");
     let mut tracer = watch_exe(&compile, dir, &out);
-    let diag = |t: &ChildGuard| common::diagnostics(&t.stdout_text(), &t.stderr_text());
 
     // Every package gcload needs, the runtime first among them, compiled afresh.
     let build = Command::new(&toolchain.go)
@@ -121,7 +109,8 @@ fn exe_records_every_cycle_of_every_compile_process() {
         "go build -a failed: {}",
         String::from_utf8_lossy(&build.stderr)
     );
-    stop(&mut tracer);
+    // Ctrl-C, as a user ends a watch.
+    stop(&mut tracer, libc::SIGINT);
 
     // The oracle: cycles printed per compile pid.
     let mut printed: BTreeMap<u64, Vec<u32>> = BTreeMap::new();
@@ -213,7 +202,6 @@ fn exe_traces_short_lived_pie_processes_from_their_first_cycle() {
     fs::copy(&built, &gcload).unwrap();
     let out = dir.join("trace.ndjson");
     let mut tracer = watch_exe(&gcload, dir, &out);
-    let diag = |t: &ChildGuard| common::diagnostics(&t.stdout_text(), &t.stderr_text());
     let mut runs = Vec::new();
     for i in 0..6 {
         let mut g = ChildGuard::spawn(
@@ -232,7 +220,7 @@ fn exe_traces_short_lived_pie_processes_from_their_first_cycle() {
         assert!(status.is_some_and(|s| s.success()), "pie{i}: {status:?}");
         runs.push(g);
     }
-    stop(&mut tracer);
+    stop(&mut tracer, libc::SIGINT);
     let traces = common::traces_by_pid(&fs::read_to_string(&out).unwrap_or_default());
     let mut failures = Vec::new();
     for g in &runs {

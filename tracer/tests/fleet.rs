@@ -12,8 +12,11 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::exporters::{agent, served_url, wait_for};
+use common::gcload_fixture::GcloadFixture;
+use common::tracer_exit::{assert_exits_ok, diag, stop};
 use common::ChildGuard;
 use serde_json::Value;
 
@@ -82,15 +85,6 @@ fn in_cgroup(gcload: &Path, cgroup: &Path, dir: &Path, name: &str, args: &str) -
     )
 }
 
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(10)))
-        .http_status_as_error(false)
-        .proxy(None)
-        .build()
-        .into()
-}
-
 fn scrape(agent: &ureq::Agent, url: &str) -> String {
     agent
         .get(url)
@@ -110,35 +104,27 @@ fn series_of(text: &str, pid: u32) -> Vec<String> {
         .collect()
 }
 
-fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        thread::sleep(Duration::from_millis(100));
-    }
+/// The cgroup v2 hierarchy, where a test makes its cgroups, and the fixture; None (after
+/// saying why) when the integration tests are not requested or the host has no cgroup v2.
+fn setup() -> Option<(PathBuf, GcloadFixture)> {
+    let fx = common::gcload_fixture::start()?;
+    let Some(mount) = cgroup2_mount() else {
+        eprintln!("skipped: no cgroup v2 hierarchy mounted");
+        return None;
+    };
+    Some((mount, fx))
 }
 
 #[test]
 fn cgroup_labels_and_ended_series() {
-    if !common::integration_enabled() {
-        return;
-    }
-    let Some(mount) = cgroup2_mount() else {
-        eprintln!("skipped: no cgroup v2 hierarchy mounted");
+    let Some((mount, fx)) = setup() else {
         return;
     };
-    let _exclusive = common::exclusive();
-    let gcload = common::build_gcload(&common::newest_toolchain());
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let out = tmp.path().join("trace.ndjson");
+    let (gcload, dir) = (&fx.gcload, fx.dir());
+    let out = dir.join("trace.ndjson");
 
     // containerd's state of the container, as its CRI plugin writes the OCI bundle.
-    let host = tmp.path().join("host");
+    let host = dir.join("host");
     let bundle = host
         .join("run/containerd/io.containerd.runtime.v2.task/k8s.io")
         .join(CONTAINER);
@@ -163,13 +149,13 @@ fn cgroup_labels_and_ended_series() {
     let pod_cg = cgroups.make(&mount, &pod_rel);
     let svc_cg = cgroups.make(&mount, &svc_rel);
 
-    let mut pod = in_cgroup(&gcload, &pod_cg, tmp.path(), "pod", "-forever");
-    let mut svc = in_cgroup(&gcload, &svc_cg, tmp.path(), "svc", "-duration 4s");
+    let mut pod = in_cgroup(gcload, &pod_cg, dir, "pod", "-forever");
+    let mut svc = in_cgroup(gcload, &svc_cg, dir, "svc", "-duration 4s");
     // Both are in their cgroups (the shell moved itself) and exec'd into gcload.
     let exec_done = wait_for(Duration::from_secs(10), || {
         let ok = [pod.pid(), svc.pid()]
             .iter()
-            .all(|p| std::fs::read_link(format!("/proc/{p}/exe")).is_ok_and(|e| e == gcload));
+            .all(|p| std::fs::read_link(format!("/proc/{p}/exe")).is_ok_and(|e| e == *gcload));
         ok.then_some(())
     });
     assert!(
@@ -184,20 +170,11 @@ fn cgroup_labels_and_ended_series() {
             .args(["--format", "json", "--output"])
             .arg(&out)
             .args(["--prometheus", "127.0.0.1:0"]),
-        tmp.path(),
+        dir,
         "tracer",
     );
-    let diag = |t: &ChildGuard| common::diagnostics(&t.stdout_text(), &t.stderr_text());
-    let url = wait_for(ATTACH_TIMEOUT, || {
-        tracer.stderr_text().lines().find_map(|l| {
-            Some(
-                l.strip_prefix("gctrace-bpf: serving Prometheus metrics on ")?
-                    .trim()
-                    .to_owned(),
-            )
-        })
-    })
-    .unwrap_or_else(|| panic!("no metrics address\n{}", diag(&tracer)));
+    let url = wait_for(ATTACH_TIMEOUT, || served_url(&tracer.stderr_text()))
+        .unwrap_or_else(|| panic!("no metrics address\n{}", diag(&tracer)));
     let agent = agent();
 
     // Both processes' series appear, with their labels on every one.
@@ -275,12 +252,7 @@ fn cgroup_labels_and_ended_series() {
 
     pod.signal(libc::SIGTERM);
     let _ = pod.wait_timeout(Duration::from_secs(30));
-    let status = tracer.wait_timeout(Duration::from_secs(30));
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "tracer: {status:?}\n{}",
-        diag(&tracer)
-    );
+    assert_exits_ok(&mut tracer);
 
     // The JSON process records carry the same labels; null where there is nothing.
     let text = std::fs::read_to_string(&out).unwrap_or_default();
@@ -348,17 +320,11 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
 /// process is reported and left alone.
 #[test]
 fn all_traces_every_go_process_of_a_cgroup() {
-    if !common::integration_enabled() {
-        return;
-    }
-    let Some(mount) = cgroup2_mount() else {
-        eprintln!("skipped: no cgroup v2 hierarchy mounted");
+    let Some((mount, fx)) = setup() else {
         return;
     };
-    let _exclusive = common::exclusive();
-    let gcload = common::build_gcload(&common::newest_toolchain());
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let out = tmp.path().join("trace.ndjson");
+    let (gcload, dir) = (&fx.gcload, fx.dir());
+    let out = dir.join("trace.ndjson");
     let top = format!("gctrace-all-{}.slice", std::process::id());
     let mut cgroups = Cgroups(Vec::new());
     let cg = cgroups.make(&mount, &format!("{top}/run.scope"));
@@ -374,10 +340,9 @@ fn all_traces_every_go_process_of_a_cgroup() {
             ])
             .args(["--format", "json", "--output"])
             .arg(&out),
-        tmp.path(),
+        dir,
         "tracer",
     );
-    let diag = |t: &ChildGuard| common::diagnostics(&t.stdout_text(), &t.stderr_text());
     let waiting = wait_for(ATTACH_TIMEOUT, || {
         tracer
             .stderr_text()
@@ -388,15 +353,11 @@ fn all_traces_every_go_process_of_a_cgroup() {
 
     // Not Go: looked at once, never traced.
     let script = format!("echo $$ > '{}/cgroup.procs' && exec sleep 30", cg.display());
-    let sleeper = ChildGuard::spawn(
-        Command::new("sh").args(["-c", &script]),
-        tmp.path(),
-        "sleep",
-    );
+    let sleeper = ChildGuard::spawn(Command::new("sh").args(["-c", &script]), dir, "sleep");
     let mut runs = Vec::new();
     let mut rss = Vec::new();
     for i in 0..6 {
-        let mut g = in_cgroup(&gcload, &cg, tmp.path(), &format!("g{i}"), "-duration 1s");
+        let mut g = in_cgroup(gcload, &cg, dir, &format!("g{i}"), "-duration 1s");
         let status = g.wait_timeout(Duration::from_secs(60));
         assert!(status.is_some_and(|s| s.success()), "g{i}: {status:?}");
         rss.extend(peak_rss_kib(tracer.pid()));
@@ -406,26 +367,19 @@ fn all_traces_every_go_process_of_a_cgroup() {
     let mut short = Vec::new();
     for i in 0..8 {
         let args = "-duration 50ms -forced 1 -goroutines 1";
-        let mut g = in_cgroup(&gcload, &cg, tmp.path(), &format!("s{i}"), args);
+        let mut g = in_cgroup(gcload, &cg, dir, &format!("s{i}"), args);
         let status = g.wait_timeout(Duration::from_secs(60));
         assert!(status.is_some_and(|s| s.success()), "s{i}: {status:?}");
         short.push(g);
     }
     // Three at once with a ceiling of two (the sleeper is not counted: it is not Go).
     let mut burst: Vec<ChildGuard> = (0..3)
-        .map(|i| in_cgroup(&gcload, &cg, tmp.path(), &format!("b{i}"), "-duration 3s"))
+        .map(|i| in_cgroup(gcload, &cg, dir, &format!("b{i}"), "-duration 3s"))
         .collect();
     for b in &mut burst {
         let _ = b.wait_timeout(Duration::from_secs(60));
     }
-    thread::sleep(Duration::from_millis(1500));
-    tracer.signal(libc::SIGTERM);
-    let status = tracer.wait_timeout(Duration::from_secs(30));
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "tracer: {status:?}\n{}",
-        diag(&tracer)
-    );
+    stop(&mut tracer, libc::SIGTERM);
     drop(sleeper);
 
     let text = std::fs::read_to_string(&out).unwrap_or_default();

@@ -139,12 +139,11 @@ struct Run {
 }
 
 /// A traced run exporting over `protocol` to the receiver, or, with `reachable` false,
-/// to a port nobody listens on.
-fn traced(protocol: &str, reachable: bool) -> Run {
-    let toolchain = common::newest_toolchain();
-    let gcload = common::build_gcload(&toolchain);
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let got = tmp.path().join("received.ndjson");
+/// to a port nobody listens on; None (after saying why) unless the integration tests are
+/// requested.
+fn traced(protocol: &str, reachable: bool) -> Option<Run> {
+    let fx = common::gcload_fixture::start()?;
+    let got = fx.dir().join("received.ndjson");
     let receiver = Receiver::start(&got);
     let port = match protocol {
         _ if !reachable => std::net::TcpListener::bind("127.0.0.1:0")
@@ -154,9 +153,8 @@ fn traced(protocol: &str, reachable: bool) -> Run {
         "grpc" => receiver.grpc_port,
         _ => receiver.http_port,
     };
-    let out = tmp.path().join("trace.ndjson");
-    let memstats = tmp.path().join("memstats.json");
-    let _exclusive = common::exclusive();
+    let out = fx.dir().join("trace.ndjson");
+    let memstats = fx.dir().join("memstats.json");
     let mut cmd = Command::new(common::tracer_bin());
     cmd.env("GODEBUG", "gctrace=1")
         .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
@@ -168,15 +166,15 @@ fn traced(protocol: &str, reachable: bool) -> Run {
         .args(["--format", "json", "--output"])
         .arg(&out)
         .arg("--record")
-        .arg(tmp.path().join("run.gct"))
+        .arg(fx.dir().join("run.gct"))
         .arg("--otlp")
         .arg(format!("http://127.0.0.1:{port}"))
         .args(["--otlp-protocol", protocol, "--"])
-        .arg(&gcload)
+        .arg(&fx.gcload)
         .args(common::WORKLOAD_ARGS)
         .arg("-memstats-out")
         .arg(&memstats);
-    let run = common::run(&mut cmd, tmp.path(), "traced", common::RUN_TIMEOUT);
+    let run = common::run(&mut cmd, fx.dir(), "traced", common::RUN_TIMEOUT);
     assert!(
         run.status.success(),
         "traced run failed: {}\n{}",
@@ -184,16 +182,16 @@ fn traced(protocol: &str, reachable: bool) -> Run {
         common::diagnostics(&run.stdout, &run.stderr)
     );
     drop(receiver);
-    let replayed = tmp.path().join("replayed.ndjson");
+    let replayed = fx.dir().join("replayed.ndjson");
     if reachable {
         let receiver = Receiver::start(&replayed);
         let mut cmd = Command::new(common::tracer_bin());
         cmd.arg("replay")
-            .arg(tmp.path().join("run.gct"))
+            .arg(fx.dir().join("run.gct"))
             .args(["--format", "json", "--output", "/dev/null", "--otlp"])
             .arg(format!("http://127.0.0.1:{}", receiver.http_port))
             .args(["--otlp-protocol", "http/protobuf"]);
-        let run = common::run(&mut cmd, tmp.path(), "replay", common::RUN_TIMEOUT);
+        let run = common::run(&mut cmd, fx.dir(), "replay", common::RUN_TIMEOUT);
         assert!(
             run.status.success(),
             "replay failed\n{}",
@@ -207,20 +205,19 @@ fn traced(protocol: &str, reachable: bool) -> Run {
             .map(|l| serde_json::from_str(l).expect("a JSON line"))
             .collect()
     };
-    Run {
+    Some(Run {
         json: lines(&out),
         received: lines(&got),
         replayed: lines(&replayed),
         stderr: run.stderr,
         memstats: MemStats::read(&memstats),
-    }
+    })
 }
 
 fn check(protocol: &str) {
-    if !common::integration_enabled() {
+    let Some(run) = traced(protocol, true) else {
         return;
-    }
-    let run = traced(protocol, true);
+    };
     let diag = format!("stderr:\n{}", run.stderr);
     let of = |ty: &str| -> Vec<&Value> { run.json.iter().filter(|r| r["type"] == ty).collect() };
     let gcs = of("gc");
@@ -481,10 +478,9 @@ fn check(protocol: &str) {
 /// warning is printed once, and the trace itself is complete.
 #[test]
 fn otlp_failures_are_counted() {
-    if !common::integration_enabled() {
+    let Some(run) = traced("grpc", false) else {
         return;
-    }
-    let run = traced("grpc", false);
+    };
     let records = |ty: &str| run.json.iter().filter(|r| r["type"] == ty).count();
     let spans = records("gc") + records("stw");
     let diag = format!("stderr:\n{}", run.stderr);

@@ -19,6 +19,7 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::exporters::{agent, served_url, wait_for};
 use common::{ChildGuard, MemStats};
 use serde_json::Value;
 
@@ -145,15 +146,6 @@ struct Target {
     /// The process's cgroup labels that the `process` record has (non-null): every series
     /// must carry exactly these too.
     labels: BTreeMap<String, String>,
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(10)))
-        .http_status_as_error(false)
-        .proxy(None)
-        .build()
-        .into()
 }
 
 /// GET `url` (with `accept`, if given): status, Content-Type, body.
@@ -394,49 +386,20 @@ fn matching_prefix(
     Err(best.unwrap_or_default())
 }
 
-// ---------------------------------------------------------------------------------
-
-/// Polls `f` every 100 ms until it returns Some, for at most `limit`.
-fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// `http://HOST:PORT/metrics` from the tracer's stderr line.
-fn served_url(stderr: &str) -> Option<String> {
-    stderr.lines().find_map(|l| {
-        let url = l.strip_prefix("gctrace-bpf: serving Prometheus metrics on ")?;
-        Some(url.trim().to_owned())
-    })
-}
-
 #[test]
 fn scrapes_match_the_json_of_the_same_run() {
-    if !common::integration_enabled() {
+    let Some(fx) = common::gcload_fixture::start() else {
         return;
-    }
-    let toolchain = common::newest_toolchain();
-    let gcload = common::build_gcload(&toolchain);
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let out = tmp.path().join("trace.ndjson");
-    let memstats_path = tmp.path().join("memstats.json");
-
-    let _exclusive = common::exclusive();
+    };
+    let out = fx.dir().join("trace.ndjson");
+    let memstats_path = fx.dir().join("memstats.json");
     let mut cmd = Command::new(common::tracer_bin());
     cmd.args(["--format", "json", "--output"])
         .arg(&out)
         // Port 0: the kernel picks a free port, the tracer says which. No race with
         // other tests for a "free" port.
         .args(["--prometheus", "127.0.0.1:0", "--"])
-        .arg(&gcload)
+        .arg(&fx.gcload)
         .args([
             "-duration",
             "3s",
@@ -448,7 +411,7 @@ fn scrapes_match_the_json_of_the_same_run() {
         ])
         .arg("-memstats-out")
         .arg(&memstats_path);
-    let mut tracer = ChildGuard::spawn(&mut cmd, tmp.path(), "tracer");
+    let mut tracer = ChildGuard::spawn(&mut cmd, fx.dir(), "tracer");
     let started = Instant::now();
     let diag = |tracer: &ChildGuard| {
         format!(

@@ -6,7 +6,7 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::process::Command;
+use std::process::{Command, Output};
 
 use serde_json::Value;
 
@@ -16,31 +16,42 @@ fn lines(text: &str) -> Vec<Value> {
         .collect()
 }
 
-fn tracer(args: &[&std::ffi::OsStr]) -> std::process::Output {
+/// The tracer under test, its subcommands and options to follow.
+fn tracer() -> Command {
     Command::new(common::tracer_bin())
-        .args(args)
-        .output()
-        .expect("running gctrace-bpf")
+}
+
+/// The output of a run, whatever its status (the caller judges it).
+fn output(cmd: &mut Command) -> Output {
+    cmd.output().expect("running gctrace-bpf")
+}
+
+/// The output of a run that must succeed; its stderr says why when it does not.
+fn succeeded(cmd: &mut Command) -> Output {
+    let out = output(cmd);
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
 
 #[test]
 fn replay_equals_live_and_report_equals_summary() {
-    if !common::integration_enabled() {
+    let Some(fx) = common::gcload_fixture::start() else {
         return;
-    }
-    let tc = common::newest_toolchain();
-    let gcload = common::build_gcload(&tc);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let live = dir.path().join("live.json");
-    let rec = dir.path().join("run.gct");
-    let _exclusive = common::exclusive();
-    let mut cmd = Command::new(common::tracer_bin());
+    };
+    let live = fx.dir().join("live.json");
+    let rec = fx.dir().join("run.gct");
+    let mut cmd = tracer();
     cmd.args(["--format", "json", "--allocs", "sample", "--output"])
         .arg(&live)
         .arg("--record")
         .arg(&rec)
         .arg("--")
-        .arg(&gcload)
+        .arg(&fx.gcload)
         .args([
             "-duration",
             "3s",
@@ -50,7 +61,7 @@ fn replay_equals_live_and_report_equals_summary() {
             "5",
             "-hotspot",
         ]);
-    let run = common::run(&mut cmd, dir.path(), "traced", common::RUN_TIMEOUT);
+    let run = common::run(&mut cmd, fx.dir(), "traced", common::RUN_TIMEOUT);
     let diag = common::diagnostics(&run.stdout, &run.stderr);
     assert!(run.status.success(), "{}\n{diag}", run.status);
 
@@ -62,17 +73,7 @@ fn replay_equals_live_and_report_equals_summary() {
         .mode();
     assert_eq!(mode & 0o777, 0o600);
 
-    let out = tracer(&[
-        "replay".as_ref(),
-        "--format".as_ref(),
-        "json".as_ref(),
-        rec.as_os_str(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = succeeded(tracer().args(["replay", "--format", "json"]).arg(&rec));
     let live = lines(&std::fs::read_to_string(&live).expect("live output"));
     let replayed = lines(&String::from_utf8_lossy(&out.stdout));
     let kinds: BTreeSet<String> = live
@@ -102,17 +103,7 @@ fn replay_equals_live_and_report_equals_summary() {
         assert_eq!(pick(&live), pick(&replayed), "{kind} records differ");
     }
 
-    let out = tracer(&[
-        "report".as_ref(),
-        "--format".as_ref(),
-        "json".as_ref(),
-        rec.as_os_str(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = succeeded(tracer().args(["report", "--format", "json"]).arg(&rec));
     let report: Value = serde_json::from_slice(&out.stdout).expect("report JSON");
     let summary = live
         .iter()
@@ -154,17 +145,13 @@ fn replay_equals_live_and_report_equals_summary() {
     }
     assert_eq!(report["pause_max_ns"].as_u64(), durations.last().copied());
 
-    let perfetto = dir.path().join("trace.json");
-    let out = tracer(&[
-        "export".as_ref(),
-        rec.as_os_str(),
-        "--perfetto".as_ref(),
-        perfetto.as_os_str(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let perfetto = fx.dir().join("trace.json");
+    succeeded(
+        tracer()
+            .arg("export")
+            .arg(&rec)
+            .arg("--perfetto")
+            .arg(&perfetto),
     );
     let doc: Value =
         serde_json::from_str(&std::fs::read_to_string(&perfetto).expect("export")).expect("JSON");
@@ -226,7 +213,7 @@ fn bad_recordings_fail_with_one_clear_line() {
     let junk = dir.path().join("junk.gct");
     std::fs::write(&junk, b"this is not a recording at all").expect("write");
     for sub in ["replay", "report"] {
-        let out = tracer(&[sub.as_ref(), junk.as_os_str()]);
+        let out = output(tracer().arg(sub).arg(&junk));
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{sub}: {err}");
         assert_eq!(err.lines().count(), 1, "{sub}: {err}");
@@ -236,7 +223,7 @@ fn bad_recordings_fail_with_one_clear_line() {
         );
     }
     let missing = dir.path().join("missing.gct");
-    let out = tracer(&["replay".as_ref(), missing.as_os_str()]);
+    let out = output(tracer().arg("replay").arg(&missing));
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
 }

