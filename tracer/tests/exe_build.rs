@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::tracer_exit::{diag, stop};
+use common::target_procs::{child_diag, stop};
 use common::ChildGuard;
 
 /// The cycle numbers a gctrace output printed (`gc N @...`).
@@ -47,7 +47,7 @@ fn watch_exe(exe: &std::path::Path, dir: &std::path::Path, out: &std::path::Path
             start.elapsed() < Duration::from_secs(60) && tracer.try_wait().is_none(),
             "the tracer is not watching {}\n{}",
             exe.display(),
-            diag(&tracer)
+            child_diag(&tracer)
         );
         thread::sleep(Duration::from_millis(50));
     }
@@ -182,7 +182,7 @@ fn exe_records_every_cycle_of_every_compile_process() {
         "--exe compile: {} compile processes, {total} cycles printed, {recorded} recorded",
         printed.len()
     );
-    common::assert_no_failures("--exe across go build -a", &failures, &diag(&tracer));
+    common::assert_no_failures("--exe across go build -a", &failures, &child_diag(&tracer));
 }
 
 /// A PIE binary is mapped at its own address in each process: one set of probes serves
@@ -241,5 +241,5 @@ fn exe_traces_short_lived_pie_processes_from_their_first_cycle() {
                 .map(|f| format!("pid {pid}: {f}")),
         );
     }
-    common::assert_no_failures("--exe on a PIE", &failures, &diag(&tracer));
+    common::assert_no_failures("--exe on a PIE", &failures, &child_diag(&tracer));
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use common::exporters::{agent, served_url, wait_for};
 use common::gcload_fixture::GcloadFixture;
-use common::tracer_exit::{assert_exits_ok, diag, stop};
+use common::target_procs::{assert_exits_ok, child_diag, stop};
 use common::ChildGuard;
 use serde_json::Value;
 
@@ -174,7 +174,7 @@ fn cgroup_labels_and_ended_series() {
         "tracer",
     );
     let url = wait_for(ATTACH_TIMEOUT, || served_url(&tracer.stderr_text()))
-        .unwrap_or_else(|| panic!("no metrics address\n{}", diag(&tracer)));
+        .unwrap_or_else(|| panic!("no metrics address\n{}", child_diag(&tracer)));
     let agent = agent();
 
     // Both processes' series appear, with their labels on every one.
@@ -201,7 +201,12 @@ fn cgroup_labels_and_ended_series() {
         };
         (seen(pod.pid()) && seen(svc.pid())).then_some(text)
     })
-    .unwrap_or_else(|| panic!("no GC cycle series of both processes\n{}", diag(&tracer)));
+    .unwrap_or_else(|| {
+        panic!(
+            "no GC cycle series of both processes\n{}",
+            child_diag(&tracer)
+        )
+    });
     let mut failures = Vec::new();
     for (pid, labels) in [(pod.pid(), &pod_labels[..]), (svc.pid(), &svc_labels[..])] {
         for line in series_of(&first, pid) {
@@ -220,7 +225,7 @@ fn cgroup_labels_and_ended_series() {
             ));
         }
     }
-    common::assert_no_failures("labels on the series", &failures, &diag(&tracer));
+    common::assert_no_failures("labels on the series", &failures, &child_diag(&tracer));
 
     // The service ends; the tracer says so; its series go within two scrapes of that,
     // the pod's stay.
@@ -236,7 +241,7 @@ fn cgroup_labels_and_ended_series() {
     assert!(
         said.is_some(),
         "tracer did not say '{ended}'\n{}",
-        diag(&tracer)
+        child_diag(&tracer)
     );
     thread::sleep(Duration::from_millis(300));
     let scrapes: Vec<String> = (0..3).map(|_| scrape(&agent, &url)).collect();
@@ -252,7 +257,11 @@ fn cgroup_labels_and_ended_series() {
 
     pod.signal(libc::SIGTERM);
     let _ = pod.wait_timeout(Duration::from_secs(30));
-    assert_exits_ok(&mut tracer);
+    assert_exits_ok(
+        &mut tracer,
+        Duration::from_secs(30),
+        "after its targets ended",
+    );
 
     // The JSON process records carry the same labels; null where there is nothing.
     let text = std::fs::read_to_string(&out).unwrap_or_default();
@@ -295,7 +304,11 @@ fn cgroup_labels_and_ended_series() {
             }
         }
     }
-    common::assert_no_failures("labels on the process records", &failures, &diag(&tracer));
+    common::assert_no_failures(
+        "labels on the process records",
+        &failures,
+        &child_diag(&tracer),
+    );
 }
 
 /// Peak RSS of a running process (VmHWM), in KiB.
@@ -349,7 +362,11 @@ fn all_traces_every_go_process_of_a_cgroup() {
             .contains("no Go process runs in cgroup")
             .then_some(())
     });
-    assert!(waiting.is_some(), "tracer not waiting\n{}", diag(&tracer));
+    assert!(
+        waiting.is_some(),
+        "tracer not waiting\n{}",
+        child_diag(&tracer)
+    );
 
     // Not Go: looked at once, never traced.
     let script = format!("echo $$ > '{}/cgroup.procs' && exec sleep 30", cg.display());
@@ -461,5 +478,5 @@ fn all_traces_every_go_process_of_a_cgroup() {
         failures.push(format!("tracer peak RSS grows per process (KiB): {rss:?}"));
     }
     eprintln!("tracer peak RSS after each process (KiB): {rss:?}");
-    common::assert_no_failures("--all in a cgroup", &failures, &diag(&tracer));
+    common::assert_no_failures("--all in a cgroup", &failures, &child_diag(&tracer));
 }

@@ -24,7 +24,6 @@ pub mod exporters;
 pub mod gcload_fixture;
 pub mod json_run;
 pub mod target_procs;
-pub mod tracer_exit;
 
 pub const SKIP_MESSAGE: &str = "skipped: set GCTRACE_INTEGRATION=1 (cargo xtask test does)";
 

@@ -1,6 +1,6 @@
-//! The processes of the tests that run the tracer beside live targets (safety.rs,
-//! multi_target.rs): the tracer writing JSON to a file, the machine to oneself with a
-//! scratch directory, and a process that must exit 0. One home for these, so the tests
+//! The processes of the tests that run the tracer beside live targets (safety, multi-target,
+//! fleet, `--exe`): the tracer writing JSON to a file, the machine to oneself with a
+//! scratch directory, and a process that must exit 0 (or be stopped and then exit 0). One home for these, so the tests
 //! read as the steps they check rather than as the same setup written again.
 
 use std::path::Path;
@@ -55,4 +55,17 @@ pub fn assert_exits_ok(child: &mut ChildGuard, timeout: Duration, context: &str)
 pub fn terminate_cleanly(child: &mut ChildGuard, timeout: Duration) {
     child.signal(libc::SIGTERM);
     assert_exits_ok(child, timeout, "on SIGTERM");
+}
+
+/// For a tracer that runs until told (`--exe`, `--all`, `--pid`): `signal` to it once
+/// the last process's records are in (1.5 s after it ended), then it must exit 0 within
+/// 30 s.
+pub fn stop(tracer: &mut ChildGuard, signal: libc::c_int) {
+    std::thread::sleep(Duration::from_millis(1500));
+    tracer.signal(signal);
+    assert_exits_ok(
+        tracer,
+        Duration::from_secs(30),
+        &format!("on signal {signal}"),
+    );
 }
