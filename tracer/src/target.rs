@@ -70,6 +70,47 @@ pub fn exe_display(pid: u32) -> String {
         .unwrap_or_else(|_| format!("/proc/{pid}/exe"))
 }
 
+/// An executable held open, so that it can still be read and probed by path once the
+/// process that ran it has ended: a short-lived process often ends before its binary's
+/// analysis does (sooner on a loaded host), and then `/proc/PID/exe` names nothing, so
+/// the analysis failed and the binary was judged "not Go" for all its later processes.
+pub struct HeldExe {
+    file: fs::File,
+    /// The binary's name for messages (the path the process or the user gave).
+    pub display: String,
+}
+
+impl HeldExe {
+    /// The executable of `pid`.
+    pub fn of_process(pid: u32) -> io::Result<HeldExe> {
+        Ok(HeldExe {
+            file: fs::File::open(exe_link(pid))?,
+            display: exe_display(pid),
+        })
+    }
+
+    /// The file at `path`.
+    pub fn at(path: &std::path::Path) -> io::Result<HeldExe> {
+        Ok(HeldExe {
+            file: fs::File::open(path)?,
+            display: path.display().to_string(),
+        })
+    }
+
+    /// Device and inode of the file held.
+    pub fn identity(&self) -> io::Result<(u64, u64)> {
+        use std::os::unix::fs::MetadataExt;
+        self.file.metadata().map(|m| (m.dev(), m.ino()))
+    }
+
+    /// A path to the file held, valid while it is: `/proc/self/fd/N`, which the kernel
+    /// follows to the inode when a uprobe is attached by path.
+    pub fn path(&self) -> PathBuf {
+        use std::os::fd::AsRawFd;
+        PathBuf::from(format!("/proc/self/fd/{}", self.file.as_raw_fd()))
+    }
+}
+
 /// Device and inode of the process's executable: changes when it execs another program.
 pub fn exe_identity(pid: u32) -> Option<(u64, u64)> {
     use std::os::unix::fs::MetadataExt;

@@ -7,7 +7,7 @@
 //! ([`super::shared`]), attached before its next process runs its first instruction;
 //! otherwise each process gets probes of its own, attached once it is found.
 
-use std::{collections::HashMap, path::PathBuf, sync::Arc};
+use std::{collections::HashMap, sync::Arc};
 
 use anyhow::Result;
 use aya::maps::{MapData, RingBuf};
@@ -19,7 +19,8 @@ use super::shared::{self, Binary, Found, Group};
 use super::traced::{self, Prepared};
 use super::TraceOptions;
 use crate::probes::analyse;
-use crate::{alloc::AllocMode, probes::Probes, target};
+use crate::target::{self, HeldExe};
+use crate::{alloc::AllocMode, probes::Probes};
 
 /// What the fleet has for the session.
 pub(super) enum Step {
@@ -58,7 +59,7 @@ pub(super) struct Fleet {
     analysing: JoinSet<Analysed>,
     /// Binaries waiting for their analysis: a few at a time, each holds its file's
     /// tables in memory (a host's worth at once made the tracer's peak RSS).
-    queued: std::collections::VecDeque<(Identity, PathBuf)>,
+    queued: std::collections::VecDeque<(Identity, HeldExe)>,
     /// Processes getting probes of their own.
     attaching: JoinSet<(u32, Result<Prepared>, Vec<String>)>,
     found_tx: mpsc::UnboundedSender<Found>,
@@ -122,8 +123,10 @@ impl Fleet {
         };
         // --exe: the file's probes go on now, before any process of it is found.
         if let (true, Matcher::Exe(path)) = (share, fleet.discovery.matcher().clone()) {
-            if let Some(id) = shared::identity(&path) {
-                fleet.analyse(id, path);
+            if let Ok(exe) = HeldExe::at(&path) {
+                if let Ok(id) = exe.identity() {
+                    fleet.analyse(id, exe);
+                }
             }
         }
         for pid in fleet.discovery.new_processes() {
@@ -220,18 +223,25 @@ impl Fleet {
             Some(Verdict::Own) => self.attach_own(pid),
             Some(Verdict::No) => {}
             None => {
-                let waiting = self.pending.contains_key(&id);
-                self.pending.entry(id).or_default().push(pid);
-                if !waiting {
-                    self.analyse(id, target::exe_link(pid));
+                if !self.pending.contains_key(&id) {
+                    // Held now: the process may be gone before its analysis starts.
+                    let Ok(exe) = HeldExe::of_process(pid) else {
+                        return;
+                    };
+                    // It exec'd another program since: that one is offered at its exec.
+                    if exe.identity().ok() != Some(id) {
+                        return;
+                    }
+                    self.analyse(id, exe);
                 }
+                self.pending.entry(id).or_default().push(pid);
             }
         }
     }
 
     /// Analyse the binary at `exe` and, if its processes can share probes, attach them
     /// (both off this thread).
-    fn analyse(&mut self, id: Identity, exe: PathBuf) {
+    fn analyse(&mut self, id: Identity, exe: HeldExe) {
         self.pending.entry(id).or_default();
         if self.analysing.len() >= MAX_ANALYSES {
             self.queued.push_back((id, exe));
@@ -239,8 +249,7 @@ impl Fleet {
         }
         let opts = self.opts.clone();
         self.analysing.spawn_blocking(move || {
-            let who = exe.display().to_string();
-            let attempt = analyse(&exe, &who, opts.stops).and_then(|(bin, plan)| {
+            let attempt = analyse(&exe.path(), &exe.display, opts.stops).and_then(|(bin, plan)| {
                 if !shared::shareable(&bin, &plan) {
                     return Ok(None);
                 }
@@ -266,7 +275,7 @@ impl Fleet {
         let verdict = match attempt {
             Ok(Some((binary, probes))) => {
                 let cgroup = self.discovery.cgroup().cloned();
-                let exe = binary.exe.display().to_string();
+                let exe = binary.exe.display.clone();
                 let (opts, found) = (self.opts.clone(), self.found_tx.clone());
                 let exe_given = matches!(self.discovery.matcher(), Matcher::Exe(_));
                 match shared::start(binary, probes, opts, cgroup, &self.given, found) {

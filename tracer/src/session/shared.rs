@@ -9,7 +9,7 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    path::{Path, PathBuf},
+    path::Path,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -27,7 +27,7 @@ use crate::{
     binary::GoBinary,
     labels,
     probes::{ProbePlan, Probes, Scope},
-    target,
+    target::{self, HeldExe},
 };
 
 /// How often the shared ring is read when nothing wakes us (as a process's own).
@@ -55,8 +55,8 @@ impl Group {
 
 /// The binary as analysed, and where it was attached.
 pub(super) struct Binary {
-    /// The file attached (a path of the binary as the tracer sees it).
-    pub(super) exe: PathBuf,
+    /// The file attached, held open while its probes are (see [`HeldExe`]).
+    pub(super) exe: HeldExe,
     pub(super) bin: GoBinary,
     pub(super) plan: ProbePlan,
 }
@@ -65,7 +65,7 @@ pub(super) struct Binary {
 pub(super) fn attach(binary: &Binary, opts: &TraceOptions) -> Result<Probes> {
     Ok(Probes::attach(
         Scope::AllProcesses,
-        &binary.exe,
+        &binary.exe.path(),
         &binary.plan,
         0,
         None,
@@ -190,7 +190,7 @@ impl State {
         if self.ignored.contains(&pid) {
             return false;
         }
-        let display = self.binary.exe.display().to_string();
+        let display = self.binary.exe.display.clone();
         if let Some(prefix) = &self.cgroup {
             let path = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
                 .ok()
