@@ -13,30 +13,11 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{ChildGuard, Toolchain};
+use common::Toolchain;
 
-macro_rules! per_toolchain {
-    ($($name:ident => $series:literal),* $(,)?) => {
-        mod default_mode_at_most_two_hits_per_cycle {
-            $(
-                #[test]
-                fn $name() {
-                    super::default_mode_hits($series);
-                }
-            )*
-        }
-    };
-}
-
-per_toolchain! {
-    go1_19 => "1.19",
-    go1_21 => "1.21",
-    go1_22 => "1.22",
-    go1_23 => "1.23",
-    go1_24 => "1.24",
-    go1_25 => "1.25",
-    go1_26 => "1.26",
-    go1_27 => "1.27",
+mod default_mode_at_most_two_hits_per_cycle {
+    use super::*;
+    every_go_series!(default_mode_hits);
 }
 
 /// `bpf(BPF_ENABLE_STATS, {type = BPF_STATS_RUN_TIME})`: run counts are kept while the
@@ -114,13 +95,8 @@ fn last_cycle(stderr: &str) -> Option<u32> {
 fn hits_per_cycle(toolchain: &Toolchain, extra: &[&str], dir: &Path) -> (f64, u64, u32) {
     let gcload = common::build_gcload(toolchain);
     let _stats = StatsOn::enable();
-    let mut workload = ChildGuard::spawn(
-        Command::new(&gcload)
-            .env("GODEBUG", "gctrace=1")
-            .arg("-forever"),
-        dir,
-        &format!("workload{}", extra.len()),
-    );
+    let mut workload =
+        common::live_checks::spawn_forever(&gcload, dir, &format!("workload{}", extra.len()));
     thread::sleep(Duration::from_millis(500));
     let mut tracer = Command::new(common::tracer_bin())
         .args(extra)
@@ -170,14 +146,10 @@ fn hits_per_cycle(toolchain: &Toolchain, extra: &[&str], dir: &Path) -> (f64, u6
     (hits as f64 / f64::from(cycles), hits, cycles)
 }
 
-fn default_mode_hits(series: &str) {
-    if !common::integration_enabled() {
-        return;
-    }
-    let toolchain = common::toolchain(series);
+fn default_mode_hits(toolchain: &Toolchain) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let _exclusive = common::exclusive();
-    let (per_cycle, hits, cycles) = hits_per_cycle(&toolchain, &[], tmp.path());
+    let (per_cycle, hits, cycles) = hits_per_cycle(toolchain, &[], tmp.path());
     println!(
         "Go {}: default mode {hits} probe hits over {cycles} GC cycles = {per_cycle:.2}/cycle",
         toolchain.version
