@@ -121,11 +121,8 @@ fn launch_matches_runtime(series: &str) {
         Err(problems) => panic!("arm64 guest: {problems}"),
     }
     let memstats = run.assert_completed();
-    let gctrace = common::parse_gctrace(&run.stderr);
-    let trace = common::parse_trace(&run.trace_text);
-    let mut failures = trace.errors.clone();
-    failures.extend(common::check_heap_against_gctrace(&trace, &gctrace));
-    failures.extend(common::check_knobs(&trace, common::DEFAULT_KNOBS));
+    let (trace, _, mut failures) =
+        common::live_checks::check_launch_state(&run, common::DEFAULT_KNOBS);
     // The once-a-second alloc records: the x86 tests allow 1.5 s between two; the
     // emulated tracer's timer shares one vCPU with the workload and the probes (1.3 s seen
     // unloaded, 1.7 s on a loaded host), so 2.5 s here, every other check unchanged.

@@ -89,11 +89,8 @@ fn gc_cycles_match_runtime(toolchain: &Toolchain) {
 fn heap_and_goal_match_gctrace(toolchain: &Toolchain) {
     let shared = shared_run(toolchain);
     let memstats = shared.assert_completed();
-    let gctrace = common::parse_gctrace(&shared.stderr);
-    let trace = common::parse_trace(&shared.trace_text);
-    let mut failures = trace.errors.clone();
-    failures.extend(common::check_heap_against_gctrace(&trace, &gctrace));
-    failures.extend(common::check_knobs(&trace, common::DEFAULT_KNOBS));
+    let (trace, gctrace, mut failures) =
+        live_checks::check_launch_state(&shared, common::DEFAULT_KNOBS);
     failures.extend(common::check_alloc(&trace, memstats));
     common::assert_no_failures(
         &format!(

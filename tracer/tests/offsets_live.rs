@@ -53,14 +53,8 @@ fn launch(toolchain: &Toolchain) {
     let key = excluded_release(toolchain);
     let run = common::traced_run(toolchain, GcBuild::Stripped, "json", &[(EXCLUDE, &key)]);
     let memstats = run.assert_completed();
-    let gctrace = common::parse_gctrace(&run.stderr);
-    let trace = common::parse_trace(&run.trace_text);
-    let mut failures = trace.errors.clone();
-    if trace.gc.is_empty() {
-        failures.push("no gc records".into());
-    }
-    failures.extend(common::check_heap_against_gctrace(&trace, &gctrace));
-    failures.extend(common::check_knobs(&trace, common::DEFAULT_KNOBS));
+    let (trace, gctrace, mut failures) =
+        live_checks::check_launch_state(&run, common::DEFAULT_KNOBS);
     failures.extend(common::check_alloc(&trace, memstats));
     common::assert_no_failures(
         &format!(

@@ -39,20 +39,7 @@ fn gogc_and_memory_limit_from_environment() {
 /// heap figures match it, with the expected GOGC and GOMEMLIMIT.
 fn check_launch_run(run: &TracedRun, knobs: Knobs, what: &str) {
     let memstats = run.assert_completed();
-    let gctrace = common::parse_gctrace(&run.stderr);
-    let trace = common::parse_trace(&run.trace_text);
-    let mut failures = trace.errors.clone();
-    if trace.gc.is_empty() {
-        failures.push("no gc records".into());
-    } else if trace.gc.iter().all(|r| r.heap_live_bytes.is_none()) {
-        failures.push(format!(
-            "every gc record has heap figures null: the tracer could not read the runtime's \
-             state from this {} build",
-            run.build.name()
-        ));
-    }
-    failures.extend(common::check_heap_against_gctrace(&trace, &gctrace));
-    failures.extend(common::check_knobs(&trace, knobs));
+    let (trace, gctrace, mut failures) = live_checks::check_launch_state(run, knobs);
     if run.build == GcBuild::Stripped && !failures.is_empty() {
         failures.insert(
             0,

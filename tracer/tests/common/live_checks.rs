@@ -8,8 +8,8 @@ use std::path::Path;
 use std::process::Command;
 
 use super::{
-    check_heap_against_gctrace, diagnostics, run, tracer_bin, ChildGuard, GcTraceLine, RunResult,
-    Trace, RUN_TIMEOUT,
+    check_heap_against_gctrace, check_knobs, diagnostics, parse_gctrace, parse_trace, run,
+    tracer_bin, ChildGuard, GcTraceLine, Knobs, RunResult, Trace, TracedRun, RUN_TIMEOUT,
 };
 
 /// `per_toolchain!` over every Go release series the per-version tests cover, with the
@@ -51,6 +51,31 @@ macro_rules! newest_and_go1_19 {
             }
         )*
     };
+}
+
+/// The runtime state a launch-mode run reports, against the runtime's own gctrace lines:
+/// the trace parses and has gc records, not all without heap figures; their heap triple,
+/// goal and GOMAXPROCS are gctrace's, their GOGC and GOMEMLIMIT `knobs`. Returns the
+/// trace, the gctrace lines and the problems found, for the caller's further checks.
+pub fn check_launch_state(
+    run: &TracedRun,
+    knobs: Knobs,
+) -> (Trace, BTreeMap<u32, GcTraceLine>, Vec<String>) {
+    let gctrace = parse_gctrace(&run.stderr);
+    let trace = parse_trace(&run.trace_text);
+    let mut failures = trace.errors.clone();
+    if trace.gc.is_empty() {
+        failures.push("no gc records".into());
+    } else if trace.gc.iter().all(|r| r.heap_live_bytes.is_none()) {
+        failures.push(format!(
+            "every gc record has heap figures null: the tracer could not read the runtime's \
+             state from this {} build",
+            run.build.name()
+        ));
+    }
+    failures.extend(check_heap_against_gctrace(&trace, &gctrace));
+    failures.extend(check_knobs(&trace, knobs));
+    (trace, gctrace, failures)
 }
 
 /// Starts `gcload -forever` with GODEBUG=gctrace=1, its output in `dir/NAME.*`: the
