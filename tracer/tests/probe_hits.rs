@@ -6,6 +6,9 @@
 //! ReadMemStats, no runtime.GC: only the GC's own stops). Needs root; skips unless
 //! GCTRACE_INTEGRATION=1.
 
+/// Shared, as source, with xtask's observer bench.
+#[path = "common/bpf_stats.rs"]
+mod bpf_stats;
 mod common;
 
 use std::path::Path;
@@ -13,73 +16,12 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use bpf_stats::{prog_stats, StatsOn};
 use common::Toolchain;
 
 mod default_mode_at_most_two_hits_per_cycle {
     use super::*;
     every_go_series!(default_mode_hits);
-}
-
-/// `bpf(BPF_ENABLE_STATS, {type = BPF_STATS_RUN_TIME})`: run counts are kept while the
-/// returned descriptor is open (reference-counted by the kernel, so concurrent users on
-/// this shared machine do not turn each other's statistics off).
-struct StatsOn(libc::c_int);
-
-impl StatsOn {
-    fn enable() -> StatsOn {
-        const BPF_ENABLE_STATS: libc::c_long = 32;
-        let mut attr = [0u8; 64];
-        attr[..4].copy_from_slice(&0u32.to_le_bytes()); // BPF_STATS_RUN_TIME
-                                                        // SAFETY: bpf(2) reads `size` bytes of the attribute union from `attr`, which is
-                                                        // a live, zero-padded buffer of that size; it writes nothing back for this command.
-        let fd = unsafe {
-            libc::syscall(
-                libc::SYS_bpf,
-                BPF_ENABLE_STATS,
-                attr.as_mut_ptr(),
-                attr.len() as libc::c_uint,
-            )
-        };
-        assert!(
-            fd >= 0,
-            "BPF_ENABLE_STATS failed: {}",
-            std::io::Error::last_os_error()
-        );
-        StatsOn(fd as libc::c_int)
-    }
-}
-
-impl Drop for StatsOn {
-    fn drop(&mut self) {
-        // SAFETY: the descriptor was returned by bpf(2) above and is closed once.
-        unsafe { libc::close(self.0) };
-    }
-}
-
-/// Sum of `run_cnt` over the BPF programs the process `pid` holds, and how many.
-fn run_counts(pid: u32) -> (u64, usize) {
-    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
-        return (0, 0);
-    };
-    let mut total = 0;
-    let mut programs = 0;
-    for entry in dir.flatten() {
-        let Ok(text) = std::fs::read_to_string(entry.path()) else {
-            continue;
-        };
-        if !text.contains("prog_id:") {
-            continue;
-        }
-        if let Some(n) = text
-            .lines()
-            .find_map(|l| l.strip_prefix("run_cnt:"))
-            .and_then(|v| v.trim().parse::<u64>().ok())
-        {
-            total += n;
-            programs += 1;
-        }
-    }
-    (total, programs)
 }
 
 /// The last `gc N` the workload printed so far.
@@ -94,7 +36,7 @@ fn last_cycle(stderr: &str) -> Option<u32> {
 /// Probe hits per GC cycle while `gctrace-bpf EXTRA --pid W` traces a steady gcload.
 fn hits_per_cycle(toolchain: &Toolchain, extra: &[&str], dir: &Path) -> (f64, u64, u32) {
     let gcload = common::build_gcload(toolchain);
-    let _stats = StatsOn::enable();
+    let _stats = StatsOn::enable().unwrap_or_else(|e| panic!("BPF_ENABLE_STATS failed: {e}"));
     let mut workload =
         common::live_checks::spawn_forever(&gcload, dir, &format!("workload{}", extra.len()));
     thread::sleep(Duration::from_millis(500));
@@ -117,14 +59,14 @@ fn hits_per_cycle(toolchain: &Toolchain, extra: &[&str], dir: &Path) -> (f64, u6
     let tracer_pid = tracer.id();
     // Wait until every program is attached and has run (the first GC cycle's hit).
     let deadline = Instant::now() + Duration::from_secs(5);
-    while run_counts(tracer_pid).0 == 0 && Instant::now() < deadline {
+    while prog_stats(tracer_pid).run_cnt == 0 && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(50));
     }
     thread::sleep(Duration::from_millis(300));
-    let (hits0, programs) = run_counts(tracer_pid);
+    let before = prog_stats(tracer_pid);
     let cycle0 = last_cycle(&workload.stderr_text());
     thread::sleep(Duration::from_secs(4));
-    let (hits1, _) = run_counts(tracer_pid);
+    let after = prog_stats(tracer_pid);
     let cycle1 = last_cycle(&workload.stderr_text());
     let _ = tracer.kill();
     let _ = tracer.wait();
@@ -136,13 +78,13 @@ fn hits_per_cycle(toolchain: &Toolchain, extra: &[&str], dir: &Path) -> (f64, u6
             workload.stderr_text()
         );
     };
-    assert!(programs > 0, "the tracer holds no BPF program");
+    assert!(before.programs > 0, "the tracer holds no BPF program");
     let cycles = c1.saturating_sub(c0);
     assert!(
         cycles >= 20,
         "only {cycles} GC cycles in 4 s: not a steady workload"
     );
-    let hits = hits1 - hits0;
+    let hits = after.run_cnt - before.run_cnt;
     (hits as f64 / f64::from(cycles), hits, cycles)
 }
 
