@@ -387,13 +387,8 @@ fn attach_by_pid(toolchain: &Toolchain) {
     );
 }
 
-#[test]
-fn launch_mode_propagates_exit_status() {
-    if !common::integration_enabled() {
-        return;
-    }
-    let toolchain = common::newest_toolchain();
-    let gcload = common::build_gcload(&toolchain);
+fn exit_status_propagates(toolchain: &Toolchain) {
+    let gcload = common::build_gcload(toolchain);
     let tmp = tempfile::tempdir().expect("tempdir");
     let mut cmd = Command::new(common::tracer_bin());
     cmd.arg("--")
@@ -414,3 +409,7 @@ fn launch_mode_propagates_exit_status() {
         common::diagnostics(&run.stdout, &run.stderr)
     );
 }
+
+per_toolchain!(exit_status_propagates {
+    launch_mode_propagates_exit_status => newest,
+});

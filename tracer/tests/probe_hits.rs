@@ -11,7 +11,6 @@
 mod bpf_stats;
 mod common;
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -33,8 +32,12 @@ fn last_cycle(stderr: &str) -> Option<u32> {
         .map(|l| l.cycle)
 }
 
-/// Probe hits per GC cycle while `gctrace-bpf EXTRA --pid W` traces a steady gcload.
-fn hits_per_cycle(toolchain: &Toolchain, extra: &[&str], dir: &Path) -> (f64, u64, u32) {
+/// Probe hits per GC cycle while `gctrace-bpf EXTRA --pid W` traces a steady gcload,
+/// the hits and the cycles (printed too).
+fn hits_per_cycle(toolchain: &Toolchain, extra: &[&str]) -> (f64, u64, u32) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let _exclusive = common::exclusive();
     let gcload = common::build_gcload(toolchain);
     let _stats = StatsOn::enable().unwrap_or_else(|e| panic!("BPF_ENABLE_STATS failed: {e}"));
     let mut workload =
@@ -85,17 +88,21 @@ fn hits_per_cycle(toolchain: &Toolchain, extra: &[&str], dir: &Path) -> (f64, u6
         "only {cycles} GC cycles in 4 s: not a steady workload"
     );
     let hits = after.run_cnt - before.run_cnt;
-    (hits as f64 / f64::from(cycles), hits, cycles)
+    let per_cycle = hits as f64 / f64::from(cycles);
+    let mode = if extra.is_empty() {
+        "default mode".to_owned()
+    } else {
+        extra.join(" ")
+    };
+    println!(
+        "Go {}: {mode} {hits} probe hits over {cycles} GC cycles = {per_cycle:.2}/cycle",
+        toolchain.version
+    );
+    (per_cycle, hits, cycles)
 }
 
 fn default_mode_hits(toolchain: &Toolchain) {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let _exclusive = common::exclusive();
-    let (per_cycle, hits, cycles) = hits_per_cycle(toolchain, &[], tmp.path());
-    println!(
-        "Go {}: default mode {hits} probe hits over {cycles} GC cycles = {per_cycle:.2}/cycle",
-        toolchain.version
-    );
+    let (per_cycle, hits, cycles) = hits_per_cycle(toolchain, &[]);
     assert!(
         per_cycle <= 2.0,
         "Go {}: {per_cycle:.2} probe hits per GC cycle ({hits} over {cycles}), counted by the \
@@ -105,23 +112,16 @@ fn default_mode_hits(toolchain: &Toolchain) {
     assert!(hits > 0, "no probe hit at all: the count is not ours");
 }
 
-/// The count can fail: probing every stop takes more than two hits per cycle.
-#[test]
-fn every_stop_mode_counts_more() {
-    if !common::integration_enabled() {
-        return;
-    }
-    let toolchain = common::newest_toolchain();
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let _exclusive = common::exclusive();
-    let (per_cycle, hits, cycles) = hits_per_cycle(&toolchain, &["--every-stop"], tmp.path());
-    println!(
-        "Go {}: --every-stop {hits} probe hits over {cycles} GC cycles = {per_cycle:.2}/cycle",
-        toolchain.version
-    );
+fn every_stop_hits(toolchain: &Toolchain) {
+    let (per_cycle, _, _) = hits_per_cycle(toolchain, &["--every-stop"]);
     assert!(
         per_cycle > 3.0,
         "--every-stop: {per_cycle:.2} hits per cycle; expected at least 4 (two stops, two \
          hits each): the kernel count does not see the probes"
     );
 }
+
+per_toolchain!(every_stop_hits {
+    /// The count can fail: probing every stop takes more than two hits per cycle.
+    every_stop_mode_counts_more => newest,
+});
