@@ -316,13 +316,7 @@ fn untraced_forever_stdout(gcload: &Path, dir: &Path) -> String {
         "untraced-forever",
     );
     thread::sleep(Duration::from_millis(500));
-    child.signal(libc::SIGTERM);
-    let status = child.wait_timeout(Duration::from_secs(30));
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "untraced gcload -forever did not exit 0 on SIGTERM: {status:?}\n{}",
-        common::diagnostics(&child.stdout_text(), &child.stderr_text())
-    );
+    live_checks::stop_forever(&mut child, "untraced gcload -forever");
     child.stdout_text()
 }
 
@@ -361,14 +355,8 @@ fn attach_by_pid(toolchain: &Toolchain) {
     );
     // Let it run a few more cycles untraced, then stop it.
     thread::sleep(Duration::from_millis(300));
-    workload.signal(libc::SIGTERM);
-    let status = workload.wait_timeout(Duration::from_secs(30));
+    live_checks::stop_forever(&mut workload, "the workload, after the tracer detached,");
     let workload_diag = common::diagnostics(&workload.stdout_text(), &workload.stderr_text());
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "the workload did not exit 0 on SIGTERM after the tracer detached: {status:?}\n\
-         {workload_diag}"
-    );
     assert_eq!(
         workload.stdout_text(),
         expected_stdout,

@@ -87,8 +87,7 @@ fn attach(toolchain: &Toolchain) {
         &format!("Go {key}"),
     );
     thread::sleep(Duration::from_millis(300));
-    workload.signal(libc::SIGTERM);
-    let _ = workload.wait_timeout(Duration::from_secs(30));
+    live_checks::stop_forever(&mut workload, "the stripped workload, after the trace,");
     traced.assert_succeeded();
     let trace = common::parse_trace(&traced.trace_text);
     let gctrace = common::parse_gctrace(&workload.stderr_text());

@@ -73,8 +73,7 @@ fn hits_per_cycle(toolchain: &Toolchain, extra: &[&str]) -> (f64, u64, u32) {
     let cycle1 = last_cycle(&workload.stderr_text());
     let _ = tracer.kill();
     let _ = tracer.wait();
-    workload.signal(libc::SIGTERM);
-    let _ = workload.wait_timeout(Duration::from_secs(20));
+    common::live_checks::stop_forever(&mut workload, "the workload, after the trace,");
     let (Some(c0), Some(c1)) = (cycle0, cycle1) else {
         panic!(
             "no gctrace lines from the workload\n{}",

@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 use super::{
     check_heap_against_gctrace, check_knobs, diagnostics, parse_gctrace, parse_trace, run,
@@ -88,6 +89,18 @@ pub fn spawn_forever(gcload: &Path, dir: &Path, name: &str) -> ChildGuard {
         dir,
         name,
     )
+}
+
+/// Stops a `gcload -forever` with SIGTERM, which it asks for and answers by exiting 0,
+/// and panics unless it did so within 30 s: `what` names it in the message.
+pub fn stop_forever(workload: &mut ChildGuard, what: &str) {
+    workload.signal(libc::SIGTERM);
+    let status = workload.wait_timeout(Duration::from_secs(30));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{what} did not exit 0 on SIGTERM: {status:?}\n{}",
+        diagnostics(&workload.stdout_text(), &workload.stderr_text())
+    );
 }
 
 /// A `gctrace-bpf --pid` run over a 3 s window, as captured.
@@ -190,11 +203,8 @@ pub fn check_attached(
             failures.push("gc records' timestamps do not follow their cycle order".into());
         }
         if runtime_numbers {
-            let unknown: Vec<u32> = unique
-                .iter()
-                .copied()
-                .filter(|c| !gctrace.contains_key(c))
-                .collect();
+            let printed: BTreeSet<u32> = gctrace.keys().copied().collect();
+            let unknown: Vec<&u32> = unique.difference(&printed).collect();
             if !unknown.is_empty() {
                 failures.push(format!(
                     "reported cycles gctrace never printed: {unknown:?} (gctrace printed \
