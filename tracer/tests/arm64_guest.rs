@@ -10,7 +10,7 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
@@ -121,11 +121,8 @@ fn launch_matches_runtime(series: &str) {
         Err(problems) => panic!("arm64 guest: {problems}"),
     }
     let memstats = run.assert_completed();
-    let gctrace = common::parse_gctrace(&run.stderr);
-    let trace = common::parse_trace(&run.trace_text);
-    let mut failures = trace.errors.clone();
-    failures.extend(common::check_heap_against_gctrace(&trace, &gctrace));
-    failures.extend(common::check_knobs(&trace, common::DEFAULT_KNOBS));
+    let (trace, _, mut failures) =
+        common::live_checks::check_launch_state(&run, common::DEFAULT_KNOBS);
     // The once-a-second alloc records: the x86 tests allow 1.5 s between two; the
     // emulated tracer's timer shares one vCPU with the workload and the probes (1.3 s seen
     // unloaded, 1.7 s on a loaded host), so 2.5 s here, every other check unchanged.
@@ -261,9 +258,9 @@ fn recording_go1_19_replays_equal_to_live() {
 }
 
 /// `--pid` on a running gcload: the workload survives the attach and detach and exits 0
-/// on SIGTERM; every cycle between the first and the last reported is there, once,
-/// numbered as the runtime numbers them, with the heap figures of the runtime's own
-/// gctrace lines. Where the tracer says it could not locate the runtime's variables
+/// on SIGTERM; the window is judged as on x86 (`live_checks::check_attached`): every
+/// cycle between the first and the last reported is there, once, numbered as the runtime
+/// numbers them, with the heap figures of the runtime's own gctrace lines. Where the tracer says it could not locate the runtime's variables
 /// (a stripped arm64 build, until branch `offsets`), those figures must all be null.
 fn attach_by_pid(case: &str, what: &str) {
     let Some(root) = artifacts() else { return };
@@ -300,91 +297,49 @@ fn attach_by_pid(case: &str, what: &str) {
         "the workload did not exit 0 on SIGTERM after the detach\n{}",
         common::diagnostics(&read(&dir, "workload.stdout"), &workload_stderr)
     );
-    let pid: u64 = read(&dir, "workload.pid")
+    let pid: u32 = read(&dir, "workload.pid")
         .trim()
         .parse()
         .expect("workload.pid");
     let trace = common::parse_trace(&read(&dir, "trace.json"));
     let gctrace = common::parse_gctrace(&workload_stderr);
-    let mut failures = trace.errors.clone();
+    let mut failures =
+        common::live_checks::check_attached(&trace, &gctrace, pid, "4 s", !globals_unknown);
     if globals_unknown && !case.contains("stripped") {
         failures.push("the tracer located no runtime variables in a build with symbols".into());
     }
-    match &trace.process {
-        Some(p) if trace.first_type.as_deref() == Some("process") => {
-            if p.pid != Some(pid) {
-                failures.push(format!("process.pid is {:?}, the workload is {pid}", p.pid));
-            }
-            if p.arch.as_deref() != Some(ARCH) {
-                failures.push(format!("process.arch is {:?}", p.arch));
-            }
+    if let Some(p) = &trace.process {
+        if p.arch.as_deref() != Some(ARCH) {
+            failures.push(format!("process.arch is {:?}", p.arch));
         }
-        _ => failures.push(format!(
-            "first record is {:?}, not process",
-            trace.first_type
-        )),
     }
-    let cycles: Vec<u32> = trace.gc.iter().map(|r| r.cycle).collect();
-    let unique: BTreeSet<u32> = cycles.iter().copied().collect();
-    if unique.len() != cycles.len() {
-        failures.push(format!("cycles reported more than once: {cycles:?}"));
-    }
-    if unique.len() < 2 {
-        failures.push(format!(
-            "only {} cycles reported in a 4 s window (gctrace printed {})",
-            unique.len(),
-            gctrace.len()
-        ));
-    }
-    if let (Some(&first), Some(&last)) = (unique.first(), unique.last()) {
-        let gaps: Vec<u32> = (first..=last).filter(|c| !unique.contains(c)).collect();
-        if !gaps.is_empty() {
-            failures.push(format!("cycles {first}..={last} have gaps: {gaps:?}"));
+    if globals_unknown {
+        // No runtime variables: cycles are counted from the attach, and every figure
+        // read from them must be null, never guessed.
+        let guessed: Vec<u32> = trace
+            .gc
+            .iter()
+            .filter(|r| {
+                r.heap_start_bytes.is_some()
+                    || r.heap_live_bytes.is_some()
+                    || r.heap_goal_bytes.is_some()
+                    || r.gomaxprocs.is_some()
+            })
+            .map(|r| r.cycle)
+            .collect();
+        if !guessed.is_empty() {
+            failures.push(format!(
+                "the tracer warned that the runtime's variables are unknown, yet cycles \
+                 {guessed:?} carry heap/goal/GOMAXPROCS figures"
+            ));
         }
-        if globals_unknown {
-            // No runtime variables: cycles are counted from the attach, and every figure
-            // read from them must be null, never guessed.
-            let guessed: Vec<u32> = trace
-                .gc
-                .iter()
-                .filter(|r| {
-                    r.heap_start_bytes.is_some()
-                        || r.heap_live_bytes.is_some()
-                        || r.heap_goal_bytes.is_some()
-                        || r.gomaxprocs.is_some()
-                })
-                .map(|r| r.cycle)
-                .collect();
-            if !guessed.is_empty() {
+        for field in ["cycle numbers", "GOMAXPROCS", "gctrace figures"] {
+            if !tracer_stderr.contains(field) {
                 failures.push(format!(
-                    "the tracer warned that the runtime's variables are unknown, yet cycles \
-                     {guessed:?} carry heap/goal/GOMAXPROCS figures"
+                    "the unknown-variables warning does not name {field:?}"
                 ));
             }
-            for field in ["cycle numbers", "GOMAXPROCS", "gctrace figures"] {
-                if !tracer_stderr.contains(field) {
-                    failures.push(format!(
-                        "the unknown-variables warning does not name {field:?}"
-                    ));
-                }
-            }
-        } else {
-            let unknown: Vec<&u32> = unique.iter().filter(|c| !gctrace.contains_key(c)).collect();
-            if !unknown.is_empty() {
-                failures.push(format!("cycles gctrace never printed: {unknown:?}"));
-            }
-            // The heap triple and goal of the traced window, against gctrace.
-            let window: BTreeMap<u32, common::GcTraceLine> = gctrace
-                .range(first..=last)
-                .map(|(c, l)| (*c, l.clone()))
-                .collect();
-            failures.extend(common::check_heap_against_gctrace(&trace, &window));
         }
-    }
-    match &trace.summary {
-        Some(s) if s.lost_events != 0 => failures.push(format!("lost_events {}", s.lost_events)),
-        Some(_) => {}
-        None => failures.push("no summary record".into()),
     }
     if globals_unknown {
         println!(

@@ -4,61 +4,35 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::Duration;
 
-use common::{ChildGuard, GcBuild, GcTraceLine, MsRange, Toolchain, TracedRun, RUN_TIMEOUT};
+use common::{
+    live_checks, ChildGuard, GcBuild, GcTraceLine, MsRange, Toolchain, TracedRun, RUN_TIMEOUT,
+};
 
 /// One test per Go release series and per question, so a failure names both. The exact
 /// patch versions and paths come from GCTRACE_GO_TOOLCHAINS (xtask's toolchain list);
-/// `every_configured_toolchain_has_a_test` keeps this list in step with it. The timing
-/// and the heap tests judge the same traced run (one per series, see `shared_run`).
-macro_rules! per_toolchain {
-    ($($name:ident => $series:literal),* $(,)?) => {
-        const TESTED_SERIES: &[&str] = &[$($series),*];
-
-        mod gc_cycles_match_runtime_all_versions {
-            $(
-                #[test]
-                fn $name() {
-                    super::gc_cycles_match_runtime($series);
-                }
-            )*
-        }
-
-        mod heap_and_goal_match_gctrace {
-            $(
-                #[test]
-                fn $name() {
-                    super::heap_and_goal_match_gctrace($series);
-                }
-            )*
-        }
-
-        mod gctrace_format_matches_runtime {
-            $(
-                #[test]
-                fn $name() {
-                    super::gctrace_format_matches_runtime($series);
-                }
-            )*
-        }
-    };
+/// `every_configured_toolchain_has_a_test` keeps the list of `every_go_series!` in step
+/// with it. The timing and the heap tests judge the same traced run (one per series, see
+/// `shared_run`).
+mod gc_cycles_match_runtime_all_versions {
+    use super::*;
+    every_go_series!(gc_cycles_match_runtime);
 }
 
-per_toolchain! {
-    go1_19 => "1.19",
-    go1_21 => "1.21",
-    go1_22 => "1.22",
-    go1_23 => "1.23",
-    go1_24 => "1.24",
-    go1_25 => "1.25",
-    go1_26 => "1.26",
-    go1_27 => "1.27",
+mod heap_and_goal_match_gctrace {
+    use super::*;
+    every_go_series!(heap_and_goal_match_gctrace);
+}
+
+mod gctrace_format_matches_runtime {
+    use super::*;
+    every_go_series!(gctrace_format_matches_runtime);
 }
 
 #[test]
@@ -71,45 +45,34 @@ fn every_configured_toolchain_has_a_test() {
     if !common::integration_enabled() {
         return;
     }
+    let tested: &[&str] = every_go_series!(series);
     for t in common::toolchains() {
         assert!(
-            TESTED_SERIES.contains(&t.series().as_str()),
+            tested.contains(&t.series().as_str()),
             "Go {} is configured but has no gc_cycles_match_runtime_all_versions test; \
-             add it to per_toolchain! in {}",
-            t.version,
-            file!()
+             add it to every_go_series! in tests/common/live_checks.rs",
+            t.version
         );
     }
 }
 
 /// The `--format json` run of a series, made once and judged by several tests (CI has
 /// two cores: one run per version keeps the suite short).
-fn shared_run(series: &str) -> Arc<TracedRun> {
+fn shared_run(toolchain: &Toolchain) -> Arc<TracedRun> {
     type Cell = Arc<OnceLock<Arc<TracedRun>>>;
     static RUNS: Mutex<BTreeMap<String, Cell>> = Mutex::new(BTreeMap::new());
     let cell = RUNS
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .entry(series.to_owned())
+        .entry(toolchain.series())
         .or_default()
         .clone();
-    cell.get_or_init(|| {
-        Arc::new(common::traced_run(
-            &common::toolchain(series),
-            GcBuild::Default,
-            "json",
-            &[],
-        ))
-    })
-    .clone()
+    cell.get_or_init(|| Arc::new(common::traced_run(toolchain, GcBuild::Default, "json", &[])))
+        .clone()
 }
 
-fn gc_cycles_match_runtime(series: &str) {
-    if !common::integration_enabled() {
-        return;
-    }
-    let toolchain = common::toolchain(series);
-    let shared = shared_run(series);
+fn gc_cycles_match_runtime(toolchain: &Toolchain) {
+    let shared = shared_run(toolchain);
     match common::cycles::check_cycles_against_runtime(
         &shared,
         toolchain.minor(),
@@ -123,17 +86,11 @@ fn gc_cycles_match_runtime(series: &str) {
 
 /// The runtime state the tracer reads (heap triple, goal, GOMAXPROCS, GOGC, GOMEMLIMIT,
 /// allocation) against the runtime's own gctrace lines and MemStats, on the shared run.
-fn heap_and_goal_match_gctrace(series: &str) {
-    if !common::integration_enabled() {
-        return;
-    }
-    let shared = shared_run(series);
+fn heap_and_goal_match_gctrace(toolchain: &Toolchain) {
+    let shared = shared_run(toolchain);
     let memstats = shared.assert_completed();
-    let gctrace = common::parse_gctrace(&shared.stderr);
-    let trace = common::parse_trace(&shared.trace_text);
-    let mut failures = trace.errors.clone();
-    failures.extend(common::check_heap_against_gctrace(&trace, &gctrace));
-    failures.extend(common::check_knobs(&trace, common::DEFAULT_KNOBS));
+    let (trace, gctrace, mut failures) =
+        live_checks::check_launch_state(&shared, common::DEFAULT_KNOBS);
     failures.extend(common::check_alloc(&trace, memstats));
     common::assert_no_failures(
         &format!(
@@ -259,11 +216,8 @@ fn gctrace_differences(
 /// `--format gctrace`: the tracer's line for each cycle against the line the runtime
 /// itself printed (GODEBUG=gctrace=1): equal, or equal field by field within the
 /// tolerances (clock as in the JSON test, @ within 1 ms, cpu ±1 in the last digit).
-fn gctrace_format_matches_runtime(series: &str) {
-    if !common::integration_enabled() {
-        return;
-    }
-    let run = common::traced_run(&common::toolchain(series), GcBuild::Default, "gctrace", &[]);
+fn gctrace_format_matches_runtime(toolchain: &Toolchain) {
+    let run = common::traced_run(toolchain, GcBuild::Default, "gctrace", &[]);
     run.assert_completed();
     let runtime = common::parse_gctrace(&run.stderr);
     let tracer = common::parse_gctrace(&run.trace_text);
@@ -349,22 +303,8 @@ fn gctrace_format_matches_runtime(series: &str) {
     );
 }
 
-mod attach_by_pid_reports_cycles_in_window {
-    #[test]
-    fn newest() {
-        if !crate::common::integration_enabled() {
-            return;
-        }
-        super::attach_by_pid(&crate::common::newest_toolchain());
-    }
-
-    #[test]
-    fn go1_19() {
-        if !crate::common::integration_enabled() {
-            return;
-        }
-        super::attach_by_pid(&crate::common::toolchain("1.19"));
-    }
+newest_and_go1_19! {
+    attach_by_pid_reports_cycles_in_window => attach_by_pid,
 }
 
 /// Runs gcload -forever untraced for a moment and stops it: its stdout is what a
@@ -376,55 +316,34 @@ fn untraced_forever_stdout(gcload: &Path, dir: &Path) -> String {
         "untraced-forever",
     );
     thread::sleep(Duration::from_millis(500));
-    child.signal(libc::SIGTERM);
-    let status = child.wait_timeout(Duration::from_secs(30));
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "untraced gcload -forever did not exit 0 on SIGTERM: {status:?}\n{}",
-        common::diagnostics(&child.stdout_text(), &child.stderr_text())
-    );
+    live_checks::stop_forever(&mut child, "untraced gcload -forever");
     child.stdout_text()
 }
 
+/// `--pid` on a running gcload: the workload survives the attach and the detach, prints
+/// what an untraced run prints, and the window's cycles are judged by
+/// `live_checks::check_attached`.
 fn attach_by_pid(toolchain: &Toolchain) {
     let gcload = common::build_gcload(toolchain);
     let tmp = tempfile::tempdir().expect("tempdir");
     let expected_stdout = untraced_forever_stdout(&gcload, tmp.path());
-    let out = tmp.path().join("trace.ndjson");
 
     let _exclusive = common::exclusive();
-    let mut workload = ChildGuard::spawn(
-        Command::new(&gcload)
-            .env("GODEBUG", "gctrace=1")
-            .arg("-forever"),
-        tmp.path(),
-        "workload",
-    );
+    let mut workload = live_checks::spawn_forever(&gcload, tmp.path(), "workload");
     thread::sleep(Duration::from_secs(1));
     assert!(
         workload.try_wait().is_none(),
         "gcload -forever exited before the attach: {:?}",
         workload.try_wait()
     );
-    let mut cmd = Command::new(common::tracer_bin());
-    cmd.arg("--pid")
-        .arg(workload.pid().to_string())
-        .args(["--format", "json", "--output"])
-        .arg(&out)
-        .args(["--duration", "3"]);
-    let run = common::run(&mut cmd, tmp.path(), "tracer", RUN_TIMEOUT);
-    let trace_text = std::fs::read_to_string(&out).unwrap_or_default();
-    let tracer_diag = format!(
-        "Go {}, command {cmd:?}\n--- tracer ---\n{}--- trace (first 20 lines) ---\n{}",
-        toolchain.version,
-        common::diagnostics(&run.stdout, &run.stderr),
-        trace_text.lines().take(20).collect::<Vec<_>>().join("\n")
+    let traced = live_checks::trace_pid(
+        workload.pid(),
+        tmp.path(),
+        &[],
+        &format!("Go {}", toolchain.version),
     );
-    assert!(
-        run.status.success(),
-        "gctrace-bpf --pid failed: {}\n{tracer_diag}",
-        run.status
-    );
+    let tracer_diag = &traced.diag;
+    traced.assert_succeeded();
 
     // Detaching must leave the workload running, and unharmed.
     let alive_after_detach = workload.try_wait();
@@ -436,95 +355,17 @@ fn attach_by_pid(toolchain: &Toolchain) {
     );
     // Let it run a few more cycles untraced, then stop it.
     thread::sleep(Duration::from_millis(300));
-    workload.signal(libc::SIGTERM);
-    let status = workload.wait_timeout(Duration::from_secs(30));
+    live_checks::stop_forever(&mut workload, "the workload, after the tracer detached,");
     let workload_diag = common::diagnostics(&workload.stdout_text(), &workload.stderr_text());
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "the workload did not exit 0 on SIGTERM after the tracer detached: {status:?}\n\
-         {workload_diag}"
-    );
     assert_eq!(
         workload.stdout_text(),
         expected_stdout,
         "the traced workload's stdout differs from an untraced run's"
     );
 
-    let trace = common::parse_trace(&trace_text);
+    let trace = common::parse_trace(&traced.trace_text);
     let gctrace = common::parse_gctrace(&workload.stderr_text());
-    let mut failures: Vec<String> = Vec::new();
-    if !trace.errors.is_empty() {
-        failures.push(format!(
-            "malformed trace lines:\n  {}",
-            trace.errors.join("\n  ")
-        ));
-    }
-    match &trace.process {
-        Some(p) if trace.first_type.as_deref() == Some("process") => {
-            if p.pid != Some(u64::from(workload.pid())) {
-                failures.push(format!(
-                    "process.pid is {:?}, the workload is {}",
-                    p.pid,
-                    workload.pid()
-                ));
-            }
-        }
-        _ => failures.push(format!(
-            "first record is {:?}, not \"process\"",
-            trace.first_type
-        )),
-    }
-    let cycles: Vec<u32> = trace.gc.iter().map(|r| r.cycle).collect();
-    let unique: BTreeSet<u32> = cycles.iter().copied().collect();
-    if unique.len() != cycles.len() {
-        failures.push(format!("cycles reported more than once: {cycles:?}"));
-    }
-    if unique.len() < 2 {
-        failures.push(format!(
-            "only {} cycles reported in a 3 s window (gctrace printed {})",
-            unique.len(),
-            gctrace.len()
-        ));
-    }
-    if let (Some(&first), Some(&last)) = (unique.first(), unique.last()) {
-        // Every cycle the runtime completed inside the window is there: no gaps between
-        // the first and the last one reported.
-        let gaps: Vec<u32> = (first..=last).filter(|c| !unique.contains(c)).collect();
-        if !gaps.is_empty() {
-            failures.push(format!(
-                "cycles {first}..={last} were reported with gaps: {gaps:?} missing"
-            ));
-        }
-        // And they are real cycles, numbered as the runtime numbers them.
-        let unknown: Vec<u32> = unique
-            .iter()
-            .copied()
-            .filter(|c| !gctrace.contains_key(c))
-            .collect();
-        if !unknown.is_empty() {
-            failures.push(format!(
-                "reported cycles gctrace never printed: {unknown:?} (gctrace printed {:?}..={:?})",
-                gctrace.keys().next(),
-                gctrace.keys().next_back()
-            ));
-        }
-        // The window's timestamps are ordered like its cycle numbers.
-        let mut by_cycle = trace.gc.clone();
-        by_cycle.sort_by_key(|r| r.cycle);
-        if by_cycle
-            .windows(2)
-            .any(|w| w[1].start_ns < w[0].end_ns || w[0].end_ns < w[0].start_ns)
-        {
-            failures.push("gc records' timestamps do not follow their cycle order".into());
-        }
-    }
-    match &trace.summary {
-        Some(s) if s.lost_events != 0 => {
-            failures.push(format!("summary.lost_events is {}", s.lost_events))
-        }
-        Some(_) => {}
-        None => failures.push("no summary record".into()),
-    }
+    let failures = live_checks::check_attached(&trace, &gctrace, workload.pid(), "3 s", true);
     assert!(
         failures.is_empty(),
         "attach to Go {}: {} problem(s):\n- {}\n{tracer_diag}\n--- workload ---\n{workload_diag}",
@@ -534,13 +375,8 @@ fn attach_by_pid(toolchain: &Toolchain) {
     );
 }
 
-#[test]
-fn launch_mode_propagates_exit_status() {
-    if !common::integration_enabled() {
-        return;
-    }
-    let toolchain = common::newest_toolchain();
-    let gcload = common::build_gcload(&toolchain);
+fn exit_status_propagates(toolchain: &Toolchain) {
+    let gcload = common::build_gcload(toolchain);
     let tmp = tempfile::tempdir().expect("tempdir");
     let mut cmd = Command::new(common::tracer_bin());
     cmd.arg("--")
@@ -561,3 +397,7 @@ fn launch_mode_propagates_exit_status() {
         common::diagnostics(&run.stdout, &run.stderr)
     );
 }
+
+per_toolchain!(exit_status_propagates {
+    launch_mode_propagates_exit_status => newest,
+});

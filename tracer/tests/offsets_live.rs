@@ -13,12 +13,11 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
-use common::{ChildGuard, GcBuild, Toolchain, RUN_TIMEOUT};
+use common::{live_checks, GcBuild, Toolchain};
 
 const EXCLUDE: &str = "GCTRACE_OFFSETS_TABLE_EXCLUDE";
 
@@ -54,14 +53,8 @@ fn launch(toolchain: &Toolchain) {
     let key = excluded_release(toolchain);
     let run = common::traced_run(toolchain, GcBuild::Stripped, "json", &[(EXCLUDE, &key)]);
     let memstats = run.assert_completed();
-    let gctrace = common::parse_gctrace(&run.stderr);
-    let trace = common::parse_trace(&run.trace_text);
-    let mut failures = trace.errors.clone();
-    if trace.gc.is_empty() {
-        failures.push("no gc records".into());
-    }
-    failures.extend(common::check_heap_against_gctrace(&trace, &gctrace));
-    failures.extend(common::check_knobs(&trace, common::DEFAULT_KNOBS));
+    let (trace, gctrace, mut failures) =
+        live_checks::check_launch_state(&run, common::DEFAULT_KNOBS);
     failures.extend(common::check_alloc(&trace, memstats));
     common::assert_no_failures(
         &format!(
@@ -77,104 +70,59 @@ fn launch(toolchain: &Toolchain) {
 }
 
 /// Attached by `--pid` to a running stripped gcload: the cycle numbers are the
-/// runtime's own (read from `work.cycles`, not counted from attach).
+/// runtime's own (read from `work.cycles`, not counted from attach), and the window is
+/// judged by `live_checks::check_attached` and on its GOGC and GOMEMLIMIT.
 fn attach(toolchain: &Toolchain) {
     let key = excluded_release(toolchain);
     let gcload = common::build_gcload_as(toolchain, GcBuild::Stripped);
     let tmp = tempfile::tempdir().expect("tempdir");
-    let out = tmp.path().join("trace.ndjson");
     let _exclusive = common::exclusive();
-    let mut workload = ChildGuard::spawn(
-        Command::new(&gcload)
-            .env("GODEBUG", "gctrace=1")
-            .arg("-forever"),
-        tmp.path(),
-        "workload",
-    );
+    let mut workload = live_checks::spawn_forever(&gcload, tmp.path(), "workload");
     // Let several cycles pass first, so numbering from attach would show.
     thread::sleep(Duration::from_secs(2));
-    let mut cmd = Command::new(common::tracer_bin());
-    cmd.env(EXCLUDE, &key)
-        .arg("--pid")
-        .arg(workload.pid().to_string())
-        .args(["--format", "json", "--output"])
-        .arg(&out)
-        .args(["--duration", "3"]);
-    let run = common::run(&mut cmd, tmp.path(), "tracer", RUN_TIMEOUT);
-    thread::sleep(Duration::from_millis(300));
-    workload.signal(libc::SIGTERM);
-    let _ = workload.wait_timeout(Duration::from_secs(30));
-    let trace_text = std::fs::read_to_string(&out).unwrap_or_default();
-    let diag = format!(
-        "Go {key}, command {cmd:?}\n--- tracer ---\n{}--- trace (first 20 lines) ---\n{}",
-        common::diagnostics(&run.stdout, &run.stderr),
-        trace_text.lines().take(20).collect::<Vec<_>>().join("\n")
+    let traced = live_checks::trace_pid(
+        workload.pid(),
+        tmp.path(),
+        &[(EXCLUDE, &key)],
+        &format!("Go {key}"),
     );
-    assert!(run.status.success(), "gctrace-bpf --pid failed\n{diag}");
-    let trace = common::parse_trace(&trace_text);
+    thread::sleep(Duration::from_millis(300));
+    live_checks::stop_forever(&mut workload, "the stripped workload, after the trace,");
+    traced.assert_succeeded();
+    let trace = common::parse_trace(&traced.trace_text);
     let gctrace = common::parse_gctrace(&workload.stderr_text());
-    let mut failures = trace.errors.clone();
-    let reported: Vec<u32> = trace.gc.iter().map(|r| r.cycle).collect();
-    if reported.len() < 2 {
-        failures.push(format!("only {} cycles reported in 3 s", reported.len()));
-    }
-    if reported.first().is_some_and(|c| *c <= 1) {
+    let mut failures = live_checks::check_attached(&trace, &gctrace, workload.pid(), "3 s", true);
+    let first = trace.gc.iter().map(|r| r.cycle).min();
+    if first.is_some_and(|c| c <= 1) {
         failures.push(format!(
-            "first cycle reported is {:?} after 2 s of GC: counted from attach, not the \
-             runtime's work.cycles",
-            reported.first()
+            "first cycle reported is {first:?} after 2 s of GC: counted from attach, not the \
+             runtime's work.cycles"
         ));
-    }
-    if let (Some(first), Some(last)) = (reported.iter().min(), reported.iter().max()) {
-        let window: BTreeMap<u32, common::GcTraceLine> = gctrace
-            .range(first..=last)
-            .map(|(c, l)| (*c, l.clone()))
-            .collect();
-        failures.extend(common::check_heap_against_gctrace(&trace, &window));
     }
     failures.extend(common::check_knobs(&trace, common::DEFAULT_KNOBS));
     common::assert_no_failures(
         &format!("Go {key} stripped, table entry excluded, --pid"),
         &failures,
-        &diag,
+        &traced.diag,
     );
 }
 
+/// `RELEASE::launch_mode` and `RELEASE::pid_mode` per release (`newest`: the newest
+/// toolchain).
 macro_rules! releases {
-    ($($name:ident => $series:expr),* $(,)?) => {
+    ($($name:ident => $series:tt),* $(,)?) => {
         $(
             mod $name {
-                #[test]
-                fn launch_mode() {
-                    if !crate::common::integration_enabled() {
-                        return;
-                    }
-                    super::launch(&super::toolchain($series));
-                }
-
-                #[test]
-                fn pid_mode() {
-                    if !crate::common::integration_enabled() {
-                        return;
-                    }
-                    super::attach(&super::toolchain($series));
-                }
+                use super::*;
+                per_toolchain!(launch { launch_mode => $series });
+                per_toolchain!(attach { pid_mode => $series });
             }
         )*
     };
 }
 
-/// `""` is the newest toolchain.
-fn toolchain(series: &str) -> Toolchain {
-    if series.is_empty() {
-        common::newest_toolchain()
-    } else {
-        common::toolchain(series)
-    }
-}
-
 releases! {
     go1_19 => "1.19",
     go1_21 => "1.21",
-    newest => "",
+    newest => newest,
 }

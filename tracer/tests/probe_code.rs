@@ -8,6 +8,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
+use common::Toolchain;
 use tracer::binary::GoBinary;
 use tracer::probes::code;
 
@@ -68,28 +69,36 @@ fn objdump_home(go: &Path, bin: &Path, arm64: bool) -> i64 {
     panic!("no store of the second argument in objdump:\n{text}");
 }
 
-#[test]
-fn mark_stop_start_home_matches_objdump() {
-    if !common::integration_enabled() {
-        return;
-    }
+/// Builds gcload with the newest toolchain for amd64 and for arm64 and runs `check` on
+/// each build: the toolchain, GOARCH, the binary's path and the binary opened.
+fn on_each_arch(check: impl Fn(&Toolchain, &str, &Path, &GoBinary)) {
     let toolchain = common::newest_toolchain();
     let tmp = tempfile::tempdir().expect("tempdir");
     for goarch in ["amd64", "arm64"] {
         let out = tmp.path().join(format!("gcload-{goarch}"));
         build(&toolchain.go, goarch, &out);
         let bin = GoBinary::open(&out).expect("open");
+        check(&toolchain, goarch, &out, &bin);
+    }
+}
+
+#[test]
+fn mark_stop_start_home_matches_objdump() {
+    if !common::integration_enabled() {
+        return;
+    }
+    on_each_arch(|toolchain, goarch, out, bin| {
         let f = bin
             .function("runtime.gcMarkTermination")
             .expect("gcMarkTermination");
-        let expected = objdump_home(&toolchain.go, &out, goarch == "arm64");
+        let expected = objdump_home(&toolchain.go, out, goarch == "arm64");
         assert_eq!(
-            code::arg_home(&bin, &f, 1),
+            code::arg_home(bin, &f, 1),
             Some(expected),
             "Go {} {goarch}",
             toolchain.version
         );
-    }
+    });
 }
 
 /// The default plan probes `mProf_Flush` at the `PUSHQ BP` after its stack check (a push
@@ -100,16 +109,11 @@ fn gc_done_site_is_the_push_after_the_stack_check() {
     if !common::integration_enabled() {
         return;
     }
-    let toolchain = common::newest_toolchain();
-    let tmp = tempfile::tempdir().expect("tempdir");
-    for goarch in ["amd64", "arm64"] {
-        let out = tmp.path().join(format!("gcload-{goarch}"));
-        build(&toolchain.go, goarch, &out);
-        let bin = GoBinary::open(&out).expect("open");
+    on_each_arch(|toolchain, goarch, out, bin| {
         let f = bin.function("runtime.mProf_Flush").expect("mProf_Flush");
         let text = Command::new(&toolchain.go)
             .args(["tool", "objdump", "-s", "^runtime.mProf_Flush$"])
-            .arg(&out)
+            .arg(out)
             .output()
             .expect("go tool objdump")
             .stdout;
@@ -126,10 +130,10 @@ fn gc_done_site_is_the_push_after_the_stack_check() {
             u64::from_str_radix(lines[2][1].trim_start_matches("0x"), 16).expect("hex")
         });
         assert_eq!(
-            code::entry_equivalent_push(&bin, &f),
+            code::entry_equivalent_push(bin, &f),
             expected,
             "Go {} {goarch}",
             toolchain.version
         );
-    }
+    });
 }

@@ -6,99 +6,21 @@
 //! ReadMemStats, no runtime.GC: only the GC's own stops). Needs root; skips unless
 //! GCTRACE_INTEGRATION=1.
 
+/// Shared, as source, with xtask's observer bench.
+#[path = "common/bpf_stats.rs"]
+mod bpf_stats;
 mod common;
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{ChildGuard, Toolchain};
+use bpf_stats::{prog_stats, StatsOn};
+use common::Toolchain;
 
-macro_rules! per_toolchain {
-    ($($name:ident => $series:literal),* $(,)?) => {
-        mod default_mode_at_most_two_hits_per_cycle {
-            $(
-                #[test]
-                fn $name() {
-                    super::default_mode_hits($series);
-                }
-            )*
-        }
-    };
-}
-
-per_toolchain! {
-    go1_19 => "1.19",
-    go1_21 => "1.21",
-    go1_22 => "1.22",
-    go1_23 => "1.23",
-    go1_24 => "1.24",
-    go1_25 => "1.25",
-    go1_26 => "1.26",
-    go1_27 => "1.27",
-}
-
-/// `bpf(BPF_ENABLE_STATS, {type = BPF_STATS_RUN_TIME})`: run counts are kept while the
-/// returned descriptor is open (reference-counted by the kernel, so concurrent users on
-/// this shared machine do not turn each other's statistics off).
-struct StatsOn(libc::c_int);
-
-impl StatsOn {
-    fn enable() -> StatsOn {
-        const BPF_ENABLE_STATS: libc::c_long = 32;
-        let mut attr = [0u8; 64];
-        attr[..4].copy_from_slice(&0u32.to_le_bytes()); // BPF_STATS_RUN_TIME
-                                                        // SAFETY: bpf(2) reads `size` bytes of the attribute union from `attr`, which is
-                                                        // a live, zero-padded buffer of that size; it writes nothing back for this command.
-        let fd = unsafe {
-            libc::syscall(
-                libc::SYS_bpf,
-                BPF_ENABLE_STATS,
-                attr.as_mut_ptr(),
-                attr.len() as libc::c_uint,
-            )
-        };
-        assert!(
-            fd >= 0,
-            "BPF_ENABLE_STATS failed: {}",
-            std::io::Error::last_os_error()
-        );
-        StatsOn(fd as libc::c_int)
-    }
-}
-
-impl Drop for StatsOn {
-    fn drop(&mut self) {
-        // SAFETY: the descriptor was returned by bpf(2) above and is closed once.
-        unsafe { libc::close(self.0) };
-    }
-}
-
-/// Sum of `run_cnt` over the BPF programs the process `pid` holds, and how many.
-fn run_counts(pid: u32) -> (u64, usize) {
-    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
-        return (0, 0);
-    };
-    let mut total = 0;
-    let mut programs = 0;
-    for entry in dir.flatten() {
-        let Ok(text) = std::fs::read_to_string(entry.path()) else {
-            continue;
-        };
-        if !text.contains("prog_id:") {
-            continue;
-        }
-        if let Some(n) = text
-            .lines()
-            .find_map(|l| l.strip_prefix("run_cnt:"))
-            .and_then(|v| v.trim().parse::<u64>().ok())
-        {
-            total += n;
-            programs += 1;
-        }
-    }
-    (total, programs)
+mod default_mode_at_most_two_hits_per_cycle {
+    use super::*;
+    every_go_series!(default_mode_hits);
 }
 
 /// The last `gc N` the workload printed so far.
@@ -110,17 +32,16 @@ fn last_cycle(stderr: &str) -> Option<u32> {
         .map(|l| l.cycle)
 }
 
-/// Probe hits per GC cycle while `gctrace-bpf EXTRA --pid W` traces a steady gcload.
-fn hits_per_cycle(toolchain: &Toolchain, extra: &[&str], dir: &Path) -> (f64, u64, u32) {
+/// Probe hits per GC cycle while `gctrace-bpf EXTRA --pid W` traces a steady gcload,
+/// the hits and the cycles (printed too).
+fn hits_per_cycle(toolchain: &Toolchain, extra: &[&str]) -> (f64, u64, u32) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let _exclusive = common::exclusive();
     let gcload = common::build_gcload(toolchain);
-    let _stats = StatsOn::enable();
-    let mut workload = ChildGuard::spawn(
-        Command::new(&gcload)
-            .env("GODEBUG", "gctrace=1")
-            .arg("-forever"),
-        dir,
-        &format!("workload{}", extra.len()),
-    );
+    let _stats = StatsOn::enable().unwrap_or_else(|e| panic!("BPF_ENABLE_STATS failed: {e}"));
+    let mut workload =
+        common::live_checks::spawn_forever(&gcload, dir, &format!("workload{}", extra.len()));
     thread::sleep(Duration::from_millis(500));
     let mut tracer = Command::new(common::tracer_bin())
         .args(extra)
@@ -141,47 +62,46 @@ fn hits_per_cycle(toolchain: &Toolchain, extra: &[&str], dir: &Path) -> (f64, u6
     let tracer_pid = tracer.id();
     // Wait until every program is attached and has run (the first GC cycle's hit).
     let deadline = Instant::now() + Duration::from_secs(5);
-    while run_counts(tracer_pid).0 == 0 && Instant::now() < deadline {
+    while prog_stats(tracer_pid).run_cnt == 0 && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(50));
     }
     thread::sleep(Duration::from_millis(300));
-    let (hits0, programs) = run_counts(tracer_pid);
+    let before = prog_stats(tracer_pid);
     let cycle0 = last_cycle(&workload.stderr_text());
     thread::sleep(Duration::from_secs(4));
-    let (hits1, _) = run_counts(tracer_pid);
+    let after = prog_stats(tracer_pid);
     let cycle1 = last_cycle(&workload.stderr_text());
     let _ = tracer.kill();
     let _ = tracer.wait();
-    workload.signal(libc::SIGTERM);
-    let _ = workload.wait_timeout(Duration::from_secs(20));
+    common::live_checks::stop_forever(&mut workload, "the workload, after the trace,");
     let (Some(c0), Some(c1)) = (cycle0, cycle1) else {
         panic!(
             "no gctrace lines from the workload\n{}",
             workload.stderr_text()
         );
     };
-    assert!(programs > 0, "the tracer holds no BPF program");
+    assert!(before.programs > 0, "the tracer holds no BPF program");
     let cycles = c1.saturating_sub(c0);
     assert!(
         cycles >= 20,
         "only {cycles} GC cycles in 4 s: not a steady workload"
     );
-    let hits = hits1 - hits0;
-    (hits as f64 / f64::from(cycles), hits, cycles)
-}
-
-fn default_mode_hits(series: &str) {
-    if !common::integration_enabled() {
-        return;
-    }
-    let toolchain = common::toolchain(series);
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let _exclusive = common::exclusive();
-    let (per_cycle, hits, cycles) = hits_per_cycle(&toolchain, &[], tmp.path());
+    let hits = after.run_cnt - before.run_cnt;
+    let per_cycle = hits as f64 / f64::from(cycles);
+    let mode = if extra.is_empty() {
+        "default mode".to_owned()
+    } else {
+        extra.join(" ")
+    };
     println!(
-        "Go {}: default mode {hits} probe hits over {cycles} GC cycles = {per_cycle:.2}/cycle",
+        "Go {}: {mode} {hits} probe hits over {cycles} GC cycles = {per_cycle:.2}/cycle",
         toolchain.version
     );
+    (per_cycle, hits, cycles)
+}
+
+fn default_mode_hits(toolchain: &Toolchain) {
+    let (per_cycle, hits, cycles) = hits_per_cycle(toolchain, &[]);
     assert!(
         per_cycle <= 2.0,
         "Go {}: {per_cycle:.2} probe hits per GC cycle ({hits} over {cycles}), counted by the \
@@ -191,23 +111,16 @@ fn default_mode_hits(series: &str) {
     assert!(hits > 0, "no probe hit at all: the count is not ours");
 }
 
-/// The count can fail: probing every stop takes more than two hits per cycle.
-#[test]
-fn every_stop_mode_counts_more() {
-    if !common::integration_enabled() {
-        return;
-    }
-    let toolchain = common::newest_toolchain();
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let _exclusive = common::exclusive();
-    let (per_cycle, hits, cycles) = hits_per_cycle(&toolchain, &["--every-stop"], tmp.path());
-    println!(
-        "Go {}: --every-stop {hits} probe hits over {cycles} GC cycles = {per_cycle:.2}/cycle",
-        toolchain.version
-    );
+fn every_stop_hits(toolchain: &Toolchain) {
+    let (per_cycle, _, _) = hits_per_cycle(toolchain, &["--every-stop"]);
     assert!(
         per_cycle > 3.0,
         "--every-stop: {per_cycle:.2} hits per cycle; expected at least 4 (two stops, two \
          hits each): the kernel count does not see the probes"
     );
 }
+
+per_toolchain!(every_stop_hits {
+    /// The count can fail: probing every stop takes more than two hits per cycle.
+    every_stop_mode_counts_more => newest,
+});

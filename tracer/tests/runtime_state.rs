@@ -7,14 +7,13 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{ChildGuard, GcBuild, Knobs, Toolchain, TracedRun, RUN_TIMEOUT};
+use common::{live_checks, ChildGuard, GcBuild, Knobs, Toolchain, TracedRun};
 
 /// `GOGC=50 GOMEMLIMIT=1GiB` reach the records as the runtime parsed them, and the heap
 /// figures (whose goal depends on GOGC) still match gctrace.
@@ -40,20 +39,7 @@ fn gogc_and_memory_limit_from_environment() {
 /// heap figures match it, with the expected GOGC and GOMEMLIMIT.
 fn check_launch_run(run: &TracedRun, knobs: Knobs, what: &str) {
     let memstats = run.assert_completed();
-    let gctrace = common::parse_gctrace(&run.stderr);
-    let trace = common::parse_trace(&run.trace_text);
-    let mut failures = trace.errors.clone();
-    if trace.gc.is_empty() {
-        failures.push("no gc records".into());
-    } else if trace.gc.iter().all(|r| r.heap_live_bytes.is_none()) {
-        failures.push(format!(
-            "every gc record has heap figures null: the tracer could not read the runtime's \
-             state from this {} build",
-            run.build.name()
-        ));
-    }
-    failures.extend(common::check_heap_against_gctrace(&trace, &gctrace));
-    failures.extend(common::check_knobs(&trace, knobs));
+    let (trace, gctrace, mut failures) = live_checks::check_launch_state(run, knobs);
     if run.build == GcBuild::Stripped && !failures.is_empty() {
         failures.insert(
             0,
@@ -78,36 +64,11 @@ fn check_launch_run(run: &TracedRun, knobs: Knobs, what: &str) {
     );
 }
 
-/// Tests on the newest toolchain and on the oldest (1.19), whose runtime differs most.
-macro_rules! newest_and_go1_19 {
-    ($($test:ident => $body:path),* $(,)?) => {
-        $(
-            mod $test {
-                #[test]
-                fn newest() {
-                    if !crate::common::integration_enabled() {
-                        return;
-                    }
-                    $body(&crate::common::newest_toolchain());
-                }
-
-                #[test]
-                fn go1_19() {
-                    if !crate::common::integration_enabled() {
-                        return;
-                    }
-                    $body(&crate::common::toolchain("1.19"));
-                }
-            }
-        )*
-    };
-}
-
 newest_and_go1_19! {
-    stripped_build_heap_matches_gctrace => super::stripped_build,
-    pie_cgo_build_heap_matches_gctrace => super::pie_cgo_build,
-    no_buildinfo_build_heap_matches_gctrace => super::no_buildinfo_build,
-    own_pid_and_mount_namespace_by_host_pid => super::own_namespaces,
+    stripped_build_heap_matches_gctrace => stripped_build,
+    pie_cgo_build_heap_matches_gctrace => pie_cgo_build,
+    no_buildinfo_build_heap_matches_gctrace => no_buildinfo_build,
+    own_pid_and_mount_namespace_by_host_pid => own_namespaces,
 }
 
 /// `-ldflags='-s -w'`: no symbol table, no DWARF.
@@ -197,7 +158,6 @@ fn own_namespaces(toolchain: &Toolchain) {
     const INNER_PATH: &str = "/mnt/gcload";
     let gcload = common::build_gcload(toolchain);
     let tmp = tempfile::tempdir().expect("tempdir");
-    let out = tmp.path().join("trace.ndjson");
     let mounts_before = host_mnt_mounts();
     assert!(
         !Path::new(INNER_PATH).exists(),
@@ -258,14 +218,12 @@ fn own_namespaces(toolchain: &Toolchain) {
     );
     thread::sleep(Duration::from_secs(1));
 
-    let mut cmd = Command::new(common::tracer_bin());
-    cmd.arg("--pid")
-        .arg(host_pid.to_string())
-        .args(["--format", "json", "--output"])
-        .arg(&out)
-        .args(["--duration", "3"]);
-    let run = common::run(&mut cmd, tmp.path(), "tracer", RUN_TIMEOUT);
-    let trace_text = fs::read_to_string(&out).unwrap_or_default();
+    let traced = live_checks::trace_pid(
+        host_pid,
+        tmp.path(),
+        &[],
+        &format!("Go {}, host pid {host_pid}", toolchain.version),
+    );
 
     // Stop the workload (pid 1 of its namespace handles SIGTERM: -forever asks for it).
     // SAFETY: plain syscall; host_pid is our grandchild, alive until we reap unshare.
@@ -273,22 +231,20 @@ fn own_namespaces(toolchain: &Toolchain) {
     let exit = ns.wait_timeout(Duration::from_secs(30));
     let mounts_after = host_mnt_mounts();
     let diag = format!(
-        "Go {}, host pid {host_pid}, command {cmd:?}\n--- tracer ---\n{}--- trace (first 20 \
-         lines) ---\n{}\n--- workload (unshare) ---\n{}",
-        toolchain.version,
-        common::diagnostics(&run.stdout, &run.stderr),
-        trace_text.lines().take(20).collect::<Vec<_>>().join("\n"),
+        "{}\n--- workload (unshare) ---\n{}",
+        traced.diag,
         common::diagnostics(&ns.stdout_text(), &ns.stderr_text())
     );
     assert!(
-        run.status.success(),
+        traced.run.status.success(),
         "gctrace-bpf --pid failed: {}\n{diag}",
-        run.status
+        traced.run.status
     );
 
-    let trace = common::parse_trace(&trace_text);
+    let trace = common::parse_trace(&traced.trace_text);
     let gctrace = common::parse_gctrace(&ns.stderr_text());
-    let mut failures = trace.errors.clone();
+    // The cycles the runtime completed inside the window, judged like launch mode.
+    let mut failures = live_checks::check_attached(&trace, &gctrace, host_pid, "3 s", true);
     if mounts_after != mounts_before {
         failures.push(format!(
             "the host's mount table changed under /mnt: before {mounts_before:?}, after \
@@ -300,39 +256,14 @@ fn own_namespaces(toolchain: &Toolchain) {
             "the namespaced workload did not exit 0 on SIGTERM after the trace: {exit:?}"
         ));
     }
-    match &trace.process {
-        Some(p) => {
-            if p.exe.as_deref() != Some(INNER_PATH) {
-                failures.push(format!(
-                    "process.exe is {:?}, the workload runs {INNER_PATH:?} (its own \
-                     namespace's path)",
-                    p.exe
-                ));
-            }
-            if p.pid != Some(u64::from(host_pid)) {
-                failures.push(format!(
-                    "process.pid is {:?}, the host pid is {host_pid}",
-                    p.pid
-                ));
-            }
+    // The pid (checked above) is the host's, the path the namespace's own.
+    if let Some(exe) = trace.process.as_ref().map(|p| &p.exe) {
+        if exe.as_deref() != Some(INNER_PATH) {
+            failures.push(format!(
+                "process.exe is {exe:?}, the workload runs {INNER_PATH:?} (its own \
+                 namespace's path)"
+            ));
         }
-        None => failures.push("no process record".into()),
-    }
-    let reported: Vec<u32> = trace.gc.iter().map(|r| r.cycle).collect();
-    if reported.len() < 2 {
-        failures.push(format!(
-            "only {} cycles reported in a 3 s window (gctrace printed {})",
-            reported.len(),
-            gctrace.len()
-        ));
-    }
-    if let (Some(first), Some(last)) = (reported.iter().min(), reported.iter().max()) {
-        // The cycles the runtime completed inside the window, judged like launch mode.
-        let window: BTreeMap<u32, common::GcTraceLine> = gctrace
-            .range(first..=last)
-            .map(|(c, l)| (*c, l.clone()))
-            .collect();
-        failures.extend(common::check_heap_against_gctrace(&trace, &window));
     }
     failures.extend(common::check_knobs(&trace, common::DEFAULT_KNOBS));
     common::assert_no_failures(

@@ -23,6 +23,7 @@ pub mod cycles;
 pub mod exporters;
 pub mod gcload_fixture;
 pub mod json_run;
+pub mod live_checks;
 pub mod target_procs;
 
 pub const SKIP_MESSAGE: &str = "skipped: set GCTRACE_INTEGRATION=1 (cargo xtask test does)";

@@ -31,6 +31,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+/// Shared, as source, with tracer/tests/probe_hits.rs: both count probe hits from outside
+/// the tracer.
+#[path = "../../../tracer/tests/common/bpf_stats.rs"]
+mod bpf_stats;
+
+use bpf_stats::{prog_stats, StatsOn};
+
 /// Markers of this series' section in docs/performance.md.
 pub const BEGIN: &str = "<!-- BEGIN cargo xtask bench observer: generated, do not edit by hand -->";
 pub const END: &str = "<!-- END cargo xtask bench observer -->";
@@ -78,57 +85,6 @@ struct Run {
     bpf_ns: Option<u64>,
     /// The tool's CPU time over the program's last `ElapsedNs` (None: alone).
     tool_cpu_ns: Option<u64>,
-}
-
-/// `bpf(BPF_ENABLE_STATS, BPF_STATS_RUN_TIME)`: statistics are kept while the descriptor
-/// is open (reference-counted by the kernel, so other users are not disturbed).
-struct StatsOn(libc::c_int);
-
-impl StatsOn {
-    fn enable() -> Result<StatsOn> {
-        const BPF_ENABLE_STATS: libc::c_long = 32;
-        let mut attr = [0u8; 64];
-        // SAFETY: bpf(2) reads `size` bytes of its attribute union from `attr`, a live
-        // zeroed buffer of that size (type 0 = BPF_STATS_RUN_TIME); it writes nothing.
-        let fd = unsafe {
-            libc::syscall(
-                libc::SYS_bpf,
-                BPF_ENABLE_STATS,
-                attr.as_mut_ptr(),
-                attr.len() as libc::c_uint,
-            )
-        };
-        if fd < 0 {
-            bail!("BPF_ENABLE_STATS: {}", std::io::Error::last_os_error());
-        }
-        Ok(StatsOn(fd as libc::c_int))
-    }
-}
-
-impl Drop for StatsOn {
-    fn drop(&mut self) {
-        // SAFETY: a descriptor bpf(2) returned, closed once.
-        unsafe { libc::close(self.0) };
-    }
-}
-
-/// Sums of `run_cnt` and `run_time_ns` over the BPF programs process `pid` holds.
-fn bpf_stats(pid: u32) -> (u64, u64) {
-    let Ok(dir) = fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
-        return (0, 0);
-    };
-    let field = |t: &str, key: &str| -> u64 {
-        t.lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    dir.flatten()
-        .filter_map(|e| fs::read_to_string(e.path()).ok())
-        .filter(|t| t.contains("prog_id:"))
-        .fold((0, 0), |(n, ns), t| {
-            (n + field(&t, "run_cnt:"), ns + field(&t, "run_time_ns:"))
-        })
 }
 
 /// On-CPU time of all of `pid`'s threads so far (the scheduler's ns count), or None once
@@ -207,9 +163,9 @@ fn one_run(s: &Setup, variant: Variant, round: usize) -> Result<Run> {
     let mut cpu: Vec<(Instant, u64)> = Vec::new();
     loop {
         if variant != Variant::Alone {
-            let (n, ns) = bpf_stats(tool);
-            if n >= hits {
-                (hits, bpf_ns) = (n, ns);
+            let stats = prog_stats(tool);
+            if stats.run_cnt >= hits {
+                (hits, bpf_ns) = (stats.run_cnt, stats.run_time_ns);
             }
             if let Some(c) = task_cpu_ns(tool) {
                 cpu.push((Instant::now(), c));
@@ -294,7 +250,7 @@ fn cpu_over_last(samples: &[(Instant, u64)], window: Duration) -> Option<u64> {
 
 /// Run the series and return its markdown section.
 pub fn measure(s: &Setup, rounds: usize) -> Result<String> {
-    let _stats = StatsOn::enable()?;
+    let _stats = StatsOn::enable().context("BPF_ENABLE_STATS")?;
     let load_before = super::loadavg();
     let mut runs: Vec<Vec<Run>> = vec![Vec::new(); Variant::ALL.len()];
     for round in 0..rounds {
