@@ -5,62 +5,8 @@ use crate::records::{GcCpu, GcRecord};
 
 const MIB: u64 = 1 << 20;
 
-/// The gc records of a recorded run (the tracer's JSON output of a real program).
-fn recorded(ndjson: &str) -> Vec<GcRecord> {
-    let u = |v: &serde_json::Value, k: &str| v[k].as_u64();
-    ndjson
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["type"] == "gc")
-        .map(|v| GcRecord {
-            cycle: u(&v, "cycle").unwrap_or(0) as u32,
-            trigger: Some(Trigger::Heap),
-            end_ns: u(&v, "end_ns").unwrap_or(0),
-            heap_end_bytes: u(&v, "heap_end_bytes"),
-            heap_live_bytes: u(&v, "heap_live_bytes"),
-            heap_goal_bytes: u(&v, "heap_goal_bytes"),
-            stacks_bytes: u(&v, "stacks_bytes"),
-            globals_bytes: u(&v, "globals_bytes"),
-            gogc: v["gogc"].as_i64().map(|g| g as i32),
-            memory_limit_bytes: v["memory_limit_bytes"].as_i64(),
-            gomaxprocs: u(&v, "gomaxprocs").map(|p| p as u32),
-            non_heap_bytes: u(&v, "non_heap_bytes"),
-            ..GcRecord::default()
-        })
-        .collect()
-}
-
-/// The runtime's own goal, read from its memory each cycle, is the pacer equation of
-/// the cycle before's marked heap, stacks and globals (or the 4 MiB minimum).
-#[test]
-fn gogc_goal_is_the_runtimes_own_on_recorded_cycles() {
-    for (name, text) in [
-        (
-            "1.27",
-            include_str!("../../tests/fixtures/trace-sample-1.27.ndjson"),
-        ),
-        (
-            "1.25",
-            include_str!("../../tests/fixtures/trace-playbook-concat-1.25.ndjson"),
-        ),
-    ] {
-        let gcs = recorded(text);
-        assert!(gcs.len() > 20, "{name}: {} cycles", gcs.len());
-        let mut checked = 0;
-        for w in gcs.windows(2) {
-            let (a, b) = (&w[0], &w[1]);
-            let predicted = gogc_goal(
-                b.gogc.unwrap(),
-                a.heap_live_bytes.unwrap(),
-                a.stacks_bytes.unwrap(),
-                a.globals_bytes.unwrap(),
-            );
-            assert_eq!(predicted, b.heap_goal_bytes, "{name}: gc {}", b.cycle);
-            checked += 1;
-        }
-        assert!(checked > 20);
-    }
-}
+// The pacer equation against the runtime's own goals on recorded cycles is in
+// tests/what_if.rs, which reads the fixtures back with the TUI tests' parser.
 
 #[test]
 fn gogc_goal_minimum_scales_with_gogc_and_off_has_none() {
