@@ -270,7 +270,7 @@ fn newer_release_with_changed_signature_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     // Same length as "go1.22.10" / "go1.21.13".
     let bin = rewritten(&tc, GcBuild::Default, "go1.28.10", tmp.path());
-    let (report, text, w) = inspect(&bin);
+    let (_, text, w) = inspect(&bin);
     assert!(
         w.iter().any(
             |w| w.starts_with("cannot trace: go1.28.10 is newer than Go 1.27")

@@ -46,7 +46,7 @@ fn trigger(v: &Value) -> Option<Trigger> {
 /// then the fields written out. Why a macro: a field and its key are one name written
 /// once, so they cannot drift apart, and the long lists read as what they are.
 macro_rules! same_names {
-    ($v:expr, $ty:path { $($read:ident: [$($field:ident),* $(,)?]),* $(,)? } { $($rest:tt)* }) => {
+    ($v:expr, $ty:ident { $($read:ident: [$($field:ident),* $(,)?]),* $(,)? } { $($rest:tt)* }) => {
         $ty { $($($field: $read($v, stringify!($field)),)*)* $($rest)* }
     };
 }
