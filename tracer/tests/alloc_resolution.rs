@@ -292,13 +292,22 @@ fn bias(bin: &GoBinary, oracle: &Oracle) -> u64 {
     oracle.main_addr.wrapping_sub(f.address)
 }
 
-#[test]
-fn type_names_match_reflect() {
-    for b in builds().iter().filter(|b| b.runs()) {
+/// Every build that runs here (amd64), each run once: the build, its name for failure
+/// messages, the binary opened, what its run printed, and where the run loaded it
+/// ([`bias`]).
+fn ran() -> impl Iterator<Item = (&'static Build, String, GoBinary, Oracle, u64)> {
+    builds().iter().filter(|b| b.runs()).map(|b| {
         let what = format!("{} ({:?})", b.path.display(), b.flavor);
         let bin = GoBinary::open(&b.path).unwrap_or_else(|e| panic!("{e}"));
         let oracle = run(b);
         let bias = bias(&bin, &oracle);
+        (b, what, bin, oracle, bias)
+    })
+}
+
+#[test]
+fn type_names_match_reflect() {
+    for (b, what, bin, oracle, bias) in ran() {
         if !b.flavor.pie() {
             assert_eq!(bias, 0, "{what}: non-PIE must run at link-time addresses");
         }
@@ -330,11 +339,7 @@ fn type_names_match_reflect() {
 
 #[test]
 fn pcs_match_runtime_caller() {
-    for b in builds().iter().filter(|b| b.runs()) {
-        let what = format!("{} ({:?})", b.path.display(), b.flavor);
-        let bin = GoBinary::open(&b.path).unwrap_or_else(|e| panic!("{e}"));
-        let oracle = run(b);
-        let bias = bias(&bin, &oracle);
+    for (b, what, bin, oracle, bias) in ran() {
         for (pc, func, file, line) in &oracle.pcs {
             let got = bin.symbolize(pc.wrapping_sub(bias));
             let want = Frame {

@@ -197,15 +197,7 @@ fn predictions_follow_the_pacer_from_measured_cycles() {
     assert_eq!(p.bound_by, Some("none"));
     assert!(!p.warnings.is_empty());
     // A limit on a recording whose goal no limit set: non-heap memory is unknown.
-    let p = predict(&inp, &"gogc=off,limit=2GiB".parse().unwrap());
-    assert_eq!(
-        (p.cycles_per_s, p.gc_cpu_percent, p.peak_heap_bytes),
-        (None, None, None)
-    );
-    assert!(
-        p.warnings.iter().any(|w| w.contains("non_heap_bytes")),
-        "{p:?}"
-    );
+    unknown_because(&inp, "gogc=off,limit=2GiB", "non_heap_bytes");
     let d = default_settings(&inp);
     assert_eq!(
         d.iter().map(|w| w.gogc).collect::<Vec<_>>(),
@@ -258,6 +250,18 @@ fn a_limit_bound_recording_measures_non_heap_and_the_limiter_caps_cpu() {
     // GOGC=100 under the same limit: GOGC's goal is under the limit's.
     let p = predict(&inp, &"gogc=100".parse().unwrap());
     assert_eq!(p.bound_by, Some("gogc"));
+}
+
+/// The prediction at `setting` from `inp` has no cycle rate, GC CPU or peak heap, and a
+/// warning that says `why`.
+fn unknown_because(inp: &Inputs, setting: &str, why: &str) {
+    let p = predict(inp, &setting.parse().unwrap());
+    assert_eq!(
+        (p.cycles_per_s, p.gc_cpu_percent, p.peak_heap_bytes),
+        (None, None, None),
+        "{setting}: {p:?}"
+    );
+    assert!(p.warnings.iter().any(|w| w.contains(why)), "{p:?}");
 }
 
 #[test]
@@ -315,15 +319,7 @@ fn a_gc_that_would_need_more_than_every_cpu_is_outside_the_model() {
     ] {
         *v = v.map(|x| x * 100.0);
     }
-    let p = predict(&inp, &"gogc=50".parse().unwrap());
-    assert_eq!(
-        (p.cycles_per_s, p.gc_cpu_percent, p.peak_heap_bytes),
-        (None, None, None)
-    );
-    assert!(
-        p.warnings.iter().any(|w| w.contains("beyond the model")),
-        "{p:?}"
-    );
+    unknown_because(&inp, "gogc=50", "beyond the model");
 }
 
 /// The same cycles with their marking split differently between idle and other
