@@ -168,37 +168,20 @@ func main() {
 }
 "#;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Variant {
-    Plain,
-    Stripped,
-    Pie,
-    PieStripped,
-    ExternalPie,
-    ExternalPieStripped,
-    /// arm64, plain: cannot run here, checked against its `.symtab` instead.
-    Arm64,
-}
-
 struct Build {
     /// `go env GOVERSION`.
     version: String,
-    variant: Variant,
+    /// "amd64", or "arm64": that cannot run here, and is checked against its `.symtab`
+    /// instead (plain builds only).
+    goarch: &'static str,
+    flavor: Flavor,
     path: PathBuf,
 }
 
-impl Variant {
-    /// What it is built for, and how.
-    fn target(self) -> (&'static str, Flavor) {
-        match self {
-            Variant::Plain => ("amd64", Flavor::Plain),
-            Variant::Stripped => ("amd64", Flavor::Stripped),
-            Variant::Pie => ("amd64", Flavor::Pie),
-            Variant::PieStripped => ("amd64", Flavor::PieStripped),
-            Variant::ExternalPie => ("amd64", Flavor::ExternalPie),
-            Variant::ExternalPieStripped => ("amd64", Flavor::ExternalPieStripped),
-            Variant::Arm64 => ("arm64", Flavor::Plain),
-        }
+impl Build {
+    /// Whether it runs here (amd64), so the program's own answers can be had.
+    fn runs(&self) -> bool {
+        self.goarch == "amd64"
     }
 }
 
@@ -224,24 +207,20 @@ fn builds() -> &'static [Build] {
         let have_cc = gobuild::have_cc();
         let mut out = Vec::new();
         for tc in toolchains() {
-            for variant in [
-                Variant::Plain,
-                Variant::Stripped,
-                Variant::Pie,
-                Variant::PieStripped,
-                Variant::ExternalPie,
-                Variant::ExternalPieStripped,
-                Variant::Arm64,
-            ] {
-                let (goarch, flavor) = variant.target();
+            let targets = Flavor::ALL
+                .into_iter()
+                .map(|f| ("amd64", f))
+                .chain([("arm64", Flavor::Plain)]);
+            for (goarch, flavor) in targets {
                 if flavor.external() && !have_cc {
                     continue;
                 }
-                let path = dir.join(format!("alloc-{}-{variant:?}", tc.version));
+                let path = dir.join(format!("alloc-{}-{goarch}-{flavor:?}", tc.version));
                 gobuild::build(&tc.go, &dir, &src, goarch, flavor, &path);
                 out.push(Build {
                     version: tc.version.clone(),
-                    variant,
+                    goarch,
+                    flavor,
                     path,
                 });
             }
@@ -313,14 +292,23 @@ fn bias(bin: &GoBinary, oracle: &Oracle) -> u64 {
     oracle.main_addr.wrapping_sub(f.address)
 }
 
-#[test]
-fn type_names_match_reflect() {
-    for b in builds().iter().filter(|b| b.variant != Variant::Arm64) {
-        let what = format!("{} ({:?})", b.path.display(), b.variant);
+/// Every build that runs here (amd64), each run once: the build, its name for failure
+/// messages, the binary opened, what its run printed, and where the run loaded it
+/// ([`bias`]).
+fn ran() -> impl Iterator<Item = (&'static Build, String, GoBinary, Oracle, u64)> {
+    builds().iter().filter(|b| b.runs()).map(|b| {
+        let what = format!("{} ({:?})", b.path.display(), b.flavor);
         let bin = GoBinary::open(&b.path).unwrap_or_else(|e| panic!("{e}"));
         let oracle = run(b);
         let bias = bias(&bin, &oracle);
-        if matches!(b.variant, Variant::Plain | Variant::Stripped) {
+        (b, what, bin, oracle, bias)
+    })
+}
+
+#[test]
+fn type_names_match_reflect() {
+    for (b, what, bin, oracle, bias) in ran() {
+        if !b.flavor.pie() {
             assert_eq!(bias, 0, "{what}: non-PIE must run at link-time addresses");
         }
         for (addr, name) in &oracle.types {
@@ -351,11 +339,7 @@ fn type_names_match_reflect() {
 
 #[test]
 fn pcs_match_runtime_caller() {
-    for b in builds().iter().filter(|b| b.variant != Variant::Arm64) {
-        let what = format!("{} ({:?})", b.path.display(), b.variant);
-        let bin = GoBinary::open(&b.path).unwrap_or_else(|e| panic!("{e}"));
-        let oracle = run(b);
-        let bias = bias(&bin, &oracle);
+    for (b, what, bin, oracle, bias) in ran() {
         for (pc, func, file, line) in &oracle.pcs {
             let got = bin.symbolize(pc.wrapping_sub(bias));
             let want = Frame {
@@ -407,10 +391,7 @@ fn pcs_match_runtime_caller() {
 /// sweeping arbitrary addresses through both lookups never panics.
 #[test]
 fn every_function_symbolizes_to_itself() {
-    for b in builds()
-        .iter()
-        .filter(|b| matches!(b.variant, Variant::Plain | Variant::Arm64))
-    {
+    for b in builds().iter().filter(|b| b.flavor == Flavor::Plain) {
         let bin = GoBinary::open(&b.path).unwrap_or_else(|e| panic!("{e}"));
         let mut checked = 0;
         for f in bin.functions_with_prefix("") {
@@ -455,7 +436,7 @@ fn every_function_symbolizes_to_itself() {
 #[test]
 fn arm64_type_names_match_itab_symbols() {
     use object::{Object, ObjectSection, ObjectSymbol};
-    for b in builds().iter().filter(|b| b.variant == Variant::Arm64) {
+    for b in builds().iter().filter(|b| !b.runs()) {
         let what = b.path.display().to_string();
         let bin = GoBinary::open(&b.path).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(bin.arch(), tracer::binary::Arch::Aarch64);
@@ -540,6 +521,13 @@ fn pprof_top(go: &Path, profile: &Path, index: &str) -> String {
     String::from_utf8(o.stdout).unwrap()
 }
 
+/// The first row of `go tool pprof -top` output that names a function of the program.
+fn first_main_row(top: &str) -> &str {
+    top.lines()
+        .find(|l| l.contains("main."))
+        .unwrap_or_default()
+}
+
 #[test]
 fn pprof_reads_our_profile() {
     let go = toolchains().pop().expect("a Go toolchain").go;
@@ -575,11 +563,7 @@ fn pprof_reads_our_profile() {
     let space = pprof_top(&go, &path, "alloc_space");
     // Total 4 MiB; the top flat entry is newNode with 3 MiB (75%).
     assert!(space.contains("4MB total"), "{space}");
-    let first = space
-        .lines()
-        .find(|l| l.contains("main."))
-        .unwrap_or_default()
-        .to_string();
+    let first = first_main_row(&space);
     assert!(
         first.contains("main.newNode") && first.contains("3MB") && first.contains("75.00%"),
         "{space}"
@@ -588,11 +572,7 @@ fn pprof_reads_our_profile() {
 
     let objects = pprof_top(&go, &path, "alloc_objects");
     assert!(objects.contains("6000 total"), "{objects}");
-    let first = objects
-        .lines()
-        .find(|l| l.contains("main."))
-        .unwrap_or_default()
-        .to_string();
+    let first = first_main_row(&objects);
     assert!(
         first.contains("main.newBuf") && first.contains("5000"),
         "{objects}"

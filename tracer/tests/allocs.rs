@@ -110,54 +110,47 @@ fn pprof_top(go: &Path, profile: &Path, index: &str) -> String {
         .to_string()
 }
 
-fn exact_counts_match_memstats(series: &str) {
-    if !common::integration_enabled() {
-        return;
-    }
-    let tc = common::toolchain(series);
-    let run = traced(&tc, "exact", "1s", "4");
+fn exact_counts_match_memstats(tc: &Toolchain) {
+    let run = traced(tc, "exact", "1s", "4");
     let summary = run.last("summary");
-    let objects = summary["alloc_objects"].as_u64().unwrap_or(0);
-    let bytes = summary["alloc_bytes"].as_u64().unwrap_or(0);
     let ms = &run.memstats;
     // The workload reads MemStats just before exiting; what it allocates after (writing
     // the JSON file) is counted by the tracer only: a few dozen objects.
-    assert!(
-        within(objects, ms.mallocs, 2.0),
-        "Go {}: counted {objects} objects, MemStats.Mallocs {}\n{}",
-        tc.version,
-        ms.mallocs,
-        run.diag
-    );
-    assert!(
-        within(bytes, ms.total_alloc, 2.0),
-        "Go {}: counted {bytes} bytes, MemStats.TotalAlloc {}\n{}",
-        tc.version,
-        ms.total_alloc,
-        run.diag
-    );
+    for (key, unit, oracle, want) in [
+        ("alloc_objects", "objects", "MemStats.Mallocs", ms.mallocs),
+        (
+            "alloc_bytes",
+            "bytes",
+            "MemStats.TotalAlloc",
+            ms.total_alloc,
+        ),
+    ] {
+        let got = summary[key].as_u64().unwrap_or(0);
+        assert!(
+            within(got, want, 2.0),
+            "Go {}: counted {got} {unit}, {oracle} {want}\n{}",
+            tc.version,
+            run.diag
+        );
+    }
     assert_eq!(run.last("alloc_types")["exact"], true, "{}", run.diag);
     assert_eq!(run.top_type(), "uint8", "{}", run.diag);
     assert_eq!(run.top_site_function(), "main.hotspot", "{}", run.diag);
     assert_eq!(pprof_top(&tc.go, &run.pprof, "alloc_space"), "main.hotspot");
 }
 
-macro_rules! exact_tests {
-    ($($name:ident => $series:literal),* $(,)?) => {
-        mod exact_counts_match_memstats {
-            $(
-                #[test]
-                fn $name() {
-                    super::exact_counts_match_memstats($series);
-                }
-            )*
-        }
-    };
-}
+mod exact_counts_match_memstats {
+    use super::exact_counts_match_memstats as check;
 
-// 1.27 proves the size-specialised entry points are covered: most of its small
-// allocations never pass through mallocgc.
-exact_tests!(go1_19 => "1.19", go1_24 => "1.24", go1_26 => "1.26", go1_27 => "1.27");
+    // 1.27 proves the size-specialised entry points are covered: most of its small
+    // allocations never pass through mallocgc.
+    crate::per_toolchain!(check {
+        go1_19 => "1.19",
+        go1_24 => "1.24",
+        go1_26 => "1.26",
+        go1_27 => "1.27",
+    });
+}
 
 /// Sampled mode names the known hottest site and type first, its bytes are the runtime's
 /// own counter, and its objects total is the runtime's own count with an error bar that

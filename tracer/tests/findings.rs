@@ -184,14 +184,13 @@ const PROCESS_LEVEL: [&str; 6] = [
     "gomaxprocs-over-cpu-limit",
 ];
 
-#[test]
-fn healthy_programs_show_no_code_level_or_thrashing_findings() {
-    if !common::integration_enabled() {
-        return;
-    }
-    let tc = common::newest_toolchain();
-    let playbook = build_playbook(&tc);
-    let gcload = common::build_gcload(&tc);
+per_toolchain!(healthy_programs_show_none {
+    healthy_programs_show_no_code_level_or_thrashing_findings => newest,
+});
+
+fn healthy_programs_show_none(tc: &Toolchain) {
+    let playbook = build_playbook(tc);
+    let gcload = common::build_gcload(tc);
     let runs = [
         (
             "playbook -cause healthy",
@@ -468,53 +467,65 @@ fn newest_playbook() -> PathBuf {
     build_playbook(&common::newest_toolchain())
 }
 
-#[test]
-fn thrash_shows_gc_thrashing_and_gc_frequency_until_it_stops() {
+/// Playbook `-cause CAUSE` for `duration`, then `then` of recovery (`-then`), traced with
+/// the short windows and `env` for the workload: each finding of `ids` must start while
+/// the cause runs and end after it, and `check` judges its start record against the
+/// program's own account.
+fn cause_shows(
+    cause: &str,
+    [duration, then]: [&str; 2],
+    env: &[(&str, &str)],
+    ids: &[&str],
+    check: impl Fn(&Run, &str, &Value, &mut Vec<String>),
+) {
     if !common::integration_enabled() {
         return;
     }
     let run = traced_with(
         &newest_playbook(),
-        &["-cause", "thrash", "-duration", "8s", "-then", "8s"],
+        &["-cause", cause, "-duration", duration, "-then", then],
         "rate",
-        &[],
+        env,
         &SHORT_WINDOWS,
     );
     let mut failures = Vec::new();
-    for id in ["gc-thrashing", "gc-frequency"] {
-        match run.started_and_ended(id, "thrash") {
+    for id in ids {
+        match run.started_and_ended(id, cause) {
             Err(e) => failures.push(e),
-            Ok((start, _)) => {
-                check_cycle_rate(&run, start, "thrash", &mut failures);
-                if id == "gc-thrashing" {
-                    check_gc_cpu(&run, start, "gc_cpu_percent", &mut failures);
-                } else if ev(start, "cycles_per_s") <= 50.0 {
-                    failures.push(format!("gc-frequency at {start}"));
-                }
-            }
+            Ok((start, _)) => check(&run, id, start, &mut failures),
         }
     }
-    common::assert_no_failures("thrash", &failures, &run.diag);
+    common::assert_no_failures(cause, &failures, &run.diag);
+}
+
+#[test]
+fn thrash_shows_gc_thrashing_and_gc_frequency_until_it_stops() {
+    cause_shows(
+        "thrash",
+        ["8s", "8s"],
+        &[],
+        &["gc-thrashing", "gc-frequency"],
+        |run, id, start, failures| {
+            check_cycle_rate(run, start, "thrash", failures);
+            if id == "gc-thrashing" {
+                check_gc_cpu(run, start, "gc_cpu_percent", failures);
+            } else if ev(start, "cycles_per_s") <= 50.0 {
+                failures.push(format!("gc-frequency at {start}"));
+            }
+        },
+    );
 }
 
 #[test]
 fn non_preemptible_loops_show_pause_slo_until_they_stop() {
-    if !common::integration_enabled() {
-        return;
-    }
     // Without asynchronous preemption a stop of the world waits for the workload's
     // 2 ms loops: the GC's stops last milliseconds.
-    let run = traced_with(
-        &newest_playbook(),
-        &["-cause", "stw", "-duration", "8s", "-then", "8s"],
-        "rate",
+    cause_shows(
+        "stw",
+        ["8s", "8s"],
         &[("GODEBUG", "gctrace=1,asyncpreemptoff=1")],
-        &SHORT_WINDOWS,
-    );
-    let mut failures = Vec::new();
-    match run.started_and_ended("pause-slo", "stw") {
-        Err(e) => failures.push(e),
-        Ok((start, _)) => {
+        &["pause-slo"],
+        |run, _, start, failures| {
             // The window's stops are its GC cycles' two (the workload makes no other):
             // gctrace's sweep and mark termination clocks.
             let gctrace = common::parse_gctrace(&run.stderr);
@@ -553,27 +564,18 @@ fn non_preemptible_loops_show_pause_slo_until_they_stop() {
             if ev(start, "pause_p99_ms") <= 1.0 && ev(start, "pause_p50_ms") <= 0.5 {
                 failures.push(format!("pause-slo within the targets: {start}"));
             }
-        }
-    }
-    common::assert_no_failures("stw", &failures, &run.diag);
+        },
+    );
 }
 
 #[test]
 fn a_goroutine_leak_shows_goroutine_growth_until_they_exit() {
-    if !common::integration_enabled() {
-        return;
-    }
-    let run = traced_with(
-        &newest_playbook(),
-        &["-cause", "leak", "-duration", "14s", "-then", "8s"],
-        "rate",
+    cause_shows(
+        "leak",
+        ["14s", "8s"],
         &[],
-        &SHORT_WINDOWS,
-    );
-    let mut failures = Vec::new();
-    match run.started_and_ended("goroutine-growth", "leak") {
-        Err(e) => failures.push(e),
-        Ok((start, _)) => {
+        &["goroutine-growth"],
+        |run, _, start, failures| {
             // (CLOCK_MONOTONIC ns, NumGoroutine) as the workload printed them.
             let printed: Vec<(u64, f64)> = run
                 .stdout
@@ -631,9 +633,8 @@ fn a_goroutine_leak_shows_goroutine_growth_until_they_exit() {
                     failures.push(format!("growth_per_min {got}, printed counts {slope:.0}"));
                 }
             }
-        }
-    }
-    common::assert_no_failures("leak", &failures, &run.diag);
+        },
+    );
 }
 
 /// gctrace's live heap (its third figure, MiB truncated) of `cycles`, first and last
@@ -657,20 +658,12 @@ fn gctrace_live_thirds(run: &Run, cycles: &[u32]) -> Option<[(f64, f64); 2]> {
 
 #[test]
 fn a_growing_live_heap_shows_heap_growth_until_it_is_dropped() {
-    if !common::integration_enabled() {
-        return;
-    }
-    let run = traced_with(
-        &newest_playbook(),
-        &["-cause", "heap-growth", "-duration", "12s", "-then", "8s"],
-        "rate",
+    cause_shows(
+        "heap-growth",
+        ["12s", "8s"],
         &[],
-        &SHORT_WINDOWS,
-    );
-    let mut failures = Vec::new();
-    match run.started_and_ended("heap-growth", "heap-growth") {
-        Err(e) => failures.push(e),
-        Ok((start, _)) => {
+        &["heap-growth"],
+        |run, _, start, failures| {
             let cycles = run.cycles_in(start, GROWTH_WINDOW_S);
             if ev(start, "cycles") != cycles.len() as f64 {
                 failures.push(format!(
@@ -678,7 +671,7 @@ fn a_growing_live_heap_shows_heap_growth_until_it_is_dropped() {
                     cycles.len()
                 ));
             }
-            match gctrace_live_thirds(&run, &cycles) {
+            match gctrace_live_thirds(run, &cycles) {
                 None => failures.push(format!("no gctrace heap figures for {cycles:?}")),
                 Some([from, to]) => {
                     for (key, (lo, hi)) in
@@ -691,27 +684,18 @@ fn a_growing_live_heap_shows_heap_growth_until_it_is_dropped() {
                     }
                 }
             }
-        }
-    }
-    common::assert_no_failures("heap-growth", &failures, &run.diag);
+        },
+    );
 }
 
 #[test]
 fn a_heap_pressing_on_gomemlimit_shows_memory_limit_spiral_until_it_is_dropped() {
-    if !common::integration_enabled() {
-        return;
-    }
-    let run = traced_with(
-        &newest_playbook(),
-        &["-cause", "limit", "-duration", "12s", "-then", "6s"],
-        "rate",
+    cause_shows(
+        "limit",
+        ["12s", "6s"],
         &[],
-        &SHORT_WINDOWS,
-    );
-    let mut failures = Vec::new();
-    match run.started_and_ended("memory-limit-spiral", "limit") {
-        Err(e) => failures.push(e),
-        Ok((start, _)) => {
+        &["memory-limit-spiral"],
+        |run, _, start, failures| {
             let limit: f64 = run
                 .stdout
                 .lines()
@@ -740,13 +724,12 @@ fn a_heap_pressing_on_gomemlimit_shows_memory_limit_spiral_until_it_is_dropped()
                     }
                 }
             }
-            check_gc_cpu(&run, start, "gc_cpu_percent", &mut failures);
+            check_gc_cpu(run, start, "gc_cpu_percent", failures);
             if ev(start, "gc_cpu_percent") < ev(start, "gc_cpu_percent_before") {
                 failures.push(format!("GC CPU falling: {start}"));
             }
-        }
-    }
-    common::assert_no_failures("limit", &failures, &run.diag);
+        },
+    );
 }
 
 /// A cgroup with a CPU quota, removed when dropped (its processes moved out first).

@@ -5,7 +5,6 @@ mod tui_support;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use tracer::events::StwReason;
-use tracer::findings::{Engine, Thresholds};
 use tracer::records::{GcRecord, Record, StwRecord};
 use tracer::tui::alerts::alerts;
 use tracer::tui::app::View;
@@ -92,33 +91,26 @@ fn freezing_keeps_the_screen_while_tracing_goes_on() {
     assert_eq!(app.shown().cycles, 2);
 }
 
-/// Records as the pipeline hands them to the TUI: through the findings rule engine.
-fn judged(app: &mut App, recs: impl IntoIterator<Item = Record>) {
-    let mut engine = Engine::new(Thresholds::default());
-    for r in recs {
-        let mut found = Vec::new();
-        engine.observe(&r, &mut found);
-        update(app, AppEvent::Record(PID, r));
-        for f in found {
-            update(app, AppEvent::Record(PID, f));
-        }
+/// An app given `recs` as the pipeline hands them to the TUI: through the findings rule
+/// engine.
+fn judged(recs: impl IntoIterator<Item = Record>) -> App {
+    let mut app = App::new(Config::default());
+    for r in tui_support::judged(recs.into_iter().collect()) {
+        update(&mut app, AppEvent::Record(PID, r));
     }
+    app
 }
 
 #[test]
 fn a_growing_heap_finding_reaches_the_alerts_line_and_leaves_it() {
-    let mut app = App::new(Config::default());
     // Two cycles a second, +1 MB each: sustained over 30 s.
-    judged(
-        &mut app,
-        (0..60u32).map(|i| {
-            gc(
-                i + 1,
-                1_000_000_000 + 500_000_000 * u64::from(i),
-                100 + u64::from(i) * 1_000_000,
-            )
-        }),
-    );
+    let app = judged((0..60u32).map(|i| {
+        gc(
+            i + 1,
+            1_000_000_000 + 500_000_000 * u64::from(i),
+            100 + u64::from(i) * 1_000_000,
+        )
+    }));
     let a = alerts(&app);
     assert!(
         a.iter().any(|a| a.starts_with("heap-growth: live heap")),
@@ -129,18 +121,14 @@ fn a_growing_heap_finding_reaches_the_alerts_line_and_leaves_it() {
 
 #[test]
 fn slo_breach_and_frequent_stops_are_alerts() {
-    let mut app = App::new(Config::default());
-    judged(
-        &mut app,
-        (0..50u64).map(|i| {
-            Record::Stw(StwRecord {
-                reason: StwReason::ReadMemStats,
-                start_ns: 1_000_000_000 + i * 100_000_000,
-                duration_ns: if i == 0 { 5_000_000 } else { 20_000 },
-                cycle: None,
-            })
-        }),
-    );
+    let app = judged((0..50u64).map(|i| {
+        Record::Stw(StwRecord {
+            reason: StwReason::ReadMemStats,
+            start_ns: 1_000_000_000 + i * 100_000_000,
+            duration_ns: if i == 0 { 5_000_000 } else { 20_000 },
+            cycle: None,
+        })
+    }));
     let a = alerts(&app);
     assert!(
         a.iter()
@@ -221,17 +209,12 @@ fn several() -> App {
     })
 }
 
+/// The process record the tracer writes for process `pid`, read back from its JSON.
 fn process(pid: u32) -> Record {
-    Record::Process(tracer::records::ProcessInfo {
-        pid,
-        exe: format!("/bin/p{pid}"),
-        go_version: "go1.27.3".into(),
-        arch: "x86_64".into(),
-        gomaxprocs: Some(2),
-        labels: Default::default(),
-        gogc: None,
-        memory_limit_bytes: None,
-    })
+    tui_support::parse_line(&format!(
+        r#"{{"type":"process","pid":{pid},"exe":"/bin/p{pid}","go_version":"go1.27.3","arch":"x86_64","gomaxprocs":2}}"#
+    ))
+    .expect("a process line")
 }
 
 #[test]

@@ -33,10 +33,6 @@ struct Tmux {
 }
 
 impl Tmux {
-    fn start(cmd: &str, width: u16, height: u16) -> Tmux {
-        Tmux::start_named("main", cmd, width, height)
-    }
-
     /// A session whose name is unique to this test process and `tag`.
     fn start_named(tag: &str, cmd: &str, width: u16, height: u16) -> Tmux {
         let name = format!("gctrace-tui-e2e-{}-{tag}", std::process::id());
@@ -135,15 +131,7 @@ fn tui_shows_the_live_gc_and_quits_cleanly() {
     let pid = workload.pid();
     thread::sleep(Duration::from_millis(300));
 
-    let status_file = dir.path().join("status");
-    let stty_file = dir.path().join("stty");
-    let cmd = format!(
-        "{} --pid {pid}; echo $? > {}; stty -a > {}; sleep 60",
-        tracer_bin().display(),
-        status_file.display(),
-        stty_file.display()
-    );
-    let tmux = Tmux::start(&cmd, 100, 30);
+    let tmux = tracer_in_tmux("main", &format!("--pid {pid}"), dir.path(), 100, 30);
 
     // Within 5 s: pid, Go version, p99, an allocation rate, completed cycles.
     let start = Instant::now();
@@ -215,20 +203,11 @@ fn tui_shows_the_live_gc_and_quits_cleanly() {
         assert!(ok, "after {k} the {view} view is not shown:\n{screen}");
     }
 
-    let quit = Instant::now();
-    tmux.send("q");
-    while read(&status_file).trim().is_empty() && quit.elapsed() < Duration::from_secs(3) {
-        thread::sleep(Duration::from_millis(10));
-    }
-    let took = quit.elapsed();
-    assert!(
-        !read(&status_file).trim().is_empty(),
-        "no exit 3 s after q:\n{}",
-        tmux.capture()
-    );
-    thread::sleep(Duration::from_millis(100));
-    let status = read(&status_file);
-    assert_eq!(status.trim(), "0", "exit status");
+    let (took, status) = quit(&tmux, dir.path(), Duration::from_secs(3));
+    let Some(took) = took else {
+        panic!("no exit 3 s after q:\n{}", tmux.capture());
+    };
+    assert_eq!(status, "0", "exit status");
     assert!(took <= Duration::from_secs(1), "q took {took:?} to exit");
     println!("exit {took:?} after q");
     assert_eq!(
@@ -237,7 +216,7 @@ fn tui_shows_the_live_gc_and_quits_cleanly() {
         "alternate screen left"
     );
     assert_eq!(tmux.display("#{cursor_flag}"), "1", "cursor shown");
-    let stty = read(&stty_file);
+    let stty = read(&dir.path().join("stty"));
     for mode in ["icanon", "echo", "isig"] {
         assert!(
             stty.split_whitespace().any(|w| w == mode),
@@ -249,6 +228,35 @@ fn tui_shows_the_live_gc_and_quits_cleanly() {
 
 fn read(p: &Path) -> String {
     fs::read_to_string(p).unwrap_or_default()
+}
+
+/// The tracer with `args` in tmux session `tag` (`width`×`height`), from a shell that
+/// then writes its exit status into `dir/status` and the terminal's modes (`stty -a`, to
+/// see they were restored) into `dir/stty`, and stays so the pane can still be read.
+fn tracer_in_tmux(tag: &str, args: &str, dir: &Path, width: u16, height: u16) -> Tmux {
+    let cmd = format!(
+        "{} {args}; echo $? > {}; stty -a > {}; sleep 60",
+        tracer_bin().display(),
+        dir.join("status").display(),
+        dir.join("stty").display()
+    );
+    Tmux::start_named(tag, &cmd, width, height)
+}
+
+/// Sends q, then waits up to `timeout` for the shell of [`tracer_in_tmux`] to write the
+/// tracer's exit status into `dir/status`: how long that took (`None`: no status by
+/// then), and the status read a moment later, once the shell has written all of it.
+fn quit(tmux: &Tmux, dir: &Path, timeout: Duration) -> (Option<Duration>, String) {
+    let status_file = &dir.join("status");
+    let start = Instant::now();
+    tmux.send("q");
+    while read(status_file).trim().is_empty() && start.elapsed() < timeout {
+        thread::sleep(Duration::from_millis(10));
+    }
+    let took = start.elapsed();
+    let came = !read(status_file).trim().is_empty();
+    thread::sleep(Duration::from_millis(100));
+    (came.then_some(took), read(status_file).trim().to_string())
 }
 
 /// Waits up to `timeout` for a screen `ok` accepts; the last screen either way.
@@ -283,14 +291,8 @@ fn tui_picks_between_processes() {
     let (a, b) = (first.pid(), second.pid());
     thread::sleep(Duration::from_millis(300));
 
-    let status_file = dir.path().join("status");
-    let cmd = format!(
-        "{} --exe {}; echo $? > {}; sleep 60",
-        tracer_bin().display(),
-        gcload.display(),
-        status_file.display()
-    );
-    let tmux = Tmux::start_named("picker", &cmd, 120, 30);
+    let exe = format!("--exe {}", gcload.display());
+    let tmux = tracer_in_tmux("picker", &exe, dir.path(), 120, 30);
     let (ok, screen) = wait_screen(&tmux, Duration::from_secs(20), |s| {
         s.contains(&format!("pid {a}")) && s.contains("1 of 2, 2 traced")
     });
@@ -314,13 +316,8 @@ fn tui_picks_between_processes() {
     });
     assert!(ok, "the exit of the shown process is not said:\n{screen}");
 
-    tmux.send("q");
-    let quit = Instant::now();
-    while read(&status_file).trim().is_empty() && quit.elapsed() < Duration::from_secs(5) {
-        thread::sleep(Duration::from_millis(20));
-    }
-    thread::sleep(Duration::from_millis(100));
-    assert_eq!(read(&status_file).trim(), "0", "exit status after q");
+    let (_, status) = quit(&tmux, dir.path(), Duration::from_secs(5));
+    assert_eq!(status, "0", "exit status after q");
     assert!(
         first.try_wait().is_none(),
         "the first process keeps running"

@@ -45,66 +45,81 @@ fn snap(app: &App, pid: u32, w: u16, h: u16) -> String {
     redact(&screen(app, w, h), pid)
 }
 
+/// One step of a snapshot test: the keys pressed, then the screen at `w`×`h` as snapshot
+/// `NAME_WxH`.
+type Step<'a> = (&'a [KeyCode], &'a str, u16, u16);
+
+/// The steps on the app of a fixture ([`sample`], [`allocs`], [`app_from`]) in turn; the
+/// app after them.
+fn shots((mut app, pid): (App, u32), steps: &[Step]) -> App {
+    for (keys, name, w, h) in steps {
+        for k in *keys {
+            key(&mut app, *k);
+        }
+        insta::assert_snapshot!(format!("{name}_{w}x{h}"), snap(&app, pid, *w, *h));
+    }
+    app
+}
+
+const fn view(n: char) -> [KeyCode; 1] {
+    [KeyCode::Char(n)]
+}
+
 #[test]
 fn overview() {
-    let (app, pid) = sample();
-    insta::assert_snapshot!("overview_80x24", snap(&app, pid, 80, 24));
-    insta::assert_snapshot!("overview_120x40", snap(&app, pid, 120, 40));
+    shots(
+        sample(),
+        &[(&[], "overview", 80, 24), (&[], "overview", 120, 40)],
+    );
 }
 
 #[test]
 fn overview_with_breaches() {
     // 35 ms pauses against the 1 ms SLO: the alerts line says so.
-    let (app, pid) = allocs();
-    insta::assert_snapshot!("overview_breach_80x24", snap(&app, pid, 80, 24));
+    shots(allocs(), &[(&[], "overview_breach", 80, 24)]);
 }
 
 #[test]
 fn overview_narrow_window() {
-    let (mut app, pid) = sample();
-    key(&mut app, KeyCode::Char('-'));
-    key(&mut app, KeyCode::Char('-'));
-    insta::assert_snapshot!("overview_window10s_80x24", snap(&app, pid, 80, 24));
+    let narrower = [KeyCode::Char('-'), KeyCode::Char('-')];
+    shots(sample(), &[(&narrower, "overview_window10s", 80, 24)]);
 }
 
 #[test]
 fn cycles() {
-    let (mut app, pid) = sample();
-    key(&mut app, KeyCode::Char('2'));
-    insta::assert_snapshot!("cycles_80x24", snap(&app, pid, 80, 24));
-    for _ in 0..3 {
-        key(&mut app, KeyCode::Down);
-    }
-    key(&mut app, KeyCode::PageDown);
-    insta::assert_snapshot!("cycles_scrolled_80x24", snap(&app, pid, 80, 24));
-    key(&mut app, KeyCode::Enter);
-    insta::assert_snapshot!("cycle_detail_80x24", snap(&app, pid, 80, 24));
+    use KeyCode::{Down, Enter, PageDown};
+    shots(
+        sample(),
+        &[
+            (&view('2'), "cycles", 80, 24),
+            (&[Down, Down, Down, PageDown], "cycles_scrolled", 80, 24),
+            (&[Enter], "cycle_detail", 80, 24),
+        ],
+    );
 }
 
 #[test]
 fn pauses() {
-    let (mut app, pid) = sample();
-    key(&mut app, KeyCode::Char('3'));
-    insta::assert_snapshot!("pauses_80x24", snap(&app, pid, 80, 24));
-    let (mut app, pid) = allocs();
-    key(&mut app, KeyCode::Char('3'));
-    insta::assert_snapshot!("pauses_allocs_100x30", snap(&app, pid, 100, 30));
+    shots(sample(), &[(&view('3'), "pauses", 80, 24)]);
+    shots(allocs(), &[(&view('3'), "pauses_allocs", 100, 30)]);
 }
 
 #[test]
 fn allocations() {
-    let (mut app, pid) = sample();
-    key(&mut app, KeyCode::Char('4'));
-    insta::assert_snapshot!("allocations_rate_mode_80x24", snap(&app, pid, 80, 24));
-    let (mut app, pid) = allocs();
-    key(&mut app, KeyCode::Char('4'));
-    insta::assert_snapshot!("allocations_exact_80x24", snap(&app, pid, 80, 24));
-    insta::assert_snapshot!("allocations_exact_120x40", snap(&app, pid, 120, 40));
+    shots(sample(), &[(&view('4'), "allocations_rate_mode", 80, 24)]);
+    shots(
+        allocs(),
+        &[
+            (&view('4'), "allocations_exact", 80, 24),
+            (&[], "allocations_exact", 120, 40),
+        ],
+    );
     // Sampled mode: estimates with their sampling error (a real `--allocs sample` run of
     // gcload -hotspot, its early cycles left out of the fixture).
-    let (mut app, pid) = app_from("trace-allocs-sampled-1.27.ndjson", AllocMode::Sample);
-    key(&mut app, KeyCode::Char('4'));
-    insta::assert_snapshot!("allocations_sampled_100x30", snap(&app, pid, 100, 30));
+    shots(
+        app_from("trace-allocs-sampled-1.27.ndjson", AllocMode::Sample),
+        &[(&view('4'), "allocations_sampled", 100, 30)],
+    );
 }
 
 #[test]
@@ -118,15 +133,13 @@ fn empty() {
 
 #[test]
 fn tiny_terminal() {
-    let (app, pid) = sample();
-    insta::assert_snapshot!("tiny_40x10", snap(&app, pid, 40, 10));
+    shots(sample(), &[(&[], "tiny", 40, 10)]);
 }
 
 #[test]
 fn help_and_end_of_run() {
-    let (mut app, pid) = sample();
-    key(&mut app, KeyCode::Char('?'));
-    insta::assert_snapshot!("help_80x24", snap(&app, pid, 80, 24));
+    let (app, pid) = sample();
+    let mut app = shots((app, pid), &[(&view('?'), "help", 80, 24)]);
     key(&mut app, KeyCode::Char('?'));
     update(
         &mut app,

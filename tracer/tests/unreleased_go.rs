@@ -10,6 +10,7 @@
 
 mod common;
 
+use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,8 +18,11 @@ use std::process::Command;
 use common::{GcBuild, Toolchain, RUN_TIMEOUT};
 use serde_json::Value;
 
-/// Copy of `bin` with every occurrence of `from` replaced by `to` (same length).
-fn rewritten(bin: &Path, from: &str, to: &str, dir: &Path, name: &str) -> PathBuf {
+/// gcload built with `tc` as `build`, copied into `dir` with every occurrence of its Go
+/// version replaced by `to` (same length).
+fn rewritten(tc: &Toolchain, build: GcBuild, to: &str, dir: &Path) -> PathBuf {
+    let bin = &common::build_gcload_as(tc, build);
+    let from = &tc.go_version();
     assert_eq!(from.len(), to.len());
     let data = fs::read(bin).unwrap_or_else(|e| panic!("reading {}: {e}", bin.display()));
     let (f, t) = (from.as_bytes(), to.as_bytes());
@@ -39,7 +43,7 @@ fn rewritten(bin: &Path, from: &str, to: &str, dir: &Path, name: &str) -> PathBu
         "{from} found {n} times in {} (build info and runtime)",
         bin.display()
     );
-    let path = dir.join(name);
+    let path = dir.join("gcload");
     fs::write(&path, out).unwrap();
     fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     path
@@ -91,7 +95,8 @@ fn with_devel_buildinfo(bin: &Path, devel: &str, dir: &Path) -> PathBuf {
     path
 }
 
-fn inspect(bin: &Path) -> (Value, String) {
+/// What `inspect` says of `bin`: its JSON report, its text, and the report's warnings.
+fn inspect(bin: &Path) -> (Value, String, Vec<String>) {
     let json = Command::new(common::tracer_bin())
         .args(["inspect", "--format", "json"])
         .arg(bin)
@@ -109,7 +114,12 @@ fn inspect(bin: &Path) -> (Value, String) {
             String::from_utf8_lossy(&json.stderr)
         )
     });
-    (report, String::from_utf8_lossy(&text.stdout).into_owned())
+    let warnings = warnings(&report);
+    (
+        report,
+        String::from_utf8_lossy(&text.stdout).into_owned(),
+        warnings,
+    )
 }
 
 fn warnings(report: &Value) -> Vec<String> {
@@ -123,6 +133,27 @@ fn warnings(report: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// `bin` started by the tracer (`--format json` into `dir`) with GODEBUG=gctrace=1 (the
+/// oracle) and gcload's usual arguments, then `extra`; the trace read back, and the
+/// run's output for failure messages. Fails unless the tracer exits 0.
+fn traced(bin: &Path, dir: &Path, extra: &[&OsStr]) -> (common::RunResult, common::Trace, String) {
+    let out = dir.join("trace.ndjson");
+    let _exclusive = common::exclusive();
+    let mut cmd = Command::new(common::tracer_bin());
+    cmd.env("GODEBUG", "gctrace=1")
+        .args(["--format", "json", "--output"])
+        .arg(&out)
+        .arg("--")
+        .arg(bin)
+        .args(common::WORKLOAD_ARGS)
+        .args(extra);
+    let run = common::run(&mut cmd, dir, "traced", RUN_TIMEOUT);
+    let diag = common::diagnostics(&run.stdout, &run.stderr);
+    assert!(run.status.success(), "{diag}");
+    let trace = common::read_trace(&out);
+    (run, trace, diag)
+}
+
 fn newest() -> Toolchain {
     common::newest_toolchain()
 }
@@ -133,18 +164,10 @@ fn newest() -> Toolchain {
 fn newer_release_with_same_signatures_is_traced_with_a_verdict() {
     let tc = newest();
     let tmp = tempfile::tempdir().unwrap();
-    let from = tc.go_version();
-    let bin = rewritten(
-        &common::build_gcload(&tc),
-        &from,
-        "go1.28.0",
-        tmp.path(),
-        "gcload",
-    );
-    let (report, text) = inspect(&bin);
+    let bin = rewritten(&tc, GcBuild::Default, "go1.28.0", tmp.path());
+    let (report, text, w) = inspect(&bin);
     assert_eq!(report["go_version"], "go1.28.0", "{text}");
     assert_eq!(report["offsets_source"], "dwarf", "{text}");
-    let w = warnings(&report);
     assert!(
         w.iter().any(|w| w.contains("newer than Go 1.27")
             && w.contains("verified in this binary")
@@ -159,26 +182,16 @@ fn newer_release_with_same_signatures_is_traced_with_a_verdict() {
         return;
     }
     // Live: the verdict at attach, and the same figures as the runtime's gctrace.
-    let out = tmp.path().join("trace.ndjson");
     let memstats = tmp.path().join("memstats.json");
-    let _exclusive = common::exclusive();
-    let mut cmd = Command::new(common::tracer_bin());
-    cmd.env("GODEBUG", "gctrace=1")
-        .args(["--format", "json", "--output"])
-        .arg(&out)
-        .arg("--")
-        .arg(&bin)
-        .args(common::WORKLOAD_ARGS)
-        .arg("-memstats-out")
-        .arg(&memstats);
-    let run = common::run(&mut cmd, tmp.path(), "traced", RUN_TIMEOUT);
-    let diag = common::diagnostics(&run.stdout, &run.stderr);
-    assert!(run.status.success(), "{diag}");
+    let (run, trace, diag) = traced(
+        &bin,
+        tmp.path(),
+        &["-memstats-out".as_ref(), memstats.as_os_str()],
+    );
     assert!(
         run.stderr.contains("go1.28.0 is newer than Go 1.27"),
         "no verdict at attach\n{diag}"
     );
-    let trace = common::read_trace(&out);
     let gctrace = common::parse_gctrace(&run.stderr);
     let mut failures = trace.errors.clone();
     failures.extend(common::check_heap_against_gctrace(&trace, &gctrace));
@@ -209,34 +222,15 @@ fn newer_release_with_same_signatures_is_traced_with_a_verdict() {
 fn newer_stripped_release_gets_offsets_from_code() {
     let tc = newest();
     let tmp = tempfile::tempdir().unwrap();
-    let bin = rewritten(
-        &common::build_gcload_as(&tc, GcBuild::Stripped),
-        &tc.go_version(),
-        "go1.28.0",
-        tmp.path(),
-        "gcload",
-    );
-    let (report, text) = inspect(&bin);
-    let w = warnings(&report);
+    let bin = rewritten(&tc, GcBuild::Stripped, "go1.28.0", tmp.path());
+    let (report, text, w) = inspect(&bin);
     assert!(w.iter().any(|w| w.contains("newer than Go 1.27")), "{text}");
     assert_eq!(report["offsets_source"], "code", "{text}");
 
     if !common::integration_enabled() {
         return;
     }
-    let out = tmp.path().join("trace.ndjson");
-    let _exclusive = common::exclusive();
-    let mut cmd = Command::new(common::tracer_bin());
-    cmd.env("GODEBUG", "gctrace=1")
-        .args(["--format", "json", "--output"])
-        .arg(&out)
-        .arg("--")
-        .arg(&bin)
-        .args(common::WORKLOAD_ARGS);
-    let run = common::run(&mut cmd, tmp.path(), "traced", RUN_TIMEOUT);
-    let diag = common::diagnostics(&run.stdout, &run.stderr);
-    assert!(run.status.success(), "{diag}");
-    let trace = common::read_trace(&out);
+    let (run, trace, diag) = traced(&bin, tmp.path(), &[]);
     assert!(trace.stw.len() >= 20, "too few stops\n{diag}");
     let gctrace = common::parse_gctrace(&run.stderr);
     let mb = |b: Option<u64>| b.map(|b| b >> 20);
@@ -274,16 +268,9 @@ fn newer_release_with_changed_signature_is_refused() {
         panic!("no Go 1.21 or 1.22 toolchain in the matrix");
     };
     let tmp = tempfile::tempdir().unwrap();
-    let bin = rewritten(
-        &common::build_gcload(&tc),
-        &tc.go_version(),
-        // Same length as "go1.22.10" / "go1.21.13".
-        "go1.28.10",
-        tmp.path(),
-        "gcload",
-    );
-    let (report, text) = inspect(&bin);
-    let w = warnings(&report);
+    // Same length as "go1.22.10" / "go1.21.13".
+    let bin = rewritten(&tc, GcBuild::Default, "go1.28.10", tmp.path());
+    let (_, text, w) = inspect(&bin);
     assert!(
         w.iter().any(
             |w| w.starts_with("cannot trace: go1.28.10 is newer than Go 1.27")
@@ -318,14 +305,13 @@ fn development_build_gets_a_verdict() {
         "devel go1.28-1a2b3c4d5e Tue Jan 1 00:00:00 2030 +0000",
         tmp.path(),
     );
-    let (report, text) = inspect(&bin);
+    let (report, text, w) = inspect(&bin);
     assert!(
         report["go_version"]
             .as_str()
             .is_some_and(|v| v.starts_with("devel go1.28-")),
         "{text}"
     );
-    let w = warnings(&report);
     assert!(
         w.iter()
             .any(|w| w.contains("newer than Go 1.27") && w.contains("verified in this binary")),

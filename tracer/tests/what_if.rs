@@ -13,13 +13,17 @@
 //! non-heap memory read from the runtime) and runs the workload under that GOMEMLIMIT.
 
 mod common;
+mod tui_support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::MutexGuard;
 use std::time::Duration;
 
 use common::Toolchain;
 use serde_json::Value;
+use tracer::records::Record;
+use tracer::whatif::pacer::gogc_goal;
 
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 const RUN_FOR: &str = "12s";
@@ -38,9 +42,12 @@ const WORKLOADS: [(&str, &[&str]); 1] = [("live 32 MiB", &[])];
 /// on CI's 2 cores).
 const GOMAXPROCS: &str = "2";
 
-/// Builds workloads/steady with `toolchain`.
-fn build_steady(toolchain: &Toolchain) -> PathBuf {
-    common::build_workload(toolchain, "steady")
+/// What every run of the checks starts with: workloads/steady built with `toolchain`, a
+/// scratch directory, and the machine to this test alone (the guard).
+fn steady_setup(toolchain: &Toolchain) -> (PathBuf, tempfile::TempDir, MutexGuard<'static, ()>) {
+    let bin = common::build_workload(toolchain, "steady");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    (bin, tmp, common::exclusive())
 }
 
 /// The steady state by the runtime's own gctrace lines: cycles/s, all GC CPU % of
@@ -216,15 +223,45 @@ fn shown(i: usize, v: Option<f64>) -> String {
     }
 }
 
+/// The runtime's own goal, read from its memory each cycle, is the pacer equation of
+/// the cycle before's marked heap, stacks and globals (or the 4 MiB minimum): on
+/// recorded runs (fixtures), so it needs neither root nor GCTRACE_INTEGRATION.
 #[test]
-fn what_if_predictions_match_runs_at_those_settings() {
-    if !common::integration_enabled() {
-        return;
+fn gogc_goal_is_the_runtimes_own_on_recorded_cycles() {
+    for (name, fixture) in [
+        ("1.27", "trace-sample-1.27.ndjson"),
+        ("1.25", "trace-playbook-concat-1.25.ndjson"),
+    ] {
+        let gcs: Vec<_> = tui_support::fixture(fixture)
+            .into_iter()
+            .filter_map(|r| match r {
+                Record::Gc(g) => Some(g),
+                _ => None,
+            })
+            .collect();
+        assert!(gcs.len() > 20, "{name}: {} cycles", gcs.len());
+        let mut checked = 0;
+        for w in gcs.windows(2) {
+            let (a, b) = (&w[0], &w[1]);
+            let predicted = gogc_goal(
+                b.gogc.expect("gogc"),
+                a.heap_live_bytes.expect("heap_live_bytes"),
+                a.stacks_bytes.expect("stacks_bytes"),
+                a.globals_bytes.expect("globals_bytes"),
+            );
+            assert_eq!(predicted, b.heap_goal_bytes, "{name}: gc {}", b.cycle);
+            checked += 1;
+        }
+        assert!(checked > 20);
     }
-    let tc = common::newest_toolchain();
-    let bin = build_steady(&tc);
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let _exclusive = common::exclusive();
+}
+
+per_toolchain!(predictions_match_runs {
+    what_if_predictions_match_runs_at_those_settings => newest,
+});
+
+fn predictions_match_runs(tc: &Toolchain) {
+    let (bin, tmp, _exclusive) = steady_setup(tc);
     let mut rows = Vec::new();
     let mut failures = Vec::new();
     for (workload, flags) in WORKLOADS {
@@ -272,6 +309,10 @@ fn check_workload(
     rows.push(format!("{workload} inputs: {inputs}"));
 }
 
+per_toolchain!(memory_limit_predictions {
+    memory_limit_predictions_from_an_unlimited_recording_match_runs => newest,
+});
+
 /// Memory limits predicted from a recording made without one (issue 17): the non-heap
 /// memory the limit's goal subtracts is read from the runtime (gcController's
 /// mappedReady, heapFree, totalAlloc, totalFree) after each cycle. The limit chosen
@@ -280,15 +321,8 @@ fn check_workload(
 /// about twice as often, well short of the GC CPU limiter. Predicted at GOGC=off and
 /// GOGC=100 under it; each then runs untraced at that setting with gctrace as the
 /// oracle, held to the same [`TOLERANCE`] as the GOGC predictions.
-#[test]
-fn memory_limit_predictions_from_an_unlimited_recording_match_runs() {
-    if !common::integration_enabled() {
-        return;
-    }
-    let tc = common::newest_toolchain();
-    let bin = build_steady(&tc);
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let _exclusive = common::exclusive();
+fn memory_limit_predictions(tc: &Toolchain) {
+    let (bin, tmp, _exclusive) = steady_setup(tc);
     let (rec, traced_stderr) = record_steady(&bin, &[], tmp.path());
 
     // The inputs alone first: the non-heap memory must have been read, not inverted

@@ -5,62 +5,8 @@ use crate::records::{GcCpu, GcRecord};
 
 const MIB: u64 = 1 << 20;
 
-/// The gc records of a recorded run (the tracer's JSON output of a real program).
-fn recorded(ndjson: &str) -> Vec<GcRecord> {
-    let u = |v: &serde_json::Value, k: &str| v[k].as_u64();
-    ndjson
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["type"] == "gc")
-        .map(|v| GcRecord {
-            cycle: u(&v, "cycle").unwrap_or(0) as u32,
-            trigger: Some(Trigger::Heap),
-            end_ns: u(&v, "end_ns").unwrap_or(0),
-            heap_end_bytes: u(&v, "heap_end_bytes"),
-            heap_live_bytes: u(&v, "heap_live_bytes"),
-            heap_goal_bytes: u(&v, "heap_goal_bytes"),
-            stacks_bytes: u(&v, "stacks_bytes"),
-            globals_bytes: u(&v, "globals_bytes"),
-            gogc: v["gogc"].as_i64().map(|g| g as i32),
-            memory_limit_bytes: v["memory_limit_bytes"].as_i64(),
-            gomaxprocs: u(&v, "gomaxprocs").map(|p| p as u32),
-            non_heap_bytes: u(&v, "non_heap_bytes"),
-            ..GcRecord::default()
-        })
-        .collect()
-}
-
-/// The runtime's own goal, read from its memory each cycle, is the pacer equation of
-/// the cycle before's marked heap, stacks and globals (or the 4 MiB minimum).
-#[test]
-fn gogc_goal_is_the_runtimes_own_on_recorded_cycles() {
-    for (name, text) in [
-        (
-            "1.27",
-            include_str!("../../tests/fixtures/trace-sample-1.27.ndjson"),
-        ),
-        (
-            "1.25",
-            include_str!("../../tests/fixtures/trace-playbook-concat-1.25.ndjson"),
-        ),
-    ] {
-        let gcs = recorded(text);
-        assert!(gcs.len() > 20, "{name}: {} cycles", gcs.len());
-        let mut checked = 0;
-        for w in gcs.windows(2) {
-            let (a, b) = (&w[0], &w[1]);
-            let predicted = gogc_goal(
-                b.gogc.unwrap(),
-                a.heap_live_bytes.unwrap(),
-                a.stacks_bytes.unwrap(),
-                a.globals_bytes.unwrap(),
-            );
-            assert_eq!(predicted, b.heap_goal_bytes, "{name}: gc {}", b.cycle);
-            checked += 1;
-        }
-        assert!(checked > 20);
-    }
-}
+// The pacer equation against the runtime's own goals on recorded cycles is in
+// tests/what_if.rs, which reads the fixtures back with the TUI tests' parser.
 
 #[test]
 fn gogc_goal_minimum_scales_with_gogc_and_off_has_none() {
@@ -251,15 +197,7 @@ fn predictions_follow_the_pacer_from_measured_cycles() {
     assert_eq!(p.bound_by, Some("none"));
     assert!(!p.warnings.is_empty());
     // A limit on a recording whose goal no limit set: non-heap memory is unknown.
-    let p = predict(&inp, &"gogc=off,limit=2GiB".parse().unwrap());
-    assert_eq!(
-        (p.cycles_per_s, p.gc_cpu_percent, p.peak_heap_bytes),
-        (None, None, None)
-    );
-    assert!(
-        p.warnings.iter().any(|w| w.contains("non_heap_bytes")),
-        "{p:?}"
-    );
+    unknown_because(&inp, "gogc=off,limit=2GiB", "non_heap_bytes");
     let d = default_settings(&inp);
     assert_eq!(
         d.iter().map(|w| w.gogc).collect::<Vec<_>>(),
@@ -312,6 +250,18 @@ fn a_limit_bound_recording_measures_non_heap_and_the_limiter_caps_cpu() {
     // GOGC=100 under the same limit: GOGC's goal is under the limit's.
     let p = predict(&inp, &"gogc=100".parse().unwrap());
     assert_eq!(p.bound_by, Some("gogc"));
+}
+
+/// The prediction at `setting` from `inp` has no cycle rate, GC CPU or peak heap, and a
+/// warning that says `why`.
+fn unknown_because(inp: &Inputs, setting: &str, why: &str) {
+    let p = predict(inp, &setting.parse().unwrap());
+    assert_eq!(
+        (p.cycles_per_s, p.gc_cpu_percent, p.peak_heap_bytes),
+        (None, None, None),
+        "{setting}: {p:?}"
+    );
+    assert!(p.warnings.iter().any(|w| w.contains(why)), "{p:?}");
 }
 
 #[test]
@@ -369,15 +319,7 @@ fn a_gc_that_would_need_more_than_every_cpu_is_outside_the_model() {
     ] {
         *v = v.map(|x| x * 100.0);
     }
-    let p = predict(&inp, &"gogc=50".parse().unwrap());
-    assert_eq!(
-        (p.cycles_per_s, p.gc_cpu_percent, p.peak_heap_bytes),
-        (None, None, None)
-    );
-    assert!(
-        p.warnings.iter().any(|w| w.contains("beyond the model")),
-        "{p:?}"
-    );
+    unknown_because(&inp, "gogc=50", "beyond the model");
 }
 
 /// The same cycles with their marking split differently between idle and other

@@ -123,6 +123,16 @@ pub enum Flavor {
 }
 
 impl Flavor {
+    /// Every flavor, in the order above.
+    pub const ALL: [Flavor; 6] = [
+        Flavor::Plain,
+        Flavor::Stripped,
+        Flavor::Pie,
+        Flavor::PieStripped,
+        Flavor::ExternalPie,
+        Flavor::ExternalPieStripped,
+    ];
+
     pub fn stripped(self) -> bool {
         matches!(
             self,

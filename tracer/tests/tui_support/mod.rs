@@ -41,21 +41,28 @@ fn trigger(v: &Value) -> Option<Trigger> {
         .find(|t| t.as_str() == name)
 }
 
+/// A struct literal whose fields listed under a reader come from the JSON keys of the
+/// same names (`u`: a number, 0 when absent; `ou`: `None` when absent; `s`: a string),
+/// then the fields written out. Why a macro: a field and its key are one name written
+/// once, so they cannot drift apart, and the long lists read as what they are.
+macro_rules! same_names {
+    ($v:expr, $ty:ident { $($read:ident: [$($field:ident),* $(,)?]),* $(,)? } { $($rest:tt)* }) => {
+        $ty { $($($field: $read($v, stringify!($field)),)*)* $($rest)* }
+    };
+}
+
 /// One line of `--format json` output back as the record it was written from (the
 /// fields the JSON has; `runtime_clock` and `runtime_init_ns` are not in it).
 pub fn parse_line(line: &str) -> Option<Record> {
     let v: Value = serde_json::from_str(line).ok()?;
     Some(match v["type"].as_str()? {
-        "process" => Record::Process(ProcessInfo {
+        "process" => Record::Process(same_names!(&v, ProcessInfo { s: [exe, go_version, arch] } {
             pid: u(&v, "pid") as u32,
-            exe: s(&v, "exe"),
-            go_version: s(&v, "go_version"),
-            arch: s(&v, "arch"),
             gomaxprocs: ou(&v, "gomaxprocs").map(|p| p as u32),
             labels: serde_json::from_value(v.clone()).unwrap_or_default(),
             gogc: None,
             memory_limit_bytes: None,
-        }),
+        })),
         "gc" => {
             let cpu = ou(&v, "cpu_sweep_term_ns").map(|st| GcCpu {
                 sweep_term_ns: st,
@@ -64,110 +71,75 @@ pub fn parse_line(line: &str) -> Option<Record> {
                 idle_ns: u(&v, "cpu_idle_ns"),
                 mark_term_ns: u(&v, "cpu_mark_term_ns"),
             });
-            Record::Gc(GcRecord {
+            Record::Gc(same_names!(&v, GcRecord {
+                u: [start_ns, end_ns, sweep_term_ns, mark_ns, mark_term_ns, pause_ns],
+                ou: [
+                    heap_start_bytes, heap_end_bytes, heap_live_bytes, heap_goal_bytes,
+                    stacks_bytes, globals_bytes, goroutines, non_heap_bytes,
+                ],
+            } {
                 cycle: u(&v, "cycle") as u32,
                 trigger: trigger(&v["trigger"]),
-                start_ns: u(&v, "start_ns"),
-                end_ns: u(&v, "end_ns"),
-                sweep_term_ns: u(&v, "sweep_term_ns"),
-                mark_ns: u(&v, "mark_ns"),
-                mark_term_ns: u(&v, "mark_term_ns"),
-                pause_ns: u(&v, "pause_ns"),
                 runtime_init_ns: None,
                 gomaxprocs: ou(&v, "gomaxprocs").map(|p| p as u32),
-                heap_start_bytes: ou(&v, "heap_start_bytes"),
-                heap_end_bytes: ou(&v, "heap_end_bytes"),
-                heap_live_bytes: ou(&v, "heap_live_bytes"),
-                heap_goal_bytes: ou(&v, "heap_goal_bytes"),
-                stacks_bytes: ou(&v, "stacks_bytes"),
-                globals_bytes: ou(&v, "globals_bytes"),
                 gogc: v["gogc"].as_i64().map(|g| g as i32),
                 memory_limit_bytes: v["memory_limit_bytes"].as_i64(),
-                goroutines: ou(&v, "goroutines"),
                 cpu_percent: ou(&v, "gc_cpu_percent").map(|p| p as u32),
                 cpu,
                 runtime_clock: None,
-                non_heap_bytes: ou(&v, "non_heap_bytes"),
-            })
+            }))
         }
-        "stw" => Record::Stw(StwRecord {
+        "stw" => Record::Stw(same_names!(&v, StwRecord { u: [start_ns, duration_ns] } {
             reason: reason(v["reason"].as_str()?),
-            start_ns: u(&v, "start_ns"),
-            duration_ns: u(&v, "duration_ns"),
             cycle: ou(&v, "cycle").map(|c| c as u32),
-        }),
-        "alloc" => Record::Alloc(AllocRecord {
-            ts_ns: u(&v, "ts_ns"),
-            total_bytes: u(&v, "total_bytes"),
-            rate_bytes_per_s: ou(&v, "rate_bytes_per_s"),
-            alloc_objects: ou(&v, "alloc_objects"),
-        }),
-        "alloc_types" => Record::AllocTypes(AllocTypesRecord {
-            ts_ns: u(&v, "ts_ns"),
+        })),
+        "alloc" => Record::Alloc(same_names!(&v, AllocRecord {
+            u: [ts_ns, total_bytes],
+            ou: [rate_bytes_per_s, alloc_objects],
+        } {})),
+        "alloc_types" => Record::AllocTypes(same_names!(&v, AllocTypesRecord {
+            u: [ts_ns, objects, bytes, counted_objects, dropped_objects],
+        } {
             exact: v["exact"].as_bool().unwrap_or(false),
-            objects: u(&v, "objects"),
-            bytes: u(&v, "bytes"),
-            counted_objects: u(&v, "counted_objects"),
             objects_error_permille: permille(&v),
-            dropped_objects: u(&v, "dropped_objects"),
             types: v["types"]
                 .as_array()?
                 .iter()
-                .map(|t| AllocStat {
-                    name: s(t, "name"),
-                    objects: u(t, "objects"),
-                    bytes: u(t, "bytes"),
-                    counted: u(t, "counted"),
+                .map(|t| same_names!(t, AllocStat { s: [name], u: [objects, bytes, counted] } {
                     error_permille: permille(t),
-                })
+                }))
                 .collect(),
             size_classes: v["size_classes"]
                 .as_array()?
                 .iter()
-                .map(|c| SizeClassStat {
-                    size: u(c, "size"),
-                    objects: u(c, "objects"),
-                    bytes: u(c, "bytes"),
-                })
+                .map(|c| same_names!(c, SizeClassStat { u: [size, objects, bytes] } {}))
                 .collect(),
-        }),
-        "alloc_sites" => Record::AllocSites(AllocSitesRecord {
-            ts_ns: u(&v, "ts_ns"),
+        })),
+        "alloc_sites" => Record::AllocSites(same_names!(&v, AllocSitesRecord { u: [ts_ns] } {
             exact: v["exact"].as_bool().unwrap_or(false),
             sites: v["sites"]
                 .as_array()?
                 .iter()
-                .map(|site| SiteStat {
-                    via: s(site, "via"),
+                .map(|site| same_names!(site, SiteStat { s: [via], u: [objects, bytes, counted] } {
                     type_name: s(site, "type"),
-                    objects: u(site, "objects"),
-                    bytes: u(site, "bytes"),
-                    counted: u(site, "counted"),
                     error_permille: permille(site),
                     frames: site["frames"]
                         .as_array()
                         .map(|fs| {
                             fs.iter()
-                                .map(|f| Frame {
-                                    function: s(f, "function"),
-                                    file: s(f, "file"),
+                                .map(|f| same_names!(f, Frame { s: [function, file] } {
                                     line: u(f, "line") as u32,
-                                })
+                                }))
                                 .collect()
                         })
                         .unwrap_or_default(),
-                })
+                }))
                 .collect(),
-        }),
-        "summary" => Record::Summary(Summary {
-            cycles: u(&v, "cycles"),
-            pause_p50_ns: ou(&v, "pause_p50_ns"),
-            pause_p99_ns: ou(&v, "pause_p99_ns"),
-            pause_max_ns: ou(&v, "pause_max_ns"),
-            alloc_bytes: ou(&v, "alloc_bytes"),
-            alloc_objects: ou(&v, "alloc_objects"),
-            lost_events: u(&v, "lost_events"),
-        }),
+        })),
+        "summary" => Record::Summary(same_names!(&v, Summary {
+            u: [cycles, lost_events],
+            ou: [pause_p50_ns, pause_p99_ns, pause_max_ns, alloc_bytes, alloc_objects],
+        } {})),
         _ => return None,
     })
 }
