@@ -35,6 +35,17 @@ pub struct AllocSample {
     pub bytes: u64,
 }
 
+impl From<crate::events::SiteStat> for AllocSample {
+    /// A call site's totals as the model holds them (scaled already in sampled mode).
+    fn from(s: crate::events::SiteStat) -> AllocSample {
+        AllocSample {
+            stack: s.frames,
+            objects: s.objects,
+            bytes: s.bytes,
+        }
+    }
+}
+
 #[derive(Clone, PartialEq, prost::Message)]
 struct Profile {
     #[prost(message, repeated, tag = "1")]
@@ -248,11 +259,7 @@ pub fn write_profile(
     let samples: Vec<AllocSample> = allocs
         .all_sites()
         .into_iter()
-        .map(|s| AllocSample {
-            stack: s.frames,
-            objects: s.objects,
-            bytes: s.bytes,
-        })
+        .map(AllocSample::from)
         .collect();
     let file =
         std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;

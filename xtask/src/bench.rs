@@ -261,51 +261,42 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         args.rounds,
         true,
     )?;
-    let sample = if args.sample_pairs > 0 {
-        Some(bench.series(
-            "sample",
-            Work::Alloc(args.sample_work_mib),
-            &[
-                Variant::Alone,
-                Variant::Tracer(AllocMode::Rate),
-                Variant::Tracer(AllocMode::Sample),
-            ],
-            args.sample_pairs,
-            false,
-        )?)
-    } else {
-        None
+    // The other series are optional: 0 rounds leaves one out of the run and the report.
+    let optional = |name: &str, work: Work, variants: &[Variant], rounds: usize| {
+        (rounds > 0)
+            .then(|| bench.series(name, work, variants, rounds, false))
+            .transpose()
     };
-    let exact = if args.exact_rounds > 0 {
-        Some(bench.series(
-            "exact",
-            Work::Alloc(args.exact_work_mib),
-            &[
-                Variant::Alone,
-                Variant::Tracer(AllocMode::Exact),
-                Variant::Bpftrace(ProbeSet::Allocs),
-            ],
-            args.exact_rounds,
-            false,
-        )?)
-    } else {
-        None
-    };
-    let stw = if args.stw_rounds > 0 {
-        Some(bench.series(
-            "stw",
-            Work::Stw(args.stw_loop),
-            &[
-                Variant::Alone,
-                Variant::Tracer(AllocMode::Rate),
-                Variant::Bpftrace(ProbeSet::Gc),
-            ],
-            args.stw_rounds,
-            false,
-        )?)
-    } else {
-        None
-    };
+    let sample = optional(
+        "sample",
+        Work::Alloc(args.sample_work_mib),
+        &[
+            Variant::Alone,
+            Variant::Tracer(AllocMode::Rate),
+            Variant::Tracer(AllocMode::Sample),
+        ],
+        args.sample_pairs,
+    )?;
+    let exact = optional(
+        "exact",
+        Work::Alloc(args.exact_work_mib),
+        &[
+            Variant::Alone,
+            Variant::Tracer(AllocMode::Exact),
+            Variant::Bpftrace(ProbeSet::Allocs),
+        ],
+        args.exact_rounds,
+    )?;
+    let stw = optional(
+        "stw",
+        Work::Stw(args.stw_loop),
+        &[
+            Variant::Alone,
+            Variant::Tracer(AllocMode::Rate),
+            Variant::Bpftrace(ProbeSet::Gc),
+        ],
+        args.stw_rounds,
+    )?;
 
     let own = own_cost::measure(
         &own_cost::Runner {

@@ -102,6 +102,17 @@ impl PauseHistogram {
         // Unreachable: the counts add up to `count` >= rank. Fall back to the exact max.
         Some(self.max)
     }
+
+    /// p50, p90, p99 and max: the four figures the views show of a set of pauses.
+    /// None when empty.
+    pub fn p50_p90_p99_max(&self) -> Option<[u64; 4]> {
+        Some([
+            self.percentile(50.0)?,
+            self.percentile(90.0)?,
+            self.percentile(99.0)?,
+            self.max()?,
+        ])
+    }
 }
 
 impl PauseHistogram {

@@ -286,12 +286,7 @@ impl Data {
 
     /// p50, p90, p99, max since attach.
     pub fn total_percentiles(&self) -> Option<[u64; 4]> {
-        Some([
-            self.pauses.percentile(50.0)?,
-            self.pauses.percentile(90.0)?,
-            self.pauses.percentile(99.0)?,
-            self.pauses.max()?,
-        ])
+        self.pauses.p50_p90_p99_max()
     }
 
     /// The runtime's own GC CPU share (since the program started; gctrace's `P%`).
@@ -325,11 +320,7 @@ impl Data {
             .gcs
             .iter()
             .filter(|g| g.end_ns >= start)
-            .map(|g| HeapPoint {
-                end_ns: g.end_ns,
-                live_bytes: g.heap_live_bytes,
-                goal_bytes: g.heap_goal_bytes,
-            })
+            .map(HeapPoint::of)
             .collect();
         // The ring reaches back past the window: it has every cycle of it.
         let reaches =

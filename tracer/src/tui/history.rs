@@ -34,6 +34,17 @@ pub struct HeapPoint {
     pub goal_bytes: Option<u64>,
 }
 
+impl HeapPoint {
+    /// The heap a cycle left: its marked (live) bytes and the goal it set.
+    pub fn of(g: &GcRecord) -> HeapPoint {
+        HeapPoint {
+            end_ns: g.end_ns,
+            live_bytes: g.heap_live_bytes,
+            goal_bytes: g.heap_goal_bytes,
+        }
+    }
+}
+
 /// Everything that happened in one bucket of time.
 #[derive(Clone, Debug, Default)]
 struct Bucket {
@@ -151,12 +162,7 @@ impl Window {
 
     /// p50, p90, p99 and max of the window's stops.
     pub fn percentiles(&self) -> Option<[u64; 4]> {
-        Some([
-            self.pauses.percentile(50.0)?,
-            self.pauses.percentile(90.0)?,
-            self.pauses.percentile(99.0)?,
-            self.pauses.max()?,
-        ])
+        self.pauses.p50_p90_p99_max()
     }
 }
 
@@ -180,11 +186,7 @@ impl History {
                 .saturating_add(c.background_ns)
                 .saturating_add(c.mark_term_ns)
         });
-        let point = HeapPoint {
-            end_ns: g.end_ns,
-            live_bytes: g.heap_live_bytes,
-            goal_bytes: g.heap_goal_bytes,
-        };
+        let point = HeapPoint::of(g);
         for level in [&mut self.fine, &mut self.coarse] {
             if let Some(b) = level.at(g.end_ns) {
                 b.cycles += 1;
