@@ -10,6 +10,7 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -637,23 +638,32 @@ fn a_goroutine_leak_shows_goroutine_growth_until_they_exit() {
     );
 }
 
-/// gctrace's live heap (its third figure, MiB truncated) of `cycles`, first and last
-/// third: the ranges the evidence's means must fall in.
+/// gctrace's live heap (its third figure, MiB truncated) of `cycles`, over the first and
+/// the last third of the time they span (as the rule splits its window: by time, since
+/// the cycle rate changes with the phase): the ranges the evidence's means must fall in.
 fn gctrace_live_thirds(run: &Run, cycles: &[u32]) -> Option<[(f64, f64); 2]> {
     let gctrace = common::parse_gctrace(&run.stderr);
-    let live: Vec<f64> = cycles
+    let end_of: BTreeMap<u32, u64> = run
+        .records
         .iter()
-        .map(|c| Some(gctrace.get(c)?.heap_mb?[2] as f64))
+        .filter(|r| r["type"] == "gc")
+        .filter_map(|r| Some((r["cycle"].as_u64()? as u32, r["end_ns"].as_u64()?)))
+        .collect();
+    let live: Vec<(u64, f64)> = cycles
+        .iter()
+        .map(|c| Some((*end_of.get(c)?, gctrace.get(c)?.heap_mb?[2] as f64)))
         .collect::<Option<_>>()?;
-    let third = live.len() / 3;
-    if third == 0 {
-        return None;
-    }
-    let range = |s: &[f64]| {
+    let (t0, t1) = (live.first()?.0, live.last()?.0);
+    let third = (t1 - t0) / 3;
+    let mean_range = |keep: &dyn Fn(u64) -> bool| {
+        let s: Vec<f64> = live.iter().filter(|p| keep(p.0)).map(|p| p.1).collect();
         let mean = s.iter().sum::<f64>() / s.len() as f64;
-        (mean * 1048576.0, (mean + 1.0) * 1048576.0)
+        (!s.is_empty()).then(|| (mean * 1048576.0, (mean + 1.0) * 1048576.0))
     };
-    Some([range(&live[..third]), range(&live[live.len() - third..])])
+    Some([
+        mean_range(&|t| t <= t0 + third)?,
+        mean_range(&|t| t >= t1 - third)?,
+    ])
 }
 
 #[test]

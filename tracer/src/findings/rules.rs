@@ -8,6 +8,8 @@ use crate::records::{FindingId, Severity};
 const MIN_PAUSES: usize = 10;
 /// Fewest cycles in the growth window for a trend.
 const MIN_GROWTH_CYCLES: usize = 8;
+/// Cycles each of the first and last thirds (of time) of a growth window must hold.
+const MIN_THIRD_CYCLES: usize = 2;
 /// A series grew when its last third's mean is this much above its first third's.
 const GROWTH_RATIO: f64 = 1.2;
 /// The heap is "near" the memory limit from this share of it.
@@ -190,19 +192,29 @@ struct Growth {
     per_min: f64,
 }
 
-/// A sustained rise of `series` (time, value): its last third all above its first
-/// third, the means `GROWTH_RATIO` apart and at least `min_delta` apart, over at least
-/// a third of the window.
+/// A sustained rise of `series` (time, value, in time order): its last third of the time
+/// spanned all above its first third, the means `GROWTH_RATIO` apart and at least
+/// `min_delta` apart, over at least a third of the window. Thirds of *time*, not of
+/// cycles: the cycle rate changes with the program's phase (a leak after a busy phase
+/// comes with a bigger heap and fewer cycles, so the last third of the cycles held the
+/// busy phase's: the demo's 7 → 2,700 goroutines went unseen).
 fn growth(series: &[(u64, f64)], window_s: f64, min_delta: f64) -> Option<Growth> {
     if series.len() < MIN_GROWTH_CYCLES {
         return None;
     }
-    let span_s = (series[series.len() - 1].0.saturating_sub(series[0].0)) as f64 / 1e9;
+    let (t0, t1) = (series[0].0, series[series.len() - 1].0);
+    let span_s = t1.saturating_sub(t0) as f64 / 1e9;
     if span_s < window_s / 3.0 {
         return None;
     }
-    let third = series.len() / 3;
-    let (first, last) = (&series[..third], &series[series.len() - third..]);
+    let third_ns = t1.saturating_sub(t0) / 3;
+    let first_end = series.partition_point(|p| p.0 <= t0 + third_ns);
+    let last_start = series.partition_point(|p| p.0 < t1 - third_ns);
+    let (first, last) = (&series[..first_end], &series[last_start..]);
+    // A third with a single cycle is one reading, not a level.
+    if first.len() < MIN_THIRD_CYCLES || last.len() < MIN_THIRD_CYCLES {
+        return None;
+    }
     let mean = |s: &[(u64, f64)]| s.iter().map(|p| p.1).sum::<f64>() / s.len() as f64;
     let (from, to) = (mean(first), mean(last));
     let first_max = first.iter().map(|p| p.1).fold(f64::MIN, f64::max);

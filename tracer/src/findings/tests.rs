@@ -187,6 +187,34 @@ fn goroutine_growth_must_exceed_what_ps_cache() {
     );
 }
 
+/// The demo's leak phase, as recorded: a busy phase of ~450 cycles/s with a flat count,
+/// then 16 s of a leak at ~3 cycles/s (7 → 2,700 goroutines). Thirds by cycle count saw
+/// only the busy phase; thirds of time see the rise.
+#[test]
+fn goroutine_growth_is_judged_by_time_when_the_cycle_rate_drops() {
+    let with_g = |n: u32, t: f64, g: u64| match cycle(n, t, 1, 4 << 20) {
+        Record::Gc(mut c) => {
+            c.goroutines = Some(g);
+            Record::Gc(c)
+        }
+        r => r,
+    };
+    let mut e = Engine::new(Thresholds::default());
+    let mut recs: Vec<Record> = (0..3600)
+        .map(|i| with_g(i, 1.0 + f64::from(i) / 450.0, 7))
+        .collect();
+    recs.extend((0..48).map(|i| {
+        let t = 9.0 + f64::from(i) / 3.0;
+        with_g(3600 + i, t, 7 + u64::from(i) * 56)
+    }));
+    let fs = feed(&mut e, &recs);
+    assert!(
+        ids(&fs).contains(&(FindingId::GoroutineGrowth, FindingState::Start)),
+        "{:?}",
+        ids(&fs)
+    );
+}
+
 #[test]
 fn gomaxprocs_over_the_cgroup_limit() {
     let mut e = Engine::new(Thresholds::default());
