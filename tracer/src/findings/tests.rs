@@ -22,6 +22,17 @@ fn cycle(n: u32, t: f64, cpu_ms: u64, live: u64) -> Record {
     })
 }
 
+/// A cycle as [`cycle`] makes it, ending with `g` goroutines.
+fn with_g(n: u32, t: f64, g: u64) -> Record {
+    match cycle(n, t, 1, 4 << 20) {
+        Record::Gc(mut c) => {
+            c.goroutines = Some(g);
+            Record::Gc(c)
+        }
+        r => r,
+    }
+}
+
 fn feed(e: &mut Engine, recs: &[Record]) -> Vec<FindingRecord> {
     let mut out = Vec::new();
     for r in recs {
@@ -164,13 +175,6 @@ fn a_steadily_growing_heap_is_a_finding_a_noisy_flat_one_is_not() {
 
 #[test]
 fn goroutine_growth_must_exceed_what_ps_cache() {
-    let with_g = |n: u32, t: f64, g: u64| match cycle(n, t, 1, 4 << 20) {
-        Record::Gc(mut c) => {
-            c.goroutines = Some(g);
-            Record::Gc(c)
-        }
-        r => r,
-    };
     let mut e = Engine::new(Thresholds::default());
     // +100 over 30 s on 2 Ps: within the 164 margin.
     let small: Vec<Record> = (0..60)
@@ -192,13 +196,6 @@ fn goroutine_growth_must_exceed_what_ps_cache() {
 /// only the busy phase; thirds of time see the rise.
 #[test]
 fn goroutine_growth_is_judged_by_time_when_the_cycle_rate_drops() {
-    let with_g = |n: u32, t: f64, g: u64| match cycle(n, t, 1, 4 << 20) {
-        Record::Gc(mut c) => {
-            c.goroutines = Some(g);
-            Record::Gc(c)
-        }
-        r => r,
-    };
     let mut e = Engine::new(Thresholds::default());
     let mut recs: Vec<Record> = (0..3600)
         .map(|i| with_g(i, 1.0 + f64::from(i) / 450.0, 7))
