@@ -657,8 +657,11 @@ fn gctrace_live_thirds(run: &Run, cycles: &[u32]) -> Option<[(f64, f64); 2]> {
     let third = (t1 - t0) / 3;
     let mean_range = |keep: &dyn Fn(u64) -> bool| {
         let s: Vec<f64> = live.iter().filter(|p| keep(p.0)).map(|p| p.1).collect();
+        if s.is_empty() {
+            return None;
+        }
         let mean = s.iter().sum::<f64>() / s.len() as f64;
-        (!s.is_empty()).then_some((mean * 1048576.0, (mean + 1.0) * 1048576.0))
+        Some((mean * 1048576.0, (mean + 1.0) * 1048576.0))
     };
     Some([
         mean_range(&|t| t <= t0 + third)?,
