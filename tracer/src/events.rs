@@ -292,10 +292,11 @@ pub struct AllocBatch {
     pub by_class: Vec<(u64, u64)>,
 }
 
-/// Allocations of one type.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct AllocStat {
-    pub name: String,
+/// What was counted for one entry of a batch (a type, or a call site and type): the
+/// count fields [`AllocStat`] and [`SiteStat`] share, flattened into each in JSON (the
+/// recorded form is the same as when each entry held its own fields).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct AllocCounts {
     pub objects: u64,
     pub bytes: u64,
     /// Allocations the probes counted for this entry: the same as `objects` when every
@@ -307,6 +308,26 @@ pub struct AllocStat {
     /// [`crate::model::AllocModel`]. `None` when counted exactly.
     #[serde(skip)]
     pub error_permille: Option<u32>,
+}
+
+impl AllocCounts {
+    /// Counts of allocations every one of which was counted (no scaling, no error).
+    pub fn exact(objects: u64, bytes: u64) -> AllocCounts {
+        AllocCounts {
+            objects,
+            bytes,
+            counted: objects,
+            error_permille: None,
+        }
+    }
+}
+
+/// Allocations of one type.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct AllocStat {
+    pub name: String,
+    #[serde(flatten)]
+    pub counts: AllocCounts,
 }
 
 /// Allocations from one call site (and type).
@@ -321,13 +342,8 @@ pub struct SiteStat {
     #[serde(default)]
     pub via: String,
     pub type_name: String,
-    pub objects: u64,
-    pub bytes: u64,
-    /// As [`AllocStat::counted`] and [`AllocStat::error_permille`].
-    #[serde(skip)]
-    pub counted: u64,
-    #[serde(skip)]
-    pub error_permille: Option<u32>,
+    #[serde(flatten)]
+    pub counts: AllocCounts,
 }
 
 /// One stack frame, symbolized (the binary analysis' own frame type).
@@ -335,7 +351,57 @@ pub use crate::binary::Frame;
 
 #[cfg(test)]
 mod tests {
-    use super::StwReason;
+    use super::{AllocBatch, AllocCounts, AllocStat, Frame, SiteStat, StwReason};
+
+    /// Recordings hold allocation batches as this JSON: the entries' counts stand beside
+    /// their names, as they did before the count fields had a struct of their own, and a
+    /// batch written then reads back the same.
+    #[test]
+    fn allocation_batches_keep_their_recorded_json() {
+        let recorded = r#"{"ts_ns":5,"sampled":true,"objects":3,"bytes":48,"dropped_objects":0,"by_type":[{"name":"main.node","objects":3,"bytes":48}],"by_site":[{"frames":[{"function":"main.f","file":"/m.go","line":7}],"via":"runtime.growslice","type_name":"uint8","objects":3,"bytes":48}],"by_class":[[16,3]]}"#;
+        let counts = AllocCounts {
+            objects: 3,
+            bytes: 48,
+            ..AllocCounts::default()
+        };
+        let batch = AllocBatch {
+            ts_ns: 5,
+            sampled: true,
+            objects: 3,
+            bytes: 48,
+            dropped_objects: 0,
+            by_type: vec![AllocStat {
+                name: "main.node".into(),
+                counts,
+            }],
+            by_site: vec![SiteStat {
+                frames: vec![Frame {
+                    function: "main.f".into(),
+                    file: "/m.go".into(),
+                    line: 7,
+                }],
+                via: "runtime.growslice".into(),
+                type_name: "uint8".into(),
+                counts,
+            }],
+            by_class: vec![(16, 3)],
+        };
+        assert_eq!(
+            serde_json::to_string(&batch).ok().as_deref(),
+            Some(recorded)
+        );
+        let read: AllocBatch = serde_json::from_str(recorded).expect("the recorded batch reads");
+        assert_eq!(read, batch);
+        // What the model sets and does not record stays out of the file.
+        let mut modelled = batch.clone();
+        modelled.by_type[0].counts = AllocCounts::exact(3, 48);
+        modelled.by_type[0].counts.error_permille = Some(12);
+        let json = serde_json::to_string(&modelled).unwrap_or_default();
+        assert!(
+            !json.contains("counted") && !json.contains("error_permille"),
+            "{json}"
+        );
+    }
 
     /// Go 1.19–1.20's `stopTheWorld` strings name the same stops as 1.21's codes.
     #[test]

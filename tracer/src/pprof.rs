@@ -40,8 +40,8 @@ impl From<crate::events::SiteStat> for AllocSample {
     fn from(s: crate::events::SiteStat) -> AllocSample {
         AllocSample {
             stack: s.frames,
-            objects: s.objects,
-            bytes: s.bytes,
+            objects: s.counts.objects,
+            bytes: s.counts.bytes,
         }
     }
 }

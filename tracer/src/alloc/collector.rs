@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use tracer_common::{AllocSiteKey, AllocSiteValue, AllocSizeKey, SITE_FRAMES};
 
 use super::sizeclass::{self, Counted, Rules};
-use crate::events::{AllocBatch, AllocStat, Frame, SiteStat};
+use crate::events::{AllocBatch, AllocCounts, AllocStat, Frame, SiteStat};
 use crate::probes::AllocMaps;
 
 /// Frames kept per call site, innermost first (after runtime frames are dropped).
@@ -88,10 +88,7 @@ impl Collector {
             .into_iter()
             .map(|(typ, (objects, bytes))| AllocStat {
                 name: resolver.type_name(typ),
-                objects,
-                bytes,
-                counted: objects,
-                error_permille: None,
+                counts: AllocCounts::exact(objects, bytes),
             })
             .collect();
         batch.by_class = by_class.into_iter().collect();
@@ -108,10 +105,7 @@ impl Collector {
                 frames,
                 via,
                 type_name: resolver.type_name(key.typ),
-                objects,
-                bytes: value.bytes.saturating_sub(prev.bytes),
-                counted: objects,
-                error_permille: None,
+                counts: AllocCounts::exact(objects, value.bytes.saturating_sub(prev.bytes)),
             });
         }
         batch

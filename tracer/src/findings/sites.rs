@@ -65,13 +65,13 @@ pub fn judge(
             .iter()
             .filter(|s| cause(&s.via) == Some(*id))
             .collect();
-        let bytes: u64 = mine.iter().map(|s| s.bytes).sum();
+        let bytes: u64 = mine.iter().map(|s| s.counts.bytes).sum();
         let share = bytes as f64 / total_bytes as f64 * 100.0;
         let rate = bytes as f64 / elapsed_s;
         if share < t.alloc_share_percent || rate < MIN_RATE {
             continue;
         }
-        mine.sort_by_key(|s| std::cmp::Reverse(s.bytes));
+        mine.sort_by_key(|s| std::cmp::Reverse(s.counts.bytes));
         let mut frames: Vec<Frame> = Vec::new();
         for s in &mine {
             if let Some(f) = user_frame(&s.frames) {

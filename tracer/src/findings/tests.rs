@@ -271,10 +271,7 @@ fn site(function: &str, line: u32, via: &str, bytes: u64) -> SiteStat {
         ],
         via: via.into(),
         type_name: "uint8".into(),
-        objects: 1,
-        bytes,
-        counted: 1,
-        error_permille: None,
+        counts: crate::events::AllocCounts::exact(1, bytes),
     }
 }
 

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use crate::alloc::sizeclass::MAX_UNCOUNTED_PER_P;
-use crate::events::{AllocBatch, AllocStat, Frame, SiteStat};
+use crate::events::{AllocBatch, AllocCounts, AllocStat, Frame, SiteStat};
 use crate::records::{AllocSitesRecord, AllocTypesRecord, SizeClassStat};
 
 /// Distinct types or sites kept before folding into "(other)".
@@ -216,6 +216,17 @@ impl AllocModel {
             .sum()
     }
 
+    /// `c` as reported: scaled in sampled mode, with what was counted and its error.
+    fn counts(&self, c: &Count) -> AllocCounts {
+        let (objects, bytes) = self.scaled(c);
+        AllocCounts {
+            objects,
+            bytes,
+            counted: c.objects,
+            error_permille: self.error_permille(c),
+        }
+    }
+
     fn scaled(&self, c: &Count) -> (u64, u64) {
         (
             (c.objects as f64 * self.object_factor()).round() as u64,
@@ -263,7 +274,10 @@ impl AllocModel {
             } else {
                 t.name.clone()
             };
-            self.by_type.entry(key).or_default().add(t.objects, t.bytes);
+            self.by_type
+                .entry(key)
+                .or_default()
+                .add(t.counts.objects, t.counts.bytes);
         }
         for s in &b.by_site {
             let key = (s.frames.clone(), s.type_name.clone(), s.via.clone());
@@ -272,7 +286,10 @@ impl AllocModel {
             } else {
                 key
             };
-            self.by_site.entry(key).or_default().add(s.objects, s.bytes);
+            self.by_site
+                .entry(key)
+                .or_default()
+                .add(s.counts.objects, s.counts.bytes);
         }
         for &(class, objects) in &b.by_class {
             self.by_class
@@ -302,21 +319,19 @@ impl AllocModel {
         let mut types: Vec<AllocStat> = self
             .by_type
             .iter()
-            .map(|(name, c)| {
-                let (objects, bytes) = round(c);
-                AllocStat {
-                    name: name.clone(),
-                    objects,
-                    bytes,
-                    counted: c.objects,
-                    error_permille: self.error_permille(c),
-                }
+            .map(|(name, c)| AllocStat {
+                name: name.clone(),
+                counts: self.counts(c),
             })
             .collect();
-        types.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.name.cmp(&b.name)));
+        types.sort_by(|a, b| {
+            (b.counts.bytes.cmp(&a.counts.bytes)).then_with(|| a.name.cmp(&b.name))
+        });
         types.truncate(TOP_N);
         let mut sites = self.all_sites();
-        sites.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.frames.cmp(&b.frames)));
+        sites.sort_by(|a, b| {
+            (b.counts.bytes.cmp(&a.counts.bytes)).then_with(|| a.frames.cmp(&b.frames))
+        });
         sites.truncate(TOP_N);
         let mut classes: Vec<SizeClassStat> = self
             .by_class
@@ -356,17 +371,11 @@ impl AllocModel {
     pub fn all_sites(&self) -> Vec<SiteStat> {
         self.by_site
             .iter()
-            .map(|((frames, type_name, via), c)| {
-                let (objects, bytes) = self.scaled(c);
-                SiteStat {
-                    frames: frames.clone(),
-                    via: via.clone(),
-                    type_name: type_name.clone(),
-                    objects,
-                    bytes,
-                    counted: c.objects,
-                    error_permille: self.error_permille(c),
-                }
+            .map(|((frames, type_name, via), c)| SiteStat {
+                frames: frames.clone(),
+                via: via.clone(),
+                type_name: type_name.clone(),
+                counts: self.counts(c),
             })
             .collect()
     }
@@ -390,15 +399,11 @@ mod tests {
             by_type: vec![
                 AllocStat {
                     name: "main.node".into(),
-                    objects: 8,
-                    bytes: 128,
-                    ..AllocStat::default()
+                    counts: AllocCounts::exact(8, 128),
                 },
                 AllocStat {
                     name: "[]uint8".into(),
-                    objects: 2,
-                    bytes: 32,
-                    ..AllocStat::default()
+                    counts: AllocCounts::exact(2, 32),
                 },
             ],
             by_class: vec![(16, 10)],
@@ -415,7 +420,7 @@ mod tests {
         assert!(types.exact);
         assert_eq!((types.objects, types.bytes), (20, 320));
         assert_eq!(types.types[0].name, "main.node");
-        assert_eq!(types.types[0].objects, 16);
+        assert_eq!(types.types[0].counts.objects, 16);
         assert_eq!(types.size_classes[0].objects, 20);
         // A snapshot is due 5 s after the first batch.
         assert!(m.add(&batch(5_000_001_000, false)).is_some());
@@ -430,7 +435,7 @@ mod tests {
         let (types, _) = m.snapshot();
         assert!(!types.exact);
         assert_eq!((types.objects, types.bytes), (40, 640));
-        assert_eq!(types.types[0].objects, 32);
+        assert_eq!(types.types[0].counts.objects, 32);
         // Later allocations the sample did not see still count in the runtime's total.
         m.set_runtime_bytes(1280);
         assert_eq!(m.totals(), (80, 1280));
@@ -451,15 +456,11 @@ mod tests {
             by_type: vec![
                 AllocStat {
                     name: "small".into(),
-                    objects: 2000,
-                    bytes: 2000 * 16,
-                    ..AllocStat::default()
+                    counts: AllocCounts::exact(2000, 2000 * 16),
                 },
                 AllocStat {
                     name: "large".into(),
-                    objects: 20,
-                    bytes: 20 * 32768,
-                    ..AllocStat::default()
+                    counts: AllocCounts::exact(20, 20 * 32768),
                 },
             ],
             by_class: vec![(16, 2000), (32768, 20)],
@@ -474,7 +475,7 @@ mod tests {
                 .types
                 .iter()
                 .find(|t| t.name == name)
-                .and_then(|t| t.error_permille)
+                .and_then(|t| t.counts.error_permille)
         };
         assert_eq!(error("large"), Some(21));
         assert_eq!(error("small"), Some(420));
@@ -489,9 +490,7 @@ mod tests {
                 bytes: 1000 * size,
                 by_type: vec![AllocStat {
                     name: format!("t{size}"),
-                    objects: 1000,
-                    bytes: 1000 * size,
-                    ..AllocStat::default()
+                    counts: AllocCounts::exact(1000, 1000 * size),
                 }],
                 by_class: vec![(size, 1000)],
                 ..AllocBatch::default()
@@ -501,12 +500,18 @@ mod tests {
         let (types, _) = m.snapshot();
         // Independent draws would say ±1.5 %; the bursts say ±65 %.
         assert_eq!(types.objects_error_permille, Some(653));
-        assert!(types.types.iter().all(|t| t.error_permille > Some(600)));
+        assert!(types
+            .types
+            .iter()
+            .all(|t| t.counts.error_permille > Some(600)));
         // Counting everything: no sampling error at all.
         let mut exact = AllocModel::default();
         exact.add(&batch(1, false));
         let (types, _) = exact.snapshot();
         assert_eq!(types.objects_error_permille, None);
-        assert!(types.types.iter().all(|t| t.error_permille.is_none()));
+        assert!(types
+            .types
+            .iter()
+            .all(|t| t.counts.error_permille.is_none()));
     }
 }

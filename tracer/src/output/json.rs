@@ -10,7 +10,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use super::Sink;
-use crate::events::{Frame, Trigger};
+use crate::events::{AllocCounts, Frame, Trigger};
 use crate::records::{
     permille_as_pct, AllocRecord, AllocSitesRecord, AllocTypesRecord, FindingRecord, GcRecord,
     ProcessInfo, Record, SettingsRecord, StwRecord, Summary,
@@ -113,10 +113,28 @@ struct AllocJson {
 #[derive(Serialize)]
 struct CountJson<'a> {
     name: &'a str,
+    #[serde(flatten)]
+    counts: CountsJson,
+}
+
+/// An entry's counts ([`AllocCounts`]), as both type and site entries write them.
+#[derive(Serialize)]
+struct CountsJson {
     objects: u64,
     bytes: u64,
     counted: u64,
     error_pct: Option<f64>,
+}
+
+impl From<&AllocCounts> for CountsJson {
+    fn from(c: &AllocCounts) -> CountsJson {
+        CountsJson {
+            objects: c.objects,
+            bytes: c.bytes,
+            counted: c.counted,
+            error_pct: permille_as_pct(c.error_permille),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -151,10 +169,8 @@ struct FrameJson<'a> {
 struct SiteJson<'a> {
     #[serde(rename = "type")]
     type_name: &'a str,
-    objects: u64,
-    bytes: u64,
-    counted: u64,
-    error_pct: Option<f64>,
+    #[serde(flatten)]
+    counts: CountsJson,
     frames: Vec<FrameJson<'a>>,
     /// The runtime function the outermost frame called (`runtime.growslice`, …), or "".
     via: &'a str,
@@ -183,10 +199,7 @@ fn alloc_types(r: &AllocTypesRecord) -> AllocTypesJson<'_> {
             .iter()
             .map(|t| CountJson {
                 name: &t.name,
-                objects: t.objects,
-                bytes: t.bytes,
-                counted: t.counted,
-                error_pct: permille_as_pct(t.error_permille),
+                counts: CountsJson::from(&t.counts),
             })
             .collect(),
         size_classes: r
@@ -211,10 +224,7 @@ fn alloc_sites(r: &AllocSitesRecord) -> AllocSitesJson<'_> {
             .iter()
             .map(|s| SiteJson {
                 type_name: &s.type_name,
-                objects: s.objects,
-                bytes: s.bytes,
-                counted: s.counted,
-                error_pct: permille_as_pct(s.error_permille),
+                counts: CountsJson::from(&s.counts),
                 via: &s.via,
                 frames: s
                     .frames

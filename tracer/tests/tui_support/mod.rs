@@ -8,7 +8,7 @@ use std::path::Path;
 
 use ratatui::{backend::TestBackend, Terminal};
 use serde_json::Value;
-use tracer::events::{AllocStat, Frame, SiteStat, StwReason, Trigger};
+use tracer::events::{AllocCounts, AllocStat, Frame, SiteStat, StwReason, Trigger};
 use tracer::records::{
     AllocRecord, AllocSitesRecord, AllocTypesRecord, GcCpu, GcRecord, ProcessInfo, Record,
     SizeClassStat, StwRecord, Summary,
@@ -105,9 +105,7 @@ pub fn parse_line(line: &str) -> Option<Record> {
             types: v["types"]
                 .as_array()?
                 .iter()
-                .map(|t| same_names!(t, AllocStat { s: [name], u: [objects, bytes, counted] } {
-                    error_permille: permille(t),
-                }))
+                .map(|t| same_names!(t, AllocStat { s: [name] } { counts: counts(t) }))
                 .collect(),
             size_classes: v["size_classes"]
                 .as_array()?
@@ -120,9 +118,9 @@ pub fn parse_line(line: &str) -> Option<Record> {
             sites: v["sites"]
                 .as_array()?
                 .iter()
-                .map(|site| same_names!(site, SiteStat { s: [via], u: [objects, bytes, counted] } {
+                .map(|site| same_names!(site, SiteStat { s: [via] } {
                     type_name: s(site, "type"),
-                    error_permille: permille(site),
+                    counts: counts(site),
                     frames: site["frames"]
                         .as_array()
                         .map(|fs| {
@@ -201,6 +199,13 @@ pub fn text(backend: &TestBackend) -> String {
 /// and figures only.
 pub fn redact(screen: &str, pid: u32) -> String {
     screen.replace(&format!("pid {pid}"), "pid <PID>")
+}
+
+/// A type or site entry's counts, as the JSON writes them.
+fn counts(v: &Value) -> AllocCounts {
+    same_names!(v, AllocCounts { u: [objects, bytes, counted] } {
+        error_permille: permille(v),
+    })
 }
 
 /// A JSON `error_pct` back in the records' per mille.

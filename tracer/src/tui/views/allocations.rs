@@ -113,12 +113,12 @@ pub(super) fn draw_allocations(app: &App, f: &mut Frame, area: Rect) {
             types.exact,
             2,
             vec![
-                bytes(t.bytes),
-                format!("{:.0}%", t.bytes as f64 / all * 100.0),
-                t.objects.to_string(),
+                bytes(t.counts.bytes),
+                format!("{:.0}%", t.counts.bytes as f64 / all * 100.0),
+                t.counts.objects.to_string(),
                 t.name.clone(),
             ],
-            error(t.error_permille),
+            error(t.counts.error_permille),
         ))
     });
     let widths = [
@@ -152,12 +152,12 @@ pub(super) fn draw_allocations(app: &App, f: &mut Frame, area: Rect) {
                 sites_exact,
                 1,
                 vec![
-                    bytes(s.bytes),
-                    s.objects.to_string(),
+                    bytes(s.counts.bytes),
+                    s.counts.objects.to_string(),
                     s.type_name.clone(),
                     site_stack(&s.frames),
                 ],
-                error(s.error_permille),
+                error(s.counts.error_permille),
             ))
         })
         .collect();
