@@ -49,6 +49,10 @@ pub struct AllocModel {
     by_site: HashMap<(Vec<Frame>, String, String), Count>,
     by_class: HashMap<u64, Count>,
     last_snapshot_ns: Option<u64>,
+    /// The last snapshot returned by [`AllocModel::add`] holds every batch so far: the
+    /// end of the trace then has nothing new to say (a second, identical snapshot would
+    /// count as a second judgement of the same evidence).
+    reported: bool,
     last_ts_ns: u64,
     /// Sampled mode: what each burst saw, as running sums, for the spread between bursts.
     bursts: BurstSums,
@@ -107,6 +111,12 @@ impl AllocModel {
     /// Whether any allocation batch was seen (allocation probes in use).
     pub fn active(&self) -> bool {
         self.seen
+    }
+
+    /// Batches arrived since the last snapshot [`AllocModel::add`] returned (or none was
+    /// returned yet): the end of the trace owes a final snapshot.
+    pub fn unreported(&self) -> bool {
+        self.seen && !self.reported
     }
 
     /// Every allocation was counted (no sampling, nothing dropped).
@@ -305,6 +315,7 @@ impl AllocModel {
             }
             Some(t) => b.ts_ns.saturating_sub(t) >= SNAPSHOT_EVERY_NS,
         };
+        self.reported = due;
         if due {
             self.last_snapshot_ns = Some(b.ts_ns);
             Some(self.snapshot())

@@ -286,14 +286,15 @@ impl Model {
     /// End of trace: returns any remaining complete records then exactly one
     /// `Record::Summary`. A cycle waiting for lazy completion is reported (its last
     /// mark termination is taken as the real one); any other cycle in progress is
-    /// incomplete and dropped.
+    /// incomplete and dropped. The allocation aggregates get a last snapshot when batches
+    /// came after the last one.
     pub fn finish(&mut self) -> Vec<Record> {
         let mut out = Vec::new();
         if self.open.take().is_some() {
             self.diag.dropped_stw_begins += 1;
         }
         self.settle_cycle(&mut out);
-        if self.allocs.active() {
+        if self.allocs.unreported() {
             let (types, sites) = self.allocs.snapshot();
             out.push(Record::AllocTypes(types));
             out.push(Record::AllocSites(sites));
