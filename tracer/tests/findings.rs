@@ -52,6 +52,48 @@ impl Run {
             .collect()
     }
 
+    /// When the allocation-site snapshots came (s after the first GC record), and what
+    /// share of the bytes each cause had in them: what a missing code-level finding was
+    /// judged on.
+    fn snapshots(&self) -> String {
+        let t0 = self
+            .records
+            .iter()
+            .find_map(|r| r["start_ns"].as_u64())
+            .unwrap_or(0);
+        let mut total = 0u64;
+        let mut out = Vec::new();
+        for r in &self.records {
+            if r["type"] == "alloc_types" {
+                total = r["bytes"].as_u64().unwrap_or(0);
+            }
+            if r["type"] != "alloc_sites" {
+                continue;
+            }
+            let mut by_via: Vec<(String, u64)> = Vec::new();
+            for s in r["sites"].as_array().into_iter().flatten() {
+                let via = match s["via"].as_str() {
+                    Some("") => "(no runtime function)".to_string(),
+                    v => v.unwrap_or("?").to_string(),
+                };
+                let bytes = s["bytes"].as_u64().unwrap_or(0);
+                match by_via.iter_mut().find(|(v, _)| *v == via) {
+                    Some(e) => e.1 += bytes,
+                    None => by_via.push((via, bytes)),
+                }
+            }
+            by_via.sort_by_key(|e| std::cmp::Reverse(e.1));
+            let shares: Vec<String> = by_via
+                .iter()
+                .take(3)
+                .map(|(v, b)| format!("{v} {:.0}%", *b as f64 * 100.0 / total.max(1) as f64))
+                .collect();
+            let at = r["ts_ns"].as_u64().unwrap_or(0).saturating_sub(t0) as f64 / 1e9;
+            out.push(format!("{at:.1} s: {}", shares.join(", ")));
+        }
+        format!("site snapshots [{}]", out.join("; "))
+    }
+
     fn ids(&self) -> Vec<String> {
         self.findings()
             .iter()
@@ -114,6 +156,14 @@ const CODE_LEVEL: [&str; 4] = [
     "alloc-map-growth",
 ];
 
+/// The code-level cases' allocation budget. A code-level finding needs two snapshots of
+/// the sites (one every 5 s of trace, each with new bursts), and at the default 2 % a
+/// 300 MB/s allocator repays its first burst's traps for up to ~9 s on a loaded 2-core
+/// VM: the one periodic snapshot then fell at or after the 12 s run's end, and the
+/// finding did not start (seen once in CI). At 10 % bursts come about every second. The
+/// budget's own behaviour is `allocs.rs`'s to test, not this one's.
+const CODE_LEVEL_BUDGET: [&str; 2] = ["--overhead-budget", "10"];
+
 /// Oldest and newest toolchains: maps changed implementation in Go 1.24, the allocators
 /// in 1.27.
 fn ends_of_the_matrix() -> Vec<Toolchain> {
@@ -139,14 +189,21 @@ fn code_level_findings_point_at_the_workloads_own_lines() {
             ("box", "alloc-interface-boxing"),
             ("map", "alloc-map-growth"),
         ] {
-            let run = traced(&bin, &["-cause", cause, "-duration", "12s"], "sample");
+            let run = traced_with(
+                &bin,
+                &["-cause", cause, "-duration", "12s"],
+                "sample",
+                &[],
+                &CODE_LEVEL_BUDGET,
+            );
             let line = marked_line(cause);
             let found = run.findings().into_iter().find(|f| f["id"] == id).cloned();
             let Some(f) = found else {
                 failures.push(format!(
-                    "Go {} -cause {cause}: no {id} finding (got {:?})\n{}",
+                    "Go {} -cause {cause}: no {id} finding (got {:?}); {}\n{}",
                     tc.version,
                     run.ids(),
+                    run.snapshots(),
                     run.diag
                 ));
                 continue;
