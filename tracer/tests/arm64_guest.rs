@@ -320,9 +320,9 @@ fn attach_by_pid(case: &str, what: &str) {
             .gc
             .iter()
             .filter(|r| {
-                r.heap_start_bytes.is_some()
-                    || r.heap_live_bytes.is_some()
-                    || r.heap_goal_bytes.is_some()
+                r.heap.start.is_some()
+                    || r.heap.live.is_some()
+                    || r.heap.goal.is_some()
                     || r.gomaxprocs.is_some()
             })
             .map(|r| r.cycle)

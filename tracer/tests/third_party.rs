@@ -146,7 +146,6 @@ fn check_cycles_against_gctrace(
         ));
         return failures;
     }
-    let mb = |b: Option<u64>| b.map(|b| b >> 20);
     let mut bad = Vec::new();
     // A server's own log lines land in the same stderr as the runtime's gctrace lines and
     // can cut one in two (seen with esbuild's request log): such a cycle has no usable
@@ -157,21 +156,10 @@ fn check_cycles_against_gctrace(
             garbled.push(format!("cycle {}: no whole gctrace line", g.cycle));
             continue;
         };
-        let heap = line.heap_mb.map(|h| h.map(Some)).unwrap_or([None; 3]);
-        let ours = [
-            mb(g.heap_start_bytes),
-            mb(g.heap_end_bytes),
-            mb(g.heap_live_bytes),
-            mb(g.heap_goal_bytes),
-            g.gomaxprocs,
-        ];
-        let theirs = [
-            heap[0],
-            heap[1],
-            heap[2],
-            line.goal_mb,
-            line.procs.map(u64::from),
-        ];
+        let [start, end, live, goal] = g.heap.mb();
+        let ours = [start, end, live, goal, g.gomaxprocs];
+        let [start, end, live, goal] = line.heap_and_goal_mb();
+        let theirs = [start, end, live, goal, line.procs.map(u64::from)];
         if theirs.iter().any(Option::is_none) {
             garbled.push(format!(
                 "cycle {}: gctrace line cut ({})",

@@ -67,7 +67,7 @@ pub fn check_launch_state(
     let mut failures = trace.errors.clone();
     if trace.gc.is_empty() {
         failures.push("no gc records".into());
-    } else if trace.gc.iter().all(|r| r.heap_live_bytes.is_none()) {
+    } else if trace.gc.iter().all(|r| r.heap.live.is_none()) {
         failures.push(format!(
             "every gc record has heap figures null: the tracer could not read the runtime's \
              state from this {} build",

@@ -859,16 +859,42 @@ pub struct GcRec {
     pub mark_ns: u64,
     pub mark_term_ns: u64,
     pub pause_ns: u64,
-    /// The runtime's own figures, `None` when the tracer printed `null`.
-    pub heap_start_bytes: Option<u64>,
-    pub heap_end_bytes: Option<u64>,
-    pub heap_live_bytes: Option<u64>,
-    pub heap_goal_bytes: Option<u64>,
+    #[serde(flatten)]
+    pub heap: HeapRec,
     /// gctrace's `MB stacks`, in bytes.
     pub stacks_bytes: Option<u64>,
     pub gomaxprocs: Option<u64>,
     pub gogc: Option<i64>,
     pub memory_limit_bytes: Option<i64>,
+}
+
+/// A gc record's heap figures: the runtime's own, `None` where the tracer printed `null`.
+/// gctrace prints the same four as `heap0->heap1->heap2 MB, goal MB`.
+#[derive(Clone, Debug, serde::Deserialize)]
+pub struct HeapRec {
+    #[serde(rename = "heap_start_bytes")]
+    pub start: Option<u64>,
+    #[serde(rename = "heap_end_bytes")]
+    pub end: Option<u64>,
+    #[serde(rename = "heap_live_bytes")]
+    pub live: Option<u64>,
+    #[serde(rename = "heap_goal_bytes")]
+    pub goal: Option<u64>,
+}
+
+impl HeapRec {
+    /// The four figures in gctrace's whole MB (it truncates): start, end, live, goal.
+    pub fn mb(&self) -> [Option<u64>; 4] {
+        [self.start, self.end, self.live, self.goal].map(|b| b.map(|b| b >> 20))
+    }
+}
+
+impl GcTraceLine {
+    /// gctrace's `heap0->heap1->heap2 MB, goal MB`, in the order of [`HeapRec::mb`].
+    pub fn heap_and_goal_mb(&self) -> [Option<u64>; 4] {
+        let heap = self.heap_mb.map(|h| h.map(Some)).unwrap_or([None; 3]);
+        [heap[0], heap[1], heap[2], self.goal_mb]
+    }
 }
 
 #[derive(Clone, Debug, serde::Deserialize)]
@@ -1062,7 +1088,6 @@ pub fn check_heap_against_gctrace(
         return vec!["no gctrace lines to compare the heap figures with".into()];
     }
     let by_cycle: BTreeMap<u32, &GcRec> = trace.gc.iter().map(|r| (r.cycle, r)).collect();
-    let mb = |b: Option<u64>| b.map(|b| b >> 20);
     let show = |v: Option<u64>| v.map_or_else(|| "null".to_owned(), |v| v.to_string());
     let mut rows = Vec::new();
     let mut bad = 0usize;
@@ -1075,12 +1100,12 @@ pub fn check_heap_against_gctrace(
             ));
             continue;
         };
-        let heap = line.heap_mb.map(|h| h.map(Some)).unwrap_or([None; 3]);
+        let (ours, theirs) = (rec.heap.mb(), line.heap_and_goal_mb());
         let fields = [
-            ("heap_start MB", mb(rec.heap_start_bytes), heap[0]),
-            ("heap_end MB", mb(rec.heap_end_bytes), heap[1]),
-            ("heap_live MB", mb(rec.heap_live_bytes), heap[2]),
-            ("heap_goal MB", mb(rec.heap_goal_bytes), line.goal_mb),
+            ("heap_start MB", ours[0], theirs[0]),
+            ("heap_end MB", ours[1], theirs[1]),
+            ("heap_live MB", ours[2], theirs[2]),
+            ("heap_goal MB", ours[3], theirs[3]),
             ("gomaxprocs", rec.gomaxprocs, line.procs.map(u64::from)),
         ];
         let before = rows.len();
@@ -1326,7 +1351,7 @@ pub fn self_test_parsers() {
     assert_eq!(trace.summary.as_ref().map(|s| s.lost_events), Some(0));
     assert_eq!(trace.process.as_ref().and_then(|p| p.pid), Some(7));
     assert_eq!(trace.gc[0].pause_ns, 6);
-    assert_eq!(trace.gc[0].heap_start_bytes, None);
+    assert_eq!(trace.gc[0].heap.start, None);
 
     // A record without a required field, or with one of the wrong type, is an error
     // that names it; a record type the harness does not know is passed over.
