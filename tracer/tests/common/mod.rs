@@ -240,20 +240,37 @@ pub fn build_workload(toolchain: &Toolchain, name: &str) -> PathBuf {
         .join(&toolchain.version);
     fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
     let bin = dir.join(name);
-    let out = go_command(&toolchain.go)
-        .args(["build", "-o"])
-        .arg(&bin)
+    go_build(toolchain, &src, &bin, name, |_| {});
+    bin
+}
+
+/// `go build [flags] -o out ./` in `src` with `toolchain` (`flags` adds the flags);
+/// panics with the compiler's output, naming `what` was built, if it fails.
+fn go_build(
+    toolchain: &Toolchain,
+    src: &Path,
+    out: &Path,
+    what: &str,
+    flags: impl FnOnce(&mut Command),
+) {
+    let mut cmd = go_command(&toolchain.go);
+    cmd.arg("build");
+    flags(&mut cmd);
+    let run = cmd
+        .arg("-o")
+        .arg(out)
         .arg("./")
-        .current_dir(&src)
+        .current_dir(src)
         .output()
         .unwrap_or_else(|e| panic!("running {} build: {e}", toolchain.go.display()));
     assert!(
-        out.status.success(),
-        "building {name} with Go {}: {}",
+        run.status.success(),
+        "building {what} with Go {} failed ({}):\n{}{}",
         toolchain.version,
-        String::from_utf8_lossy(&out.stderr)
+        run.status,
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
     );
-    bin
 }
 
 /// How gcload is built: the default static binary, or one of the shapes real
@@ -353,25 +370,8 @@ pub fn build_gcload_as(toolchain: &Toolchain, build: GcBuild) -> PathBuf {
     }
     fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
     let tmp = dir.join("gcload.tmp");
-    let mut cmd = go_command(&toolchain.go);
-    cmd.arg("build");
-    build.configure(&mut cmd);
-    let out = cmd
-        .arg("-o")
-        .arg(&tmp)
-        .arg("./")
-        .current_dir(&src)
-        .output()
-        .unwrap_or_else(|e| panic!("running {} build: {e}", toolchain.go.display()));
-    assert!(
-        out.status.success(),
-        "building gcload ({}) with Go {} failed ({}):\n{}{}",
-        build.name(),
-        toolchain.version,
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let what = format!("gcload ({})", build.name());
+    go_build(toolchain, &src, &tmp, &what, |cmd| build.configure(cmd));
     if build == GcBuild::NoBuildInfo {
         let out = Command::new("objcopy")
             .args(["--remove-section", ".go.buildinfo"])
