@@ -117,6 +117,16 @@ pub fn exe_identity(pid: u32) -> Option<(u64, u64)> {
     fs::metadata(exe_link(pid)).ok().map(|m| (m.dev(), m.ino()))
 }
 
+/// Whether `pid`, whose executable was `was` ([`exe_identity`]) when tracing began, now
+/// runs another program (it called execve). Only a readable executable that differs
+/// counts: an exiting process loses its executable link (the kernel drops its memory
+/// map) some time before it shows as a zombie, and in that window it is ending, not
+/// replacing its program (a traced process that exited was once reported as an exec).
+pub fn replaced_program(pid: u32, was: Option<(u64, u64)>) -> bool {
+    let now = exe_identity(pid);
+    now.is_some() && now != was && exists(pid)
+}
+
 /// Device and inode of the file at `path` (following symlinks): what identifies a
 /// binary however it is named or linked, and what `/proc/PID/exe` resolves to.
 pub fn file_identity(path: &std::path::Path) -> io::Result<(u64, u64)> {
@@ -291,6 +301,21 @@ mod tests {
         assert!(found, "sleep {} not found by its binary", child.id());
         assert!(started.is_some());
         assert!(!pids_running(identity).contains(&std::process::id()));
+    }
+
+    #[test]
+    fn only_a_readable_new_executable_is_an_exec() {
+        let me = exe_identity(std::process::id());
+        assert!(me.is_some());
+        assert!(!replaced_program(std::process::id(), me));
+        assert!(replaced_program(std::process::id(), Some((0, 0))));
+        // kthreadd (pid 2 outside a pid namespace) has no executable link and is not a
+        // zombie: how an exiting process looks between losing its memory map and
+        // becoming a zombie. It must not read as an exec.
+        if exists(2) && exe_identity(2).is_none() {
+            assert!(!replaced_program(2, me));
+        }
+        assert!(!replaced_program(u32::MAX, me));
     }
 
     #[test]

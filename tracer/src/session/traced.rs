@@ -481,7 +481,7 @@ pub(super) async fn run(
             _ = sample_tick.tick() => {
                 // Drain first so the sample lands after the events that preceded it.
                 events.drain(&mut pipe)?;
-                if target::exe_identity(pid) != exe_identity && target::exists(pid) {
+                if target::replaced_program(pid, exe_identity) {
                     notices.say(format!(
                         "pid {pid} replaced its program (exec of {}); the new program is not traced, {}",
                         target::exe_display(pid),
