@@ -52,9 +52,9 @@ impl Run {
             .collect()
     }
 
-    /// When the allocation-site snapshots came (s after the first GC record), and what
-    /// share of the bytes each cause had in them: what a missing code-level finding was
-    /// judged on.
+    /// When the allocation-site snapshots came (s after the first record with a start
+    /// time: the first stop or cycle), and what share of the bytes each cause had in
+    /// them: what a missing code-level finding was judged on.
     fn snapshots(&self) -> String {
         let t0 = self
             .records
