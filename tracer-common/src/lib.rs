@@ -231,8 +231,17 @@ pub struct Config {
     pub heap_stats_words: u32,
     /// `sizeof(runtime.heapStatsDelta)`; 0 = the slot is not summed (and not read).
     pub heap_stats_stride: u32,
+    /// The read slot that carries the sum of [`HEAP_LARGE_BYTES_WORD`] over the
+    /// generations read for [`Config::heap_stats_slot`] (the bytes of large objects,
+    /// `MemStats.TotalAlloc`'s large part), from the same reads; [`NO_SLOT`]: none.
+    pub heap_large_bytes_slot: u32,
+    /// Likewise for [`HEAP_LARGE_OBJECTS_WORD`] (large objects allocated).
+    pub heap_large_objects_slot: u32,
     pub _pad: u32,
 }
+
+/// A [`Config`] slot number that names no slot.
+pub const NO_SLOT: u32 = u32::MAX;
 
 /// Generations of `runtime.consistentHeapStats.stats` (a ring of three deltas whose sum is
 /// the total; the runtime's own `unsafeRead` sums the three).
@@ -244,8 +253,20 @@ pub const HEAP_STATS_MAX_WORDS: usize = 72;
 /// count: `tinyAllocCount`, then `largeAlloc` (bytes: not counted), `largeAllocCount`,
 /// and `smallAllocCount[0..]`. What `readmemstats_m` adds up for `MemStats.Mallocs`.
 pub const fn heap_stats_counts(i: usize) -> bool {
-    i != 1
+    i != HEAP_LARGE_BYTES_WORD
 }
+
+/// Word of a `heapStatsDelta` (counted from `tinyAllocCount`) holding `largeAlloc`: bytes
+/// of large objects allocated, each rounded to whole pages.
+pub const HEAP_LARGE_BYTES_WORD: usize = 1;
+/// Word holding `largeAllocCount`: large objects allocated.
+pub const HEAP_LARGE_OBJECTS_WORD: usize = 2;
+
+/// Allocations of more than this many bytes are large objects (Go's `maxSmallSize`),
+/// which the runtime counts apart ([`HEAP_LARGE_BYTES_WORD`]). Since Go 1.22 an object
+/// with pointers is large from 32,761 bytes (its malloc header must fit): those eight
+/// sizes count with the small ones in [`AllocSiteValue::large_count`].
+pub const LARGE_OBJECT_OVER: u64 = 32_768;
 
 // `Default` by hand, as for [`RawEvent`].
 impl Default for Config {
@@ -266,6 +287,8 @@ impl Default for Config {
             heap_stats_slot: 0,
             heap_stats_words: 0,
             heap_stats_stride: 0,
+            heap_large_bytes_slot: NO_SLOT,
+            heap_large_objects_slot: NO_SLOT,
             _pad: 0,
         }
     }
@@ -321,6 +344,11 @@ pub struct AllocSiteValue {
     pub count: u64,
     /// Requested bytes (not rounded to the size class).
     pub bytes: u64,
+    /// Of those, the allocations of more than [`LARGE_OBJECT_OVER`] bytes: the runtime
+    /// counts large objects apart, so a sample's large and small parts can each be scaled
+    /// to the runtime's own count of its kind.
+    pub large_count: u64,
+    pub large_bytes: u64,
 }
 
 /// Indices into the per-CPU counter array [`COUNTERS_MAP`].
@@ -393,9 +421,10 @@ mod tests {
         assert_eq!(core::mem::size_of::<RawEvent>(), 624);
         assert_eq!(
             core::mem::size_of::<Config>(),
-            8 + 8 * MAX_READS + 8 * KIND_SLOTS + 24 + 24 + 16
+            8 + 8 * MAX_READS + 8 * KIND_SLOTS + 24 + 24 + 24
         );
         assert_eq!(core::mem::size_of::<AllocSiteKey>(), 16 + 8 * SITE_FRAMES);
+        assert_eq!(core::mem::size_of::<AllocSiteValue>(), 32);
         // read_ok and read_slots are u64 bitmasks over the slots.
         const { assert!(MAX_READS <= 64) };
     }

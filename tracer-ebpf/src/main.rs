@@ -22,11 +22,14 @@ use aya_ebpf::{
     programs::{ProbeContext, TracePointContext},
     EbpfContext,
 };
+use heap_stats::heap_stats_sums;
 use tracer_common::{
     alloc_flags, config_flags, counter, AllocSiteKey, AllocSiteValue, AllocSizeKey, Config,
     ProbeKind, RawEvent, StwEntry, ALLOC_SITES_ENTRIES, ALLOC_SIZES_ENTRIES, ARG_REGS,
-    EVENTS_RING_BYTES, HEAP_STATS_GENS, HEAP_STATS_MAX_WORDS, KIND_SLOTS, MAX_READS, SITE_FRAMES,
+    EVENTS_RING_BYTES, KIND_SLOTS, LARGE_OBJECT_OVER, MAX_READS, SITE_FRAMES,
 };
+
+mod heap_stats;
 
 #[map(name = "EVENTS")]
 static EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_RING_BYTES, 0);
@@ -246,13 +249,20 @@ pub fn alloc(ctx: ProbeContext) -> u32 {
             Some(p) => unsafe {
                 (*p).count += 1;
                 (*p).bytes += size;
+                if size > LARGE_OBJECT_OVER {
+                    (*p).large_count += 1;
+                    (*p).large_bytes += size;
+                }
             },
             None => {
+                let large = u64::from(size > LARGE_OBJECT_OVER);
                 let _ = ALLOC_SITES.insert(
                     site,
                     AllocSiteValue {
                         count: 1,
                         bytes: size,
+                        large_count: large,
+                        large_bytes: large * size,
                     },
                     0,
                 );
@@ -464,50 +474,35 @@ fn send_patched(
             }
             i += 1;
         }
-        // The allocation count's slot holds a sum, not the word at its address.
+        // The allocation count's slot holds a sum, not the word at its address, and so
+        // do the large objects' slots beside it (from the same reads).
         let hs = config.heap_stats_slot as usize & (MAX_READS - 1);
         if config.heap_stats_stride != 0 && slots & (1u64 << hs) != 0 {
-            (*ev).read_ok &= !(1u64 << hs);
+            let lb = config.heap_large_bytes_slot;
+            let lo = config.heap_large_objects_slot;
+            let mut mask = 1u64 << hs;
+            if lb < MAX_READS as u32 {
+                mask |= 1u64 << lb;
+            }
+            if lo < MAX_READS as u32 {
+                mask |= 1u64 << lo;
+            }
+            (*ev).read_ok &= !mask;
             let base = config.read_addrs[hs].wrapping_add(bias);
-            if let Some(n) = heap_stats_objects(base, config) {
-                (*ev).reads[hs] = n;
-                (*ev).read_ok |= 1u64 << hs;
+            if let Some(sums) = heap_stats_sums(base, config) {
+                (*ev).reads[hs] = sums.objects;
+                if lb < MAX_READS as u32 {
+                    (*ev).reads[lb as usize & (MAX_READS - 1)] = sums.large_bytes;
+                }
+                if lo < MAX_READS as u32 {
+                    (*ev).reads[lo as usize & (MAX_READS - 1)] = sums.large_objects;
+                }
+                (*ev).read_ok |= mask;
             }
         }
     }
     entry.submit(flags);
     0
-}
-
-/// What `MemStats.Mallocs` adds up, read where the runtime keeps it: the object counts
-/// of `memstats.heapStats`'s three generations (`base` = `stats[0].tinyAllocCount`), 8
-/// words per read. `None` when a read faults: a partial sum would be a wrong count.
-#[inline(always)]
-fn heap_stats_objects(base: u64, config: &Config) -> Option<u64> {
-    let words = (config.heap_stats_words as usize).min(HEAP_STATS_MAX_WORDS);
-    let stride = u64::from(config.heap_stats_stride);
-    let mut sum: u64 = 0;
-    let mut g = 0;
-    while g < HEAP_STATS_GENS {
-        let gen = base.wrapping_add(g as u64 * stride);
-        let mut c = 0;
-        while c < HEAP_STATS_MAX_WORDS / 8 && c * 8 < words {
-            let at = gen.wrapping_add(64 * c as u64);
-            // SAFETY: a helper reading target memory; faults are returned, not taken.
-            let chunk = unsafe { bpf_probe_read_user(at as *const [u64; 8]) }.ok()?;
-            let mut j = 0;
-            while j < 8 {
-                let i = c * 8 + j;
-                if i < words && tracer_common::heap_stats_counts(i) {
-                    sum = sum.wrapping_add(chunk[j]);
-                }
-                j += 1;
-            }
-            c += 1;
-        }
-        g += 1;
-    }
-    Some(sum)
 }
 
 #[cfg(bpf_target_arch = "x86_64")]

@@ -8,7 +8,9 @@
 use serde::{Deserialize, Serialize};
 use tracer_common::{ProbeKind, RawEvent, MAX_READS};
 
-use crate::events::{GcFigures, RuntimeSnapshot, Settings, StwReason, TraceEvent, Trigger};
+use crate::events::{
+    GcFigures, LargeAllocs, RuntimeSnapshot, Settings, StwReason, TraceEvent, Trigger,
+};
 use crate::probes::{ProbePlan, ReadField, StwScheme};
 
 /// A runtime timestamp passed in a register was taken before the probe fired, so it is
@@ -197,6 +199,7 @@ impl Decoder {
                     total_bytes,
                     settings,
                     total_objects: self.read(raw, ReadField::Mallocs),
+                    large: self.large(raw),
                 })
             }
         }
@@ -225,7 +228,15 @@ impl Decoder {
             num_forced_gc: self.read(raw, ReadField::NumForcedGc).map(|v| v as u32),
             goroutines: self.goroutines(raw),
             mallocs: self.read(raw, ReadField::Mallocs),
+            large: self.large(raw),
         }
+    }
+
+    fn large(&self, raw: &RawEvent) -> Option<LargeAllocs> {
+        Some(LargeAllocs {
+            bytes: self.read(raw, ReadField::LargeAllocBytes)?,
+            objects: self.read(raw, ReadField::LargeAllocObjects)?,
+        })
     }
 
     /// GOGC, GOMEMLIMIT and GOMAXPROCS of a user-space sample, trusted only once the
@@ -555,6 +566,7 @@ mod tests {
                 total_bytes: Some(0),
                 settings: Settings::default(),
                 total_objects: None,
+                large: None,
             })
         );
         e.reads[..5].copy_from_slice(&[4096, u64::from(u32::MAX), i64::MAX as u64, 4, 77]);
@@ -569,6 +581,7 @@ mod tests {
                     gomaxprocs: Some(4),
                 },
                 total_objects: None,
+                large: None,
             })
         );
         // Nothing readable: no event.

@@ -163,6 +163,17 @@ pub struct RuntimeSnapshot {
     /// `memstats.heapStats`; counted per span, like `total_alloc`). Only with the
     /// allocation probes.
     pub mallocs: Option<u64>,
+    /// The large objects among them, read with them.
+    pub large: Option<LargeAllocs>,
+}
+
+/// Large objects allocated since start, as the runtime counts them apart from the small
+/// ones (`heapStats`' `largeAlloc` and `largeAllocCount`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LargeAllocs {
+    /// Bytes, each object rounded to whole pages (its part of `total_alloc`).
+    pub bytes: u64,
+    pub objects: u64,
 }
 
 /// GOGC, GOMEMLIMIT and GOMAXPROCS as read from the target; each `None` when unknown.
@@ -265,6 +276,8 @@ pub enum TraceEvent {
         settings: Settings,
         /// The runtime's object count ([`RuntimeSnapshot::mallocs`]) at the same reading.
         total_objects: Option<u64>,
+        /// Its large objects ([`RuntimeSnapshot::large`]).
+        large: Option<LargeAllocs>,
     },
     /// Allocations counted by the allocation probes since the previous batch.
     Allocs(Box<AllocBatch>),
@@ -308,6 +321,18 @@ pub struct AllocCounts {
     /// [`crate::model::AllocModel`]. `None` when counted exactly.
     #[serde(skip)]
     pub error_permille: Option<u32>,
+    /// Of `objects` and `bytes`, the large objects' (over
+    /// [`tracer_common::LARGE_OBJECT_OVER`] bytes), which the runtime counts apart: in a
+    /// batch, so that sampled mode can scale each kind to its own count. Zero (and not
+    /// written) in the model's snapshots, and in batches recorded before it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub large_objects: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub large_bytes: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl AllocCounts {
@@ -317,7 +342,7 @@ impl AllocCounts {
             objects,
             bytes,
             counted: objects,
-            error_permille: None,
+            ..AllocCounts::default()
         }
     }
 }

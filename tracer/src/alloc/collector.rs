@@ -62,7 +62,7 @@ impl Collector {
         };
         self.prev_dropped = dropped;
 
-        let mut by_type: HashMap<u64, (u64, u64)> = HashMap::new();
+        let mut by_type: HashMap<u64, AllocCounts> = HashMap::new();
         let mut by_class: HashMap<u64, u64> = HashMap::new();
         for &(key, count) in &maps.sizes {
             let prev = self.prev_sizes.insert(key, count).unwrap_or(0);
@@ -75,8 +75,12 @@ impl Collector {
             batch.objects += n;
             batch.bytes += bytes;
             let t = by_type.entry(key.typ).or_default();
-            t.0 += n;
-            t.1 += bytes;
+            t.objects += n;
+            t.bytes += bytes;
+            if matches!(counted, Counted::Large(_)) {
+                t.large_objects += n;
+                t.large_bytes += bytes;
+            }
             let class = match counted {
                 // Tiny objects live in 16-byte blocks (size class 2).
                 Counted::Tiny(_) => sizeclass::TINY_SIZE,
@@ -86,9 +90,12 @@ impl Collector {
         }
         batch.by_type = by_type
             .into_iter()
-            .map(|(typ, (objects, bytes))| AllocStat {
+            .map(|(typ, counts)| AllocStat {
                 name: resolver.type_name(typ),
-                counts: AllocCounts::exact(objects, bytes),
+                counts: AllocCounts {
+                    counted: counts.objects,
+                    ..counts
+                },
             })
             .collect();
         batch.by_class = by_class.into_iter().collect();
@@ -105,7 +112,11 @@ impl Collector {
                 frames,
                 via,
                 type_name: resolver.type_name(key.typ),
-                counts: AllocCounts::exact(objects, value.bytes.saturating_sub(prev.bytes)),
+                counts: AllocCounts {
+                    large_objects: value.large_count.saturating_sub(prev.large_count),
+                    large_bytes: value.large_bytes.saturating_sub(prev.large_bytes),
+                    ..AllocCounts::exact(objects, value.bytes.saturating_sub(prev.bytes))
+                },
             });
         }
         batch
@@ -192,6 +203,7 @@ mod tests {
                 AllocSiteValue {
                     count: 3,
                     bytes: 120,
+                    ..AllocSiteValue::default()
                 },
             )],
         };
@@ -210,5 +222,48 @@ mod tests {
         let b = c.collect(20, &maps, 0, &mut Fake);
         assert_eq!((b.objects, b.bytes), (1, 48));
         assert!(b.by_site.is_empty());
+    }
+
+    #[test]
+    fn large_objects_are_counted_apart_by_type_and_by_site() {
+        let mut c = Collector::new(Rules::for_minor(27));
+        let frames = {
+            let mut f = [0; SITE_FRAMES];
+            f[..2].copy_from_slice(&[1, 200]);
+            f
+        };
+        let maps = AllocMaps {
+            // One type, allocated small (40 bytes, class 48) and large (40,000 bytes,
+            // five pages).
+            sizes: vec![
+                (AllocSizeKey { typ: 7, size: 40 }, 3),
+                (
+                    AllocSizeKey {
+                        typ: 7,
+                        size: 40_000,
+                    },
+                    2,
+                ),
+            ],
+            sites: vec![(
+                AllocSiteKey {
+                    typ: 7,
+                    ret_addr: 50,
+                    frames,
+                },
+                AllocSiteValue {
+                    count: 5,
+                    bytes: 3 * 40 + 2 * 40_000,
+                    large_count: 2,
+                    large_bytes: 2 * 40_000,
+                },
+            )],
+        };
+        let b = c.collect(10, &maps, 0, &mut Fake);
+        let t = &b.by_type[0].counts;
+        assert_eq!((t.objects, t.bytes), (5, 3 * 48 + 2 * 40_960));
+        assert_eq!((t.large_objects, t.large_bytes), (2, 2 * 40_960));
+        let s = &b.by_site[0].counts;
+        assert_eq!((s.large_objects, s.large_bytes), (2, 80_000));
     }
 }

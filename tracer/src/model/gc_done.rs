@@ -37,7 +37,7 @@ impl Model {
         out: &mut Vec<Record>,
     ) {
         if let Some(total) = snap.total_alloc {
-            self.alloc_reading(total, snap.mallocs);
+            self.alloc_reading(total, snap.mallocs, snap.large);
         }
         let (Some(number), Some(numgc)) = (snap.gc_cycles, snap.num_gc) else {
             self.diag.discarded_cycles += 1;

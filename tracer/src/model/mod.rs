@@ -30,7 +30,9 @@ pub mod histogram;
 
 pub use allocs::AllocModel;
 
-use crate::events::{GcFigures, RuntimeSnapshot, Settings, StwReason, TraceEvent, Trigger};
+use crate::events::{
+    GcFigures, LargeAllocs, RuntimeSnapshot, Settings, StwReason, TraceEvent, Trigger,
+};
 use crate::records::{AllocRecord, GcCpu, GcRecord, Record, SettingsRecord, StwRecord, Summary};
 use histogram::PauseHistogram;
 
@@ -158,6 +160,9 @@ struct AllocState {
     /// none: then no later one covers the same window) and the latest.
     objects_first: Option<u64>,
     objects_last: Option<u64>,
+    /// Likewise for the large objects among them.
+    large_first: Option<LargeAllocs>,
+    large_last: Option<LargeAllocs>,
 }
 
 /// `gcStart` calls seen since the current (or last) cycle started: what the next cycle's
@@ -255,12 +260,13 @@ impl Model {
                 total_bytes,
                 settings,
                 total_objects,
+                large,
             } => {
                 self.observe_settings(ts_ns, settings, out);
                 let Some(total_bytes) = total_bytes else {
                     return;
                 };
-                self.alloc_reading(total_bytes, total_objects);
+                self.alloc_reading(total_bytes, total_objects, large);
                 let rate = self.alloc.last_sample.and_then(|(t0, b0)| {
                     let dt = ts_ns.checked_sub(t0).filter(|dt| *dt > 0)?;
                     let db = total_bytes.saturating_sub(b0);
@@ -331,10 +337,23 @@ impl Model {
     }
 
     /// A reading of the cumulative allocation counters (they only grow): bytes, and the
-    /// objects when read too. Objects count over the same window as bytes or not at all.
-    fn alloc_reading(&mut self, total: u64, objects: Option<u64>) {
+    /// objects (and large objects) when read too. Objects count over the same window as
+    /// bytes or not at all.
+    fn alloc_reading(&mut self, total: u64, objects: Option<u64>, large: Option<LargeAllocs>) {
         if self.alloc.first.is_none() {
             self.alloc.objects_first = objects;
+            self.alloc.large_first = large;
+        }
+        if let (Some(l0), Some(l)) = (self.alloc.large_first, large) {
+            let last = self.alloc.large_last.map_or(l, |p| LargeAllocs {
+                bytes: p.bytes.max(l.bytes),
+                objects: p.objects.max(l.objects),
+            });
+            self.alloc.large_last = Some(last);
+            self.allocs.set_runtime_large(LargeAllocs {
+                bytes: last.bytes.saturating_sub(l0.bytes),
+                objects: last.objects.saturating_sub(l0.objects),
+            });
         }
         let first = *self.alloc.first.get_or_insert(total);
         let last = self.alloc.last.map_or(total, |l| l.max(total));
@@ -372,7 +391,7 @@ impl Model {
 
     fn stw_end(&mut self, ts_ns: u64, snapshot: &RuntimeSnapshot, out: &mut Vec<Record>) {
         if let Some(total) = snapshot.total_alloc {
-            self.alloc_reading(total, snapshot.mallocs);
+            self.alloc_reading(total, snapshot.mallocs, snapshot.large);
         }
         match self.open.take() {
             None => self.diag.orphan_stw_ends += 1,

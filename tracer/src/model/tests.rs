@@ -517,6 +517,7 @@ fn sample(ts_ns: u64, total: Option<u64>, gogc: Option<i32>, procs: Option<u32>)
             gomaxprocs: procs,
         },
         total_objects: None,
+        large: None,
     }
 }
 
@@ -586,6 +587,7 @@ fn sampled_objects_total_is_the_runtime_count_over_the_bytes_window() {
             ..Settings::default()
         },
         total_objects: objects,
+        large: None,
     };
     let mut m = Model::new();
     m.apply(&reading(1, 1_000, Some(100)));

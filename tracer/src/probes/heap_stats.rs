@@ -13,14 +13,19 @@
 //! Located from DWARF only: `heapStatsDelta` lost `inPtrScalarBits` in Go 1.25, and no
 //! code anchors its fields, so a stripped binary has no count (the caller warns).
 
+use super::reads::{ReadField, ReadSlot};
 use crate::binary::GoBinary;
-use tracer_common::{heap_stats_counts, HEAP_STATS_GENS, HEAP_STATS_MAX_WORDS};
+use tracer_common::{
+    heap_stats_counts, Config, HEAP_LARGE_BYTES_WORD, HEAP_LARGE_OBJECTS_WORD, HEAP_STATS_GENS,
+    HEAP_STATS_MAX_WORDS, MAX_READS,
+};
 
 /// What `--allocs sample` loses without it (its warning).
 pub const WITHOUT: &str = "the runtime's own object count (memstats.heapStats, located through \
      DWARF only): the objects total is the sampling bursts' estimate, which runs low (every \
      allocation traps during a burst, which slows small-object loops most) by more than its \
-     stated error";
+     stated error, and one scale serves all sizes, so large objects rare enough for most \
+     bursts to miss get a share as wrong as the bursts' luck";
 
 const DELTA: &str = "runtime.heapStatsDelta";
 
@@ -48,6 +53,17 @@ impl HeapStats {
                     .map(|(_, w)| *w)
             })
             .fold(0u64, u64::wrapping_add)
+    }
+
+    /// Bytes and count of the large objects of one reading (as [`HeapStats::objects`]),
+    /// summed as the kernel sums them beside the object count.
+    pub fn large(&self, gens: &[Vec<u64>]) -> (u64, u64) {
+        let word = |i: usize| {
+            gens.iter()
+                .filter_map(|g| g.get(i))
+                .fold(0u64, |a, w| a.wrapping_add(*w))
+        };
+        (word(HEAP_LARGE_BYTES_WORD), word(HEAP_LARGE_OBJECTS_WORD))
     }
 }
 
@@ -81,6 +97,47 @@ pub fn locate(bin: &GoBinary) -> Option<HeapStats> {
     })
 }
 
+/// Sets up the kernel's sums: the object count's slot and the large objects' beside it.
+/// The count is a sum of some 210 words, read only where the allocation probes use it
+/// (`allocs`) and never as the single word its slot points at; the large objects' words
+/// are read with it or not at all.
+pub fn configure(config: &mut Config, reads: &[ReadSlot], layout: Option<HeapStats>, allocs: bool) {
+    let Some(slot) = reads
+        .iter()
+        .position(|r| r.field == ReadField::Mallocs)
+        .filter(|s| *s < MAX_READS)
+    else {
+        return;
+    };
+    let summed = |r: &ReadSlot| {
+        matches!(
+            r.field,
+            ReadField::Mallocs | ReadField::LargeAllocBytes | ReadField::LargeAllocObjects
+        )
+    };
+    match layout.filter(|_| allocs) {
+        Some(h) => {
+            config.heap_stats_slot = slot as u32;
+            config.heap_stats_words = h.words;
+            config.heap_stats_stride = h.stride;
+            for (i, r) in reads.iter().enumerate().take(MAX_READS) {
+                match r.field {
+                    ReadField::LargeAllocBytes => config.heap_large_bytes_slot = i as u32,
+                    ReadField::LargeAllocObjects => config.heap_large_objects_slot = i as u32,
+                    _ => {}
+                }
+            }
+        }
+        None => {
+            for (i, r) in reads.iter().enumerate().take(MAX_READS) {
+                if summed(r) {
+                    config.read_addrs[i] = 0;
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,5 +153,6 @@ mod tests {
         // word past the counts (largeFree) that must not count.
         let gen = vec![1, 1000, 2, 3, 4, 9999];
         assert_eq!(h.objects(&[gen.clone(), gen.clone(), vec![0; 6]]), 20);
+        assert_eq!(h.large(&[gen.clone(), gen, vec![0; 6]]), (2000, 4));
     }
 }

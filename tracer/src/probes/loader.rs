@@ -30,7 +30,7 @@ use tracer_common::{
 
 use super::alloc_plan::AllocPlan;
 use super::multi::{MultiError, MultiLink, MultiProgram};
-use super::plan::{ProbePlan, ProbeSite, ReadField};
+use super::plan::{ProbePlan, ProbeSite};
 
 /// Set (to anything) to attach the allocation probes one perf-event uprobe per site even
 /// where the kernel has `uprobe_multi` links: for comparing the two in tests and benches.
@@ -199,21 +199,7 @@ impl Probes {
             config.g_m_off = g_m;
             config.preemptoff_off = off;
         }
-        // The runtime's object count is a sum of some 210 words: read only where the
-        // allocation probes use it, and never as the single word its slot points at.
-        let counts = plan
-            .reads
-            .iter()
-            .position(|r| r.field == ReadField::Mallocs);
-        match (counts, plan.heap_stats, allocs.is_some()) {
-            (Some(slot), Some(h), true) if slot < MAX_READS => {
-                config.heap_stats_slot = slot as u32;
-                config.heap_stats_words = h.words;
-                config.heap_stats_stride = h.stride;
-            }
-            (Some(slot), _, _) if slot < MAX_READS => config.read_addrs[slot] = 0,
-            _ => {}
-        }
+        super::heap_stats::configure(&mut config, &plan.reads, plan.heap_stats, allocs.is_some());
         if let Some((alloc, sites)) = allocs {
             config.malloc_lo = alloc.mallocgc.0.wrapping_add(bias);
             config.malloc_hi = alloc.mallocgc.1.wrapping_add(bias);
@@ -500,6 +486,8 @@ impl Probes {
                 .fold(AllocSiteValue::default(), |a, b| AllocSiteValue {
                     count: a.count + b.count,
                     bytes: a.bytes + b.bytes,
+                    large_count: a.large_count + b.large_count,
+                    large_bytes: a.large_bytes + b.large_bytes,
                 });
             out.sites.push((k, sum));
         }

@@ -7,7 +7,7 @@
 
 use super::plan::{StopsMode, StwScheme};
 use crate::binary::{GoBinary, GoVersion, OffsetsSource};
-use tracer_common::{ProbeKind, MAX_READS};
+use tracer_common::{ProbeKind, HEAP_LARGE_BYTES_WORD, HEAP_LARGE_OBJECTS_WORD, MAX_READS};
 
 /// A runtime variable read by the kernel program into one of the event's read slots.
 /// Every one is read when the world restarts, except [`ReadField::GcPhase`].
@@ -78,6 +78,13 @@ pub enum ReadField {
     /// when spans leave an mcache, like [`ReadField::TotalAlloc`]. Only with the
     /// allocation probes (`--allocs sample|exact`).
     Mallocs,
+    /// Bytes of large objects allocated so far (`heapStats`' `largeAlloc`, summed over
+    /// its generations from the same reads as [`ReadField::Mallocs`], which plans it):
+    /// what lets a sample's large and small allocations each be scaled to the runtime's
+    /// own count of its kind.
+    LargeAllocBytes,
+    /// Large objects allocated so far (`largeAllocCount`), likewise.
+    LargeAllocObjects,
     /// `gcController.mappedReady` (uint64): mapped memory in the Ready state, what
     /// counts against GOMEMLIMIT.
     MappedReady,
@@ -107,9 +114,11 @@ impl ReadField {
     /// (whose paired events read the slots of [`ProbeKind::StartTheWorldReturn`]).
     pub fn read_at_cycle(self) -> &'static [ProbeKind] {
         match self {
-            ReadField::TotalAlloc | ReadField::Mallocs | ReadField::Gomaxprocs => {
-                &[ProbeKind::GcDone, ProbeKind::StartTheWorldReturn]
-            }
+            ReadField::TotalAlloc
+            | ReadField::Mallocs
+            | ReadField::LargeAllocBytes
+            | ReadField::LargeAllocObjects
+            | ReadField::Gomaxprocs => &[ProbeKind::GcDone, ProbeKind::StartTheWorldReturn],
             _ => &[ProbeKind::GcDone],
         }
     }
@@ -512,6 +521,30 @@ pub(super) fn plan_reads(
                 if !lost.contains(&want.without) {
                     lost.push(want.without);
                 }
+            }
+        }
+    }
+    // The large objects' words sit beside the object count's first word, and are summed
+    // with it (never read as the word their slot points at).
+    if let Some(base) = reads
+        .iter()
+        .find(|r| r.field == ReadField::Mallocs)
+        .map(|r| r.address)
+    {
+        let at = match mode {
+            StopsMode::Every => ReadField::Mallocs.read_at(),
+            StopsMode::Cycle => ReadField::Mallocs.read_at_cycle(),
+        };
+        for (field, word) in [
+            (ReadField::LargeAllocBytes, HEAP_LARGE_BYTES_WORD),
+            (ReadField::LargeAllocObjects, HEAP_LARGE_OBJECTS_WORD),
+        ] {
+            if reads.len() < MAX_READS {
+                reads.push(ReadSlot {
+                    field,
+                    address: base.wrapping_add(8 * word as u64),
+                    at,
+                });
             }
         }
     }

@@ -38,7 +38,11 @@ pub const MAGIC: &[u8; 8] = b"GCTRACE\0";
 /// default probe plan of issue 14), which a version-2 reader would drop. 4: raw events
 /// have 64 read slots (624 bytes, a u64 mask), for the pacer's memory counters; a
 /// version-3 reader would reject them. Events of versions 1–3 (360 bytes) are widened.
-pub const FORMAT_VERSION: u32 = 4;
+/// 5: read slots may hold the large objects' counts (`LargeAllocBytes`,
+/// `LargeAllocObjects`) and allocation batches their large parts, which a version-4
+/// reader would reject as an unknown slot; older files replay with one scale for all
+/// sizes, as they were made.
+pub const FORMAT_VERSION: u32 = 5;
 /// First bytes of every block.
 pub const BLOCK_MAGIC: &[u8; 4] = b"BLK1";
 /// Largest header and block accepted when reading (anything larger is corruption).

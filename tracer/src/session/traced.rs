@@ -86,6 +86,8 @@ pub(super) struct Sampler {
     /// The runtime's object count: its slot, the run-time address of its first word,
     /// and where the words are (summed like the kernel does).
     heap_stats: Option<(usize, u64, HeapStats)>,
+    /// The slots of the large objects' bytes and count, summed from the same words.
+    large_slots: [Option<usize>; 2],
 }
 
 impl Sampler {
@@ -106,18 +108,25 @@ impl Sampler {
             }
         }
         if let Some((i, addr, h)) = self.heap_stats {
-            if let Some(n) = self.objects(addr, h) {
-                raw.reads[i] = n;
+            if let Some(gens) = self.heap_words(addr, h) {
+                raw.reads[i] = h.objects(&gens);
                 raw.read_ok |= 1 << i;
+                let (bytes, objects) = h.large(&gens);
+                for (slot, v) in self.large_slots.iter().zip([bytes, objects]) {
+                    if let Some(j) = slot.filter(|j| *j < raw.reads.len()) {
+                        raw.reads[j] = v;
+                        raw.read_ok |= 1 << j;
+                    }
+                }
             }
         }
         (raw.read_ok != 0).then_some(raw)
     }
 
-    /// The runtime's object count, read as the kernel reads it (every generation or
-    /// nothing).
-    fn objects(&self, addr: u64, h: HeapStats) -> Option<u64> {
-        let gens = (0..HEAP_STATS_GENS as u64)
+    /// The counting words of the runtime's object count, read as the kernel reads them
+    /// (every generation or nothing).
+    fn heap_words(&self, addr: u64, h: HeapStats) -> Option<Vec<Vec<u64>>> {
+        (0..HEAP_STATS_GENS as u64)
             .map(|g| {
                 let at = addr.checked_add(g * u64::from(h.stride))?;
                 let mut words = vec![0u64; h.words as usize];
@@ -127,8 +136,7 @@ impl Sampler {
                 }
                 Some(words)
             })
-            .collect::<Option<Vec<_>>>()?;
-        Some(h.objects(&gens))
+            .collect::<Option<Vec<_>>>()
     }
 }
 
@@ -260,6 +268,8 @@ pub(super) fn describe(
                 .position(|r| r.field == ReadField::Mallocs)?;
             Some((i, plan.reads[i].address.wrapping_add(bias), h))
         }),
+        large_slots: [ReadField::LargeAllocBytes, ReadField::LargeAllocObjects]
+            .map(|f| plan.reads.iter().position(|r| r.field == f)),
     };
     let first_sample = sampler.sample();
     let decode = DecodeSpec::new(plan, bias);

@@ -203,7 +203,7 @@ pub fn redact(screen: &str, pid: u32) -> String {
 
 /// A type or site entry's counts, as the JSON writes them.
 fn counts(v: &Value) -> AllocCounts {
-    same_names!(v, AllocCounts { u: [objects, bytes, counted] } {
+    same_names!(v, AllocCounts { u: [objects, bytes, counted, large_objects, large_bytes] } {
         error_permille: permille(v),
     })
 }
