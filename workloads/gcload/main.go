@@ -55,6 +55,9 @@ type memStatsOut struct {
 	UserNs            int64
 	SysNs             int64
 	MaxReadMemStatsNs int64
+	// LargeBytes is what -large-every's goroutine allocated in large objects (320 KiB
+	// each, exactly 40 pages: the bytes the runtime counts for them).
+	LargeBytes uint64
 }
 
 // xorshift is a tiny deterministic PRNG per goroutine (math/rand's global source
@@ -150,6 +153,41 @@ func worker(id int, liveSlots int, batchBytes int, budget int64, stop <-chan str
 	}
 }
 
+// largeObjectSize is rareLarge's allocation: more than 32 KiB, so a large object, and a
+// whole number of 8 KiB pages, so the runtime counts exactly these bytes for it.
+const largeObjectSize = 320 << 10
+
+// largeObjects counts rareLarge's large objects; smallSink and largeSink keep the last
+// of each reachable so the allocations are not optimised away.
+var (
+	largeObjects int64
+	smallSink    *[2]uint64
+	largeSink    []byte
+)
+
+// rareLarge allocates one large object after every `every` 16-byte objects: large
+// objects rare by count but, with every = 20,000, two thirds of the bytes. A sampling
+// burst catches an allocation that rare only now and then; the allocation tests check
+// that the tracer still gives the large objects their share (LargeBytes).
+//
+//go:noinline
+func rareLarge(every int, stop <-chan struct{}, wg *sync.WaitGroup) {
+	defer wg.Done()
+	for {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		largeSink = make([]byte, largeObjectSize)
+		atomic.AddInt64(&largeObjects, 1)
+		for i := 0; i < every; i++ {
+			smallSink = new([2]uint64)
+		}
+		runtime.Gosched()
+	}
+}
+
 // hotspotSink keeps the last hotspot buffer reachable so the allocation is not optimised
 // away.
 var hotspotSink []byte
@@ -197,6 +235,7 @@ func writeMemStats(path string, readMemStatsCalls int, elapsed time.Duration) er
 		UserNs:            ru.Utime.Nano(),
 		SysNs:             ru.Stime.Nano(),
 		PauseNs:           []uint64{},
+		LargeBytes:        uint64(atomic.LoadInt64(&largeObjects)) * largeObjectSize,
 	}
 	n := ms.NumGC
 	if n > 256 {
@@ -339,6 +378,7 @@ func main() {
 	stwLoop := flag.Int("stw-loop", 0, "fixed work of another kind: stop the world this many times back to back (runtime.ReadMemStats), no allocating goroutines, then exit; cannot be combined with -work, -forever, -forced or -readmemstats")
 	stwRate := flag.Int("stw-rate", 0, "with -stw-loop: at most this many stops per second, evenly paced (0: back to back)")
 	setGOMAXPROCS := flag.String("set-gomaxprocs", "", "comma-separated GOMAXPROCS values set one after the other with runtime.GOMAXPROCS, spread over the run like -forced; each must differ from the value before it (a change stops the world)")
+	largeEvery := flag.Int("large-every", 0, "add a goroutine (main.rareLarge) allocating one 320 KiB []byte, a large object, after every N 16-byte objects: rare by count, a large share of the bytes; -memstats-out's LargeBytes counts them")
 	idleGoroutines := flag.Int("idle-goroutines", 0, "park this many extra goroutines for the whole run, each blocked a few frames deep (about 3 KiB of stack each), so the collector has that many stacks to scan")
 	flag.Parse()
 	procsList, err := parseProcs(*setGOMAXPROCS)
@@ -438,6 +478,10 @@ func main() {
 	if *withHotspot {
 		wg.Add(1)
 		go hotspot(stop, &wg)
+	}
+	if *largeEvery > 0 {
+		wg.Add(1)
+		go rareLarge(*largeEvery, stop, &wg)
 	}
 	if *workMiB > 0 {
 		wg.Wait()

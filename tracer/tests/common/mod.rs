@@ -1030,6 +1030,9 @@ pub struct MemStats {
     /// -stw-loop: the longest single ReadMemStats call (absent from old gcload builds).
     #[serde(default)]
     pub max_read_mem_stats_ns: u64,
+    /// gcload -large-every: the bytes of its large objects (absent from old builds).
+    #[serde(default)]
+    pub large_bytes: u64,
 }
 
 impl MemStats {
