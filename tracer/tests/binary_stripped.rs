@@ -17,6 +17,7 @@ use tracer::binary::offsets_table;
 use tracer::binary::{globals, Arch, GoBinary, OffsetsSource};
 use tracer::probes::plan;
 use tracer::probes::plan::read_struct_fields;
+use tracer::probes::ReadField;
 
 mod gobuild;
 
@@ -270,6 +271,24 @@ fn stripped_plan_reads_like_plain() {
             "{what}: memstats.heapStats"
         );
         assert_eq!(stripped.heap_stats, None, "{what}");
+        // The large objects' two slots sit where DWARF puts `largeAlloc` and
+        // `largeAllocCount` beside the count's first word (`tinyAllocCount`), and only a
+        // plan with that count has them.
+        let at = |reads: &[tracer::probes::ReadSlot], f| {
+            reads.iter().find(|r| r.field == f).map(|r| r.address)
+        };
+        let bin = open(&p.plain);
+        let delta = |f| bin.struct_field_offset("runtime.heapStatsDelta", f);
+        let tiny = delta("tinyAllocCount").unwrap();
+        let base = at(&plain.reads, ReadField::Mallocs).unwrap();
+        for (field, name) in [
+            (ReadField::LargeAllocBytes, "largeAlloc"),
+            (ReadField::LargeAllocObjects, "largeAllocCount"),
+        ] {
+            let want = base + delta(name).unwrap() - tiny;
+            assert_eq!(at(&plain.reads, field), Some(want), "{what}: {name}");
+            assert_eq!(at(&stripped.reads, field), None, "{what}: {name}");
+        }
         // Only the goroutine count, which needs the symbol table, may be unknown.
         assert!(
             stripped.warnings.iter().all(|w| known_gap(w)),

@@ -78,6 +78,7 @@ pub fn locate(bin: &GoBinary) -> Option<HeapStats> {
     let stats = off("runtime.consistentHeapStats", "stats")?;
     let gen = off("runtime.consistentHeapStats", "gen")?;
     let tiny = off(DELTA, "tinyAllocCount")?;
+    let large_bytes = off(DELTA, "largeAlloc")?;
     let large_count = off(DELTA, "largeAllocCount")?;
     let small = off(DELTA, "smallAllocCount")?;
     let large_free = off(DELTA, "largeFree")?;
@@ -85,7 +86,8 @@ pub fn locate(bin: &GoBinary) -> Option<HeapStats> {
     // `smallFreeCount` has as many words as `smallAllocCount` and ends the struct.
     let stride = small_free.checked_add(large_free.checked_sub(small)?)?;
     let words = large_free.checked_sub(tiny)? / 8;
-    let fits = large_count == tiny + 16
+    let fits = large_bytes == tiny + 8 * HEAP_LARGE_BYTES_WORD as u64
+        && large_count == tiny + 8 * HEAP_LARGE_OBJECTS_WORD as u64
         && small == tiny + 24
         && (large_free - tiny) % 8 == 0
         && words as usize <= HEAP_STATS_MAX_WORDS

@@ -335,7 +335,8 @@ pub const READS: &[ReadSpec] = &[
 ];
 
 /// The goroutine count's terms (`allglen`, `sched.gFree`, `sched.ngsys`), the
-/// allocation count (`memstats.heapStats`, whose inner layout changed in Go 1.25) and the
+/// allocation count (`memstats.heapStats`, whose inner layout changed in Go 1.25, and the
+/// large objects' two words beside it, planned only with it) and the
 /// non-heap memory's (`mappedReady`, `heapFree`, `totalFree`): located only through the
 /// symbol table and DWARF. They are not in the offsets table and not derived from code,
 /// so a stripped binary has no goroutine count, no runtime object count and no non-heap
@@ -348,6 +349,8 @@ pub fn symbols_only(field: ReadField) -> bool {
             | ReadField::SchedGFreeNoStack
             | ReadField::SchedNgsys
             | ReadField::Mallocs
+            | ReadField::LargeAllocBytes
+            | ReadField::LargeAllocObjects
             | ReadField::MappedReady
             | ReadField::HeapFree
             | ReadField::TotalFree
