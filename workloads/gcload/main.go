@@ -165,26 +165,17 @@ var (
 	largeSink    []byte
 )
 
-// rareLarge allocates one large object after every `every` 16-byte objects: large
+// rareLarge allocates one large object, then `every` 16-byte objects, a round: large
 // objects rare by count but, with every = 20,000, two thirds of the bytes. A sampling
 // burst catches an allocation that rare only now and then; the allocation tests check
 // that the tracer still gives the large objects their share (LargeBytes).
 //
 //go:noinline
-func rareLarge(every int, stop <-chan struct{}, wg *sync.WaitGroup) {
-	defer wg.Done()
-	for {
-		select {
-		case <-stop:
-			return
-		default:
-		}
-		largeSink = make([]byte, largeObjectSize)
-		atomic.AddInt64(&largeObjects, 1)
-		for i := 0; i < every; i++ {
-			smallSink = new([2]uint64)
-		}
-		runtime.Gosched()
+func rareLarge(every int) {
+	largeSink = make([]byte, largeObjectSize)
+	atomic.AddInt64(&largeObjects, 1)
+	for i := 0; i < every; i++ {
+		smallSink = new([2]uint64)
 	}
 }
 
@@ -192,12 +183,21 @@ func rareLarge(every int, stop <-chan struct{}, wg *sync.WaitGroup) {
 // away.
 var hotspotSink []byte
 
-// hotspot allocates 32 KiB byte slices without pause (yielding now and then), so its
-// bytes dominate everything the other goroutines allocate: the allocation tests know
+// hotspot allocates 64 byte slices of 32 KiB a round (untilStopped runs the rounds
+// without pause), so its bytes dominate everything the other goroutines allocate: the allocation tests know
 // it must come out on top, as site main.hotspot and type uint8.
 //
 //go:noinline
-func hotspot(stop <-chan struct{}, wg *sync.WaitGroup) {
+func hotspot() {
+	for i := 0; i < 64; i++ {
+		hotspotSink = make([]byte, 32<<10)
+	}
+}
+
+// untilStopped runs round until stop closes, yielding between rounds so the other
+// goroutines get the CPU. The allocating goroutines (hotspot, rareLarge) keep their
+// allocations in their own named function, the site the allocation tests look for.
+func untilStopped(stop <-chan struct{}, wg *sync.WaitGroup, round func()) {
 	defer wg.Done()
 	for {
 		select {
@@ -205,9 +205,7 @@ func hotspot(stop <-chan struct{}, wg *sync.WaitGroup) {
 			return
 		default:
 		}
-		for i := 0; i < 64; i++ {
-			hotspotSink = make([]byte, 32<<10)
-		}
+		round()
 		runtime.Gosched()
 	}
 }
@@ -477,11 +475,12 @@ func main() {
 	}
 	if *withHotspot {
 		wg.Add(1)
-		go hotspot(stop, &wg)
+		go untilStopped(stop, &wg, hotspot)
 	}
 	if *largeEvery > 0 {
 		wg.Add(1)
-		go rareLarge(*largeEvery, stop, &wg)
+		every := *largeEvery
+		go untilStopped(stop, &wg, func() { rareLarge(every) })
 	}
 	if *workMiB > 0 {
 		wg.Wait()
