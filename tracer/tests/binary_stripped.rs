@@ -237,7 +237,8 @@ fn known_gap(warning: &str) -> bool {
 fn stripped_plan_reads_like_plain() {
     for p in pairs() {
         let what = p.stripped.display();
-        let plain = plan(&open(&p.plain)).unwrap();
+        let plain_bin = open(&p.plain);
+        let plain = plan(&plain_bin).unwrap();
         let stripped = plan(&open(&p.stripped)).unwrap();
         assert_eq!(
             reads_by_section(&p.stripped, &stripped.reads),
@@ -260,7 +261,7 @@ fn stripped_plan_reads_like_plain() {
         // The runtime's object count (`--allocs sample`) is located through DWARF only:
         // three generations of `heapStatsDelta`, 71 counting words from `tinyAllocCount`,
         // 1,176 bytes each (1,168 from Go 1.25, which dropped `inPtrScalarBits`).
-        let stride = if open(&p.plain).go_version().minor >= 25 {
+        let stride = if plain_bin.go_version().minor >= 25 {
             1168
         } else {
             1176
@@ -277,8 +278,7 @@ fn stripped_plan_reads_like_plain() {
         let at = |reads: &[tracer::probes::ReadSlot], f| {
             reads.iter().find(|r| r.field == f).map(|r| r.address)
         };
-        let bin = open(&p.plain);
-        let delta = |f| bin.struct_field_offset("runtime.heapStatsDelta", f);
+        let delta = |f| plain_bin.struct_field_offset("runtime.heapStatsDelta", f);
         let tiny = delta("tinyAllocCount").unwrap();
         let base = at(&plain.reads, ReadField::Mallocs).unwrap();
         for (field, name) in [

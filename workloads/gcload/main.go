@@ -184,8 +184,8 @@ func rareLarge(every int) {
 var hotspotSink []byte
 
 // hotspot allocates 64 byte slices of 32 KiB a round (untilStopped runs the rounds
-// without pause), so its bytes dominate everything the other goroutines allocate: the allocation tests know
-// it must come out on top, as site main.hotspot and type uint8.
+// without pause), so its bytes dominate everything the other goroutines allocate: the
+// allocation tests know it must come out on top, as site main.hotspot and type uint8.
 //
 //go:noinline
 func hotspot() {
