@@ -2,9 +2,9 @@
 //! places the objects in OUT_DIR, so `gctrace-bpf` is one self-contained file.
 //!
 //! The kernel crate is compiled by Debian's `rustc-web` (it ships a prebuilt `core` for
-//! the BPF targets; no nightly or rust-src is needed) and linked by `bpf-linker`.
-//! See shared notes `toolchain.md`. When that toolchain is missing the build stops with
-//! one line naming the command that installs it.
+//! the BPF targets; no nightly or rust-src is needed) and linked by `bpf-linker` built
+//! against Debian's LLVM (`cargo xtask setup` installs both). When that toolchain is
+//! missing the build stops with one line naming the command that installs it.
 
 use std::{
     env,

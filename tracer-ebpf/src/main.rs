@@ -612,6 +612,10 @@ fn panic(_info: &core::panic::PanicInfo) -> ! {
     loop {}
 }
 
+/// The licence the kernel is told. These programs are licensed under either of MIT or
+/// GPL-2.0 (Cargo.toml, LICENSE-MIT, LICENSE-GPL2); the kernel lets only programs it
+/// deems GPL-compatible call GPL-only helpers (`bpf_probe_read_user`, `bpf_get_stack`, …),
+/// so the object declares the GPL-2.0 terms it is offered under.
 #[unsafe(link_section = "license")]
 #[unsafe(no_mangle)]
 static LICENSE: [u8; 4] = *b"GPL\0";

@@ -1,5 +1,5 @@
 //! What the model reports: the records every view (JSON, gctrace text, later the TUI and
-//! recordings) is built from. Field names follow the JSON contract in the README.
+//! recordings) is built from. Field names follow the JSON contract of docs/json-schema.md.
 
 use crate::events::{AllocStat, SiteStat, StwReason, Trigger};
 

@@ -1,6 +1,6 @@
 //! `--exe` on the Go compiler while `go build -a` runs: every compile process lives well
 //! under a second, most far less, so a tracer that finds processes by scanning /proc
-//! misses them or their first cycles (issue 18: 23 of 123 cycles before probes were
+//! misses them or their first cycles (23 of 123 cycles were missed before probes were
 //! attached once per binary). The oracle is each compile's own `GODEBUG=gctrace=1` output:
 //! a `-toolexec` wrapper `exec`s the compiler (same pid) with its stderr in a file named
 //! by that pid, so every printed cycle can be looked up under its pid in the trace.

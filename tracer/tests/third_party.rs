@@ -225,7 +225,7 @@ fn check_gogc(text: &str, gogc: i64, trace: &Trace) -> Vec<String> {
 }
 
 /// A server under wrk load, attached by `--pid` for a few seconds while loaded.
-/// Real programs under ordinary load (issue 17): no code-level finding, and
+/// Real programs under ordinary load: no code-level finding, and
 /// `gc-thrashing` only when the program's own gctrace shows it: its GC CPU over the
 /// cycles the trace covered (sweep and mark termination, assists, dedicated and
 /// fractional workers, over GOMAXPROCS × their span, as the finding counts it) at least

@@ -2,7 +2,7 @@
 //! a clock-paced rate) is recorded under the tracer at GOGC=100,
 //! `report --what-if` predicts GOGC=50, 200 and 400 from that recording alone, and the
 //! workload then runs untraced at each setting with its own `GODEBUG=gctrace=1` lines as
-//! the oracle. Targets (issue 17): cycles/s and peak heap within 15 %, GC CPU within
+//! the oracle. Targets: cycles/s and peak heap within 15 %, GC CPU within
 //! 25 %; the test allows [`TOLERANCE`] for a shared 2-core machine and fails on a miss.
 //! The GC CPU asserted is all of it, idle mark workers included (`gc_cpu_total_percent`,
 //! gctrace's five cpu figures): the work a cycle needs. The part outside idle workers
@@ -313,7 +313,7 @@ per_toolchain!(memory_limit_predictions {
     memory_limit_predictions_from_an_unlimited_recording_match_runs => newest,
 });
 
-/// Memory limits predicted from a recording made without one (issue 17): the non-heap
+/// Memory limits predicted from a recording made without one: the non-heap
 /// memory the limit's goal subtracts is read from the runtime (gcController's
 /// mappedReady, heapFree, totalAlloc, totalFree) after each cycle. The limit chosen
 /// binds: the recording's marked heap and non-heap memory plus 20 MiB, so the goal

@@ -217,8 +217,9 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         return Ok(());
     }
     // bpftrace's default-series baseline: the three entry points a do-it-yourself script
-    // takes, and the ones the plan before issue 14 probed (its hit estimates below assume
-    // that plan; the observer series counts the default mode's hits in the kernel).
+    // takes, and the ones `--every-stop` (the default before one hit per cycle) probes (its
+    // hit estimates below assume that plan; the observer series counts the default mode's
+    // hits in the kernel).
     let _ = gc_probe_sites;
     let gc_sites: Vec<String> = [
         "runtime.gcStart",

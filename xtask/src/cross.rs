@@ -1,7 +1,7 @@
 //! Release builds of `gctrace-bpf` as single static files, one per architecture the
 //! tool runs on: x86_64 with the rustup toolchain, aarch64 cross-compiled with Debian's
-//! `rustc-web` and its aarch64 std (rustup cannot download targets here; see shared
-//! notes toolchain.md), linked by `aarch64-linux-gnu-gcc` against static glibc.
+//! `rustc-web` and its prebuilt aarch64 std (no rustup target download needed), linked
+//! by `aarch64-linux-gnu-gcc` against static glibc.
 //! `tracer/build.rs` embeds the eBPF object of the target architecture either way.
 
 use std::path::PathBuf;

@@ -1,9 +1,9 @@
 //! Newline-delimited JSON: one object per record, `"type"` first.
 //!
-//! Field names and order are a contract (README, tests, users' scripts): the records are
-//! mapped through the private structs below rather than by deriving `Serialize` on the
-//! records, so renaming a record field cannot silently change the output. Unknown values
-//! are `null`, never omitted, so every line of a type has the same keys.
+//! Field names and order are a contract (docs/json-schema.md, tests, users' scripts): the
+//! records are mapped through the private structs below rather than by deriving `Serialize`
+//! on the records, so renaming a record field cannot silently change the output. Unknown
+//! values are `null`, never omitted, so every line of a type has the same keys.
 
 use std::io::{self, Write};
 

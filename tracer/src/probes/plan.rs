@@ -1,8 +1,9 @@
 //! Which functions of the Go runtime to probe, and how, for one binary.
 //!
-//! The choice is made per Go version (signatures differ; see shared notes
-//! `go-runtime.md`) and for few hits per GC cycle: a probe hit costs microseconds, so
-//! nothing here fires per allocation.
+//! The choice is made per Go version (the signatures of the stop-the-world functions
+//! differ: 1.19–1.20 take no reason, 1.21 a reason code, 1.22+ return a `worldStop`) and
+//! for few hits per GC cycle: a probe hit costs microseconds, so nothing here fires per
+//! allocation.
 //!
 //! **Default ([`StopsMode::Cycle`], `cycle_plan.rs`):** one hit per GC cycle, after the
 //! world has restarted (entry of `mProf_Flush`, called by `gcMarkTermination` before it

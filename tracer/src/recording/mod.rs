@@ -35,8 +35,8 @@ pub const MAGIC: &[u8; 8] = b"GCTRACE\0";
 /// same). 2: raw events may be [`tracer_common::ProbeKind::StopPaired`], which a version-1
 /// reader would count as undecodable rather than show as stops. 3: raw events may be
 /// [`tracer_common::ProbeKind::GcDone`] and [`tracer_common::ProbeKind::StopNamed`] (the
-/// default probe plan of issue 14), which a version-2 reader would drop. 4: raw events
-/// have 64 read slots (624 bytes, a u64 mask), for the pacer's memory counters; a
+/// default plan of one hit per GC cycle), which a version-2 reader would drop. 4: raw
+/// events have 64 read slots (624 bytes, a u64 mask), for the pacer's memory counters; a
 /// version-3 reader would reject them. Events of versions 1–3 (360 bytes) are widened.
 /// 5: read slots may hold the large objects' counts (`LargeAllocBytes`,
 /// `LargeAllocObjects`) and allocation batches their large parts, which a version-4

@@ -1,14 +1,14 @@
-//! The observer effect, measured from outside the tracer (issue 14): what watching costs
+//! The observer effect, measured from outside the tracer: what watching costs
 //! a GC-heavy program with a small heap (gcload, few live objects, so the 4 MiB minimum
 //! goal makes it collect hundreds to a thousand times a second).
 //!
 //! Interleaved rounds (order rotating) of: the program alone, gctrace-bpf in its default
-//! mode, gctrace-bpf `--every-stop` (the plan before issue 14), bpftrace counting the
-//! three runtime entry points a do-it-yourself script would take (`gcStart`,
+//! mode, gctrace-bpf `--every-stop` (the default plan before one hit per cycle), bpftrace
+//! counting the three runtime entry points a do-it-yourself script would take (`gcStart`,
 //! `stopTheWorldWithSema`, `startTheWorldWithSema`), and bpftrace counting the default
-//! mode's one site (`mProf_Flush`'s entry): the same trap per cycle with the least BPF
-//! work and an idle user space, which splits the default mode's cost into the trap's and
-//! the rest (see [`render`]). For each run:
+//! mode's one site (`mProf_Flush`'s entry): the same trap per cycle with the least BPF work
+//! and an idle user space, which splits the default mode's cost into the trap's and the
+//! rest (see [`render`]). For each run:
 //! - the program's own wall time from main to end of work (`ElapsedNs` of its
 //!   `-memstats-out`): medians of traced/alone per round;
 //! - the program's own `PauseNs` (its last 256 cycles), pooled per variant: p50/p90/p99;
@@ -303,7 +303,7 @@ fn render(s: &Setup, rounds: usize, runs: &[Vec<Run>], load: &(String, String)) 
     let alone_wall = median_of(alone, |r| Some(r.elapsed_ns)).unwrap_or(0.0);
     let _ = writeln!(
         out,
-        "### Observer effect (issue 14)\n\n\
+        "### Observer effect\n\n\
          gcload `-work {} -live-slots 16 -goroutines 2`, GOGC={}: {cycles_per_s} GC cycles/s \
          alone (median), {:.3} s per run; {rounds} interleaved rounds (order rotating); load \
          average before {}, after {}. Hits: the kernel's `run_cnt` of each \
