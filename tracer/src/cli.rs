@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::alloc::AllocMode;
 use crate::output::Format;
+use crate::session::{Discover, Matcher, Target, TraceOptions};
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -114,6 +115,14 @@ impl SloArgs {
     /// The pause SLO in nanoseconds.
     pub fn pause_ns(&self) -> u64 {
         nanos(self.slo_pause)
+    }
+
+    /// What the TUI checks against.
+    pub fn tui_slo(&self) -> crate::tui::Slo {
+        crate::tui::Slo {
+            pause_ns: self.pause_ns(),
+            gc_cpu_percent: self.slo_gc_cpu,
+        }
     }
 
     /// The findings' thresholds these flags set (the rest at the playbook's defaults).
@@ -373,6 +382,50 @@ impl TraceArgs {
             None => Format::Gctrace,
         }
     }
+
+    /// The run these arguments ask for, in the format [`TraceArgs::resolved_format`]
+    /// picks. An error is a usage error: a bad `--otlp` endpoint or `OTEL_*` variable.
+    pub fn into_options(self, stdout_is_terminal: bool) -> Result<TraceOptions, String> {
+        let otlp = self.otlp.config()?;
+        let format = self.resolved_format(stdout_is_terminal);
+        let matcher = match (self.exe, self.all) {
+            (Some(path), _) => Some(Matcher::Exe(path)),
+            (None, true) => Some(Matcher::AllGo),
+            (None, false) => None,
+        };
+        let target = match (&self.pid[..], matcher) {
+            ([pid], None) => Target::Pid(*pid),
+            ([], None) => Target::Command(self.command),
+            (pids, matcher) => Target::Processes {
+                pids: pids.to_vec(),
+                discover: matcher.map(|matcher| Discover {
+                    matcher,
+                    cgroup: self.cgroup,
+                    max_processes: self.max_processes,
+                }),
+            },
+        };
+        Ok(TraceOptions {
+            target,
+            allocs: self.allocs,
+            pprof: self.pprof,
+            record: self.record,
+            ring_kib: self.ring_kib,
+            stops: if self.every_stop {
+                crate::probes::StopsMode::Every
+            } else {
+                crate::probes::StopsMode::Cycle
+            },
+            overhead_budget: self.overhead_budget,
+            format,
+            output: self.output,
+            duration: self.duration,
+            prometheus: self.prometheus,
+            otlp,
+            slo: self.slo.tui_slo(),
+            findings: self.slo.thresholds(),
+        })
+    }
 }
 
 fn parse_ring_kib(s: &str) -> Result<u32, String> {
@@ -502,6 +555,56 @@ mod tests {
         assert!(parse(&["--all", "--", "ls"]).is_err());
         assert!(parse(&["--pid", "1", "--pid", "2", "--", "ls"]).is_err());
         assert!(parse(&["--pid", "1,x"]).is_err());
+    }
+
+    #[test]
+    fn arguments_become_the_run_options() {
+        let options = |args: &[&str]| parse(args).unwrap().trace.into_options(false);
+        let o = options(&["-p", "7", "-d", "2", "--every-stop"]).unwrap();
+        assert!(matches!(o.target, Target::Pid(7)));
+        assert_eq!(o.duration, Some(Duration::from_secs(2)));
+        assert_eq!(o.stops, crate::probes::StopsMode::Every);
+        assert_eq!(o.format, Format::Gctrace);
+        let o = options(&["-f", "json", "--", "ls"]).unwrap();
+        assert!(matches!(&o.target, Target::Command(argv) if argv == &[OsString::from("ls")]));
+        assert_eq!(o.stops, crate::probes::StopsMode::Cycle);
+        assert_eq!(o.format, Format::Json);
+        let o = options(&["-p", "1,2"]).unwrap();
+        assert!(matches!(
+            &o.target,
+            Target::Processes { pids, discover: None } if pids == &[1, 2]
+        ));
+        let o = options(&[
+            "--exe",
+            "/x",
+            "-p",
+            "5",
+            "--cgroup",
+            "/a",
+            "--max-processes",
+            "3",
+        ])
+        .unwrap();
+        let Target::Processes {
+            pids,
+            discover: Some(d),
+        } = o.target
+        else {
+            panic!("{:?}", o.target);
+        };
+        assert_eq!(pids, vec![5]);
+        assert_eq!(d.matcher, Matcher::Exe(PathBuf::from("/x")));
+        assert_eq!((d.cgroup.as_deref(), d.max_processes), (Some("/a"), 3));
+        let o = options(&["--all", "--slo-pause", "2ms", "--slo-gc-cpu", "7"]).unwrap();
+        assert!(matches!(
+            &o.target,
+            Target::Processes { pids, discover: Some(d) } if pids.is_empty() && d.matcher == Matcher::AllGo
+        ));
+        assert_eq!(o.slo.pause_ns, 2_000_000);
+        assert_eq!(o.slo.gc_cpu_percent, 7.0);
+        assert_eq!(o.findings.pause_p99_ns, 2_000_000);
+        // A bad OTLP endpoint is the caller's usage error.
+        assert!(options(&["-p", "1", "--otlp", "https://collector:4317"]).is_err());
     }
 
     #[test]

@@ -11,6 +11,7 @@ use clap::Parser;
 use tracer::{
     cli::{
         Cli, Command, ExportArgs, InspectArgs, InspectFormat, ReplayArgs, ReportArgs, ReportFormat,
+        TraceArgs,
     },
     inspect, session, target,
 };
@@ -19,8 +20,12 @@ fn main() -> ExitCode {
     // Diagnostics for developers (which probe mechanism, measured costs): silent unless
     // GCTRACE_LOG is set (e.g. GCTRACE_LOG=info); they would scribble over the TUI.
     env_logger::Builder::from_env(env_logger::Env::new().filter("GCTRACE_LOG")).init();
-    let cli = Cli::parse();
-    let result = match cli.subcommand {
+    exit_code(run(Cli::parse()))
+}
+
+/// Do what the command line asks; the exit code it ends with.
+fn run(cli: Cli) -> Result<i32> {
+    match cli.subcommand {
         Some(Command::Inspect(args)) => run_inspect(args),
         Some(Command::Replay(args)) => run_replay(args),
         Some(Command::Report(args)) => run_report(args),
@@ -41,59 +46,12 @@ fn main() -> ExitCode {
             println!("{json}");
             0
         }),
-        None => {
-            let t = cli.trace;
-            let otlp = match t.otlp.config() {
-                Ok(c) => c,
-                Err(e) => {
-                    // A bad endpoint or OTEL_* variable is a usage error.
-                    eprintln!("gctrace-bpf: {e}");
-                    return ExitCode::from(2);
-                }
-            };
-            let format = t.resolved_format(std::io::stdout().is_terminal());
-            let matcher = match (t.exe, t.all) {
-                (Some(path), _) => Some(session::Matcher::Exe(path)),
-                (None, true) => Some(session::Matcher::AllGo),
-                (None, false) => None,
-            };
-            let target = match (&t.pid[..], matcher) {
-                ([pid], None) => session::Target::Pid(*pid),
-                ([], None) => session::Target::Command(t.command),
-                (pids, matcher) => session::Target::Processes {
-                    pids: pids.to_vec(),
-                    discover: matcher.map(|matcher| session::Discover {
-                        matcher,
-                        cgroup: t.cgroup,
-                        max_processes: t.max_processes,
-                    }),
-                },
-            };
-            session::run(session::TraceOptions {
-                target,
-                allocs: t.allocs,
-                pprof: t.pprof,
-                record: t.record,
-                ring_kib: t.ring_kib,
-                stops: if t.every_stop {
-                    tracer::probes::StopsMode::Every
-                } else {
-                    tracer::probes::StopsMode::Cycle
-                },
-                overhead_budget: t.overhead_budget,
-                format,
-                output: t.output,
-                duration: t.duration,
-                prometheus: t.prometheus,
-                otlp,
-                slo: tracer::tui::Slo {
-                    pause_ns: t.slo.pause_ns(),
-                    gc_cpu_percent: t.slo.slo_gc_cpu,
-                },
-                findings: t.slo.thresholds(),
-            })
-        }
-    };
+        None => run_trace(cli.trace),
+    }
+}
+
+/// The exit status for a run's outcome: its code, or 1 after one line on stderr.
+fn exit_code(result: Result<i32>) -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         // The reader went away (`gctrace-bpf man | head`): nothing left to say.
@@ -108,6 +66,17 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("gctrace-bpf: {}", tracer::errors::chain(e.as_ref()));
             ExitCode::from(1)
+        }
+    }
+}
+
+fn run_trace(args: TraceArgs) -> Result<i32> {
+    match args.into_options(std::io::stdout().is_terminal()) {
+        Ok(opts) => session::run(opts),
+        Err(e) => {
+            // A bad endpoint or OTEL_* variable is a usage error.
+            eprintln!("gctrace-bpf: {e}");
+            Ok(2)
         }
     }
 }
@@ -159,11 +128,7 @@ fn run_replay(args: ReplayArgs) -> Result<i32> {
             );
         }
         tracer::tui::check_usable(args.output.as_deref())?;
-        let slo = tracer::tui::Slo {
-            pause_ns: args.slo.pause_ns(),
-            gc_cpu_percent: args.slo.slo_gc_cpu,
-        };
-        tracer::replay::replay_tui(&args.file, slo, args.speed.unwrap_or(1.0))?;
+        tracer::replay::replay_tui(&args.file, args.slo.tui_slo(), args.speed.unwrap_or(1.0))?;
         return Ok(0);
     }
     let sink = tracer::output::sink_for(format, output_writer(args.output.as_deref())?)?;

@@ -18,11 +18,16 @@ mod shared;
 mod traced;
 
 use std::{
-    collections::BTreeSet, ffi::OsString, io::Write, path::PathBuf, sync::Arc, time::Duration,
+    collections::BTreeSet, ffi::OsString, future::Future, io::Write, path::PathBuf, pin::Pin,
+    sync::Arc, time::Duration,
 };
 
 use anyhow::{anyhow, Context, Result};
-use tokio::{signal::unix::SignalKind, sync::watch, task::JoinSet};
+use tokio::{
+    signal::unix::{Signal, SignalKind},
+    sync::watch,
+    task::{JoinError, JoinSet},
+};
 
 use crate::{
     alloc::AllocMode,
@@ -98,85 +103,13 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
     if opts.format == Format::Tui {
         tui::check_usable(opts.output.as_deref())?;
     }
-    // Listening before anything is started or attached: a taken port fails the run alone.
-    let exporter = opts.prometheus.map(Exporter::start).transpose()?;
-    if let Some(e) = &exporter {
-        eprintln!(
-            "gctrace-bpf: serving Prometheus metrics on http://{}/metrics",
-            e.local_addr()
-        );
-    }
-    let otlp = opts
-        .otlp
-        .clone()
-        .map(crate::output::otlp::Exporter::start)
-        .transpose()?;
-    if let Some(o) = &otlp {
-        if opts.format == Format::Tui {
-            o.hold_warnings();
-        }
-        let c = o.config();
-        eprintln!(
-            "gctrace-bpf: exporting OTLP to {} ({})",
-            c.endpoint,
-            c.protocol.as_str()
-        );
-    }
-
-    let mut launched: Option<Launched> = None;
-    let mut exe_watch: Option<(Discovery, usize)> = None;
-    let mut prepared: Vec<Prepared> = Vec::new();
-    // Targets that could not be traced (several only: with one, that is the run's error).
-    let mut not_traced: Vec<String> = Vec::new();
-    match &opts.target {
-        Target::Pid(pid) => {
-            target::check_exists(*pid)?;
-            prepared.push(prepare_now(*pid, &opts)?);
-        }
-        Target::Command(argv) => {
-            let mut child = launch::spawn_stopped(argv)?;
-            // Everything up to resuming the child happens on this thread (ptrace's rule).
-            match prepare_now(child.pid, &opts) {
-                Ok(p) => prepared.push(p),
-                Err(e) => {
-                    child.abort();
-                    return Err(e);
-                }
-            }
-            child
-                .resume()
-                .context("cannot resume the started command")?;
-            launched = Some(child);
-        }
-        Target::Processes { pids, discover } => {
-            let mut pids: Vec<u32> = pids.clone();
-            let mut unique = BTreeSet::new();
-            pids.retain(|p| unique.insert(*p));
-            if let Some(d) = discover {
-                // Processes running now are found once the run's loop starts.
-                let mut watch = Discovery::new(d.matcher.clone(), d.cgroup.clone())?;
-                for &pid in &pids {
-                    watch.claim(pid);
-                }
-                exe_watch = Some((watch, d.max_processes));
-            }
-            for pid in pids {
-                let attempt = target::check_exists(pid)
-                    .map_err(anyhow::Error::from)
-                    .and_then(|()| prepare_now(pid, &opts));
-                match attempt {
-                    Ok(p) => prepared.push(p),
-                    Err(e) => not_traced.push(format!("{e:#}; not traced")),
-                }
-            }
-            if prepared.is_empty() && exe_watch.is_none() {
-                for line in &not_traced {
-                    eprintln!("gctrace-bpf: {line}");
-                }
-                return Err(anyhow!("none of the processes given could be traced"));
-            }
-        }
-    }
+    let (exporter, otlp) = start_exporters(&opts)?;
+    let Targets {
+        prepared,
+        not_traced,
+        launched,
+        exe_watch,
+    } = prepare_targets(&opts)?;
     // Everything that needed the power to attach is done (the process is still single
     // threaded, so this holds for every thread it will start) — unless processes found
     // later still need attaching, or sampled allocation probes come and go.
@@ -208,8 +141,125 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
             crate::output::otlp::summary_line(o.config(), &stats)
         );
     }
-    let stop = stop?;
+    exit_code(child, stop?)
+}
 
+/// The exporters asked for, started before anything is started or attached: a taken
+/// port fails the run alone.
+fn start_exporters(
+    opts: &TraceOptions,
+) -> Result<(Option<Exporter>, Option<crate::output::otlp::Exporter>)> {
+    let exporter = opts.prometheus.map(Exporter::start).transpose()?;
+    if let Some(e) = &exporter {
+        eprintln!(
+            "gctrace-bpf: serving Prometheus metrics on http://{}/metrics",
+            e.local_addr()
+        );
+    }
+    let otlp = opts
+        .otlp
+        .clone()
+        .map(crate::output::otlp::Exporter::start)
+        .transpose()?;
+    if let Some(o) = &otlp {
+        if opts.format == Format::Tui {
+            o.hold_warnings();
+        }
+        let c = o.config();
+        eprintln!(
+            "gctrace-bpf: exporting OTLP to {} ({})",
+            c.endpoint,
+            c.protocol.as_str()
+        );
+    }
+    Ok((exporter, otlp))
+}
+
+/// The targets as the event loop gets them: analysed and attached, before the loop runs.
+struct Targets {
+    prepared: Vec<Prepared>,
+    /// Targets that could not be traced (several only: with one, that is the run's error).
+    not_traced: Vec<String>,
+    /// The command started (resumed once its probes were on).
+    launched: Option<Launched>,
+    /// `--exe`/`--all`: what finds processes from now on, and `--max-processes`.
+    exe_watch: Option<(Discovery, usize)>,
+}
+
+/// Find or start the targets, and prepare each.
+fn prepare_targets(opts: &TraceOptions) -> Result<Targets> {
+    let mut targets = Targets {
+        prepared: Vec::new(),
+        not_traced: Vec::new(),
+        launched: None,
+        exe_watch: None,
+    };
+    match &opts.target {
+        Target::Pid(pid) => {
+            target::check_exists(*pid)?;
+            targets.prepared.push(prepare_now(*pid, opts)?);
+        }
+        Target::Command(argv) => {
+            let mut child = launch::spawn_stopped(argv)?;
+            // Everything up to resuming the child happens on this thread (ptrace's rule).
+            match prepare_now(child.pid, opts) {
+                Ok(p) => targets.prepared.push(p),
+                Err(e) => {
+                    child.abort();
+                    return Err(e);
+                }
+            }
+            child
+                .resume()
+                .context("cannot resume the started command")?;
+            targets.launched = Some(child);
+        }
+        Target::Processes { pids, discover } => {
+            prepare_processes(&mut targets, pids, discover.as_ref(), opts)?
+        }
+    }
+    Ok(targets)
+}
+
+/// Several targets: each pid given once, and with `discover` what finds the others.
+fn prepare_processes(
+    targets: &mut Targets,
+    pids: &[u32],
+    discover: Option<&Discover>,
+    opts: &TraceOptions,
+) -> Result<()> {
+    let mut pids: Vec<u32> = pids.to_vec();
+    let mut unique = BTreeSet::new();
+    pids.retain(|p| unique.insert(*p));
+    if let Some(d) = discover {
+        // Processes running now are found once the run's loop starts.
+        let mut watch = Discovery::new(d.matcher.clone(), d.cgroup.clone())?;
+        for &pid in &pids {
+            watch.claim(pid);
+        }
+        targets.exe_watch = Some((watch, d.max_processes));
+    }
+    for pid in pids {
+        let attempt = target::check_exists(pid)
+            .map_err(anyhow::Error::from)
+            .and_then(|()| prepare_now(pid, opts));
+        match attempt {
+            Ok(p) => targets.prepared.push(p),
+            Err(e) => targets.not_traced.push(format!("{e:#}; not traced")),
+        }
+    }
+    if targets.prepared.is_empty() && targets.exe_watch.is_none() {
+        for line in &targets.not_traced {
+            eprintln!("gctrace-bpf: {line}");
+        }
+        return Err(anyhow!("none of the processes given could be traced"));
+    }
+    Ok(())
+}
+
+/// The run's exit code: the started command's own (waiting for it if the run ended
+/// first), else 0.
+fn exit_code(child: Option<ChildExit>, stop: Stop) -> Result<i32> {
     match (child, stop) {
         (Some(_), Stop::TargetExited(Some(status))) => Ok(launch::exit_code(status)),
         (Some(child), _) => {
@@ -322,16 +372,27 @@ fn open_output(opts: &TraceOptions) -> Result<Box<dyn Write + Send>> {
     })
 }
 
-/// Where every target's records go: the TUI, or the output in the chosen format.
-fn primary_sink(
+/// Where every target's records go: the TUI, or the output in the chosen format; and
+/// the exporters asked for.
+fn shared_sink(
     opts: &TraceOptions,
     tui: Option<&tui::TerminalLive>,
     several: bool,
-) -> Result<Box<dyn Sink + Send>> {
-    Ok(match tui {
+    exporter: Option<&Exporter>,
+    otlp: Option<&crate::output::otlp::Exporter>,
+) -> Result<SharedSink> {
+    let primary: Box<dyn Sink + Send> = match tui {
         Some(t) => t.sink(),
         None => sink_for_processes(opts.format, open_output(opts)?, several)?,
-    })
+    };
+    let primary = match exporter {
+        Some(e) => e.tee(primary),
+        None => primary,
+    };
+    Ok(SharedSink::new(match otlp {
+        Some(o) => o.tee(primary),
+        None => primary,
+    }))
 }
 
 /// The TUI's next frame or key (never, without the TUI).
@@ -350,6 +411,36 @@ async fn fleet_step(fleet: &mut Option<Fleet>) -> Step {
     }
 }
 
+/// The TUI, which takes the terminal, if it is the output.
+fn start_tui(opts: &TraceOptions, several: bool) -> Result<Option<tui::TerminalLive>> {
+    Ok(match opts.format {
+        Format::Tui => Some(tui::TerminalLive::start_with(tui::Config {
+            slo_pause_ns: opts.slo.pause_ns,
+            slo_gc_cpu_percent: opts.slo.gc_cpu_percent,
+            allocs: opts.allocs,
+            several,
+        })?),
+        _ => None,
+    })
+}
+
+/// Completes once `duration` has passed from its first poll (never without one).
+fn after(duration: Option<Duration>) -> Pin<Box<dyn Future<Output = ()>>> {
+    Box::pin(async move {
+        match duration {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+    })
+}
+
+/// A target's loop as it ended: how, or why it failed.
+fn outcome(joined: Result<Result<Ended>, JoinError>) -> Result<Ended> {
+    joined
+        .map_err(|e| anyhow!("a target's trace failed: {e}"))
+        .and_then(|r| r)
+}
+
 /// The run: one loop per target on this thread, and this one for what concerns them
 /// all (signals, `--duration`, the TUI, new processes of `--exe`), until the run ends;
 /// then every target's loop ends too, each writing its own summary.
@@ -358,174 +449,255 @@ async fn event_loop(
     not_traced: Vec<String>,
     opts: TraceOptions,
     launched: Option<ExitWatch>,
-    mut exe_watch: Option<(Discovery, usize)>,
+    exe_watch: Option<(Discovery, usize)>,
     exporter: Option<Exporter>,
     otlp: Option<crate::output::otlp::Exporter>,
 ) -> Result<Stop> {
-    let several = matches!(opts.target, Target::Processes { .. });
-    let opts = Arc::new(opts);
-    // The TUI takes the terminal from here on; the pipelines' records go to it.
-    let mut tui = match opts.format {
-        Format::Tui => Some(tui::TerminalLive::start_with(tui::Config {
-            slo_pause_ns: opts.slo.pause_ns,
-            slo_gc_cpu_percent: opts.slo.gc_cpu_percent,
-            allocs: opts.allocs,
+    let mut run = RunLoop::start(
+        prepared, not_traced, opts, launched, exe_watch, exporter, otlp,
+    )?;
+    let stop = run.until_stop().await?;
+    run.finish(stop).await
+}
+
+/// The run's own loop: what it keeps while the targets' loops run, and one method per
+/// thing that wakes it.
+///
+/// Fields drop in declaration order: a run ended by an error stops watching for
+/// processes and ends the targets' loops before the TUI gives the terminal back.
+struct RunLoop {
+    /// Events lost per target, told once the TUI is gone.
+    total_lost: Vec<(u32, u64)>,
+    /// Completes when `--duration` has passed (never without).
+    deadline: Pin<Box<dyn Future<Output = ()>>>,
+    sigterm: Signal,
+    sigint: Signal,
+    /// `--exe`/`--all`: the processes found from now on.
+    fleet: Option<Fleet>,
+    /// `--max-processes`: at most this many targets at once.
+    max_processes: usize,
+    /// Every target's loop.
+    targets: JoinSet<Result<Ended>>,
+    /// What every target's loop shares with the run.
+    ctx: RunContext,
+    /// Tells every target's loop that the run has ended, and why.
+    stop_tx: watch::Sender<Option<Stop>>,
+    notices: Notices,
+    /// The output every target writes to (to see whether it failed).
+    output: SharedSink,
+    /// The TUI, which has the terminal while it lives.
+    tui: Option<tui::TerminalLive>,
+    opts: Arc<TraceOptions>,
+    several: bool,
+}
+
+impl RunLoop {
+    /// Take the terminal (TUI) or open the output, start a loop for every target
+    /// prepared, start watching for `--exe`/`--all`, then catch Ctrl-C and SIGTERM.
+    fn start(
+        prepared: Vec<Prepared>,
+        not_traced: Vec<String>,
+        opts: TraceOptions,
+        launched: Option<ExitWatch>,
+        exe_watch: Option<(Discovery, usize)>,
+        exporter: Option<Exporter>,
+        otlp: Option<crate::output::otlp::Exporter>,
+    ) -> Result<RunLoop> {
+        let several = matches!(opts.target, Target::Processes { .. });
+        let opts = Arc::new(opts);
+        // The TUI takes the terminal from here on; the pipelines' records go to it.
+        let tui = start_tui(&opts, several)?;
+        let sink = shared_sink(
+            &opts,
+            tui.as_ref(),
             several,
-        })?),
-        _ => None,
-    };
-    let primary = primary_sink(&opts, tui.as_ref(), several)?;
-    let primary = match &exporter {
-        Some(e) => e.tee(primary),
-        None => primary,
-    };
-    let sink = SharedSink::new(match &otlp {
-        Some(o) => o.tee(primary),
-        None => primary,
-    });
-    let output = sink.clone();
-    let notices = Notices {
-        tui: tui.as_ref().map(tui::TerminalLive::feed),
-        several,
-    };
-    let (stop_tx, stop_rx) = watch::channel(None::<Stop>);
-    let ctx = RunContext {
-        opts: opts.clone(),
-        sink,
-        notices: notices.clone(),
-        stop: stop_rx,
-        exporter,
-        otlp,
-    };
-    let mut targets: JoinSet<Result<Ended>> = JoinSet::new();
-    for line in not_traced {
-        notices.say(line);
-    }
-    // Traced with probes of their own: shared probes must leave them alone.
-    let given: Vec<u32> = prepared.iter().map(|p| p.process.pid).collect();
-    for p in prepared {
-        if several {
-            notices.say(picked_up(&p, &opts));
+            exporter.as_ref(),
+            otlp.as_ref(),
+        )?;
+        let output = sink.clone();
+        let notices = Notices {
+            tui: tui.as_ref().map(tui::TerminalLive::feed),
+            several,
+        };
+        let (stop_tx, stop_rx) = watch::channel(None::<Stop>);
+        let ctx = RunContext {
+            opts: opts.clone(),
+            sink,
+            notices: notices.clone(),
+            stop: stop_rx,
+            exporter,
+            otlp,
+        };
+        let mut targets: JoinSet<Result<Ended>> = JoinSet::new();
+        for line in not_traced {
+            notices.say(line);
         }
-        targets.spawn_local(traced::run(p, launched.clone(), ctx.clone()));
-    }
-    let mut max_processes = usize::MAX;
-    let mut fleet = exe_watch.take().map(|(w, max)| {
-        max_processes = max;
-        let fleet = Fleet::start(w, given.clone(), opts.clone(), &mut |line| {
-            notices.say(line)
+        // Traced with probes of their own: shared probes must leave them alone.
+        let given: Vec<u32> = prepared.iter().map(|p| p.process.pid).collect();
+        for p in prepared {
+            if several {
+                notices.say(picked_up(&p, &opts));
+            }
+            targets.spawn_local(traced::run(p, launched.clone(), ctx.clone()));
+        }
+        let max_processes = exe_watch.as_ref().map_or(usize::MAX, |(_, max)| *max);
+        let fleet = exe_watch.map(|(w, _)| {
+            let fleet = Fleet::start(w, given, opts.clone(), &mut |line| notices.say(line));
+            if targets.is_empty() && fleet.found_at_start == 0 {
+                notices.say(format!(
+                    "{} yet; waiting for one (Ctrl-C ends)",
+                    fleet.waiting_for()
+                ));
+            }
+            fleet
         });
-        if targets.is_empty() && fleet.found_at_start == 0 {
-            notices.say(format!(
-                "{} yet; waiting for one (Ctrl-C ends)",
-                fleet.waiting_for()
-            ));
-        }
-        fleet
-    });
 
-    let mut sigint = tokio::signal::unix::signal(SignalKind::interrupt())?;
-    let mut sigterm = tokio::signal::unix::signal(SignalKind::terminate())?;
-    let deadline = async {
-        match opts.duration {
-            Some(d) => tokio::time::sleep(d).await,
-            None => std::future::pending().await,
-        }
-    };
-    tokio::pin!(deadline);
-    let mut total_lost: Vec<(u32, u64)> = Vec::new();
+        let sigint = tokio::signal::unix::signal(SignalKind::interrupt())?;
+        let sigterm = tokio::signal::unix::signal(SignalKind::terminate())?;
+        Ok(RunLoop {
+            total_lost: Vec::new(),
+            deadline: after(opts.duration),
+            sigterm,
+            sigint,
+            fleet,
+            max_processes,
+            targets,
+            ctx,
+            stop_tx,
+            notices,
+            output,
+            tui,
+            opts,
+            several,
+        })
+    }
 
-    let stop = loop {
-        tokio::select! {
-            _ = &mut deadline => break Stop::Duration,
-            _ = sigint.recv() => break Stop::Signal(SignalKind::interrupt()),
-            _ = sigterm.recv() => break Stop::Signal(SignalKind::terminate()),
-            ctl = tui_step(&mut tui) => {
-                if ctl? == Control::Quit {
-                    break Stop::Quit;
+    /// Handle whatever comes first, until the run has to end: why it ends.
+    async fn until_stop(&mut self) -> Result<Stop> {
+        loop {
+            let stop = tokio::select! {
+                _ = &mut self.deadline => Some(Stop::Duration),
+                _ = self.sigint.recv() => Some(Stop::Signal(SignalKind::interrupt())),
+                _ = self.sigterm.recv() => Some(Stop::Signal(SignalKind::terminate())),
+                ctl = tui_step(&mut self.tui) => (ctl? == Control::Quit).then_some(Stop::Quit),
+                Some(joined) = self.targets.join_next(), if !self.targets.is_empty() => {
+                    self.on_target_ended(joined)?
                 }
+                step = fleet_step(&mut self.fleet) => {
+                    self.on_fleet_step(step);
+                    None
+                }
+            };
+            if let Some(stop) = stop {
+                return Ok(stop);
             }
-            Some(joined) = targets.join_next(), if !targets.is_empty() => {
-                let end = match joined.map_err(|e| anyhow!("a target's trace failed: {e}"))
-                    .and_then(|r| r) {
-                    Ok(end) => end,
-                    // One target: its failure is the run's, as it always was. The output
-                    // failing fails every target: the run ends (the others detach as
-                    // their loops are dropped).
-                    Err(e) if !several || output.failed() => return Err(e),
-                    Err(e) => {
-                        notices.say(format!("{e:#}"));
-                        continue;
-                    }
-                };
-                total_lost.push((end.pid, end.lost));
-                if several {
-                    if let Some(line) = ended_line(&end) {
-                        notices.say(line);
-                    }
-                    if let Stop::TargetExited(status) = end.stop {
-                        notices.to_tui(AppEvent::Exited(
-                            end.pid,
-                            status.map(launch::exit_code),
-                        ));
-                    }
-                }
-                // Without --exe, the run is over when its last target is.
-                if fleet.is_none() && targets.is_empty() {
-                    break match (several, end.stop) {
-                        (true, Stop::TargetExited(_)) => Stop::TargetExited(None),
-                        (_, stop) => stop,
-                    };
-                }
-            }
-            step = fleet_step(&mut fleet) => match step {
-                Step::Traced(p, warnings) => {
-                    let pid = p.process.pid;
-                    if targets.len() >= max_processes {
-                        notices.say(over_ceiling(pid, max_processes));
-                        continue;
-                    }
-                    // Picked up first, then what it lacks (the TUI shows the latest line).
-                    notices.say(picked_up(&p, &opts));
-                    for w in warnings {
-                        notices.say(format!("pid {pid}: warning: {w}"));
-                    }
-                    targets.spawn_local(traced::run(*p, None, ctx.clone()));
-                }
-                Step::Say(line) => notices.say(line),
-            },
         }
-    };
+    }
 
-    // Processes being attached at this moment are detached as soon as they are ready
-    // (dropping them removes their probes); every target's loop then ends with its own
-    // summary.
-    if let Some(f) = fleet.as_mut() {
-        f.finish().await;
-        if f.gone_early > 0 {
-            notices.say(format!(
-                "{} process(es) found exited before they could be attached: not traced",
-                f.gone_early
-            ));
+    /// A target's loop ended before the run did: its losses are kept for the end, and
+    /// with several targets its end is told. Without `--exe`, the last one ends the run.
+    fn on_target_ended(
+        &mut self,
+        joined: Result<Result<Ended>, JoinError>,
+    ) -> Result<Option<Stop>> {
+        let end = match outcome(joined) {
+            Ok(end) => end,
+            // One target: its failure is the run's, as it always was. The output failing
+            // fails every target: the run ends (the others detach as their loops are
+            // dropped).
+            Err(e) if !self.several || self.output.failed() => return Err(e),
+            Err(e) => {
+                self.notices.say(format!("{e:#}"));
+                return Ok(None);
+            }
+        };
+        self.total_lost.push((end.pid, end.lost));
+        if self.several {
+            if let Some(line) = ended_line(&end) {
+                self.notices.say(line);
+            }
+            if let Stop::TargetExited(status) = end.stop {
+                self.notices
+                    .to_tui(AppEvent::Exited(end.pid, status.map(launch::exit_code)));
+            }
+        }
+        // Without --exe, the run is over when its last target is.
+        if self.fleet.is_none() && self.targets.is_empty() {
+            return Ok(Some(match (self.several, end.stop) {
+                (true, Stop::TargetExited(_)) => Stop::TargetExited(None),
+                (_, stop) => stop,
+            }));
+        }
+        Ok(None)
+    }
+
+    /// `--exe`/`--all` found a process and prepared it (traced from now on, below the
+    /// ceiling), or has a line to tell.
+    fn on_fleet_step(&mut self, step: Step) {
+        match step {
+            Step::Traced(p, warnings) => {
+                let pid = p.process.pid;
+                if self.targets.len() >= self.max_processes {
+                    self.notices.say(over_ceiling(pid, self.max_processes));
+                    return;
+                }
+                // Picked up first, then what it lacks (the TUI shows the latest line).
+                self.notices.say(picked_up(&p, &self.opts));
+                for w in warnings {
+                    self.notices.say(format!("pid {pid}: warning: {w}"));
+                }
+                self.targets
+                    .spawn_local(traced::run(*p, None, self.ctx.clone()));
+            }
+            Step::Say(line) => self.notices.say(line),
         }
     }
-    let _ = stop_tx.send(Some(stop));
-    let mut failed = None;
-    while let Some(joined) = targets.join_next().await {
-        match joined
-            .map_err(|e| anyhow!("a target's trace failed: {e}"))
-            .and_then(|r| r)
-        {
-            Ok(end) => total_lost.push((end.pid, end.lost)),
-            Err(e) if !several || output.failed() => failed = Some(e),
-            Err(e) => notices.say(format!("{e:#}")),
+
+    /// The run has ended: end every target's loop, leave the TUI's last state on screen
+    /// until it has been read, then tell the events lost.
+    async fn finish(mut self, stop: Stop) -> Result<Stop> {
+        self.end_targets(stop).await?;
+        self.hold_final_state(stop).await?;
+        // The terminal is given back before anything more is written to stderr.
+        drop(self.tui.take());
+        self.report_lost();
+        Ok(stop)
+    }
+
+    /// Processes being attached at this moment are detached as soon as they are ready
+    /// (dropping them removes their probes); every target's loop then ends with its own
+    /// summary.
+    async fn end_targets(&mut self, stop: Stop) -> Result<()> {
+        if let Some(f) = self.fleet.as_mut() {
+            f.finish().await;
+            if f.gone_early > 0 {
+                self.notices.say(format!(
+                    "{} process(es) found exited before they could be attached: not traced",
+                    f.gone_early
+                ));
+            }
+        }
+        let _ = self.stop_tx.send(Some(stop));
+        let mut failed = None;
+        while let Some(joined) = self.targets.join_next().await {
+            match outcome(joined) {
+                Ok(end) => self.total_lost.push((end.pid, end.lost)),
+                Err(e) if !self.several || self.output.failed() => failed = Some(e),
+                Err(e) => self.notices.say(format!("{e:#}")),
+            }
+        }
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(()),
         }
     }
-    if let Some(e) = failed {
-        return Err(e);
-    }
-    if let Some(t) = tui.as_mut() {
-        // The final state stays on screen until the user has read it.
+
+    /// The TUI's final state stays on screen until the user has read it and quits (or a
+    /// signal comes), unless the user ended the run already.
+    async fn hold_final_state(&mut self, stop: Stop) -> Result<()> {
+        let Some(t) = self.tui.as_mut() else {
+            return Ok(());
+        };
         let ended = match stop {
             Stop::TargetExited(status) => Some(AppEvent::Over(tui::Ended::TargetExited(
                 status.map(launch::exit_code),
@@ -534,6 +706,7 @@ async fn event_loop(
             Stop::Signal(_) | Stop::Quit => None,
         };
         if let Some(ended) = ended {
+            let (sigint, sigterm) = (&mut self.sigint, &mut self.sigterm);
             t.hold(ended, async {
                 tokio::select! {
                     _ = sigint.recv() => {}
@@ -542,17 +715,20 @@ async fn event_loop(
             })
             .await?;
         }
+        Ok(())
     }
-    drop(tui);
-    for (pid, lost) in total_lost {
-        if lost == 0 {
-            continue;
-        }
-        if several {
-            eprintln!("gctrace-bpf: pid {pid}: {lost} events lost in total");
-        } else {
-            eprintln!("gctrace-bpf: {lost} events lost in total");
+
+    /// Events lost in total, per target that lost any.
+    fn report_lost(&self) {
+        for &(pid, lost) in &self.total_lost {
+            if lost == 0 {
+                continue;
+            }
+            if self.several {
+                eprintln!("gctrace-bpf: pid {pid}: {lost} events lost in total");
+            } else {
+                eprintln!("gctrace-bpf: {lost} events lost in total");
+            }
         }
     }
-    Ok(stop)
 }
