@@ -5,6 +5,7 @@ mod arm64;
 mod bench;
 mod cross;
 mod env;
+mod go_versions;
 mod offsets;
 mod offsets_loo;
 mod setup;
@@ -131,7 +132,7 @@ fn demo(tracer_args: &[String], demo_args: &[String]) -> Result<()> {
     use std::io::IsTerminal;
     use std::os::unix::process::CommandExt;
 
-    setup::setup()?;
+    setup::install(setup::Scope::Demo)?;
     build()?;
     let go = env::newest_go()?;
     let out_dir = env::target_dir().join("workloads");
