@@ -5,6 +5,7 @@ mod arm64;
 mod bench;
 mod cross;
 mod env;
+mod fuzz;
 mod go_versions;
 mod offsets;
 mod offsets_loo;
@@ -36,7 +37,8 @@ enum Cmd {
     Setup,
     /// `cargo build --release -p tracer` (no setup): target/release/gctrace-bpf.
     Build,
-    /// Setup, build, then trace the demo workload: `cargo xtask demo -- -duration 10s`.
+    /// Install what the demo needs (the BPF toolchain and the newest Go; the test matrix is
+    /// `setup`'s), build, then trace the demo workload: `cargo xtask demo -- -duration 10s`.
     Demo {
         /// An argument for gctrace-bpf itself (repeatable), e.g. `--tracer-arg=--format=json`.
         #[arg(long = "tracer-arg", allow_hyphen_values = true)]
@@ -46,7 +48,9 @@ enum Cmd {
         demo_args: Vec<String>,
     },
     /// What CI runs: setup, fmt, clippy, release build, then all tests including the
-    /// root-only integration tests against every Go toolchain.
+    /// root-only integration tests against every Go toolchain, the arm64 guest and a
+    /// bounded fuzz run; ends with a table of the phases' times. Tests that could not
+    /// run fail it.
     Test,
     /// The tracer live on arm64: cross-build it and the Go workloads, boot an arm64
     /// kernel under qemu (software emulation), run the live cases inside and judge them
@@ -249,15 +253,13 @@ fn test_phases(phases: &mut Phases) -> Result<()> {
         let skipped = skipped.check();
         ran.and(skipped)
     })?;
+    // The fuzz target builds beside the arm64 phase, whose guest leaves a core free.
+    let fuzz_build = fuzz::BackgroundBuild::start()?;
     // The tracer live on an emulated arm64 kernel.
     phases.run("arm64", arm64::test_arm64)?;
     // The recording reader takes untrusted files: fuzz it for a bounded time.
     phases.run("fuzz", || {
-        run(env::cargo()
-            .current_dir(env::workspace_root())
-            .args(["fuzz", "run", "recording_reader", "--release", "--"])
-            .args(["-max_total_time=45", "-print_final_stats=1"])
-            // Sanitizer flags are unstable options; stable rustc takes them this way.
-            .env("RUSTC_BOOTSTRAP", "1"))
+        fuzz_build.finish()?;
+        fuzz::run_bounded()
     })
 }
