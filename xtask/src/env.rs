@@ -1,5 +1,6 @@
-//! What the project needs on a machine and where it lives: the one place that lists
-//! the Go toolchains, the apt packages and the paths every xtask command shares.
+//! What the project needs on a machine and where it lives: the apt packages, the paths
+//! every xtask command shares, and the installed Go toolchains of the test matrix (whose
+//! list is `workloads/go-versions.txt`, read by `go_versions`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
