@@ -4,8 +4,8 @@ use std::{ffi::OsString, net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::alloc::AllocMode;
 use crate::output::Format;
+use crate::probes::AllocMode;
 
 const AFTER_HELP: &str = "\
 Examples:

@@ -9,14 +9,12 @@
 //! [`session`] wires the stages together for a live run; [`launch`] starts a command
 //! under tracing; [`cli`] is the command line.
 
-pub mod alloc;
 pub mod binary;
 pub mod cgroup;
 pub mod cli;
 pub mod clock;
 pub mod decode;
 pub mod errors;
-pub mod events;
 pub mod export;
 pub mod findings;
 pub mod inspect;

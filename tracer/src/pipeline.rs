@@ -5,8 +5,8 @@
 use anyhow::{Context, Result};
 use tracer_common::RawEvent;
 
+use crate::decode::events::TraceEvent;
 use crate::decode::Decoder;
-use crate::events::TraceEvent;
 use crate::findings::{Engine, Thresholds};
 use crate::model::Model;
 use crate::output::Sink;

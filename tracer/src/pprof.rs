@@ -35,9 +35,9 @@ pub struct AllocSample {
     pub bytes: u64,
 }
 
-impl From<crate::events::SiteStat> for AllocSample {
+impl From<crate::decode::events::SiteStat> for AllocSample {
     /// A call site's totals as the model holds them (scaled already in sampled mode).
-    fn from(s: crate::events::SiteStat) -> AllocSample {
+    fn from(s: crate::decode::events::SiteStat) -> AllocSample {
         AllocSample {
             stack: s.frames,
             objects: s.counts.objects,

@@ -1,7 +1,7 @@
 //! What the model reports: the records every view (JSON, gctrace text, later the TUI and
 //! recordings) is built from. Field names follow the JSON contract in the README.
 
-use crate::events::{AllocStat, SiteStat, StwReason, Trigger};
+use crate::decode::events::{AllocStat, SiteStat, StwReason, Trigger};
 
 /// The traced process; first record of every run.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -250,7 +250,7 @@ pub struct FindingRecord {
     /// What to change, in one or two lines.
     pub remedy: &'static str,
     /// Code-level findings: the user's own frames that allocate this way, heaviest first.
-    pub sites: Vec<crate::events::Frame>,
+    pub sites: Vec<crate::decode::events::Frame>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

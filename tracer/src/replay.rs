@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use anyhow::Result;
 
+use crate::decode::events::TraceEvent;
 use crate::decode::Decoder;
-use crate::events::TraceEvent;
 use crate::findings::Thresholds;
 use crate::output::Sink;
 use crate::pipeline::Pipeline;

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::events::Frame;
+use crate::decode::events::Frame;
 use crate::records::{FindingState, GcRecord, Record, StwRecord, Summary};
 use crate::whatif::{Inputs, Prediction, WhatIf};
 

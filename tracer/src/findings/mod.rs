@@ -61,7 +61,7 @@ pub struct Verdict {
     pub severity: Severity,
     pub summary: String,
     pub evidence: Vec<(&'static str, f64)>,
-    pub sites: Vec<crate::events::Frame>,
+    pub sites: Vec<crate::decode::events::Frame>,
 }
 
 /// A rule's hysteresis state.

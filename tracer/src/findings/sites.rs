@@ -3,7 +3,7 @@
 
 use super::window::Window;
 use super::{Thresholds, Verdict};
-use crate::events::{Frame, SiteStat};
+use crate::decode::events::{Frame, SiteStat};
 use crate::records::{FindingId, Severity};
 
 /// Sites named per finding, heaviest first.

@@ -1,5 +1,5 @@
 use super::*;
-use crate::events::{Frame, SiteStat};
+use crate::decode::events::{Frame, SiteStat};
 use crate::records::{AllocSitesRecord, AllocTypesRecord, GcCpu, GcRecord, ProcessInfo, StwRecord};
 
 const S: u64 = 1_000_000_000;
@@ -107,7 +107,7 @@ fn frequency_over_target_is_a_finding() {
 fn one_slow_pause_is_not_an_slo_breach_but_a_slow_window_is() {
     let stop = |t: f64, d: u64| {
         Record::Stw(StwRecord {
-            reason: crate::events::StwReason::GcSweepTerm,
+            reason: crate::decode::events::StwReason::GcSweepTerm,
             start_ns: (t * 1e9) as u64,
             duration_ns: d,
             cycle: None,
@@ -271,7 +271,7 @@ fn site(function: &str, line: u32, via: &str, bytes: u64) -> SiteStat {
         ],
         via: via.into(),
         type_name: "uint8".into(),
-        counts: crate::events::AllocCounts::exact(1, bytes),
+        counts: crate::decode::events::AllocCounts::exact(1, bytes),
     }
 }
 

@@ -21,7 +21,7 @@
 //! So each cycle's stop records add up to its `pause_ns` exactly.
 
 use super::{Model, Requests};
-use crate::events::{RuntimeSnapshot, StwReason, Trigger};
+use crate::decode::events::{RuntimeSnapshot, StwReason, Trigger};
 use crate::records::{GcRecord, Record, StwRecord};
 
 impl Model {
@@ -172,7 +172,7 @@ impl Model {
 
 #[cfg(test)]
 mod tests {
-    use crate::events::{GcFigures, RuntimeSnapshot, StwReason, TraceEvent, Trigger};
+    use crate::decode::events::{GcFigures, RuntimeSnapshot, StwReason, TraceEvent, Trigger};
     use crate::model::Model;
     use crate::records::Record;
 

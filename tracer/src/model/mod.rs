@@ -30,7 +30,7 @@ pub mod histogram;
 
 pub use allocs::AllocModel;
 
-use crate::events::{
+use crate::decode::events::{
     GcFigures, LargeAllocs, RuntimeSnapshot, Settings, StwReason, TraceEvent, Trigger,
 };
 use crate::records::{AllocRecord, GcCpu, GcRecord, Record, SettingsRecord, StwRecord, Summary};

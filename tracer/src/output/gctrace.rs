@@ -13,7 +13,7 @@
 use std::io::{self, Write};
 
 use super::Sink;
-use crate::events::Trigger;
+use crate::decode::events::Trigger;
 use crate::records::{GcRecord, Record, Summary};
 
 /// Writes one gctrace line per completed cycle, and a `# ` comment line for the summary.
@@ -204,7 +204,7 @@ pub(super) fn summary_line(s: &Summary) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::StwReason;
+    use crate::decode::events::StwReason;
     use crate::records::{ProcessInfo, StwRecord};
 
     #[test]

@@ -10,7 +10,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use super::Sink;
-use crate::events::{AllocCounts, Frame, Trigger};
+use crate::decode::events::{AllocCounts, Frame, Trigger};
 use crate::records::{
     permille_as_pct, AllocRecord, AllocSitesRecord, AllocTypesRecord, FindingRecord, GcRecord,
     ProcessInfo, Record, SettingsRecord, StwRecord, Summary,
@@ -459,7 +459,7 @@ impl<W: Write> Sink for JsonSink<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::StwReason;
+    use crate::decode::events::StwReason;
 
     fn line(rec: Record) -> String {
         let mut sink = JsonSink::new(Vec::new());

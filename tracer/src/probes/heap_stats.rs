@@ -7,7 +7,7 @@
 //!
 //! The counts move when an mcache gives a span back (`mcache.refill`, `releaseAll`), as
 //! `gcController.totalAlloc` does, so a reading lags the true count by what the cached
-//! spans hold ([`crate::alloc::sizeclass::MAX_UNCOUNTED_PER_P`]). Large objects are
+//! spans hold ([`crate::decode::sizeclass::MAX_UNCOUNTED_PER_P`]). Large objects are
 //! counted at once.
 //!
 //! Located from DWARF only: `heapStatsDelta` lost `inPtrScalarBits` in Go 1.25, and no

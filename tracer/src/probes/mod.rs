@@ -12,7 +12,7 @@ pub mod plan;
 mod reads;
 pub mod unreleased;
 
-pub use alloc_plan::{plan_allocs, AllocPlan, MALLOCGC};
+pub use alloc_plan::{plan_allocs, AllocMode, AllocPlan, MALLOCGC};
 pub use analysis::{analyse, host_mismatch};
 pub use loader::{AllocMaps, AttachError, KernelCounters, Probes, Scope};
 pub use plan::{

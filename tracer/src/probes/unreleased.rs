@@ -20,7 +20,7 @@
 
 use super::plan::{scheme_for, PlanError, StwScheme, GC_START, START_THE_WORLD, SUPPORTED_MINORS};
 use crate::binary::{GoBinary, GoVersion};
-use crate::events::StwReason;
+use crate::decode::events::StwReason;
 
 /// `_func.args` of the functions the newest scheme probes, in the newest release we know
 /// (the same from Go 1.23 through 1.27; measured on the test matrix's binaries).

@@ -24,9 +24,9 @@ pub use writer::Recorder;
 
 use serde::{Deserialize, Serialize};
 
-use crate::alloc::AllocMode;
 use crate::binary::OffsetsSource;
 use crate::decode::DecodeSpec;
+use crate::probes::AllocMode;
 use crate::records::ProcessInfo;
 
 /// First bytes of every recording.

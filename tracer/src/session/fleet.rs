@@ -19,8 +19,8 @@ use super::shared::{self, Binary, Found, Group};
 use super::traced::{self, Prepared};
 use super::TraceOptions;
 use crate::probes::analyse;
+use crate::probes::{AllocMode, Probes};
 use crate::target::{self, HeldExe};
-use crate::{alloc::AllocMode, probes::Probes};
 
 /// What the fleet has for the session.
 pub(super) enum Step {

@@ -11,6 +11,7 @@
 //! One target (`--pid N`, or a command after `--`) is the same run with a single loop:
 //! its output is what it always was (gctrace lines byte for byte as the runtime's).
 
+mod alloc_sampling;
 mod discovery;
 mod feed;
 mod fleet;
@@ -25,9 +26,9 @@ use anyhow::{anyhow, Context, Result};
 use tokio::{signal::unix::SignalKind, sync::watch, task::JoinSet};
 
 use crate::{
-    alloc::AllocMode,
     launch::{self, Launched},
     output::{prometheus::Exporter, sink_for_processes, Format, SharedSink, Sink},
+    probes::AllocMode,
     target,
     tui::{self, AppEvent, Control},
 };

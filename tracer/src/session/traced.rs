@@ -17,6 +17,7 @@ use anyhow::{anyhow, Context, Result};
 use tokio::sync::watch;
 use tracer_common::{ProbeKind, RawEvent, HEAP_STATS_GENS};
 
+use super::alloc_sampling::LiveAllocs;
 use super::feed::{watch_fd, Events, Source};
 use super::{Stop, TraceOptions};
 use crate::clock::monotonic_ns;
@@ -24,14 +25,15 @@ use crate::labels::Labels;
 use crate::output::files::per_process_path;
 use crate::pprof::write_profile;
 use crate::{
-    alloc::{AllocMode, LiveAllocs},
     binary::{process::load_bias, GoBinary},
+    decode::events::{Settings, TraceEvent},
     decode::{DecodeSpec, Decoder},
-    events::{Settings, TraceEvent},
     launch,
     output::{prometheus::Exporter, SharedSink},
     pipeline::Pipeline,
-    probes::{analyse, heap_stats::HeapStats, plan_allocs, ProbePlan, Probes, ReadField},
+    probes::{
+        analyse, heap_stats::HeapStats, plan_allocs, AllocMode, ProbePlan, Probes, ReadField,
+    },
     recording::{Header, Recorder},
     records::{ProcessInfo, Record},
     target,

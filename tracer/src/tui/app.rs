@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use crossterm::event::KeyEvent;
 
 use super::data::{Data, Ended, GC_HISTORY, STW_HISTORY};
-use crate::alloc::AllocMode;
+use crate::probes::AllocMode;
 use crate::records::Record;
 
 /// Selectable time windows of the Overview, in seconds (`+` / `-`).

@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use super::history::{HeapPoint, History, Window};
-use crate::events::StwReason;
+use crate::decode::events::StwReason;
 use crate::model::histogram::PauseHistogram;
 use crate::records::{
     AllocRecord, AllocSitesRecord, AllocTypesRecord, GcRecord, ProcessInfo, Record, SettingsRecord,

@@ -15,7 +15,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use crate::events::StwReason;
+use crate::decode::events::StwReason;
 use crate::model::histogram::{CompactPauses, PauseHistogram};
 use crate::records::{GcRecord, StwRecord};
 

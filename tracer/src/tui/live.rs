@@ -25,9 +25,9 @@ use tokio::time::{interval, Interval, MissedTickBehavior};
 use super::app::{update, App, AppEvent, Config, Control};
 use super::terminal::{self, Restore};
 use super::{render, Slo, TuiSink};
-use crate::alloc::AllocMode;
 use crate::clock::monotonic_ns;
 use crate::output::Sink;
+use crate::probes::AllocMode;
 
 /// Time between frames: 10 fps is smooth enough for numbers that change per GC cycle
 /// and keeps the tracer's own CPU low.

@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use crate::events::Trigger;
+use crate::decode::events::Trigger;
 use crate::records::GcRecord;
 
 /// The steady state is judged over the cycles that ended in the last this many seconds

@@ -1,6 +1,6 @@
 use super::pacer::{gogc_goal, limit_goal, non_heap_from_limit_goal};
 use super::*;
-use crate::events::Trigger;
+use crate::decode::events::Trigger;
 use crate::records::{GcCpu, GcRecord};
 
 const MIB: u64 = 1 << 20;

@@ -5,7 +5,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
 
 use super::*;
-use crate::events::{StwReason, Trigger};
+use crate::decode::events::{StwReason, Trigger};
 use crate::records::{AllocRecord, GcRecord, ProcessInfo, Record, StwRecord, Summary};
 use crate::records::{AllocTypesRecord, GcCpu};
 

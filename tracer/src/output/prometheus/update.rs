@@ -11,7 +11,7 @@ use super::series::{
     TriggerLabels,
 };
 use super::GcMetrics;
-use crate::events::Trigger;
+use crate::decode::events::Trigger;
 use crate::records::{AllocRecord, GcRecord, ProcessInfo, Record, StwRecord, Summary};
 
 impl GcMetrics {

@@ -11,10 +11,10 @@ use ratatui::{
 use super::super::app::App;
 use super::super::fmt::bytes;
 use super::*;
-use crate::alloc::AllocMode;
+use crate::probes::AllocMode;
 
 /// The innermost frames of an allocation stack that are not the runtime's.
-fn site_stack(frames: &[crate::events::Frame]) -> String {
+fn site_stack(frames: &[crate::decode::events::Frame]) -> String {
     let names: Vec<&str> = frames
         .iter()
         .map(|f| f.function.as_str())

@@ -12,7 +12,7 @@ use super::super::app::{App, View};
 use super::super::data::Ended;
 use super::super::fmt::{bytes, secs};
 use super::*;
-use crate::alloc::AllocMode;
+use crate::probes::AllocMode;
 use crate::tui::alerts::alerts;
 
 pub(super) fn draw_header(app: &App, f: &mut Frame, area: Rect) {

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::events::{StwReason, Trigger};
+use crate::decode::events::{StwReason, Trigger};
 use crate::labels::Labels;
 use crate::output::prometheus::{Exposition, GcMetrics};
 use crate::records::{GcCpu, GcRecord, ProcessInfo, Record, StwRecord, Summary};

@@ -1,4 +1,6 @@
-//! Raw kernel events → version-independent [`TraceEvent`]s.
+//! Stage 3, event decoding: raw kernel events → version-independent [`TraceEvent`]s
+//! ([`events`]), and the kernel's allocation maps → [`AllocBatch`](events::AllocBatch)es
+//! counted as the runtime counts them ([`alloc_maps`], [`sizeclass`]).
 //!
 //! The kernel programs copy registers without interpreting them; this is where the Go
 //! register ABI of each version is applied. Decoding is a pure function of the event and
@@ -8,10 +10,12 @@
 use serde::{Deserialize, Serialize};
 use tracer_common::{ProbeKind, RawEvent, MAX_READS};
 
-use crate::events::{
-    GcFigures, LargeAllocs, RuntimeSnapshot, Settings, StwReason, TraceEvent, Trigger,
-};
+pub mod alloc_maps;
+pub mod events;
+pub mod sizeclass;
+
 use crate::probes::{ProbePlan, ReadField, StwScheme};
+use events::{GcFigures, LargeAllocs, RuntimeSnapshot, Settings, StwReason, TraceEvent, Trigger};
 
 /// A runtime timestamp passed in a register was taken before the probe fired, so it is
 /// trusted only if it lies at most this long before the probe's own clock reading;

@@ -16,27 +16,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use super::collector::{Collector, Resolver};
-use super::sizeclass::Rules;
 use crate::binary::GoBinary;
-use crate::events::{AllocBatch, Frame};
-use crate::probes::{AllocPlan, Probes};
+use crate::decode::alloc_maps::{Collector, Resolver};
+use crate::decode::events::{AllocBatch, Frame};
+use crate::decode::sizeclass::Rules;
+use crate::probes::{AllocMode, AllocPlan, Probes};
 use crate::target;
-
-/// `--allocs`. Serialized (in recording headers) as "rate", "sample", "exact": the names
-/// headers written before it was an enum already used.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum AllocMode {
-    /// Allocation rate from the runtime's own counter; no allocation probes (default).
-    Rate,
-    /// Probes attached in short bursts within the overhead budget; counts extrapolated.
-    Sample,
-    /// Every allocation counted; costs one probe hit per allocation.
-    Exact,
-}
 
 /// Sampling period: one burst per period (longer when a burst's hits, attach and detach
 /// included, need more time to average out within the budget). Short, so that the bursts

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use tracer_common::{AllocSiteKey, AllocSiteValue, AllocSizeKey, SITE_FRAMES};
 
 use super::sizeclass::{self, Counted, Rules};
-use crate::events::{AllocBatch, AllocCounts, AllocStat, Frame, SiteStat};
+use crate::decode::events::{AllocBatch, AllocCounts, AllocStat, Frame, SiteStat};
 use crate::probes::AllocMaps;
 
 /// Frames kept per call site, innermost first (after runtime frames are dropped).
