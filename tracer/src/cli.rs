@@ -117,15 +117,15 @@ impl SloArgs {
     }
 
     /// The findings' thresholds these flags set (the rest at the playbook's defaults).
-    pub fn thresholds(&self) -> crate::findings::Thresholds {
-        crate::findings::Thresholds {
+    pub fn thresholds(&self) -> crate::model::findings::Thresholds {
+        crate::model::findings::Thresholds {
             pause_p99_ns: nanos(self.slo_pause),
             pause_p50_ns: nanos(self.slo_pause_p50),
             gc_cpu_percent: self.slo_gc_cpu,
             cycles_per_s: self.max_gc_rate,
             window_s: self.finding_window,
             growth_window_s: self.growth_window,
-            ..crate::findings::Thresholds::default()
+            ..crate::model::findings::Thresholds::default()
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use crate::records::Record;
+use crate::model::records::Record;
 
 /// Tracks (threads of the fake process) in the trace.
 const TRACK_CYCLES: u32 = 1;

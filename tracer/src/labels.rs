@@ -1,6 +1,7 @@
-//! Who a traced process is on a fleet: its cgroup, the container and Kubernetes pod it
-//! runs in, and its systemd unit, so that records and series can be told apart by what
-//! people deploy rather than by pid.
+//! Reading who a traced process is on a fleet ([`Labels`]): its cgroup, the container and
+//! Kubernetes pod it runs in, and its systemd unit, so that records and series can be told
+//! apart by what people deploy rather than by pid. The labels are part of the records;
+//! reading them from the host's files is the session's job, hence here.
 //!
 //! Everything comes from the kernel's and the container runtime's own files, never from
 //! a guess:
@@ -23,26 +24,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
-/// The labels of one process. `None` is unknown or not applicable (a process outside any
-/// container has no container id).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Labels {
-    /// The cgroup path, as `/proc/PID/cgroup` gives it.
-    pub cgroup: Option<String>,
-    /// The full 64-hex-digit container id.
-    pub container_id: Option<String>,
-    /// Which runtime made the container: docker, containerd, cri-o or podman.
-    pub container_runtime: Option<String>,
-    pub container_name: Option<String>,
-    /// The Kubernetes pod UID (with dashes, as the API server spells it).
-    pub pod_uid: Option<String>,
-    pub pod_name: Option<String>,
-    pub pod_namespace: Option<String>,
-    /// The innermost systemd unit (`.service` or `.scope`) of the cgroup path.
-    pub systemd_unit: Option<String>,
-}
+use crate::model::records::Labels;
 
 impl Labels {
     /// The labels of process `pid`, read now. A process we cannot read has none.
@@ -108,36 +90,6 @@ impl Labels {
                 return;
             }
         }
-    }
-
-    /// Why the pod's name and namespace are unknown, when the process is in a pod.
-    pub fn unknown_pod_warning(&self) -> Option<String> {
-        if self.pod_uid.is_none() || self.pod_name.is_some() {
-            return None;
-        }
-        Some(format!(
-            "pod_name and pod_namespace unknown for pod {}: no container runtime state \
-             (containerd, cri-o or docker) found for container {} under / or /proc/1/root \
-             (set GCTRACE_HOST_ROOT to where the host's / is mounted)",
-            self.pod_uid.as_deref().unwrap_or("?"),
-            self.container_id.as_deref().unwrap_or("?"),
-        ))
-    }
-
-    /// The labels that are known, by name, in a fixed order: for Prometheus and OTLP.
-    pub fn known(&self) -> impl Iterator<Item = (&'static str, &str)> {
-        [
-            ("cgroup", &self.cgroup),
-            ("container_id", &self.container_id),
-            ("container_runtime", &self.container_runtime),
-            ("container_name", &self.container_name),
-            ("pod_uid", &self.pod_uid),
-            ("pod_name", &self.pod_name),
-            ("pod_namespace", &self.pod_namespace),
-            ("systemd_unit", &self.systemd_unit),
-        ]
-        .into_iter()
-        .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
     }
 }
 

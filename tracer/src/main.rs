@@ -188,7 +188,7 @@ fn run_report(args: ReportArgs) -> Result<i32> {
     // Parsed here rather than by clap so a bad setting is one line (a usage error: 2).
     let mut what_if = Vec::new();
     for w in &args.what_if {
-        match w.parse::<tracer::whatif::WhatIf>() {
+        match w.parse::<tracer::model::whatif::WhatIf>() {
             Ok(w) => what_if.push(w),
             Err(e) => {
                 eprintln!("gctrace-bpf: bad --what-if '{w}': {e}");

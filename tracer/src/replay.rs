@@ -9,11 +9,11 @@ use anyhow::Result;
 
 use crate::decode::events::TraceEvent;
 use crate::decode::Decoder;
-use crate::findings::Thresholds;
+use crate::model::findings::Thresholds;
 use crate::output::Sink;
 use crate::pipeline::Pipeline;
 use crate::recording::{Item, Reader};
-use crate::records::Record;
+use crate::model::records::Record;
 
 /// A sink that keeps the records (for reports and exports).
 #[derive(Clone, Default)]

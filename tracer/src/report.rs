@@ -9,8 +9,8 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::decode::events::Frame;
-use crate::records::{FindingState, GcRecord, Record, StwRecord, Summary};
-use crate::whatif::{Inputs, Prediction, WhatIf};
+use crate::model::records::{FindingState, GcRecord, Record, StwRecord, Summary};
+use crate::model::whatif::{Inputs, Prediction, WhatIf};
 
 /// How many of the longest pauses are listed.
 const WORST: usize = 10;
@@ -157,9 +157,9 @@ pub fn build(
     let what_if_inputs = Inputs::measure(&gcs, process.map_or("", |p| p.go_version.as_str()));
     let tried = match what_if {
         Some(w) => w.to_vec(),
-        None => crate::whatif::default_settings(&what_if_inputs),
+        None => crate::model::whatif::default_settings(&what_if_inputs),
     };
-    let what_if = crate::whatif::predict_all(&what_if_inputs, &tried);
+    let what_if = crate::model::whatif::predict_all(&what_if_inputs, &tried);
     let alloc_rate = match (allocs.first(), allocs.last()) {
         (Some(&(t0, b0)), Some(&(t1, b1))) if t1 > t0 => {
             Some(((b1.saturating_sub(b0)) as u128 * 1_000_000_000 / (t1 - t0) as u128) as u64)
@@ -349,6 +349,6 @@ pub fn render(r: &Report, markdown: bool) -> String {
         let _ = writeln!(s, "{sub}remedy: {}", f.remedy);
     }
     h(&mut s, "What if");
-    crate::whatif::text::render(&mut s, &r.what_if_inputs, &r.what_if, markdown);
+    crate::model::whatif::text::render(&mut s, &r.what_if_inputs, &r.what_if, markdown);
     s
 }

@@ -4,8 +4,8 @@
 mod tui_support;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use tracer::events::StwReason;
-use tracer::records::{GcRecord, Record, StwRecord};
+use tracer::decode::events::StwReason;
+use tracer::model::records::{GcRecord, Record, StwRecord};
 use tracer::tui::alerts::alerts;
 use tracer::tui::app::View;
 use tracer::tui::data::{GC_HISTORY, STW_HISTORY};

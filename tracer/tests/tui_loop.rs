@@ -12,7 +12,7 @@ use futures_util::Stream;
 use ratatui::{backend::TestBackend, Terminal};
 use tokio::sync::mpsc;
 use tracer::output::Sink as _;
-use tracer::records::Record;
+use tracer::model::records::Record;
 use tracer::tui::live::FRAME;
 use tracer::tui::{AppEvent, Config, Ended, Live};
 use tui_support::{fixture, text};

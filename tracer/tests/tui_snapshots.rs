@@ -6,8 +6,8 @@
 mod tui_support;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use tracer::alloc::AllocMode;
-use tracer::records::Record;
+use tracer::probes::AllocMode;
+use tracer::model::records::Record;
 use tracer::tui::{update, App, AppEvent, Config};
 use tui_support::{fixture, redact, screen};
 

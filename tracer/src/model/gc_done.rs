@@ -22,7 +22,7 @@
 
 use super::{Model, Requests};
 use crate::decode::events::{RuntimeSnapshot, StwReason, Trigger};
-use crate::records::{GcRecord, Record, StwRecord};
+use crate::model::records::{GcRecord, Record, StwRecord};
 
 impl Model {
     /// A time trigger (`forcegchelper` calling `gcStart`) at `ts_ns`.
@@ -154,7 +154,7 @@ impl Model {
             cpu_percent: f.cpu_percent,
             cpu: f.stwprocs.and_then(|procs| {
                 let procs = u64::from(procs);
-                Some(crate::records::GcCpu {
+                Some(crate::model::records::GcCpu {
                     sweep_term_ns: procs * (t_mark - t_sweep),
                     assist_ns: f.assist_ns?,
                     background_ns: f.background_ns?,
@@ -174,7 +174,7 @@ impl Model {
 mod tests {
     use crate::decode::events::{GcFigures, RuntimeSnapshot, StwReason, TraceEvent, Trigger};
     use crate::model::Model;
-    use crate::records::Record;
+    use crate::model::records::Record;
 
     /// The runtime's account of cycle `n` at its end: sweep termination
     /// [1_000, 1_400] (stopped from 1_100 on 1.22+), mark until 9_000, mark termination

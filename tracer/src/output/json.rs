@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::Sink;
 use crate::decode::events::{AllocCounts, Frame, Trigger};
-use crate::records::{
+use crate::model::records::{
     permille_as_pct, AllocRecord, AllocSitesRecord, AllocTypesRecord, FindingRecord, GcRecord,
     ProcessInfo, Record, SettingsRecord, StwRecord, Summary,
 };
@@ -49,7 +49,7 @@ struct ProcessJson<'a> {
     memory_limit_bytes: Option<i64>,
     /// `cgroup`, `container_id`, `pod_uid`, `pod_name`, … (`null` when unknown).
     #[serde(flatten)]
-    labels: &'a crate::labels::Labels,
+    labels: &'a crate::model::records::Labels,
 }
 
 #[derive(Serialize)]
@@ -470,7 +470,7 @@ mod tests {
     #[test]
     fn process() {
         let rec = Record::Process(ProcessInfo {
-            labels: crate::labels::Labels {
+            labels: crate::model::records::Labels {
                 cgroup: Some("/system.slice/app.service".into()),
                 systemd_unit: Some("app.service".into()),
                 ..Default::default()

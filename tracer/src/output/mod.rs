@@ -20,7 +20,7 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::records::Record;
+use crate::model::records::Record;
 
 pub use gctrace::{fmt_ns_as_ms, itoa_div, GctraceSink};
 pub use json::JsonSink;
@@ -196,7 +196,7 @@ impl Sink for SharedSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::records::Summary;
+    use crate::model::records::Summary;
 
     /// A `Write + Send` whose bytes the test can read after the sink consumed it.
     #[derive(Clone, Default)]

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::binary::OffsetsSource;
 use crate::decode::DecodeSpec;
 use crate::probes::AllocMode;
-use crate::records::ProcessInfo;
+use crate::model::records::ProcessInfo;
 
 /// First bytes of every recording.
 pub const MAGIC: &[u8; 8] = b"GCTRACE\0";

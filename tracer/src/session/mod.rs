@@ -78,7 +78,7 @@ pub struct TraceOptions {
     /// Thresholds the TUI checks against.
     pub slo: tui::Slo,
     /// Thresholds of the findings rule engine (docs/findings.md).
-    pub findings: crate::findings::Thresholds,
+    pub findings: crate::model::findings::Thresholds,
 }
 
 /// Why the event loop ended (the run's, or one target's).

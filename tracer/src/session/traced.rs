@@ -21,7 +21,7 @@ use super::alloc_sampling::LiveAllocs;
 use super::feed::{watch_fd, Events, Source};
 use super::{Stop, TraceOptions};
 use crate::clock::monotonic_ns;
-use crate::labels::Labels;
+use crate::model::records::Labels;
 use crate::output::files::per_process_path;
 use crate::pprof::write_profile;
 use crate::{
@@ -35,7 +35,7 @@ use crate::{
         analyse, heap_stats::HeapStats, plan_allocs, AllocMode, ProbePlan, Probes, ReadField,
     },
     recording::{Header, Recorder},
-    records::{ProcessInfo, Record},
+    model::records::{ProcessInfo, Record},
     target,
     tui::AppEvent,
 };

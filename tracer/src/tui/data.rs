@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, VecDeque};
 use super::history::{HeapPoint, History, Window};
 use crate::decode::events::StwReason;
 use crate::model::histogram::PauseHistogram;
-use crate::records::{
+use crate::model::records::{
     AllocRecord, AllocSitesRecord, AllocTypesRecord, GcRecord, ProcessInfo, Record, SettingsRecord,
     StwRecord, Summary,
 };

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::records::{FindingId, FindingRecord, FindingState};
+use crate::model::records::{FindingId, FindingRecord, FindingState};
 
 /// Ended findings kept for the Advice view.
 const PAST: usize = 20;

@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use crate::decode::events::StwReason;
 use crate::model::histogram::{CompactPauses, PauseHistogram};
-use crate::records::{GcRecord, StwRecord};
+use crate::model::records::{GcRecord, StwRecord};
 
 /// One-second buckets kept: windows up to this many seconds are read from them.
 pub const FINE_BUCKETS: usize = 120;
@@ -287,7 +287,7 @@ mod tests {
                 cycle: i as u32,
                 end_ns: 10 * FINE_NS + i * (FINE_NS / 100),
                 heap_live_bytes: Some(i),
-                cpu: Some(crate::records::GcCpu {
+                cpu: Some(crate::model::records::GcCpu {
                     sweep_term_ns: 1,
                     assist_ns: 2,
                     background_ns: 3,

@@ -36,7 +36,7 @@ use anyhow::{bail, Result};
 use ratatui::{backend::Backend, Terminal};
 
 use crate::output::Sink;
-use crate::records::Record;
+use crate::model::records::Record;
 
 pub use app::{update, App, AppEvent, Config, Control};
 pub use data::Ended;

@@ -12,7 +12,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
 
 use super::names::{self, Kind, Name};
 use super::{attr_str, DURATION_BOUNDS_S};
-use crate::records::{AllocRecord, GcRecord, StwRecord};
+use crate::model::records::{AllocRecord, GcRecord, StwRecord};
 
 /// A cumulative histogram of durations in seconds, with the Prometheus view's buckets.
 #[derive(Clone, Debug, Default)]

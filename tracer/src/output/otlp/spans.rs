@@ -10,7 +10,7 @@ use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::trace::v1::{span, Span};
 
 use super::{attr_int, attr_str};
-use crate::records::{GcRecord, StwRecord};
+use crate::model::records::{GcRecord, StwRecord};
 
 /// Makes span and trace ids for one run of the exporter.
 #[derive(Clone, Copy, Debug)]

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use prometheus_client::encoding::{EncodeLabel, EncodeLabelSet, LabelSetEncoder};
 
 use super::Exposition;
-use crate::labels::Labels;
+use crate::model::records::Labels;
 
 /// How long the series of an ended process are kept when no scrape comes.
 pub const LINGER: Duration = Duration::from_secs(300);

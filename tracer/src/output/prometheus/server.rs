@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 
 use super::{http, Exposition, GcMetrics};
 use crate::output::{Sink, Tee};
-use crate::records::Record;
+use crate::model::records::Record;
 
 /// The metrics behind the mutex. A panic while it was held cannot leave them in a state
 /// worse than a missed record, so a poisoned lock is used anyway.

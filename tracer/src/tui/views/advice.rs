@@ -10,8 +10,8 @@ use ratatui::widgets::{Block, Borders, Paragraph, Sparkline, Wrap};
 use ratatui::Frame;
 
 use super::super::app::App;
-use crate::records::{FindingRecord, Severity};
-use crate::whatif;
+use crate::model::records::{FindingRecord, Severity};
+use crate::model::whatif;
 
 pub(super) fn draw(app: &App, f: &mut Frame, area: Rect) {
     let what_if = what_if_lines(app);
@@ -34,7 +34,7 @@ pub(super) fn draw(app: &App, f: &mut Frame, area: Rect) {
 /// the first note (why a figure is unknown) when there is one.
 fn what_if_lines(app: &App) -> Vec<Line<'static>> {
     let d = app.shown();
-    let gcs: Vec<&crate::records::GcRecord> = d.gcs.iter().collect();
+    let gcs: Vec<&crate::model::records::GcRecord> = d.gcs.iter().collect();
     let go = d.process.as_ref().map_or("", |p| p.go_version.as_str());
     let inputs = whatif::Inputs::measure(&gcs, go);
     let mut lines = vec![Line::from(Span::styled(

@@ -194,7 +194,7 @@ pub(super) fn draw_allocations(app: &App, f: &mut Frame, area: Rect) {
 
 /// A sampled figure's 95 % error ("±12%"); nothing when counted exactly.
 fn error(permille: Option<u32>) -> String {
-    match crate::records::permille_as_pct(permille) {
+    match crate::model::records::permille_as_pct(permille) {
         Some(pct) if pct >= 10.0 => format!("±{pct:.0}%"),
         Some(pct) => format!("±{pct:.1}%"),
         None => String::new(),
@@ -211,7 +211,7 @@ fn with_error<T>(exact: bool, at: usize, mut columns: Vec<T>, error: T) -> Vec<T
 }
 
 /// Bytes by size class, in power-of-two bins (≤16 B … ≤32 KiB, then large objects).
-fn draw_size_classes(types: &crate::records::AllocTypesRecord, f: &mut Frame, area: Rect) {
+fn draw_size_classes(types: &crate::model::records::AllocTypesRecord, f: &mut Frame, area: Rect) {
     const BINS: usize = 13;
     let mut bins = [0u64; BINS];
     for c in &types.size_classes {

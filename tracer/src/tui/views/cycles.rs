@@ -12,7 +12,7 @@ use super::super::app::App;
 use super::super::data::Data;
 use super::super::fmt::{bytes, dur, mib, ms};
 use super::*;
-use crate::records::GcRecord;
+use crate::model::records::GcRecord;
 
 fn trigger_name(g: &GcRecord) -> &'static str {
     g.trigger.map_or("?", |t| t.as_str())

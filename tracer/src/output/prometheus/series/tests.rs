@@ -3,9 +3,9 @@
 use std::time::{Duration, Instant};
 
 use crate::decode::events::{StwReason, Trigger};
-use crate::labels::Labels;
+use crate::model::records::Labels;
 use crate::output::prometheus::{Exposition, GcMetrics};
-use crate::records::{GcCpu, GcRecord, ProcessInfo, Record, StwRecord, Summary};
+use crate::model::records::{GcCpu, GcRecord, ProcessInfo, Record, StwRecord, Summary};
 
 fn process(pid: u32, labels: Labels) -> Record {
     Record::Process(ProcessInfo {

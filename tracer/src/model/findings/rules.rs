@@ -2,7 +2,7 @@
 
 use super::window::Window;
 use super::{Thresholds, Verdict};
-use crate::records::{FindingId, Severity};
+use crate::model::records::{FindingId, Severity};
 
 /// Fewest pauses in the window for a percentile to mean anything.
 const MIN_PAUSES: usize = 10;

@@ -4,7 +4,7 @@
 use super::window::Window;
 use super::{Thresholds, Verdict};
 use crate::decode::events::{Frame, SiteStat};
-use crate::records::{FindingId, Severity};
+use crate::model::records::{FindingId, Severity};
 
 /// Sites named per finding, heaviest first.
 const MAX_SITES: usize = 3;

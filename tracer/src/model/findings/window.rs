@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 
 use super::Thresholds;
-use crate::records::{GcRecord, StwRecord};
+use crate::model::records::{GcRecord, StwRecord};
 
 /// What the rules need of one completed cycle.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]

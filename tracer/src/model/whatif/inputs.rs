@@ -7,7 +7,7 @@
 use serde::Serialize;
 
 use crate::decode::events::Trigger;
-use crate::records::GcRecord;
+use crate::model::records::GcRecord;
 
 /// The steady state is judged over the cycles that ended in the last this many seconds
 /// of trace (but at least [`MIN_SPAN_CYCLES`] cycles when there are that many): long

@@ -1,7 +1,7 @@
 use super::pacer::{gogc_goal, limit_goal, non_heap_from_limit_goal};
 use super::*;
 use crate::decode::events::Trigger;
-use crate::records::{GcCpu, GcRecord};
+use crate::model::records::{GcCpu, GcRecord};
 
 const MIB: u64 = 1 << 20;
 

@@ -16,7 +16,7 @@ pub struct ProcessInfo {
     /// Its cgroup, container, pod and systemd unit (recordings made before these existed
     /// have none).
     #[serde(default)]
-    pub labels: crate::labels::Labels,
+    pub labels: Labels,
     /// GOGC (negative: off) and GOMEMLIMIT in bytes (`i64::MAX`: none) when the probes
     /// went on, read from the target's memory; `None` when unreadable or not set yet (a
     /// launched program before its runtime initialised: a `settings` record follows).
@@ -41,6 +41,57 @@ impl ProcessInfo {
             gogc: None,
             memory_limit_bytes: None,
         }
+    }
+}
+
+/// The labels of one process (read by `session/labels.rs`). `None` is unknown or not applicable (a process outside any
+/// container has no container id).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct Labels {
+    /// The cgroup path, as `/proc/PID/cgroup` gives it.
+    pub cgroup: Option<String>,
+    /// The full 64-hex-digit container id.
+    pub container_id: Option<String>,
+    /// Which runtime made the container: docker, containerd, cri-o or podman.
+    pub container_runtime: Option<String>,
+    pub container_name: Option<String>,
+    /// The Kubernetes pod UID (with dashes, as the API server spells it).
+    pub pod_uid: Option<String>,
+    pub pod_name: Option<String>,
+    pub pod_namespace: Option<String>,
+    /// The innermost systemd unit (`.service` or `.scope`) of the cgroup path.
+    pub systemd_unit: Option<String>,
+}
+
+impl Labels {
+    /// Why the pod's name and namespace are unknown, when the process is in a pod.
+    pub fn unknown_pod_warning(&self) -> Option<String> {
+        if self.pod_uid.is_none() || self.pod_name.is_some() {
+            return None;
+        }
+        Some(format!(
+            "pod_name and pod_namespace unknown for pod {}: no container runtime state \
+             (containerd, cri-o or docker) found for container {} under / or /proc/1/root \
+             (set GCTRACE_HOST_ROOT to where the host's / is mounted)",
+            self.pod_uid.as_deref().unwrap_or("?"),
+            self.container_id.as_deref().unwrap_or("?"),
+        ))
+    }
+
+    /// The labels that are known, by name, in a fixed order: for Prometheus and OTLP.
+    pub fn known(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        [
+            ("cgroup", &self.cgroup),
+            ("container_id", &self.container_id),
+            ("container_runtime", &self.container_runtime),
+            ("container_name", &self.container_name),
+            ("pod_uid", &self.pod_uid),
+            ("pod_name", &self.pod_name),
+            ("pod_namespace", &self.pod_namespace),
+            ("systemd_unit", &self.systemd_unit),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
     }
 }
 
@@ -234,7 +285,7 @@ pub enum Record {
     Summary(Summary),
 }
 
-/// A diagnosis from the findings rule engine ([`crate::findings`]): one record when it
+/// A diagnosis from the findings rule engine ([`crate::model::findings`]): one record when it
 /// starts (sustained evidence) and one when it ends. Vocabulary: docs/findings.md.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FindingRecord {

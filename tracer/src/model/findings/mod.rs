@@ -15,7 +15,7 @@ mod window;
 
 use std::collections::BTreeMap;
 
-use crate::records::{FindingId, FindingRecord, FindingState, Record, Severity};
+use crate::model::records::{FindingId, FindingRecord, FindingState, Record, Severity};
 use window::Window;
 
 /// The playbook's targets (flags of the same names) and how long evidence must last.
