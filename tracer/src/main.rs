@@ -12,7 +12,8 @@ use tracer::{
     cli::{
         Cli, Command, ExportArgs, InspectArgs, InspectFormat, ReplayArgs, ReportArgs, ReportFormat,
     },
-    inspect, session, target,
+    output::inspect,
+    session, target,
 };
 
 fn main() -> ExitCode {
@@ -86,7 +87,7 @@ fn main() -> ExitCode {
                 duration: t.duration,
                 prometheus: t.prometheus,
                 otlp,
-                slo: tracer::tui::Slo {
+                slo: tracer::output::tui::Slo {
                     pause_ns: t.slo.pause_ns(),
                     gc_cpu_percent: t.slo.slo_gc_cpu,
                 },
@@ -158,8 +159,8 @@ fn run_replay(args: ReplayArgs) -> Result<i32> {
                 "--otlp replays into gctrace or json output, not the TUI (add --format json)"
             );
         }
-        tracer::tui::check_usable(args.output.as_deref())?;
-        let slo = tracer::tui::Slo {
+        tracer::output::tui::check_usable(args.output.as_deref())?;
+        let slo = tracer::output::tui::Slo {
             pause_ns: args.slo.pause_ns(),
             gc_cpu_percent: args.slo.slo_gc_cpu,
         };
@@ -199,7 +200,7 @@ fn run_report(args: ReportArgs) -> Result<i32> {
     let reader = tracer::recording::Reader::open(&args.file)?;
     let slo_ns = args.slo.pause_ns();
     let records = tracer::replay::records_judged(&reader, args.slo.thresholds())?;
-    let report = tracer::report::build(
+    let report = tracer::output::report::build(
         &records,
         slo_ns,
         reader.damage.clone(),
@@ -210,8 +211,8 @@ fn run_report(args: ReportArgs) -> Result<i32> {
             "{}",
             serde_json::to_string(&report).context("cannot encode the report")?
         ),
-        ReportFormat::Text => print!("{}", tracer::report::render(&report, false)),
-        ReportFormat::Markdown => print!("{}", tracer::report::render(&report, true)),
+        ReportFormat::Text => print!("{}", tracer::output::report::render(&report, false)),
+        ReportFormat::Markdown => print!("{}", tracer::output::report::render(&report, true)),
     }
     Ok(0)
 }
@@ -226,7 +227,7 @@ fn run_export(args: ExportArgs) -> Result<i32> {
     }
     if let Some(out) = &args.perfetto {
         let records = tracer::replay::records(&reader)?;
-        let doc = tracer::export::perfetto(&records);
+        let doc = tracer::output::export::perfetto(&records);
         let mut w = output_writer(Some(out))?;
         serde_json::to_writer(&mut w, &doc).context("cannot write the trace")?;
         w.flush().context("cannot write the trace")?;
@@ -234,7 +235,7 @@ fn run_export(args: ExportArgs) -> Result<i32> {
     if let Some(out) = &args.pprof {
         // Replayed only when asked for: a Perfetto export alone needs just the records.
         let model = tracer::replay::model(&reader)?;
-        tracer::pprof::write_profile(out, model.allocs(), reader.header.start_unix_ns, 0)?;
+        tracer::output::pprof::write_profile(out, model.allocs(), reader.header.start_unix_ns, 0)?;
     }
     Ok(0)
 }

@@ -138,8 +138,8 @@ pub fn model(reader: &Reader) -> Result<crate::model::Model> {
 
 /// Replay into the terminal UI, paced at `speed` × real time (1 by default), then keep the
 /// final state on screen until q.
-pub fn replay_tui(path: &Path, slo: crate::tui::Slo, speed: f64) -> Result<()> {
-    use crate::tui::{AppEvent, Control, Ended, TerminalLive};
+pub fn replay_tui(path: &Path, slo: crate::output::tui::Slo, speed: f64) -> Result<()> {
+    use crate::output::tui::{AppEvent, Control, Ended, TerminalLive};
     let reader = Reader::open(path)?;
     let allocs = reader.header.allocs;
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -8,7 +8,7 @@ mod tui_support;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use tracer::probes::AllocMode;
 use tracer::model::records::Record;
-use tracer::tui::{update, App, AppEvent, Config};
+use tracer::output::tui::{update, App, AppEvent, Config};
 use tui_support::{fixture, redact, screen};
 
 /// The pid single-process events are tagged with.
@@ -143,7 +143,7 @@ fn help_and_end_of_run() {
     key(&mut app, KeyCode::Char('?'));
     update(
         &mut app,
-        AppEvent::Over(tracer::tui::Ended::TargetExited(Some(0))),
+        AppEvent::Over(tracer::output::tui::Ended::TargetExited(Some(0))),
     );
     insta::assert_snapshot!("exited_80x24", snap(&app, pid, 80, 24));
 }

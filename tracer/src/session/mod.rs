@@ -30,7 +30,7 @@ use crate::{
     output::{prometheus::Exporter, sink_for_processes, Format, SharedSink, Sink},
     probes::AllocMode,
     target,
-    tui::{self, AppEvent, Control},
+    output::tui::{self, AppEvent, Control},
 };
 use discovery::{over_ceiling, Discovery};
 pub use discovery::{Discover, Matcher};

@@ -23,7 +23,7 @@ use super::{Stop, TraceOptions};
 use crate::clock::monotonic_ns;
 use crate::model::records::Labels;
 use crate::output::files::per_process_path;
-use crate::pprof::write_profile;
+use crate::output::pprof::write_profile;
 use crate::{
     binary::{process::load_bias, GoBinary},
     decode::events::{Settings, TraceEvent},
@@ -37,7 +37,7 @@ use crate::{
     recording::{Header, Recorder},
     model::records::{ProcessInfo, Record},
     target,
-    tui::AppEvent,
+    output::tui::AppEvent,
 };
 
 /// How often the ring buffer is drained. Events are submitted without waking us (a

@@ -13,7 +13,7 @@ use tracer::model::records::{
     AllocRecord, AllocSitesRecord, AllocTypesRecord, GcCpu, GcRecord, ProcessInfo, Record,
     SizeClassStat, StwRecord, Summary,
 };
-use tracer::tui::{render, App};
+use tracer::output::tui::{render, App};
 
 fn u(v: &Value, k: &str) -> u64 {
     v[k].as_u64().unwrap_or(0)

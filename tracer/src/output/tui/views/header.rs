@@ -13,7 +13,7 @@ use super::super::data::Ended;
 use super::super::fmt::{bytes, secs};
 use super::*;
 use crate::probes::AllocMode;
-use crate::tui::alerts::alerts;
+use crate::output::tui::alerts::alerts;
 
 pub(super) fn draw_header(app: &App, f: &mut Frame, area: Rect) {
     let d = app.shown();
