@@ -164,19 +164,19 @@ fn run_replay(args: ReplayArgs) -> Result<i32> {
             pause_ns: args.slo.pause_ns(),
             gc_cpu_percent: args.slo.slo_gc_cpu,
         };
-        tracer::replay::replay_tui(&args.file, slo, args.speed.unwrap_or(1.0))?;
+        tracer::session::replay::replay_tui(&args.file, slo, args.speed.unwrap_or(1.0))?;
         return Ok(0);
     }
     let sink = tracer::output::sink_for(format, output_writer(args.output.as_deref())?)?;
     let Some(config) = args.otlp.config().map_err(anyhow::Error::msg)? else {
-        tracer::replay::replay(&args.file, sink, args.speed)?;
+        tracer::session::replay::replay(&args.file, sink, args.speed)?;
         return Ok(0);
     };
     // The recording's clocks place its events in time.
     let header = tracer::recording::Reader::open(&args.file)?.header;
     let offset = i128::from(header.start_unix_ns) - i128::from(header.start_monotonic_ns);
     let otlp = tracer::output::otlp::Exporter::start_with_clock(config, offset)?;
-    tracer::replay::replay(&args.file, otlp.tee(sink), args.speed)?;
+    tracer::session::replay::replay(&args.file, otlp.tee(sink), args.speed)?;
     let stats = otlp.finish();
     eprintln!(
         "gctrace-bpf: {}",
@@ -199,7 +199,7 @@ fn run_report(args: ReportArgs) -> Result<i32> {
     }
     let reader = tracer::recording::Reader::open(&args.file)?;
     let slo_ns = args.slo.pause_ns();
-    let records = tracer::replay::records_judged(&reader, args.slo.thresholds())?;
+    let records = tracer::session::replay::records_judged(&reader, args.slo.thresholds())?;
     let report = tracer::output::report::build(
         &records,
         slo_ns,
@@ -226,7 +226,7 @@ fn run_export(args: ExportArgs) -> Result<i32> {
         );
     }
     if let Some(out) = &args.perfetto {
-        let records = tracer::replay::records(&reader)?;
+        let records = tracer::session::replay::records(&reader)?;
         let doc = tracer::output::export::perfetto(&records);
         let mut w = output_writer(Some(out))?;
         serde_json::to_writer(&mut w, &doc).context("cannot write the trace")?;
@@ -234,7 +234,7 @@ fn run_export(args: ExportArgs) -> Result<i32> {
     }
     if let Some(out) = &args.pprof {
         // Replayed only when asked for: a Perfetto export alone needs just the records.
-        let model = tracer::replay::model(&reader)?;
+        let model = tracer::session::replay::model(&reader)?;
         tracer::output::pprof::write_profile(out, model.allocs(), reader.header.start_unix_ns, 0)?;
     }
     Ok(0)

@@ -298,7 +298,10 @@ fn one_process_ending_leaves_the_others_traced() {
     update(&mut app, AppEvent::Exited(2, Some(0)));
     assert_eq!(app.procs.traced(&app.live), 1);
     assert!(!app.procs.over);
-    update(&mut app, AppEvent::Over(tracer::output::tui::Ended::Detached));
+    update(
+        &mut app,
+        AppEvent::Over(tracer::output::tui::Ended::Detached),
+    );
     assert!(app.procs.over);
     assert_eq!(app.procs.traced(&app.live), 0);
     // The process that exited keeps saying so; the other was detached.
@@ -306,7 +309,10 @@ fn one_process_ending_leaves_the_others_traced() {
         app.procs.parked[&2].ended,
         Some(tracer::output::tui::Ended::TargetExited(Some(0)))
     ));
-    assert!(matches!(app.live.ended, Some(tracer::output::tui::Ended::Detached)));
+    assert!(matches!(
+        app.live.ended,
+        Some(tracer::output::tui::Ended::Detached)
+    ));
 }
 
 #[test]

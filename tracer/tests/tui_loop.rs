@@ -11,10 +11,10 @@ use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
 use futures_util::Stream;
 use ratatui::{backend::TestBackend, Terminal};
 use tokio::sync::mpsc;
-use tracer::output::Sink as _;
 use tracer::model::records::Record;
 use tracer::output::tui::live::FRAME;
 use tracer::output::tui::{AppEvent, Config, Ended, Live};
+use tracer::output::Sink as _;
 use tui_support::{fixture, text};
 
 type Keys = Pin<Box<dyn Stream<Item = io::Result<Event>>>>;

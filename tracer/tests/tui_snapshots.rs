@@ -6,9 +6,9 @@
 mod tui_support;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use tracer::probes::AllocMode;
 use tracer::model::records::Record;
 use tracer::output::tui::{update, App, AppEvent, Config};
+use tracer::probes::AllocMode;
 use tui_support::{fixture, redact, screen};
 
 /// The pid single-process events are tagged with.

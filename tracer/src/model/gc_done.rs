@@ -173,8 +173,8 @@ impl Model {
 #[cfg(test)]
 mod tests {
     use crate::decode::events::{GcFigures, RuntimeSnapshot, StwReason, TraceEvent, Trigger};
-    use crate::model::Model;
     use crate::model::records::Record;
+    use crate::model::Model;
 
     /// The runtime's account of cycle `n` at its end: sweep termination
     /// [1_000, 1_400] (stopped from 1_100 on 1.22+), mark until 9_000, mark termination

@@ -39,8 +39,8 @@ pub use allocs::AllocModel;
 use crate::decode::events::{
     GcFigures, LargeAllocs, RuntimeSnapshot, Settings, StwReason, TraceEvent, Trigger,
 };
-use records::{AllocRecord, GcCpu, GcRecord, Record, SettingsRecord, StwRecord, Summary};
 use histogram::PauseHistogram;
+use records::{AllocRecord, GcCpu, GcRecord, Record, SettingsRecord, StwRecord, Summary};
 
 /// Oddities the model saw and coped with. None of them is a lost event: they are what a
 /// tracer attached to a running program, or a binary with unknown offsets, looks like.

@@ -26,8 +26,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::binary::OffsetsSource;
 use crate::decode::DecodeSpec;
-use crate::probes::AllocMode;
 use crate::model::records::ProcessInfo;
+use crate::probes::AllocMode;
 
 /// First bytes of every recording.
 pub const MAGIC: &[u8; 8] = b"GCTRACE\0";

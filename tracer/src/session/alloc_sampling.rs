@@ -16,12 +16,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
+use super::target;
 use crate::binary::GoBinary;
 use crate::decode::alloc_maps::{Collector, Resolver};
 use crate::decode::events::{AllocBatch, Frame};
 use crate::decode::sizeclass::Rules;
 use crate::probes::{AllocMode, AllocPlan, Probes};
-use crate::target;
 
 /// Sampling period: one burst per period (longer when a burst's hits, attach and detach
 /// included, need more time to average out within the budget). Short, so that the bursts

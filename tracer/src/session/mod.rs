@@ -6,16 +6,28 @@
 //!   which detaches, drains and writes the summary on every way out;
 //! - [`discovery`]: `--exe`: which processes run a binary, now and later;
 //! - this module: the run as a whole: the options, the shared output or TUI, signals
-//!   and `--duration`, starting a loop per target and ending them all.
+//!   and `--duration`, starting a loop per target and ending them all;
+//! - [`pipeline`]: one process's decoder → model → findings → output (and recorder),
+//!   the same for a live run and a [`replay`], which feeds it from a recording;
+//! - [`launch`]: starting a command held at its first instruction; [`target`]: facts
+//!   about a traced process and our privileges; [`labels`] and [`cgroup`]: who the
+//!   process is on a fleet and its CPU limit; [`alloc_sampling`]: when the allocation
+//!   probes are on in a live run.
 //!
 //! One target (`--pid N`, or a command after `--`) is the same run with a single loop:
 //! its output is what it always was (gctrace lines byte for byte as the runtime's).
 
 mod alloc_sampling;
+mod cgroup;
 mod discovery;
 mod feed;
 mod fleet;
+mod labels;
+mod launch;
+mod pipeline;
+pub mod replay;
 mod shared;
+pub mod target;
 mod traced;
 
 use std::{
@@ -26,15 +38,14 @@ use anyhow::{anyhow, Context, Result};
 use tokio::{signal::unix::SignalKind, sync::watch, task::JoinSet};
 
 use crate::{
-    launch::{self, Launched},
+    output::tui::{self, AppEvent, Control},
     output::{prometheus::Exporter, sink_for_processes, Format, SharedSink, Sink},
     probes::AllocMode,
-    target,
-    output::tui::{self, AppEvent, Control},
 };
 use discovery::{over_ceiling, Discovery};
 pub use discovery::{Discover, Matcher};
 use fleet::{Fleet, Step};
+use launch::Launched;
 use traced::{Ended, Notices, Prepared, RunContext};
 
 /// What to trace.

@@ -19,6 +19,8 @@ use tracer_common::{ProbeKind, RawEvent, HEAP_STATS_GENS};
 
 use super::alloc_sampling::LiveAllocs;
 use super::feed::{watch_fd, Events, Source};
+use super::pipeline::Pipeline;
+use super::{launch, target};
 use super::{Stop, TraceOptions};
 use crate::clock::monotonic_ns;
 use crate::model::records::Labels;
@@ -28,16 +30,13 @@ use crate::{
     binary::{process::load_bias, GoBinary},
     decode::events::{Settings, TraceEvent},
     decode::{DecodeSpec, Decoder},
-    launch,
+    model::records::{ProcessInfo, Record},
+    output::tui::AppEvent,
     output::{prometheus::Exporter, SharedSink},
-    pipeline::Pipeline,
     probes::{
         analyse, heap_stats::HeapStats, plan_allocs, AllocMode, ProbePlan, Probes, ReadField,
     },
     recording::{Header, Recorder},
-    model::records::{ProcessInfo, Record},
-    target,
-    output::tui::AppEvent,
 };
 
 /// How often the ring buffer is drained. Events are submitted without waking us (a
@@ -438,7 +437,7 @@ pub(super) async fn run(
     let mut pipe =
         Pipeline::new(pid, decoder, sink.handle(), recorder).with_thresholds(opts.findings);
     pipe.findings
-        .set_cpu_limit(crate::cgroup::cpu_limit_cores(pid));
+        .set_cpu_limit(crate::session::cgroup::cpu_limit_cores(pid));
     pipe.emit(vec![Record::Process(process)])?;
     if let Some(raw) = first_sample {
         pipe.raw(&raw)?;

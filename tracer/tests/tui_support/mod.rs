@@ -162,7 +162,8 @@ pub fn fixture(name: &str) -> Vec<Record> {
 /// The records as the pipeline hands them to a view: each followed by the findings of
 /// the rule engine (default thresholds) that it starts or ends.
 pub fn judged(records: Vec<Record>) -> Vec<Record> {
-    let mut engine = tracer::model::findings::Engine::new(tracer::model::findings::Thresholds::default());
+    let mut engine =
+        tracer::model::findings::Engine::new(tracer::model::findings::Thresholds::default());
     let mut out = Vec::with_capacity(records.len());
     for r in records {
         let mut found = Vec::new();

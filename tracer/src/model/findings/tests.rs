@@ -1,6 +1,8 @@
 use super::*;
 use crate::decode::events::{Frame, SiteStat};
-use crate::model::records::{AllocSitesRecord, AllocTypesRecord, GcCpu, GcRecord, ProcessInfo, StwRecord};
+use crate::model::records::{
+    AllocSitesRecord, AllocTypesRecord, GcCpu, GcRecord, ProcessInfo, StwRecord,
+};
 
 const S: u64 = 1_000_000_000;
 

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use anyhow::{Context, Result};
 
 use super::{http, Exposition, GcMetrics};
-use crate::output::{Sink, Tee};
 use crate::model::records::Record;
+use crate::output::{Sink, Tee};
 
 /// The metrics behind the mutex. A panic while it was held cannot leave them in a state
 /// worse than a missed record, so a poisoned lock is used anyway.

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use crossterm::event::KeyEvent;
 
 use super::data::{Data, Ended, GC_HISTORY, STW_HISTORY};
-use crate::probes::AllocMode;
 use crate::model::records::Record;
+use crate::probes::AllocMode;
 
 /// Selectable time windows of the Overview, in seconds (`+` / `-`).
 pub const WINDOWS_S: [u64; 7] = [10, 30, 60, 120, 300, 600, 1800];

@@ -35,8 +35,8 @@ use std::sync::mpsc;
 use anyhow::{bail, Result};
 use ratatui::{backend::Backend, Terminal};
 
-use crate::output::Sink;
 use crate::model::records::Record;
+use crate::output::Sink;
 
 pub use app::{update, App, AppEvent, Config, Control};
 pub use data::Ended;

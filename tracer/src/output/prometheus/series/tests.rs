@@ -4,8 +4,8 @@ use std::time::{Duration, Instant};
 
 use crate::decode::events::{StwReason, Trigger};
 use crate::model::records::Labels;
-use crate::output::prometheus::{Exposition, GcMetrics};
 use crate::model::records::{GcCpu, GcRecord, ProcessInfo, Record, StwRecord, Summary};
+use crate::output::prometheus::{Exposition, GcMetrics};
 
 fn process(pid: u32, labels: Labels) -> Record {
     Record::Process(ProcessInfo {

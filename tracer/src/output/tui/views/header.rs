@@ -12,8 +12,8 @@ use super::super::app::{App, View};
 use super::super::data::Ended;
 use super::super::fmt::{bytes, secs};
 use super::*;
-use crate::probes::AllocMode;
 use crate::output::tui::alerts::alerts;
+use crate::probes::AllocMode;
 
 pub(super) fn draw_header(app: &App, f: &mut Frame, area: Rect) {
     let d = app.shown();

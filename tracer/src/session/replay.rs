@@ -10,10 +10,10 @@ use anyhow::Result;
 use crate::decode::events::TraceEvent;
 use crate::decode::Decoder;
 use crate::model::findings::Thresholds;
-use crate::output::Sink;
-use crate::pipeline::Pipeline;
-use crate::recording::{Item, Reader};
 use crate::model::records::Record;
+use crate::output::Sink;
+use crate::recording::{Item, Reader};
+use crate::session::pipeline::Pipeline;
 
 /// A sink that keeps the records (for reports and exports).
 #[derive(Clone, Default)]

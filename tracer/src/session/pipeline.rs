@@ -8,10 +8,10 @@ use tracer_common::RawEvent;
 use crate::decode::events::TraceEvent;
 use crate::decode::Decoder;
 use crate::model::findings::{Engine, Thresholds};
+use crate::model::records::Record;
 use crate::model::Model;
 use crate::output::Sink;
 use crate::recording::{End, Recorder};
-use crate::model::records::Record;
 
 /// Records held back during a batch before they are written anyway (a bound on memory:
 /// a 4 MiB ring holds some 11,000 events).

@@ -212,7 +212,11 @@ mod tests {
         let mut child = spawn_stopped(&["/bin/sh".into(), "-c".into(), "exit 7".into()]).unwrap();
         let status = std::fs::read_to_string(format!("/proc/{}/stat", child.pid)).unwrap();
         // 't' = stopped by a tracer.
-        assert_eq!(crate::target::stat_state(&status), Some('t'), "{status}");
+        assert_eq!(
+            crate::session::target::stat_state(&status),
+            Some('t'),
+            "{status}"
+        );
         child.resume().unwrap();
         let st = wait_exit(child.pid).unwrap();
         assert_eq!(exit_code(st), 7);
