@@ -1,6 +1,6 @@
 //! The allocation probes (`--allocs exact|sample`): which allocation entry points to probe.
 
-use super::plan::{entry_site, required, PlanError, ProbeSite};
+use super::sites::{entry_site, required, PlanError, ProbeSite};
 use crate::binary::GoBinary;
 use tracer_common::ProbeKind;
 

@@ -10,11 +10,14 @@ pub mod loader;
 pub mod multi;
 pub mod plan;
 mod reads;
+mod scheme;
+mod sites;
 pub mod unreleased;
 
 pub use alloc_plan::{plan_allocs, AllocMode, AllocPlan, MALLOCGC};
 pub use analysis::{analyse, host_mismatch};
 pub use loader::{AllocMaps, AttachError, KernelCounters, Probes, Scope};
-pub use plan::{
-    plan, plan_with, PlanError, ProbePlan, ProbeSite, ReadField, ReadSlot, StopsMode, StwScheme,
-};
+pub use plan::{plan, plan_with, ProbePlan};
+pub use reads::{ReadField, ReadSlot};
+pub use scheme::{StopsMode, StwScheme};
+pub use sites::{PlanError, ProbeSite};

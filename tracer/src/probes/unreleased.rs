@@ -18,7 +18,8 @@
 //! built-in table has no entry for an unknown release), and each field that cannot be
 //! located is named in a warning; moduledata reads are validated.
 
-use super::plan::{scheme_for, PlanError, StwScheme, GC_START, START_THE_WORLD, SUPPORTED_MINORS};
+use super::scheme::{scheme_for, StwScheme, SUPPORTED_MINORS};
+use super::sites::{PlanError, GC_START, START_THE_WORLD};
 use crate::binary::{GoBinary, GoVersion};
 use crate::decode::events::StwReason;
 
