@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use gobuild::Flavor;
-use tracer::binary::offsets_table;
-use tracer::binary::{globals, Arch, GoBinary, OffsetsSource};
+use tracer::binary::layouts::offsets_table;
+use tracer::binary::{anchors::globals, Arch, GoBinary, OffsetsSource};
 use tracer::probes::plan;
 use tracer::probes::plan::read_struct_fields;
 use tracer::probes::ReadField;

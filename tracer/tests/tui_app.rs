@@ -4,7 +4,7 @@
 mod tui_support;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use tracer::decode::events::StwReason;
+use tracer::binary::StwReason;
 use tracer::model::records::{GcRecord, Record, StwRecord};
 use tracer::output::tui::alerts::alerts;
 use tracer::output::tui::app::View;

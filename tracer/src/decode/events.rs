@@ -6,6 +6,8 @@
 
 use serde::Serialize;
 
+use crate::binary::StwReason;
+
 /// Why a GC cycle was started (`gcTrigger.kind` in the runtime).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -35,94 +37,6 @@ impl Trigger {
             Trigger::Time => "time",
             Trigger::Forced => "forced",
         }
-    }
-}
-
-/// Why the world was stopped: the runtime's `stwReason` (Go 1.21+), or inferred from
-/// the caller on older versions. The strings are the runtime's own (`stwReasonStrings`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum StwReason {
-    Unknown,
-    GcMarkTerm,
-    GcSweepTerm,
-    WriteHeapDump,
-    GoroutineProfile,
-    GoroutineProfileCleanup,
-    AllGoroutinesStackTrace,
-    ReadMemStats,
-    AllThreadsSyscall,
-    Gomaxprocs,
-    StartTrace,
-    StopTrace,
-    /// A code this tracer does not know (a newer Go); kept so nothing is lost.
-    Other(u8),
-}
-
-impl StwReason {
-    /// From the runtime's `stwReason` code (Go 1.21+).
-    pub fn from_code(code: u8) -> StwReason {
-        use StwReason::*;
-        match code {
-            0 => Unknown,
-            1 => GcMarkTerm,
-            2 => GcSweepTerm,
-            3 => WriteHeapDump,
-            4 => GoroutineProfile,
-            5 => GoroutineProfileCleanup,
-            6 => AllGoroutinesStackTrace,
-            7 => ReadMemStats,
-            8 => AllThreadsSyscall,
-            9 => Gomaxprocs,
-            10 => StartTrace,
-            11 => StopTrace,
-            n => Other(n),
-        }
-    }
-
-    /// The runtime's own wording (runtime/proc.go `stwReasonStrings`).
-    pub fn as_str(self) -> &'static str {
-        use StwReason::*;
-        match self {
-            Unknown => "unknown",
-            GcMarkTerm => "GC mark termination",
-            GcSweepTerm => "GC sweep termination",
-            WriteHeapDump => "write heap dump",
-            GoroutineProfile => "goroutine profile",
-            GoroutineProfileCleanup => "goroutine profile cleanup",
-            AllGoroutinesStackTrace => "all goroutines stack trace",
-            ReadMemStats => "read mem stats",
-            AllThreadsSyscall => "AllThreadsSyscall",
-            Gomaxprocs => "GOMAXPROCS",
-            StartTrace => "start trace",
-            StopTrace => "stop trace",
-            Other(_) => "other",
-        }
-    }
-
-    /// From the runtime's own words: `stwReasonStrings` (Go 1.21+) or the string Go
-    /// 1.19–1.20 pass to `stopTheWorld(reason string)`, mapped to the 1.21+ vocabulary
-    /// (1.21 renamed them when it made them codes). Unknown text is [`StwReason::Unknown`].
-    pub fn from_text(text: &[u8]) -> StwReason {
-        use StwReason::*;
-        match text {
-            b"GC mark termination" => GcMarkTerm,
-            b"GC sweep termination" => GcSweepTerm,
-            b"write heap dump" => WriteHeapDump,
-            b"profile" | b"goroutine profile" => GoroutineProfile,
-            b"profile cleanup" | b"goroutine profile cleanup" => GoroutineProfileCleanup,
-            b"stack trace" | b"all goroutines stack trace" => AllGoroutinesStackTrace,
-            b"read mem stats" => ReadMemStats,
-            b"doAllThreadsSyscall" | b"AllThreadsSyscall" => AllThreadsSyscall,
-            b"GOMAXPROCS" => Gomaxprocs,
-            b"start tracing" | b"start trace" => StartTrace,
-            b"stop tracing" | b"stop trace" => StopTrace,
-            _ => Unknown,
-        }
-    }
-
-    /// Whether the stop belongs to a GC cycle.
-    pub fn is_gc(self) -> bool {
-        matches!(self, StwReason::GcMarkTerm | StwReason::GcSweepTerm)
     }
 }
 

@@ -14,8 +14,9 @@ pub mod alloc_maps;
 pub mod events;
 pub mod sizeclass;
 
+use crate::binary::StwReason;
 use crate::probes::{ProbePlan, ReadField, StwScheme};
-use events::{GcFigures, LargeAllocs, RuntimeSnapshot, Settings, StwReason, TraceEvent, Trigger};
+use events::{GcFigures, LargeAllocs, RuntimeSnapshot, Settings, TraceEvent, Trigger};
 
 /// A runtime timestamp passed in a register was taken before the probe fired, so it is
 /// trusted only if it lies at most this long before the probe's own clock reading;

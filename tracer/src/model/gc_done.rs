@@ -21,7 +21,8 @@
 //! So each cycle's stop records add up to its `pause_ns` exactly.
 
 use super::{Model, Requests};
-use crate::decode::events::{RuntimeSnapshot, StwReason, Trigger};
+use crate::binary::StwReason;
+use crate::decode::events::{RuntimeSnapshot, Trigger};
 use crate::model::records::{GcRecord, Record, StwRecord};
 
 impl Model {
@@ -172,7 +173,8 @@ impl Model {
 
 #[cfg(test)]
 mod tests {
-    use crate::decode::events::{GcFigures, RuntimeSnapshot, StwReason, TraceEvent, Trigger};
+    use crate::binary::StwReason;
+    use crate::decode::events::{GcFigures, RuntimeSnapshot, TraceEvent, Trigger};
     use crate::model::records::Record;
     use crate::model::Model;
 

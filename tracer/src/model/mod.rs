@@ -36,8 +36,9 @@ pub mod whatif;
 
 pub use allocs::AllocModel;
 
+use crate::binary::StwReason;
 use crate::decode::events::{
-    GcFigures, LargeAllocs, RuntimeSnapshot, Settings, StwReason, TraceEvent, Trigger,
+    GcFigures, LargeAllocs, RuntimeSnapshot, Settings, TraceEvent, Trigger,
 };
 use histogram::PauseHistogram;
 use records::{AllocRecord, GcCpu, GcRecord, Record, SettingsRecord, StwRecord, Summary};

@@ -1,7 +1,8 @@
 //! What the model reports: the records every view (JSON, gctrace text, later the TUI and
 //! recordings) is built from. Field names follow the JSON contract in the README.
 
-use crate::decode::events::{AllocStat, SiteStat, StwReason, Trigger};
+use crate::binary::StwReason;
+use crate::decode::events::{AllocStat, SiteStat, Trigger};
 
 /// The traced process; first record of every run.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -44,8 +45,8 @@ impl ProcessInfo {
     }
 }
 
-/// The labels of one process (read by `session/labels.rs`). `None` is unknown or not applicable (a process outside any
-/// container has no container id).
+/// The labels of one process (read by `session/labels.rs`). `None` is unknown or not
+/// applicable (a process outside any container has no container id).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Labels {
     /// The cgroup path, as `/proc/PID/cgroup` gives it.

@@ -204,7 +204,7 @@ pub(super) fn summary_line(s: &Summary) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::events::StwReason;
+    use crate::binary::StwReason;
     use crate::model::records::{ProcessInfo, StwRecord};
 
     #[test]

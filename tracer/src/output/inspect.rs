@@ -231,8 +231,8 @@ pub fn render_text(path: &Path, r: &Report) -> String {
 /// given as dotted paths are added under their path. Fails without DWARF, so a table is
 /// never generated from another table.
 pub fn dump_layouts(path: &Path) -> Result<String> {
-    use crate::binary::offsets_table::{goarch, Layouts};
-    use crate::binary::{globals, OffsetsSource};
+    use crate::binary::layouts::offsets_table::{goarch, Layouts};
+    use crate::binary::{anchors::globals, OffsetsSource};
     use crate::probes::plan::read_struct_fields;
 
     let bin = GoBinary::open(path)?;

@@ -459,7 +459,7 @@ impl<W: Write> Sink for JsonSink<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::events::StwReason;
+    use crate::binary::StwReason;
 
     fn line(rec: Record) -> String {
         let mut sink = JsonSink::new(Vec::new());

@@ -20,8 +20,8 @@
 
 use super::scheme::{scheme_for, StwScheme, SUPPORTED_MINORS};
 use super::sites::{PlanError, GC_START, START_THE_WORLD};
+use crate::binary::StwReason;
 use crate::binary::{GoBinary, GoVersion};
-use crate::decode::events::StwReason;
 
 /// `_func.args` of the functions the newest scheme probes, in the newest release we know
 /// (the same from Go 1.23 through 1.27; measured on the test matrix's binaries).

@@ -8,7 +8,8 @@ use std::path::Path;
 
 use ratatui::{backend::TestBackend, Terminal};
 use serde_json::Value;
-use tracer::decode::events::{AllocCounts, AllocStat, Frame, SiteStat, StwReason, Trigger};
+use tracer::binary::StwReason;
+use tracer::decode::events::{AllocCounts, AllocStat, Frame, SiteStat, Trigger};
 use tracer::model::records::{
     AllocRecord, AllocSitesRecord, AllocTypesRecord, GcCpu, GcRecord, ProcessInfo, Record,
     SizeClassStat, StwRecord, Summary,

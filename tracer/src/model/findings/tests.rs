@@ -109,7 +109,7 @@ fn frequency_over_target_is_a_finding() {
 fn one_slow_pause_is_not_an_slo_breach_but_a_slow_window_is() {
     let stop = |t: f64, d: u64| {
         Record::Stw(StwRecord {
-            reason: crate::decode::events::StwReason::GcSweepTerm,
+            reason: crate::binary::StwReason::GcSweepTerm,
             start_ns: (t * 1e9) as u64,
             duration_ns: d,
             cycle: None,

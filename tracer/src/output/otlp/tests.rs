@@ -114,13 +114,13 @@ fn sample_records() -> Vec<Record> {
             ..GcRecord::default()
         }),
         Record::Stw(StwRecord {
-            reason: crate::decode::events::StwReason::from_code(2),
+            reason: crate::binary::StwReason::from_code(2),
             start_ns: 1_000,
             duration_ns: 100,
             cycle: Some(4),
         }),
         Record::Stw(StwRecord {
-            reason: crate::decode::events::StwReason::from_code(7),
+            reason: crate::binary::StwReason::from_code(7),
             start_ns: 20_000,
             duration_ns: 2_000,
             cycle: None,

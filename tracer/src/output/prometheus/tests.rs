@@ -5,7 +5,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
 
 use super::*;
-use crate::decode::events::{StwReason, Trigger};
+use crate::binary::StwReason;
+use crate::decode::events::Trigger;
 use crate::model::records::{AllocRecord, GcRecord, ProcessInfo, Record, StwRecord, Summary};
 use crate::model::records::{AllocTypesRecord, GcCpu};
 

@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use super::history::{HeapPoint, History, Window};
-use crate::decode::events::StwReason;
+use crate::binary::StwReason;
 use crate::model::histogram::PauseHistogram;
 use crate::model::records::{
     AllocRecord, AllocSitesRecord, AllocTypesRecord, GcRecord, ProcessInfo, Record, SettingsRecord,

@@ -15,7 +15,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use crate::decode::events::StwReason;
+use crate::binary::StwReason;
 use crate::model::histogram::{CompactPauses, PauseHistogram};
 use crate::model::records::{GcRecord, StwRecord};
 

@@ -2,7 +2,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::decode::events::{StwReason, Trigger};
+use crate::binary::StwReason;
+use crate::decode::events::Trigger;
 use crate::model::records::Labels;
 use crate::model::records::{GcCpu, GcRecord, ProcessInfo, Record, StwRecord, Summary};
 use crate::output::prometheus::{Exposition, GcMetrics};

@@ -21,7 +21,7 @@ use ratatui::{
 use super::app::{App, View};
 use super::data::Data;
 use super::fmt::dur;
-use crate::decode::events::StwReason;
+use crate::binary::StwReason;
 
 /// Smallest terminal the full UI is drawn in; below it, one line says so.
 pub const MIN_WIDTH: u16 = 50;

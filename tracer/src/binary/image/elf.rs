@@ -1,5 +1,5 @@
 //! The ELF facts the rest of the module needs, extracted once into owned values so that
-//! [`super::GoBinary`] does not have to borrow its own buffer.
+//! [`crate::binary::GoBinary`] does not have to borrow its own buffer.
 
 use std::path::Path;
 
@@ -48,7 +48,7 @@ pub(crate) struct SectionInfo {
     pub nobits: bool,
 }
 
-/// Everything [`super::GoBinary`] keeps from the ELF headers.
+/// Everything [`crate::binary::GoBinary`] keeps from the ELF headers.
 #[derive(Debug)]
 pub(crate) struct ElfInfo {
     pub arch: Arch,

@@ -28,8 +28,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::globals::{self, Recovered, STRUCT_GLOBALS};
-use super::offsets_table::{self, Layouts, StructLayout};
-use super::{pacer_anchors, print_anchors, work_anchors, GoBinary, GoVersion};
+use super::instructions;
+use super::pacer_anchors;
+use super::print_anchors;
+use super::work_anchors;
+use crate::binary::layouts::offsets_table::{self, Layouts, StructLayout};
+use crate::binary::{GoBinary, GoVersion};
 
 const WORK_TYPE: &str = "runtime.workType";
 const CONTROLLER_TYPE: &str = "runtime.gcControllerState";
@@ -258,7 +262,7 @@ pub(crate) fn derive(bin: &GoBinary) -> Derived {
     out.targets = code.targets;
     // `totalAlloc` is kept by the allocator's span paths, not the GC's own functions.
     for f in bin.functions_with_prefix("runtime.(*mcache).") {
-        out.targets.extend(globals::access_targets(bin, &f));
+        out.targets.extend(instructions::access_targets(bin, &f));
     }
     out
 }

@@ -15,10 +15,11 @@
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Range;
 
-use super::arm64::Kind;
+use super::instructions;
 use super::print_anchors::{self, set_or_forget, Anchors, Flow};
 use super::work_anchors::{self, Acc};
-use super::{globals_arm64, Arch, GoBinary};
+use crate::binary::image::arm64::Kind;
+use crate::binary::{Arch, GoBinary};
 
 const CONTROLLER_TYPE: &str = "runtime.gcControllerState";
 
@@ -62,7 +63,7 @@ fn settings_and_total(bin: &GoBinary, ctrl: &Range<u64>) -> Anchors {
                 .filter(|a| a.load && a.size == 4)
                 .map(|a| a.target)
                 .collect(),
-            Arch::Aarch64 => globals_arm64::accesses(bin, &f)
+            Arch::Aarch64 => instructions::accesses(bin, &f)
                 .iter()
                 .filter(|a| {
                     matches!(
@@ -127,7 +128,7 @@ fn settings_and_total(bin: &GoBinary, ctrl: &Range<u64>) -> Anchors {
             Arch::X86_64 => work_anchors::increments_x86(bin, &f, 8)
                 .into_iter()
                 .find(|a| ctrl.contains(a)),
-            Arch::Aarch64 => globals_arm64::accesses(bin, &f).iter().find_map(|a| {
+            Arch::Aarch64 => instructions::accesses(bin, &f).iter().find_map(|a| {
                 (matches!(a.kind, Kind::Atomic { size: 8, .. }) && ctrl.contains(&a.target))
                     .then_some(a.target)
             }),

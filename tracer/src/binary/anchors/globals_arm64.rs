@@ -1,30 +1,13 @@
 //! arm64 forms of the instruction patterns [`super::globals`] locates runtime globals by,
-//! in binaries without `.symtab`. Addresses come from [`super::arm64`]'s ADRP tracking;
-//! each pattern is the arm64 shape of its x86-64 twin and is checked against `.symtab` on
+//! in binaries without `.symtab`. Addresses come from
+//! [`crate::binary::image::arm64`]'s ADRP tracking; each pattern is the arm64 shape of its x86-64 twin and is checked against `.symtab` on
 //! every supported toolchain by `tracer/tests/binary_stripped.rs`.
 
 use std::collections::BTreeSet;
 
-use super::arm64::{self, Access, Event, Kind};
-use super::{Function, GoBinary};
-
-/// The decoded events of `f` (empty when its bytes cannot be read).
-pub(crate) fn events(bin: &GoBinary, f: &Function) -> Vec<Event> {
-    bin.code_bytes(f)
-        .map(|code| arm64::events(code, f.address))
-        .unwrap_or_default()
-}
-
-/// Every absolute access of `f`.
-pub(crate) fn accesses(bin: &GoBinary, f: &Function) -> Vec<Access> {
-    events(bin, f)
-        .into_iter()
-        .filter_map(|e| match e {
-            Event::Access(a) => Some(a),
-            _ => None,
-        })
-        .collect()
-}
+use super::instructions::{accesses, events};
+use crate::binary::image::arm64::{Access, Event, Kind};
+use crate::binary::GoBinary;
 
 /// `GOMAXPROCS(n)` reads `int(gomaxprocs)` before anything else it loads: the first
 /// 4-byte general-register load from a global in `runtime.GOMAXPROCS` (the lock is taken
@@ -83,8 +66,9 @@ pub(crate) fn runtime_init_time(bin: &GoBinary) -> Result<u64, String> {
 }
 
 /// `setGCPhase(x)`: `STLRW Rx, (Rg)` to `&gcphase`, then the next global access reloads
-/// it with a 4-byte load. Every occurrence in the `runtime.gc*` functions must agree.
-pub(crate) fn gcphase(bin: &GoBinary) -> Result<u64, String> {
+/// it with a 4-byte load. Every address so named in the `runtime.gc*` functions, which
+/// must agree (the caller judges that, as for x86-64).
+pub(crate) fn gcphase(bin: &GoBinary) -> BTreeSet<u64> {
     let mut found: BTreeSet<u64> = BTreeSet::new();
     let mut functions = bin.functions_with_prefix("runtime.gc");
     functions.extend(bin.function("runtime.setGCPhase"));
@@ -110,5 +94,5 @@ pub(crate) fn gcphase(bin: &GoBinary) -> Result<u64, String> {
             }
         }
     }
-    super::globals::gcphase_agreed(found)
+    found
 }

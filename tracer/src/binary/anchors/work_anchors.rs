@@ -23,9 +23,11 @@ use std::ops::Range;
 
 use iced_x86::{Mnemonic, OpKind, Register};
 
-use super::arm64::Kind;
+use super::instructions;
 use super::print_anchors::{self, Anchors, Flow};
-use super::{globals, globals_arm64, receivers, Arch, GoBinary};
+use super::receivers;
+use crate::binary::image::arm64::Kind;
+use crate::binary::{Arch, GoBinary};
 
 const WORK_TYPE: &str = "runtime.workType";
 
@@ -34,7 +36,7 @@ const FULL_USERS: &[&str] = &["runtime.putfull", "runtime.trygetfull"];
 
 /// One absolute memory access (address computations left out), either architecture.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct Acc {
+pub(crate) struct Acc {
     pub target: u64,
     pub size: u8,
     /// A plain load into a general register.
@@ -154,9 +156,9 @@ pub(crate) fn pause_ns(
 }
 
 /// `f`'s absolute memory accesses in address order (address computations left out).
-pub(super) fn accesses(bin: &GoBinary, f: &super::Function) -> Vec<Acc> {
+pub(crate) fn accesses(bin: &GoBinary, f: &crate::binary::Function) -> Vec<Acc> {
     match bin.arch() {
-        Arch::X86_64 => globals::decode(bin, f)
+        Arch::X86_64 => instructions::decode(bin, f)
             .iter()
             .filter(|i| i.is_ip_rel_memory_operand() && i.mnemonic() != Mnemonic::Lea)
             .map(|i| Acc {
@@ -168,7 +170,7 @@ pub(super) fn accesses(bin: &GoBinary, f: &super::Function) -> Vec<Acc> {
                     && i.op1_kind() == OpKind::Memory,
             })
             .collect(),
-        Arch::Aarch64 => globals_arm64::accesses(bin, f)
+        Arch::Aarch64 => instructions::accesses(bin, f)
             .iter()
             .filter_map(|a| match a.kind {
                 Kind::AddrOf { .. } => None,
@@ -233,7 +235,7 @@ fn stwprocs(acc: &[Acc], work: &Range<u64>, pairs: &[[u64; 2]]) -> Option<u64> {
 /// `work.cycles++` / `work.cycles.Add(1)` in `gcStart`: the only 4-byte `work` word it
 /// increments in place (x86-64 `INC`/`ADD $1` on memory, `LOCK XADD` through a `LEA`;
 /// arm64 an exclusive or LSE atomic, or `LDRW; ADD $1; STRW` on one address).
-fn cycles(bin: &GoBinary, f: &super::Function, work: &Range<u64>) -> Option<u64> {
+fn cycles(bin: &GoBinary, f: &crate::binary::Function, work: &Range<u64>) -> Option<u64> {
     let found: BTreeSet<u64> = match bin.arch() {
         Arch::X86_64 => increments_x86(bin, f, 4),
         Arch::Aarch64 => increments_arm64(bin, f),
@@ -246,8 +248,8 @@ fn cycles(bin: &GoBinary, f: &super::Function, work: &Range<u64>) -> Option<u64>
 
 /// The `size`-byte globals `f` increments in place on x86-64, in address order: `INC`
 /// / `ADD $1` on the global, or `LOCK XADD` through a register a `LEA` just set.
-pub(super) fn increments_x86(bin: &GoBinary, f: &super::Function, size: usize) -> Vec<u64> {
-    let code = globals::decode(bin, f);
+pub(crate) fn increments_x86(bin: &GoBinary, f: &crate::binary::Function, size: usize) -> Vec<u64> {
+    let code = instructions::decode(bin, f);
     let mut out = Vec::new();
     for (i, ins) in code.iter().enumerate() {
         let mem = ins.op_count() > 0
@@ -287,9 +289,9 @@ pub(super) fn increments_x86(bin: &GoBinary, f: &super::Function, size: usize) -
     out
 }
 
-fn increments_arm64(bin: &GoBinary, f: &super::Function) -> Vec<u64> {
+fn increments_arm64(bin: &GoBinary, f: &crate::binary::Function) -> Vec<u64> {
     let mut out = Vec::new();
-    let acc = globals_arm64::accesses(bin, f);
+    let acc = instructions::accesses(bin, f);
     let word = |pc: u64| -> Option<u32> {
         let b = bin.bytes_at(pc, 4)?;
         Some(u32::from_le_bytes([

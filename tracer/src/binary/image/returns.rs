@@ -8,7 +8,8 @@
 
 use iced_x86::{Instruction, Mnemonic};
 
-use super::{x86, Arch, Function};
+use super::x86;
+use super::{Arch, Function};
 
 /// `bytes` are exactly the function's bytes, starting at `f.address`.
 pub(crate) fn return_sites(arch: Arch, bytes: &[u8], f: &Function) -> Result<Vec<u64>, String> {

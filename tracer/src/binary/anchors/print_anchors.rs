@@ -17,8 +17,9 @@ use std::ops::Range;
 
 use iced_x86::{Mnemonic, OpKind, Register};
 
-use super::arm64::{Access, Event, Kind};
-use super::{globals, globals_arm64, Arch, GoBinary};
+use super::instructions;
+use crate::binary::image::arm64::{Access, Event, Kind};
+use crate::binary::{Arch, GoBinary};
 
 const WORK_TYPE: &str = "runtime.workType";
 const MSTATS: &str = "runtime.mstats";
@@ -29,7 +30,7 @@ pub type Anchors = BTreeMap<(&'static str, &'static str), u64>;
 
 /// A step of the architecture-neutral dataflow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Flow {
+pub(crate) enum Flow {
     /// `dst` = value of the global at `addr` (`size` bytes).
     Load {
         dst: u16,
@@ -83,7 +84,7 @@ enum Printed {
 
 /// What a register or stack slot holds after a copy into it: the source's value if that
 /// was known, else nothing (the old value is gone either way).
-pub(super) fn set_or_forget<K: std::hash::Hash + Eq, V>(
+pub(crate) fn set_or_forget<K: std::hash::Hash + Eq, V>(
     held: &mut HashMap<K, V>,
     key: K,
     value: Option<V>,
@@ -115,7 +116,7 @@ pub fn anchors(bin: &GoBinary) -> Result<Anchors, String> {
 /// 8-byte global word in `range` the register holds, when it was loaded straight from one
 /// and not changed since (a value computed from loads, like a sum, holds none). What the
 /// print code's arrays (`[]int64{...}`) are built from.
-pub(super) fn stores_of_loads(flow: &[Flow], range: &Range<u64>) -> Vec<(u64, Option<u64>)> {
+pub(crate) fn stores_of_loads(flow: &[Flow], range: &Range<u64>) -> Vec<(u64, Option<u64>)> {
     let mut holds: HashMap<u16, u64> = HashMap::new();
     let mut stored = Vec::new();
     for step in flow {
@@ -143,7 +144,7 @@ pub(super) fn stores_of_loads(flow: &[Flow], range: &Range<u64>) -> Vec<(u64, Op
 }
 
 /// The architecture-neutral dataflow steps of `f`, in address order.
-pub(super) fn flow(bin: &GoBinary, f: &super::Function) -> Vec<Flow> {
+pub(crate) fn flow(bin: &GoBinary, f: &crate::binary::Function) -> Vec<Flow> {
     match bin.arch() {
         Arch::X86_64 => x86_flow(bin, f),
         Arch::Aarch64 => arm64_flow(bin, f),
@@ -270,7 +271,7 @@ fn run(bin: &GoBinary, flow: &[Flow]) -> Vec<Printed> {
 }
 
 /// x86-64: registers by their full 64-bit register, RAX as 0.
-fn x86_flow(bin: &GoBinary, f: &super::Function) -> Vec<Flow> {
+fn x86_flow(bin: &GoBinary, f: &crate::binary::Function) -> Vec<Flow> {
     let reg = |r: Register| -> u16 {
         let full = r.full_register();
         if full == Register::RAX {
@@ -284,7 +285,7 @@ fn x86_flow(bin: &GoBinary, f: &super::Function) -> Vec<Flow> {
             .then(|| i.memory_displacement64())
     };
     let mut out = Vec::new();
-    for i in globals::decode(bin, f) {
+    for i in instructions::decode(bin, f) {
         if i.is_call_near() {
             out.push(Flow::Call {
                 target: i.near_branch_target(),
@@ -358,11 +359,11 @@ fn x86_flow(bin: &GoBinary, f: &super::Function) -> Vec<Flow> {
 }
 
 /// arm64: registers by number (R0 = 0).
-fn arm64_flow(bin: &GoBinary, f: &super::Function) -> Vec<Flow> {
+fn arm64_flow(bin: &GoBinary, f: &crate::binary::Function) -> Vec<Flow> {
     let mut out = Vec::new();
     // Registers loads at this pc wrote (their Clobber events repeat them; LDP writes two).
     let mut loaded: Vec<(u64, u8)> = Vec::new();
-    for e in globals_arm64::events(bin, f) {
+    for e in instructions::events(bin, f) {
         match e {
             Event::Access(Access { pc, target, kind }) => match kind {
                 Kind::AddrOf { rd } => out.push(Flow::AddrOf {

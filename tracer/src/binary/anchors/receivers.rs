@@ -8,8 +8,9 @@
 
 use iced_x86::{Mnemonic, OpKind, Register};
 
-use super::arm64::{Access, Event, Kind};
-use super::{globals, globals_arm64, Arch, Function, GoBinary};
+use super::instructions;
+use crate::binary::image::arm64::{Access, Event, Kind};
+use crate::binary::{Arch, Function, GoBinary};
 
 /// The addresses `f` passes as the receiver of a direct call to the entry of a function
 /// whose name `is_method` accepts, one per call site.
@@ -32,7 +33,7 @@ pub(crate) fn receivers(
 /// between naming RAX (or a part of it) as its first operand.
 fn receivers_x86(bin: &GoBinary, f: &Function, calls_method: &dyn Fn(u64) -> bool) -> Vec<u64> {
     const WINDOW: usize = 4;
-    let code = globals::decode(bin, f);
+    let code = instructions::decode(bin, f);
     let mut out = Vec::new();
     for (i, lea) in code.iter().enumerate() {
         if lea.mnemonic() != Mnemonic::Lea
@@ -58,7 +59,7 @@ fn receivers_x86(bin: &GoBinary, f: &Function, calls_method: &dyn Fn(u64) -> boo
 /// overwritten, moved into, nor given another address in between.
 fn receivers_arm64(bin: &GoBinary, f: &Function, calls_method: &dyn Fn(u64) -> bool) -> Vec<u64> {
     const WINDOW: usize = 6;
-    let ev = globals_arm64::events(bin, f);
+    let ev = instructions::events(bin, f);
     let mut out = Vec::new();
     for (i, e) in ev.iter().enumerate() {
         let Event::Access(Access {

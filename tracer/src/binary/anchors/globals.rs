@@ -15,7 +15,7 @@
 //!   taken from a specific runtime function, checked against `.symtab` on every supported
 //!   toolchain by the tests (`tracer/tests/binary_stripped.rs`).
 //!
-//! arm64 builds addresses with ADRP+ADD/LDR pairs (decoded in [`super::arm64`]); its
+//! arm64 builds addresses with ADRP+ADD/LDR pairs (decoded in [`crate::binary::image::arm64`]); its
 //! receiver and scalar patterns are in [`super::globals_arm64`]. Everything is best effort: a global that is not found is reported
 //! with a reason and the tracer shows it as unknown.
 
@@ -24,8 +24,13 @@ use std::ops::Range;
 
 use iced_x86::{Code, Instruction, Mnemonic, OpKind, Register};
 
-use super::offsets_table::StructLayout;
-use super::{globals_arm64, receivers, work_anchors, x86, Arch, Function, GoBinary};
+use super::globals_arm64;
+use super::instructions;
+use super::receivers;
+use super::work_anchors;
+use crate::binary::image::x86;
+use crate::binary::layouts::offsets_table::StructLayout;
+use crate::binary::{Arch, Function, GoBinary};
 
 /// Struct globals recovered by voting: symbol, its type, and the runtime functions whose
 /// code is searched (by name prefix). These are the functions of a GC cycle and of
@@ -124,7 +129,7 @@ pub(crate) fn code_evidence(bin: &GoBinary) -> CodeEvidence {
         functions.extend(bin.functions_with_prefix(prefix));
     }
     for f in &functions {
-        for target in access_targets(bin, f) {
+        for target in instructions::access_targets(bin, f) {
             if data.iter().any(|r| (r.start..r.end).contains(&target)) {
                 targets.insert(target);
             }
@@ -241,7 +246,10 @@ pub(crate) fn recover_with(
                 "runtime.runtimeInitTime",
                 globals_arm64::runtime_init_time(bin),
             ),
-            ("runtime.gcphase", globals_arm64::gcphase(bin)),
+            (
+                "runtime.gcphase",
+                gcphase_agreed(globals_arm64::gcphase(bin)),
+            ),
         ],
     };
     for (symbol, found) in scalars {
@@ -258,33 +266,6 @@ pub(crate) fn recover_with(
         }
     }
     out
-}
-
-/// The absolute addresses `f` addresses: on x86-64 its RIP-relative memory operands, on
-/// arm64 its ADRP-based ones (address computations included on both: taking a field's
-/// address is as good a witness as loading it). Undecodable bytes end an x86-64 scan:
-/// this is a search, not a uprobe placement.
-pub(crate) fn access_targets(bin: &GoBinary, f: &Function) -> Vec<u64> {
-    match bin.arch() {
-        Arch::X86_64 => decode(bin, f)
-            .iter()
-            .filter(|i| i.is_ip_rel_memory_operand())
-            .map(|i| i.ip_rel_memory_address())
-            .collect(),
-        Arch::Aarch64 => globals_arm64::accesses(bin, f)
-            .iter()
-            .map(|a| a.target)
-            .collect(),
-    }
-}
-
-/// The instructions of `f` up to the first it cannot decode (none when its bytes cannot
-/// be read): the locators search code, they place no probe.
-pub(crate) fn decode(bin: &GoBinary, f: &Function) -> Vec<Instruction> {
-    let Ok(bytes) = bin.code_bytes(f) else {
-        return Vec::new();
-    };
-    x86::decode(bytes, f.address).unwrap_or_else(|stop| stop.decoded)
 }
 
 /// Picks the base that best explains the accesses. A candidate base B scores the
@@ -416,7 +397,7 @@ fn gomaxprocs(bin: &GoBinary) -> Result<u64, String> {
     let f = bin
         .function("runtime.GOMAXPROCS")
         .ok_or("runtime.GOMAXPROCS not found")?;
-    decode(bin, &f)
+    instructions::decode(bin, &f)
         .iter()
         .find(|i| {
             i.is_ip_rel_memory_operand()
@@ -445,7 +426,7 @@ fn runtime_init_time(bin: &GoBinary) -> Result<u64, String> {
     let f = bin
         .function("runtime.main")
         .ok_or("runtime.main not found")?;
-    let code = decode(bin, &f);
+    let code = instructions::decode(bin, &f);
     for (i, ins) in code.iter().enumerate() {
         if !ins.is_call_near() {
             continue;
@@ -475,7 +456,7 @@ fn gcphase(bin: &GoBinary) -> Result<u64, String> {
     let mut functions = bin.functions_with_prefix("runtime.gc");
     functions.extend(bin.function("runtime.setGCPhase"));
     for f in &functions {
-        let code = decode(bin, f);
+        let code = instructions::decode(bin, f);
         for w in code.windows(3) {
             let (lea, xchg, load) = (&w[0], &w[1], &w[2]);
             if lea.mnemonic() != Mnemonic::Lea || !lea.is_ip_rel_memory_operand() {

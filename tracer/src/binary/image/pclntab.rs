@@ -287,7 +287,7 @@ fn text_start_candidates(
 
 /// Addends of R_*_RELATIVE dynamic relocations by target address (empty unless PIE);
 /// `moduledata.rs` reads the same ones.
-pub(super) fn relative_relocs(data: &[u8], pie: bool) -> HashMap<u64, u64> {
+pub(crate) fn relative_relocs(data: &[u8], pie: bool) -> HashMap<u64, u64> {
     let mut map = HashMap::new();
     if !pie {
         return map;
