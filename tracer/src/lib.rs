@@ -11,7 +11,7 @@
 
 pub mod binary;
 pub mod cli;
-pub mod clock;
+pub(crate) mod clock;
 pub mod decode;
 pub mod errors;
 pub mod model;
@@ -19,5 +19,5 @@ pub mod output;
 pub mod probes;
 pub mod recording;
 pub mod session;
-pub mod sys;
-pub mod units;
+pub(crate) mod sys;
+pub(crate) mod units;

@@ -13,7 +13,7 @@ use tracer::{
         Cli, Command, ExportArgs, InspectArgs, InspectFormat, ReplayArgs, ReportArgs, ReportFormat,
     },
     output::inspect,
-    session, target,
+    session::{self, target},
 };
 
 fn main() -> ExitCode {

@@ -19,7 +19,7 @@
 //! failures come back as [`BinaryError`] (or `None` where a lookup simply has no answer).
 
 pub mod anchors;
-pub mod image;
+pub(crate) mod image;
 pub mod layouts;
 mod offsets;
 pub mod process;

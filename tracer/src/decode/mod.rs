@@ -10,9 +10,9 @@
 use serde::{Deserialize, Serialize};
 use tracer_common::{ProbeKind, RawEvent, MAX_READS};
 
-pub mod alloc_maps;
+pub(crate) mod alloc_maps;
 pub mod events;
-pub mod sizeclass;
+pub(crate) mod sizeclass;
 
 use crate::binary::StwReason;
 use crate::probes::{ProbePlan, ReadField, StwScheme};

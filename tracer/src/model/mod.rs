@@ -30,7 +30,7 @@
 mod allocs;
 pub mod findings;
 mod gc_done;
-pub mod histogram;
+pub(crate) mod histogram;
 pub mod records;
 pub mod whatif;
 

@@ -13,13 +13,13 @@
 //! calls [`Sink::flush`] when a batch of records has been written.
 
 pub mod export;
-pub mod files;
+pub(crate) mod files;
 mod gctrace;
 pub mod inspect;
 mod json;
 pub mod otlp;
 pub mod pprof;
-pub mod prometheus;
+pub(crate) mod prometheus;
 pub mod report;
 mod tee;
 pub mod tui;

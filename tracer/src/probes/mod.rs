@@ -5,14 +5,14 @@ mod alloc_plan;
 mod analysis;
 pub mod code;
 mod cycle_plan;
-pub mod heap_stats;
-pub mod loader;
-pub mod multi;
+pub(crate) mod heap_stats;
+pub(crate) mod loader;
+pub(crate) mod multi;
 pub mod plan;
 mod reads;
 mod scheme;
 mod sites;
-pub mod unreleased;
+pub(crate) mod unreleased;
 
 pub use alloc_plan::{plan_allocs, AllocMode, AllocPlan, MALLOCGC};
 pub use analysis::{analyse, host_mismatch};

@@ -50,7 +50,7 @@ pub const MAX_HEADER: u32 = 1 << 20;
 pub const MAX_BLOCK: u32 = 16 << 20;
 
 /// Frame kinds.
-pub mod frame {
+pub(crate) mod frame {
     /// A `tracer_common::RawEvent`, as the kernel sent it.
     pub const RAW_EVENT: u8 = 1;
     /// An `AllocBatch`, JSON.

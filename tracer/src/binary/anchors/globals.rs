@@ -22,13 +22,12 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Range;
 
-use iced_x86::{Code, Instruction, Mnemonic, OpKind, Register};
+use iced_x86::{Code, Mnemonic, OpKind, Register};
 
 use super::globals_arm64;
 use super::instructions;
 use super::receivers;
 use super::work_anchors;
-use crate::binary::image::x86;
 use crate::binary::layouts::offsets_table::StructLayout;
 use crate::binary::{Arch, Function, GoBinary};
 

@@ -9,10 +9,10 @@
 //! out on the CPU). An unknown input leaves the outputs it feeds `None`, with a warning
 //! naming it. Model and limits: docs/what-if.md.
 
-pub mod inputs;
+pub(crate) mod inputs;
 pub mod pacer;
 mod steady;
-pub mod text;
+pub(crate) mod text;
 
 use serde::Serialize;
 

@@ -131,6 +131,7 @@ impl Known {
 /// Removing the series of ended processes.
 impl super::GcMetrics {
     /// Processes traced and not yet removed (ended ones included until they go).
+    #[cfg(test)]
     pub fn processes(&self) -> usize {
         self.procs.len()
     }

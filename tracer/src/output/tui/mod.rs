@@ -19,14 +19,14 @@
 pub mod alerts;
 pub mod app;
 pub mod data;
-pub mod findings;
+pub(crate) mod findings;
 /// The TUI's number formats live with the report's in [`crate::units`].
-pub use crate::units as fmt;
-pub mod history;
+pub(crate) use crate::units as fmt;
+pub(crate) mod history;
 mod keys;
 pub mod live;
-pub mod terminal;
-pub mod views;
+pub(crate) mod terminal;
+pub(crate) mod views;
 
 use std::io::{self, IsTerminal};
 use std::path::Path;
