@@ -4,8 +4,8 @@ use std::{ffi::OsString, net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::alloc::AllocMode;
 use crate::output::Format;
+use crate::probes::AllocMode;
 use crate::session::{Discover, Matcher, Target, TraceOptions};
 
 const AFTER_HELP: &str = "\
@@ -118,23 +118,23 @@ impl SloArgs {
     }
 
     /// What the TUI checks against.
-    pub fn tui_slo(&self) -> crate::tui::Slo {
-        crate::tui::Slo {
+    pub fn tui_slo(&self) -> crate::output::tui::Slo {
+        crate::output::tui::Slo {
             pause_ns: self.pause_ns(),
             gc_cpu_percent: self.slo_gc_cpu,
         }
     }
 
     /// The findings' thresholds these flags set (the rest at the playbook's defaults).
-    pub fn thresholds(&self) -> crate::findings::Thresholds {
-        crate::findings::Thresholds {
+    pub fn thresholds(&self) -> crate::model::findings::Thresholds {
+        crate::model::findings::Thresholds {
             pause_p99_ns: nanos(self.slo_pause),
             pause_p50_ns: nanos(self.slo_pause_p50),
             gc_cpu_percent: self.slo_gc_cpu,
             cycles_per_s: self.max_gc_rate,
             window_s: self.finding_window,
             growth_window_s: self.growth_window,
-            ..crate::findings::Thresholds::default()
+            ..crate::model::findings::Thresholds::default()
         }
     }
 }

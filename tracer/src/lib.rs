@@ -1,39 +1,23 @@
 //! gctrace-bpf: what the garbage collector of an unmodified, running Go program is doing,
 //! seen from eBPF uprobes.
 //!
-//! Data flows one way, one module per stage:
-//! [`binary`] (which functions, return sites, offsets) → [`probes`] (load and attach the
-//! kernel programs) → [`decode`] (raw kernel events → [`events`]) → [`model`]
-//! (aggregation into [`records`]) → [`output`] (JSON, gctrace text) or [`tui`] (live
-//! terminal UI).
-//! [`session`] wires the stages together for a live run; [`launch`] starts a command
-//! under tracing; [`cli`] is the command line.
+//! Data flows one way, one folder per stage, and no stage imports a later one:
+//! [`binary`] (which functions, return sites, offsets) → [`probes`] (what to attach, and
+//! attaching it) → [`decode`] (raw kernel events → [`decode::events`]) → [`model`]
+//! (aggregation into [`model::records`], findings, what-if) → [`output`] (gctrace text,
+//! JSON, metrics, the terminal UI, reports).
+//! [`recording`] stores the raw events of a run for replay; [`session`] wires the stages
+//! together for a live run or a replay; [`cli`] is the command line.
 
-pub mod alloc;
 pub mod binary;
-pub mod cgroup;
 pub mod cli;
-pub mod clock;
+pub(crate) mod clock;
 pub mod decode;
 pub mod errors;
-pub mod events;
-pub mod export;
-pub mod findings;
-pub mod inspect;
-pub mod labels;
-pub mod launch;
 pub mod model;
 pub mod output;
-pub mod pipeline;
-pub mod pprof;
 pub mod probes;
 pub mod recording;
-pub mod records;
-pub mod replay;
-pub mod report;
 pub mod session;
-pub mod sys;
-pub mod target;
-pub mod tui;
-pub mod units;
-pub mod whatif;
+pub(crate) mod sys;
+pub(crate) mod units;

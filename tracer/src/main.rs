@@ -13,7 +13,8 @@ use tracer::{
         Cli, Command, ExportArgs, InspectArgs, InspectFormat, ReplayArgs, ReportArgs, ReportFormat,
         TraceArgs,
     },
-    inspect, session, target,
+    output::inspect,
+    session::{self, target},
 };
 
 fn main() -> ExitCode {
@@ -127,20 +128,24 @@ fn run_replay(args: ReplayArgs) -> Result<i32> {
                 "--otlp replays into gctrace or json output, not the TUI (add --format json)"
             );
         }
-        tracer::tui::check_usable(args.output.as_deref())?;
-        tracer::replay::replay_tui(&args.file, args.slo.tui_slo(), args.speed.unwrap_or(1.0))?;
+        tracer::output::tui::check_usable(args.output.as_deref())?;
+        tracer::session::replay::replay_tui(
+            &args.file,
+            args.slo.tui_slo(),
+            args.speed.unwrap_or(1.0),
+        )?;
         return Ok(0);
     }
     let sink = tracer::output::sink_for(format, output_writer(args.output.as_deref())?)?;
     let Some(config) = args.otlp.config().map_err(anyhow::Error::msg)? else {
-        tracer::replay::replay(&args.file, sink, args.speed)?;
+        tracer::session::replay::replay(&args.file, sink, args.speed)?;
         return Ok(0);
     };
     // The recording's clocks place its events in time.
     let header = tracer::recording::Reader::open(&args.file)?.header;
     let offset = i128::from(header.start_unix_ns) - i128::from(header.start_monotonic_ns);
     let otlp = tracer::output::otlp::Exporter::start_with_clock(config, offset)?;
-    tracer::replay::replay(&args.file, otlp.tee(sink), args.speed)?;
+    tracer::session::replay::replay(&args.file, otlp.tee(sink), args.speed)?;
     let stats = otlp.finish();
     eprintln!(
         "gctrace-bpf: {}",
@@ -153,7 +158,7 @@ fn run_report(args: ReportArgs) -> Result<i32> {
     // Parsed here rather than by clap so a bad setting is one line (a usage error: 2).
     let mut what_if = Vec::new();
     for w in &args.what_if {
-        match w.parse::<tracer::whatif::WhatIf>() {
+        match w.parse::<tracer::model::whatif::WhatIf>() {
             Ok(w) => what_if.push(w),
             Err(e) => {
                 eprintln!("gctrace-bpf: bad --what-if '{w}': {e}");
@@ -163,8 +168,8 @@ fn run_report(args: ReportArgs) -> Result<i32> {
     }
     let reader = tracer::recording::Reader::open(&args.file)?;
     let slo_ns = args.slo.pause_ns();
-    let records = tracer::replay::records_judged(&reader, args.slo.thresholds())?;
-    let report = tracer::report::build(
+    let records = tracer::session::replay::records_judged(&reader, args.slo.thresholds())?;
+    let report = tracer::output::report::build(
         &records,
         slo_ns,
         reader.damage.clone(),
@@ -175,8 +180,8 @@ fn run_report(args: ReportArgs) -> Result<i32> {
             "{}",
             serde_json::to_string(&report).context("cannot encode the report")?
         ),
-        ReportFormat::Text => print!("{}", tracer::report::render(&report, false)),
-        ReportFormat::Markdown => print!("{}", tracer::report::render(&report, true)),
+        ReportFormat::Text => print!("{}", tracer::output::report::render(&report, false)),
+        ReportFormat::Markdown => print!("{}", tracer::output::report::render(&report, true)),
     }
     Ok(0)
 }
@@ -190,16 +195,16 @@ fn run_export(args: ExportArgs) -> Result<i32> {
         );
     }
     if let Some(out) = &args.perfetto {
-        let records = tracer::replay::records(&reader)?;
-        let doc = tracer::export::perfetto(&records);
+        let records = tracer::session::replay::records(&reader)?;
+        let doc = tracer::output::export::perfetto(&records);
         let mut w = output_writer(Some(out))?;
         serde_json::to_writer(&mut w, &doc).context("cannot write the trace")?;
         w.flush().context("cannot write the trace")?;
     }
     if let Some(out) = &args.pprof {
         // Replayed only when asked for: a Perfetto export alone needs just the records.
-        let model = tracer::replay::model(&reader)?;
-        tracer::pprof::write_profile(out, model.allocs(), reader.header.start_unix_ns, 0)?;
+        let model = tracer::session::replay::model(&reader)?;
+        tracer::output::pprof::write_profile(out, model.allocs(), reader.header.start_unix_ns, 0)?;
     }
     Ok(0)
 }

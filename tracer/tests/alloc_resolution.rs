@@ -20,7 +20,7 @@ use std::sync::OnceLock;
 
 use gobuild::{Flavor, Toolchain};
 use tracer::binary::{Frame, GoBinary};
-use tracer::pprof::{write_alloc_profile, AllocSample};
+use tracer::output::pprof::{write_alloc_profile, AllocSample};
 
 mod gobuild;
 

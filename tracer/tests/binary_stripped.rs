@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use gobuild::Flavor;
-use tracer::binary::offsets_table;
-use tracer::binary::{globals, Arch, GoBinary, OffsetsSource};
+use tracer::binary::layouts::offsets_table;
+use tracer::binary::{anchors::globals, Arch, GoBinary, OffsetsSource};
 use tracer::probes::plan;
 use tracer::probes::plan::read_struct_fields;
 use tracer::probes::ReadField;
@@ -295,7 +295,7 @@ fn stripped_plan_reads_like_plain() {
             "{what}: {:?}",
             stripped.warnings
         );
-        let report = tracer::inspect::inspect(&p.stripped).unwrap();
+        let report = tracer::output::inspect::inspect(&p.stripped).unwrap();
         assert_eq!(report.offsets_source, "table", "{what}");
     }
 }
@@ -363,7 +363,7 @@ fn leave_one_out_offsets_from_code_equal_dwarf() {
 fn inspect_reports_no_unknown_field() {
     for p in pairs() {
         for path in [&p.plain, &p.stripped] {
-            let report = tracer::inspect::inspect(path).unwrap();
+            let report = tracer::output::inspect::inspect(path).unwrap();
             let what = path.display();
             assert!(report.fields.len() > 20, "{what}");
             // Analysed on any machine, traceable only on its own architecture, and the
@@ -386,7 +386,7 @@ fn inspect_reports_no_unknown_field() {
             }
             // Every struct field is known; the goroutine count alone needs the symbol
             // table, and says so.
-            let text = tracer::inspect::render_text(path, &report);
+            let text = tracer::output::inspect::render_text(path, &report);
             let unknown: Vec<&str> = text
                 .lines()
                 .filter(|l| l.contains("unknown") && !known_gap(l))

@@ -18,7 +18,7 @@ use common::{ChildGuard, GcTraceLine, Toolchain};
 /// The target's CPU time in the kernel (stime, clock ticks): uprobe traps are charged here.
 fn stime_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    tracer::target::stat_field(&stat, 15)
+    tracer::session::target::stat_field(&stat, 15)
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
 }

@@ -4,12 +4,12 @@
 mod tui_support;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use tracer::events::StwReason;
-use tracer::records::{GcRecord, Record, StwRecord};
-use tracer::tui::alerts::alerts;
-use tracer::tui::app::View;
-use tracer::tui::data::{GC_HISTORY, STW_HISTORY};
-use tracer::tui::{update, App, AppEvent, Config, Control};
+use tracer::binary::StwReason;
+use tracer::model::records::{GcRecord, Record, StwRecord};
+use tracer::output::tui::alerts::alerts;
+use tracer::output::tui::app::View;
+use tracer::output::tui::data::{GC_HISTORY, STW_HISTORY};
+use tracer::output::tui::{update, App, AppEvent, Config, Control};
 use tui_support::fixture;
 
 /// The pid single-process events are tagged with.
@@ -298,21 +298,27 @@ fn one_process_ending_leaves_the_others_traced() {
     update(&mut app, AppEvent::Exited(2, Some(0)));
     assert_eq!(app.procs.traced(&app.live), 1);
     assert!(!app.procs.over);
-    update(&mut app, AppEvent::Over(tracer::tui::Ended::Detached));
+    update(
+        &mut app,
+        AppEvent::Over(tracer::output::tui::Ended::Detached),
+    );
     assert!(app.procs.over);
     assert_eq!(app.procs.traced(&app.live), 0);
     // The process that exited keeps saying so; the other was detached.
     assert!(matches!(
         app.procs.parked[&2].ended,
-        Some(tracer::tui::Ended::TargetExited(Some(0)))
+        Some(tracer::output::tui::Ended::TargetExited(Some(0)))
     ));
-    assert!(matches!(app.live.ended, Some(tracer::tui::Ended::Detached)));
+    assert!(matches!(
+        app.live.ended,
+        Some(tracer::output::tui::Ended::Detached)
+    ));
 }
 
 #[test]
 fn ended_processes_are_forgotten_beyond_a_bound() {
     let mut app = several();
-    let n = tracer::tui::app::ENDED_PROCESSES_KEPT as u32 + 10;
+    let n = tracer::output::tui::app::ENDED_PROCESSES_KEPT as u32 + 10;
     for pid in 1..=n {
         update(&mut app, AppEvent::Record(pid, process(pid)));
         if pid > 1 {
@@ -325,7 +331,7 @@ fn ended_processes_are_forgotten_beyond_a_bound() {
     assert!(app.procs.order.contains(&(n + 1)));
     assert_eq!(
         app.procs.order.len(),
-        tracer::tui::app::ENDED_PROCESSES_KEPT + 2
+        tracer::output::tui::app::ENDED_PROCESSES_KEPT + 2
     );
     assert_eq!(app.procs.parked.len(), app.procs.order.len() - 1);
 }

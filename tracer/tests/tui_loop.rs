@@ -1,4 +1,4 @@
-//! The TUI's frame loop ([`tracer::tui::Live`]) over a `TestBackend` and a scripted key
+//! The TUI's frame loop ([`tracer::output::tui::Live`]) over a `TestBackend` and a scripted key
 //! stream, on tokio's paused clock: what is drawn when, freezing, and the end-of-run
 //! screen. The same loop drives live runs and replays on the terminal.
 
@@ -11,10 +11,10 @@ use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
 use futures_util::Stream;
 use ratatui::{backend::TestBackend, Terminal};
 use tokio::sync::mpsc;
+use tracer::model::records::Record;
+use tracer::output::tui::live::FRAME;
+use tracer::output::tui::{AppEvent, Config, Ended, Live};
 use tracer::output::Sink as _;
-use tracer::records::Record;
-use tracer::tui::live::FRAME;
-use tracer::tui::{AppEvent, Config, Ended, Live};
 use tui_support::{fixture, text};
 
 type Keys = Pin<Box<dyn Stream<Item = io::Result<Event>>>>;

@@ -6,9 +6,9 @@
 mod tui_support;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use tracer::alloc::AllocMode;
-use tracer::records::Record;
-use tracer::tui::{update, App, AppEvent, Config};
+use tracer::model::records::Record;
+use tracer::output::tui::{update, App, AppEvent, Config};
+use tracer::probes::AllocMode;
 use tui_support::{fixture, redact, screen};
 
 /// The pid single-process events are tagged with.
@@ -143,7 +143,7 @@ fn help_and_end_of_run() {
     key(&mut app, KeyCode::Char('?'));
     update(
         &mut app,
-        AppEvent::Over(tracer::tui::Ended::TargetExited(Some(0))),
+        AppEvent::Over(tracer::output::tui::Ended::TargetExited(Some(0))),
     );
     insta::assert_snapshot!("exited_80x24", snap(&app, pid, 80, 24));
 }

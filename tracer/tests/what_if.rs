@@ -22,8 +22,8 @@ use std::time::Duration;
 
 use common::Toolchain;
 use serde_json::Value;
-use tracer::records::Record;
-use tracer::whatif::pacer::gogc_goal;
+use tracer::model::records::Record;
+use tracer::model::whatif::pacer::gogc_goal;
 
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 const RUN_FOR: &str = "12s";

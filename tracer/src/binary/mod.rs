@@ -1,6 +1,13 @@
-//! Binary analysis of Go executables: which Go version built them, where the runtime's
-//! functions and globals are, where every function returns, and the layout of the runtime
-//! structures the kernel programs read.
+//! Stage 1, binary analysis of Go executables: which Go version built them, where the
+//! runtime's functions and globals are, where every function returns, and the layout of
+//! the runtime structures the kernel programs read.
+//!
+//! [`GoBinary`] is what the later stages ask. Underneath, one folder per job, each using
+//! only those before it: [`image`] reads the file (ELF, build info, function tables,
+//! lines, type names, instruction decoding); [`layouts`] holds the struct layouts DWARF
+//! and the built-in table record; [`anchors`] recovers globals and offsets from the code
+//! of binaries that have neither. `offsets.rs` chooses among those sources field by field,
+//! `resolve.rs` symbolizes addresses for allocation profiles.
 //!
 //! Everything here works on the file alone (no process needed) except [`process`], which
 //! relates a running process's address space to the file. Addresses returned by
@@ -11,199 +18,30 @@
 //! Malformed input never panics: every read goes through bounds-checked accessors and
 //! failures come back as [`BinaryError`] (or `None` where a lookup simply has no answer).
 
-mod arm64;
-pub(crate) mod arm64_regs;
-mod buildinfo;
-mod derive;
-mod dwarf;
-mod elf;
-pub mod globals;
-mod globals_arm64;
-mod lines;
-mod moduledata;
+pub mod anchors;
+pub(crate) mod image;
+pub mod layouts;
 mod offsets;
-pub mod offsets_table;
-mod pacer_anchors;
-mod pclntab;
-mod print_anchors;
 pub mod process;
-mod reason_table;
-mod receivers;
 mod resolve;
-mod returns;
-mod runtime_version;
-mod symbols;
-mod types;
-mod work_anchors;
-pub(crate) mod x86;
 
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use elf::{ElfInfo, LoadSegment};
-use globals::DataRange;
-pub use lines::Frame;
-use symbols::FunctionTable;
+use anchors::globals::DataRange;
+use image::elf::{ElfInfo, LoadSegment};
+pub use image::lines::Frame;
+pub use image::stw_reasons::StwReason;
+use image::symbols::FunctionTable;
+pub use image::{Arch, BinaryError, Function, GoVersion, VersionSource};
 
 pub use offsets::{FieldSource, OffsetsSource};
-
-/// Where the Go version of a binary was read from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum VersionSource {
-    /// The linker's `.go.buildinfo` blob.
-    BuildInfo,
-    /// No build info: the runtime's own `runtime.buildVersion` string, checked against the
-    /// layout of the function table (see `runtime_version.rs`).
-    RuntimeString,
-}
-
-impl VersionSource {
-    /// "buildinfo" or "runtime.buildVersion", as `inspect` reports it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            VersionSource::BuildInfo => "buildinfo",
-            VersionSource::RuntimeString => "runtime.buildVersion",
-        }
-    }
-}
 
 /// The struct whose presence in DWARF means "DWARF describes the runtime" (absent from
 /// DWARF that a tool trimmed, or from non-Go DWARF).
 const PROBE_STRUCT: &str = "runtime.workType";
-
-/// CPU architecture of the traced program; only the two the kernel programs support.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Arch {
-    X86_64,
-    Aarch64,
-}
-
-impl Arch {
-    /// The name used in messages and records ("x86_64", "aarch64"), matching `uname -m`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Arch::X86_64 => "x86_64",
-            Arch::Aarch64 => "aarch64",
-        }
-    }
-}
-
-impl fmt::Display for Arch {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Go toolchain version that built a binary, as recorded in its build info.
-///
-/// Field order matters: the derived `Ord` compares `major`, `minor`, `patch` first, so
-/// version gates can be written as `v >= &GoVersion::new(1, 26, 0)`-style comparisons on the
-/// numeric parts. Pre-releases ("go1.27rc1") have patch 0.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct GoVersion {
-    pub major: u32,
-    pub minor: u32,
-    pub patch: u32,
-    /// Exactly as stored in the binary, e.g. "go1.25.5".
-    pub raw: String,
-}
-
-impl GoVersion {
-    /// Parses a Go version string such as "go1.25.5", "go1.27rc1" or
-    /// "go1.22.0 X:nocoverageredesign" (experiment suffixes are kept in `raw` only).
-    /// Development builds ("devel go1.24-abcdef …") parse by their base version.
-    pub fn parse(raw: &str) -> Option<GoVersion> {
-        let s = raw.trim();
-        let s = s.strip_prefix("devel ").unwrap_or(s);
-        let rest = s.strip_prefix("go")?;
-        let (major, rest) = take_number(rest)?;
-        let rest = rest.strip_prefix('.')?;
-        let (minor, rest) = take_number(rest)?;
-        let patch = rest
-            .strip_prefix('.')
-            .and_then(take_number)
-            .map_or(0, |(p, _)| p);
-        Some(GoVersion {
-            major,
-            minor,
-            patch,
-            raw: raw.to_string(),
-        })
-    }
-
-    /// True when this version is at least `major.minor`.
-    pub fn at_least(&self, major: u32, minor: u32) -> bool {
-        (self.major, self.minor) >= (major, minor)
-    }
-}
-
-/// Splits a leading decimal number off `s`.
-fn take_number(s: &str) -> Option<(u32, &str)> {
-    let end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    if end == 0 {
-        return None;
-    }
-    let n = s.get(..end)?.parse().ok()?;
-    Some((n, s.get(end..)?))
-}
-
-impl fmt::Display for GoVersion {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.raw)
-    }
-}
-
-/// A function of the program: its symbol name and link-time extent.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Function {
-    pub name: String,
-    /// Link-time virtual address of the first instruction.
-    pub address: u64,
-    /// Size in bytes. From `.symtab` this is the exact size; from `.gopclntab` it runs to
-    /// the next function and so may include alignment padding.
-    pub size: u64,
-}
-
-impl Function {
-    /// One past the last byte of the function.
-    pub fn end(&self) -> u64 {
-        self.address.saturating_add(self.size)
-    }
-}
-
-/// Why a binary cannot be analysed. Messages are one line, name the file and are meant to be
-/// shown to the user as they are.
-#[derive(Debug, thiserror::Error)]
-pub enum BinaryError {
-    #[error("cannot read {path}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{path} is not an ELF executable")]
-    NotElf { path: PathBuf },
-    #[error("{path} is not a Go program (no Go build info, no Go function table)")]
-    NotGo { path: PathBuf },
-    #[error(
-        "{path} is built for {arch}; only x86_64 and aarch64 (64-bit little-endian) are supported"
-    )]
-    UnsupportedArch { path: PathBuf, arch: String },
-    #[error("{path}: no Go build info (.go.buildinfo), and {detail}")]
-    NoBuildInfo { path: PathBuf, detail: String },
-    #[error("{path}: unsupported Go build info: {detail}")]
-    UnsupportedBuildInfo { path: PathBuf, detail: String },
-    #[error("{path}: cannot decode {what}: {detail}")]
-    Decode {
-        path: PathBuf,
-        what: &'static str,
-        detail: String,
-    },
-    #[error("process {pid}: {detail}")]
-    Process { pid: u32, detail: String },
-}
 
 /// An executable's bytes: mapped from its file, or given (tests, fuzzing).
 enum Bytes {
@@ -238,15 +76,15 @@ pub struct GoBinary {
     /// `.data`, `.bss`, `.noptrdata`, `.noptrbss`: where runtime globals can live.
     data_ranges: Vec<DataRange>,
     /// `None` inside means "tried and failed" (the failure was logged once).
-    dwarf: OnceLock<Option<dwarf::DwarfIndex>>,
+    dwarf: OnceLock<Option<layouts::dwarf::DwarfIndex>>,
     /// Type-name and line tables (see `resolve.rs`); like `dwarf`, built on first use.
     resolver: OnceLock<Option<resolve::Resolver>>,
     /// Globals located from code, for binaries without `.symtab` (computed on first use).
-    recovered: OnceLock<globals::Recovered>,
+    recovered: OnceLock<anchors::globals::Recovered>,
     /// Offsets derived from code, when neither DWARF nor the table has them.
-    derived: OnceLock<derive::Derived>,
+    derived: OnceLock<anchors::derive::Derived>,
     /// The table's entry for this exact release is ignored ([`GoBinary::without_table_entry`]
-    /// or [`offsets_table::EXCLUDE_ENV`]).
+    /// or [`layouts::offsets_table::EXCLUDE_ENV`]).
     table_excluded: bool,
 }
 
@@ -292,19 +130,19 @@ impl GoBinary {
     fn from_bytes(data: Bytes, path_for_messages: &Path) -> Result<GoBinary, BinaryError> {
         let path = path_for_messages.to_path_buf();
         let info = ElfInfo::parse(&data, &path)?;
-        let (version, version_source) = match buildinfo::find_version(&data, &info, &path) {
+        let (version, version_source) = match image::buildinfo::find_version(&data, &info, &path) {
             Ok(v) => (v, VersionSource::BuildInfo),
             Err(BinaryError::NotGo { .. }) => (
-                runtime_version::find_version(&data, &info, &path)?,
+                image::runtime_version::find_version(&data, &info, &path)?,
                 VersionSource::RuntimeString,
             ),
             Err(e) => return Err(e),
         };
         let (functions, data_symbols) = if info.stripped {
-            let funcs = pclntab::functions(&data, &info, &version, &path)?;
+            let funcs = image::pclntab::functions(&data, &info, &version, &path)?;
             (FunctionTable::new(funcs), HashMap::new())
         } else {
-            let syms = symbols::read_symtab(&data, &path)?;
+            let syms = image::symbols::read_symtab(&data, &path)?;
             (FunctionTable::new(syms.functions), syms.objects)
         };
         let data_ranges = info
@@ -323,8 +161,8 @@ impl GoBinary {
                 })
             })
             .collect();
-        let table_excluded =
-            offsets_table::version_key(&version).is_some_and(offsets_table::excluded);
+        let table_excluded = layouts::offsets_table::version_key(&version)
+            .is_some_and(layouts::offsets_table::excluded);
         Ok(GoBinary {
             path,
             data_ranges,
@@ -406,7 +244,7 @@ impl GoBinary {
 
     /// Link-time address of a global variable: from `.symtab` (ELF STT_OBJECT) or, for
     /// binaries without one, recovered from code for the runtime globals listed in
-    /// [`globals::STRUCT_GLOBALS`] and [`globals::SCALAR_GLOBALS`] (x86-64 only).
+    /// [`anchors::globals::STRUCT_GLOBALS`] and [`anchors::globals::SCALAR_GLOBALS`] (x86-64 only).
     pub fn data_symbol(&self, name: &str) -> Option<u64> {
         if !self.stripped {
             return self.data_symbols.get(name).copied();
@@ -424,18 +262,19 @@ impl GoBinary {
     }
 
     /// For tests and diagnostics: how each struct global was located from code.
-    pub fn data_symbol_votes(&self) -> Vec<globals::Evidence> {
+    pub fn data_symbol_votes(&self) -> Vec<anchors::globals::Evidence> {
         if !self.stripped {
             return Vec::new();
         }
         self.recovered().votes.clone()
     }
 
-    fn recovered(&self) -> &globals::Recovered {
+    fn recovered(&self) -> &anchors::globals::Recovered {
         if self.derives_offsets() {
             return &self.derived().recovered;
         }
-        self.recovered.get_or_init(|| globals::recover(self))
+        self.recovered
+            .get_or_init(|| anchors::globals::recover(self))
     }
 
     /// Extents of the sections runtime globals live in.
@@ -448,7 +287,7 @@ impl GoBinary {
     /// its signature. `None` if the table or the function is missing.
     pub fn args_size(&self, name: &str) -> Option<u32> {
         let info = ElfInfo::parse(&self.data, &self.path).ok()?;
-        pclntab::args_size(&self.data, &info, name)
+        image::pclntab::args_size(&self.data, &info, name)
     }
 
     /// The runtime's names of its stop-the-world reasons (`runtime.stwReasonStrings`,
@@ -456,7 +295,7 @@ impl GoBinary {
     pub fn stw_reason_names(&self) -> Option<Vec<String>> {
         let info = ElfInfo::parse(&self.data, &self.path).ok()?;
         let symbol = self.data_symbols.get("runtime.stwReasonStrings").copied();
-        reason_table::read(&self.data, &info, symbol)
+        image::stw_reasons::read(&self.data, &info, symbol)
     }
 
     /// Link-time addresses of every return instruction of `f`, found by decoding it linearly
@@ -465,7 +304,7 @@ impl GoBinary {
     /// do not decode cleanly.
     pub fn return_sites(&self, f: &Function) -> Result<Vec<u64>, BinaryError> {
         let bytes = self.code_bytes(f)?;
-        returns::return_sites(self.arch, bytes, f).map_err(|detail| BinaryError::Decode {
+        image::returns::return_sites(self.arch, bytes, f).map_err(|detail| BinaryError::Decode {
             path: self.path.clone(),
             what: "machine code",
             detail,
@@ -527,13 +366,13 @@ impl GoBinary {
         self.segments.iter().find_map(|s| s.file_offset_of(vaddr))
     }
 
-    fn dwarf_index(&self) -> Option<&dwarf::DwarfIndex> {
+    fn dwarf_index(&self) -> Option<&layouts::dwarf::DwarfIndex> {
         self.dwarf
             .get_or_init(|| {
                 if !self.has_dwarf {
                     return None;
                 }
-                match dwarf::DwarfIndex::build(&self.data) {
+                match layouts::dwarf::DwarfIndex::build(&self.data) {
                     Ok(index) => Some(index),
                     Err(e) => {
                         log::warn!("{}: cannot read DWARF: {e}", self.path.display());

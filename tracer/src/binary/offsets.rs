@@ -1,10 +1,11 @@
 //! Where the runtime's struct layouts come from for one binary — DWARF, the offsets
-//! table, or the binary's code (`derive.rs`) — field by field.
+//! table, or the binary's code (`anchors/derive.rs`) — field by field.
 
 use std::collections::BTreeMap;
 
-use super::offsets_table::{self, StructLayout};
-use super::{derive, globals, GoBinary, PROBE_STRUCT};
+use super::anchors::{derive, globals};
+use super::layouts::offsets_table::{self, StructLayout};
+use super::{GoBinary, PROBE_STRUCT};
 
 /// Where [`GoBinary::struct_field_offset`] gets the runtime's struct layouts from.
 /// Serialized (in recording headers) under the names [`OffsetsSource::as_str`] gives.
@@ -16,7 +17,7 @@ pub enum OffsetsSource {
     /// The built-in table for this exact Go release ([`offsets_table`]).
     Table,
     /// Neither: derived from the binary's own code and verified field by field (see
-    /// `derive.rs`); fields that could not be verified are unknown
+    /// `anchors/derive.rs`); fields that could not be verified are unknown
     /// ([`GoBinary::field_source`] says which).
     Code,
     /// Nothing about the runtime's structs could be verified.

@@ -5,10 +5,11 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::elf::ElfInfo;
-use super::lines::{self, Frame};
-use super::moduledata::{Memory, ModuleData};
-use super::{types, GoBinary};
+use super::image::elf::ElfInfo;
+use super::image::lines::{self, Frame};
+use super::image::moduledata::{Memory, ModuleData};
+use super::image::types;
+use super::GoBinary;
 
 /// Results cached at most this many per kind: PCs come from untrusted stacks, so an
 /// unbounded cache could grow with garbage; real programs stay far below it.

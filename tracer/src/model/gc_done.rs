@@ -21,8 +21,9 @@
 //! So each cycle's stop records add up to its `pause_ns` exactly.
 
 use super::{Model, Requests};
-use crate::events::{RuntimeSnapshot, StwReason, Trigger};
-use crate::records::{GcRecord, Record, StwRecord};
+use crate::binary::StwReason;
+use crate::decode::events::{RuntimeSnapshot, Trigger};
+use crate::model::records::{GcRecord, Record, StwRecord};
 
 impl Model {
     /// A time trigger (`forcegchelper` calling `gcStart`) at `ts_ns`.
@@ -154,7 +155,7 @@ impl Model {
             cpu_percent: f.cpu_percent,
             cpu: f.stwprocs.and_then(|procs| {
                 let procs = u64::from(procs);
-                Some(crate::records::GcCpu {
+                Some(crate::model::records::GcCpu {
                     sweep_term_ns: procs * (t_mark - t_sweep),
                     assist_ns: f.assist_ns?,
                     background_ns: f.background_ns?,
@@ -172,9 +173,10 @@ impl Model {
 
 #[cfg(test)]
 mod tests {
-    use crate::events::{GcFigures, RuntimeSnapshot, StwReason, TraceEvent, Trigger};
+    use crate::binary::StwReason;
+    use crate::decode::events::{GcFigures, RuntimeSnapshot, TraceEvent, Trigger};
+    use crate::model::records::Record;
     use crate::model::Model;
-    use crate::records::Record;
 
     /// The runtime's account of cycle `n` at its end: sweep termination
     /// [1_000, 1_400] (stopped from 1_100 on 1.22+), mark until 9_000, mark termination

@@ -1,4 +1,7 @@
-//! The aggregation model: decoded [`TraceEvent`]s in, [`Record`]s out.
+//! Stage 4, the model: decoded [`TraceEvent`]s in, [`Record`]s ([`records`]) out. Beside
+//! the state machine below: allocation totals by type and site (`allocs/`), the findings
+//! engine judging the records ([`findings`]) and what-if predictions from them
+//! ([`whatif`]).
 //!
 //! Pure state machine: no I/O, no clock, so it is unit-tested without a kernel and cannot
 //! tell a live run from a replay. It relies on two properties of the Go runtime (1.19 to
@@ -25,16 +28,20 @@
 //! [`Model::diagnostics`] reports.
 
 mod allocs;
+pub mod findings;
 mod gc_done;
-pub mod histogram;
+pub(crate) mod histogram;
+pub mod records;
+pub mod whatif;
 
 pub use allocs::AllocModel;
 
-use crate::events::{
-    GcFigures, LargeAllocs, RuntimeSnapshot, Settings, StwReason, TraceEvent, Trigger,
+use crate::binary::StwReason;
+use crate::decode::events::{
+    GcFigures, LargeAllocs, RuntimeSnapshot, Settings, TraceEvent, Trigger,
 };
-use crate::records::{AllocRecord, GcCpu, GcRecord, Record, SettingsRecord, StwRecord, Summary};
 use histogram::PauseHistogram;
+use records::{AllocRecord, GcCpu, GcRecord, Record, SettingsRecord, StwRecord, Summary};
 
 /// Oddities the model saw and coped with. None of them is a lost event: they are what a
 /// tracer attached to a running program, or a binary with unknown offsets, looks like.

@@ -571,7 +571,7 @@ fn settings_reported_when_known_and_when_changed() {
 /// counter: it counts only when the first reading had it too.
 #[test]
 fn sampled_objects_total_is_the_runtime_count_over_the_bytes_window() {
-    let batch = crate::events::AllocBatch {
+    let batch = crate::decode::events::AllocBatch {
         ts_ns: 10,
         sampled: true,
         objects: 10,
@@ -612,7 +612,7 @@ fn sampled_objects_total_is_the_runtime_count_over_the_bytes_window() {
 #[test]
 fn the_final_allocation_snapshot_is_owed_only_for_new_batches() {
     let batch = |ts_ns: u64| {
-        TraceEvent::Allocs(Box::new(crate::events::AllocBatch {
+        TraceEvent::Allocs(Box::new(crate::decode::events::AllocBatch {
             ts_ns,
             objects: 1,
             bytes: 16,

@@ -13,8 +13,8 @@
 use std::io::{self, Write};
 
 use super::Sink;
-use crate::events::Trigger;
-use crate::records::{GcRecord, Record, Summary};
+use crate::decode::events::Trigger;
+use crate::model::records::{GcRecord, Record, Summary};
 
 /// Writes one gctrace line per completed cycle, and a `# ` comment line for the summary.
 pub struct GctraceSink<W: Write> {
@@ -204,8 +204,8 @@ pub(super) fn summary_line(s: &Summary) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::StwReason;
-    use crate::records::{ProcessInfo, StwRecord};
+    use crate::binary::StwReason;
+    use crate::model::records::{ProcessInfo, StwRecord};
 
     #[test]
     fn fmt_ns_as_ms_matches_the_runtime() {
@@ -262,7 +262,7 @@ mod tests {
             stacks_bytes: Some(3 << 20),
             globals_bytes: Some(1 << 20),
             cpu_percent: Some(2),
-            cpu: Some(crate::records::GcCpu {
+            cpu: Some(crate::model::records::GcCpu {
                 sweep_term_ns: 100_000,
                 assist_ns: 120_000,
                 background_ns: 270_000,

@@ -10,8 +10,8 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use super::Sink;
-use crate::events::{AllocCounts, Frame, Trigger};
-use crate::records::{
+use crate::decode::events::{AllocCounts, Frame, Trigger};
+use crate::model::records::{
     permille_as_pct, AllocRecord, AllocSitesRecord, AllocTypesRecord, FindingRecord, GcRecord,
     ProcessInfo, Record, SettingsRecord, StwRecord, Summary,
 };
@@ -49,7 +49,7 @@ struct ProcessJson<'a> {
     memory_limit_bytes: Option<i64>,
     /// `cgroup`, `container_id`, `pod_uid`, `pod_name`, … (`null` when unknown).
     #[serde(flatten)]
-    labels: &'a crate::labels::Labels,
+    labels: &'a crate::model::records::Labels,
 }
 
 #[derive(Serialize)]
@@ -459,7 +459,7 @@ impl<W: Write> Sink for JsonSink<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::StwReason;
+    use crate::binary::StwReason;
 
     fn line(rec: Record) -> String {
         let mut sink = JsonSink::new(Vec::new());
@@ -470,7 +470,7 @@ mod tests {
     #[test]
     fn process() {
         let rec = Record::Process(ProcessInfo {
-            labels: crate::labels::Labels {
+            labels: crate::model::records::Labels {
                 cgroup: Some("/system.slice/app.service".into()),
                 systemd_unit: Some("app.service".into()),
                 ..Default::default()

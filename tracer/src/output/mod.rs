@@ -1,18 +1,28 @@
-//! Views of the model's [`Record`]s: newline-delimited JSON for programs, the Go
-//! runtime's own `GODEBUG=gctrace=1` text for people used to reading it, and Prometheus
-//! metrics ([`prometheus`]) and OTLP export ([`otlp`]) next to either, combined by a [`Tee`].
+//! Stage 5, the views: everything a person or a program reads.
+//!
+//! Streams of the model's [`Record`]s, written as they come: newline-delimited JSON for
+//! programs, the Go runtime's own `GODEBUG=gctrace=1` text for people used to reading it,
+//! and Prometheus metrics ([`prometheus`]) and OTLP export ([`otlp`]) next to either,
+//! combined by a [`Tee`]. The live terminal UI ([`tui`]). Views of a whole recording:
+//! [`report`], the Perfetto [`export`], allocation profiles ([`pprof`]). And [`inspect`],
+//! the view of what binary analysis and the probe plan make of one executable.
 //!
 //! Sinks write each record with a single `write_all` of whole lines, so a line is never
 //! torn when several writers share a pipe, and never buffer themselves: the caller picks
 //! the buffering (a `BufWriter` for a file, stdout's line buffering for a terminal) and
 //! calls [`Sink::flush`] when a batch of records has been written.
 
-pub mod files;
+pub mod export;
+pub(crate) mod files;
 mod gctrace;
+pub mod inspect;
 mod json;
 pub mod otlp;
-pub mod prometheus;
+pub mod pprof;
+pub(crate) mod prometheus;
+pub mod report;
 mod tee;
+pub mod tui;
 
 use std::fmt;
 use std::io::{self, Write};
@@ -20,7 +30,7 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::records::Record;
+use crate::model::records::Record;
 
 pub use gctrace::{fmt_ns_as_ms, itoa_div, GctraceSink};
 pub use json::JsonSink;
@@ -104,7 +114,7 @@ impl FromStr for Format {
 }
 
 /// `output` owns the formats that write to a [`Write`]r (gctrace, JSON); the TUI owns its
-/// own sink ([`crate::tui::TerminalLive::sink`]), and [`Format::Tui`] is only the command
+/// own sink ([`crate::output::tui::TerminalLive::sink`]), and [`Format::Tui`] is only the command
 /// line's way to choose it. Asking `output` for a TUI writer is this error, where it used
 /// to give the gctrace text silently.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -196,7 +206,7 @@ impl Sink for SharedSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::records::Summary;
+    use crate::model::records::Summary;
 
     /// A `Write + Send` whose bytes the test can read after the sink consumed it.
     #[derive(Clone, Default)]

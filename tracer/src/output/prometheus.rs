@@ -28,9 +28,8 @@ mod server;
 mod update;
 
 pub use self::families::{GcMetrics, DURATION_BUCKETS};
-pub use self::series::LINGER;
 use self::server::lock;
-pub use self::server::{parse_listen_addr, Exporter, PrometheusSink};
+pub use self::server::{parse_listen_addr, Exporter};
 
 /// The text formats a scraper can ask for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -5,7 +5,7 @@
 use std::io;
 
 use super::Sink;
-use crate::records::Record;
+use crate::model::records::Record;
 
 /// Writes every record to `first`, then to `second`.
 pub struct Tee<A, B> {
@@ -38,7 +38,7 @@ impl<A: Sink, B: Sink> Sink for Tee<A, B> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::records::Summary;
+    use crate::model::records::Summary;
 
     /// Remembers what it was given; fails on demand.
     #[derive(Default)]

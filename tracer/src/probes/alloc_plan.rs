@@ -1,8 +1,23 @@
 //! The allocation probes (`--allocs exact|sample`): which allocation entry points to probe.
 
-use super::plan::{entry_site, required, PlanError, ProbeSite};
+use super::sites::{entry_site, required, PlanError, ProbeSite};
 use crate::binary::GoBinary;
 use tracer_common::ProbeKind;
+
+/// `--allocs`. Serialized (in recording headers) as "rate", "sample", "exact": the names
+/// headers written before it was an enum already used.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum AllocMode {
+    /// Allocation rate from the runtime's own counter; no allocation probes (default).
+    Rate,
+    /// Probes attached in short bursts within the overhead budget; counts extrapolated.
+    Sample,
+    /// Every allocation counted; costs one probe hit per allocation.
+    Exact,
+}
 
 /// `runtime.mallocgc`: every allocation up to Go 1.26 (by default) passes through it.
 pub const MALLOCGC: &str = "runtime.mallocgc";

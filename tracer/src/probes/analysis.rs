@@ -8,7 +8,8 @@ use std::path::Path;
 use anyhow::{anyhow, Context, Result};
 
 use super::loader::HOST_ARCH;
-use super::plan::{plan_with, ProbePlan, StopsMode};
+use super::plan::{plan_with, ProbePlan};
+use super::scheme::StopsMode;
 use crate::binary::GoBinary;
 
 /// Why `bin` cannot be traced by this build of the tracer, if it cannot: the kernel

@@ -6,7 +6,8 @@
 
 use iced_x86::{Code, Instruction, Mnemonic, OpKind, Register};
 
-use crate::binary::{arm64_regs as arm64, x86, Arch, Function, GoBinary};
+use crate::binary::image::{arm64_regs as arm64, x86};
+use crate::binary::{Arch, Function, GoBinary};
 
 /// Decoded instructions of `f` (amd64), or `None` if the bytes cannot be read or decoded.
 fn x86_instructions(bin: &GoBinary, f: &Function) -> Option<Vec<Instruction>> {

@@ -32,8 +32,11 @@
 use tracer_common::{ProbeKind, OTHER_STOP_END};
 
 use super::code;
-use super::plan::{entry_site, required, return_sites, ReadField, ReadSlot, StwScheme};
-use super::ProbeSite;
+use super::reads::{ReadField, ReadSlot};
+use super::scheme::StwScheme;
+use super::sites::{
+    entry_site, required, return_sites, ProbeSite, GC_START, START_THE_WORLD, STOP_THE_WORLD,
+};
 use crate::binary::{Function, GoBinary};
 
 pub(super) const MPROF_FLUSH: &str = "runtime.mProf_Flush";
@@ -121,8 +124,7 @@ pub(super) fn plan_cycle(
     let mut sites = vec![done];
 
     // Time triggers: forcegchelper's call of gcStart (RAX = gcTriggerTime there).
-    let gc_start = required(bin, super::plan::GC_START, "GC triggers")
-        .map_err(|e| crate::errors::chain(&e))?;
+    let gc_start = required(bin, GC_START, "GC triggers").map_err(|e| crate::errors::chain(&e))?;
     match bin.function(FORCEGC) {
         Some(helper) => {
             let calls = code::call_sites(bin, &helper, &gc_start);
@@ -148,8 +150,8 @@ pub(super) fn plan_cycle(
 
     let stop_closure = function(bin, STOP_CLOSURE)?;
     let start_closure = function(bin, START_CLOSURE)?;
-    let stop_sema = function(bin, super::plan::STOP_THE_WORLD)?;
-    let start_sema = function(bin, super::plan::START_THE_WORLD)?;
+    let stop_sema = function(bin, STOP_THE_WORLD)?;
+    let start_sema = function(bin, START_THE_WORLD)?;
     if code::call_sites(bin, &start_closure, &start_sema).is_empty() {
         return Err(format!("{START_CLOSURE} does not call {}", start_sema.name));
     }

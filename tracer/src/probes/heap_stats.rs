@@ -7,17 +7,16 @@
 //!
 //! The counts move when an mcache gives a span back (`mcache.refill`, `releaseAll`), as
 //! `gcController.totalAlloc` does, so a reading lags the true count by what the cached
-//! spans hold ([`crate::alloc::sizeclass::MAX_UNCOUNTED_PER_P`]). Large objects are
+//! spans hold ([`crate::decode::sizeclass::MAX_UNCOUNTED_PER_P`]). Large objects are
 //! counted at once.
 //!
 //! Located from DWARF only: `heapStatsDelta` lost `inPtrScalarBits` in Go 1.25, and no
 //! code anchors its fields, so a stripped binary has no count (the caller warns).
 
-use super::reads::{ReadField, ReadSlot};
 use crate::binary::GoBinary;
 use tracer_common::{
-    heap_stats_counts, Config, HEAP_LARGE_BYTES_WORD, HEAP_LARGE_OBJECTS_WORD, HEAP_STATS_GENS,
-    HEAP_STATS_MAX_WORDS, MAX_READS,
+    heap_stats_counts, HEAP_LARGE_BYTES_WORD, HEAP_LARGE_OBJECTS_WORD, HEAP_STATS_GENS,
+    HEAP_STATS_MAX_WORDS,
 };
 
 /// What `--allocs sample` loses without it (its warning).
@@ -97,47 +96,6 @@ pub fn locate(bin: &GoBinary) -> Option<HeapStats> {
         stride: u32::try_from(stride).ok()?,
         words: u32::try_from(words).ok()?,
     })
-}
-
-/// Sets up the kernel's sums: the object count's slot and the large objects' beside it.
-/// The count is a sum of some 210 words, read only where the allocation probes use it
-/// (`allocs`) and never as the single word its slot points at; the large objects' words
-/// are read with it or not at all.
-pub fn configure(config: &mut Config, reads: &[ReadSlot], layout: Option<HeapStats>, allocs: bool) {
-    let Some(slot) = reads
-        .iter()
-        .position(|r| r.field == ReadField::Mallocs)
-        .filter(|s| *s < MAX_READS)
-    else {
-        return;
-    };
-    let summed = |r: &ReadSlot| {
-        matches!(
-            r.field,
-            ReadField::Mallocs | ReadField::LargeAllocBytes | ReadField::LargeAllocObjects
-        )
-    };
-    match layout.filter(|_| allocs) {
-        Some(h) => {
-            config.heap_stats_slot = slot as u32;
-            config.heap_stats_words = h.words;
-            config.heap_stats_stride = h.stride;
-            for (i, r) in reads.iter().enumerate().take(MAX_READS) {
-                match r.field {
-                    ReadField::LargeAllocBytes => config.heap_large_bytes_slot = i as u32,
-                    ReadField::LargeAllocObjects => config.heap_large_objects_slot = i as u32,
-                    _ => {}
-                }
-            }
-        }
-        None => {
-            for (i, r) in reads.iter().enumerate().take(MAX_READS) {
-                if summed(r) {
-                    config.read_addrs[i] = 0;
-                }
-            }
-        }
-    }
 }
 
 #[cfg(test)]

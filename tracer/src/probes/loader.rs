@@ -29,8 +29,11 @@ use tracer_common::{
 };
 
 use super::alloc_plan::AllocPlan;
+use super::heap_stats::HeapStats;
 use super::multi::{MultiError, MultiLink, MultiProgram};
-use super::plan::{ProbePlan, ProbeSite};
+use super::plan::ProbePlan;
+use super::reads::{ReadField, ReadSlot};
+use super::sites::ProbeSite;
 
 /// Set (to anything) to attach the allocation probes one perf-event uprobe per site even
 /// where the kernel has `uprobe_multi` links: for comparing the two in tests and benches.
@@ -199,7 +202,7 @@ impl Probes {
             config.g_m_off = g_m;
             config.preemptoff_off = off;
         }
-        super::heap_stats::configure(&mut config, &plan.reads, plan.heap_stats, allocs.is_some());
+        configure_heap_stats(&mut config, &plan.reads, plan.heap_stats, allocs.is_some());
         if let Some((alloc, sites)) = allocs {
             config.malloc_lo = alloc.mallocgc.0.wrapping_add(bias);
             config.malloc_hi = alloc.mallocgc.1.wrapping_add(bias);
@@ -593,4 +596,50 @@ fn counter_sum(array: &PerCpuArray<&MapData, u64>, index: u32) -> Result<u64, At
         source,
     })?;
     Ok(values.iter().copied().sum())
+}
+
+/// Sets up the kernel's sums: the object count's slot and the large objects' beside it.
+/// The count is a sum of some 210 words, read only where the allocation probes use it
+/// (`allocs`) and never as the single word its slot points at; the large objects' words
+/// are read with it or not at all.
+fn configure_heap_stats(
+    config: &mut Config,
+    reads: &[ReadSlot],
+    layout: Option<HeapStats>,
+    allocs: bool,
+) {
+    let Some(slot) = reads
+        .iter()
+        .position(|r| r.field == ReadField::Mallocs)
+        .filter(|s| *s < MAX_READS)
+    else {
+        return;
+    };
+    let summed = |r: &ReadSlot| {
+        matches!(
+            r.field,
+            ReadField::Mallocs | ReadField::LargeAllocBytes | ReadField::LargeAllocObjects
+        )
+    };
+    match layout.filter(|_| allocs) {
+        Some(h) => {
+            config.heap_stats_slot = slot as u32;
+            config.heap_stats_words = h.words;
+            config.heap_stats_stride = h.stride;
+            for (i, r) in reads.iter().enumerate().take(MAX_READS) {
+                match r.field {
+                    ReadField::LargeAllocBytes => config.heap_large_bytes_slot = i as u32,
+                    ReadField::LargeAllocObjects => config.heap_large_objects_slot = i as u32,
+                    _ => {}
+                }
+            }
+        }
+        None => {
+            for (i, r) in reads.iter().enumerate().take(MAX_READS) {
+                if summed(r) {
+                    config.read_addrs[i] = 0;
+                }
+            }
+        }
+    }
 }

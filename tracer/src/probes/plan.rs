@@ -25,52 +25,19 @@
 //! Cycle numbers and the forced flag are read from the runtime's own variables (`work`,
 //! `memstats`), at addresses found through the symbol table and DWARF.
 
+use super::heap_stats::{self, HeapStats};
 use super::reads::plan_reads;
 pub use super::reads::{
     fields_read, read_struct_fields, symbols_only, Location, ReadField, ReadSlot, ReadSpec, READS,
 };
-use super::unreleased;
-use crate::binary::{BinaryError, Function, GoBinary, GoVersion};
+use super::scheme::{scheme_for, StopsMode, StwScheme, SUPPORTED_MINORS};
+use super::sites::{
+    entry_site, required, return_sites, PlanError, ProbeSite, GC_START, START_THE_WORLD,
+    STOP_THE_WORLD,
+};
+use super::{cycle_plan, unreleased};
+use crate::binary::{GoBinary, GoVersion};
 use tracer_common::ProbeKind;
-
-/// How stop-the-world events are read on this Go version.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum StwScheme {
-    /// Go 1.19–1.20: no reason code; GC stops are called straight through `systemstack`
-    /// and told apart by `gcphase`.
-    CallerInferred,
-    /// Go 1.21: `stopTheWorldWithSema(reason stwReason)`.
-    ReasonArg,
-    /// Go 1.22+: `startTheWorldWithSema(now int64, w worldStop)`.
-    WorldStop,
-}
-
-/// How stops of the world are watched.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum StopsMode {
-    /// Default: one probe hit per GC cycle, after the world has restarted, reading the
-    /// runtime's own clocks in `work`; non-GC stops on their own paths. Nothing fires
-    /// inside a GC pause.
-    #[default]
-    Cycle,
-    /// Every stop of the world probed where it starts and ends (opt-in `--every-stop`):
-    /// each mark-termination restart gets its own start, at two hits per stop, one of
-    /// them inside the pause.
-    Every,
-}
-
-/// One uprobe to attach.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ProbeSite {
-    pub kind: ProbeKind,
-    /// The kernel program to run there (usually `kind.program_name()`).
-    pub program: &'static str,
-    pub function: String,
-    /// Link-time virtual address of the probed instruction.
-    pub address: u64,
-    /// Offset of that instruction in the ELF file (what the kernel's uprobe API takes).
-    pub file_offset: u64,
-}
 
 /// Everything the tracer will do to one binary.
 #[derive(Clone, Debug)]
@@ -93,125 +60,16 @@ pub struct ProbePlan {
     pub warnings: Vec<String>,
     /// Where the [`ReadField::Mallocs`] slot's counts are (with the allocation probes
     /// only); `None` when that slot is not planned.
-    pub heap_stats: Option<super::heap_stats::HeapStats>,
+    pub heap_stats: Option<HeapStats>,
 }
 
 /// The layout behind the [`ReadField::Mallocs`] slot of `reads`, if there is one.
-fn heap_stats_of(bin: &GoBinary, reads: &[ReadSlot]) -> Option<super::heap_stats::HeapStats> {
+fn heap_stats_of(bin: &GoBinary, reads: &[ReadSlot]) -> Option<HeapStats> {
     reads
         .iter()
         .any(|r| r.field == ReadField::Mallocs)
-        .then(|| super::heap_stats::locate(bin))
+        .then(|| heap_stats::locate(bin))
         .flatten()
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum PlanError {
-    #[error("{version} is not supported: gctrace-bpf understands Go 1.19 to 1.27")]
-    UnsupportedVersion { version: String },
-    /// A runtime newer than any checked (or a development build) whose binary does not
-    /// show what the newest scheme relies on (see `unreleased.rs`).
-    #[error("{detail}")]
-    Unverified { detail: String },
-    #[error("{function} not found in the binary; cannot trace {what}")]
-    MissingFunction {
-        function: &'static str,
-        what: &'static str,
-    },
-    #[error("{function}")]
-    Decode {
-        function: String,
-        source: BinaryError,
-    },
-    #[error("{function} has no RET instruction; refusing to guess its exits")]
-    NoReturn { function: String },
-    #[error("address {address:#x} of {function} is not in a loadable segment")]
-    NoFileOffset { function: String, address: u64 },
-}
-
-/// Oldest and newest Go minor versions whose runtime this tracer has been checked against.
-pub const SUPPORTED_MINORS: (u32, u32) = (19, 27);
-
-pub const GC_START: &str = "runtime.gcStart";
-pub const STOP_THE_WORLD: &str = "runtime.stopTheWorldWithSema";
-pub const START_THE_WORLD: &str = "runtime.startTheWorldWithSema";
-
-pub(super) fn scheme_for(v: &GoVersion) -> Result<StwScheme, PlanError> {
-    if v.major != 1 || v.minor < SUPPORTED_MINORS.0 || v.minor > SUPPORTED_MINORS.1 {
-        // Newer than any checked: see `plan`, which asks the binary (`unreleased.rs`).
-        return Err(PlanError::UnsupportedVersion {
-            version: v.raw.clone(),
-        });
-    }
-    Ok(match v.minor {
-        19 | 20 => StwScheme::CallerInferred,
-        21 => StwScheme::ReasonArg,
-        _ => StwScheme::WorldStop,
-    })
-}
-
-pub(super) fn entry_site(
-    bin: &GoBinary,
-    kind: ProbeKind,
-    f: &Function,
-) -> Result<ProbeSite, PlanError> {
-    let file_offset = bin
-        .file_offset(f.address)
-        .ok_or_else(|| PlanError::NoFileOffset {
-            function: f.name.clone(),
-            address: f.address,
-        })?;
-    Ok(ProbeSite {
-        kind,
-        program: kind.program_name(),
-        function: f.name.clone(),
-        address: f.address,
-        file_offset,
-    })
-}
-
-pub(super) fn return_sites(
-    bin: &GoBinary,
-    kind: ProbeKind,
-    f: &Function,
-) -> Result<Vec<ProbeSite>, PlanError> {
-    let rets = bin.return_sites(f).map_err(|source| PlanError::Decode {
-        function: f.name.clone(),
-        source,
-    })?;
-    if rets.is_empty() {
-        return Err(PlanError::NoReturn {
-            function: f.name.clone(),
-        });
-    }
-    rets.into_iter()
-        .map(|address| {
-            let file_offset = bin
-                .file_offset(address)
-                .ok_or_else(|| PlanError::NoFileOffset {
-                    function: f.name.clone(),
-                    address,
-                })?;
-            Ok(ProbeSite {
-                kind,
-                program: kind.program_name(),
-                function: f.name.clone(),
-                address,
-                file_offset,
-            })
-        })
-        .collect()
-}
-
-pub(super) fn required(
-    bin: &GoBinary,
-    name: &'static str,
-    what: &'static str,
-) -> Result<Function, PlanError> {
-    bin.function(name).ok_or(PlanError::MissingFunction {
-        function: name,
-        what,
-    })
 }
 
 /// Decide the probes and memory reads for `bin` in the default mode.
@@ -243,7 +101,7 @@ pub fn plan_with(bin: &GoBinary, mode: StopsMode) -> Result<ProbePlan, PlanError
         let scheme = scheme_for(&version)?;
         let mut warnings = Vec::new();
         let (reads, _) = plan_reads(bin, scheme, StopsMode::Cycle, &mut warnings);
-        match super::cycle_plan::plan_cycle(bin, scheme, &reads, &mut warnings) {
+        match cycle_plan::plan_cycle(bin, scheme, &reads, &mut warnings) {
             Ok(cycle) => {
                 return Ok(ProbePlan {
                     go_version: version,

@@ -46,7 +46,7 @@ fn scheme_follows_runtime_signatures() {
 /// same type in `globals::STRUCT_GLOBALS`, plain ones in `SCALAR_GLOBALS`.
 #[test]
 fn every_read_global_can_be_located_without_symtab() {
-    use crate::binary::globals::{SCALAR_GLOBALS, STRUCT_GLOBALS};
+    use crate::binary::anchors::globals::{SCALAR_GLOBALS, STRUCT_GLOBALS};
     // The goroutine count's terms are not located in stripped binaries yet (the
     // planner warns that the count is unknown there).
     let goroutine_terms = [

@@ -5,7 +5,7 @@
 //! into read slots (link-time addresses) for one binary. Offsets come from
 //! [`GoBinary::struct_field_offset`]: DWARF, the offsets table, or the binary's own code.
 
-use super::plan::{StopsMode, StwScheme};
+use super::scheme::{StopsMode, StwScheme};
 use crate::binary::{GoBinary, GoVersion, OffsetsSource};
 use tracer_common::{ProbeKind, HEAP_LARGE_BYTES_WORD, HEAP_LARGE_OBJECTS_WORD, MAX_READS};
 

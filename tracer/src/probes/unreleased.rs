@@ -18,9 +18,10 @@
 //! built-in table has no entry for an unknown release), and each field that cannot be
 //! located is named in a warning; moduledata reads are validated.
 
-use super::plan::{scheme_for, PlanError, StwScheme, GC_START, START_THE_WORLD, SUPPORTED_MINORS};
+use super::scheme::{scheme_for, StwScheme, SUPPORTED_MINORS};
+use super::sites::{PlanError, GC_START, START_THE_WORLD};
+use crate::binary::StwReason;
 use crate::binary::{GoBinary, GoVersion};
-use crate::events::StwReason;
 
 /// `_func.args` of the functions the newest scheme probes, in the newest release we know
 /// (the same from Go 1.23 through 1.27; measured on the test matrix's binaries).

@@ -24,10 +24,10 @@ pub use writer::Recorder;
 
 use serde::{Deserialize, Serialize};
 
-use crate::alloc::AllocMode;
 use crate::binary::OffsetsSource;
 use crate::decode::DecodeSpec;
-use crate::records::ProcessInfo;
+use crate::model::records::ProcessInfo;
+use crate::probes::AllocMode;
 
 /// First bytes of every recording.
 pub const MAGIC: &[u8; 8] = b"GCTRACE\0";
@@ -50,7 +50,7 @@ pub const MAX_HEADER: u32 = 1 << 20;
 pub const MAX_BLOCK: u32 = 16 << 20;
 
 /// Frame kinds.
-pub mod frame {
+pub(crate) mod frame {
     /// A `tracer_common::RawEvent`, as the kernel sent it.
     pub const RAW_EVENT: u8 = 1;
     /// An `AllocBatch`, JSON.

@@ -10,7 +10,7 @@ use tracer_common::RawEvent;
 use super::{
     frame, old_event, End, Header, BLOCK_MAGIC, FORMAT_VERSION, MAGIC, MAX_BLOCK, MAX_HEADER,
 };
-use crate::events::AllocBatch;
+use crate::decode::events::AllocBatch;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {

@@ -6,8 +6,8 @@ use std::path::Path;
 use tracer_common::RawEvent;
 
 use super::*;
+use crate::decode::events::AllocBatch;
 use crate::decode::DecodeSpec;
-use crate::events::AllocBatch;
 use crate::probes::StwScheme;
 
 fn header() -> Header {
@@ -29,7 +29,7 @@ fn header() -> Header {
             systemstack: None,
         },
         offsets_source: crate::binary::OffsetsSource::Dwarf,
-        allocs: crate::alloc::AllocMode::Rate,
+        allocs: crate::probes::AllocMode::Rate,
         start_unix_ns: 1,
         start_monotonic_ns: 2,
     }
@@ -207,7 +207,7 @@ const HEADER_BEFORE_ENUMS: &str = r#"{"tracer_version":"0.1.0","process":{"pid":
 #[test]
 fn header_written_before_the_enums_is_read() {
     let header: Header = serde_json::from_str(HEADER_BEFORE_ENUMS).unwrap();
-    assert_eq!(header.allocs, crate::alloc::AllocMode::Sample);
+    assert_eq!(header.allocs, crate::probes::AllocMode::Sample);
     assert_eq!(header.offsets_source, crate::binary::OffsetsSource::Dwarf);
     assert_eq!(serde_json::to_string(&header).unwrap(), HEADER_BEFORE_ENUMS);
 
@@ -226,9 +226,9 @@ fn header_written_before_the_enums_is_read() {
 
     // Every name each enum had as a string.
     for (name, mode) in [
-        ("rate", crate::alloc::AllocMode::Rate),
-        ("sample", crate::alloc::AllocMode::Sample),
-        ("exact", crate::alloc::AllocMode::Exact),
+        ("rate", crate::probes::AllocMode::Rate),
+        ("sample", crate::probes::AllocMode::Sample),
+        ("exact", crate::probes::AllocMode::Exact),
     ] {
         assert_eq!(serde_json::to_string(&mode).unwrap(), format!("\"{name}\""));
     }

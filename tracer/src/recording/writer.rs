@@ -9,7 +9,7 @@ use flate2::{write::DeflateEncoder, Compression};
 use tracer_common::RawEvent;
 
 use super::{frame, End, Header, BLOCK_MAGIC, FORMAT_VERSION, MAGIC};
-use crate::events::AllocBatch;
+use crate::decode::events::AllocBatch;
 
 /// Uncompressed bytes gathered before a block is written.
 const BLOCK_BYTES: usize = 64 << 10;

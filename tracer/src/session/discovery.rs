@@ -22,8 +22,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
+use super::{labels, target};
 use crate::probes::analyse;
-use crate::{labels, target};
 
 /// How often /proc is scanned for new processes.
 pub(super) const RESCAN_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);

@@ -16,7 +16,8 @@ use tokio::{
 };
 use tracer_common::RawEvent;
 
-use crate::{pipeline::Pipeline, probes::Probes};
+use super::pipeline::Pipeline;
+use crate::probes::Probes;
 
 /// What a process's loop is told to the group of its binary.
 pub(super) enum GroupMsg {

@@ -16,11 +16,11 @@ use tokio::{io::unix::AsyncFd, sync::mpsc, task::JoinSet};
 use super::discovery::{Discovery, Matcher, RESCAN_INTERVAL};
 use super::feed::{take_ring, watch_fd};
 use super::shared::{self, Binary, Found, Group};
+use super::target::{self, HeldExe};
 use super::traced::{self, Prepared};
 use super::TraceOptions;
 use crate::probes::analyse;
-use crate::target::{self, HeldExe};
-use crate::{alloc::AllocMode, probes::Probes};
+use crate::probes::{AllocMode, Probes};
 
 /// What the fleet has for the session.
 pub(super) enum Step {

@@ -6,15 +6,28 @@
 //!   which detaches, drains and writes the summary on every way out;
 //! - [`discovery`]: `--exe`: which processes run a binary, now and later;
 //! - this module: the run as a whole: the options, the shared output or TUI, signals
-//!   and `--duration`, starting a loop per target and ending them all.
+//!   and `--duration`, starting a loop per target and ending them all;
+//! - [`pipeline`]: one process's decoder → model → findings → output (and recorder),
+//!   the same for a live run and a [`replay`], which feeds it from a recording;
+//! - [`launch`]: starting a command held at its first instruction; [`target`]: facts
+//!   about a traced process and our privileges; [`labels`] and [`cgroup`]: who the
+//!   process is on a fleet and its CPU limit; [`alloc_sampling`]: when the allocation
+//!   probes are on in a live run.
 //!
 //! One target (`--pid N`, or a command after `--`) is the same run with a single loop:
 //! its output is what it always was (gctrace lines byte for byte as the runtime's).
 
+mod alloc_sampling;
+mod cgroup;
 mod discovery;
 mod feed;
 mod fleet;
+mod labels;
+mod launch;
+mod pipeline;
+pub mod replay;
 mod shared;
+pub mod target;
 mod traced;
 
 use std::{
@@ -30,15 +43,14 @@ use tokio::{
 };
 
 use crate::{
-    alloc::AllocMode,
-    launch::{self, Launched},
+    output::tui::{self, AppEvent, Control},
     output::{prometheus::Exporter, sink_for_processes, Format, SharedSink, Sink},
-    target,
-    tui::{self, AppEvent, Control},
+    probes::AllocMode,
 };
 use discovery::{over_ceiling, Discovery};
 pub use discovery::{Discover, Matcher};
 use fleet::{Fleet, Step};
+use launch::Launched;
 use traced::{Ended, Notices, Prepared, RunContext};
 
 /// What to trace.
@@ -82,7 +94,7 @@ pub struct TraceOptions {
     /// Thresholds the TUI checks against.
     pub slo: tui::Slo,
     /// Thresholds of the findings rule engine (docs/findings.md).
-    pub findings: crate::findings::Thresholds,
+    pub findings: crate::model::findings::Thresholds,
 }
 
 /// Why the event loop ended (the run's, or one target's).

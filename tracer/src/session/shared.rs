@@ -19,15 +19,15 @@ use tokio::sync::mpsc;
 use tracer_common::{ProbeKind, RawEvent};
 
 use super::feed::{take_ring, watch_fd, Feed, GroupMsg, Source};
+use super::labels;
+use super::target::{self, HeldExe};
 use super::traced::{describe, Prepared};
 use super::TraceOptions;
 use crate::binary::process::load_bias;
 use crate::sys::pidfd_open;
 use crate::{
     binary::GoBinary,
-    labels,
     probes::{ProbePlan, Probes, Scope},
-    target::{self, HeldExe},
 };
 
 /// How often the shared ring is read when nothing wakes us (as a process's own).

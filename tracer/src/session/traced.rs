@@ -20,25 +20,26 @@ use anyhow::{anyhow, Context, Result};
 use tokio::{sync::watch, time::Interval};
 use tracer_common::{ProbeKind, RawEvent, HEAP_STATS_GENS};
 
+use super::alloc_sampling::LiveAllocs;
 use super::feed::{watch_fd, Events, Source};
+use super::pipeline::Pipeline;
+use super::{launch, target};
 use super::{ExitWatch, Stop, TraceOptions};
 use crate::clock::monotonic_ns;
-use crate::labels::Labels;
+use crate::model::records::Labels;
 use crate::output::files::per_process_path;
-use crate::pprof::write_profile;
+use crate::output::pprof::write_profile;
 use crate::{
-    alloc::{AllocMode, LiveAllocs},
     binary::{process::load_bias, GoBinary},
+    decode::events::{Settings, TraceEvent},
     decode::{DecodeSpec, Decoder},
-    events::{Settings, TraceEvent},
-    launch,
+    model::records::{ProcessInfo, Record},
+    output::tui::AppEvent,
     output::{prometheus::Exporter, SharedSink},
-    pipeline::Pipeline,
-    probes::{analyse, heap_stats::HeapStats, plan_allocs, ProbePlan, Probes, ReadField},
+    probes::{
+        analyse, heap_stats::HeapStats, plan_allocs, AllocMode, ProbePlan, Probes, ReadField,
+    },
     recording::{Header, Recorder},
-    records::{ProcessInfo, Record},
-    target,
-    tui::AppEvent,
 };
 
 /// How often the ring buffer is drained. Events are submitted without waking us (a
@@ -471,7 +472,7 @@ impl TargetLoop {
         let mut pipe =
             Pipeline::new(pid, decoder, sink.handle(), recorder).with_thresholds(opts.findings);
         pipe.findings
-            .set_cpu_limit(crate::cgroup::cpu_limit_cores(pid));
+            .set_cpu_limit(crate::session::cgroup::cpu_limit_cores(pid));
         pipe.emit(vec![Record::Process(process)])?;
         if let Some(raw) = first_sample {
             pipe.raw(&raw)?;

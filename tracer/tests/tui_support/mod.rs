@@ -8,12 +8,13 @@ use std::path::Path;
 
 use ratatui::{backend::TestBackend, Terminal};
 use serde_json::Value;
-use tracer::events::{AllocCounts, AllocStat, Frame, SiteStat, StwReason, Trigger};
-use tracer::records::{
+use tracer::binary::StwReason;
+use tracer::decode::events::{AllocCounts, AllocStat, Frame, SiteStat, Trigger};
+use tracer::model::records::{
     AllocRecord, AllocSitesRecord, AllocTypesRecord, GcCpu, GcRecord, ProcessInfo, Record,
     SizeClassStat, StwRecord, Summary,
 };
-use tracer::tui::{render, App};
+use tracer::output::tui::{render, App};
 
 fn u(v: &Value, k: &str) -> u64 {
     v[k].as_u64().unwrap_or(0)
@@ -162,7 +163,8 @@ pub fn fixture(name: &str) -> Vec<Record> {
 /// The records as the pipeline hands them to a view: each followed by the findings of
 /// the rule engine (default thresholds) that it starts or ends.
 pub fn judged(records: Vec<Record>) -> Vec<Record> {
-    let mut engine = tracer::findings::Engine::new(tracer::findings::Thresholds::default());
+    let mut engine =
+        tracer::model::findings::Engine::new(tracer::model::findings::Thresholds::default());
     let mut out = Vec::with_capacity(records.len());
     for r in records {
         let mut found = Vec::new();

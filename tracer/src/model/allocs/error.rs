@@ -4,7 +4,7 @@
 use tracer_common::LARGE_OBJECT_OVER;
 
 use super::{AllocModel, Count, Part};
-use crate::alloc::sizeclass::MAX_UNCOUNTED_PER_P;
+use crate::decode::sizeclass::MAX_UNCOUNTED_PER_P;
 
 /// Sums over the sampling bursts of their counted objects `o` and bytes `b`: enough for
 /// the variance of the objects-per-byte ratio between bursts, in constant memory.

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 
 use tracer_common::LARGE_OBJECT_OVER;
 
-use crate::events::{AllocBatch, AllocCounts, AllocStat, Frame, LargeAllocs, SiteStat};
-use crate::records::{AllocSitesRecord, AllocTypesRecord, SizeClassStat};
+use crate::decode::events::{AllocBatch, AllocCounts, AllocStat, Frame, LargeAllocs, SiteStat};
+use crate::model::records::{AllocSitesRecord, AllocTypesRecord, SizeClassStat};
 use error::BurstSums;
 
 mod error;

@@ -12,7 +12,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
 
 use super::names::{self, Kind, Name};
 use super::{attr_str, DURATION_BOUNDS_S};
-use crate::records::{AllocRecord, GcRecord, StwRecord};
+use crate::model::records::{AllocRecord, GcRecord, StwRecord};
 
 /// A cumulative histogram of durations in seconds, with the Prometheus view's buckets.
 #[derive(Clone, Debug, Default)]
@@ -146,7 +146,9 @@ impl ProcessMetrics {
 
     pub(super) fn gc(&mut self, g: &GcRecord) {
         self.raise(&names::CYCLES_TOTAL, u64::from(g.cycle));
-        let trigger = g.trigger.map_or("unknown", crate::events::Trigger::as_str);
+        let trigger = g
+            .trigger
+            .map_or("unknown", crate::decode::events::Trigger::as_str);
         self.add_int(&names::CYCLES_TRACED, trigger, 1);
         self.observe(&names::CYCLE_PAUSE, "", g.pause_ns);
         for (phase, ns) in [

@@ -32,7 +32,7 @@ use anyhow::{Context, Result};
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 
 use super::{Sink, Tee};
-use crate::records::Record;
+use crate::model::records::Record;
 use spans::Ids;
 use state::State;
 use transport::Transport;

@@ -10,7 +10,7 @@ use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::trace::v1::{span, Span};
 
 use super::{attr_int, attr_str};
-use crate::records::{GcRecord, StwRecord};
+use crate::model::records::{GcRecord, StwRecord};
 
 /// Makes span and trace ids for one run of the exporter.
 #[derive(Clone, Copy, Debug)]
@@ -79,7 +79,8 @@ pub(super) fn cycle(ids: &Ids, pid: u32, g: &GcRecord, unix: impl Fn(u64) -> u64
         attr_int("go.gc.cycle", i64::from(g.cycle)),
         attr_str(
             "go.gc.trigger",
-            g.trigger.map_or("unknown", crate::events::Trigger::as_str),
+            g.trigger
+                .map_or("unknown", crate::decode::events::Trigger::as_str),
         ),
         attr_int("go.gc.sweep_term_ns", int(g.sweep_term_ns)),
         attr_int("go.gc.mark_ns", int(g.mark_ns)),

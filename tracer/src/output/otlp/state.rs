@@ -13,9 +13,9 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use super::metrics::ProcessMetrics;
 use super::spans::{self, Ids};
 use super::{attr_int, attr_str, MAX_QUEUED_SPANS, PROCESSES_PER_REQUEST, SPANS_PER_REQUEST};
-use crate::records::{ProcessInfo, Record};
+use crate::model::records::{ProcessInfo, Record};
 
-/// OTel's name for each cgroup label of [`crate::labels::Labels::known`].
+/// OTel's name for each cgroup label of [`crate::model::records::Labels::known`].
 fn label_attribute(label: &str) -> &str {
     match label {
         "cgroup" => "process.linux.cgroup",

@@ -5,7 +5,7 @@ use opentelemetry_proto::tonic::metrics::v1::metric;
 
 use super::state::State;
 use super::*;
-use crate::records::{GcRecord, ProcessInfo, StwRecord, Summary};
+use crate::model::records::{GcRecord, ProcessInfo, StwRecord, Summary};
 
 fn no_env(_: &str) -> Option<String> {
     None
@@ -85,7 +85,7 @@ fn names_match_the_prometheus_view() {
 }
 
 fn sample_records() -> Vec<Record> {
-    use crate::records::{AllocRecord, GcCpu};
+    use crate::model::records::{AllocRecord, GcCpu};
     vec![
         Record::Gc(GcRecord {
             cycle: 4,
@@ -114,13 +114,13 @@ fn sample_records() -> Vec<Record> {
             ..GcRecord::default()
         }),
         Record::Stw(StwRecord {
-            reason: crate::events::StwReason::from_code(2),
+            reason: crate::binary::StwReason::from_code(2),
             start_ns: 1_000,
             duration_ns: 100,
             cycle: Some(4),
         }),
         Record::Stw(StwRecord {
-            reason: crate::events::StwReason::from_code(7),
+            reason: crate::binary::StwReason::from_code(7),
             start_ns: 20_000,
             duration_ns: 2_000,
             cycle: None,

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use prometheus_client::encoding::{EncodeLabel, EncodeLabelSet, LabelSetEncoder};
 
 use super::Exposition;
-use crate::labels::Labels;
+use crate::model::records::Labels;
 
 /// How long the series of an ended process are kept when no scrape comes.
 pub const LINGER: Duration = Duration::from_secs(300);
@@ -131,6 +131,7 @@ impl Known {
 /// Removing the series of ended processes.
 impl super::GcMetrics {
     /// Processes traced and not yet removed (ended ones included until they go).
+    #[cfg(test)]
     pub fn processes(&self) -> usize {
         self.procs.len()
     }

@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use anyhow::{Context, Result};
 
-use super::{http, Exposition, GcMetrics};
+use super::{http, GcMetrics};
+use crate::model::records::Record;
 use crate::output::{Sink, Tee};
-use crate::records::Record;
 
 /// The metrics behind the mutex. A panic while it was held cannot leave them in a state
 /// worse than a missed record, so a poisoned lock is used anyway.
@@ -72,7 +72,8 @@ impl Exporter {
     }
 
     /// What a scrape would get, without counting as one.
-    pub fn encode(&self, format: Exposition) -> Result<String, fmt::Error> {
+    #[cfg(test)]
+    pub fn encode(&self, format: super::Exposition) -> Result<String, fmt::Error> {
         lock(&self.metrics).encode(format)
     }
 }

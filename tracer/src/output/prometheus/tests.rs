@@ -5,9 +5,10 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
 
 use super::*;
-use crate::events::{StwReason, Trigger};
-use crate::records::{AllocRecord, GcRecord, ProcessInfo, Record, StwRecord, Summary};
-use crate::records::{AllocTypesRecord, GcCpu};
+use crate::binary::StwReason;
+use crate::decode::events::Trigger;
+use crate::model::records::{AllocRecord, GcRecord, ProcessInfo, Record, StwRecord, Summary};
+use crate::model::records::{AllocTypesRecord, GcCpu};
 
 /// `name{k="v",...} value` lines of the Prometheus text format, keyed by the line's
 /// series as written (labels in the encoder's order).
@@ -565,7 +566,7 @@ fn listen_addresses() {
 
 #[test]
 fn goroutines_and_findings() {
-    use crate::records::{FindingId, FindingRecord, FindingState, Severity};
+    use crate::model::records::{FindingId, FindingRecord, FindingState, Severity};
     let mut with_g = gc(3, None, 1);
     if let Record::Gc(g) = &mut with_g {
         g.goroutines = Some(1234);

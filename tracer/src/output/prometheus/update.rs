@@ -11,8 +11,8 @@ use super::series::{
     TriggerLabels,
 };
 use super::GcMetrics;
-use crate::events::Trigger;
-use crate::records::{AllocRecord, GcRecord, ProcessInfo, Record, StwRecord, Summary};
+use crate::decode::events::Trigger;
+use crate::model::records::{AllocRecord, GcRecord, ProcessInfo, Record, StwRecord, Summary};
 
 impl GcMetrics {
     pub(super) fn target(&self, pid: u32) -> Target {
@@ -50,7 +50,7 @@ impl GcMetrics {
                     id: f.id.as_str(),
                     severity: f.severity.as_str(),
                 };
-                let on = i64::from(f.state == crate::records::FindingState::Start);
+                let on = i64::from(f.state == crate::model::records::FindingState::Start);
                 self.findings.get_or_create(&labels).set(on);
                 let used = (labels.id, labels.severity);
                 let k = self.known(pid);

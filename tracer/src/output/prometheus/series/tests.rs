@@ -2,10 +2,11 @@
 
 use std::time::{Duration, Instant};
 
-use crate::events::{StwReason, Trigger};
-use crate::labels::Labels;
+use crate::binary::StwReason;
+use crate::decode::events::Trigger;
+use crate::model::records::Labels;
+use crate::model::records::{GcCpu, GcRecord, ProcessInfo, Record, StwRecord, Summary};
 use crate::output::prometheus::{Exposition, GcMetrics};
-use crate::records::{GcCpu, GcRecord, ProcessInfo, Record, StwRecord, Summary};
 
 fn process(pid: u32, labels: Labels) -> Record {
     Record::Process(ProcessInfo {

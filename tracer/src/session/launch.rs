@@ -1,0 +1,224 @@
+//! Starting a command under tracing, stopped at its first instruction.
+//!
+//! The child asks to be traced (`PTRACE_TRACEME`) and execs; the kernel stops it right
+//! after `execve` succeeds, before any of its code runs. The tracer then analyses
+//! `/proc/PID/exe`, attaches its probes and lets the child go ([`Launched::resume`]), so
+//! not one GC cycle is missed. ptrace is used for nothing else: the child is detached
+//! before it runs.
+//!
+//! All of this must happen on one thread (ptrace requests are only accepted from the
+//! tracing thread), before any async runtime starts threads.
+
+use crate::sys;
+use std::{
+    ffi::{CString, OsString},
+    os::unix::ffi::OsStrExt,
+    path::{Path, PathBuf},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error("no command given")]
+    Empty,
+    #[error("cannot start {cmd}")]
+    Start {
+        cmd: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start {cmd}: it exited before its first instruction ({status})")]
+    Died { cmd: String, status: String },
+}
+
+/// A child stopped right after exec, not yet running.
+#[derive(Debug)]
+pub struct Launched {
+    pub pid: u32,
+    resumed: bool,
+}
+
+/// Resolve `cmd` through PATH the way a shell would (names with a slash are used as is).
+fn resolve(cmd: &OsString) -> Option<PathBuf> {
+    let p = Path::new(cmd);
+    if cmd.as_bytes().contains(&b'/') {
+        return Some(p.to_path_buf());
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(p))
+        .find(|c| c.is_file() && is_executable(c))
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p)
+        .map(|m| m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+fn cstring(s: &[u8], cmd: &str) -> Result<CString, LaunchError> {
+    CString::new(s).map_err(|_| LaunchError::Start {
+        cmd: cmd.to_string(),
+        source: std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "argument contains a NUL byte",
+        ),
+    })
+}
+
+/// Describe a wait status the way a user reads it.
+pub fn describe_status(status: libc::c_int) -> String {
+    if libc::WIFEXITED(status) {
+        format!("exit status {}", libc::WEXITSTATUS(status))
+    } else if libc::WIFSIGNALED(status) {
+        format!("killed by signal {}", libc::WTERMSIG(status))
+    } else {
+        format!("wait status {status:#x}")
+    }
+}
+
+/// Shell-style exit code for a wait status: the exit status, or 128 + signal.
+pub fn exit_code(status: libc::c_int) -> i32 {
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else if libc::WIFSIGNALED(status) {
+        128 + libc::WTERMSIG(status)
+    } else {
+        1
+    }
+}
+
+/// Fork and exec `argv`, returning with the child stopped after exec.
+pub fn spawn_stopped(argv: &[OsString]) -> Result<Launched, LaunchError> {
+    let first = argv.first().ok_or(LaunchError::Empty)?;
+    let name = first.to_string_lossy().into_owned();
+    let start_err = |source| LaunchError::Start {
+        cmd: name.clone(),
+        source,
+    };
+    let program = resolve(first).ok_or_else(|| {
+        start_err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "command not found",
+        ))
+    })?;
+    // Everything the child needs is allocated before fork: after fork only
+    // async-signal-safe calls are allowed.
+    let c_program = cstring(program.as_os_str().as_bytes(), &name)?;
+    let c_args = argv
+        .iter()
+        .map(|a| cstring(a.as_bytes(), &name))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut c_argv: Vec<*const libc::c_char> = c_args.iter().map(|a| a.as_ptr()).collect();
+    c_argv.push(std::ptr::null());
+
+    // A close-on-exec pipe carries the exec errno back; EOF means exec succeeded.
+    let (read_end, write_end) = sys::pipe_cloexec().map_err(start_err)?;
+    let pid =
+        sys::fork_exec_traced(&c_program, &c_argv, &write_end, &read_end).map_err(start_err)?;
+    // The parent's copy of the write end goes first, or the read below would never end.
+    drop(write_end);
+    let mut buf = [0u8; 4];
+    let n = sys::read(&read_end, &mut buf);
+    drop(read_end);
+
+    let waited = sys::waitpid(pid);
+    if matches!(n, Ok(4)) {
+        return Err(start_err(std::io::Error::from_raw_os_error(
+            i32::from_ne_bytes(buf),
+        )));
+    }
+    let status = waited.map_err(start_err)?;
+    if !libc::WIFSTOPPED(status) {
+        return Err(LaunchError::Died {
+            cmd: name,
+            status: describe_status(status),
+        });
+    }
+    Ok(Launched {
+        pid,
+        resumed: false,
+    })
+}
+
+impl Launched {
+    /// Let the child run (detach ptrace without delivering a signal).
+    pub fn resume(&mut self) -> std::io::Result<()> {
+        if self.resumed {
+            return Ok(());
+        }
+        sys::ptrace_detach(self.pid)?;
+        self.resumed = true;
+        Ok(())
+    }
+
+    /// Kill a child that never ran (tracing could not be set up).
+    pub fn abort(mut self) {
+        self.kill_unresumed();
+    }
+
+    fn kill_unresumed(&mut self) {
+        if self.resumed {
+            return;
+        }
+        // Our own child, stopped: nothing to do if it is already gone.
+        let _ = sys::kill(self.pid, libc::SIGKILL);
+        let _ = sys::waitpid(self.pid);
+        self.resumed = true;
+    }
+}
+
+impl Drop for Launched {
+    fn drop(&mut self) {
+        // A child that was never resumed would stay stopped forever.
+        self.kill_unresumed();
+    }
+}
+
+/// Block until child `pid` exits; returns its wait status.
+pub fn wait_exit(pid: u32) -> std::io::Result<libc::c_int> {
+    loop {
+        match sys::waitpid(pid) {
+            Ok(status) if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) => {
+                return Ok(status)
+            }
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_command_is_a_clear_error() {
+        let err = spawn_stopped(&["/nonexistent/gctrace-test-cmd".into()]).unwrap_err();
+        assert!(
+            crate::errors::chain(&err).starts_with("cannot start /nonexistent/gctrace-test-cmd"),
+            "{err}"
+        );
+        let err = spawn_stopped(&["gctrace-no-such-command".into()]).unwrap_err();
+        assert!(
+            crate::errors::chain(&err).contains("command not found"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn child_is_stopped_then_runs_to_completion() {
+        let mut child = spawn_stopped(&["/bin/sh".into(), "-c".into(), "exit 7".into()]).unwrap();
+        let status = std::fs::read_to_string(format!("/proc/{}/stat", child.pid)).unwrap();
+        // 't' = stopped by a tracer.
+        assert_eq!(
+            crate::session::target::stat_state(&status),
+            Some('t'),
+            "{status}"
+        );
+        child.resume().unwrap();
+        let st = wait_exit(child.pid).unwrap();
+        assert_eq!(exit_code(st), 7);
+    }
+}
