@@ -388,3 +388,12 @@ impl GoBinary {
         &self.segments
     }
 }
+
+/// Go's `binary.Uvarint` (the build info's string lengths, type names' lengths, the
+/// pcvalue tables' deltas): LEB128 by another name, read by gimli's decoder. Returns the
+/// value and the bytes used; `None` when `buf` ends first or the value passes 64 bits.
+pub(crate) fn uvarint(buf: &[u8]) -> Option<(u64, usize)> {
+    let mut rest = gimli::EndianSlice::new(buf, gimli::LittleEndian);
+    let value = gimli::leb128::read::unsigned(&mut rest).ok()?;
+    Some((value, buf.len() - rest.len()))
+}

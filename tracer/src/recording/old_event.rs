@@ -3,6 +3,7 @@
 //! (`kind` … `g`) is byte for byte the same in both, so an old event is widened from its
 //! bytes rather than through a second copy of the struct kept in step by hand.
 
+use std::borrow::Cow;
 use std::mem::{offset_of, size_of};
 
 use tracer_common::RawEvent;
@@ -35,7 +36,5 @@ pub fn widen(body: &[u8]) -> Option<RawEvent> {
     now[at..at + 8].copy_from_slice(&u64::from(read_ok).to_ne_bytes());
     let at = offset_of!(RawEvent, seq);
     now[at..at + 4].copy_from_slice(&body[OLD_SEQ..OLD_EVENT_BYTES]);
-    // SAFETY: `now` holds exactly size_of::<RawEvent>() bytes and RawEvent is plain
-    // integers (any bit pattern is valid); read_unaligned copes with the array's alignment.
-    Some(unsafe { std::ptr::read_unaligned::<RawEvent>(now.as_ptr().cast()) })
+    RawEvent::from_bytes(&now).map(Cow::into_owned)
 }

@@ -164,10 +164,9 @@ fn parse_frames(payload: &[u8], items: &mut Vec<Item>, ended: &mut bool) -> Resu
                 // Formats 1–3 wrote the 32-slot event; 4 the 64-slot one. The size says
                 // which, whatever the file's version.
                 let ev = if body.len() == size_of::<RawEvent>() {
-                    // SAFETY: `body` holds exactly size_of::<RawEvent>() bytes and RawEvent
-                    // is plain integers (any bit pattern is valid); read_unaligned copes
-                    // with the buffer's alignment.
-                    unsafe { std::ptr::read_unaligned::<RawEvent>(body.as_ptr().cast()) }
+                    RawEvent::from_bytes(body)
+                        .ok_or("raw event of the wrong size")?
+                        .into_owned()
                 } else {
                     old_event::widen(body).ok_or("raw event of the wrong size")?
                 };

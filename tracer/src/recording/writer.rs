@@ -60,12 +60,7 @@ impl Recorder {
     }
 
     pub fn raw(&mut self, ev: &RawEvent) -> io::Result<()> {
-        // SAFETY: RawEvent is #[repr(C)] plain integers without implicit padding, so
-        // viewing it as bytes reads initialised memory of exactly its size.
-        let bytes = unsafe {
-            std::slice::from_raw_parts((ev as *const RawEvent).cast::<u8>(), size_of::<RawEvent>())
-        };
-        self.frame(frame::RAW_EVENT, bytes)
+        self.frame(frame::RAW_EVENT, ev.as_bytes())
     }
 
     pub fn alloc_batch(&mut self, b: &AllocBatch) -> io::Result<()> {

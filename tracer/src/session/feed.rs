@@ -4,6 +4,7 @@
 //! by pid into one channel per process.
 
 use std::{
+    borrow::Cow,
     os::fd::AsRawFd,
     sync::{Arc, Mutex},
 };
@@ -169,23 +170,9 @@ fn drain_ring(pipe: &mut Pipeline, ring: &mut RingBuf<MapData>) -> Result<usize>
     let mut n = 0;
     while let Some(item) = ring.next() {
         n += 1;
-        if item.len() < std::mem::size_of::<RawEvent>() {
-            continue;
-        }
-        let ptr = item.as_ptr().cast::<RawEvent>();
-        if ptr.is_aligned() {
-            // SAFETY: the slot holds at least size_of::<RawEvent>() bytes, written by the
-            // kernel program as a RawEvent (plain integers: any bit pattern is valid) and
-            // committed before the kernel made the slot visible; the pointer is aligned
-            // (the kernel pads records to 8 bytes) and the slot is ours until `item` is
-            // dropped, after the pipeline is done with it. Decoding in place rather than
-            // copying the 360-byte event first: the copy was a sixth of our CPU time at
-            // tens of thousands of events a second.
-            let raw = unsafe { &*ptr };
-            pipe.raw_deferred(raw)?;
-        } else {
-            // SAFETY: as above; read_unaligned copes with any alignment.
-            let raw: RawEvent = unsafe { std::ptr::read_unaligned(ptr) };
+        // In place: the kernel pads records to 8 bytes, and the slot is ours until `item`
+        // is dropped, after the pipeline is done with the event.
+        if let Some(raw) = RawEvent::from_bytes(&item) {
             pipe.raw_deferred(&raw)?;
         }
         drop(item);
@@ -199,11 +186,9 @@ fn drain_ring(pipe: &mut Pipeline, ring: &mut RingBuf<MapData>) -> Result<usize>
 pub(super) fn take_ring(ring: &mut RingBuf<MapData>, mut each: impl FnMut(RawEvent)) -> usize {
     let mut n = 0;
     while let Some(item) = ring.next() {
-        if item.len() < std::mem::size_of::<RawEvent>() {
+        let Some(raw) = RawEvent::from_bytes(&item).map(Cow::into_owned) else {
             continue;
-        }
-        // SAFETY: as in `drain_ring`; read_unaligned copes with any alignment.
-        let raw: RawEvent = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
+        };
         drop(item);
         each(raw);
         n += 1;

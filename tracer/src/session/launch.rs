@@ -1,7 +1,8 @@
 //! Starting a command under tracing, stopped at its first instruction.
 //!
-//! The child asks to be traced (`PTRACE_TRACEME`) and execs; the kernel stops it right
-//! after `execve` succeeds, before any of its code runs. The tracer then analyses
+//! The child asks to be traced (`PTRACE_TRACEME`, from `std::process::Command`'s
+//! `pre_exec` hook, between fork and exec) and execs; the kernel stops it right after
+//! `execve` succeeds, before any of its code runs. The tracer then analyses
 //! `/proc/PID/exe`, attaches its probes and lets the child go ([`Launched::resume`]), so
 //! not one GC cycle is missed. ptrace is used for nothing else: the child is detached
 //! before it runs.
@@ -11,9 +12,10 @@
 
 use crate::sys;
 use std::{
-    ffi::{CString, OsString},
-    os::unix::ffi::OsStrExt,
+    ffi::OsString,
+    os::unix::{ffi::OsStrExt, process::CommandExt},
     path::{Path, PathBuf},
+    process::Command,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -56,16 +58,6 @@ fn is_executable(p: &Path) -> bool {
         .unwrap_or(false)
 }
 
-fn cstring(s: &[u8], cmd: &str) -> Result<CString, LaunchError> {
-    CString::new(s).map_err(|_| LaunchError::Start {
-        cmd: cmd.to_string(),
-        source: std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "argument contains a NUL byte",
-        ),
-    })
-}
-
 /// Describe a wait status the way a user reads it.
 pub fn describe_status(status: libc::c_int) -> String {
     if libc::WIFEXITED(status) {
@@ -102,33 +94,25 @@ pub fn spawn_stopped(argv: &[OsString]) -> Result<Launched, LaunchError> {
             "command not found",
         ))
     })?;
-    // Everything the child needs is allocated before fork: after fork only
-    // async-signal-safe calls are allowed.
-    let c_program = cstring(program.as_os_str().as_bytes(), &name)?;
-    let c_args = argv
-        .iter()
-        .map(|a| cstring(a.as_bytes(), &name))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut c_argv: Vec<*const libc::c_char> = c_args.iter().map(|a| a.as_ptr()).collect();
-    c_argv.push(std::ptr::null());
-
-    // A close-on-exec pipe carries the exec errno back; EOF means exec succeeded.
-    let (read_end, write_end) = sys::pipe_cloexec().map_err(start_err)?;
-    let pid =
-        sys::fork_exec_traced(&c_program, &c_argv, &write_end, &read_end).map_err(start_err)?;
-    // The parent's copy of the write end goes first, or the read below would never end.
-    drop(write_end);
-    let mut buf = [0u8; 4];
-    let n = sys::read(&read_end, &mut buf);
-    drop(read_end);
-
-    let waited = sys::waitpid(pid);
-    if matches!(n, Ok(4)) {
-        return Err(start_err(std::io::Error::from_raw_os_error(
-            i32::from_ne_bytes(buf),
-        )));
+    // A path without a slash (PATH held an empty or "." entry) is relative to the current
+    // directory, as the lookup above meant it; Command would search PATH again.
+    let program = if program.as_os_str().as_bytes().contains(&b'/') {
+        program
+    } else {
+        Path::new(".").join(program)
+    };
+    let mut cmd = Command::new(program);
+    cmd.arg0(first).args(&argv[1..]);
+    // SAFETY: the hook runs in the child between fork and exec, where only
+    // async-signal-safe calls are allowed; it makes one system call (ptrace) and
+    // allocates nothing.
+    unsafe {
+        cmd.pre_exec(sys::ptrace_traceme);
     }
-    let status = waited.map_err(start_err)?;
+    // spawn returns once exec succeeded (the child is then stopped, not yet running) or
+    // with exec's error, the failed child already reaped.
+    let pid = cmd.spawn().map_err(start_err)?.id();
+    let status = sys::waitpid(pid).map_err(start_err)?;
     if !libc::WIFSTOPPED(status) {
         return Err(LaunchError::Died {
             cmd: name,
@@ -162,7 +146,7 @@ impl Launched {
             return;
         }
         // Our own child, stopped: nothing to do if it is already gone.
-        let _ = sys::kill(self.pid, libc::SIGKILL);
+        let _ = sys::kill(self.pid, rustix::process::Signal::KILL);
         let _ = sys::waitpid(self.pid);
         self.resumed = true;
     }

@@ -280,13 +280,13 @@ fn exit_code(child: Option<ChildExit>, stop: Stop) -> Result<i32> {
             // its exit status once it ends, as a wrapper should.
             if let Stop::Signal(kind) = stop {
                 if kind == SignalKind::terminate() {
-                    let _ = crate::sys::kill(pid, libc::SIGTERM);
+                    let _ = crate::sys::kill(pid, rustix::process::Signal::TERM);
                 }
             }
             if stop == Stop::Quit {
                 // Quitting the TUI is its Ctrl-C: in raw mode the terminal did not send
                 // the command the SIGINT it would otherwise have got.
-                let _ = crate::sys::kill(pid, libc::SIGINT);
+                let _ = crate::sys::kill(pid, rustix::process::Signal::INT);
             }
             let status = child
                 .waiter

@@ -256,16 +256,10 @@ pub fn drop_capabilities(keep_attach: bool) -> std::io::Result<u64> {
         keep |= 1 << CAP_PERFMON | 1 << CAP_SYS_ADMIN;
     }
     let _ = CAP_SETPCAP;
-    let mut data = crate::sys::capabilities()?;
-    for (i, d) in data.iter_mut().enumerate() {
-        let k = (keep >> (32 * i)) as u32;
-        d.effective &= k;
-        d.permitted &= k;
-        d.inheritable &= k;
-    }
-    // Only reduces the sets (a subset is always allowed).
-    crate::sys::set_capabilities(&data)?;
-    Ok(u64::from(data[0].effective) | u64::from(data[1].effective) << 32)
+    // Effective, permitted, inheritable: each only reduced (a subset is always allowed).
+    let sets = crate::sys::capabilities()?.map(|set| set & keep);
+    crate::sys::set_capabilities(sets)?;
+    Ok(sets[0])
 }
 
 #[cfg(test)]

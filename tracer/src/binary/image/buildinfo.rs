@@ -5,6 +5,9 @@
 //! pointer size, flags — then, since Go 1.18 (flag bit 1), the version and module info as
 //! inline uvarint-length-prefixed strings. Older binaries store pointers instead; we
 //! support Go 1.19+ only and say so.
+//!
+//! Read by hand: no maintained Rust crate reads Go's build info (the Go tree's own reader
+//! is `debug/buildinfo`); its string lengths are uvarints, read by gimli's LEB128 decoder.
 
 use std::path::Path;
 
@@ -68,21 +71,9 @@ fn locate<'d>(data: &'d [u8], info: &ElfInfo) -> Option<&'d [u8]> {
 
 /// A uvarint length followed by that many bytes.
 fn read_varint_string(buf: &[u8]) -> Option<&[u8]> {
-    let (len, used) = read_uvarint(buf)?;
+    let (len, used) = crate::binary::uvarint(buf)?;
     let len = usize::try_from(len).ok()?;
     buf.get(used..used.checked_add(len)?)
-}
-
-/// Go's `binary.Uvarint`: 7 bits per byte, little-endian, high bit = more.
-fn read_uvarint(buf: &[u8]) -> Option<(u64, usize)> {
-    let mut value: u64 = 0;
-    for (i, &b) in buf.iter().enumerate().take(10) {
-        value |= u64::from(b & 0x7f) << (7 * i);
-        if b & 0x80 == 0 {
-            return Some((value, i + 1));
-        }
-    }
-    None
 }
 
 #[cfg(test)]
@@ -91,9 +82,10 @@ mod tests {
 
     #[test]
     fn uvarint() {
-        assert_eq!(read_uvarint(&[0x08]), Some((8, 1)));
-        assert_eq!(read_uvarint(&[0x80, 0x01]), Some((128, 2)));
-        assert_eq!(read_uvarint(&[0x80]), None);
+        assert_eq!(crate::binary::uvarint(&[0x08]), Some((8, 1)));
+        assert_eq!(crate::binary::uvarint(&[0x80, 0x01]), Some((128, 2)));
+        assert_eq!(crate::binary::uvarint(&[0x80]), None);
+        assert_eq!(crate::binary::uvarint(&[0xff; 11]), None);
         assert_eq!(
             read_varint_string(b"\x08go1.25.5rest"),
             Some(&b"go1.25.5"[..])

@@ -286,14 +286,8 @@ fn u32_at(b: &[u8], off: usize) -> Option<u32> {
 
 /// Go's `readvarint`: a uvarint of at most 32 bits; returns (value, bytes used).
 fn uvarint32(p: &[u8]) -> Option<(u32, usize)> {
-    let mut v: u32 = 0;
-    for (i, &b) in p.iter().enumerate().take(5) {
-        v |= u32::from(b & 0x7f) << (7 * i);
-        if b & 0x80 == 0 {
-            return Some((v, i + 1));
-        }
-    }
-    None
+    let (v, n) = crate::binary::uvarint(p)?;
+    Some((u32::try_from(v).ok()?, n))
 }
 
 #[cfg(test)]

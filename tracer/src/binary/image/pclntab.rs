@@ -1,5 +1,8 @@
 //! Function table of stripped binaries, from the runtime's own `.gopclntab`.
 //!
+//! Read by hand: no maintained Rust crate reads Go's pclntab (gimli and object stop at
+//! DWARF and ELF; the Go tree's own reader is `debug/gosym`).
+//!
 //! Layout since Go 1.18 (magic 0xfffffff0 for 1.18–1.19, 0xfffffff1 for 1.20+), see
 //! `runtime/symtab.go` `pcHeader`:
 //!

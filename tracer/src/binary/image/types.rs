@@ -48,19 +48,11 @@ pub(crate) fn type_name(data: &[u8], mem: &Memory, md: &ModuleData, typ: u64) ->
 /// Reads an `abi.Name` at `addr` (which must end before `limit`): flag byte, uvarint
 /// length, bytes.
 fn read_name(data: &[u8], mem: &Memory, addr: u64, limit: u64) -> Option<String> {
-    let mut len: u64 = 0;
-    let mut pos = addr.checked_add(1)?;
-    for shift in (0..64).step_by(7) {
-        let b = mem.u8(data, pos)?;
-        pos = pos.checked_add(1)?;
-        len |= u64::from(b & 0x7f) << shift;
-        if b & 0x80 == 0 {
-            break;
-        }
-        if shift >= 56 {
-            return None;
-        }
-    }
+    let start = addr.checked_add(1)?;
+    // A uvarint is at most 10 bytes, and the name's ends before `limit`.
+    let head = mem.bytes(data, start, limit.checked_sub(start)?.min(10))?;
+    let (len, used) = crate::binary::uvarint(head)?;
+    let pos = start.checked_add(u64::try_from(used).ok()?)?;
     if len > MAX_NAME_LEN || pos.checked_add(len)? > limit {
         return None;
     }
