@@ -1,0 +1,138 @@
+//! Shared harness of the integration tests: they run the real tracer (eBPF, so root)
+//! against the `gcload` workload built with each Go toolchain, and compare what it
+//! reports with what the Go runtime itself says (GODEBUG=gctrace=1 and MemStats).
+//!
+//! `cargo xtask test` sets GCTRACE_INTEGRATION=1 and GCTRACE_GO_TOOLCHAINS
+//! (`VERSION=PATH_TO_GO,...`, from `cargo xtask go-toolchains`). Without
+//! GCTRACE_INTEGRATION the tests skip; with it, a missing prerequisite is a failure.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::{fs, thread};
+
+/// Shared, as source, with xtask's observer bench (hence outside this tree).
+#[path = "../../common/bpf_stats.rs"]
+pub mod bpf_stats;
+pub mod checks;
+pub mod cycles;
+pub mod exporters;
+pub mod gcload_fixture;
+pub mod gcload_run;
+pub mod gctrace;
+pub mod gobuild;
+pub mod json_run;
+#[macro_use]
+pub mod live_checks;
+pub mod memstats;
+pub mod processes;
+pub mod target_procs;
+#[macro_use]
+pub mod toolchains;
+pub mod trace;
+pub mod tracer_cmd;
+pub mod tui_support;
+pub mod workloads;
+
+// The names the tests use, at the harness's root as when it was one file.
+pub use checks::*;
+pub use gcload_run::*;
+pub use gctrace::*;
+pub use memstats::*;
+pub use processes::*;
+pub use toolchains::*;
+pub use trace::*;
+pub use tracer_cmd::TracerCmd;
+pub use workloads::*;
+
+/// The tracer under test: this package's binary, or GCTRACE_TEST_TRACER_BIN when set
+/// (to run the tests against an installed copy, or a fake that checks the harness).
+pub fn tracer_bin() -> PathBuf {
+    match std::env::var_os("GCTRACE_TEST_TRACER_BIN") {
+        Some(bin) if !bin.is_empty() => PathBuf::from(bin),
+        _ => PathBuf::from(env!("CARGO_BIN_EXE_gctrace-bpf")),
+    }
+}
+
+/// The cargo target directory (the tracer binary is `<target>/<profile>/gctrace-bpf`).
+pub fn target_dir() -> PathBuf {
+    let bin = Path::new(env!("CARGO_BIN_EXE_gctrace-bpf"));
+    bin.parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tracer/ has a parent")
+        .to_path_buf()
+}
+
+/// Both parsers' self-tests (gc_cycles::harness_parsers runs them).
+pub fn self_test_parsers() {
+    gctrace::self_test();
+    trace::self_test();
+}
+
+/// Why a live test does not run when the integration tests are not requested.
+const NOT_REQUESTED: &str = "set GCTRACE_INTEGRATION=1 (cargo xtask test does)";
+
+/// The one way a test says it could not run (or could not run a part of itself):
+/// prints `skipped: REASON`, and when GCTRACE_SKIPPED_LOG names a file appends
+/// `TEST_NAME<TAB>REASON` to it. The caller then returns. Why a log: a test that returns
+/// early reports as passed, so without it a missing toolchain or tool would pass
+/// unseen; `cargo xtask test` sets the variable and fails when the file is not empty.
+pub fn skip(reason: &str) {
+    use std::io::Write as _;
+    println!("skipped: {reason}");
+    let Some(log) = std::env::var_os("GCTRACE_SKIPPED_LOG").filter(|p| !p.is_empty()) else {
+        return;
+    };
+    // libtest runs each test on a thread named after it.
+    let thread = thread::current();
+    let test = thread.name().unwrap_or("(unnamed test)");
+    let line = format!("{test}\t{}\n", reason.replace(['\t', '\n'], " "));
+    // One write of a short line to a file opened for appending: concurrent writers
+    // (the tests run in parallel) cannot interleave within it.
+    let written = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .and_then(|mut f| f.write_all(line.as_bytes()));
+    if let Err(e) = written {
+        panic!(
+            "appending to GCTRACE_SKIPPED_LOG {}: {e}",
+            Path::new(&log).display()
+        );
+    }
+}
+
+/// False (after [`skip`]) when the integration tests are not requested; panics when
+/// they are but cannot run.
+pub fn integration_enabled() -> bool {
+    match std::env::var_os("GCTRACE_INTEGRATION") {
+        Some(v) if !v.is_empty() && v != "0" => {
+            // SAFETY: geteuid has no preconditions.
+            let euid = unsafe { libc::geteuid() };
+            assert_eq!(
+                euid, 0,
+                "GCTRACE_INTEGRATION is set but the tests do not run as root (euid {euid}); \
+                 the tracer loads eBPF programs"
+            );
+            true
+        }
+        _ => {
+            skip(NOT_REQUESTED);
+            false
+        }
+    }
+}
+
+/// Serialises the traced runs: the timing comparisons are fairer when two traced
+/// workloads do not fight over the CPUs. One lock for the whole test binary, which holds
+/// every feature's tests (each feature used to be its own binary, run one after another).
+pub fn exclusive() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
