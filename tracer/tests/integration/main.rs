@@ -24,6 +24,7 @@ mod exe_build;
 mod findings;
 mod fleet;
 mod gc_cycles;
+mod json_schema_doc;
 mod multi_target;
 mod offsets_live;
 mod otlp;

@@ -4,7 +4,7 @@
 //! Debian's arm64 kernel in `qemu-system-aarch64 -M virt -cpu max` with an initramfs
 //! whose /init (init.sh) only runs the cases and sends back what they left (the tracer's
 //! JSON, the workload's own gctrace stderr and MemStats, the kernel's link list). The
-//! judging happens on the host, in `tracer/tests/arm64_guest.rs`, with the comparison
+//! judging happens on the host, in `tracer/tests/integration/arm64_guest.rs`, with the comparison
 //! code of the x86 integration tests; its results make the closing line
 //! `arm64: N passed, M failed`.
 
@@ -23,7 +23,7 @@ use crate::cross::{self, Target};
 use crate::env::{self, run};
 use crate::skipped::SkippedLog;
 
-/// The environment variable that points `tracer/tests/arm64_guest.rs` at the artifacts.
+/// The environment variable that points `tracer/tests/integration/arm64_guest.rs` at the artifacts.
 pub const ARTIFACTS_ENV: &str = "GCTRACE_ARM64_ARTIFACTS";
 
 /// The Go releases the guest runs: the oldest and the newest of the test matrix.
@@ -131,8 +131,8 @@ fn build_workloads(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
 fn judge(artifacts: &Path, skipped: &SkippedLog) -> Result<(usize, usize)> {
     let toolchains = env::go_toolchains_env(&env::go_toolchains()?);
     let mut cmd = env::cargo();
-    cmd.args(["test", "--release", "-p", "tracer", "--test", "arm64_guest"])
-        .args(["--", "--test-threads=1"])
+    cmd.args(["test", "--release", "-p", "tracer", "--test", "integration"])
+        .args(["--", "arm64_guest::", "--test-threads=1"])
         .env(ARTIFACTS_ENV, artifacts)
         .env("GCTRACE_GO_TOOLCHAINS", toolchains)
         .stdout(Stdio::piped());

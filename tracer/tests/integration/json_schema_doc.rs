@@ -8,15 +8,14 @@
 //! process, settings, gc, stw, alloc, the allocation snapshots, a code-level finding and
 //! the summary.
 
-mod common;
+use crate::harness;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
 
 use serde_json::{Map, Value};
 
 fn doc_text() -> String {
-    let path = common::workspace_root().join("docs/json-schema.md");
+    let path = harness::workspace_root().join("docs/json-schema.md");
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
 }
 
@@ -260,7 +259,7 @@ fn the_judge_catches_undocumented_wrong_and_missing_keys() {
 #[test]
 fn every_record_type_the_writer_names_is_documented() {
     let schema = parse_schema(&doc_text()).unwrap_or_else(|e| panic!("docs/json-schema.md: {e}"));
-    let writer = common::workspace_root().join("tracer/src/output/json.rs");
+    let writer = harness::workspace_root().join("tracer/src/output/json.rs");
     let src = std::fs::read_to_string(&writer).expect("reading output/json.rs");
     let names: Vec<&str> = src
         .split("r#type: \"")
@@ -277,31 +276,22 @@ fn every_record_type_the_writer_names_is_documented() {
 
 #[test]
 fn every_field_of_a_real_run_is_documented_and_every_documented_field_occurs() {
-    if !common::integration_enabled() {
+    if !harness::integration_enabled() {
         return;
     }
     let schema = parse_schema(&doc_text()).unwrap_or_else(|e| panic!("docs/json-schema.md: {e}"));
-    let tc = common::newest_toolchain();
-    let playbook = common::build_workload(&tc, "playbook");
+    let tc = harness::newest_toolchain();
+    let playbook = harness::build_workload(&tc, "playbook");
     let tmp = tempfile::tempdir().expect("tempdir");
     let out = tmp.path().join("trace.ndjson");
-    let _exclusive = common::exclusive();
-    let mut cmd = Command::new(common::tracer_bin());
+    let _exclusive = harness::exclusive();
+    let mut cmd = harness::TracerCmd::new();
     // The budget and window of the findings test's code-level cases: a 12 s run then
     // shows its finding (two site snapshots) on a loaded machine too.
-    cmd.args(["--format", "json", "--allocs", "sample"])
-        .args([
-            "--overhead-budget",
-            "10",
-            "--finding-window",
-            "4",
-            "--output",
-        ])
-        .arg(&out)
-        .arg("--")
-        .arg(&playbook)
-        .args(["-cause", "concat", "-duration", "12s"]);
-    let run = common::json_run::run(&mut cmd, tmp.path(), "traced", &out);
+    cmd.args(["--allocs", "sample", "--overhead-budget", "10", "--finding-window", "4"])
+        .json_to(&out)
+        .launch(&playbook, ["-cause", "concat", "-duration", "12s"]);
+    let run = harness::json_run::run(&mut cmd, tmp.path(), "traced", &out);
     assert!(run.run.status.success(), "traced run failed: {}", run.diag);
     let records: Vec<Value> = run
         .text
