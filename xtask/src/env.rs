@@ -195,6 +195,11 @@ pub fn tracer_binary() -> PathBuf {
     target_dir().join("release").join("gctrace-bpf")
 }
 
+/// The tracer `cargo xtask demo` builds and runs (the `demo` profile of Cargo.toml).
+pub fn demo_tracer_binary() -> PathBuf {
+    target_dir().join("demo").join("gctrace-bpf")
+}
+
 /// The cargo that runs us (so rustup's toolchain choice carries over).
 pub fn cargo() -> Command {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());

@@ -140,7 +140,7 @@ fn demo(tracer_args: &[String], demo_args: &[String]) -> Result<()> {
     use std::os::unix::process::CommandExt;
 
     setup::install(setup::Scope::Demo)?;
-    build()?;
+    run(env::cargo().args(["build", "--profile", "demo", "-p", "tracer"]))?;
     let go = env::newest_go()?;
     let out_dir = env::target_dir().join("workloads");
     std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
@@ -156,7 +156,7 @@ fn demo(tracer_args: &[String], demo_args: &[String]) -> Result<()> {
     if std::io::stdout().is_terminal() {
         return demo_tui(&demo, tracer_args, demo_args);
     }
-    let mut tracer = Command::new(env::tracer_binary());
+    let mut tracer = Command::new(env::demo_tracer_binary());
     tracer
         .args(tracer_args)
         .arg("--")
@@ -165,7 +165,7 @@ fn demo(tracer_args: &[String], demo_args: &[String]) -> Result<()> {
     println!("$ {}", env::describe(&tracer));
     // Replace xtask, so Ctrl-C and the exit status are the tracer's own.
     let err = tracer.exec();
-    Err(err).with_context(|| format!("could not run {}", env::tracer_binary().display()))
+    Err(err).with_context(|| format!("could not run {}", env::demo_tracer_binary().display()))
 }
 
 /// On a terminal: the demo runs on its own (its output to a log file, so it does not
@@ -186,7 +186,7 @@ fn demo_tui(demo: &std::path::Path, tracer_args: &[String], demo_args: &[String]
         .spawn()
         .with_context(|| format!("starting {}", demo.display()))?;
     let pid = child.id().to_string();
-    let mut tracer = Command::new(env::tracer_binary());
+    let mut tracer = Command::new(env::demo_tracer_binary());
     tracer.args(["--pid", &pid]).args(tracer_args);
     println!(
         "demo workload pid {pid} (its output: {}); $ {}",
@@ -198,7 +198,7 @@ fn demo_tui(demo: &std::path::Path, tracer_args: &[String], demo_args: &[String]
     let _ = child.kill();
     let _ = child.wait();
     let status =
-        status.with_context(|| format!("could not run {}", env::tracer_binary().display()))?;
+        status.with_context(|| format!("could not run {}", env::demo_tracer_binary().display()))?;
     anyhow::ensure!(status.success(), "gctrace-bpf exited with {status}");
     Ok(())
 }

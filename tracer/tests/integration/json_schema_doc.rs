@@ -288,9 +288,16 @@ fn every_field_of_a_real_run_is_documented_and_every_documented_field_occurs() {
     let mut cmd = harness::TracerCmd::new();
     // The budget and window of the findings test's code-level cases: a 12 s run then
     // shows its finding (two site snapshots) on a loaded machine too.
-    cmd.args(["--allocs", "sample", "--overhead-budget", "10", "--finding-window", "4"])
-        .json_to(&out)
-        .launch(&playbook, ["-cause", "concat", "-duration", "12s"]);
+    cmd.args([
+        "--allocs",
+        "sample",
+        "--overhead-budget",
+        "10",
+        "--finding-window",
+        "4",
+    ])
+    .json_to(&out)
+    .launch(&playbook, ["-cause", "concat", "-duration", "12s"]);
     let run = harness::json_run::run(&mut cmd, tmp.path(), "traced", &out);
     assert!(run.run.status.success(), "traced run failed: {}", run.diag);
     let records: Vec<Value> = run
