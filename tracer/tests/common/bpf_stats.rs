@@ -3,7 +3,7 @@
 //! times it ran (`run_cnt`, one per uprobe hit) and for how long (`run_time_ns`).
 //!
 //! One source for the two measurements made from outside the tracer, included with
-//! `#[path]` by tracer/tests/probe_hits.rs and xtask/src/bench/observer.rs: an oracle must
+//! `#[path]` by tracer/tests/integration/probe_hits.rs and xtask/src/bench/observer.rs: an oracle must
 //! not use the tracer's code, and a test crate and xtask share no library, so this file
 //! needs nothing but std and libc.
 

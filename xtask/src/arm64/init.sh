@@ -14,7 +14,7 @@ mount -t bpf bpf /sys/fs/bpf 2>/dev/null
 mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
 echo "@@GUEST kernel $(uname -r) $(uname -m) btf=$(test -e /sys/kernel/btf/vmlinux && echo yes || echo no) cpus=$(nproc)"
 
-# The workload of the host's launch-mode tests (tracer/tests/common WORKLOAD_ARGS, whose
+# The workload of the host's launch-mode tests (tracer/tests/integration/harness WORKLOAD_ARGS, whose
 # DONE_LINE the host checks), with a quarter of the live set and 4 s instead of 3:
 # emulated, the default makes only 12-18 cycles, too few for the 95 % agreement rule to
 # tolerate one cycle disturbed by the host's load or by the first probe hits' cost.

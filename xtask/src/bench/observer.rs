@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-/// Shared, as source, with tracer/tests/probe_hits.rs: both count probe hits from outside
+/// Shared, as source, with tracer/tests/integration/probe_hits.rs: both count probe hits from outside
 /// the tracer.
 #[path = "../../../tracer/tests/common/bpf_stats.rs"]
 mod bpf_stats;

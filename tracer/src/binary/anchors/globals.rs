@@ -13,7 +13,7 @@
 //!   also explains runs of adjacent fields) and the whole struct fits in one data section.
 //! * **Scalar globals** (offset 0, so nothing to vote with): one instruction pattern each,
 //!   taken from a specific runtime function, checked against `.symtab` on every supported
-//!   toolchain by the tests (`tracer/tests/binary_stripped.rs`).
+//!   toolchain by the tests (`tracer/tests/integration/binary_stripped.rs`).
 //!
 //! arm64 builds addresses with ADRP+ADD/LDR pairs (decoded in [`crate::binary::image::arm64`]); its
 //! receiver and scalar patterns are in [`super::globals_arm64`]. Everything is best effort: a global that is not found is reported

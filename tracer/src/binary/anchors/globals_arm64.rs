@@ -1,7 +1,7 @@
 //! arm64 forms of the instruction patterns [`super::globals`] locates runtime globals by,
 //! in binaries without `.symtab`. Addresses come from [`crate::binary::image::arm64`]'s
 //! ADRP tracking; each pattern is the arm64 shape of its x86-64 twin and is checked
-//! against `.symtab` on every supported toolchain by `tracer/tests/binary_stripped.rs`.
+//! against `.symtab` on every supported toolchain by `tracer/tests/integration/binary_stripped.rs`.
 
 use std::collections::BTreeSet;
 

@@ -6,7 +6,7 @@ use crate::model::records::{GcCpu, GcRecord};
 const MIB: u64 = 1 << 20;
 
 // The pacer equation against the runtime's own goals on recorded cycles is in
-// tests/what_if.rs, which reads the fixtures back with the TUI tests' parser.
+// tests/integration/what_if.rs, which reads the fixtures back with the TUI tests' parser.
 
 #[test]
 fn gogc_goal_minimum_scales_with_gogc_and_off_has_none() {
