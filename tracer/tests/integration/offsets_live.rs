@@ -1,6 +1,6 @@
 //! Live runs on stripped builds whose Go release is removed from the offsets table
 //! (`GCTRACE_OFFSETS_TABLE_EXCLUDE`): every struct offset comes from the binary's own
-//! code (`tracer/src/binary/derive.rs`), and the trace must still agree with the
+//! code (`tracer/src/binary/anchors/derive.rs`), and the trace must still agree with the
 //! runtime's gctrace lines (runtime cycle numbers, heap triple and goal in MB, GOMAXPROCS),
 //! GOGC, and TotalAlloc. Launch mode and `--pid` mode, older releases and the newest.
 //! Needs root; skips unless GCTRACE_INTEGRATION=1 (`cargo xtask test`).
