@@ -7,7 +7,7 @@
 //!
 //! The older releases are 1.19 and 1.21, each alone in its minor in the table: no
 //! tabulated layout of `runtime.work` (nor, on 1.19, of `gcControllerState`) matches
-//! them, so those fields come from the code's own anchors (`tracer/src/binary/
+//! them, so those fields come from the code's own anchors (`tracer/src/binary/anchors/
 //! work_anchors.rs`, `pacer_anchors.rs`, `print_anchors.rs`) and the rest from layouts
 //! the code confirms.
 
