@@ -269,7 +269,17 @@ fn capabilities_are_dropped_after_attach() {
     };
     let w = start_workload(dir.path());
     let tracer = spawn_attached(dir.path(), w.pid(), &["--duration", "3"], "tracer");
-    thread::sleep(Duration::from_millis(1500));
+    // The `process` record is written after the attach, once the capabilities were
+    // dropped: wait for it rather than for a time a loaded host may not keep to.
+    let out = dir.path().join("tracer.json");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&out).is_ok_and(|t| t.contains("\"type\":\"process\"")) {
+        assert!(
+            Instant::now() < deadline,
+            "no process record within 30 s: the tracer did not attach"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
     let status =
         std::fs::read_to_string(format!("/proc/{}/status", tracer.pid())).unwrap_or_default();
     let eff = status
