@@ -1,73 +1,65 @@
-//! One traced process: its analysis and attachment ([`prepare`]), then its own event loop
-//! ([`run`]): ring buffer → decoder → model → the run's shared output, plus its exit, its
-//! exec, the samples of its allocation counter and its allocation probes.
+//! One traced process: its analysis and attachment ([`prepare`]), what its loop
+//! ([`super::target_loop`]) shares with the run, and the sampler of its runtime counters.
 //!
 //! Each target has all of this to itself — probes, ring buffer, decoder, model,
 //! pipeline, recording — so one process exiting or failing never touches another, and
-//! the model never needs to know where its events came from. Every way out of [`run`]
-//! detaches the probes, drains what the kernel already delivered and writes the summary.
+//! the model never needs to know where its events came from.
 
 use std::{
-    future::Future,
     os::fd::OwnedFd,
-    path::{Path, PathBuf},
-    pin::Pin,
     sync::{mpsc, Arc},
     time::Duration,
 };
 
 use anyhow::{anyhow, Context, Result};
-use tokio::{sync::watch, time::Interval};
+use tokio::sync::watch;
 use tracer_common::{ProbeKind, RawEvent, HEAP_STATS_GENS};
 
 use super::alloc_sampling::LiveAllocs;
-use super::feed::{watch_fd, Events, Source};
-use super::pipeline::Pipeline;
-use super::{launch, target};
-use super::{ExitWatch, Stop, TraceOptions};
+use super::feed::Source;
+use super::target;
+use super::{Stop, TraceOptions};
 use crate::clock::monotonic_ns;
 use crate::model::records::Labels;
-use crate::output::files::per_process_path;
-use crate::output::pprof::write_profile;
 use crate::{
     binary::{process::load_bias, GoBinary},
     decode::events::{Settings, TraceEvent},
     decode::{DecodeSpec, Decoder},
-    model::records::{ProcessInfo, Record},
+    model::records::ProcessInfo,
     output::tui::AppEvent,
     output::{prometheus::Exporter, SharedSink},
     probes::{
         analyse, heap_stats::HeapStats, plan_allocs, AllocMode, ProbePlan, Probes, ReadField,
     },
-    recording::{Header, Recorder},
+    recording::Header,
 };
 
 /// How often the ring buffer is drained. Events are submitted without waking us (a
 /// wakeup costs the traced thread more than the rest of the probe), so this bounds the
 /// display latency; the kernel side forces a wakeup when the ring is half full.
-const DRAIN_INTERVAL: Duration = Duration::from_millis(100);
+pub(super) const DRAIN_INTERVAL: Duration = Duration::from_millis(100);
 
 /// How often user space reads the runtime's allocation counter itself (no probe: a read
 /// of /proc/PID/mem costs the target nothing).
-const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
+pub(super) const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Analysis and attachment, done before the target runs (launch mode).
 pub(super) struct Prepared {
     /// What a recording of this run starts with.
-    header: Header,
+    pub(super) header: Header,
     /// Its own probes, or its share of those of its binary.
-    source: Source,
-    decoder: Decoder,
+    pub(super) source: Source,
+    pub(super) decoder: Decoder,
     pub(super) process: ProcessInfo,
-    sampler: Sampler,
+    pub(super) sampler: Sampler,
     /// Taken before the target ran (launch) or at attach: the allocation baseline.
-    first_sample: Option<RawEvent>,
+    pub(super) first_sample: Option<RawEvent>,
     /// Allocation probes, unless `--allocs rate`.
-    allocs: Option<LiveAllocs>,
+    pub(super) allocs: Option<LiveAllocs>,
     /// Opened before attaching, so that a process that exits at any moment after it was
     /// found (a short-lived one) is still seen to exit, and gets its summary. None: it
     /// had exited already when its first event was read (shared probes only).
-    pidfd: Option<OwnedFd>,
+    pub(super) pidfd: Option<OwnedFd>,
 }
 
 /// The runtime variables user space samples itself: the allocation counter and the
@@ -84,7 +76,7 @@ const SAMPLED: [ReadField; 5] = [
 /// Periodic reads of target memory by user space, shaped as raw events
 /// ([`ProbeKind::UserSample`]) so they are decoded, modelled and recorded like the rest.
 pub(super) struct Sampler {
-    pid: u32,
+    pub(super) pid: u32,
     /// (read slot index, run-time address) of the counters sampled.
     slots: Vec<(usize, u64)>,
     /// The runtime's object count: its slot, the run-time address of its first word,
@@ -95,7 +87,7 @@ pub(super) struct Sampler {
 }
 
 impl Sampler {
-    fn sample(&self) -> Option<RawEvent> {
+    pub(super) fn sample(&self) -> Option<RawEvent> {
         if self.slots.is_empty() {
             return None;
         }
@@ -345,7 +337,7 @@ impl Notices {
     }
 
     /// `msg` about `pid`, prefixed with the pid when several processes share stderr.
-    fn about(&self, pid: u32, msg: String) {
+    pub(super) fn about(&self, pid: u32, msg: String) {
         if self.several {
             self.say(format!("pid {pid}: {msg}"));
         } else {
@@ -382,325 +374,4 @@ pub(super) struct Ended {
     pub(super) stop: Stop,
     /// Events lost in total (the kernel's and the decoder's).
     pub(super) lost: u64,
-}
-
-/// Sleeps until the sampled allocation probes need attention (forever if never).
-async fn burst_timer(deadline: Option<std::time::Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d.into()).await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Trace one prepared target until it exits, execs, or the run stops (`ctx.stop`).
-/// `launched` is set when it is our own child: its exit, with the status, comes from the
-/// session's one waiter thread.
-pub(super) async fn run(
-    prepared: Prepared,
-    launched: Option<ExitWatch>,
-    ctx: RunContext,
-) -> Result<Ended> {
-    let mut target = TargetLoop::start(prepared, launched, ctx)?;
-    let end = target.until_stop().await?;
-    target.finish(end).await
-}
-
-/// Completes once the target has exited, with its wait status when it is our child.
-type Exited = Pin<Box<dyn Future<Output = Option<libc::c_int>>>>;
-
-/// One target's event loop: what it keeps between wake-ups, and one method per thing
-/// that wakes it.
-///
-/// Fields drop in declaration order: a loop ended by an error drops its pipeline (and
-/// recording) before its probes, and those before the allocation probes' state.
-struct TargetLoop {
-    /// Samples the runtime's counters ([`SAMPLE_INTERVAL`]).
-    sample_tick: Interval,
-    /// Drains the ring buffer and flushes the output ([`DRAIN_INTERVAL`]).
-    drain_tick: Interval,
-    exited: Exited,
-    pipe: Pipeline,
-    events: Events,
-    /// The program the probes are in; an execve replaces it.
-    exe_identity: Option<(u64, u64)>,
-    otlp: Option<crate::output::otlp::Exporter>,
-    exporter: Option<Exporter>,
-    /// Set once by the session when the run as a whole ends.
-    stop: watch::Receiver<Option<Stop>>,
-    notices: Notices,
-    opts: Arc<TraceOptions>,
-    allocs: Option<LiveAllocs>,
-    sampler: Sampler,
-    pid: u32,
-    /// When tracing started, for the allocation profile's time span.
-    started_ns: u64,
-    started_unix_ns: i64,
-    /// The kernel's count of lost events as last told on stderr.
-    lost_reported: u64,
-}
-
-impl TargetLoop {
-    /// Open the target's events, recording and pipeline, write what is known of the
-    /// process so far, and start watching for its exit.
-    fn start(
-        prepared: Prepared,
-        launched: Option<ExitWatch>,
-        ctx: RunContext,
-    ) -> Result<TargetLoop> {
-        let Prepared {
-            header,
-            source,
-            decoder,
-            process,
-            sampler,
-            first_sample,
-            allocs,
-            pidfd,
-        } = prepared;
-        let RunContext {
-            opts,
-            sink,
-            notices,
-            stop,
-            exporter,
-            otlp,
-        } = ctx;
-        let pid = sampler.pid;
-        let exe_identity = target::exe_identity(pid);
-        let events = Events::open(source)?;
-        let recorder = record(&opts, &header, pid, notices.several)?;
-        let mut pipe =
-            Pipeline::new(pid, decoder, sink.handle(), recorder).with_thresholds(opts.findings);
-        pipe.findings
-            .set_cpu_limit(crate::session::cgroup::cpu_limit_cores(pid));
-        pipe.emit(vec![Record::Process(process)])?;
-        if let Some(raw) = first_sample {
-            pipe.raw(&raw)?;
-        }
-        pipe.flush()?;
-        let exited = exit_of(pidfd, launched)?;
-
-        let started_ns = monotonic_ns();
-        let started_unix_ns = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as i64)
-            .unwrap_or(0);
-        let drain_tick = tokio::time::interval(DRAIN_INTERVAL);
-        let sample_tick = tokio::time::interval_at(
-            tokio::time::Instant::now() + SAMPLE_INTERVAL,
-            SAMPLE_INTERVAL,
-        );
-        Ok(TargetLoop {
-            sample_tick,
-            drain_tick,
-            exited,
-            pipe,
-            events,
-            exe_identity,
-            otlp,
-            exporter,
-            stop,
-            notices,
-            opts,
-            allocs,
-            sampler,
-            pid,
-            started_ns,
-            started_unix_ns,
-            lost_reported: 0,
-        })
-    }
-
-    /// Handle whatever comes first, until the trace has to end: why it ends.
-    async fn until_stop(&mut self) -> Result<Stop> {
-        loop {
-            let stop = tokio::select! {
-                status = &mut self.exited => Some(Stop::TargetExited(status)),
-                changed = self.stop.changed() => Some(self.why_run_stopped(changed)),
-                batch = self.events.next_batch(&mut self.pipe) => {
-                    batch?;
-                    None
-                }
-                _ = self.sample_tick.tick() => self.on_sample_tick()?,
-                _ = burst_timer(self.allocs.as_ref().and_then(LiveAllocs::next_deadline)) => {
-                    self.on_burst_deadline()?;
-                    None
-                }
-                _ = self.drain_tick.tick() => {
-                    self.on_drain_tick()?;
-                    None
-                }
-            };
-            if let Some(stop) = stop {
-                return Ok(stop);
-            }
-        }
-    }
-
-    /// Why the session ended the run. It keeps the sender until every target has ended;
-    /// without it there is nobody left to show anything to.
-    fn why_run_stopped(&self, changed: Result<(), watch::error::RecvError>) -> Stop {
-        let why = changed.ok().and_then(|()| *self.stop.borrow());
-        why.unwrap_or(Stop::Quit)
-    }
-
-    /// Every [`SAMPLE_INTERVAL`]: end the trace if the process replaced its program,
-    /// else sample the runtime's counters, and with `--allocs exact` count the
-    /// allocations so far.
-    fn on_sample_tick(&mut self) -> Result<Option<Stop>> {
-        // Drain first so the sample lands after the events that preceded it.
-        self.events.drain(&mut self.pipe)?;
-        let pid = self.pid;
-        if target::replaced_program(pid, self.exe_identity) {
-            self.notices.say(format!(
-                "pid {pid} replaced its program (exec of {}); the new program is not traced, {}",
-                target::exe_display(pid),
-                if self.notices.several {
-                    "its trace ends"
-                } else {
-                    "stopping"
-                }
-            ));
-            return Ok(Some(Stop::Exec));
-        }
-        if let Some(raw) = self.sampler.sample() {
-            self.pipe.raw(&raw)?;
-        }
-        let exact = self
-            .allocs
-            .as_mut()
-            .filter(|a| a.mode() == AllocMode::Exact);
-        if let (Some(a), Some(probes)) = (exact, self.events.own_probes()) {
-            if let Some(batch) = a.batch(probes, monotonic_ns())? {
-                self.pipe.event(TraceEvent::Allocs(Box::new(batch)))?;
-            }
-        }
-        Ok(None)
-    }
-
-    /// The sampled allocation probes' next burst starts or ends.
-    fn on_burst_deadline(&mut self) -> Result<()> {
-        if let (Some(a), Some(probes)) = (self.allocs.as_mut(), self.events.own_probes()) {
-            if let Some(batch) = a.steer(probes, monotonic_ns())? {
-                self.pipe.event(TraceEvent::Allocs(Box::new(batch)))?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Every [`DRAIN_INTERVAL`]: everything the kernel delivered, out; and the count of
-    /// lost events, to the exporters and to whoever watches (the TUI, else stderr when
-    /// it grew).
-    fn on_drain_tick(&mut self) -> Result<()> {
-        self.events.drain(&mut self.pipe)?;
-        self.pipe.flush()?;
-        let (pid, lost) = (self.pid, self.events.lost()?);
-        if let Some(e) = &self.exporter {
-            e.set_lost_events(pid, lost);
-        }
-        if let Some(o) = &self.otlp {
-            o.set_lost_events(pid, lost);
-        }
-        if self.notices.tui.is_some() {
-            self.notices.to_tui(AppEvent::Lost(pid, lost));
-        } else if lost > self.lost_reported {
-            self.notices
-                .about(pid, format!("{lost} events lost so far (ring buffer full)"));
-            self.lost_reported = lost;
-        }
-        Ok(())
-    }
-
-    /// Detach first so nothing arrives after the final drain, then account for it all:
-    /// the last allocations, the summary, the allocation profile.
-    async fn finish(mut self, end: Stop) -> Result<Ended> {
-        let (pid, several) = (self.pid, self.notices.several);
-        let kernel_lost = self.events.finish(&mut self.pipe).await?;
-        if let (Some(a), Some(probes)) = (self.allocs.as_mut(), self.events.own_probes()) {
-            if let Some(batch) = a.batch(probes, monotonic_ns())? {
-                self.pipe.event(TraceEvent::Allocs(Box::new(batch)))?;
-            }
-            let c = probes.counters()?;
-            if c.allocs_dropped > 0 {
-                eprintln!(
-                    "gctrace-bpf: {}{} allocations ({} bytes) not counted: allocation maps full",
-                    if several {
-                        format!("pid {pid}: ")
-                    } else {
-                        String::new()
-                    },
-                    c.allocs_dropped,
-                    c.alloc_bytes_dropped
-                );
-            }
-        }
-        let exit_status = match end {
-            Stop::TargetExited(Some(status)) => Some(launch::exit_code(status)),
-            _ => None,
-        };
-        let lost = self.pipe.finish(kernel_lost, exit_status)?;
-        self.notices.to_tui(AppEvent::Lost(pid, lost));
-        if let Some(path) = &self.opts.pprof {
-            write_profile(
-                &file_for(path, pid, several),
-                self.pipe.model.allocs(),
-                self.started_unix_ns,
-                monotonic_ns() - self.started_ns,
-            )?;
-        }
-        Ok(Ended {
-            pid,
-            stop: end,
-            lost,
-        })
-    }
-}
-
-/// The target's exit. Our own child is reaped by the session's waiter thread (its status
-/// is the exit code); any other process is watched through a pidfd. A process without a
-/// pidfd (shared probes: it had exited when its first event was read) is gone already.
-fn exit_of(pidfd: Option<OwnedFd>, launched: Option<ExitWatch>) -> Result<Exited> {
-    let pidfd = match (launched.is_some(), pidfd) {
-        (false, Some(fd)) => Some(watch_fd(fd).context("cannot watch the target process")?),
-        _ => None,
-    };
-    Ok(Box::pin(async move {
-        match (pidfd, launched) {
-            (Some(fd), _) => {
-                let _ = fd.readable().await;
-                None
-            }
-            (None, Some(mut exit)) => match exit.wait_for(Option::is_some).await {
-                Ok(status) => (*status).flatten(),
-                Err(_) => None,
-            },
-            (None, None) => None,
-        }
-    }))
-}
-
-/// The recording `--record` asks for, started with `header`.
-fn record(
-    opts: &TraceOptions,
-    header: &Header,
-    pid: u32,
-    several: bool,
-) -> Result<Option<Recorder>> {
-    let Some(path) = &opts.record else {
-        return Ok(None);
-    };
-    let path = file_for(path, pid, several);
-    let recorder = Recorder::create(&path, header)
-        .with_context(|| format!("cannot create recording {}", path.display()))?;
-    Ok(Some(recorder))
-}
-
-/// A file named by the user (`--record`, `--pprof`): with several targets, one per
-/// process, named with its pid.
-fn file_for(path: &Path, pid: u32, several: bool) -> PathBuf {
-    if several {
-        per_process_path(path, pid)
-    } else {
-        path.to_path_buf()
-    }
 }
