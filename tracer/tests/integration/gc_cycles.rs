@@ -79,6 +79,9 @@ fn shared_run(toolchain: &Toolchain) -> Arc<TracedRun> {
         .entry(toolchain.series())
         .or_default()
         .clone();
+    // Whole before waiting: the test making the run needs the host whole, which a
+    // waiter's share would otherwise keep from it.
+    let _whole = harness::exclusive();
     cell.get_or_init(|| {
         Arc::new(harness::traced_run(
             toolchain,

@@ -17,7 +17,6 @@ use crate::harness::tui_support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::MutexGuard;
 
 use harness::{Toolchain, RUN_TIMEOUT};
 use serde_json::Value;
@@ -42,7 +41,7 @@ const GOMAXPROCS: &str = "2";
 
 /// What every run of the checks starts with: workloads/steady built with `toolchain`, a
 /// scratch directory, and the machine to this test alone (the guard).
-fn steady_setup(toolchain: &Toolchain) -> (PathBuf, tempfile::TempDir, MutexGuard<'static, ()>) {
+fn steady_setup(toolchain: &Toolchain) -> (PathBuf, tempfile::TempDir, harness::Exclusive) {
     let bin = harness::build_workload(toolchain, "steady");
     let tmp = tempfile::tempdir().expect("tempdir");
     (bin, tmp, harness::exclusive())

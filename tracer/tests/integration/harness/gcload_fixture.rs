@@ -4,14 +4,13 @@
 //! for it.
 
 use std::path::{Path, PathBuf};
-use std::sync::MutexGuard;
 
 /// Fields drop in order: the lock last, once the scratch directory is gone.
 pub struct GcloadFixture {
     /// gcload built with the newest configured Go.
     pub gcload: PathBuf,
     tmp: tempfile::TempDir,
-    _exclusive: MutexGuard<'static, ()>,
+    _exclusive: super::Exclusive,
 }
 
 impl GcloadFixture {

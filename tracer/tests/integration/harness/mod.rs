@@ -6,8 +6,9 @@
 //! (`VERSION=PATH_TO_GO,...`, from `cargo xtask go-toolchains`). Without
 //! GCTRACE_INTEGRATION the tests skip; with it, a missing prerequisite is a failure.
 
+use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::{fs, thread};
 
 /// Shared, as source, with xtask's observer bench (hence outside this tree).
@@ -120,6 +121,7 @@ pub fn integration_enabled() -> bool {
                 "GCTRACE_INTEGRATION is set but the tests do not run as root (euid {euid}); \
                  the tracer loads eBPF programs"
             );
+            share_host();
             true
         }
         _ => {
@@ -129,10 +131,59 @@ pub fn integration_enabled() -> bool {
     }
 }
 
-/// Serialises the traced runs: the timing comparisons are fairer when two traced
-/// workloads do not fight over the CPUs. One lock for the whole test binary, which holds
-/// every feature's tests (each feature used to be its own binary, run one after another).
-pub fn exclusive() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+/// The host, shared by every live test of this binary (each feature used to be a binary
+/// of its own, run one after another). A live test shares it from [`integration_enabled`]
+/// on (a read lock, held by its thread until the test ends); a traced run that times
+/// anything takes it whole with [`exclusive`] (the write lock): then no other live test,
+/// not even a Go build or a binary analysis of another feature, runs beside it.
+static HOST: RwLock<()> = RwLock::new(());
+
+thread_local! {
+    /// This test thread's share of [`HOST`], dropped when the test's thread ends.
+    static SHARED: RefCell<Option<RwLockReadGuard<'static, ()>>> = const { RefCell::new(None) };
+    /// Whether this thread holds [`HOST`] whole (then it needs no share).
+    static WHOLE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// This test thread shares the host until it ends (see [`HOST`]).
+fn share_host() {
+    if WHOLE.with(Cell::get) {
+        return;
+    }
+    SHARED.with(|s| {
+        let mut s = s.borrow_mut();
+        if s.is_none() {
+            *s = Some(HOST.read().unwrap_or_else(|poisoned| poisoned.into_inner()));
+        }
+    });
+}
+
+/// The host to this test alone while it lives: see [`exclusive`].
+pub struct Exclusive {
+    /// None when this thread held the host whole already (an inner [`exclusive`]).
+    whole: Option<RwLockWriteGuard<'static, ()>>,
+}
+
+impl Drop for Exclusive {
+    fn drop(&mut self) {
+        if self.whole.take().is_some() {
+            WHOLE.with(|w| w.set(false));
+        }
+    }
+}
+
+/// Serialises the traced runs: the timing comparisons hold when nothing else of the
+/// suite fights over the CPUs (see [`HOST`]). Re-entrant: a test that holds the host
+/// (e.g. while it waits for a run other tests share) may make the run itself.
+pub fn exclusive() -> Exclusive {
+    if WHOLE.with(Cell::get) {
+        return Exclusive { whole: None };
+    }
+    // A share would deadlock the write lock: give it up first.
+    SHARED.with(|s| s.borrow_mut().take());
+    let whole = HOST
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    WHOLE.with(|w| w.set(true));
+    Exclusive { whole: Some(whole) }
 }

@@ -4,7 +4,6 @@
 //! read as the steps they check rather than as the same setup written again.
 
 use std::path::Path;
-use std::sync::MutexGuard;
 use std::time::Duration;
 
 use super::{diagnostics, exclusive, integration_enabled, ChildGuard, TracerCmd};
@@ -21,7 +20,7 @@ pub fn json_tracer(out: &Path) -> TracerCmd {
 /// requested (the test returns), else the lock that keeps the other traced runs of this
 /// binary off the CPUs and a scratch directory. Bind both (`let Some((_exclusive, dir))`):
 /// the directory goes first when they drop, as when they were two `let`s.
-pub fn exclusive_tempdir() -> Option<(MutexGuard<'static, ()>, tempfile::TempDir)> {
+pub fn exclusive_tempdir() -> Option<(super::Exclusive, tempfile::TempDir)> {
     if !integration_enabled() {
         return None;
     }
