@@ -12,6 +12,7 @@ mod offsets_loo;
 mod phases;
 mod setup;
 mod skipped;
+mod test_times;
 mod thirdparty;
 
 use std::process::{Command, ExitCode};
@@ -22,6 +23,7 @@ use clap::{Parser, Subcommand};
 use crate::env::run;
 use crate::phases::Phases;
 use crate::skipped::SkippedLog;
+use crate::test_times::TimesLog;
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "Build chores for gctrace-bpf")]
@@ -242,16 +244,20 @@ fn test_phases(phases: &mut Phases) -> Result<()> {
     phases.run("tests", || {
         let toolchains = env::go_toolchains_env(&env::go_toolchains()?);
         let skipped = SkippedLog::fresh("tests")?;
-        let ran = run(skipped.pass_to(
-            env::cargo()
-                .args(["test", "--release"])
-                .args(HOST_PACKAGES)
-                .env("GCTRACE_INTEGRATION", "1")
-                .env("GCTRACE_GO_TOOLCHAINS", toolchains)
-                // The arm64 guest's cases are judged in the arm64 phase, which first
-                // makes the artifacts they read.
-                .args(["--", "--skip", "arm64_guest::"]),
+        let times = TimesLog::fresh("tests")?;
+        let ran = run(times.pass_to(
+            skipped.pass_to(
+                env::cargo()
+                    .args(["test", "--release"])
+                    .args(HOST_PACKAGES)
+                    .env("GCTRACE_INTEGRATION", "1")
+                    .env("GCTRACE_GO_TOOLCHAINS", toolchains)
+                    // The arm64 guest's cases are judged in the arm64 phase, which first
+                    // makes the artifacts they read.
+                    .args(["--", "--skip", "arm64_guest::"]),
+            ),
         ));
+        times.report();
         // The skipped tests are listed even when others failed.
         let skipped = skipped.check();
         ran.and(skipped)

@@ -9,6 +9,7 @@
 use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
 use std::{fs, thread};
 
 /// Shared, as source, with xtask's observer bench (hence outside this tree).
@@ -143,6 +144,60 @@ thread_local! {
     static SHARED: RefCell<Option<RwLockReadGuard<'static, ()>>> = const { RefCell::new(None) };
     /// Whether this thread holds [`HOST`] whole (then it needs no share).
     static WHOLE: Cell<bool> = const { Cell::new(false) };
+    /// This live test's time on the host, logged when its thread ends.
+    static TIMING: RefCell<Option<Timing>> = const { RefCell::new(None) };
+}
+
+/// The variable naming the file each live test appends `TEST_NAME<TAB>SECONDS` to when it
+/// ends (`cargo xtask test` sets it and prints the slowest: the CI budget is spent there).
+const TIMES_LOG: &str = "GCTRACE_TEST_TIMES_LOG";
+
+/// A live test's time on the host: from its first share of [`HOST`] to its end, less the
+/// time it waited for the host (so that tests queued behind an exclusive one are not
+/// charged for it).
+struct Timing {
+    start: Instant,
+    waited: Duration,
+}
+
+impl Drop for Timing {
+    fn drop(&mut self) {
+        use std::io::Write as _;
+        let Some(log) = std::env::var_os(TIMES_LOG).filter(|p| !p.is_empty()) else {
+            return;
+        };
+        let busy = self.start.elapsed().saturating_sub(self.waited);
+        let thread = thread::current();
+        let test = thread.name().unwrap_or("(unnamed test)");
+        let line = format!("{test}\t{:.1}\n", busy.as_secs_f64());
+        // Best effort: a lost line only thins the report (and a panic in a thread-local
+        // destructor would abort the whole test binary).
+        let _ = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .and_then(|mut f| f.write_all(line.as_bytes()));
+    }
+}
+
+/// Waits for `lock` and counts the wait as this test's waiting (see [`Timing`]).
+fn timed_wait<G>(lock: impl FnOnce() -> G) -> G {
+    let asked = Instant::now();
+    let guard = lock();
+    let waited = asked.elapsed();
+    TIMING.with(|t| {
+        let mut t = t.borrow_mut();
+        match t.as_mut() {
+            Some(timing) => timing.waited += waited,
+            None => {
+                *t = Some(Timing {
+                    start: Instant::now(),
+                    waited: Duration::ZERO,
+                })
+            }
+        }
+    });
+    guard
 }
 
 /// This test thread shares the host until it ends (see [`HOST`]).
@@ -153,7 +208,9 @@ fn share_host() {
     SHARED.with(|s| {
         let mut s = s.borrow_mut();
         if s.is_none() {
-            *s = Some(HOST.read().unwrap_or_else(|poisoned| poisoned.into_inner()));
+            *s = Some(timed_wait(|| {
+                HOST.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+            }));
         }
     });
 }
@@ -181,9 +238,10 @@ pub fn exclusive() -> Exclusive {
     }
     // A share would deadlock the write lock: give it up first.
     SHARED.with(|s| s.borrow_mut().take());
-    let whole = HOST
-        .write()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let whole = timed_wait(|| {
+        HOST.write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    });
     WHOLE.with(|w| w.set(true));
     Exclusive { whole: Some(whole) }
 }
