@@ -111,7 +111,7 @@ impl Discovery {
                 // PATH is being replaced (a deploy): the next scan sees the new file.
                 Err(_) => return Vec::new(),
             },
-            Matcher::AllGo => all_pids(),
+            Matcher::AllGo => target::all_pids(),
         };
         let mut fresh = Vec::new();
         for pid in candidates {
@@ -180,20 +180,6 @@ impl Discovery {
 pub(super) fn in_subtree(path: &str, prefix: &str) -> bool {
     let prefix = prefix.trim_end_matches('/');
     path == prefix || prefix.is_empty() || path.starts_with(&format!("{prefix}/"))
-}
-
-/// Every process but ourselves, in pid order.
-fn all_pids() -> Vec<u32> {
-    let me = std::process::id();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let mut pids: Vec<u32> = dir
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| pid != me)
-        .collect();
-    pids.sort_unstable();
-    pids
 }
 
 #[cfg(test)]
