@@ -140,10 +140,7 @@ impl Discovery {
         let Some(prefix) = &self.cgroup else {
             return false;
         };
-        std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
-            .ok()
-            .and_then(|t| labels::cgroup_path(&t))
-            .is_some_and(|path| !in_subtree(&path, prefix))
+        labels::cgroup_of(pid).is_some_and(|path| !in_subtree(&path, prefix))
     }
 
     /// Whether `pid` is wanted (`--all`: a Go program; `--cgroup`: in the subtree).
@@ -151,10 +148,7 @@ impl Discovery {
         // The cgroup first: it is one small read, where deciding Go or not reads the
         // binary (a host's binaries outside the subtree are never analysed).
         if let Some(prefix) = &self.cgroup {
-            let inside = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
-                .ok()
-                .and_then(|t| labels::cgroup_path(&t))
-                .is_some_and(|path| in_subtree(&path, prefix));
+            let inside = labels::cgroup_of(pid).is_some_and(|path| in_subtree(&path, prefix));
             if !inside {
                 return false;
             }

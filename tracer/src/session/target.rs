@@ -6,7 +6,7 @@
 use std::{ffi::OsStr, fs, io, os::unix::fs::FileExt, path::PathBuf};
 
 use procfs::process::{Process, Stat, Status};
-use procfs::FromRead;
+use procfs::{FromRead, ProcessCGroups};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
@@ -22,6 +22,12 @@ pub enum TargetError {
 /// process seen so far.
 pub fn stat(pid: u32) -> procfs::ProcResult<Stat> {
     Stat::from_file(format!("/proc/{pid}/stat"))
+}
+
+/// `/proc/PID/cgroup`: one entry per hierarchy, cgroup v2's with hierarchy 0 and no
+/// controllers. None when the process cannot be read (it ended).
+pub fn cgroups(pid: u32) -> Option<ProcessCGroups> {
+    ProcessCGroups::from_file(format!("/proc/{pid}/cgroup")).ok()
 }
 
 /// CPU time the process has used so far, user and system (uprobe traps are charged to
@@ -347,5 +353,8 @@ mod tests {
         assert!(start_time(std::process::id()).is_some());
         // The capabilities check reads CapEff from our status.
         assert!(Status::from_file("/proc/self/status").is_ok());
+        let me = cgroups(std::process::id()).unwrap();
+        assert!(!me.0.is_empty());
+        assert!(cgroups(u32::MAX).is_none());
     }
 }
