@@ -37,7 +37,7 @@ pub fn load_bias(pid: u32, bin: &GoBinary) -> Result<u64, BinaryError> {
     // Read here (the error names the file once), parsed by procfs.
     let maps = std::fs::read_to_string(&maps_path)
         .map_err(|e| perr(format!("cannot read {maps_path}: {e}")))?;
-    let maps = MemoryMaps::from_buf_read(maps.as_bytes())
+    let maps = MemoryMaps::from_buf_read(without_sysv(&maps).as_bytes())
         .map_err(|e| perr(format!("cannot parse {maps_path}: {e}")))?;
     let exe_link = std::fs::read_link(&exe).ok();
 
@@ -127,6 +127,22 @@ fn dev_minor(dev: u64) -> u64 {
     (dev & 0xff) | ((dev >> 12) & !0xff)
 }
 
+/// The maps text without its SysV shared-memory lines (paths `/SYSV...`): procfs slices
+/// the key out of such a path unchecked, so a file the target maps under a short
+/// `/SYSV` name would panic the parse, and a non-hex one fail it. They are never the
+/// executable's mappings, which are all this module looks for.
+fn without_sysv(maps: &str) -> String {
+    maps.lines()
+        .filter(|line| {
+            // The path is the sixth field (after five single-space separated ones).
+            line.splitn(6, ' ')
+                .nth(5)
+                .is_none_or(|path| !path.trim_start().starts_with("/SYSV"))
+        })
+        .flat_map(|line| [line, "\n"])
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,6 +198,21 @@ mod tests {
         let link = std::fs::read_link(&exe).ok();
         let ours = exe_mappings(&maps, (meta.dev(), meta.ino()), link.as_deref());
         assert!(ours.iter().any(|m| executable(m)), "{text}");
+    }
+
+    #[test]
+    fn sysv_lines_are_left_out_before_procfs_sees_them() {
+        // A short or non-hex /SYSV name would panic or fail procfs's parse of the whole
+        // file; the executable's lines survive.
+        let text = format!(
+            "{MAPS}{}{}",
+            "7f0000000000-7f0000001000 rw-s 00000000 00:01 5    /SYSVa\n",
+            "7f0000002000-7f0000003000 rw-s 00000000 00:01 6    /SYSVzzzzzzzzzz (deleted)\n"
+        );
+        let kept = without_sysv(&text);
+        assert_eq!(kept, MAPS);
+        let maps = MemoryMaps::from_buf_read(kept.as_bytes()).unwrap();
+        assert_eq!(maps.0.len(), 5);
     }
 
     #[test]

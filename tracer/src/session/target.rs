@@ -3,9 +3,9 @@
 //! files; what it has nothing better for stays hand-made here: the identity of the `exe`
 //! link (a stat of it) and reads of the target's memory (pread on `/proc/PID/mem`).
 
-use std::{ffi::OsStr, fs, io, os::unix::fs::FileExt, path::PathBuf};
+use std::{fs, io, os::unix::fs::FileExt, path::PathBuf};
 
-use procfs::process::{Process, Stat, Status};
+use procfs::process::{Stat, Status};
 use procfs::{FromRead, ProcessCGroups};
 
 #[derive(Debug, thiserror::Error)]
@@ -18,7 +18,7 @@ pub enum TargetError {
 
 /// `/proc/PID/stat`, parsed by procfs (which copes with a command name that holds spaces
 /// and parentheses). Opened by path, one open and one read, not through a
-/// [`Process`] handle, which opens the directory first: a rescan reads it for every
+/// [`procfs::process::Process`] handle, which opens the directory first: a rescan reads it for every
 /// process seen so far.
 pub fn stat(pid: u32) -> procfs::ProcResult<Stat> {
     Stat::from_file(format!("/proc/{pid}/stat"))
@@ -189,18 +189,18 @@ pub fn gomaxprocs(pid: u32, gomaxprocs_addr: Option<u64>) -> Option<u32> {
             }
         }
     }
-    let from_env = i32::try_from(pid)
-        .ok()
-        .and_then(|p| Process::new(p).ok()?.environ().ok())
-        .and_then(|env| {
-            env.get(OsStr::new("GOMAXPROCS"))?
-                .to_str()?
-                .parse::<u32>()
-                .ok()
-        })
-        .filter(|&n| n > 0);
-    if from_env.is_some() {
-        return from_env;
+    // Read by hand, not through procfs's map of the environment: of a variable set twice,
+    // the runtime takes the first, a map keeps one of them.
+    if let Ok(env) = fs::read(format!("/proc/{pid}/environ")) {
+        let first = env
+            .split(|b| *b == 0)
+            .find_map(|var| var.strip_prefix(b"GOMAXPROCS="));
+        if let Some(n) = first
+            .and_then(|v| std::str::from_utf8(v).ok()?.parse::<u32>().ok())
+            .filter(|&n| n > 0)
+        {
+            return Some(n);
+        }
     }
     crate::sys::cpus_allowed(pid)
 }
