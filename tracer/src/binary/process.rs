@@ -1,7 +1,11 @@
-//! Relating a running process to its executable file.
+//! Relating a running process to its executable file. procfs parses `/proc/PID/maps`;
+//! matching its `major:minor` to a `stat`'s `st_dev` (glibc's encoding) is done here.
 
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use procfs::process::{MMPermissions, MMapPath, MemoryMap, MemoryMaps};
+use procfs::FromBufRead;
 
 use super::{BinaryError, GoBinary};
 
@@ -30,28 +34,14 @@ pub fn load_bias(pid: u32, bin: &GoBinary) -> Result<u64, BinaryError> {
         std::fs::metadata(&exe).map_err(|e| perr(format!("cannot stat {}: {e}", exe.display())))?;
     let (dev, ino) = (meta.dev(), meta.ino());
     let maps_path = format!("/proc/{pid}/maps");
+    // Read here (the error names the file once), parsed by procfs.
     let maps = std::fs::read_to_string(&maps_path)
         .map_err(|e| perr(format!("cannot read {maps_path}: {e}")))?;
+    let maps = MemoryMaps::from_buf_read(without_sysv(&maps).as_bytes())
+        .map_err(|e| perr(format!("cannot parse {maps_path}: {e}")))?;
     let exe_link = std::fs::read_link(&exe).ok();
 
-    let mappings: Vec<Mapping> = maps.lines().filter_map(Mapping::parse).collect();
-    let mut ours: Vec<&Mapping> = mappings
-        .iter()
-        .filter(|m| m.ino == ino && m.dev == (dev_major(dev), dev_minor(dev)))
-        .collect();
-    if ours.is_empty() {
-        // overlayfs reports the underlying file's device in maps but the overlay's in
-        // stat; fall back to inode plus the kernel's own name for the file.
-        ours = mappings
-            .iter()
-            .filter(|m| {
-                m.ino == ino
-                    && exe_link
-                        .as_deref()
-                        .is_some_and(|l| m.path.as_deref() == Some(l.as_os_str()))
-            })
-            .collect();
-    }
+    let mut ours = exe_mappings(&maps, (dev, ino), exe_link.as_deref());
     if ours.is_empty() {
         return Err(perr(format!(
             "no mapping of its executable (device {}:{}, inode {ino}) in {maps_path}",
@@ -60,23 +50,24 @@ pub fn load_bias(pid: u32, bin: &GoBinary) -> Result<u64, BinaryError> {
         )));
     }
     // Prefer executable mappings: the text segment is what uprobes need to agree with.
-    ours.sort_by_key(|m| !m.executable);
+    ours.sort_by_key(|m| !executable(m));
     for m in ours {
+        let (start, offset) = (m.address.0, m.offset);
         for seg in bin.load_segments() {
             let seg_end = seg.offset.saturating_add(seg.filesz);
             // The mapping's first page may start before p_offset (page rounding), by less
             // than the largest page size Linux supports for executables (64 KiB).
             let starts_in_segment =
-                m.offset < seg_end && m.offset.saturating_add(MAX_PAGE) > seg.offset;
-            if !starts_in_segment || m.executable != seg.executable {
+                offset < seg_end && offset.saturating_add(MAX_PAGE) > seg.offset;
+            if !starts_in_segment || executable(m) != seg.executable {
                 continue;
             }
-            let link_addr = if m.offset >= seg.offset {
-                seg.vaddr.wrapping_add(m.offset - seg.offset)
+            let link_addr = if offset >= seg.offset {
+                seg.vaddr.wrapping_add(offset - seg.offset)
             } else {
-                seg.vaddr.wrapping_sub(seg.offset - m.offset)
+                seg.vaddr.wrapping_sub(seg.offset - offset)
             };
-            let bias = m.start.wrapping_sub(link_addr);
+            let bias = start.wrapping_sub(link_addr);
             if bias.is_multiple_of(MIN_PAGE) {
                 return Ok(bias);
             }
@@ -91,40 +82,39 @@ pub fn load_bias(pid: u32, bin: &GoBinary) -> Result<u64, BinaryError> {
 const MIN_PAGE: u64 = 4096;
 const MAX_PAGE: u64 = 65536;
 
-/// One line of /proc/PID/maps: `start-end perms offset major:minor inode [path]`.
-#[derive(Debug)]
-struct Mapping {
-    start: u64,
-    offset: u64,
-    executable: bool,
-    dev: (u64, u64),
-    ino: u64,
-    path: Option<std::ffi::OsString>,
+/// The mappings of the executable whose `stat` gives device `dev` and inode `ino`, and
+/// when there is none, those of that inode named `exe_link` (the kernel's name for the
+/// file): overlayfs reports the underlying file's device in maps but the overlay's in stat.
+fn exe_mappings<'a>(
+    maps: &'a MemoryMaps,
+    (dev, ino): (u64, u64),
+    exe_link: Option<&Path>,
+) -> Vec<&'a MemoryMap> {
+    let want = (dev_major(dev), dev_minor(dev));
+    // procfs gives the numbers as i32 (parsed from hex, never negative).
+    let on_dev = |m: &MemoryMap| {
+        (u64::try_from(m.dev.0), u64::try_from(m.dev.1)) == (Ok(want.0), Ok(want.1))
+    };
+    let ours: Vec<&MemoryMap> = maps
+        .iter()
+        .filter(|m| m.inode == ino && on_dev(m))
+        .collect();
+    if !ours.is_empty() {
+        return ours;
+    }
+    maps.iter()
+        .filter(|m| {
+            m.inode == ino
+                && matches!(
+                    (&m.pathname, exe_link),
+                    (MMapPath::Path(p), Some(l)) if p == l
+                )
+        })
+        .collect()
 }
 
-impl Mapping {
-    fn parse(line: &str) -> Option<Mapping> {
-        let mut fields = line.splitn(6, ' ');
-        let range = fields.next()?;
-        let perms = fields.next()?;
-        let offset = fields.next()?;
-        let dev = fields.next()?;
-        let ino = fields.next()?;
-        let path = fields.next().map(|p| p.trim_start().into());
-        let (start, _) = range.split_once('-')?;
-        let (major, minor) = dev.split_once(':')?;
-        Some(Mapping {
-            start: u64::from_str_radix(start, 16).ok()?,
-            offset: u64::from_str_radix(offset, 16).ok()?,
-            executable: perms.as_bytes().get(2) == Some(&b'x'),
-            dev: (
-                u64::from_str_radix(major, 16).ok()?,
-                u64::from_str_radix(minor, 16).ok()?,
-            ),
-            ino: ino.parse().ok()?,
-            path,
-        })
-    }
+fn executable(m: &MemoryMap) -> bool {
+    m.perms.contains(MMPermissions::EXECUTE)
 }
 
 /// glibc's `gnu_dev_major` encoding of `st_dev`.
@@ -137,24 +127,92 @@ fn dev_minor(dev: u64) -> u64 {
     (dev & 0xff) | ((dev >> 12) & !0xff)
 }
 
+/// The maps text without its SysV shared-memory lines (paths `/SYSV...`): procfs slices
+/// the key out of such a path unchecked, so a file the target maps under a short
+/// `/SYSV` name would panic the parse, and a non-hex one fail it. They are never the
+/// executable's mappings, which are all this module looks for.
+fn without_sysv(maps: &str) -> String {
+    maps.lines()
+        .filter(|line| {
+            // The path is the sixth field (after five single-space separated ones).
+            line.splitn(6, ' ')
+                .nth(5)
+                .is_none_or(|path| !path.trim_start().starts_with("/SYSV"))
+        })
+        .flat_map(|line| [line, "\n"])
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// Lines of /proc/PID/maps as the kernel writes them (an anonymous mapping's line ends
+    /// in a space after the inode).
+    const MAPS: &str = concat!(
+        "55d0c6a00000-55d0c6a01000 r--p 00000000 fd:01 1234567    /usr/bin/prog (deleted)\n",
+        "55d0c6a01000-55d0c6a9f000 r-xp 00001000 fd:01 1234567    /usr/bin/prog (deleted)\n",
+        "55d0c6b00000-55d0c6b01000 r--p 00000000 00:2f 1234567    /usr/bin/other\n",
+        "7ffd1000-7ffd2000 rw-p 00000000 00:00 0 \n",
+        "7ffd3000-7ffd4000 r-xp 00000000 00:00 0                  [vdso]\n",
+    );
+
     #[test]
     fn parse_maps_line() {
-        let m = Mapping::parse(
-            "55d0c6a00000-55d0c6a9f000 r-xp 00001000 fd:01 1234567    /usr/bin/prog (deleted)",
-        )
-        .unwrap();
-        assert_eq!(m.start, 0x55d0c6a00000);
+        let maps = MemoryMaps::from_buf_read(MAPS.as_bytes()).unwrap();
+        let m = &maps.0[1];
+        assert_eq!(m.address.0, 0x55d0c6a01000);
         assert_eq!(m.offset, 0x1000);
-        assert!(m.executable);
+        assert!(executable(m));
         assert_eq!(m.dev, (0xfd, 1));
-        assert_eq!(m.ino, 1234567);
-        assert_eq!(m.path.as_deref(), Some("/usr/bin/prog (deleted)".as_ref()));
-        let anon = Mapping::parse("7ffd1000-7ffd2000 rw-p 00000000 00:00 0").unwrap();
-        assert!(anon.path.is_none() && !anon.executable);
+        assert_eq!(m.inode, 1234567);
+        assert_eq!(m.pathname, MMapPath::Path("/usr/bin/prog (deleted)".into()));
+        let anon = &maps.0[3];
+        assert!(anon.pathname == MMapPath::Anonymous && !executable(anon));
+        assert!(MemoryMaps::from_buf_read("garbage\n".as_bytes()).is_err());
+    }
+
+    #[test]
+    fn the_executable_is_found_by_device_and_inode_then_by_name() {
+        let maps = MemoryMaps::from_buf_read(MAPS.as_bytes()).unwrap();
+        let fd01: u64 = 0xfd01; // makedev(0xfd, 1)
+        let starts = |v: Vec<&MemoryMap>| v.iter().map(|m| m.address.0).collect::<Vec<_>>();
+        let by_dev = exe_mappings(&maps, (fd01, 1234567), None);
+        assert_eq!(starts(by_dev), [0x55d0c6a00000, 0x55d0c6a01000]);
+        // overlayfs: stat's device is not the one maps shows; the name decides.
+        let other = Path::new("/usr/bin/other");
+        let by_name = exe_mappings(&maps, (0x0801, 1234567), Some(other));
+        assert_eq!(starts(by_name), [0x55d0c6b00000]);
+        assert!(exe_mappings(&maps, (0x0801, 1234567), None).is_empty());
+        assert!(exe_mappings(&maps, (fd01, 7), Some(other)).is_empty());
+    }
+
+    #[test]
+    fn our_own_executable_is_in_our_maps() {
+        // The kernel's maps of this process parse, and its text is found as load_bias
+        // finds a target's.
+        let exe = exe_path(std::process::id());
+        let meta = std::fs::metadata(&exe).unwrap();
+        let text = std::fs::read_to_string("/proc/self/maps").unwrap();
+        let maps = MemoryMaps::from_buf_read(text.as_bytes()).unwrap();
+        let link = std::fs::read_link(&exe).ok();
+        let ours = exe_mappings(&maps, (meta.dev(), meta.ino()), link.as_deref());
+        assert!(ours.iter().any(|m| executable(m)), "{text}");
+    }
+
+    #[test]
+    fn sysv_lines_are_left_out_before_procfs_sees_them() {
+        // A short or non-hex /SYSV name would panic or fail procfs's parse of the whole
+        // file; the executable's lines survive.
+        let text = format!(
+            "{MAPS}{}{}",
+            "7f0000000000-7f0000001000 rw-s 00000000 00:01 5    /SYSVa\n",
+            "7f0000002000-7f0000003000 rw-s 00000000 00:01 6    /SYSVzzzzzzzzzz (deleted)\n"
+        );
+        let kept = without_sysv(&text);
+        assert_eq!(kept, MAPS);
+        let maps = MemoryMaps::from_buf_read(kept.as_bytes()).unwrap();
+        assert_eq!(maps.0.len(), 5);
     }
 
     #[test]

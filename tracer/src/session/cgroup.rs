@@ -2,48 +2,52 @@
 //! ancestor, the smallest quota/period — `cpu.max` on cgroup v2, `cpu.cfs_quota_us` /
 //! `cpu.cfs_period_us` on v1 (hybrid hosts still bind the cpu controller to v1). What
 //! `gomaxprocs-over-cpu-limit` compares GOMAXPROCS with (Go 1.25+ derives GOMAXPROCS
-//! from the same files, v1 and v2).
+//! from the same files, v1 and v2). procfs parses `/proc/PID/cgroup` and our mountinfo;
+//! the quota files are cgroupfs, not /proc, which procfs does not read: parsed here.
 
 use std::path::{Path, PathBuf};
+
+use procfs::process::MountInfos;
+use procfs::FromRead;
+
+use super::target;
 
 /// CPUs the target may use, or None when no cgroup on its path sets a limit (or the
 /// files cannot be read: no /sys/fs/cgroup in this mount namespace).
 pub fn cpu_limit_cores(pid: u32) -> Option<f64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-    // cgroup v2: "0::/path".
-    let v2 = text
-        .lines()
-        .find_map(|l| l.strip_prefix("0::"))
-        .and_then(|rel| limit_under(Path::new("/sys/fs/cgroup"), rel.trim(), read_cpu_max));
+    let cgroups = target::cgroups(pid)?;
+    // cgroup v2: hierarchy 0, no controllers.
+    let v2 = cgroups
+        .0
+        .iter()
+        .find(|g| g.hierarchy == 0 && g.controllers.is_empty())
+        .and_then(|g| limit_under(Path::new("/sys/fs/cgroup"), g.pathname.trim(), read_cpu_max));
     v2.or_else(|| {
         // cgroup v1: "N:cpu,cpuacct:/path", under the mount of the cpu controller.
-        let rel = text.lines().find_map(|l| {
-            let mut f = l.splitn(3, ':');
-            let (_, controllers, path) = (f.next()?, f.next()?, f.next()?);
-            controllers.split(',').any(|c| c == "cpu").then_some(path)
-        })?;
-        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-        let (mount_root, mount_point) = v1_cpu_mount(&mountinfo)?;
-        let rel = rel.trim();
+        let v1 = cgroups
+            .0
+            .iter()
+            .find(|g| g.controllers.iter().any(|c| c == "cpu"))?;
+        let mounts = MountInfos::from_file("/proc/self/mountinfo").ok()?;
+        let (mount_root, mount_point) = v1_cpu_mount(&mounts)?;
+        let rel = v1.pathname.trim();
         // A mount of a sub-tree (a container's view) shows paths below its root.
         let rel = rel.strip_prefix(mount_root.as_str()).unwrap_or(rel);
-        limit_under(Path::new(&mount_point), rel, read_cfs_quota)
+        limit_under(&mount_point, rel, read_cfs_quota)
     })
 }
 
 /// The (root, mount point) of the cgroup v1 hierarchy that has the cpu controller.
-fn v1_cpu_mount(mountinfo: &str) -> Option<(String, String)> {
-    mountinfo.lines().find_map(|l| {
-        let (left, right) = l.split_once(" - ")?;
-        let mut r = right.split_whitespace();
-        let (fstype, _source, opts) = (r.next()?, r.next()?, r.next()?);
-        if fstype != "cgroup" || !opts.split(',').any(|o| o == "cpu") {
-            return None;
-        }
-        let mut f = left.split_whitespace();
-        let (root, point) = (f.nth(3)?, f.next()?);
-        Some((root.trim_end_matches('/').to_owned(), point.to_owned()))
-    })
+fn v1_cpu_mount(mounts: &MountInfos) -> Option<(String, PathBuf)> {
+    mounts
+        .into_iter()
+        .find(|m| m.fs_type == "cgroup" && m.super_options.contains_key("cpu"))
+        .map(|m| {
+            (
+                m.root.trim_end_matches('/').to_owned(),
+                m.mount_point.clone(),
+            )
+        })
 }
 
 /// The smallest limit `read` finds in `rel` (a cgroup path) under `root` and its ancestors.
@@ -119,10 +123,20 @@ mod tests {
         assert_eq!(limit_under(&root, "/", read_cfs_quota), None);
         std::fs::remove_dir_all(&root).unwrap();
         let mi = "30 25 0:26 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n\
-                  31 25 0:27 /kube /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n";
+                  32 25 0:28 / /sys/fs/cgroup/cpuset rw shared:9 - cgroup cgroup rw,cpuset\n\
+                  31 25 0:27 /kube /sys/fs/cgroup/cpu,cpuacct rw,nosuid shared:10 - cgroup cgroup rw,cpu,cpuacct\n";
+        let mounts = MountInfos::from_read(mi.as_bytes()).unwrap();
         assert_eq!(
-            v1_cpu_mount(mi),
-            Some(("/kube".to_owned(), "/sys/fs/cgroup/cpu,cpuacct".to_owned()))
+            v1_cpu_mount(&mounts),
+            Some(("/kube".to_owned(), "/sys/fs/cgroup/cpu,cpuacct".into()))
         );
+        // cgroup v2 only: no v1 cpu hierarchy.
+        let v2 = "29 25 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n";
+        assert_eq!(
+            v1_cpu_mount(&MountInfos::from_read(v2.as_bytes()).unwrap()),
+            None
+        );
+        // This process's own mounts parse, whatever the host.
+        assert!(MountInfos::from_file("/proc/self/mountinfo").is_ok());
     }
 }

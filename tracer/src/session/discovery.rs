@@ -111,7 +111,7 @@ impl Discovery {
                 // PATH is being replaced (a deploy): the next scan sees the new file.
                 Err(_) => return Vec::new(),
             },
-            Matcher::AllGo => all_pids(),
+            Matcher::AllGo => target::all_pids(),
         };
         let mut fresh = Vec::new();
         for pid in candidates {
@@ -140,10 +140,7 @@ impl Discovery {
         let Some(prefix) = &self.cgroup else {
             return false;
         };
-        std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
-            .ok()
-            .and_then(|t| labels::cgroup_path(&t))
-            .is_some_and(|path| !in_subtree(&path, prefix))
+        labels::cgroup_of(pid).is_some_and(|path| !in_subtree(&path, prefix))
     }
 
     /// Whether `pid` is wanted (`--all`: a Go program; `--cgroup`: in the subtree).
@@ -151,10 +148,7 @@ impl Discovery {
         // The cgroup first: it is one small read, where deciding Go or not reads the
         // binary (a host's binaries outside the subtree are never analysed).
         if let Some(prefix) = &self.cgroup {
-            let inside = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
-                .ok()
-                .and_then(|t| labels::cgroup_path(&t))
-                .is_some_and(|path| in_subtree(&path, prefix));
+            let inside = labels::cgroup_of(pid).is_some_and(|path| in_subtree(&path, prefix));
             if !inside {
                 return false;
             }
@@ -180,20 +174,6 @@ impl Discovery {
 pub(super) fn in_subtree(path: &str, prefix: &str) -> bool {
     let prefix = prefix.trim_end_matches('/');
     path == prefix || prefix.is_empty() || path.starts_with(&format!("{prefix}/"))
-}
-
-/// Every process but ourselves, in pid order.
-fn all_pids() -> Vec<u32> {
-    let me = std::process::id();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let mut pids: Vec<u32> = dir
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| pid != me)
-        .collect();
-    pids.sort_unstable();
-    pids
 }
 
 #[cfg(test)]

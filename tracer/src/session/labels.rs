@@ -24,15 +24,15 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use procfs::ProcessCGroups;
+
+use super::target;
 use crate::model::records::Labels;
 
 impl Labels {
     /// The labels of process `pid`, read now. A process we cannot read has none.
     pub fn of_process(pid: u32) -> Labels {
-        let Ok(text) = fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
-            return Labels::default();
-        };
-        let Some(path) = cgroup_path(&text) else {
+        let Some(path) = cgroup_of(pid) else {
             return Labels::default();
         };
         let mut labels = Labels::from_cgroup_path(&path);
@@ -93,29 +93,27 @@ impl Labels {
     }
 }
 
-/// The path of the process's cgroup from the text of `/proc/PID/cgroup`: the cgroup v2
-/// line (`0::PATH`) unless it is `/` (a v1 or hybrid host, where the v2 hierarchy is
-/// unused), then the `name=systemd` hierarchy, then any other whose path is not `/`.
-pub fn cgroup_path(text: &str) -> Option<String> {
-    let mut lines: Vec<(&str, &str)> = Vec::new();
-    for line in text.lines() {
-        let mut f = line.splitn(3, ':');
-        let (Some(id), Some(controllers), Some(path)) = (f.next(), f.next(), f.next()) else {
-            continue;
-        };
-        let _ = id;
-        lines.push((controllers, path));
-    }
-    let pick = |want: &dyn Fn(&str) -> bool| {
-        lines
+/// The path of the cgroup of process `pid` ([`cgroup_path`]), or None when it cannot be
+/// read (it ended).
+pub fn cgroup_of(pid: u32) -> Option<String> {
+    cgroup_path(&target::cgroups(pid)?)
+}
+
+/// The path of the process's cgroup from its `/proc/PID/cgroup`: the cgroup v2 hierarchy
+/// (no controllers) unless its path is `/` (a v1 or hybrid host, where the v2 hierarchy
+/// is unused), then the `name=systemd` hierarchy, then any other whose path is not `/`.
+pub fn cgroup_path(cgroups: &ProcessCGroups) -> Option<String> {
+    let pick = |want: &dyn Fn(&[String]) -> bool| {
+        cgroups
+            .0
             .iter()
-            .find(|(c, p)| want(c) && *p != "/")
-            .map(|(_, p)| p.to_string())
+            .find(|g| want(&g.controllers) && g.pathname != "/")
+            .map(|g| g.pathname.clone())
     };
     pick(&|c| c.is_empty())
-        .or_else(|| pick(&|c| c == "name=systemd"))
+        .or_else(|| pick(&|c| matches!(c, [name] if name == "name=systemd")))
         .or_else(|| pick(&|_| true))
-        .or_else(|| lines.first().map(|(_, p)| p.to_string()))
+        .or_else(|| cgroups.0.first().map(|g| g.pathname.clone()))
 }
 
 /// The pod UID a kubepods cgroup component names: `pod<uid>` (cgroupfs driver) or

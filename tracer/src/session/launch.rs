@@ -194,13 +194,9 @@ mod tests {
     #[test]
     fn child_is_stopped_then_runs_to_completion() {
         let mut child = spawn_stopped(&["/bin/sh".into(), "-c".into(), "exit 7".into()]).unwrap();
-        let status = std::fs::read_to_string(format!("/proc/{}/stat", child.pid)).unwrap();
+        let stat = crate::session::target::stat(child.pid).unwrap();
         // 't' = stopped by a tracer.
-        assert_eq!(
-            crate::session::target::stat_state(&status),
-            Some('t'),
-            "{status}"
-        );
+        assert_eq!(stat.state, 't', "{stat:?}");
         child.resume().unwrap();
         let st = wait_exit(child.pid).unwrap();
         assert_eq!(exit_code(st), 7);

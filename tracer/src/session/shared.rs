@@ -192,9 +192,7 @@ impl State {
         }
         let display = self.binary.exe.display.clone();
         if let Some(prefix) = &self.cgroup {
-            let path = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
-                .ok()
-                .and_then(|t| labels::cgroup_path(&t));
+            let path = labels::cgroup_of(pid);
             let why = match path {
                 Some(p) if super::discovery::in_subtree(&p, prefix) => None,
                 // Outside: not ours, nothing to say.

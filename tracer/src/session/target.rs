@@ -1,7 +1,12 @@
 //! Facts about the traced process read from /proc: does it exist, what is it, a few words
-//! of its memory, and whether we are allowed to trace it.
+//! of its memory, and whether we are allowed to trace it. The procfs crate parses /proc's
+//! files; what it has nothing better for stays hand-made here: the identity of the `exe`
+//! link (a stat of it) and reads of the target's memory (pread on `/proc/PID/mem`).
 
 use std::{fs, io, os::unix::fs::FileExt, path::PathBuf};
+
+use procfs::process::{Stat, Status};
+use procfs::{FromRead, ProcessCGroups};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
@@ -11,16 +16,25 @@ pub enum TargetError {
     NotPrivileged { missing: String },
 }
 
+/// `/proc/PID/stat`, parsed by procfs (which copes with a command name that holds spaces
+/// and parentheses). Opened by path, one open and one read, not through a
+/// [`procfs::process::Process`] handle, which opens the directory first: a rescan reads it for every
+/// process seen so far.
+pub fn stat(pid: u32) -> procfs::ProcResult<Stat> {
+    Stat::from_file(format!("/proc/{pid}/stat"))
+}
+
+/// `/proc/PID/cgroup`: one entry per hierarchy, cgroup v2's with hierarchy 0 and no
+/// controllers. None when the process cannot be read (it ended).
+pub fn cgroups(pid: u32) -> Option<ProcessCGroups> {
+    ProcessCGroups::from_file(format!("/proc/{pid}/cgroup")).ok()
+}
+
 /// CPU time the process has used so far, user and system (uprobe traps are charged to
 /// the trapping thread as system time), from /proc/PID/stat.
 pub fn cpu_time(pid: u32) -> io::Result<std::time::Duration> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let field = |n: usize| -> io::Result<u64> {
-        stat_field(&stat, n)
-            .and_then(|f| f.parse().ok())
-            .ok_or_else(|| io::Error::other("malformed /proc/PID/stat"))
-    };
-    let ticks = field(14)? + field(15)?;
+    let stat = stat(pid).map_err(io::Error::other)?;
+    let ticks = stat.utime.saturating_add(stat.stime);
     let hz = crate::sys::clock_ticks_per_second().unwrap_or(100);
     Ok(std::time::Duration::from_nanos(
         ticks.saturating_mul(1_000_000_000) / hz,
@@ -29,24 +43,7 @@ pub fn cpu_time(pid: u32) -> io::Result<std::time::Duration> {
 
 /// Whether a process with this pid exists (and is not a zombie).
 pub fn exists(pid: u32) -> bool {
-    match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat_state(&stat) != Some('Z'),
-        Err(_) => false,
-    }
-}
-
-/// The state letter of a /proc/PID/stat line (after the parenthesised command name).
-pub fn stat_state(stat: &str) -> Option<char> {
-    stat_field(stat, 3)?.chars().next()
-}
-
-/// Field `n` (numbered from 1, as in proc(5)) of a /proc/PID/stat line, for `n` ≥ 3. The
-/// command name (field 2) may hold spaces and parentheses: fields are counted from after
-/// its last closing parenthesis, where field 3 (state) is the first. The one parser of
-/// these lines (tests use it too).
-pub fn stat_field(stat: &str, n: usize) -> Option<&str> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(n.checked_sub(3)?)
+    stat(pid).is_ok_and(|s| s.state != 'Z')
 }
 
 /// Fail unless the process exists.
@@ -134,26 +131,34 @@ pub fn file_identity(path: &std::path::Path) -> io::Result<(u64, u64)> {
     fs::metadata(path).map(|m| (m.dev(), m.ino()))
 }
 
-/// Every process (not thread) whose executable is the file with this device and inode,
-/// in pid order. Processes we may not inspect, zombies and ourselves are left out.
-pub fn pids_running(identity: (u64, u64)) -> Vec<u32> {
+/// Every process (not thread) but ourselves, in pid order.
+pub fn all_pids() -> Vec<u32> {
     let me = std::process::id();
-    let Ok(dir) = fs::read_dir("/proc") else {
+    let Ok(processes) = procfs::process::all_processes() else {
         return Vec::new();
     };
-    let mut pids: Vec<u32> = dir
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| pid != me && exe_identity(pid) == Some(identity))
+    // A process that ended since the directory was listed is an error here: left out.
+    let mut pids: Vec<u32> = processes
+        .filter_map(|p| u32::try_from(p.ok()?.pid).ok())
+        .filter(|&pid| pid != me)
         .collect();
     pids.sort_unstable();
     pids
 }
 
+/// Every process (not thread) whose executable is the file with this device and inode,
+/// in pid order. Processes we may not inspect, zombies and ourselves are left out.
+pub fn pids_running(identity: (u64, u64)) -> Vec<u32> {
+    all_pids()
+        .into_iter()
+        .filter(|&pid| exe_identity(pid) == Some(identity))
+        .collect()
+}
+
 /// When the process started (clock ticks after boot, /proc/PID/stat field 22): with the
 /// pid, names one process even after its pid is reused.
 pub fn start_time(pid: u32) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat_field(&stat, 22)?.parse().ok()
+    stat(pid).ok().map(|s| s.starttime)
 }
 
 /// Read `N` bytes of the target's memory at `addr`.
@@ -184,18 +189,17 @@ pub fn gomaxprocs(pid: u32, gomaxprocs_addr: Option<u64>) -> Option<u32> {
             }
         }
     }
+    // Read by hand, not through procfs's map of the environment: of a variable set twice,
+    // the runtime takes the first, a map keeps one of them.
     if let Ok(env) = fs::read(format!("/proc/{pid}/environ")) {
-        for var in env.split(|b| *b == 0) {
-            if let Some(v) = var.strip_prefix(b"GOMAXPROCS=") {
-                if let Some(n) = std::str::from_utf8(v)
-                    .ok()
-                    .and_then(|s| s.parse::<u32>().ok())
-                {
-                    if n > 0 {
-                        return Some(n);
-                    }
-                }
-            }
+        let first = env
+            .split(|b| *b == 0)
+            .find_map(|var| var.strip_prefix(b"GOMAXPROCS="));
+        if let Some(n) = first
+            .and_then(|v| std::str::from_utf8(v).ok()?.parse::<u32>().ok())
+            .filter(|&n| n > 0)
+        {
+            return Some(n);
         }
     }
     crate::sys::cpus_allowed(pid)
@@ -208,12 +212,7 @@ const CAP_BPF: u32 = 39;
 /// Check that this process may load BPF programs and attach uprobes: root, or CAP_BPF and
 /// CAP_PERFMON (CAP_SYS_ADMIN also does on every kernel).
 pub fn check_privileges() -> Result<(), TargetError> {
-    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let caps = status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        .unwrap_or(0);
+    let caps = Status::from_file("/proc/self/status").map_or(0, |s| s.capeff);
     let has = |c: u32| caps & (1u64 << c) != 0;
     if has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON)) {
         return Ok(());
@@ -266,13 +265,25 @@ pub fn drop_capabilities(keep_attach: bool) -> std::io::Result<u64> {
 mod tests {
     use super::*;
 
+    /// A /proc/PID/stat line as the kernel writes it, with the command name `comm`.
+    fn stat_line(comm: &str, state: char) -> String {
+        format!(
+            "12 ({comm}) {state} 1 12 12 0 -1 4194304 100 0 0 0 7 5 0 0 20 0 1 0 1293271 \
+             3133440 357 18446744073709551615 1 2 3 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 4 5 6 7 8 9 10 0\n"
+        )
+    }
+
     #[test]
-    fn state_parsing_survives_odd_command_names() {
-        assert_eq!(stat_state("12 (a) b) S 1 2"), Some('S'));
-        assert_eq!(stat_state("12 (x) Z 1"), Some('Z'));
-        assert_eq!(stat_state("garbage"), None);
-        assert_eq!(stat_field("12 (a) b) S 1 2", 5), Some("2"));
+    fn stat_parsing_survives_odd_command_names() {
+        // The fields read: state, utime and stime (14, 15), starttime (22).
+        let s = Stat::from_read(stat_line("a) b", 'S').as_bytes()).unwrap();
+        assert_eq!((s.comm.as_str(), s.state), ("a) b", 'S'));
+        assert_eq!((s.utime, s.stime, s.starttime), (7, 5, 1293271));
+        let s = Stat::from_read(stat_line("x) Z (y", 'Z').as_bytes()).unwrap();
+        assert_eq!(s.state, 'Z');
+        assert!(Stat::from_read("garbage".as_bytes()).is_err());
         assert!(cpu_time(std::process::id()).is_ok());
+        assert!(cpu_time(u32::MAX).is_err());
     }
 
     #[test]
@@ -298,6 +309,25 @@ mod tests {
     }
 
     #[test]
+    fn gomaxprocs_comes_from_the_environment() {
+        let Ok(mut child) = std::process::Command::new("sleep")
+            .arg("5")
+            .env("GOMAXPROCS", "3")
+            .spawn()
+        else {
+            return;
+        };
+        // The environment is readable once exec has replaced the forked image.
+        let seen = (0..100).find_map(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            gomaxprocs(child.id(), None).filter(|&n| n == 3)
+        });
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(seen, Some(3));
+    }
+
+    #[test]
     fn only_a_readable_new_executable_is_an_exec() {
         let me = exe_identity(std::process::id());
         assert!(me.is_some());
@@ -317,5 +347,14 @@ mod tests {
         assert!(exists(std::process::id()));
         assert!(check_exists(0).is_err());
         assert!(gomaxprocs(std::process::id(), None).is_some());
+        assert!(
+            stat(std::process::id()).is_ok_and(|s| u32::try_from(s.pid) == Ok(std::process::id()))
+        );
+        assert!(start_time(std::process::id()).is_some());
+        // The capabilities check reads CapEff from our status.
+        assert!(Status::from_file("/proc/self/status").is_ok());
+        let me = cgroups(std::process::id()).unwrap();
+        assert!(!me.0.is_empty());
+        assert!(cgroups(u32::MAX).is_none());
     }
 }

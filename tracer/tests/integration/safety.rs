@@ -17,10 +17,7 @@ use harness::{ChildGuard, GcTraceLine, Toolchain};
 
 /// The target's CPU time in the kernel (stime, clock ticks): uprobe traps are charged here.
 fn stime_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    tracer::session::target::stat_field(&stat, 15)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+    tracer::session::target::stat(pid).map_or(0, |s| s.stime)
 }
 
 fn start_workload(dir: &Path) -> ChildGuard {

@@ -96,13 +96,8 @@ fn number_after(screen: &str, word: &str) -> Option<f64> {
 
 /// utime + stime of a process, in clock ticks.
 fn cpu_ticks(pid: u32) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let field = |n| {
-        tracer::session::target::stat_field(&stat, n)?
-            .parse::<u64>()
-            .ok()
-    };
-    Some(field(14)? + field(15)?)
+    let stat = tracer::session::target::stat(pid).ok()?;
+    Some(stat.utime + stat.stime)
 }
 
 fn tracer_pid_of(target: u32) -> Option<u32> {

@@ -112,24 +112,33 @@ fn systemd_units_podman_and_plain_processes() {
     assert_eq!(labels("/docker/3f8b2c6d").container_id, None);
 }
 
+/// The path chosen from the text of a `/proc/PID/cgroup`, or None if it does not parse.
+fn path_in(text: &str) -> Option<String> {
+    use procfs::FromBufRead;
+    cgroup_path(&ProcessCGroups::from_buf_read(text.as_bytes()).ok()?)
+}
+
 #[test]
 fn the_cgroup_line_is_chosen_on_v1_v2_and_hybrid_hosts() {
     assert_eq!(
-        cgroup_path("0::/system.slice/a.service\n").as_deref(),
+        path_in("0::/system.slice/a.service\n").as_deref(),
         Some("/system.slice/a.service")
     );
     // Hybrid: the v2 hierarchy is unused, systemd's v1 one names the unit.
     let hybrid =
         "12:memory:/system.slice/b.service\n1:name=systemd:/system.slice/b.service\n0::/\n";
-    assert_eq!(
-        cgroup_path(hybrid).as_deref(),
-        Some("/system.slice/b.service")
-    );
+    assert_eq!(path_in(hybrid).as_deref(), Some("/system.slice/b.service"));
+    // systemd's hierarchy before other controllers, whatever their order.
+    let named = "4:memory:/a\n1:name=systemd:/b.service\n0::/\n";
+    assert_eq!(path_in(named).as_deref(), Some("/b.service"));
     // This machine's shape: only one v1 controller is not at /.
     let v1 = "9:name=systemd:/\n4:memory:/process_api/38f9\n0::/\n";
-    assert_eq!(cgroup_path(v1).as_deref(), Some("/process_api/38f9"));
-    assert_eq!(cgroup_path("0::/\n").as_deref(), Some("/"));
-    assert_eq!(cgroup_path("garbage"), None);
+    assert_eq!(path_in(v1).as_deref(), Some("/process_api/38f9"));
+    assert_eq!(path_in("0::/\n").as_deref(), Some("/"));
+    // A path may hold colons: only the first two separate fields.
+    assert_eq!(path_in("0::/a:b\n").as_deref(), Some("/a:b"));
+    assert_eq!(path_in("garbage"), None);
+    assert_eq!(path_in(""), None);
 }
 
 fn write(root: &Path, rel: &str, text: &str) {
