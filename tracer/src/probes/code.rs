@@ -6,7 +6,9 @@
 
 use iced_x86::{Code, Instruction, Mnemonic, OpKind, Register};
 
-use crate::binary::image::{arm64_regs as arm64, x86};
+use yaxpeax_arm::armv8::a64::{Opcode, Operand};
+
+use crate::binary::image::{arm64, arm64_regs, x86};
 use crate::binary::{Arch, Function, GoBinary};
 
 /// Decoded instructions of `f` (amd64), or `None` if the bytes cannot be read or decoded.
@@ -20,28 +22,16 @@ fn arm64_words(bin: &GoBinary, f: &Function) -> Option<Vec<(u64, u32)>> {
     if !f.address.is_multiple_of(4) || !bytes.len().is_multiple_of(4) {
         return None;
     }
-    Some(
-        bytes
-            .chunks_exact(4)
-            .enumerate()
-            .map(|(i, w)| {
-                (
-                    f.address + 4 * i as u64,
-                    u32::from_le_bytes([w[0], w[1], w[2], w[3]]),
-                )
-            })
-            .collect(),
-    )
+    Some(arm64::words(bytes, f.address).collect())
 }
 
-/// arm64 `BL imm26`: its target.
+/// arm64 `BL label`: its target.
 fn arm64_bl_target(addr: u64, word: u32) -> Option<u64> {
-    if word & 0xfc00_0000 != 0x9400_0000 {
-        return None;
+    let i = arm64::decode(word).filter(|i| i.opcode == Opcode::BL)?;
+    match i.operands[0] {
+        Operand::PCOffset(off) => Some(addr.wrapping_add(off as u64)),
+        _ => None,
     }
-    // Sign-extend the 26-bit word offset.
-    let imm = (((word & 0x03ff_ffff) << 6) as i32 >> 6) as i64 * 4;
-    Some(addr.wrapping_add(imm as u64))
 }
 
 /// Addresses of the call instructions in `f` whose target is `callee`.
@@ -150,9 +140,11 @@ pub fn arg_home(bin: &GoBinary, f: &Function, arg: usize) -> Option<i64> {
                 if arm64_bl_target(*addr, *w).is_some() {
                     return None;
                 }
-                // STR (immediate, unsigned offset), 64-bit: 1111 1001 00 imm12 Rn Rt.
-                if w & 0xffc0_0000 == 0xf900_0000 && (w >> 5) & 31 == 31 && w & 31 == arg {
-                    return Some(i64::from((w >> 10) & 0xfff) * 8 + 8);
+                // STR Xarg, [SP, #off] (unsigned offset).
+                if let Some((_, _, off)) = arm64_regs::str_x_imm(*w)
+                    .filter(|(rt, rn, _)| *rn == 31 && u32::from(*rt) == arg)
+                {
+                    return i64::try_from(off).ok()?.checked_add(8);
                 }
             }
             None
@@ -164,11 +156,11 @@ pub fn arg_home(bin: &GoBinary, f: &Function, arg: usize) -> Option<i64> {
 /// `stopTheWorldContext = stopTheWorldWithSema(reason)` in `stopTheWorld`'s closure, the
 /// address of `runtime.stopTheWorldContext` (a stripped binary has no symbol for it).
 /// amd64: a RIP-relative `MOVB AL`; arm64: `ADRP` + `MOVB R0, lo12(R27)`
-/// ([`arm64::byte_global_stored_after_call`]). `None` when the shape differs.
+/// ([`arm64_regs::byte_global_stored_after_call`]). `None` when the shape differs.
 pub fn global_stored_after_call(bin: &GoBinary, f: &Function, callee: &Function) -> Option<u64> {
     if bin.arch() == Arch::Aarch64 {
         let code = bin.code_bytes(f).ok()?;
-        return arm64::byte_global_stored_after_call(code, f.address, callee.address);
+        return arm64_regs::byte_global_stored_after_call(code, f.address, callee.address);
     }
     let code = x86_instructions(bin, f)?;
     let call = code.iter().position(|i| {
@@ -239,17 +231,17 @@ fn preemptoff_from_arm64(bin: &GoBinary, stop_the_world: &Function) -> Option<(u
         .enumerate()
         .skip(fp + 1)
         .find_map(|(i, (_, w))| {
-            arm64::ldr_x_imm(*w)
+            arm64_regs::ldr_x_imm(*w)
                 .filter(|(_, rn, _)| *rn == G)
                 .map(|(rt, _, off)| (i, (rt, off)))
         })?;
     let mut stores = Vec::new();
     let mut adds = Vec::new();
     for (_, w) in words.iter().skip(load + 1).take(12) {
-        if let Some((_, _, off)) = arm64::str_x_imm(*w).filter(|(_, rn, _)| *rn == m) {
+        if let Some((_, _, off)) = arm64_regs::str_x_imm(*w).filter(|(_, rn, _)| *rn == m) {
             stores.push(off);
         }
-        if let Some((_, _, imm)) = arm64::add_x_imm(*w).filter(|(_, rn, _)| *rn == m) {
+        if let Some((_, _, imm)) = arm64_regs::add_x_imm(*w).filter(|(_, rn, _)| *rn == m) {
             adds.push(imm);
         }
     }

@@ -56,7 +56,7 @@ fn receivers_x86(bin: &GoBinary, f: &Function, calls_method: &dyn Fn(u64) -> boo
 }
 
 /// `ADRP R0; ADD $lo, R0, R0`, then within a few instructions a `BL`, with R0 neither
-/// overwritten, moved into, nor given another address in between.
+/// overwritten, moved into, nor given another address in between, and no jump away.
 fn receivers_arm64(bin: &GoBinary, f: &Function, calls_method: &dyn Fn(u64) -> bool) -> Vec<u64> {
     const WINDOW: usize = 6;
     let ev = instructions::events(bin, f);
@@ -74,6 +74,7 @@ fn receivers_arm64(bin: &GoBinary, f: &Function, calls_method: &dyn Fn(u64) -> b
             matches!(
                 n,
                 Event::Call { .. }
+                    | Event::Jump { .. }
                     | Event::Clobber { rd: 0, .. }
                     | Event::Move { rd: 0, .. }
                     | Event::Access(Access {

@@ -1,14 +1,20 @@
-//! The few arm64 (A64) instruction forms the Go compiler uses to address runtime
-//! globals, decoded by hand into absolute addresses.
+//! Absolute addresses of runtime globals in arm64 (A64) code, from the instructions the
+//! `yaxpeax-arm` crate decodes, and the register tracking that ties them together.
 //!
 //! arm64 has no PC-relative loads of arbitrary reach: Go builds the address of a global
 //! `sym+off` with `ADRP Rt, page(sym+off)` followed by `ADD $lo12, Rt, Rd` (address
 //! taken) or a load/store with `lo12` as its immediate offset (`MOVD lo12(R27), R1`),
-//! always adjacent or within a few instructions. [`accesses`] tracks registers that hold a
+//! always adjacent or within a few instructions. [`events`] tracks registers that hold a
 //! known page or address for a short window and reports every memory operand (and address
-//! computation) whose absolute target follows. Anything not understood that writes a
+//! computation) whose absolute target follows. The decoding is the crate's; what is ours
+//! is that tracking, which a decoder cannot know: anything not understood that writes a
 //! register forgets that register, so a stale value is never used; a call forgets all.
-//! Instructions are fixed 4-byte little-endian words, so a linear scan never desyncs.
+//! Instructions are fixed 4-byte little-endian words, so a linear scan never desyncs, and
+//! a word that does not decode (data in a literal pool after a function's last branch)
+//! is skipped after forgetting everything.
+
+use yaxpeax_arch::{Decoder, U8Reader};
+use yaxpeax_arm::armv8::a64::{InstDecoder, Instruction, Opcode, Operand, SIMDSizeCode, SizeCode};
 
 /// How a global is touched by one instruction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,8 +25,9 @@ pub enum Kind {
     Load { size: u8, rt: u8, fp: bool },
     /// A store of `size` bytes.
     Store { size: u8 },
-    /// A load-acquire / store-release / exclusive / LSE atomic on the address; `rt` is
-    /// the register a load-acquire writes.
+    /// A load-acquire / store-release / exclusive / LSE atomic (or CAS) on the address;
+    /// `rt` is the register a load-acquire or exclusive load fills from it (a
+    /// read-modify-write counts as a store).
     Atomic {
         size: u8,
         store: bool,
@@ -42,10 +49,16 @@ pub struct Access {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Event {
     Access(Access),
-    /// `BL target`.
+    /// `BL target`, or `BLR Rn` with target 0 (an indirect call has no static target;
+    /// x86-64's report theirs the same way).
     Call {
         pc: u64,
         target: u64,
+    },
+    /// `B`, `BR` or `RET`: the next instruction is not reached from this one (a value
+    /// seen before it says nothing after it).
+    Jump {
+        pc: u64,
     },
     /// Any other instruction that writes general register `rd` (its value is unknown).
     Clobber {
@@ -71,82 +84,140 @@ pub enum Event {
 /// pair adjacently; a receiver `ADD` may precede its `BL` by a few argument moves.
 const WINDOW: u64 = 8;
 
-/// Sign-extends the low `bits` of `v`.
-fn sext(v: u64, bits: u32) -> i64 {
-    let shift = 64 - bits;
-    ((v << shift) as i64) >> shift
+/// One word decoded, or `None` when it is no A64 instruction `yaxpeax-arm` knows (data in
+/// a literal pool, SVE, which Go does not emit).
+pub(crate) fn decode(word: u32) -> Option<Instruction> {
+    let bytes = word.to_le_bytes();
+    InstDecoder::default()
+        .decode(&mut U8Reader::new(&bytes))
+        .ok()
+}
+
+/// The words of `code` (bytes at link-time address `base`) with their addresses; a
+/// trailing partial word is left out.
+pub(crate) fn words(code: &[u8], base: u64) -> impl Iterator<Item = (u64, u32)> + '_ {
+    code.chunks_exact(4).zip(0u64..).map(move |(w, i)| {
+        (
+            base.wrapping_add(4 * i),
+            u32::from_le_bytes([w[0], w[1], w[2], w[3]]),
+        )
+    })
+}
+
+/// A general-purpose register operand's number (31 is XZR or SP, as the operand says).
+fn gpr(op: &Operand) -> Option<u8> {
+    match *op {
+        Operand::Register(_, r) | Operand::RegisterOrSP(_, r) => u8::try_from(r).ok(),
+        _ => None,
+    }
+}
+
+/// A 64-bit general register (`Xn`, or `SP` where the form allows it).
+fn x_reg(op: &Operand) -> Option<u8> {
+    match *op {
+        Operand::Register(SizeCode::X, r) | Operand::RegisterOrSP(SizeCode::X, r) => {
+            u8::try_from(r).ok()
+        }
+        _ => None,
+    }
+}
+
+/// `[Rn, #off]` without writeback (unsigned-offset and signed-offset forms; the exclusive,
+/// ordered and atomic forms with offset 0): `(rn, off)`.
+pub(crate) fn base_offset(op: &Operand) -> Option<(u8, i64)> {
+    match *op {
+        Operand::RegPreIndex(rn, off, false) => Some((u8::try_from(rn).ok()?, i64::from(off))),
+        _ => None,
+    }
+}
+
+/// The registers `ADRP`/`ADD` tracking believes, each with the instruction index it was
+/// set at. Register numbers come from the decoder; any out of range is simply not held.
+struct Known([Option<(u64, u64)>; 32]);
+
+impl Known {
+    fn set(&mut self, r: u8, value: Option<(u64, u64)>) {
+        if let Some(slot) = self.0.get_mut(usize::from(r)) {
+            *slot = value;
+        }
+    }
+
+    /// `r`'s value if it was set within the window before instruction `idx`.
+    fn get(&self, r: u8, idx: u64) -> Option<u64> {
+        self.0
+            .get(usize::from(r))
+            .copied()
+            .flatten()
+            .filter(|(_, at)| idx - at <= WINDOW)
+            .map(|(v, _)| v)
+    }
+
+    fn forget_all(&mut self) {
+        self.0 = [None; 32];
+    }
 }
 
 /// Decodes `code` (the bytes of a function at link-time address `base`) into events.
 pub fn events(code: &[u8], base: u64) -> Vec<Event> {
-    // Register -> (known value, instruction index it was set at).
-    let mut known: [Option<(u64, u64)>; 32] = [None; 32];
+    let mut known = Known([None; 32]);
     let mut out = Vec::new();
-    for (i, word) in code.chunks_exact(4).enumerate() {
-        let idx = i as u64;
-        let pc = base + 4 * idx;
-        let w = u32::from_le_bytes([word[0], word[1], word[2], word[3]]);
-        let rd = (w & 31) as u8;
-        let rn = ((w >> 5) & 31) as u8;
-        let value = |r: u8, known: &[Option<(u64, u64)>; 32]| -> Option<u64> {
-            known
-                .get(usize::from(r))
-                .copied()
-                .flatten()
-                .filter(|(_, at)| idx - at <= WINDOW)
-                .map(|(v, _)| v)
+    for ((pc, word), idx) in words(code, base).zip(0u64..) {
+        let Some(insn) = decode(word) else {
+            known.forget_all();
+            continue;
         };
-        match decode(w, pc) {
-            Insn::Adrp { page } => {
-                known[usize::from(rd)] = Some((page, idx));
-            }
-            Insn::AddImm { imm } => {
-                match value(rn, &known) {
-                    Some(v) => {
-                        let addr = v.wrapping_add(imm);
-                        known[usize::from(rd)] = Some((addr, idx));
-                        out.push(Event::Access(Access {
-                            pc,
-                            target: addr,
-                            kind: Kind::AddrOf { rd },
-                        }));
-                    }
-                    None => known[usize::from(rd)] = None,
+        match classify(&insn, pc) {
+            Insn::Adrp { rd, page } => known.set(rd, Some((page, idx))),
+            Insn::AddImm { rd, rn, imm } => match known.get(rn, idx) {
+                Some(v) => {
+                    let addr = v.wrapping_add(imm);
+                    known.set(rd, Some((addr, idx)));
+                    out.push(Event::Access(Access {
+                        pc,
+                        target: addr,
+                        kind: Kind::AddrOf { rd },
+                    }));
                 }
-                continue;
-            }
+                None => {
+                    known.set(rd, None);
+                    out.push(Event::Clobber { pc, rd });
+                }
+            },
             Insn::Mem {
+                rt,
+                rt2,
+                rn,
                 offset,
                 size,
                 load,
                 fp,
-                rt2,
             } => {
-                if let Some(v) = value(rn, &known) {
+                if let Some(v) = known.get(rn, idx) {
                     let target = v.wrapping_add(offset);
-                    let kind = if load {
-                        Kind::Load { size, rt: rd, fp }
-                    } else {
-                        Kind::Store { size }
-                    };
-                    out.push(Event::Access(Access { pc, target, kind }));
-                    if let Some(r2) = rt2 {
-                        let kind = if load {
-                            Kind::Load { size, rt: r2, fp }
+                    let kind = |rt| {
+                        if load {
+                            Kind::Load { size, rt, fp }
                         } else {
                             Kind::Store { size }
-                        };
+                        }
+                    };
+                    out.push(Event::Access(Access {
+                        pc,
+                        target,
+                        kind: kind(rt),
+                    }));
+                    if let Some(r2) = rt2 {
                         out.push(Event::Access(Access {
                             pc,
                             target: target.wrapping_add(u64::from(size)),
-                            kind,
+                            kind: kind(r2),
                         }));
                     }
                 } else if rn == 31 && !fp {
                     out.push(Event::Stack {
                         pc,
                         offset,
-                        rt: rd,
+                        rt,
                         load,
                     });
                     if let Some(r2) = rt2 {
@@ -159,210 +230,341 @@ pub fn events(code: &[u8], base: u64) -> Vec<Event> {
                     }
                 }
                 if load && !fp {
-                    known[usize::from(rd)] = None;
-                    out.push(Event::Clobber { pc, rd });
+                    for r in std::iter::once(rt).chain(rt2) {
+                        known.set(r, None);
+                        out.push(Event::Clobber { pc, rd: r });
+                    }
                 }
-                if let Some(r2) = rt2.filter(|_| load && !fp) {
-                    known[usize::from(r2)] = None;
-                    out.push(Event::Clobber { pc, rd: r2 });
-                }
-                continue;
             }
             Insn::Atomic {
+                rn,
                 size,
                 store,
+                rt,
                 writes,
             } => {
-                if let Some(v) = value(rn, &known) {
+                if let Some(v) = known.get(rn, idx) {
                     out.push(Event::Access(Access {
                         pc,
                         target: v,
-                        kind: Kind::Atomic {
-                            size,
-                            store,
-                            rt: writes.filter(|_| !store),
-                        },
+                        kind: Kind::Atomic { size, store, rt },
                     }));
                 }
-                if let Some(r) = writes {
-                    known[usize::from(r)] = None;
+                for r in writes.into_iter().flatten() {
+                    known.set(r, None);
                     out.push(Event::Clobber { pc, rd: r });
                 }
-                continue;
             }
-            Insn::Move { rs } => {
-                known[usize::from(rd)] = None;
+            Insn::Move { rd, rs } => {
+                known.set(rd, None);
                 out.push(Event::Move { pc, rd, rs });
-                continue;
             }
-            Insn::Bl { target } => {
-                known = [None; 32];
+            Insn::Call { target } => {
+                known.forget_all();
                 out.push(Event::Call { pc, target });
-                continue;
             }
-            Insn::Other => {
-                // Conservative: most A64 forms write bits 0..4. Stores and compares do
-                // not, and forgetting their register only loses evidence.
-                known[usize::from(rd)] = None;
-                out.push(Event::Clobber { pc, rd });
-                continue;
+            Insn::Jump => {
+                known.forget_all();
+                out.push(Event::Jump { pc });
+            }
+            Insn::Other { writes } => {
+                for r in writes.into_iter().flatten() {
+                    known.set(r, None);
+                    out.push(Event::Clobber { pc, rd: r });
+                }
             }
         }
     }
     out
 }
 
-/// The instruction forms understood.
+/// The registers one instruction writes (at most: a pair and a writeback base).
+type Writes = [Option<u8>; 3];
+
+/// The instruction forms understood, with their registers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Insn {
     Adrp {
+        rd: u8,
         page: u64,
     },
     /// `ADD Xd, Xn, #imm` (64-bit, optionally shifted by 12).
     AddImm {
+        rd: u8,
+        rn: u8,
         imm: u64,
     },
     /// LDR/STR (unsigned immediate) and LDP/STP (signed offset), GPR or FP.
     Mem {
+        rt: u8,
+        /// The second register of a pair.
+        rt2: Option<u8>,
+        rn: u8,
         offset: u64,
         size: u8,
         load: bool,
         fp: bool,
-        /// The second register of a pair.
-        rt2: Option<u8>,
     },
-    /// LDAR/STLR, LDAXR/STLXR and LSE atomics: address in Rn, no offset.
+    /// LDAR/STLR, LDAXR/STLXR, CAS and LSE atomics: address in Rn, no offset.
     Atomic {
+        rn: u8,
         size: u8,
         store: bool,
-        /// The register it writes, if any.
-        writes: Option<u8>,
+        /// The register a load-acquire (or exclusive load) fills from the address.
+        rt: Option<u8>,
+        writes: Writes,
     },
-    Bl {
+    /// `BL target`, or `BLR Rn` with target 0 (an indirect call, as x86-64's have).
+    Call {
         target: u64,
     },
+    /// `B`, `BR`, `RET`: no fall-through.
+    Jump,
     /// `ORR Rd, ZR, Rs` (register move) or `UBFM` as `LSR $n, Rs, Rd`.
     Move {
+        rd: u8,
         rs: u8,
     },
-    Other,
+    /// Anything else, and the general registers it writes.
+    Other {
+        writes: Writes,
+    },
 }
 
-fn decode(w: u32, pc: u64) -> Insn {
-    let rd = (w & 31) as u8;
-    if w & 0x9F00_0000 == 0x9000_0000 {
-        // ADRP: immhi (bits 5..23), immlo (29..30), in 4 KiB pages.
-        let immlo = u64::from((w >> 29) & 3);
-        let immhi = u64::from((w >> 5) & 0x7_FFFF);
-        let imm = sext((immhi << 2 | immlo) << 12, 33);
-        return Insn::Adrp {
-            page: (pc & !0xFFF).wrapping_add(imm as u64),
-        };
+/// Bytes an access of `op`'s width moves: `Wn` 4, `Xn` 8, `Bn`..`Qn` 1..16.
+fn width(op: &Operand) -> Option<u8> {
+    Some(match *op {
+        Operand::Register(SizeCode::W, _) => 4,
+        Operand::Register(SizeCode::X, _) => 8,
+        Operand::SIMDRegister(SIMDSizeCode::B, _) => 1,
+        Operand::SIMDRegister(SIMDSizeCode::H, _) => 2,
+        Operand::SIMDRegister(SIMDSizeCode::S, _) => 4,
+        Operand::SIMDRegister(SIMDSizeCode::D, _) => 8,
+        Operand::SIMDRegister(SIMDSizeCode::Q, _) => 16,
+        _ => return None,
+    })
+}
+
+/// A floating-point/SIMD scalar register operand (`Bn`..`Qn`).
+fn fp_reg(op: &Operand) -> Option<u8> {
+    match *op {
+        Operand::SIMDRegister(_, r) => u8::try_from(r).ok(),
+        _ => None,
     }
-    if w & 0xFF80_0000 == 0x9100_0000 {
-        // ADD (immediate), 64-bit, sh = bit 22.
-        let imm12 = u64::from((w >> 10) & 0xFFF);
-        let sh = (w >> 22) & 1;
-        return Insn::AddImm {
-            imm: if sh == 1 { imm12 << 12 } else { imm12 },
-        };
+}
+
+/// A register an LDR/STR/LDP/STP transfers: `(number, fp)`.
+fn transfer_reg(op: &Operand) -> Option<(u8, bool)> {
+    gpr(op)
+        .map(|r| (r, false))
+        .or_else(|| fp_reg(op).map(|r| (r, true)))
+}
+
+fn classify(i: &Instruction, pc: u64) -> Insn {
+    let ops = &i.operands;
+    let form = match i.opcode {
+        Opcode::ADRP => adrp(ops, pc),
+        Opcode::ADD => add_x_imm(i).map(|(rd, rn, imm)| Insn::AddImm { rd, rn, imm }),
+        Opcode::ORR => mov(ops),
+        Opcode::UBFM => lsr(ops),
+        Opcode::BL => match ops[0] {
+            Operand::PCOffset(off) => Some(Insn::Call {
+                target: pc.wrapping_add(off as u64),
+            }),
+            _ => None,
+        },
+        Opcode::BLR => Some(Insn::Call { target: 0 }),
+        Opcode::B | Opcode::BR | Opcode::RET => Some(Insn::Jump),
+        op => mem(op, ops).or_else(|| atomic(op, ops)),
+    };
+    form.unwrap_or_else(|| Insn::Other { writes: writes(i) })
+}
+
+fn adrp(ops: &[Operand; 4], pc: u64) -> Option<Insn> {
+    match (gpr(&ops[0]), ops[1]) {
+        // The offset is in bytes, a multiple of 4 KiB, from the instruction's own page.
+        (Some(rd), Operand::PCOffset(off)) => Some(Insn::Adrp {
+            rd,
+            page: (pc & !0xFFF).wrapping_add(off as u64),
+        }),
+        _ => None,
     }
-    if w & 0x7FE0_FFE0 == 0x2A00_03E0 {
-        // ORR (shifted register) with XZR/WZR and no shift: MOV.
-        return Insn::Move {
-            rs: ((w >> 16) & 31) as u8,
-        };
+}
+
+/// `ADD Xd, Xn, #imm` (64-bit, immediate, optionally shifted by 12): `(rd, rn, imm)`.
+pub(crate) fn add_x_imm(i: &Instruction) -> Option<(u8, u8, u64)> {
+    if i.opcode != Opcode::ADD {
+        return None;
     }
-    if w & 0xFFC0_FC00 == 0xD340_FC00 || w & 0xFFC0_FC00 == 0x5300_7C00 {
-        // UBFM with imms = 63 (31): LSR by immediate.
-        return Insn::Move {
-            rs: ((w >> 5) & 31) as u8,
-        };
+    let imm = match i.operands[2] {
+        Operand::Immediate(imm) => u64::from(imm),
+        Operand::ImmShift(imm, shift) => u64::from(imm).checked_shl(u32::from(shift))?,
+        _ => return None,
+    };
+    Some((x_reg(&i.operands[0])?, x_reg(&i.operands[1])?, imm))
+}
+
+/// `MOV Rd, Rs`: `ORR Rd, ZR, Rs` unshifted.
+fn mov(ops: &[Operand; 4]) -> Option<Insn> {
+    let rs = match ops[2] {
+        Operand::RegShift(_, 0, _, rs) => u8::try_from(rs).ok()?,
+        Operand::Register(_, rs) => u8::try_from(rs).ok()?,
+        _ => return None,
+    };
+    match (ops[0], ops[1]) {
+        (Operand::Register(_, rd), Operand::Register(_, 31)) => Some(Insn::Move {
+            rd: u8::try_from(rd).ok()?,
+            rs,
+        }),
+        _ => None,
     }
-    if w & 0xFC00_0000 == 0x9400_0000 {
-        let imm = sext(u64::from(w & 0x03FF_FFFF), 26) * 4;
-        return Insn::Bl {
-            target: pc.wrapping_add(imm as u64),
-        };
-    }
-    if w & 0x3B00_0000 == 0x3900_0000 {
-        // Load/store register (unsigned immediate): size(31..30) 111 V(26) 01 opc(23..22).
-        let size_bits = (w >> 30) & 3;
-        let fp = (w >> 26) & 1 == 1;
-        let opc = (w >> 22) & 3;
-        let (scale, load) = if fp {
-            // opc 1x with size 00 is the 128-bit form.
-            match (size_bits, opc) {
-                (0, 2) => (4, false),
-                (0, 3) => (4, true),
-                (s, o) => (s, o & 1 == 1),
-            }
-        } else {
-            (size_bits, opc != 0)
-        };
-        if !fp && size_bits == 3 && opc == 2 {
-            // PRFM: no access.
-            return Insn::Other;
+}
+
+/// `LSR $n, Rs, Rd`: `UBFM` to the register's top bit (`imms` 63, or 31 for `Wd`).
+fn lsr(ops: &[Operand; 4]) -> Option<Insn> {
+    let top = match ops[0] {
+        Operand::Register(SizeCode::X, _) => 63,
+        Operand::Register(SizeCode::W, _) => 31,
+        _ => return None,
+    };
+    (ops[3] == Operand::Immediate(top)).then_some(Insn::Move {
+        rd: gpr(&ops[0])?,
+        rs: gpr(&ops[1])?,
+    })
+}
+
+/// LDR/STR with an unsigned immediate offset and LDP/STP with a signed one (yaxpeax-arm's
+/// `[Rn, #off]` without writeback; the unscaled `LDUR`/`STUR` are opcodes of their own).
+fn mem(op: Opcode, ops: &[Operand; 4]) -> Option<Insn> {
+    // (load, fixed size or the register's width, pair)
+    let (load, fixed, pair) = match op {
+        Opcode::LDR => (true, None, false),
+        Opcode::STR => (false, None, false),
+        Opcode::LDRB | Opcode::LDRSB => (true, Some(1), false),
+        Opcode::STRB => (false, Some(1), false),
+        Opcode::LDRH | Opcode::LDRSH => (true, Some(2), false),
+        Opcode::STRH => (false, Some(2), false),
+        Opcode::LDRSW => (true, Some(4), false),
+        Opcode::LDP => (true, None, true),
+        Opcode::STP => (false, None, true),
+        Opcode::LDPSW => (true, Some(4), true),
+        _ => return None,
+    };
+    let (rt, fp) = transfer_reg(&ops[0])?;
+    let (rt2, addr) = if pair {
+        (Some(transfer_reg(&ops[1])?.0), &ops[2])
+    } else {
+        (None, &ops[1])
+    };
+    let (rn, offset) = base_offset(addr)?;
+    Some(Insn::Mem {
+        rt,
+        rt2,
+        rn,
+        offset: offset as u64,
+        size: fixed.or_else(|| width(&ops[0]))?,
+        load,
+        fp,
+    })
+}
+
+/// How an exclusive, ordered or atomic instruction uses its registers.
+#[derive(Clone, Copy)]
+enum AtomicForm {
+    /// `LDAR Rt, [Rn]`, `LDAXR Rt, [Rn]`, `LDAXP Rt, Rt2, [Rn]`: fills Rt (and Rt2).
+    Load,
+    /// `STLR Rt, [Rn]`: writes no register.
+    Store,
+    /// `STLXR Ws, Rt, [Rn]`: writes the status Ws.
+    StoreExclusive,
+    /// `LDADD Rs, Rt, [Rn]`, `SWP`: writes the old value to Rt.
+    ReadModifyWrite,
+    /// `CAS Rs, Rt, [Rn]`: writes the old value to Rs.
+    CompareAndSwap,
+}
+
+fn atomic(op: Opcode, ops: &[Operand; 4]) -> Option<Insn> {
+    use AtomicForm::*;
+    #[rustfmt::skip]
+    let (form, fixed): (AtomicForm, Option<u8>) = match op {
+        Opcode::LDAR | Opcode::LDAXR | Opcode::LDXR | Opcode::LDLAR | Opcode::LDAPR
+        | Opcode::LDAXP | Opcode::LDXP => (Load, None),
+        Opcode::LDARB | Opcode::LDAXRB | Opcode::LDXRB | Opcode::LDLARB | Opcode::LDAPRB => {
+            (Load, Some(1))
         }
-        let imm12 = u64::from((w >> 10) & 0xFFF);
-        return Insn::Mem {
-            offset: imm12 << scale,
-            size: 1 << scale,
-            load,
-            fp,
-            rt2: None,
-        };
-    }
-    if w & 0x3A00_0000 == 0x2800_0000 && (w >> 23) & 3 == 2 {
-        // Load/store pair, signed offset: opc(31..30) 101 V 010 L imm7 Rt2 Rn Rt.
-        let opc = (w >> 30) & 3;
-        let fp = (w >> 26) & 1 == 1;
-        let load = (w >> 22) & 1 == 1;
-        let scale = if fp {
-            2 + opc
-        } else if opc == 2 {
-            3
-        } else {
-            2
-        };
-        let imm7 = sext(u64::from((w >> 15) & 0x7F), 7) << scale;
-        return Insn::Mem {
-            offset: imm7 as u64,
-            size: 1 << scale,
-            load,
-            fp,
-            rt2: Some(((w >> 10) & 31) as u8),
-        };
-    }
-    if w & 0x3F00_0000 == 0x0800_0000 {
-        // Load/store exclusive and ordered (LDAR, STLR, LDAXR, STLXR, ...):
-        // size(31..30) 001000 o2 L o1 Rs o0 Rt2 Rn Rt.
-        let size = 1u8 << ((w >> 30) & 3);
-        let load = (w >> 22) & 1 == 1;
-        let exclusive = (w >> 23) & 1 == 0;
-        let writes = if load {
-            Some(rd)
-        } else if exclusive {
-            Some(((w >> 16) & 31) as u8) // status register Ws
-        } else {
-            None
-        };
-        return Insn::Atomic {
-            size,
-            store: !load,
-            writes,
-        };
-    }
-    if w & 0x3F20_0C00 == 0x3820_0000 {
-        // LSE atomic memory operations (LDADD, SWP, ...): size 111 0 00 A R 1 Rs o3 opc 00.
-        let size = 1u8 << ((w >> 30) & 3);
-        return Insn::Atomic {
-            size,
-            store: true,
-            writes: Some(rd),
-        };
-    }
-    Insn::Other
+        Opcode::LDARH | Opcode::LDAXRH | Opcode::LDXRH | Opcode::LDLARH | Opcode::LDAPRH => {
+            (Load, Some(2))
+        }
+        Opcode::STLR | Opcode::STLLR => (Store, None),
+        Opcode::STLRB | Opcode::STLLRB => (Store, Some(1)),
+        Opcode::STLRH | Opcode::STLLRH => (Store, Some(2)),
+        Opcode::STLXR | Opcode::STXR | Opcode::STLXP | Opcode::STXP => (StoreExclusive, None),
+        Opcode::STLXRB | Opcode::STXRB => (StoreExclusive, Some(1)),
+        Opcode::STLXRH | Opcode::STXRH => (StoreExclusive, Some(2)),
+        Opcode::SWP(_) | Opcode::LDADD(_) | Opcode::LDCLR(_) | Opcode::LDEOR(_)
+        | Opcode::LDSET(_) | Opcode::LDSMAX(_) | Opcode::LDSMIN(_) | Opcode::LDUMAX(_)
+        | Opcode::LDUMIN(_) => (ReadModifyWrite, None),
+        Opcode::SWPB(_) | Opcode::LDADDB(_) | Opcode::LDCLRB(_) | Opcode::LDEORB(_)
+        | Opcode::LDSETB(_) | Opcode::LDSMAXB(_) | Opcode::LDSMINB(_) | Opcode::LDUMAXB(_)
+        | Opcode::LDUMINB(_) => (ReadModifyWrite, Some(1)),
+        Opcode::SWPH(_) | Opcode::LDADDH(_) | Opcode::LDCLRH(_) | Opcode::LDEORH(_)
+        | Opcode::LDSETH(_) | Opcode::LDSMAXH(_) | Opcode::LDSMINH(_) | Opcode::LDUMAXH(_)
+        | Opcode::LDUMINH(_) => (ReadModifyWrite, Some(2)),
+        Opcode::CAS(_) => (CompareAndSwap, None),
+        Opcode::CASB(_) => (CompareAndSwap, Some(1)),
+        Opcode::CASH(_) => (CompareAndSwap, Some(2)),
+        _ => return None,
+    };
+    // The registers before the address, in order; the last one's width is the data's.
+    let at = ops.iter().position(|o| base_offset(o).is_some())?;
+    let (rn, _) = base_offset(&ops[at])?;
+    let size = fixed.or_else(|| ops[..at].last().and_then(width))?;
+    let mut regs = ops[..at].iter().filter_map(gpr);
+    let (first, second) = (regs.next(), regs.next());
+    let (store, rt, writes) = match form {
+        Load => (false, first, [first, second, None]),
+        Store => (true, None, [None; 3]),
+        StoreExclusive | CompareAndSwap => (true, None, [first, None, None]),
+        ReadModifyWrite => (true, None, [second, None, None]),
+    };
+    Some(Insn::Atomic {
+        rn,
+        size,
+        store,
+        rt,
+        writes,
+    })
+}
+
+/// The general registers an instruction not otherwise understood writes: its first
+/// operand (both of a load pair's or a `CASP` pair's), except where that is only read
+/// (stores, compare and branch, conditional compare), and the base register of a
+/// writeback address. As on x86-64, the first operand is the destination.
+fn writes(i: &Instruction) -> Writes {
+    let ops = &i.operands;
+    #[rustfmt::skip]
+    let (first, second) = match i.opcode {
+        Opcode::STR | Opcode::STRB | Opcode::STRH | Opcode::STRW | Opcode::STUR
+        | Opcode::STURB | Opcode::STURH | Opcode::STTR | Opcode::STTRB | Opcode::STTRH
+        | Opcode::STP | Opcode::STNP | Opcode::STLUR | Opcode::STLURB | Opcode::STLURH
+        | Opcode::CBZ | Opcode::CBNZ | Opcode::TBZ | Opcode::TBNZ | Opcode::CCMP
+        | Opcode::CCMN | Opcode::SYS(_) => (None, None),
+        Opcode::LDP | Opcode::LDPSW | Opcode::LDNP => (gpr(&ops[0]), gpr(&ops[1])),
+        _ => match ops[0] {
+            Operand::RegisterPair(_, r) => (
+                u8::try_from(r).ok(),
+                r.checked_add(1).and_then(|r| u8::try_from(r).ok()),
+            ),
+            _ => (gpr(&ops[0]), None),
+        },
+    };
+    let base = ops.iter().find_map(|o| match *o {
+        Operand::RegPreIndex(rn, _, true)
+        | Operand::RegPostIndex(rn, _)
+        | Operand::RegPostIndexReg(rn, _) => u8::try_from(rn).ok(),
+        _ => None,
+    });
+    [first, second, base]
 }
 
 #[cfg(test)]
@@ -516,5 +718,176 @@ mod tests {
                 rt: None
             }
         })));
+    }
+
+    #[test]
+    fn cas_and_lse_atomics_are_read_modify_writes() {
+        // 1.27.3 internal/runtime/exithook.Run: ADRP 2646016(PC), R2; ADD $3740, R2, R2;
+        // MOVW ZR, R27; CASALW R27, (R2), R1 (GNU objdump: casal w27, w1, [x2]; go tool
+        // objdump prints "?"). CAS writes the old value into the compare register, R27.
+        let ev = events(
+            &words(&[0xd0001422, 0x913a7042, 0x2a1f03fb, 0x88fbfc41]),
+            0x21850,
+        );
+        let target = (0x21850 & !0xfff) + 2646016 + 3740;
+        assert_eq!(
+            ev[2..],
+            [
+                Event::Access(Access {
+                    pc: 0x2185c,
+                    target,
+                    kind: Kind::Atomic {
+                        size: 4,
+                        store: true,
+                        rt: None
+                    }
+                }),
+                Event::Clobber {
+                    pc: 0x2185c,
+                    rd: 27
+                },
+            ]
+        );
+        // (*mspan).setUserArenaChunkToFault: ADRP 2646016(PC), R4; ADD $3064, R4, R4;
+        // LDADDALD R2, (R4), R5 (ldaddal x2, x5, [x4]): the old value lands in R5.
+        let ev = events(&words(&[0xd0001424, 0x912fe084, 0xf8e20085]), 0x22980);
+        let target = (0x22980 & !0xfff) + 2646016 + 3064;
+        assert_eq!(
+            ev[1..],
+            [
+                Event::Access(Access {
+                    pc: 0x22988,
+                    target,
+                    kind: Kind::Atomic {
+                        size: 8,
+                        store: true,
+                        rt: None
+                    }
+                }),
+                Event::Clobber { pc: 0x22988, rd: 5 },
+            ]
+        );
+    }
+
+    #[test]
+    fn exclusive_loop_across_a_conditional_branch() {
+        // 1.27.3 runtime.traceReader: ADRP 2150400(PC), R1; ADD $1224, R1, R1;
+        // LDAXR (R1), R27; CMP R0, R27; BNE 3(PC); STLXR ZR, (R1), R27; CBNZ R27, -4(PC).
+        // The branches read registers and fall through: R1 is still the address.
+        let code = words(&[
+            0xb0001061, 0x91132021, 0xc85ffc3b, 0xeb00037f, 0x54000061, 0xc81bfc3f, 0xb5ffff9b,
+        ]);
+        let ev = events(&code, 0x76c54);
+        let target = (0x76c54 & !0xfff) + 2150400 + 1224;
+        let atomics: Vec<Kind> = ev
+            .iter()
+            .filter_map(|e| match e {
+                Event::Access(a) if a.target == target => Some(a.kind),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            atomics,
+            [
+                Kind::AddrOf { rd: 1 },
+                Kind::Atomic {
+                    size: 8,
+                    store: false,
+                    rt: Some(27)
+                },
+                Kind::Atomic {
+                    size: 8,
+                    store: true,
+                    rt: None
+                },
+            ]
+        );
+        // LDAXR fills R27, STLXR writes its status there; the branches write nothing.
+        let clobbers: Vec<u64> = ev
+            .iter()
+            .filter_map(|e| match e {
+                Event::Clobber { pc, rd: 27 } => Some(*pc),
+                Event::Clobber { pc, rd } if *rd != 31 => panic!("{pc:#x} clobbers R{rd}"),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(clobbers, [0x76c5c, 0x76c68]);
+    }
+
+    #[test]
+    fn writeback_forgets_the_base() {
+        // 1.27.3 gcMarkTermination: ADRP 2576384(PC), R0; ADD $2848, R0, R0; MOVD $42, R1;
+        // STP.P (ZR, ZR), 16(R0) x4; SUB $1, R1, R1; CBNZ R1, -5(PC); STP (ZR, ZR), (R0).
+        // After the post-indexed stores R0 is no longer the global's address.
+        let code = words(&[
+            0xb00013a0, 0x912c8000, 0xd2800541, 0xa8817c1f, 0xa8817c1f, 0xa8817c1f, 0xa8817c1f,
+            0xd1000421, 0xb5ffff61, 0xa9007c1f,
+        ]);
+        let ev = events(&code, 0x36ce4);
+        let accesses: Vec<&Event> = ev
+            .iter()
+            .filter(|e| matches!(e, Event::Access(_)))
+            .collect();
+        assert_eq!(
+            accesses,
+            [&Event::Access(Access {
+                pc: 0x36ce8,
+                target: (0x36ce4 & !0xfff) + 2576384 + 2848,
+                kind: Kind::AddrOf { rd: 0 }
+            })]
+        );
+        assert!(ev.contains(&Event::Clobber { pc: 0x36cf0, rd: 0 }));
+    }
+
+    #[test]
+    fn compare_branches_keep_and_returns_forget() {
+        // 1.19.8 encoding/json.mapEncoder.encode: ADRP 385024(PC), R1; ADD $1784, R1, R1;
+        // MOVD 184(RSP), R2; STP (ZR, ZR), 216(RSP); CBZ R1, 2(PC); MOVD 8(R1), R1.
+        let code = words(&[
+            0xd00002e1, 0x911be021, 0xf9405fe2, 0xa90dffff, 0xb4000041, 0xf9400421,
+        ]);
+        let ev = events(&code, 0xa7efc);
+        assert!(ev.contains(&Event::Access(Access {
+            pc: 0xa7f10,
+            target: (0xa7efc & !0xfff) + 385024 + 1784 + 8,
+            kind: Kind::Load {
+                size: 8,
+                rt: 1,
+                fp: false
+            }
+        })));
+        // 1.27.3 runtime.mapaccess2: ADRP 2699264(PC), R0; ADD $2304, R0, R0; MOVD ZR, R1;
+        // MOVD -8(RSP), R29; MOVD.P 112(RSP), R30; RET; MOVWU 128(R0), R3. The load after
+        // the RET is reached from elsewhere: R0 is not that address there.
+        let code = words(&[
+            0xf0001480, 0x91240000, 0xaa1f03e1, 0xf85f83fd, 0xf84707fe, 0xd65f03c0, 0xb9408003,
+        ]);
+        let ev = events(&code, 0x16454);
+        assert!(ev.contains(&Event::Jump { pc: 0x16468 }));
+        assert!(!ev
+            .iter()
+            .any(|e| matches!(e, Event::Access(a) if a.pc == 0x1646c)));
+    }
+
+    #[test]
+    fn indirect_calls_and_undecodable_words_forget_all() {
+        // ADRP R27; BLR R1; MOVD 3600(R27), R1: the call forgets R27.
+        let ev = events(&words(&[0xd0000abb, 0xd63f0020, 0xf9470b61]), 0x1000);
+        assert_eq!(
+            ev,
+            [
+                Event::Call {
+                    pc: 0x1004,
+                    target: 0
+                },
+                Event::Clobber { pc: 0x1008, rd: 1 },
+            ]
+        );
+        // A literal-pool word (after 1.19.8 (*mheap).sysAlloc's last branch) and an SVE
+        // word, neither decoded: nothing is believed after them.
+        for data in [0x0001_0190, 0x0400_0028] {
+            let ev = events(&words(&[0xd0000abb, data, 0xf9470b61]), 0x1000);
+            assert_eq!(ev, [Event::Clobber { pc: 0x1008, rd: 1 }], "{data:#x}");
+        }
     }
 }

@@ -1,47 +1,42 @@
 //! The arm64 (A64) register-relative forms the default probe plan reads from code
 //! (`probes/code.rs`), beside [`super::arm64`]'s absolute-address tracking: a load, a store
 //! and an add with an immediate offset off a register, and the one-byte global stored
-//! right after a call.
+//! right after a call. Each takes the instruction word and matches what `yaxpeax-arm`
+//! decodes it to, so the callers keep walking plain words.
+
+use yaxpeax_arm::armv8::a64::{Opcode, Operand, SizeCode};
 
 use super::arm64::{self, Access, Event, Kind};
+
+/// `opcode Xt, [Xn, #off]` with an unsigned immediate offset (the decoder's `[Xn, #off]`
+/// without writeback; the unscaled and pre/post-indexed forms are other opcodes or
+/// operands): `(rt, rn, off)`.
+fn x_unsigned_offset(w: u32, opcode: Opcode) -> Option<(u8, u8, u64)> {
+    let i = arm64::decode(w).filter(|i| i.opcode == opcode)?;
+    let Operand::Register(SizeCode::X, rt) = i.operands[0] else {
+        return None;
+    };
+    let (rn, off) = arm64::base_offset(&i.operands[1])?;
+    Some((u8::try_from(rt).ok()?, rn, u64::try_from(off).ok()?))
+}
 
 /// `LDR Xt, [Xn, #off]` (64-bit load, unsigned immediate offset; Go's `MOVD off(Rn), Rt`):
 /// `(rt, rn, off)`. For the register-relative fields the probe plan reads from code, such
 /// as `g.m` off R28 (the g register); [`arm64::events`] tracks only absolute addresses.
 pub(crate) fn ldr_x_imm(w: u32) -> Option<(u8, u8, u64)> {
-    (w & 0xFFC0_0000 == 0xF940_0000).then(|| {
-        (
-            (w & 31) as u8,
-            ((w >> 5) & 31) as u8,
-            u64::from((w >> 10) & 0xFFF) * 8,
-        )
-    })
+    x_unsigned_offset(w, Opcode::LDR)
 }
 
 /// `STR Xt, [Xn, #off]` (64-bit store, unsigned immediate offset; `MOVD Rt, off(Rn)`):
 /// `(rt, rn, off)`.
 pub(crate) fn str_x_imm(w: u32) -> Option<(u8, u8, u64)> {
-    (w & 0xFFC0_0000 == 0xF900_0000).then(|| {
-        (
-            (w & 31) as u8,
-            ((w >> 5) & 31) as u8,
-            u64::from((w >> 10) & 0xFFF) * 8,
-        )
-    })
+    x_unsigned_offset(w, Opcode::STR)
 }
 
 /// `ADD Xd, Xn, #imm` (64-bit, immediate, optionally shifted by 12; `ADD $imm, Rn, Rd`):
 /// `(rd, rn, imm)`.
 pub(crate) fn add_x_imm(w: u32) -> Option<(u8, u8, u64)> {
-    (w & 0xFF80_0000 == 0x9100_0000).then(|| {
-        let imm12 = u64::from((w >> 10) & 0xFFF);
-        let imm = if (w >> 22) & 1 == 1 {
-            imm12 << 12
-        } else {
-            imm12
-        };
-        ((w & 31) as u8, ((w >> 5) & 31) as u8, imm)
-    })
+    arm64::add_x_imm(&arm64::decode(w)?)
 }
 
 /// The absolute address of the first global `code` stores after its `BL callee`, when that
@@ -102,5 +97,17 @@ mod tests {
             byte_global_stored_after_call(&code, 0x8509c, callee + 4),
             None
         );
+    }
+
+    #[test]
+    fn writeback_and_unscaled_forms_are_not_immediate_offsets() {
+        // Go 1.27.3 arm64 epilogue and prologue: MOVD -8(RSP), R29 (LDUR);
+        // MOVD.P 112(RSP), R30 (post-index); MOVD.W R30, -32(RSP) (pre-index).
+        assert_eq!(ldr_x_imm(0xf85f83fd), None);
+        assert_eq!(ldr_x_imm(0xf84707fe), None);
+        assert_eq!(str_x_imm(0xf81e0ffe), None);
+        // 32-bit forms are not the 64-bit ones: MOVWU 128(R0), R3; ADD $1, R0, R0 (W).
+        assert_eq!(ldr_x_imm(0xb9408003), None);
+        assert_eq!(add_x_imm(0x11000400), None);
     }
 }

@@ -7,8 +7,9 @@
 //! any byte sequence we cannot decode is an error, never skipped.
 
 use iced_x86::{Instruction, Mnemonic};
+use yaxpeax_arm::armv8::a64::Opcode;
 
-use super::x86;
+use super::{arm64, x86};
 use super::{Arch, Function};
 
 /// `bytes` are exactly the function's bytes, starting at `f.address`.
@@ -34,10 +35,9 @@ fn x86_64(bytes: &[u8], f: &Function) -> Result<Vec<u64>, String> {
         .collect())
 }
 
-/// RET {Xn}: `1101011 0 0 10 11111 000000 Rn 00000`, any return register.
-const ARM64_RET_MASK: u32 = 0xffff_fc1f;
-const ARM64_RET: u32 = 0xd65f_0000;
-
+/// `RET {Xn}`, any return register. A64 instructions are 4-byte words, so every word is
+/// a boundary: one that does not decode (a literal pool's data) is no return, and is
+/// skipped rather than an error.
 fn aarch64(bytes: &[u8], f: &Function) -> Result<Vec<u64>, String> {
     if !f.address.is_multiple_of(4) || !bytes.len().is_multiple_of(4) {
         return Err(format!(
@@ -47,15 +47,10 @@ fn aarch64(bytes: &[u8], f: &Function) -> Result<Vec<u64>, String> {
             bytes.len()
         ));
     }
-    let mut sites = Vec::new();
-    for (i, word) in bytes.chunks_exact(4).enumerate() {
-        let word = u32::from_le_bytes([word[0], word[1], word[2], word[3]]);
-        if word & ARM64_RET_MASK == ARM64_RET {
-            // i < bytes.len() / 4, which fits in u64.
-            sites.push(f.address + 4 * i as u64);
-        }
-    }
-    Ok(sites)
+    Ok(arm64::words(bytes, f.address)
+        .filter(|(_, w)| arm64::decode(*w).is_some_and(|i| i.opcode == Opcode::RET))
+        .map(|(pc, _)| pc)
+        .collect())
 }
 
 #[cfg(test)]
@@ -94,5 +89,23 @@ mod tests {
         let sites = aarch64(&code, &func(0x4000, code.len())).unwrap();
         assert_eq!(sites, vec![0x4004, 0x4008]);
         assert!(aarch64(&code[..6], &func(0x4000, 6)).is_err());
+    }
+
+    #[test]
+    fn arm64_data_words_are_skipped() {
+        // A literal pool after the last branch (1.19.8 (*mheap).sysAlloc), then RET.
+        // RETAA (pointer authentication, never emitted by Go) is not counted.
+        let mut code = Vec::new();
+        for w in [
+            0x14000000u32,
+            0x00010190,
+            0xbea71700,
+            0xd65f0bff,
+            0xd65f03c0,
+        ] {
+            code.extend_from_slice(&w.to_le_bytes());
+        }
+        let sites = aarch64(&code, &func(0x4000, code.len())).unwrap();
+        assert_eq!(sites, vec![0x4010]);
     }
 }
