@@ -115,7 +115,7 @@ fn dist() -> Result<()> {
     let dist = env::target_dir().join("dist");
     std::fs::create_dir_all(&dist).with_context(|| format!("creating {}", dist.display()))?;
     for target in [cross::Target::X86_64, cross::Target::Aarch64] {
-        let bin = cross::build_static(target)?;
+        let bin = cross::build_static(target, cross::Profile::Release)?;
         let dest = dist.join(target.dist_name());
         std::fs::copy(&bin, &dest)
             .with_context(|| format!("copying {} to {}", bin.display(), dest.display()))?;
@@ -142,7 +142,7 @@ fn demo(tracer_args: &[String], demo_args: &[String]) -> Result<()> {
     use std::os::unix::process::CommandExt;
 
     setup::install(setup::Scope::Demo)?;
-    run(env::cargo().args(["build", "--profile", "demo", "-p", "tracer"]))?;
+    run(env::cargo().args(["build", "--profile", "quick", "-p", "tracer"]))?;
     let go = env::newest_go()?;
     let out_dir = env::target_dir().join("workloads");
     std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;

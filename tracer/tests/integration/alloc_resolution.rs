@@ -206,6 +206,7 @@ fn builds() -> &'static [Build] {
         let src = gobuild::source(&dir, PROGRAM, "alloctest");
         let have_cc = gobuild::have_cc();
         let mut out = Vec::new();
+        let mut planned = Vec::new();
         for tc in toolchains() {
             let targets = Flavor::ALL
                 .into_iter()
@@ -216,7 +217,12 @@ fn builds() -> &'static [Build] {
                     continue;
                 }
                 let path = dir.join(format!("alloc-{}-{goarch}-{flavor:?}", tc.version));
-                gobuild::build(&tc.go, &dir, &src, goarch, flavor, &path);
+                planned.push(gobuild::Planned {
+                    go: tc.go.clone(),
+                    goarch,
+                    flavor,
+                    out: path.clone(),
+                });
                 out.push(Build {
                     version: tc.version.clone(),
                     goarch,
@@ -225,6 +231,7 @@ fn builds() -> &'static [Build] {
                 });
             }
         }
+        gobuild::build_all(&dir, &src, &planned);
         out
     })
 }

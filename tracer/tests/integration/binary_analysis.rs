@@ -52,6 +52,7 @@ fn fixtures() -> &'static Fixtures {
         let toolchains = gobuild::matrix(&dir);
         let have_cc = gobuild::have_cc();
         let mut builds = Vec::new();
+        let mut planned = Vec::new();
         for (ti, tc) in toolchains.iter().enumerate() {
             for goarch in ["amd64", "arm64"] {
                 for variant in [
@@ -65,7 +66,12 @@ fn fixtures() -> &'static Fixtures {
                         continue;
                     }
                     let path = dir.join(format!("hello-{}-{goarch}-{variant:?}", tc.version));
-                    gobuild::build(&tc.go, &dir, &src, goarch, variant, &path);
+                    planned.push(gobuild::Planned {
+                        go: tc.go.clone(),
+                        goarch,
+                        flavor: variant,
+                        out: path.clone(),
+                    });
                     builds.push(Build {
                         toolchain: ti,
                         goarch,
@@ -75,6 +81,7 @@ fn fixtures() -> &'static Fixtures {
                 }
             }
         }
+        gobuild::build_all(&dir, &src, &planned);
         Fixtures { toolchains, builds }
     })
 }

@@ -150,7 +150,9 @@ fn cgroup_labels_and_ended_series() {
     let svc_cg = cgroups.make(&mount, &svc_rel);
 
     let mut pod = in_cgroup(gcload, &pod_cg, dir, "pod", "-forever");
-    let mut svc = in_cgroup(gcload, &svc_cg, dir, "svc", "-duration 4s");
+    // Both run until told to end: a service that ended on a timer could end before a
+    // loaded host had attached to it.
+    let mut svc = in_cgroup(gcload, &svc_cg, dir, "svc", "-forever");
     // Both are in their cgroups (the shell moved itself) and exec'd into gcload.
     let exec_done = wait_for(Duration::from_secs(10), || {
         let ok = [pod.pid(), svc.pid()]
@@ -229,6 +231,7 @@ fn cgroup_labels_and_ended_series() {
 
     // The service ends; the tracer says so; its series go within two scrapes of that,
     // the pod's stay.
+    svc.signal(libc::SIGTERM);
     let status = svc.wait_timeout(Duration::from_secs(60));
     assert!(
         status.is_some_and(|s| s.success()),

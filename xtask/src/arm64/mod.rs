@@ -19,7 +19,7 @@ use std::process::Stdio;
 
 use anyhow::{bail, Context, Result};
 
-use crate::cross::{self, Target};
+use crate::cross::{self, Profile, Target};
 use crate::env::{self, run};
 use crate::skipped::SkippedLog;
 
@@ -39,7 +39,9 @@ pub fn test_arm64() -> Result<()> {
         bail!("test-arm64 must run as root (it installs packages on first use)");
     }
     assets::ensure()?;
-    let tracer = cross::build_static(Target::Aarch64)?;
+    // The quick profile: the guest runs this build once, and the release build of
+    // `dist` is the same code at a higher optimisation level.
+    let tracer = cross::build_static(Target::Aarch64, Profile::Quick)?;
     let work = work_dir();
     fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
     let workloads = build_workloads(&work.join("w"))?;

@@ -202,6 +202,53 @@ pub fn source(work: &Path, program: &str, module: &str) -> (PathBuf, SystemTime)
     (src, mtime)
 }
 
+/// One build of [`build_all`]: the program with `go` for `goarch` as `flavor` into `out`.
+pub struct Planned {
+    pub go: PathBuf,
+    pub goarch: &'static str,
+    pub flavor: Flavor,
+    pub out: PathBuf,
+}
+
+/// How many toolchains [`build_all`] builds with at once. One `go build` of a cold cache
+/// keeps about one core busy (the runtime package compiles alone); two keep both of a
+/// CI machine's.
+const PARALLEL_TOOLCHAINS: usize = 2;
+
+/// [`build`] for each of `builds`, the toolchains' builds side by side (each
+/// toolchain's in order, so no two compile the same standard library at once).
+pub fn build_all(work: &Path, src: &(PathBuf, SystemTime), builds: &[Planned]) {
+    let mut by_toolchain: Vec<Vec<&Planned>> = Vec::new();
+    for b in builds {
+        match by_toolchain.iter_mut().find(|g| g[0].go == b.go) {
+            Some(group) => group.push(b),
+            None => by_toolchain.push(vec![b]),
+        }
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..PARALLEL_TOOLCHAINS)
+            .map(|_| {
+                scope.spawn(|| loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(group) = by_toolchain.get(i) else {
+                        break;
+                    };
+                    for b in group {
+                        build(&b.go, work, src, b.goarch, b.flavor, &b.out);
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            // A failed build panicked its worker: fail the caller with its message.
+            if let Err(panic) = w.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+    });
+}
+
 /// Build the program in `src` with `go` for `goarch` as `flavor` into `out`, unless `out`
 /// is newer than `src_mtime`.
 pub fn build(
