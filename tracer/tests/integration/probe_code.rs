@@ -12,13 +12,10 @@ use harness::Toolchain;
 use tracer::binary::GoBinary;
 use tracer::probes::code;
 
+/// `go build` of gcload for `goarch` into `out`, with the tests' shared Go cache (whose
+/// standard library the other tests have compiled already).
 fn build(go: &Path, goarch: &str, out: &Path) {
-    let cache = harness::target_dir().join("gcload-cache");
-    let status = Command::new(go)
-        .env("GOTOOLCHAIN", "local")
-        .env("GOCACHE", cache.join("gocache"))
-        .env("GOPATH", cache.join("gopath"))
-        .env("CGO_ENABLED", "0")
+    let status = harness::go_command(go)
         .env("GOARCH", goarch)
         .arg("build")
         .arg("-o")

@@ -117,6 +117,12 @@ fn build_workloads(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
         );
         let bin = dir.join(&name);
         let mut cmd = env::go_command(&go.go);
+        // The integration tests' Go cache (tracer/tests/integration/harness/workloads.rs),
+        // where their static analysis of arm64 builds compiled this standard library.
+        cmd.env(
+            "GOCACHE",
+            env::target_dir().join("go-cache").join("gocache"),
+        );
         cmd.env("GOARCH", "arm64").arg("build");
         if stripped {
             cmd.arg("-ldflags=-s -w");
