@@ -195,9 +195,9 @@ pub fn tracer_binary() -> PathBuf {
     target_dir().join("release").join("gctrace-bpf")
 }
 
-/// The tracer `cargo xtask demo` builds and runs (the `quick` profile of Cargo.toml).
+/// The tracer `cargo xtask demo` builds and runs (the `demo` profile of Cargo.toml).
 pub fn demo_tracer_binary() -> PathBuf {
-    target_dir().join("quick").join("gctrace-bpf")
+    target_dir().join("demo").join("gctrace-bpf")
 }
 
 /// The cargo that runs us (so rustup's toolchain choice carries over).

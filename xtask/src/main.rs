@@ -142,7 +142,7 @@ fn demo(tracer_args: &[String], demo_args: &[String]) -> Result<()> {
     use std::os::unix::process::CommandExt;
 
     setup::install(setup::Scope::Demo)?;
-    run(env::cargo().args(["build", "--profile", "quick", "-p", "tracer"]))?;
+    run(env::cargo().args(["build", "--profile", "demo", "-p", "tracer"]))?;
     let go = env::newest_go()?;
     let out_dir = env::target_dir().join("workloads");
     std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;

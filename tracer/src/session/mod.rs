@@ -47,7 +47,7 @@ use crate::{
 use discovery::Discovery;
 pub use discovery::{Discover, Matcher};
 use launch::Launched;
-use run_loop::event_loop;
+use run_loop::{event_loop, RunInputs};
 use traced::{Ended, Prepared};
 
 /// What to trace.
@@ -133,15 +133,15 @@ pub fn run(opts: TraceOptions) -> Result<i32> {
         .context("cannot start the event loop")?;
     let child = launched.as_ref().map(|c| ChildExit::watch(c.pid));
     let local = tokio::task::LocalSet::new();
-    let stop = runtime.block_on(local.run_until(event_loop(
+    let inputs = RunInputs {
         prepared,
         not_traced,
-        opts.clone(),
-        child.as_ref().map(|c| c.exit.clone()),
+        launched: child.as_ref().map(|c| c.exit.clone()),
         exe_watch,
         exporter,
-        otlp.clone(),
-    )));
+        otlp: otlp.clone(),
+    };
+    let stop = runtime.block_on(local.run_until(event_loop(inputs, opts.clone())));
     // What the run produced is sent even when it ended in an error.
     if let Some(o) = &otlp {
         let stats = o.finish();

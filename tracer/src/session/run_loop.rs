@@ -66,21 +66,25 @@ fn outcome(joined: Result<Result<Ended>, JoinError>) -> Result<Ended> {
         .and_then(|r| r)
 }
 
+/// What the run's loop starts from: the targets prepared before it (attached, or found
+/// unfit) and the exporters started before them.
+pub(super) struct RunInputs {
+    pub prepared: Vec<Prepared>,
+    /// Targets that could not be traced (several only: with one, that is the run's error).
+    pub not_traced: Vec<String>,
+    /// The launched command's exit, when the run started one.
+    pub launched: Option<ExitWatch>,
+    /// `--exe`/`--all`: what finds processes from now on, and `--max-processes`.
+    pub exe_watch: Option<(Discovery, usize)>,
+    pub exporter: Option<Exporter>,
+    pub otlp: Option<crate::output::otlp::Exporter>,
+}
+
 /// The run: one loop per target on this thread, and this one for what concerns them
 /// all (signals, `--duration`, the TUI, new processes of `--exe`), until the run ends;
 /// then every target's loop ends too, each writing its own summary.
-pub(super) async fn event_loop(
-    prepared: Vec<Prepared>,
-    not_traced: Vec<String>,
-    opts: TraceOptions,
-    launched: Option<ExitWatch>,
-    exe_watch: Option<(Discovery, usize)>,
-    exporter: Option<Exporter>,
-    otlp: Option<crate::output::otlp::Exporter>,
-) -> Result<Stop> {
-    let mut run = RunLoop::start(
-        prepared, not_traced, opts, launched, exe_watch, exporter, otlp,
-    )?;
+pub(super) async fn event_loop(inputs: RunInputs, opts: TraceOptions) -> Result<Stop> {
+    let mut run = RunLoop::start(inputs, opts)?;
     let stop = run.until_stop().await?;
     run.finish(stop).await
 }
@@ -119,15 +123,15 @@ struct RunLoop {
 impl RunLoop {
     /// Take the terminal (TUI) or open the output, start a loop for every target
     /// prepared, start watching for `--exe`/`--all`, then catch Ctrl-C and SIGTERM.
-    fn start(
-        prepared: Vec<Prepared>,
-        not_traced: Vec<String>,
-        opts: TraceOptions,
-        launched: Option<ExitWatch>,
-        exe_watch: Option<(Discovery, usize)>,
-        exporter: Option<Exporter>,
-        otlp: Option<crate::output::otlp::Exporter>,
-    ) -> Result<RunLoop> {
+    fn start(inputs: RunInputs, opts: TraceOptions) -> Result<RunLoop> {
+        let RunInputs {
+            prepared,
+            not_traced,
+            launched,
+            exe_watch,
+            exporter,
+            otlp,
+        } = inputs;
         let several = matches!(opts.target, Target::Processes { .. });
         let opts = Arc::new(opts);
         // The TUI takes the terminal from here on; the pipelines' records go to it.
