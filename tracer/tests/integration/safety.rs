@@ -53,14 +53,16 @@ fn finish_workload(mut w: ChildGuard) {
     );
 }
 
+/// Twenty, not more: what could harm the target (a probe left behind, a word written)
+/// would show from the first detach on, and each attach costs the CI budget ~1.8 s.
 #[test]
-fn attach_and_detach_fifty_times_leaves_the_target_unharmed() {
+fn attach_and_detach_twenty_times_leaves_the_target_unharmed() {
     let Some((_exclusive, dir)) = exclusive_tempdir() else {
         return;
     };
     let mut w = start_workload(dir.path());
     let pid = w.pid().to_string();
-    for i in 0..50 {
+    for i in 0..20 {
         let out = json_tracer(&dir.path().join("t.json"))
             .args(["--pid", &pid, "--duration", "0.05"])
             .run_quick();

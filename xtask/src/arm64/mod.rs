@@ -39,9 +39,9 @@ pub fn test_arm64() -> Result<()> {
         bail!("test-arm64 must run as root (it installs packages on first use)");
     }
     assets::ensure()?;
-    // The quick profile: the guest runs this build once, and the release build of
+    // The demo's profile: the guest runs this build once, and the release build of
     // `dist` is the same code at a higher optimisation level.
-    let tracer = cross::build_static(Target::Aarch64, Profile::Quick)?;
+    let tracer = cross::build_static(Target::Aarch64, Profile::Demo)?;
     let work = work_dir();
     fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
     let workloads = build_workloads(&work.join("w"))?;
