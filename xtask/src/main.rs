@@ -9,6 +9,7 @@ mod fuzz;
 mod go_versions;
 mod offsets;
 mod offsets_loo;
+mod phase_log;
 mod phases;
 mod setup;
 mod skipped;

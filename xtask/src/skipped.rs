@@ -3,21 +3,17 @@
 //! toolchain or kernel feature); `cargo xtask test` hands each test phase a fresh file and
 //! fails the run when any line appears, so a green run means every test ran.
 
-use std::fs;
-use std::path::PathBuf;
 use std::process::Command;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
-use crate::env;
+use crate::phase_log::PhaseLog;
 
 /// The variable the test harness reads the log's path from.
 pub const ENV: &str = "GCTRACE_SKIPPED_LOG";
 
 /// One phase's log of skipped tests.
-pub struct SkippedLog {
-    path: PathBuf,
-}
+pub struct SkippedLog(PhaseLog);
 
 /// A test that could not run, and why.
 #[derive(Debug, PartialEq, Eq)]
@@ -29,23 +25,17 @@ pub struct Skipped {
 impl SkippedLog {
     /// An empty log at `target/skipped-tests/PHASE.log`, replacing an earlier run's.
     pub fn fresh(phase: &str) -> Result<Self> {
-        let dir = env::target_dir().join("skipped-tests");
-        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let path = dir.join(format!("{phase}.log"));
-        fs::write(&path, "").with_context(|| format!("creating {}", path.display()))?;
-        Ok(Self { path })
+        PhaseLog::fresh("skipped-tests", phase, ENV).map(Self)
     }
 
     /// Points `cmd`'s tests at this log.
     pub fn pass_to<'a>(&self, cmd: &'a mut Command) -> &'a mut Command {
-        cmd.env(ENV, &self.path)
+        self.0.pass_to(cmd)
     }
 
     /// Prints the tests the log names and fails if there are any.
     pub fn check(&self) -> Result<()> {
-        let text = fs::read_to_string(&self.path)
-            .with_context(|| format!("reading {}", self.path.display()))?;
-        let skipped = parse(&text);
+        let skipped = parse(&self.0.read()?);
         if skipped.is_empty() {
             println!("skipped tests: none");
             return Ok(());
@@ -58,7 +48,7 @@ impl SkippedLog {
             "{} test(s) could not run (listed above; {}): install what they need \
              (`cargo xtask setup`) and rerun",
             skipped.len(),
-            self.path.display()
+            self.0.path().display()
         )
     }
 }

@@ -4,13 +4,11 @@
 //! slowest after the phase, so that the test to narrow when CI nears its budget is named
 //! by the run itself.
 
-use std::fs;
-use std::path::PathBuf;
 use std::process::Command;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
-use crate::env;
+use crate::phase_log::PhaseLog;
 
 /// The variable the test harness reads the log's path from.
 const ENV: &str = "GCTRACE_TEST_TIMES_LOG";
@@ -19,31 +17,25 @@ const ENV: &str = "GCTRACE_TEST_TIMES_LOG";
 const SHOWN: usize = 15;
 
 /// One phase's log of live-test times.
-pub struct TimesLog {
-    path: PathBuf,
-}
+pub struct TimesLog(PhaseLog);
 
 impl TimesLog {
     /// An empty log at `target/test-times/PHASE.log`, replacing an earlier run's.
     pub fn fresh(phase: &str) -> Result<Self> {
-        let dir = env::target_dir().join("test-times");
-        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let path = dir.join(format!("{phase}.log"));
-        fs::write(&path, "").with_context(|| format!("creating {}", path.display()))?;
-        Ok(Self { path })
+        PhaseLog::fresh("test-times", phase, ENV).map(Self)
     }
 
     /// Points `cmd`'s tests at this log.
     pub fn pass_to<'a>(&self, cmd: &'a mut Command) -> &'a mut Command {
-        cmd.env(ENV, &self.path)
+        self.0.pass_to(cmd)
     }
 
     /// Prints the slowest tests and the sum of all; a log that cannot be read is said,
     /// not fatal (the times inform, the tests judge).
     pub fn report(&self) {
-        match fs::read_to_string(&self.path) {
+        match self.0.read() {
             Ok(text) => print!("{}", summary(&parse(&text))),
-            Err(e) => println!("test times: unreadable {}: {e}", self.path.display()),
+            Err(e) => println!("test times: {e:#}"),
         }
     }
 }
