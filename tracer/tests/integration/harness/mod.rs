@@ -86,28 +86,30 @@ const NOT_REQUESTED: &str = "set GCTRACE_INTEGRATION=1 (cargo xtask test does)";
 /// early reports as passed, so without it a missing toolchain or tool would pass
 /// unseen; `cargo xtask test` sets the variable and fails when the file is not empty.
 pub fn skip(reason: &str) {
-    use std::io::Write as _;
     println!("skipped: {reason}");
-    let Some(log) = std::env::var_os("GCTRACE_SKIPPED_LOG").filter(|p| !p.is_empty()) else {
-        return;
-    };
     // libtest runs each test on a thread named after it.
     let thread = thread::current();
     let test = thread.name().unwrap_or("(unnamed test)");
     let line = format!("{test}\t{}\n", reason.replace(['\t', '\n'], " "));
-    // One write of a short line to a file opened for appending: concurrent writers
-    // (the tests run in parallel) cannot interleave within it.
-    let written = fs::OpenOptions::new()
+    if let Err(e) = append_to_log("GCTRACE_SKIPPED_LOG", &line) {
+        panic!("appending to GCTRACE_SKIPPED_LOG: {e}");
+    }
+}
+
+/// Appends `line` to the file the variable `var` names, if it names one. One write of a
+/// short line to a file opened for appending: concurrent writers (the tests run in
+/// parallel) cannot interleave within it.
+fn append_to_log(var: &str, line: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let Some(log) = std::env::var_os(var).filter(|p| !p.is_empty()) else {
+        return Ok(());
+    };
+    fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(&log)
-        .and_then(|mut f| f.write_all(line.as_bytes()));
-    if let Err(e) = written {
-        panic!(
-            "appending to GCTRACE_SKIPPED_LOG {}: {e}",
-            Path::new(&log).display()
-        );
-    }
+        .open(Path::new(&log))
+        .and_then(|mut f| f.write_all(line.as_bytes()))
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", Path::new(&log).display())))
 }
 
 /// False (after [`skip`]) when the integration tests are not requested; panics when
@@ -162,21 +164,13 @@ struct Timing {
 
 impl Drop for Timing {
     fn drop(&mut self) {
-        use std::io::Write as _;
-        let Some(log) = std::env::var_os(TIMES_LOG).filter(|p| !p.is_empty()) else {
-            return;
-        };
         let busy = self.start.elapsed().saturating_sub(self.waited);
         let thread = thread::current();
         let test = thread.name().unwrap_or("(unnamed test)");
         let line = format!("{test}\t{:.1}\n", busy.as_secs_f64());
         // Best effort: a lost line only thins the report (and a panic in a thread-local
         // destructor would abort the whole test binary).
-        let _ = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .and_then(|mut f| f.write_all(line.as_bytes()));
+        let _ = append_to_log(TIMES_LOG, &line);
     }
 }
 
